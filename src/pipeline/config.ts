@@ -1,0 +1,214 @@
+// The run configuration: one zod schema with the paper's defaults, commented where they come from,
+// plus named presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
+// re-run with the same file reproduces (and skips) finished stages.
+import { readFileSync, existsSync } from "node:fs";
+import { z } from "zod";
+
+export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
+
+const DatasetConfig = z.object({
+  // Where interactions come from; "synthetic" needs no files (the demo's seeded catalog).
+  source: z.enum(DATASET_SOURCES).default("synthetic"),
+  // Folder or file of the raw data for the real sources (e.g. ../shared/data/ml-100k).
+  path: z.string().optional(),
+  // Category / file stem inside `path` (e.g. "Electronics" or "ml-100k").
+  category: z.string().optional(),
+  // Domain name shown to the model in prompts ([dataset] placeholder).
+  domain: z.string().default("products"),
+  // Paper: sample 1,500 users after the 5-core filter.
+  users: z.number().int().positive().default(1500),
+  kCore: z.number().int().min(1).default(5),
+  // METHOD §1 choice: the most recent 10 items are shown in prompts.
+  historyLength: z.number().int().positive().default(10),
+  // Paper: ground truth + 5 unobserved items.
+  candidates: z.number().int().min(2).default(6),
+  // Size of the synthetic catalog (only for source "synthetic").
+  syntheticItems: z.number().int().positive().default(200),
+});
+
+const ModelConfig = z.object({
+  // An existing GGUF base model. When absent, a fresh one of `initSize` is created (the demo).
+  path: z.string().optional(),
+  initSize: z.enum(["tiny", "small"]).default("small"),
+  // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
+  pretrainEpochs: z.number().int().min(0).default(0),
+  pretrainLearningRate: z.number().positive().default(1e-3),
+  threads: z.number().int().positive().optional(),
+  gpuLayers: z.number().int().min(0).default(0),
+  contextSize: z.number().int().positive().default(4096),
+});
+
+const TeacherConfig = z.object({
+  // "rule" is the offline rule-based teacher (no network, deterministic); "openai" any
+  // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper).
+  kind: z.enum(["rule", "openai"]).default("rule"),
+  endpoint: z.string().optional(),
+  model: z.string().optional(),
+  apiKeyEnv: z.string().default("OPENAI_API_KEY"),
+  // τ: valid reasoning paths kept per sample; METHOD §2: 3 retries for invalid paths.
+  tau: z.number().int().positive().default(1),
+  maxRetries: z.number().int().min(0).default(3),
+});
+
+const TrainConfig = z.object({
+  // Eq. 2: loss = α·loss_rea + β·loss_rec (paper 0.7 / 0.3).
+  alpha: z.number().min(0).default(0.7),
+  beta: z.number().min(0).default(0.3),
+  // Paper: LoRA rank 8, alpha 32; 5 epochs, batch 32 (micro-batches with accumulation).
+  loraRank: z.number().int().positive().default(8),
+  loraAlpha: z.number().positive().default(32),
+  epochs: z.number().int().positive().default(5),
+  batchSize: z.number().int().positive().default(32),
+  learningRate: z.number().positive().default(2e-4),
+  // Longest sample (prompt + output) in tokens; longer samples are truncated from the history side.
+  maxSampleTokens: z.number().int().positive().default(2048),
+  // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
+  validUsers: z.number().int().min(0).default(200),
+});
+
+const InferConfig = z.object({
+  // Paper: temperature 0.7, up to 1,024 new tokens.
+  temperature: z.number().min(0).default(0.7),
+  maxTokens: z.number().int().positive().default(1024),
+  topP: z.number().gt(0).max(1).default(0.95),
+  topK: z.number().int().min(0).default(40),
+  // Prompts per generate() call.
+  batchSize: z.number().int().positive().default(16),
+  // METHOD §4 choice: PPL conditioned on the prompt; "none" scores the reasoning alone.
+  pplConditioning: z.enum(["prompt", "none"]).default("prompt"),
+  // Extra row: the final answer constrained to the candidate titles by a GBNF grammar.
+  constrained: z.boolean().default(false),
+  // Test users to infer (0 = all test users).
+  users: z.number().int().min(0).default(0),
+});
+
+const EvalConfig = z.object({
+  meteor: z.boolean().default(true),
+  bertscore: z.boolean().default(true),
+  gptscore: z.boolean().default(true),
+});
+
+const AblationConfig = z.object({
+  // Table 4: fine-tune on y_rec only (α = 0).
+  woReason: z.boolean().default(true),
+  // Table 4: the Figure-3 chain at inference.
+  full: z.boolean().default(true),
+  // Table 2: the base model zero-shot.
+  baseZeroShot: z.boolean().default(true),
+  // Figure 6: α/β sweep; each pair trains its own adapter.
+  sweep: z.boolean().default(true),
+  sweepPairs: z.array(z.tuple([z.number().min(0), z.number().min(0)])).default([
+    [0.3, 0.7],
+    [0.5, 0.5],
+    [0.7, 0.3],
+    [0.9, 0.1],
+  ]),
+});
+
+export const RunConfigSchema = z.object({
+  runDir: z.string().default("runs/default"),
+  seed: z.number().int().default(42),
+  dataset: DatasetConfig.prefault({}),
+  model: ModelConfig.prefault({}),
+  teacher: TeacherConfig.prefault({}),
+  train: TrainConfig.prefault({}),
+  infer: InferConfig.prefault({}),
+  eval: EvalConfig.prefault({}),
+  ablations: AblationConfig.prefault({}),
+});
+
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type RunConfigInput = z.input<typeof RunConfigSchema>;
+
+/** Presets: `paper` = all defaults; `demo` fits 2 CPU cores in ≤ 10 minutes; `tiny` is for tests. */
+export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
+  paper: {},
+  demo: {
+    runDir: "runs/demo",
+    dataset: { source: "synthetic", domain: "products", users: 120, syntheticItems: 60, historyLength: 6 },
+    model: { initSize: "small", pretrainEpochs: 2, contextSize: 1024 },
+    teacher: { kind: "rule" },
+    train: { epochs: 2, batchSize: 8, learningRate: 1e-3, maxSampleTokens: 512, validUsers: 24 },
+    infer: { maxTokens: 96, batchSize: 16, users: 48, constrained: true },
+    eval: { bertscore: true, gptscore: true, meteor: true },
+    ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
+  },
+  tiny: {
+    runDir: "runs/tiny",
+    dataset: { source: "synthetic", users: 12, syntheticItems: 24, historyLength: 4 },
+    model: { initSize: "tiny", pretrainEpochs: 1, contextSize: 512 },
+    teacher: { kind: "rule" },
+    train: { epochs: 1, batchSize: 4, learningRate: 1e-3, maxSampleTokens: 384, validUsers: 4 },
+    infer: { maxTokens: 24, batchSize: 8, users: 6, constrained: true },
+    eval: { bertscore: false, gptscore: true, meteor: true },
+    ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
+  },
+};
+
+export type PresetName = keyof typeof PRESETS;
+
+/** Validates a config object, naming every bad field in the error. */
+export function parseRunConfig(input: unknown, origin = "config"): RunConfig {
+  const r = RunConfigSchema.safeParse(input);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
+    throw new Error(`${origin} is not a valid run config:\n${issues}\nFix these fields (see src/pipeline/config.ts for every option and its default).`);
+  }
+  const c = r.data;
+  if (c.dataset.source !== "synthetic" && !c.dataset.path) {
+    throw new Error(`${origin}: dataset.source "${c.dataset.source}" needs dataset.path (the folder with the raw files)`);
+  }
+  if (c.train.alpha + c.train.beta <= 0) throw new Error(`${origin}: train.alpha + train.beta must be > 0`);
+  return c;
+}
+
+/** A preset merged (one level deep) with overrides. */
+export function presetConfig(name: PresetName, overrides: RunConfigInput = {}): RunConfig {
+  const base = PRESETS[name];
+  const merged: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(overrides)) {
+    const prev = merged[k];
+    merged[k] = v && typeof v === "object" && !Array.isArray(v) && prev && typeof prev === "object" ? { ...prev, ...v } : v;
+  }
+  return parseRunConfig(merged, `preset "${name}"`);
+}
+
+/** Reads a JSON config file; `{"preset": "demo", ...}` starts from a preset. */
+export function loadRunConfig(path: string): RunConfig {
+  if (!existsSync(path)) throw new Error(`config file ${path} not found; write one (see src/pipeline/config.ts) or use --preset demo`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (raw && typeof raw === "object" && "preset" in raw) {
+    const { preset, ...rest } = raw as { preset: unknown } & Record<string, unknown>;
+    if (typeof preset !== "string" || !(preset in PRESETS)) {
+      throw new Error(`config file ${path}: unknown preset ${JSON.stringify(preset)}; known: ${Object.keys(PRESETS).join(", ")}`);
+    }
+    return presetConfig(preset as PresetName, rest as RunConfigInput);
+  }
+  return parseRunConfig(raw, `config file ${path}`);
+}
+
+/** Adapter variants the train stage produces: the main one plus ablation / sweep ones. */
+export interface TrainVariant {
+  name: string;
+  alpha: number;
+  beta: number;
+  /** Drop the reasoning from the samples (behavior data only), the `w/o reason` ablation. */
+  withoutReasoning: boolean;
+}
+
+export function trainVariants(c: RunConfig): TrainVariant[] {
+  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false }];
+  if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true });
+  if (c.ablations.sweep) {
+    for (const [a, b] of c.ablations.sweepPairs) {
+      if (a === c.train.alpha && b === c.train.beta) continue; // the main adapter already covers it
+      v.push({ name: `sweep-${a}-${b}`, alpha: a, beta: b, withoutReasoning: false });
+    }
+  }
+  return v;
+}

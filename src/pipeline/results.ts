@@ -1,0 +1,96 @@
+// Shapes of the run's result files (metrics.json, predictions.jsonl, train.jsonl) and the
+// Table-2-style results.md renderer. Shared by the pipeline, the CLI and the report.
+
+export type RowKind = "baseline" | "msr" | "ablation" | "sweep";
+
+/** One row of metrics.json. HitRatio@1 is hits/all (LLaRA's published numbers); hitRatioValid is hits/valid. */
+export interface MetricsRow {
+  name: string;
+  kind: RowKind;
+  users: number;
+  hits: number;
+  valid: number;
+  hitRatio: number;
+  hitRatioValid: number;
+  validRatio: number;
+  /** Longest-match resolution of titles that contain each other. */
+  strictHitRatio?: number;
+  meteor?: number;
+  bertscore?: number;
+  gptscore?: number;
+  alpha?: number;
+  beta?: number;
+  note?: string;
+}
+
+export interface MetricsFile {
+  dataset: string;
+  users: number;
+  rows: MetricsRow[];
+  /** What the run did not compute, and why (budget, toggles, missing models). */
+  skipped: string[];
+}
+
+export interface SidePrediction {
+  /** The reasoning text (between the markers when present, else the text before the answer). */
+  reasoning: string;
+  /** The raw generated text. */
+  text: string;
+  choice: string | null;
+  ppl: number;
+}
+
+/** One line of predictions.jsonl. */
+export interface PredictionRecord {
+  user: string;
+  groundTruth: string;
+  candidates: string[];
+  user_side: SidePrediction;
+  item_side: SidePrediction;
+  fused: { side: "user" | "item" | null; choice: string | null; case: string };
+  hit: boolean;
+}
+
+/** One line of train.jsonl (the loss log). */
+export type TrainLogLine =
+  | { type: "step"; variant: string; epoch: number; step: number; loss: number; lossRea?: number; lossRec?: number; tokens?: number }
+  | { type: "epoch"; variant: string; epoch: number; trainLoss: number; validLoss: number; validHitRatio: number; best: boolean };
+
+function num(v: number | undefined, digits = 4): string {
+  return v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
+}
+
+const KIND_TITLE: Record<RowKind, string> = {
+  baseline: "Baselines",
+  msr: "MSR-Rec",
+  ablation: "Ablations (Table 4)",
+  sweep: "α/β sweep (Figure 6)",
+};
+
+/** results.md: one table per row kind, Table-2 columns plus reasoning-quality columns. */
+export function renderResultsMarkdown(m: MetricsFile): string {
+  const out: string[] = [`# Results: ${m.dataset} (${m.users} test users)`, ""];
+  out.push("HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers (LLaRA code's `test_hr`).", "");
+  for (const kind of ["baseline", "msr", "ablation", "sweep"] as RowKind[]) {
+    const rows = m.rows.filter((r) => r.kind === kind);
+    if (rows.length === 0) continue;
+    out.push(`## ${KIND_TITLE[kind]}`, "");
+    out.push("| model | HitRatio@1 | HR@1 (valid) | ValidRatio | strict HR@1 | METEOR | BERTScore | GPTScore | note |");
+    out.push("|---|---|---|---|---|---|---|---|---|");
+    for (const r of rows) {
+      out.push(`| ${r.name} | ${num(r.hitRatio)} | ${num(r.hitRatioValid)} | ${num(r.validRatio)} | ${num(r.strictHitRatio)} | ${num(r.meteor)} | ${num(r.bertscore)} | ${num(r.gptscore, 3)} | ${r.note ?? ""} |`);
+    }
+    out.push("");
+  }
+  if (m.skipped.length > 0) out.push("## Skipped", "", ...m.skipped.map((s) => `- ${s}`), "");
+  return out.join("\n");
+}
+
+/** The same table as plain text for the terminal. */
+export function renderResultsTable(m: MetricsFile): string {
+  const head = ["model", "HR@1", "HR@1(valid)", "Valid", "METEOR", "BERTSc", "GPTSc"];
+  const rows = m.rows.map((r) => [r.name, num(r.hitRatio), num(r.hitRatioValid), num(r.validRatio), num(r.meteor), num(r.bertscore), num(r.gptscore, 3)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
