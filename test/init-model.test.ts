@@ -1,0 +1,176 @@
+// The generated tiny LLaMA model against independent references: llama.cpp (through
+// node-llama-cpp's prebuilt CPU binaries) must load it, tokenize exactly like llama.cpp's own
+// tokenizer test vectors (models/ggml-vocab-*.gguf.inp/.out), evaluate to finite probabilities,
+// and accept a random LoRA adapter that changes the output.
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { getLlama, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MODEL_PRESETS, initModel, llamaTensorShapes } from "../src/gguf/init-model.js";
+import { readLoraAdapter } from "../src/gguf/lora.js";
+import { metaNumber, metaString, readGguf, readTensorF32 } from "../src/gguf/reader.js";
+import { llamaCppSourceDir } from "../src/util/paths.js";
+import { runInitModel } from "../src/cli/commands/init-model.js";
+import { describeGguf } from "../src/cli/commands/info.js";
+import { otherModelLoraPath, tinyLoraPath, tinyModelPath } from "./support/models.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "msr-rec-init-model-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+/** llama.cpp's tokenizer test vectors: inputs separated by a marker line, outputs one per line. */
+function vocabTestVectors(vocab: string): { text: string; tokens: number[] }[] {
+  const base = join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`);
+  const inputs = readFileSync(`${base}.inp`, "utf8").split("\n__ggml_vocab_test__\n");
+  inputs.pop(); // the file ends with the marker
+  const outputs = readFileSync(`${base}.out`, "utf8").split("\n");
+  return inputs.map((text, i) => ({ text, tokens: outputs[i]!.trim() === "" ? [] : outputs[i]!.trim().split(/\s+/).map(Number) }));
+}
+
+describe("initModel", () => {
+  it("writes the llama hyper-parameters, the preset's tensor shapes and the bundled tokenizer", () => {
+    const file = readGguf(tinyModelPath());
+    const m = file.metadata;
+    const h = MODEL_PRESETS.tiny;
+    expect(metaString(m, "general.architecture")).toBe("llama");
+    expect(metaString(m, "general.type")).toBe("model");
+    expect(metaString(m, "msr_rec.preset")).toBe("tiny");
+    expect(metaNumber(m, "llama.embedding_length")).toBe(h.embeddingLength);
+    expect(metaNumber(m, "llama.block_count")).toBe(h.blockCount);
+    expect(metaNumber(m, "llama.attention.head_count_kv")).toBe(h.headCountKv);
+    expect(metaNumber(m, "llama.rope.dimension_count")).toBe(h.embeddingLength / h.headCount);
+    expect(metaNumber(m, "llama.vocab_size")).toBe(32000);
+    // GQA: k/v are narrower than q
+    const shape = (n: string) => file.tensors.find((t) => t.name === n)?.shape;
+    expect(shape("blk.0.attn_q.weight")).toEqual([64, 64]);
+    expect(shape("blk.0.attn_k.weight")).toEqual([64, 32]);
+    expect(shape("blk.1.ffn_down.weight")).toEqual([128, 64]);
+    expect(shape("token_embd.weight")).toEqual([64, 32000]);
+    // every tokenizer key of the vocab file is copied unchanged
+    const vocab = readGguf(join(llamaCppSourceDir(), "models", "ggml-vocab-llama-spm.gguf"));
+    for (const [k, v] of vocab.metadata) if (k.startsWith("tokenizer.")) expect(m.get(k), k).toEqual(v);
+    // weights: norms are ones, matrices have the intended spread
+    expect(Array.from(readTensorF32(file, "output_norm.weight")).every((x) => x === 1)).toBe(true);
+    const q = readTensorF32(file, "blk.0.attn_q.weight");
+    const std = Math.sqrt(q.reduce((a, x) => a + x * x, 0) / q.length);
+    expect(std).toBeGreaterThan(0.018);
+    expect(std).toBeLessThan(0.022);
+    const down = readTensorF32(file, "blk.0.ffn_down.weight");
+    const downStd = Math.sqrt(down.reduce((a, x) => a + x * x, 0) / down.length);
+    expect(downStd).toBeCloseTo(0.02 / Math.sqrt(2 * h.blockCount), 3);
+  });
+
+  it("is deterministic: same seed → identical bytes, different seed → different weights", () => {
+    const a = join(tmp, "a.gguf"), b = join(tmp, "b.gguf"), c = join(tmp, "c.gguf");
+    const t0 = performance.now();
+    initModel({ preset: "tiny", vocab: "llama-spm", seed: 5, out: a });
+    const elapsed = performance.now() - t0;
+    initModel({ preset: "tiny", vocab: "llama-spm", seed: 5, out: b });
+    initModel({ preset: "tiny", vocab: "llama-spm", seed: 6, out: c });
+    expect(sha256(a)).toBe(sha256(b));
+    const wa = readTensorF32(readGguf(a), "blk.0.attn_v.weight");
+    const wc = readTensorF32(readGguf(c), "blk.0.attn_v.weight");
+    expect(wa.length).toBe(wc.length);
+    expect(wa.some((x, i) => x !== wc[i])).toBe(true);
+    expect(elapsed).toBeLessThan(3000); // generous for a shared CI machine; ~0.3 s locally
+  });
+
+  it("rejects bad options with a message naming the problem", () => {
+    const out = join(tmp, "bad.gguf");
+    expect(() => initModel({ preset: "huge" as "tiny", vocab: "llama-spm", seed: 1, out })).toThrow(/unknown preset "huge"/);
+    expect(() => initModel({ preset: "tiny", vocab: "klingon" as "llama-spm", seed: 1, out })).toThrow(/unknown vocabulary "klingon"/);
+    expect(() => initModel({ preset: "tiny", vocab: "llama-spm", seed: -1, out })).toThrow(/seed/);
+    expect(() => initModel({ preset: "tiny", vocab: "llama-spm", seed: 1, out, overrides: { headCount: 3 } })).toThrow(/divisible/);
+  });
+
+  it("llamaTensorShapes matches the tensors written (names and shapes)", () => {
+    const file = readGguf(tinyModelPath());
+    const expected = llamaTensorShapes(MODEL_PRESETS.tiny, 32000);
+    expect(file.tensors.map((t) => [t.name, t.shape])).toEqual(expected.map((t) => [t.name, t.shape]));
+  });
+});
+
+describe("the CLI layer", () => {
+  it("init-model writes a model that info describes", async () => {
+    const out = join(tmp, "cli.gguf");
+    const lines: string[] = [];
+    await runInitModel({ preset: "tiny", vocab: "llama-spm", seed: "3", out }, (s) => lines.push(s));
+    expect(lines.join("\n")).toContain(out);
+    const info = describeGguf(out);
+    expect(info).toMatch(/architecture\s+llama/);
+    expect(info).toMatch(/vocabulary size\s+32,000/);
+    expect(info).toMatch(/layers\s+2/);
+    expect(info).toMatch(/heads\s+4 \(KV 2\)/);
+    expect(info).toMatch(/tokenizer\s+llama/);
+    const params = llamaTensorShapes(MODEL_PRESETS.tiny, 32000).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    expect(info).toContain(params.toLocaleString("en-US"));
+    await expect(runInitModel({ preset: "tiny", vocab: "llama-spm", seed: "x", out }, () => {})).rejects.toThrow(/--seed/);
+  });
+
+  it("info recognises a LoRA adapter and reports rank, alpha and targets", () => {
+    const info = describeGguf(tinyLoraPath(1));
+    expect(info).toMatch(/LoRA adapter/);
+    expect(info).toMatch(/rank\s+4/);
+    expect(info).toMatch(/alpha\s+8/);
+    expect(info).toMatch(/targets\s+q,k,v,o,gate,up,down/);
+  });
+});
+
+describe("in llama.cpp (node-llama-cpp, CPU)", () => {
+  let llama: Llama;
+  let model: LlamaModel;
+  beforeAll(async () => {
+    llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+    model = await llama.loadModel({ modelPath: tinyModelPath() });
+  });
+  afterAll(async () => {
+    await model?.dispose();
+    await llama?.dispose();
+  });
+
+  it("tokenizes exactly like llama.cpp's test vectors for the llama-spm vocab", () => {
+    const vectors = vocabTestVectors("llama-spm");
+    expect(vectors.length).toBeGreaterThan(20);
+    for (const { text, tokens } of vectors) expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
+    expect(model.tokens.bos).toBe(1);
+    expect(model.tokens.eos).toBe(2);
+  });
+
+  async function nextTokenProbabilities(lora?: string): Promise<Map<number, number>> {
+    const ctx = await model.createContext({ contextSize: 128, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
+    try {
+      const tokens: Token[] = [model.tokens.bos!, ...model.tokenize("The user watched Star Wars and")];
+      const input = tokens.map((t, i): ControlledEvaluateInputItem => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t));
+      const res = await ctx.getSequence().controlledEvaluate(input);
+      const probs = res[tokens.length - 1]?.next?.probabilities;
+      if (!probs) throw new Error("no probabilities returned");
+      return probs;
+    } finally {
+      await ctx.dispose();
+    }
+  }
+
+  it("evaluates tokens to a finite distribution over the whole vocabulary", async () => {
+    const probs = await nextTokenProbabilities();
+    const values = [...probs.values()];
+    expect(values.every((p) => Number.isFinite(p) && p >= 0)).toBe(true);
+    expect(values.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 3);
+  });
+
+  it("loads a random LoRA adapter, which changes the output", async () => {
+    const lora = tinyLoraPath(1);
+    expect(readLoraAdapter(lora).targets).toEqual(["q", "k", "v", "o", "gate", "up", "down"]);
+    const base = await nextTokenProbabilities();
+    const adapted = await nextTokenProbabilities(lora);
+    let maxDiff = 0;
+    for (const [tok, p] of base) maxDiff = Math.max(maxDiff, Math.abs(p - (adapted.get(tok) ?? 0)));
+    expect(maxDiff).toBeGreaterThan(1e-6);
+  });
+
+  it("rejects an adapter made for another model", async () => {
+    await expect(model.createContext({ contextSize: 64, lora: { adapters: [{ filePath: otherModelLoraPath() }] } })).rejects.toThrow();
+  });
+});
