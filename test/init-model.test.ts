@@ -6,10 +6,10 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MODEL_PRESETS, initModel, llamaTensorShapes } from "../src/gguf/init-model.js";
-import { readLoraAdapter } from "../src/gguf/lora.js";
+import { readLoraAdapter, writeLoraAdapter } from "../src/gguf/lora.js";
 import { metaNumber, metaString, readGguf, readTensorF32 } from "../src/gguf/reader.js";
 import { llamaCppSourceDir } from "../src/util/paths.js";
 import { runInitModel } from "../src/cli/commands/init-model.js";
@@ -123,7 +123,7 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
   let llama: Llama;
   let model: LlamaModel;
   beforeAll(async () => {
-    llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+    llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
     model = await llama.loadModel({ modelPath: tinyModelPath() });
   });
   afterAll(async () => {
@@ -140,7 +140,7 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
   });
 
   async function nextTokenProbabilities(lora?: string): Promise<Map<number, number>> {
-    const ctx = await model.createContext({ contextSize: 128, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
+    const ctx = await model.createContext({ contextSize: 128, threads: 1, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
     try {
       const tokens: Token[] = [model.tokens.bos!, ...model.tokenize("The user watched Star Wars and")];
       const input = tokens.map((t, i): ControlledEvaluateInputItem => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t));
@@ -151,6 +151,12 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
     } finally {
       await ctx.dispose();
     }
+  }
+
+  function totalVariation(p: Map<number, number>, q: Map<number, number>): number {
+    let tv = 0;
+    for (const [tok, pv] of p) tv += Math.abs(pv - (q.get(tok) ?? 0)) / 2;
+    return tv;
   }
 
   it("evaluates tokens to a finite distribution over the whole vocabulary", async () => {
@@ -165,12 +171,23 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
     expect(readLoraAdapter(lora).targets).toEqual(["q", "k", "v", "o", "gate", "up", "down"]);
     const base = await nextTokenProbabilities();
     const adapted = await nextTokenProbabilities(lora);
-    let maxDiff = 0;
-    for (const [tok, p] of base) maxDiff = Math.max(maxDiff, Math.abs(p - (adapted.get(tok) ?? 0)));
-    expect(maxDiff).toBeGreaterThan(1e-6);
+    expect(totalVariation(base, adapted)).toBeGreaterThan(0.005);
+    // control: the same adapter with B = 0 is a no-op, so the change above comes from B·A
+    const info = readLoraAdapter(lora);
+    const zeroB = join(tmp, "zero-b.gguf");
+    writeLoraAdapter(zeroB, {
+      alpha: info.alpha,
+      rank: info.rank,
+      tensors: info.file.tensors.map((t) => ({
+        name: t.name,
+        shape: [t.shape[0]!, t.shape[1]!] as const,
+        data: t.name.endsWith(".lora_b") ? new Float32Array(t.shape[0]! * t.shape[1]!) : readTensorF32(info.file, t),
+      })),
+    });
+    expect(totalVariation(base, await nextTokenProbabilities(zeroB))).toBeLessThan(1e-4);
   });
 
   it("rejects an adapter made for another model", async () => {
-    await expect(model.createContext({ contextSize: 64, lora: { adapters: [{ filePath: otherModelLoraPath() }] } })).rejects.toThrow();
+    await expect(model.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: otherModelLoraPath() }] } })).rejects.toThrow(/lora|adapter/i);
   });
 });
