@@ -1,0 +1,117 @@
+// `msr-rec synthesize`: reasoning data from a teacher (METHOD.md §2), resumable and shardable.
+//   msr-rec synthesize --data DIR --teacher rules --tau 1 --out runs/x/synth
+//   msr-rec synthesize --data DIR --teacher openai --base-url https://api.deepseek.com \
+//       --model deepseek-reasoner --api-key-env DEEPSEEK_API_KEY --concurrency 8 --tau 1 --out DIR --shard 0/4
+//   msr-rec synthesize --merge --out DIR        (after every shard finished)
+import type { Command } from "commander";
+import { join } from "node:path";
+import { ProgressBar } from "../progress.js";
+import { readPreparedDataset, SPLITS, type Split } from "../../prompts/dataset.js";
+import { loadTemplates } from "../../prompts/templates.js";
+import { synthesisJobs } from "../../teacher/jobs.js";
+import { AnswerStore } from "../../teacher/store.js";
+import { mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, DEFAULT_MAX_ATTEMPTS } from "../../teacher/synthesize.js";
+import { createTeacher, type TeacherKind } from "../../teacher/factory.js";
+
+interface SynthesizeOptions {
+  data?: string;
+  teacher: string;
+  baseUrl: string[];
+  model?: string;
+  apiKeyEnv: string;
+  concurrency: string;
+  localModel?: string;
+  tau: string;
+  maxAttempts: string;
+  split: string;
+  out: string;
+  shard?: string;
+  merge?: boolean;
+  datasetName?: string;
+  templates?: string;
+  temperature?: string;
+  maxTokens?: string;
+}
+
+function positiveInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command("synthesize")
+    .description("ask a teacher for five-step reasoning chains, store every answer, prune, write reasoning.jsonl")
+    .option("--data <dir>", "prepared dataset folder (items.jsonl, users.jsonl, stats.json)")
+    .option("--teacher <kind>", "openai | local | rules", "rules")
+    .option("--base-url <url>", "OpenAI-compatible endpoint (repeat for several, round-robin)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--model <name>", "model name for the endpoint, or GGUF path for --teacher local")
+    .option("--api-key-env <name>", "environment variable holding the API key", "OPENAI_API_KEY")
+    .option("--concurrency <n>", "requests in flight per endpoint", "4")
+    .option("--tau <n>", "valid reasoning paths wanted per sample", "1")
+    .option("--max-attempts <n>", "teacher calls per sample at most", String(DEFAULT_MAX_ATTEMPTS))
+    .option("--split <split>", `which split to build samples from: ${SPLITS.join(" | ")}`, "train")
+    .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
+    .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
+    .requiredOption("--out <dir>", "output folder (answers.jsonl, reasoning.jsonl, synthesis-stats.json)")
+    .option("--shard <i/N>", "only users whose id hashes to shard i of N (0-based); output goes to <out>/shard-i-of-N")
+    .option("--merge", "merge finished shards in --out into one reasoning.jsonl")
+    .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
+    .option("--templates <dir>", "folder with edited prompt templates")
+    .action(async (o: SynthesizeOptions) => {
+      if (o.merge) {
+        const m = mergeShards(o.out);
+        process.stdout.write(`merged ${m.records} lines from ${o.out}/shard-*: ${m.stats.samplesWithPaths} samples with reasoning, ${m.stats.behaviorOnly} behavior-only\n`);
+        return;
+      }
+      if (!o.data) throw new Error("--data <dir> is required (a prepared dataset folder)");
+      if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
+      if (!["openai", "local", "rules"].includes(o.teacher)) throw new Error(`--teacher must be openai, local or rules, got "${o.teacher}"`);
+      const tau = positiveInt("tau", o.tau);
+      const maxAttempts = positiveInt("max-attempts", o.maxAttempts);
+      const concurrency = positiveInt("concurrency", o.concurrency);
+      const shard = o.shard ? parseShard(o.shard) : undefined;
+      const outDir = shard ? join(o.out, shardDirName(shard)) : o.out;
+
+      const ds = readPreparedDataset(o.data, o.datasetName);
+      const jobs = synthesisJobs(ds, loadTemplates(o.templates), o.split as Split, shard);
+      const teacher = await createTeacher({
+        kind: o.teacher as TeacherKind,
+        dataset: ds,
+        baseUrls: o.baseUrl,
+        model: o.model,
+        apiKeyEnv: o.apiKeyEnv,
+        concurrency,
+        temperature: Number(o.temperature),
+        maxTokens: positiveInt("max-tokens", o.maxTokens ?? "2048"),
+      });
+      const store = AnswerStore.open(join(outDir, "answers.jsonl"));
+      const bar = new ProgressBar(`synthesize ${o.teacher}`, jobs.length);
+      const ac = new AbortController();
+      const onSigint = () => ac.abort();
+      process.once("SIGINT", onSigint);
+      try {
+        const { records, stats } = await synthesize(jobs, {
+          teacher,
+          store,
+          tau,
+          maxAttempts,
+          concurrency: concurrency * Math.max(1, o.baseUrl.length),
+          signal: ac.signal,
+          onSampleDone: (s) => bar.tick(1, { accepted: s.accepted, rejected: s.attempts - s.accepted, new: s.requested }),
+        });
+        bar.finish();
+        writeSynthesisOutput(outDir, records, stats);
+        const rej = Object.entries(stats.rejected).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ");
+        process.stdout.write(
+          `${outDir}/reasoning.jsonl: ${stats.samplesWithPaths}/${stats.samples} samples with reasoning (${stats.accepted} paths), ${stats.behaviorOnly} behavior-only; ` +
+            `${stats.requested} new teacher calls, ${stats.reused} reused; rejected: ${rej || "none"}\n`,
+        );
+      } finally {
+        process.off("SIGINT", onSigint);
+        store.close();
+        await teacher.close?.();
+      }
+    });
+}

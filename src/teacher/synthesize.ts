@@ -1,0 +1,209 @@
+// The reasoning-synthesis loop (METHOD.md §2): for each sample, ask the teacher, store the raw
+// answer (fsync) before parsing it, prune, and stop once τ valid paths exist or the attempt bound
+// is reached; samples with no valid path fall back to behavior-only supervision. Answers already
+// in the store are reused, so a resumed run pays only for what is missing.
+//
+// Output (one folder per run or shard): answers.jsonl (the store), reasoning.jsonl (one line per
+// kept path, or one behavior-only line per sample without a path) and synthesis-stats.json.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { PromptSample, Split } from "../prompts/dataset.js";
+import { fnv1a } from "./rules.js";
+import { prunePath, type RejectReason } from "./prune.js";
+import { AnswerStore, hashPrompt } from "./store.js";
+import type { Teacher } from "./types.js";
+
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
+export interface SynthesisJob {
+  sample: PromptSample;
+  prompt: string;
+  /** Candidate titles in prompt order (the pruner matches Step 5 against them). */
+  candidateTitles: string[];
+}
+
+/** One line of reasoning.jsonl. */
+export interface ReasoningRecord {
+  user: string;
+  split: Split;
+  prompt: string;
+  /** Steps 1–4 with uniform headers; null for behavior-only samples. */
+  reasoning: string | null;
+  /** The ground-truth title. */
+  recommendation: string;
+  teacher: string;
+  /** True for a kept reasoning path, false for behavior-only supervision. */
+  valid: boolean;
+}
+
+export interface SynthesisStats {
+  teacher: string;
+  model: string;
+  tau: number;
+  maxAttempts: number;
+  samples: number;
+  /** Teacher answers looked at (new + reused). */
+  attempts: number;
+  /** New teacher calls made by this run. */
+  requested: number;
+  /** Answers taken from the store instead of asking again. */
+  reused: number;
+  accepted: number;
+  rejected: Record<RejectReason, number>;
+  samplesWithPaths: number;
+  behaviorOnly: number;
+}
+
+export interface SynthesisOptions {
+  teacher: Teacher;
+  store: AnswerStore;
+  tau: number;
+  maxAttempts?: number;
+  /** Samples in flight at once (the teacher client may bound its own requests further). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onSampleDone?: (stats: SynthesisStats) => void;
+}
+
+export function answerKey(s: PromptSample, attempt: number): string {
+  return `${s.split}/${s.user}/${attempt}`;
+}
+
+function emptyStats(o: SynthesisOptions, samples: number): SynthesisStats {
+  return {
+    teacher: o.teacher.name,
+    model: o.teacher.model,
+    tau: o.tau,
+    maxAttempts: o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    samples,
+    attempts: 0,
+    requested: 0,
+    reused: 0,
+    accepted: 0,
+    rejected: { empty: 0, "missing-steps": 0, "no-candidate-named": 0, "several-candidates-named": 0, "wrong-item": 0 },
+    samplesWithPaths: 0,
+    behaviorOnly: 0,
+  };
+}
+
+export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOptions): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
+  const maxAttempts = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  if (!Number.isInteger(o.tau) || o.tau < 1) throw new Error(`tau must be a positive integer (valid paths per sample), got ${o.tau}`);
+  if (!Number.isInteger(maxAttempts) || maxAttempts < o.tau) throw new Error(`maxAttempts (${maxAttempts}) must be an integer >= tau (${o.tau})`);
+  const stats = emptyStats(o, jobs.length);
+  const perJob: ReasoningRecord[][] = jobs.map(() => []);
+  let next = 0;
+  let failure: unknown = null;
+
+  const runJob = async (j: number): Promise<void> => {
+    const { sample, prompt, candidateTitles } = jobs[j]!;
+    const target = candidateTitles[sample.targetIndex]!;
+    const kept: ReasoningRecord[] = [];
+    const promptHash = hashPrompt(prompt);
+    for (let attempt = 0; attempt < maxAttempts && kept.length < o.tau; attempt++) {
+      const key = answerKey(sample, attempt);
+      let stored = o.store.get(key);
+      if (stored) {
+        if (stored.promptHash !== promptHash) {
+          throw new Error(`${o.store.path} holds an answer for ${key} made for a different prompt (templates or data changed); write to a new --out folder or remove that store`);
+        }
+        stats.reused++;
+      } else {
+        if (failure !== null || o.signal?.aborted) return;
+        const a = await o.teacher.ask({ key, prompt, sample, attempt }, o.signal);
+        stored = { key, promptHash, teacher: o.teacher.name, model: a.model ?? o.teacher.model, content: a.content, ...(a.reasoningContent ? { reasoningContent: a.reasoningContent } : {}), at: new Date().toISOString() };
+        o.store.append(stored); // on disk before it is parsed
+        stats.requested++;
+      }
+      stats.attempts++;
+      const r = prunePath(stored.content, candidateTitles, sample.targetIndex);
+      if (r.valid) {
+        stats.accepted++;
+        kept.push({ user: sample.user, split: sample.split, prompt, reasoning: r.reasoning, recommendation: target, teacher: o.teacher.name, valid: true });
+      } else {
+        stats.rejected[r.reason]++;
+      }
+    }
+    if (kept.length > 0) stats.samplesWithPaths++;
+    else {
+      stats.behaviorOnly++;
+      kept.push({ user: sample.user, split: sample.split, prompt, reasoning: null, recommendation: target, teacher: o.teacher.name, valid: false });
+    }
+    perJob[j] = kept;
+    o.onSampleDone?.(stats);
+  };
+
+  const worker = async (): Promise<void> => {
+    while (failure === null && !o.signal?.aborted && next < jobs.length) {
+      const j = next++;
+      try {
+        await runJob(j);
+      } catch (e) {
+        if (failure === null) failure = e;
+      }
+    }
+  };
+  const lanes = Math.max(1, Math.min(o.concurrency ?? 4, jobs.length));
+  await Promise.all(Array.from({ length: lanes }, worker));
+  if (failure !== null) throw failure;
+  if (o.signal?.aborted) throw new Error("synthesis aborted; stored answers are kept, run again to resume");
+  return { records: perJob.flat(), stats };
+}
+
+/** Writes reasoning.jsonl and synthesis-stats.json into `dir` (atomically, each). */
+export function writeSynthesisOutput(dir: string, records: readonly ReasoningRecord[], stats: SynthesisStats): void {
+  writeFileAtomic(join(dir, "reasoning.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + (records.length > 0 ? "\n" : ""));
+  writeFileAtomic(join(dir, "synthesis-stats.json"), JSON.stringify(stats, null, 2) + "\n");
+}
+
+// ---- sharding -----------------------------------------------------------------------------
+
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Parses "i/N" (0-based i, 0 <= i < N). */
+export function parseShard(s: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(s.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), got "${s}"`);
+  return { index, count };
+}
+
+/** Users are split by a hash of their id: the same user lands in the same shard on every machine. */
+export function inShard(user: string, shard: Shard): boolean {
+  return fnv1a(user) % shard.count === shard.index;
+}
+
+export function shardDirName(shard: Shard): string {
+  return `shard-${shard.index}-of-${shard.count}`;
+}
+
+/** Concatenates every shard's reasoning.jsonl (all N must be finished) and sums their stats. */
+export function mergeShards(outDir: string): { records: number; stats: SynthesisStats } {
+  const dirs = existsSync(outDir) ? readdirSync(outDir).filter((d) => /^shard-\d+-of-\d+$/.test(d)) : [];
+  if (dirs.length === 0) throw new Error(`no shard-i-of-N folders in ${outDir}; run synthesize with --shard first`);
+  const counts = new Set(dirs.map((d) => Number(/-of-(\d+)$/.exec(d)![1])));
+  if (counts.size !== 1) throw new Error(`${outDir} mixes shard counts (${[...counts].join(", ")}); keep one N`);
+  const n = [...counts][0]!;
+  const lines: string[] = [];
+  let merged: SynthesisStats | null = null;
+  for (let i = 0; i < n; i++) {
+    const dir = join(outDir, shardDirName({ index: i, count: n }));
+    const statsFile = join(dir, "synthesis-stats.json");
+    if (!existsSync(statsFile)) throw new Error(`shard ${i}/${n} is not finished (${statsFile} missing); run it (msr-rec synthesize --shard ${i}/${n}) before merging`);
+    const st = JSON.parse(readFileSync(statsFile, "utf8")) as SynthesisStats;
+    for (const l of readFileSync(join(dir, "reasoning.jsonl"), "utf8").split("\n")) if (l.trim()) lines.push(l);
+    if (!merged) merged = { ...st, rejected: { ...st.rejected } };
+    else {
+      for (const k of ["samples", "attempts", "requested", "reused", "accepted", "samplesWithPaths", "behaviorOnly"] as const) merged[k] += st[k];
+      for (const k of Object.keys(merged.rejected) as RejectReason[]) merged.rejected[k] += st.rejected[k] ?? 0;
+    }
+  }
+  writeFileAtomic(join(outDir, "reasoning.jsonl"), lines.join("\n") + (lines.length ? "\n" : ""));
+  writeFileAtomic(join(outDir, "synthesis-stats.json"), JSON.stringify(merged, null, 2) + "\n");
+  return { records: lines.length, stats: merged! };
+}
