@@ -81,7 +81,9 @@ class FileCursor {
   /** A u64 count or size that must fit a JS number (and be plausible for this file). */
   size(what: string): number {
     const v = this.u64();
-    if (v > BigInt(this.fileSize)) throw new GgufFormatError(`${what} is ${v}, larger than the file itself (corrupt header)`);
+    if (v > BigInt(this.fileSize)) {
+      throw new GgufFormatError(`${what} is ${v}, more than the file's ${this.fileSize} bytes: the file is truncated or its header is corrupt; re-create it`);
+    }
     return Number(v);
   }
 
