@@ -37,7 +37,7 @@ async function* atomicRows(path: string, options: ReadOptions, onSkip: () => voi
       fields = parseHeader(path, row);
       continue;
     }
-    if (row.length === 1 && row[0]!.trim() === "") continue;
+    if (row.length === 0 || (row.length === 1 && row[0]!.trim() === "")) continue;
     if (row.length !== fields.length) {
       if (options.skipBad) { onSkip(); continue; }
       throw new Error(`${path}:${line}: expected ${fields.length} tab-separated columns, found ${row.length} (pass --skip-bad to skip malformed lines)`);

@@ -15,9 +15,12 @@ export function decodeEntities(s: string): string {
   });
 }
 
+// Block-level tags separate words; inline tags (<b>, <i>, <span>) sit inside them.
+const BLOCK_TAG = /<\/?(br|p|div|li|ul|ol|tr|td|th|table|h[1-6])\b[^>]*>/gi;
+
 /** Strips tags and entities and collapses whitespace. */
 export function cleanText(s: string): string {
-  return decodeEntities(s.replace(/<script[\s\S]*?<\/script>/gi, " ").replace(/<style[\s\S]*?<\/style>/gi, " ").replace(/<[^>]*>/g, " "))
+  return decodeEntities(s.replace(/<script[\s\S]*?<\/script>/gi, " ").replace(/<style[\s\S]*?<\/style>/gi, " ").replace(BLOCK_TAG, " ").replace(/<[^>]*>/g, ""))
     .replace(/\s+/g, " ")
     .trim();
 }
