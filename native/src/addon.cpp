@@ -1,0 +1,33 @@
+// Module entry: registers every JS-visible class. One .h/.cpp per object.
+#include <napi.h>
+
+#include "common.h"
+#include "generator.h"
+#include "lora.h"
+#include "model.h"
+#include "scorer.h"
+#include "trainer.h"
+
+static Napi::Value SystemInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), llama_print_system_info()); }
+
+// setLogLevel(0 silent | 1 warnings | 2 info | 3 debug): llama.cpp's own log output.
+static Napi::Value SetLogLevel(const Napi::CallbackInfo& info) {
+  msr::require_args(info, 1, "setLogLevel(level: number)");
+  msr::install_llama_log(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  const char* lvl = std::getenv("MSR_REC_LOG");
+  msr::install_llama_log(lvl ? std::atoi(lvl) : 0);
+  llama_backend_init();
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
+  exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel));
+  msr::Model::Init(env, exports);
+  msr::LoraAdapter::Init(env, exports);
+  msr::Scorer::Init(env, exports);
+  msr::Trainer::Init(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(msr_rec, Init)

@@ -1,0 +1,168 @@
+#include "common.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace msr {
+
+ModelState::~ModelState() {
+  if (model) llama_model_free(model);
+}
+
+void ModelState::check_alive(const char* what) const {
+  if (disposed.load()) throw UserError(std::string(what) + ": the model was disposed; load it again with loadModel()");
+}
+
+// ---- llama.cpp log capture ---------------------------------------------------------------
+static std::atomic<int> g_log_level{0};
+static thread_local std::string t_errors;
+
+static void log_callback(ggml_log_level level, const char* text, void*) {
+  if (level == GGML_LOG_LEVEL_ERROR) {
+    if (t_errors.size() < 4096) t_errors += text;
+  }
+  int verbosity = g_log_level.load();
+  bool show = (level == GGML_LOG_LEVEL_ERROR && verbosity >= 1) || (level == GGML_LOG_LEVEL_WARN && verbosity >= 1) ||
+              (verbosity >= 2 && level != GGML_LOG_LEVEL_DEBUG) || verbosity >= 3;
+  if (show) fputs(text, stderr);
+}
+
+void install_llama_log(int level) {
+  g_log_level.store(level);
+  llama_log_set(log_callback, nullptr);
+}
+
+std::string take_llama_errors() {
+  std::string s;
+  s.swap(t_errors);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// ---- PromiseWorker ------------------------------------------------------------------------
+Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
+  auto* w = new PromiseWorker(env, std::move(work), std::move(done));
+  Napi::Promise p = w->deferred_.Promise();
+  w->Queue();
+  return p;
+}
+
+PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done)
+    : Napi::AsyncWorker(env, "msr-rec"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+
+void PromiseWorker::Execute() {
+  try {
+    work_();
+  } catch (const std::exception& e) {
+    SetError(e.what());
+  } catch (...) {
+    SetError("msr-rec: unknown native error");
+  }
+}
+
+void PromiseWorker::OnOK() {
+  Napi::Env env = Env();
+  try {
+    deferred_.Resolve(done_(env));
+  } catch (const Napi::Error& e) {
+    deferred_.Reject(e.Value());
+  } catch (const std::exception& e) {
+    deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+  }
+}
+
+void PromiseWorker::OnError(const Napi::Error& e) { deferred_.Reject(e.Value()); }
+
+// ---- arguments ----------------------------------------------------------------------------
+void require_args(const Napi::CallbackInfo& info, size_t n, const char* signature) {
+  if (info.Length() < n) throw Napi::TypeError::New(info.Env(), std::string("expected ") + signature);
+}
+
+std::string get_string(const Napi::Value& v, const char* name) {
+  if (!v.IsString()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double get_number(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name) {
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    auto a = v.As<Napi::Int32Array>();
+    return std::vector<llama_token>(a.Data(), a.Data() + a.ElementLength());
+  }
+  if (v.IsArray()) {
+    auto a = v.As<Napi::Array>();
+    std::vector<llama_token> out(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must hold integer token ids");
+      double d = x.As<Napi::Number>().DoubleValue();
+      if (d != std::floor(d) || d < INT32_MIN || d > INT32_MAX) throw Napi::TypeError::New(v.Env(), std::string(name) + " must hold integer token ids");
+      out[i] = static_cast<llama_token>(d);
+    }
+    return out;
+  }
+  throw Napi::TypeError::New(v.Env(), std::string(name) + " must be an Int32Array or an array of token ids");
+}
+
+Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v) {
+  auto a = Napi::Int32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(llama_token));
+  return a;
+}
+
+// ---- tokens -------------------------------------------------------------------------------
+std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, bool add_bos, bool special) {
+  int32_t cap = static_cast<int32_t>(text.size()) + 8;
+  std::vector<llama_token> out(cap);
+  int32_t n = llama_tokenize(m.vocab, text.data(), static_cast<int32_t>(text.size()), out.data(), cap, add_bos, special);
+  if (n < 0) {
+    out.resize(-n);
+    n = llama_tokenize(m.vocab, text.data(), static_cast<int32_t>(text.size()), out.data(), -n, add_bos, special);
+  }
+  if (n < 0) throw UserError("tokenize failed: the text could not be tokenized");
+  out.resize(n);
+  return out;
+}
+
+std::string detokenize(const ModelState& m, const std::vector<llama_token>& tokens, bool special) {
+  check_token_range(m, tokens, "detokenize");
+  std::string out(tokens.size() * 8 + 16, '\0');
+  int32_t n = llama_detokenize(m.vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(), static_cast<int32_t>(out.size()), false, special);
+  if (n < 0) {
+    out.resize(-n);
+    n = llama_detokenize(m.vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(), -n, false, special);
+  }
+  out.resize(n < 0 ? 0 : n);
+  return out;
+}
+
+std::string token_piece(const ModelState& m, llama_token t) {
+  char buf[256];
+  int32_t n = llama_token_to_piece(m.vocab, t, buf, sizeof(buf), 0, false);
+  return n > 0 ? std::string(buf, n) : std::string();
+}
+
+void check_token_range(const ModelState& m, const std::vector<llama_token>& tokens, const char* where) {
+  for (size_t i = 0; i < tokens.size(); i++) {
+    if (tokens[i] < 0 || tokens[i] >= m.n_vocab) {
+      throw UserError(std::string(where) + ": token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                      " is out of range; this model's vocabulary has ids 0.." + std::to_string(m.n_vocab - 1));
+    }
+  }
+}
+
+}  // namespace msr

@@ -1,0 +1,80 @@
+// Shared pieces of the addon: the model state every JS-visible object keeps alive, the one
+// AsyncWorker shape used for all slow calls, argument helpers, and llama.cpp log capture.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+
+namespace msr {
+
+// A user-facing error: thrown in Execute() or on the main thread, surfaced as a JS Error whose
+// message says what to do.
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The loaded llama_model plus what every object built on it needs. Owned through shared_ptr by
+// the Model wrapper and by every adapter, scorer, generator and trainer made from it, so native
+// memory outlives JS objects that still point at it; `disposed` turns later use into an error.
+struct ModelState {
+  llama_model* model = nullptr;
+  const llama_vocab* vocab = nullptr;
+  int32_t n_vocab = 0;
+  int32_t n_ctx_train = 0;
+  int32_t n_threads = 1;
+  std::string path;
+  std::atomic<bool> disposed{false};
+  // llama.cpp keeps the set of loaded adapters in the model and reads it when contexts build
+  // graphs, so adapter load/free and every decode on this model's contexts are serialised here.
+  std::mutex mutex;
+
+  ~ModelState();
+  void check_alive(const char* what) const;
+};
+using ModelPtr = std::shared_ptr<ModelState>;
+
+// The last error lines llama.cpp logged on this thread, so our exceptions can include its reason.
+std::string take_llama_errors();
+void install_llama_log(int level);  // 0 = silent (errors still captured), 1 = warnings, 2 = info
+
+// One AsyncWorker for every slow call: `work` runs on the thread pool and must not touch JS;
+// `done` builds the JS result on the main thread. Exceptions from `work` reject the promise.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  static Napi::Promise Run(Napi::Env env, Work work, Done done);
+
+ private:
+  PromiseWorker(Napi::Env env, Work work, Done done);
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+};
+
+// Argument helpers: each throws a JS TypeError naming the argument and what was expected.
+void require_args(const Napi::CallbackInfo& info, size_t n, const char* signature);
+std::string get_string(const Napi::Value& v, const char* name);
+double get_number(const Napi::Object& o, const char* key, double fallback);
+bool get_bool(const Napi::Object& o, const char* key, bool fallback);
+std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name);
+Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v);
+
+// Tokenize / detokenize with the model's vocabulary (used by Model and by the generator).
+std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, bool add_bos, bool special);
+std::string detokenize(const ModelState& m, const std::vector<llama_token>& tokens, bool special);
+std::string token_piece(const ModelState& m, llama_token t);
+void check_token_range(const ModelState& m, const std::vector<llama_token>& tokens, const char* where);
+
+}  // namespace msr

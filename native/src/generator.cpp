@@ -1,0 +1,255 @@
+#include "generator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+namespace msr {
+
+namespace {
+
+struct SamplerDeleter {
+  void operator()(llama_sampler* s) const { llama_sampler_free(s); }
+};
+using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+
+SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, uint32_t seed) {
+  SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+  if (!opt.grammar.empty()) {
+    llama_sampler* g = llama_sampler_init_grammar(m.vocab, opt.grammar.c_str(), "root");
+    if (!g) throw UserError("generate: the grammar is not valid GBNF (" + take_llama_errors() + "); it needs a `root` rule");
+    llama_sampler_chain_add(chain.get(), g);
+  }
+  if (opt.temperature <= 0.f) {
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
+    return chain;
+  }
+  if (opt.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(opt.top_k));
+  if (opt.top_p < 1.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(opt.top_p, 1));
+  if (opt.min_p > 0.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(opt.min_p, 1));
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(opt.temperature));
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
+  return chain;
+}
+
+struct Slot {
+  int64_t req = -1;  // prompt index, -1 = free
+  size_t fed = 0;    // prompt tokens already in the batch
+  llama_pos pos = 0;
+  SamplerPtr sampler;
+  std::string text;
+  int32_t batch_index = -1;  // where this slot's logits are in the current batch
+  bool pending_token = false;
+  llama_token next = 0;
+};
+
+// Returns the position of the earliest stop string in `text`, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stop) {
+  size_t best = std::string::npos;
+  for (const auto& s : stop) {
+    if (s.empty()) continue;
+    size_t p = text.find(s);
+    if (p != std::string::npos) best = std::min(best, p);
+  }
+  return best;
+}
+
+}  // namespace
+
+std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
+                                           const GenerateOptions& opt) {
+  const ModelState& m = *model;
+  const size_t n = prompts.size();
+  std::vector<GenerateResult> results(n);
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.size());
+  const int32_t slots = std::max<int32_t>(1, std::min<int32_t>(opt.parallel, static_cast<int32_t>(n)));
+  const size_t need_one = longest + static_cast<size_t>(opt.max_tokens);
+  const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(opt.context_size) : static_cast<uint32_t>(need_one * slots);
+  if (need_one > n_ctx) {
+    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens plus maxTokens " + std::to_string(opt.max_tokens) +
+                    " needs " + std::to_string(need_one) + " context cells but contextSize is " + std::to_string(n_ctx) +
+                    "; raise contextSize or lower maxTokens");
+  }
+  const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
+
+  // Build every sampler up front so a bad grammar fails before any work.
+  std::vector<SamplerPtr> samplers;
+  samplers.reserve(n);
+  for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, opt.seed + static_cast<uint32_t>(i)));
+
+  std::lock_guard<std::mutex> lock(model->mutex);
+  model->check_alive("generate");
+  auto cparams = llama_context_default_params();
+  cparams.n_ctx = n_ctx;
+  cparams.n_seq_max = static_cast<uint32_t>(slots);
+  cparams.n_batch = n_batch;
+  cparams.n_ubatch = std::min<uint32_t>(n_batch, 512);
+  cparams.kv_unified = true;
+  cparams.n_threads = m.n_threads;
+  cparams.n_threads_batch = m.n_threads;
+  cparams.no_perf = true;
+  take_llama_errors();
+  llama_context* ctx = llama_init_from_model(m.model, cparams);
+  if (!ctx) throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel");
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
+  try {
+    apply_loras(ctx, opt.loras);
+    llama_memory_t mem = llama_get_memory(ctx);
+    std::vector<Slot> slot(slots);
+    size_t next_req = 0, finished = 0;
+    // Cells reserved by running sequences (prompt + max_tokens each): admission control keeps the
+    // unified cache from overflowing whatever order sequences finish in.
+    size_t reserved = 0;
+    auto reserve_of = [&](int64_t req) { return prompts[req].size() + static_cast<size_t>(opt.max_tokens); };
+    auto finish = [&](Slot& s, const char* reason) {
+      auto& r = results[s.req];
+      r.finish_reason = reason;
+      r.text = detokenize(m, r.tokens, false);
+      if (std::string(reason) == "stop") {
+        size_t p = find_stop(r.text, opt.stop);
+        if (p != std::string::npos) r.text.resize(p);
+      }
+      llama_memory_seq_rm(mem, static_cast<llama_seq_id>(&s - slot.data()), -1, -1);
+      reserved -= reserve_of(s.req);
+      s.req = -1;
+      s.sampler.reset();
+      finished++;
+    };
+
+    while (finished < n) {
+      for (Slot& s : slot) {
+        if (s.req < 0 && next_req < n && reserved + reserve_of(static_cast<int64_t>(next_req)) <= n_ctx) {
+          s.req = static_cast<int64_t>(next_req);
+          s.sampler = std::move(samplers[next_req]);
+          s.fed = 0;
+          s.pos = 0;
+          s.text.clear();
+          s.pending_token = false;
+          reserved += reserve_of(s.req);
+          next_req++;
+        }
+      }
+      batch.n_tokens = 0;
+      auto push = [&](Slot& s, llama_token t, bool logits) {
+        int32_t b = batch.n_tokens++;
+        batch.token[b] = t;
+        batch.pos[b] = s.pos++;
+        batch.n_seq_id[b] = 1;
+        batch.seq_id[b][0] = static_cast<llama_seq_id>(&s - slot.data());
+        batch.logits[b] = logits;
+        if (logits) s.batch_index = b;
+      };
+      // Decoding slots first (one token each), then prompt prefill with what room is left.
+      for (Slot& s : slot) {
+        s.batch_index = -1;
+        if (s.req >= 0 && s.pending_token) {
+          push(s, s.next, true);
+          s.pending_token = false;
+        }
+      }
+      for (Slot& s : slot) {
+        if (s.req < 0) continue;
+        const auto& p = prompts[s.req];
+        while (s.fed < p.size() && batch.n_tokens < static_cast<int32_t>(n_batch)) {
+          s.fed++;
+          push(s, p[s.fed - 1], s.fed == p.size());
+        }
+      }
+      if (batch.n_tokens == 0) throw UserError("generate: internal scheduling error (no work while prompts remain)");
+      int32_t rc = llama_decode(ctx, batch);
+      if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
+      for (Slot& s : slot) {
+        if (s.req < 0 || s.batch_index < 0) continue;
+        llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
+        auto& r = results[s.req];
+        if (llama_vocab_is_eog(m.vocab, t)) {
+          finish(s, "eos");
+          continue;
+        }
+        r.tokens.push_back(t);
+        s.text += token_piece(m, t);
+        if (!opt.stop.empty() && find_stop(s.text, opt.stop) != std::string::npos) {
+          finish(s, "stop");
+        } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens) {
+          finish(s, "length");
+        } else {
+          s.next = t;
+          s.pending_token = true;
+        }
+      }
+    }
+  } catch (...) {
+    llama_batch_free(batch);
+    llama_free(ctx);
+    throw;
+  }
+  llama_batch_free(batch);
+  llama_free(ctx);
+  return results;
+}
+
+namespace Generator {
+
+Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "generate(prompts: Int32Array[], options?)");
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "prompts must be an array of token arrays");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  if (arr.Length() == 0) throw Napi::Error::New(env, "generate: the prompt list is empty; pass at least one prompt");
+  auto prompts = std::make_shared<std::vector<std::vector<llama_token>>>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    auto toks = get_tokens(arr.Get(i), "prompt");
+    std::string where = "prompts[" + std::to_string(i) + "]";
+    if (toks.empty()) throw Napi::Error::New(env, where + " has no tokens; give at least one (tokenize with addBos: true)");
+    try {
+      check_token_range(*model, toks, where.c_str());
+    } catch (const UserError& e) {
+      throw Napi::RangeError::New(env, e.what());
+    }
+    prompts->push_back(std::move(toks));
+  }
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  GenerateOptions opt;
+  opt.max_tokens = static_cast<int32_t>(get_number(o, "maxTokens", opt.max_tokens));
+  opt.temperature = static_cast<float>(get_number(o, "temperature", opt.temperature));
+  opt.top_p = static_cast<float>(get_number(o, "topP", opt.top_p));
+  opt.top_k = static_cast<int32_t>(get_number(o, "topK", opt.top_k));
+  opt.min_p = static_cast<float>(get_number(o, "minP", opt.min_p));
+  double seed = get_number(o, "seed", 0);
+  opt.seed = static_cast<uint32_t>(static_cast<int64_t>(seed));
+  opt.parallel = static_cast<int32_t>(get_number(o, "parallel", opt.parallel));
+  opt.context_size = static_cast<int32_t>(get_number(o, "contextSize", 0));
+  if (opt.max_tokens < 1) throw Napi::RangeError::New(env, "maxTokens must be at least 1");
+  if (!std::isfinite(opt.temperature) || opt.temperature < 0) throw Napi::RangeError::New(env, "temperature must be a finite number >= 0");
+  if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Napi::RangeError::New(env, "topP must be in (0, 1]");
+  if (opt.parallel < 1 || opt.parallel > 256) throw Napi::RangeError::New(env, "parallel must be between 1 and 256");
+  Napi::Value stop = o.Get("stop");
+  if (stop.IsArray()) {
+    Napi::Array s = stop.As<Napi::Array>();
+    for (uint32_t i = 0; i < s.Length(); i++) opt.stop.push_back(get_string(s.Get(i), "stop[i]"));
+  } else if (!stop.IsUndefined() && !stop.IsNull()) {
+    throw Napi::TypeError::New(env, "stop must be an array of strings");
+  }
+  Napi::Value grammar = o.Get("grammar");
+  if (!grammar.IsUndefined() && !grammar.IsNull()) opt.grammar = get_string(grammar, "grammar");
+  opt.loras = parse_lora_option(o, model);
+  auto results = std::make_shared<std::vector<GenerateResult>>();
+  return PromiseWorker::Run(
+      env, [model, prompts, opt, results]() { *results = generate_batch(model, *prompts, opt); },
+      [results](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, results->size());
+        for (size_t i = 0; i < results->size(); i++) {
+          const auto& r = (*results)[i];
+          Napi::Object obj = Napi::Object::New(env);
+          obj.Set("text", r.text);
+          obj.Set("tokens", to_int32_array(env, r.tokens));
+          obj.Set("finishReason", r.finish_reason);
+          out.Set(static_cast<uint32_t>(i), obj);
+        }
+        return out;
+      });
+}
+
+}  // namespace Generator
+}  // namespace msr

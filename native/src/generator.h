@@ -1,0 +1,38 @@
+// Batched generation: many prompts decoded together in one context with continuous batching
+// (a finished sequence frees its slot and its KV cells for the next prompt). Each prompt gets its
+// own sampler chain seeded with seed + prompt index, so a prompt's text does not depend on which
+// slot or wave it ran in. An optional GBNF grammar constrains every prompt's output.
+#pragma once
+#include "common.h"
+#include "lora.h"
+
+namespace msr {
+
+struct GenerateOptions {
+  int32_t max_tokens = 256;
+  float temperature = 0.7f;
+  float top_p = 0.95f;
+  int32_t top_k = 40;
+  float min_p = 0.0f;
+  uint32_t seed = 0;
+  std::vector<std::string> stop;
+  std::string grammar;  // GBNF; empty = unconstrained
+  int32_t parallel = 16;
+  int32_t context_size = 0;  // 0 = enough for `parallel` prompts of the longest length
+  std::vector<LoraChoice> loras;
+};
+
+struct GenerateResult {
+  std::vector<llama_token> tokens;
+  std::string text;
+  std::string finish_reason;  // "eos" | "stop" | "length"
+};
+
+std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
+                                           const GenerateOptions& opt);
+
+namespace Generator {
+Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model);  // model.generate(prompts, opts)
+}
+
+}  // namespace msr

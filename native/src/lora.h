@@ -1,0 +1,41 @@
+// LoraAdapter: a GGUF LoRA adapter loaded once per model and chosen per call by scorers and
+// generation ({adapter, scale} lists). dispose() frees it while the model stays loaded.
+#pragma once
+#include "common.h"
+
+namespace msr {
+
+struct LoraState {
+  ModelPtr model;
+  llama_adapter_lora* adapter = nullptr;
+  std::string path;
+  ~LoraState();
+};
+using LoraPtr = std::shared_ptr<LoraState>;
+
+// One adapter with its scale, as resolved from a JS `lora: [{adapter, scale}]` option.
+struct LoraChoice {
+  LoraPtr lora;
+  float scale;
+};
+// Parses `opts.lora`; checks each adapter belongs to `model`, is alive, and has a finite scale.
+std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelPtr& model);
+// Applies the choice to a context (an empty list clears all adapters). Caller holds model->mutex.
+void apply_loras(llama_context* ctx, const std::vector<LoraChoice>& loras);
+
+class LoraAdapter : public Napi::ObjectWrap<LoraAdapter> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Value Load(const Napi::CallbackInfo& info, const ModelPtr& model);  // -> Promise<LoraAdapter>
+  explicit LoraAdapter(const Napi::CallbackInfo& info);
+  const LoraPtr& state() const { return state_; }
+  static Napi::FunctionReference constructor_;
+
+ private:
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value GetPath(const Napi::CallbackInfo& info);
+  Napi::Value GetAlpha(const Napi::CallbackInfo& info);
+  LoraPtr state_;
+};
+
+}  // namespace msr

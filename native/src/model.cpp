@@ -1,0 +1,185 @@
+#include "model.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "lora.h"
+#include "scorer.h"
+#include "generator.h"
+
+namespace msr {
+
+Napi::FunctionReference Model::constructor_;
+
+void Model::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "Model",
+                                    {
+                                        InstanceMethod("info", &Model::Info),
+                                        InstanceMethod("tokenize", &Model::Tokenize),
+                                        InstanceMethod("detokenize", &Model::Detokenize),
+                                        InstanceMethod("tokenPieces", &Model::TokenPieces),
+                                        InstanceMethod("loadLora", &Model::LoadLora),
+                                        InstanceMethod("generate", &Model::Generate),
+                                        InstanceMethod("dispose", &Model::Dispose),
+                                    });
+  constructor_ = Napi::Persistent(ctor);
+  constructor_.SuppressDestruct();
+  exports.Set("Model", ctor);
+  exports.Set("loadModel", Napi::Function::New(env, &Model::Load));
+}
+
+// Constructed only from Load's completion with an External<ModelPtr>; JS cannot make one.
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path)");
+  }
+  state_ = *info[0].As<Napi::External<ModelPtr>>().Data();
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?})");
+  std::string path = get_string(info[0], "path");
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  int threads = static_cast<int>(get_number(opts, "threads", 0));
+  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  int gpu_layers = static_cast<int>(get_number(opts, "gpuLayers", 0));
+  bool use_mmap = get_bool(opts, "mmap", true);
+
+  auto result = std::make_shared<ModelPtr>();
+  return PromiseWorker::Run(
+      env,
+      [path, threads, gpu_layers, use_mmap, result]() {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) {
+          throw UserError("loadModel: no model file at " + path + "; check the path (create a test model with `msr-rec init-model`)");
+        }
+        auto mparams = llama_model_default_params();
+        mparams.n_gpu_layers = gpu_layers;
+        mparams.use_mmap = use_mmap;
+        take_llama_errors();
+        llama_model* model = llama_model_load_from_file(path.c_str(), mparams);
+        if (!model) {
+          std::string why = take_llama_errors();
+          throw UserError("loadModel: " + path + " is not a loadable GGUF model (" + (why.empty() ? "llama.cpp rejected it" : why) +
+                          "); the file may be truncated, not a GGUF, or of an unsupported architecture");
+        }
+        auto st = std::make_shared<ModelState>();
+        st->model = model;
+        st->vocab = llama_model_get_vocab(model);
+        st->n_vocab = llama_vocab_n_tokens(st->vocab);
+        st->n_ctx_train = llama_model_n_ctx_train(model);
+        st->n_threads = threads;
+        st->path = path;
+        *result = st;
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        return constructor_.New({Napi::External<ModelPtr>::New(env, result.get())});
+      });
+}
+
+static std::string meta(llama_model* m, const char* key) {
+  char buf[512];
+  int32_t n = llama_model_meta_val_str(m, key, buf, sizeof(buf));
+  return n >= 0 ? std::string(buf) : std::string();
+}
+
+Napi::Value Model::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  llama_model* m = alive(env, "model.info")->model;
+  char desc[256];
+  llama_model_desc(m, desc, sizeof(desc));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("path", state_->path);
+  o.Set("architecture", meta(m, "general.architecture"));
+  o.Set("name", meta(m, "general.name"));
+  o.Set("description", std::string(desc));
+  o.Set("vocabSize", state_->n_vocab);
+  o.Set("contextLength", state_->n_ctx_train);
+  o.Set("layers", llama_model_n_layer(m));
+  o.Set("embeddingSize", llama_model_n_embd(m));
+  o.Set("heads", llama_model_n_head(m));
+  o.Set("headsKv", llama_model_n_head_kv(m));
+  o.Set("parameters", static_cast<double>(llama_model_n_params(m)));
+  o.Set("sizeBytes", static_cast<double>(llama_model_size(m)));
+  o.Set("bos", llama_vocab_bos(state_->vocab));
+  o.Set("eos", llama_vocab_eos(state_->vocab));
+  o.Set("addBos", llama_vocab_get_add_bos(state_->vocab));
+  o.Set("threads", state_->n_threads);
+  return o;
+}
+
+Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "tokenize(text: string, options?: {addBos?, special?})");
+  alive(env, "model.tokenize");
+  std::string text = get_string(info[0], "text");
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  bool add_bos = get_bool(opts, "addBos", llama_vocab_get_add_bos(state_->vocab));
+  bool special = get_bool(opts, "special", false);
+  try {
+    return to_int32_array(env, tokenize(*state_, text, add_bos, special));
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "detokenize(tokens: Int32Array | number[], options?: {special?})");
+  alive(env, "model.detokenize");
+  auto tokens = get_tokens(info[0], "tokens");
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  try {
+    return Napi::String::New(env, detokenize(*state_, tokens, get_bool(opts, "special", false)));
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// The text piece of each token (for grammars, debugging and the title matcher's token view).
+Napi::Value Model::TokenPieces(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "tokenPieces(tokens)");
+  alive(env, "model.tokenPieces");
+  auto tokens = get_tokens(info[0], "tokens");
+  try {
+    check_token_range(*state_, tokens, "tokenPieces");
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Array out = Napi::Array::New(env, tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++) out.Set(static_cast<uint32_t>(i), token_piece(*state_, tokens[i]));
+  return out;
+}
+
+const ModelPtr& Model::alive(Napi::Env env, const char* what) const {
+  if (!state_ || state_->disposed) throw Napi::Error::New(env, std::string(what) + ": the model was disposed; load it again with loadModel()");
+  return state_;
+}
+
+Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) { return LoraAdapter::Load(info, alive(info.Env(), "model.loadLora")); }
+Napi::Value Model::Generate(const Napi::CallbackInfo& info) { return Generator::Generate(info, alive(info.Env(), "model.generate")); }
+
+// Marks the model disposed; native memory is freed when the last object using it goes away.
+Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
+  if (state_) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->disposed = true;
+    }
+    state_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+ModelPtr model_from_js(const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Model::constructor_.Value())) {
+    throw Napi::TypeError::New(v.Env(), "expected a Model (from loadModel)");
+  }
+  Model* m = Model::Unwrap(v.As<Napi::Object>());
+  if (!m->state() || m->state()->disposed) throw Napi::Error::New(v.Env(), "the model was disposed; load it again with loadModel()");
+  return m->state();
+}
+
+}  // namespace msr

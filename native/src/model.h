@@ -1,0 +1,30 @@
+// Model: the JS-visible wrapper of a loaded llama_model (see common.h for ModelState).
+#pragma once
+#include "common.h"
+
+namespace msr {
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Model(const Napi::CallbackInfo& info);
+  const ModelPtr& state() const { return state_; }
+  static Napi::FunctionReference constructor_;
+
+ private:
+  static Napi::Value Load(const Napi::CallbackInfo& info);  // loadModel(path, opts) -> Promise<Model>
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Tokenize(const Napi::CallbackInfo& info);
+  Napi::Value Detokenize(const Napi::CallbackInfo& info);
+  Napi::Value TokenPieces(const Napi::CallbackInfo& info);
+  Napi::Value LoadLora(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  const ModelPtr& alive(Napi::Env env, const char* what) const;
+  ModelPtr state_;
+};
+
+// The model behind a JS Model handle; throws a JS TypeError for anything else or a disposed model.
+ModelPtr model_from_js(const Napi::Value& v);
+
+}  // namespace msr

@@ -1,0 +1,310 @@
+#include "scorer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "fused_ce.h"
+#include "model.h"
+
+namespace msr {
+
+ScorerState::~ScorerState() {
+  if (ctx) {
+    std::lock_guard<std::mutex> lock(model->mutex);
+    llama_free(ctx);
+  }
+}
+
+namespace {
+
+// A prompt evaluated once for `members` (indices into the request list).
+struct Group {
+  const std::vector<llama_token>* prompt;
+  std::vector<size_t> members;
+  size_t cells(const std::vector<ScoreRequest>& reqs) const {
+    size_t n = prompt->size();
+    for (size_t m : members) n += reqs[m].continuation.size() - 1;  // the last token is never fed
+    return n;
+  }
+};
+
+// One token of a wave: where it goes and which (request, continuation index) its logits predict.
+struct WaveToken {
+  llama_token token;
+  llama_pos pos;
+  std::vector<llama_seq_id> seqs;
+  // For an output row: the requests and continuation positions it predicts (several for a shared
+  // prompt's last token, one otherwise). Empty = no logits needed.
+  std::vector<std::pair<size_t, size_t>> predicts;
+};
+
+std::vector<Group> group_by_prompt(const std::vector<ScoreRequest>& reqs, uint32_t n_seq, uint32_t n_ctx) {
+  std::map<std::vector<llama_token>, size_t> index;
+  std::vector<Group> groups;
+  for (size_t i = 0; i < reqs.size(); i++) {
+    auto it = index.find(reqs[i].prompt);
+    if (it == index.end()) {
+      index.emplace(reqs[i].prompt, groups.size());
+      groups.push_back({&reqs[i].prompt, {i}});
+    } else {
+      groups[it->second].members.push_back(i);
+    }
+  }
+  // Split groups that exceed the sequence slots or the context: each part re-evaluates the prompt.
+  std::vector<Group> out;
+  for (auto& g : groups) {
+    Group cur{g.prompt, {}};
+    size_t cells = g.prompt->size();
+    for (size_t m : g.members) {
+      size_t add = reqs[m].continuation.size() - 1;
+      if (!cur.members.empty() && (cur.members.size() >= n_seq || cells + add > n_ctx)) {
+        out.push_back(cur);
+        cur.members.clear();
+        cells = g.prompt->size();
+      }
+      cur.members.push_back(m);
+      cells += add;
+    }
+    out.push_back(cur);
+  }
+  return out;
+}
+
+std::vector<WaveToken> wave_tokens(const std::vector<Group>& wave, const std::vector<ScoreRequest>& reqs, bool all_logits) {
+  std::vector<WaveToken> toks;
+  llama_seq_id next_seq = 0;
+  for (const Group& g : wave) {
+    std::vector<llama_seq_id> seqs;
+    for (size_t k = 0; k < g.members.size(); k++) seqs.push_back(next_seq + static_cast<llama_seq_id>(k));
+    const auto& p = *g.prompt;
+    for (size_t j = 0; j < p.size(); j++) {
+      WaveToken t{p[j], static_cast<llama_pos>(j), seqs, {}};
+      if (j + 1 == p.size()) {
+        for (size_t m : g.members) t.predicts.push_back({m, 0});
+      } else if (all_logits) {
+        t.predicts.push_back({g.members[0], SIZE_MAX});
+      }
+      toks.push_back(std::move(t));
+    }
+    for (size_t k = 0; k < g.members.size(); k++) {
+      const auto& c = reqs[g.members[k]].continuation;
+      for (size_t j = 0; j + 1 < c.size(); j++) {
+        toks.push_back({c[j], static_cast<llama_pos>(p.size() + j), {seqs[k]}, {{g.members[k], j + 1}}});
+      }
+    }
+    next_seq += static_cast<llama_seq_id>(g.members.size());
+  }
+  return toks;
+}
+
+}  // namespace
+
+std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
+                                        bool reduce) {
+  std::vector<ScoreResult> results(reqs.size());
+  for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
+  const ModelState& m = *s.model;
+  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
+
+  std::lock_guard<std::mutex> lock(s.model->mutex);
+  s.model->check_alive("scorer.score");
+  if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
+  apply_loras(s.ctx, loras);
+  llama_memory_t mem = llama_get_memory(s.ctx);
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, static_cast<int32_t>(s.n_seq));
+  std::vector<int32_t> targets;
+  std::vector<float> lps;
+
+  try {
+    size_t gi = 0;
+    while (gi < groups.size()) {
+      // Fill one wave with whole groups while cells and sequence slots last.
+      std::vector<Group> wave;
+      size_t cells = 0, seqs = 0;
+      while (gi < groups.size()) {
+        size_t c = groups[gi].cells(reqs), q = groups[gi].members.size();
+        if (!wave.empty() && (cells + c > s.n_ctx || seqs + q > s.n_seq)) break;
+        wave.push_back(groups[gi++]);
+        cells += c;
+        seqs += q;
+      }
+      llama_memory_clear(mem, true);
+      std::vector<WaveToken> toks = wave_tokens(wave, reqs, !reduce);
+      for (size_t start = 0; start < toks.size(); start += s.n_batch) {
+        size_t end = std::min(toks.size(), start + s.n_batch);
+        batch.n_tokens = 0;
+        std::vector<const WaveToken*> rows;
+        for (size_t i = start; i < end; i++) {
+          const WaveToken& t = toks[i];
+          int32_t b = batch.n_tokens++;
+          batch.token[b] = t.token;
+          batch.pos[b] = t.pos;
+          batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
+          for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
+          batch.logits[b] = !t.predicts.empty();
+          if (!t.predicts.empty()) rows.push_back(&t);
+        }
+        int32_t rc = llama_decode(s.ctx, batch);
+        if (rc != 0) {
+          throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
+                          "; try a larger contextSize or a smaller batch");
+        }
+        if (!reduce || rows.empty()) continue;
+        // One fused pass over all output rows, each with its first target; extra targets of a
+        // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
+        const float* logits = llama_get_logits(s.ctx);
+        targets.resize(rows.size());
+        lps.resize(rows.size());
+        for (size_t r = 0; r < rows.size(); r++) {
+          auto [req, j] = rows[r]->predicts[0];
+          targets[r] = reqs[req].continuation[j];
+        }
+        fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0,
+                     m.n_threads);
+        for (size_t r = 0; r < rows.size(); r++) {
+          const float* x = logits + r * static_cast<size_t>(m.n_vocab);
+          for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
+            auto [req, j] = rows[r]->predicts[k];
+            float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
+            results[req].token_logprobs[j] = lp;
+          }
+        }
+      }
+    }
+  } catch (...) {
+    llama_batch_free(batch);
+    throw;
+  }
+  llama_batch_free(batch);
+  for (auto& r : results) {
+    double sum = 0.0;
+    for (float lp : r.token_logprobs) sum += lp;
+    r.logprob = sum;
+  }
+  return results;
+}
+
+// ---- JS surface ---------------------------------------------------------------------------
+
+void Scorer::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "Scorer",
+                                    {
+                                        InstanceMethod("score", &Scorer::Score),
+                                        InstanceMethod("decodeOnly", &Scorer::DecodeOnly),
+                                        InstanceMethod("dispose", &Scorer::Dispose),
+                                        InstanceAccessor("config", &Scorer::GetConfig, nullptr),
+                                    });
+  exports.Set("Scorer", ctor);
+}
+
+Scorer::Scorer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scorer>(info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?})");
+  ModelPtr model = model_from_js(info[0]);
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  double n_ctx = get_number(opts, "contextSize", 2048);
+  double n_seq = get_number(opts, "sequences", 32);
+  double n_batch = get_number(opts, "batchSize", 512);
+  if (!(n_ctx >= 16 && n_ctx <= 1 << 20)) throw Napi::RangeError::New(env, "contextSize must be between 16 and 1048576");
+  if (!(n_seq >= 1 && n_seq <= 256)) throw Napi::RangeError::New(env, "sequences must be between 1 and 256");
+  if (!(n_batch >= 1 && n_batch <= n_ctx)) throw Napi::RangeError::New(env, "batchSize must be between 1 and contextSize");
+  auto cparams = llama_context_default_params();
+  cparams.n_ctx = static_cast<uint32_t>(n_ctx);
+  cparams.n_seq_max = static_cast<uint32_t>(n_seq);
+  cparams.n_batch = static_cast<uint32_t>(n_batch);
+  cparams.n_ubatch = static_cast<uint32_t>(n_batch);
+  cparams.kv_unified = true;  // every sequence may use any cell: waves pack requests of any length
+  cparams.n_threads = model->n_threads;
+  cparams.n_threads_batch = model->n_threads;
+  cparams.no_perf = true;
+  auto st = std::make_shared<ScorerState>();
+  st->model = model;
+  {
+    std::lock_guard<std::mutex> lock(model->mutex);
+    take_llama_errors();
+    st->ctx = llama_init_from_model(model->model, cparams);
+  }
+  if (!st->ctx) throw Napi::Error::New(env, "createScorer: could not create a context (" + take_llama_errors() + "); try a smaller contextSize");
+  st->n_ctx = llama_n_ctx(st->ctx);
+  st->n_seq = cparams.n_seq_max;
+  st->n_batch = llama_n_batch(st->ctx);
+  state_ = st;
+}
+
+Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  if (!state_) return info.Env().Null();
+  o.Set("contextSize", state_->n_ctx);
+  o.Set("sequences", state_->n_seq);
+  o.Set("batchSize", state_->n_batch);
+  return o;
+}
+
+Napi::Value Scorer::Score(const Napi::CallbackInfo& info) { return Run(info, true); }
+Napi::Value Scorer::DecodeOnly(const Napi::CallbackInfo& info) { return Run(info, false); }
+
+Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?})");
+  if (!state_) throw Napi::Error::New(env, "scorer.score: the scorer was disposed; create a new one with model.createScorer()");
+  ScorerPtr st = state_;
+  if (st->model->disposed) throw Napi::Error::New(env, "scorer.score: the model was disposed; load it again with loadModel()");
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  if (arr.Length() == 0) throw Napi::Error::New(env, "scorer.score: the request list is empty; pass at least one {prompt, continuation}");
+  auto reqs = std::make_shared<std::vector<ScoreRequest>>(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
+    Napi::Object o = v.As<Napi::Object>();
+    auto& r = (*reqs)[i];
+    r.prompt = get_tokens(o.Get("prompt"), "prompt");
+    r.continuation = get_tokens(o.Get("continuation"), "continuation");
+    std::string where = "requests[" + std::to_string(i) + "]";
+    if (r.prompt.empty()) throw Napi::Error::New(env, where + ": the prompt has no tokens; give at least one (e.g. tokenize with addBos: true)");
+    if (r.continuation.empty()) throw Napi::Error::New(env, where + ": the continuation is empty; there is nothing to score");
+    size_t len = r.prompt.size() + r.continuation.size() - 1;
+    if (len > st->n_ctx) {
+      throw Napi::RangeError::New(env, where + " needs " + std::to_string(len) + " context cells but the scorer's context holds " +
+                                           std::to_string(st->n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
+    }
+    try {
+      check_token_range(*st->model, r.prompt, (where + ".prompt").c_str());
+      check_token_range(*st->model, r.continuation, (where + ".continuation").c_str());
+    } catch (const UserError& e) {
+      throw Napi::RangeError::New(env, e.what());
+    }
+  }
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  auto loras = parse_lora_option(opts, st->model);
+  auto results = std::make_shared<std::vector<ScoreResult>>();
+  return PromiseWorker::Run(
+      env, [st, reqs, loras, results, reduce]() { *results = score_requests(*st, *reqs, loras, reduce); },
+      [results, reduce](Napi::Env env) -> Napi::Value {
+        Napi::Array out = Napi::Array::New(env, results->size());
+        for (size_t i = 0; i < results->size(); i++) {
+          const ScoreResult& r = (*results)[i];
+          Napi::Object o = Napi::Object::New(env);
+          if (reduce) {
+            auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
+            std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
+            o.Set("tokenLogprobs", lp);
+            o.Set("logprob", r.logprob);
+            o.Set("ppl", std::exp(-r.logprob / static_cast<double>(r.token_logprobs.size())));
+          }
+          out.Set(static_cast<uint32_t>(i), o);
+        }
+        return out;
+      });
+}
+
+Napi::Value Scorer::Dispose(const Napi::CallbackInfo& info) {
+  if (state_) {
+    state_->disposed = true;
+    state_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace msr

@@ -1,0 +1,53 @@
+// Scorer: batched log-prob scoring of {prompt, continuation} token requests on one llama_context.
+//
+// Per call: requests sharing a prompt are grouped and the prompt is evaluated once for all of
+// them (its tokens carry every member's sequence id); each continuation is then decoded in its
+// own sequence. Groups are packed into "waves" that fill the context (unified KV cache) and the
+// sequence slots; each wave is decoded in chunks of at most batchSize tokens. Logits are requested
+// only where a continuation token is predicted, and reduced natively by fused_ce_cpu (max,
+// log-sum-exp in double, target logit) — JS never receives a vocabulary-sized array.
+#pragma once
+#include "common.h"
+#include "lora.h"
+
+namespace msr {
+
+struct ScoreRequest {
+  std::vector<llama_token> prompt;
+  std::vector<llama_token> continuation;
+};
+
+struct ScoreResult {
+  std::vector<float> token_logprobs;
+  double logprob = 0.0;
+};
+
+struct ScorerState {
+  ModelPtr model;
+  llama_context* ctx = nullptr;
+  uint32_t n_ctx = 0, n_seq = 0, n_batch = 0;
+  std::atomic<bool> disposed{false};
+  ~ScorerState();
+};
+using ScorerPtr = std::shared_ptr<ScorerState>;
+
+// Scores the requests; with `reduce` false it instead decodes the same tokens with logits at every
+// position and no log-prob work (the throughput ceiling the benchmark compares against).
+std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
+                                        bool reduce);
+
+class Scorer : public Napi::ObjectWrap<Scorer> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize})
+
+ private:
+  Napi::Value Score(const Napi::CallbackInfo& info);
+  Napi::Value DecodeOnly(const Napi::CallbackInfo& info);
+  Napi::Value Run(const Napi::CallbackInfo& info, bool reduce);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value GetConfig(const Napi::CallbackInfo& info);
+  ScorerPtr state_;
+};
+
+}  // namespace msr

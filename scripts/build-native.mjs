@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// Builds the native addon with cmake-js from the llama.cpp source that node-llama-cpp ships as a
+// git bundle (no network).
+// Usage: node scripts/build-native.mjs [--cuda] [--cuda-arch "80;90"] [--out DIR] [--force]
+// Env: MSR_REC_PORTABLE=1 (no -march=native), MSR_REC_JOBS=N, CUDA_ARCHITECTURES, CXX, CUDACXX.
+//
+// Re-running is cheap: a stamp records a hash of everything that goes into the build (our native
+// sources, the llama.cpp tag, the flags); when it matches and the addon exists, nothing runs.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const cuda = args.includes("--cuda") || process.env.MSR_REC_CUDA === "1";
+const force = args.includes("--force");
+const archIdx = args.indexOf("--cuda-arch");
+const cudaArch = archIdx >= 0 ? args[archIdx + 1] : process.env.CUDA_ARCHITECTURES ?? "native";
+const outIdx = args.indexOf("--out");
+const outDir = outIdx >= 0 ? join(root, args[outIdx + 1]) : join(root, cuda ? "build-cuda" : "build");
+const llamaDir = join(root, ".cache", "llama.cpp");
+
+function fail(msg) {
+  console.error(`\nmsr-rec: native build failed: ${msg}\n`);
+  process.exit(1);
+}
+
+function which(cmd, versionArg = "--version") {
+  const r = spawnSync(cmd, [versionArg], { encoding: "utf8" });
+  return r.status === 0 ? (r.stdout || r.stderr).split("\n")[0] : null;
+}
+
+function checkToolchain() {
+  if (!which("cmake")) fail("cmake was not found on PATH. Install CMake >= 3.19 (Debian/Ubuntu: `apt-get install cmake`, macOS: `brew install cmake`) and run `npm run build:native` again.");
+  const cxx = process.env.CXX ?? "c++";
+  if (!which(cxx)) fail(`no C++ compiler (${cxx}) was found. Install g++ or clang++ (Debian/Ubuntu: \`apt-get install build-essential\`) and run the build again.`);
+  if (cuda) {
+    const nvcc = process.env.CUDACXX ?? "nvcc";
+    if (!which(nvcc)) fail("--cuda was asked for but nvcc was not found. Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads) and put nvcc on PATH (or set CUDACXX), then run `npm run build:cuda` again.");
+  }
+}
+
+// Some packages (node-llama-cpp) do not export ./package.json, so locate them on disk.
+function packageDir(name) {
+  for (let dir = root; ; dir = dirname(dir)) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return candidate;
+    if (dirname(dir) === dir) fail(`the package ${name} is not installed. Run \`npm install\` first.`);
+  }
+}
+
+function llamaBundle() {
+  const pkgDir = packageDir("node-llama-cpp");
+  const bundle = join(pkgDir, "llama", "gitRelease.bundle");
+  if (!existsSync(bundle)) fail(`node-llama-cpp's llama.cpp bundle is missing (${bundle}). Reinstall dependencies with \`npm install\`.`);
+  const info = JSON.parse(readFileSync(join(pkgDir, "llama", "llama.cpp.info.json"), "utf8"));
+  return { bundle, tag: info.tag };
+}
+
+function ensureLlamaSource({ bundle, tag }) {
+  const tagFile = join(llamaDir, ".msr-rec-tag");
+  if (existsSync(tagFile) && readFileSync(tagFile, "utf8") === tag) return;
+  if (!which("git")) fail("git is needed to unpack llama.cpp from node-llama-cpp's bundle. Install git and run the build again.");
+  mkdirSync(dirname(llamaDir), { recursive: true });
+  const tmp = `${llamaDir}.tmp-${process.pid}`;
+  spawnSync("rm", ["-rf", tmp, llamaDir]);
+  const r = spawnSync("git", ["clone", "--quiet", bundle, tmp], { stdio: "inherit" });
+  if (r.status !== 0) fail(`could not unpack ${bundle} with git clone`);
+  writeFileSync(join(tmp, ".msr-rec-tag"), tag);
+  renameSync(tmp, llamaDir);
+}
+
+function hashTree(h, dir) {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    if (st.isDirectory()) hashTree(h, p);
+    else h.update(name).update(readFileSync(p));
+  }
+}
+
+checkToolchain();
+const bundle = llamaBundle();
+ensureLlamaSource(bundle);
+
+const h = createHash("sha256");
+hashTree(h, join(root, "native"));
+h.update(readFileSync(join(root, "CMakeLists.txt")));
+h.update(bundle.tag).update(JSON.stringify({ cuda, cudaArch, node: process.versions.modules }));
+const stamp = h.digest("hex");
+const stampFile = join(outDir, ".msr-rec-stamp");
+const addon = join(outDir, "Release", "msr_rec.node");
+if (!force && existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
+  console.log(`msr-rec: native addon is up to date (${addon})`);
+  process.exit(0);
+}
+
+const cmakeJs = join(packageDir("cmake-js"), "bin", "cmake-js");
+const nodeAddonApi = packageDir("node-addon-api");
+const defs = [
+  `--CDLLAMA_CPP_DIR=${llamaDir}`,
+  `--CDNODE_ADDON_API_DIR=${nodeAddonApi}`,
+  `--CDMSR_REC_CUDA=${cuda ? "ON" : "OFF"}`,
+  `--CDGGML_NATIVE=${process.env.MSR_REC_PORTABLE === "1" ? "OFF" : "ON"}`,
+];
+if (cuda) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
+const jobs = String(Number(process.env.MSR_REC_JOBS) || Math.max(1, (await import("node:os")).availableParallelism()));
+console.log(`msr-rec: building the native addon (${cuda ? "CUDA" : "CPU"}, llama.cpp ${bundle.tag}, ${jobs} jobs) into ${outDir}`);
+const r = spawnSync(process.execPath, [cmakeJs, "build", "-d", root, "-O", outDir, "-p", jobs, "-m", ...defs],
+  { stdio: "inherit", cwd: root });
+if (r.status !== 0) fail("cmake-js exited with an error (see the compiler output above).");
+writeFileSync(stampFile, stamp);
+console.log(`msr-rec: built ${addon}`);

@@ -1,0 +1,4 @@
+export { loadModel, Model, type LoadModelOptions, type ModelInfo, type GenerateOptions, type GenerateResult } from "./model.js";
+export { Scorer, type ScoreRequest, type ScoreResult, type ScorerOptions } from "./scorer.js";
+export { LoraAdapter, type LoraChoice } from "./lora.js";
+export { native as nativeAddon, addonPath } from "./bindings.js";

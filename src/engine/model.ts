@@ -1,0 +1,107 @@
+// Model: a loaded GGUF (llama.cpp) with tokenization, LoRA adapters, scorers and generation.
+import { native, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
+import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
+import { SerialQueue } from "./queue.js";
+import { Scorer, type ScorerOptions } from "./scorer.js";
+
+export interface LoadModelOptions {
+  /** CPU threads for decoding (default: all hardware threads). */
+  threads?: number;
+  /** Layers to offload to the GPU in a CUDA build (default 0). */
+  gpuLayers?: number;
+}
+
+export type ModelInfo = NativeModelInfo;
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  /** 0 = greedy (argmax). Default 0.7. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  /** Prompt i is sampled with seed + i, so results do not depend on batching. */
+  seed?: number;
+  /** Generation ends at the first occurrence of any of these strings (not included in text). */
+  stop?: string[];
+  /** A GBNF grammar (with a `root` rule) every output must match. */
+  grammar?: string;
+  /** Prompts decoded together (default 16). */
+  parallel?: number;
+  contextSize?: number;
+  lora?: readonly LoraChoice[];
+}
+
+export interface GenerateResult {
+  text: string;
+  tokens: Int32Array;
+  finishReason: "eos" | "stop" | "length";
+}
+
+export class Model {
+  #native: NativeModel | undefined;
+  readonly #queue = new SerialQueue();
+  readonly info: ModelInfo;
+
+  private constructor(handle: NativeModel) {
+    this.#native = handle;
+    this.info = handle.info();
+  }
+
+  /** @internal */
+  static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
+    if (typeof path !== "string" || path.length === 0) throw new TypeError("loadModel(path): path must be a non-empty string");
+    return new Model(await native().loadModel(path, options));
+  }
+
+  tokenize(text: string, options: { addBos?: boolean; special?: boolean } = {}): Int32Array {
+    return this.handle().tokenize(text, options);
+  }
+
+  detokenize(tokens: TokenArray, options: { special?: boolean } = {}): string {
+    return this.handle().detokenize(tokens, options);
+  }
+
+  tokenPieces(tokens: TokenArray): string[] {
+    return this.handle().tokenPieces(tokens);
+  }
+
+  async loadLora(path: string): Promise<LoraAdapter> {
+    const h = this.handle();
+    return new LoraAdapter(await this.#queue.run(() => h.loadLora(path)), path);
+  }
+
+  createScorer(options: ScorerOptions = {}): Scorer {
+    return new Scorer(this, new (native().Scorer)(this.handle(), options));
+  }
+
+  /** Generates a continuation for every prompt (strings are tokenized with BOS). */
+  generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
+    if (!Array.isArray(prompts)) throw new TypeError("generate() takes an array of prompts");
+    const toks = prompts.map((p) => (typeof p === "string" ? this.tokenize(p) : p));
+    const { lora, ...rest } = options;
+    const h = this.handle();
+    return this.#queue.run(() => h.generate(toks, { ...rest, lora: toNativeLora(lora) }));
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /** Releases the model. Idempotent; later calls on it (or its scorers) throw. */
+  dispose(): void {
+    this.#native?.dispose();
+    this.#native = undefined;
+  }
+
+  /** @internal The native handle, for other engine objects (scorers, trainers). */
+  handle(): NativeModel {
+    if (!this.#native) throw new Error("the model was disposed; load it again with loadModel()");
+    return this.#native;
+  }
+}
+
+/** Loads a GGUF model (LLaMA family) for scoring, generation and LoRA work. */
+export function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
+  return Model.load(path, options);
+}

@@ -1,0 +1,83 @@
+// Batched log-prob scoring: log P(continuation | prompt) per token, in as few decodes as fit.
+// Prompts are tokenized with the model's BOS rule, continuations without BOS (so the prompt's
+// tokenization never shifts); pass token arrays to control tokenization yourself.
+import type { NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
+import { toNativeLora, type LoraChoice } from "./lora.js";
+import type { Model } from "./model.js";
+import { SerialQueue } from "./queue.js";
+
+export interface ScoreRequest {
+  prompt: string | TokenArray;
+  continuation: string | TokenArray;
+}
+
+export interface ScoreResult {
+  /** log P of each continuation token given everything before it. */
+  tokenLogprobs: Float32Array;
+  /** Sum of tokenLogprobs. */
+  logprob: number;
+  /** exp(-mean(tokenLogprobs)). */
+  ppl: number;
+}
+
+export interface ScorerOptions {
+  /** KV cells shared by all sequences of one wave (default 2048). */
+  contextSize?: number;
+  /** Sequences decoded together (default 32). */
+  sequences?: number;
+  /** Tokens per llama_decode call (default 512). */
+  batchSize?: number;
+}
+
+export class Scorer {
+  #native: NativeScorer | undefined;
+  readonly #queue = new SerialQueue();
+
+  /** @internal */
+  constructor(private readonly model: Model, handle: NativeScorer) {
+    this.#native = handle;
+  }
+
+  get config(): { contextSize: number; sequences: number; batchSize: number } {
+    const c = this.handle().config;
+    if (!c) throw new Error("the scorer was disposed");
+    return c;
+  }
+
+  /** Scores every request; results come back in request order. */
+  score(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<ScoreResult[]> {
+    const reqs = this.toNative(requests);
+    const lora = toNativeLora(options.lora);
+    return this.#queue.run(() => this.handle().score(reqs, { lora }));
+  }
+
+  /** The same decodes with logits at every position and no log-prob work (benchmark ceiling). */
+  decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
+    const reqs = this.toNative(requests);
+    const lora = toNativeLora(options.lora);
+    return this.#queue.run(async () => {
+      await this.handle().decodeOnly(reqs, { lora });
+    });
+  }
+
+  dispose(): void {
+    this.#native?.dispose();
+    this.#native = undefined;
+  }
+
+  private handle(): NativeScorer {
+    if (!this.#native) throw new Error("the scorer was disposed; create a new one with model.createScorer()");
+    return this.#native;
+  }
+
+  private toNative(requests: readonly ScoreRequest[]): NativeScoreRequest[] {
+    if (!Array.isArray(requests)) throw new TypeError("score() takes an array of {prompt, continuation}");
+    return requests.map((r, i) => {
+      if (r === null || typeof r !== "object") throw new TypeError(`requests[${i}] must be {prompt, continuation}`);
+      return {
+        prompt: typeof r.prompt === "string" ? this.model.tokenize(r.prompt) : r.prompt,
+        continuation: typeof r.continuation === "string" ? this.model.tokenize(r.continuation, { addBos: false }) : r.continuation,
+      };
+    });
+  }
+}

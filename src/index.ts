@@ -1,0 +1,2 @@
+// msr-rec public API.
+export * from "./engine/index.js";
