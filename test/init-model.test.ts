@@ -191,3 +191,20 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
     await expect(model.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: otherModelLoraPath() }] } })).rejects.toThrow(/lora|adapter/i);
   });
 });
+
+describe("with the Llama-3 BPE vocabulary (128k tokens)", () => {
+  it("loads and tokenizes exactly like llama.cpp's llama-bpe test vectors", async () => {
+    // a narrow model (n_embd 16): the 128k-row embedding is what would make a tiny model slow here
+    const path = join(tmp, "bpe.gguf");
+    const res = initModel({ preset: "tiny", vocab: "llama-bpe", seed: 1, out: path, overrides: { embeddingLength: 16, headCount: 2, headCountKv: 1, feedForwardLength: 32 } });
+    expect(res.vocabSize).toBe(128256);
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+    const model = await llama.loadModel({ modelPath: path });
+    try {
+      for (const { text, tokens } of vocabTestVectors("llama-bpe")) expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
+      expect(model.tokens.bos).toBe(128000);
+    } finally {
+      await model.dispose();
+    }
+  });
+});

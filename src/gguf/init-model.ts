@@ -82,15 +82,22 @@ function validateHparams(h: LlamaHparams): void {
   if ((h.embeddingLength / h.headCount) % 2 !== 0) throw new Error(`the head size ${h.embeddingLength / h.headCount} must be even for RoPE`);
 }
 
+// Parsed once per process: the BPE vocabulary's header (400k strings) takes most of a second.
+const tokenizerCache = new Map<VocabName, { metadata: GgufMetadata; vocabSize: number }>();
+
 /** All `tokenizer.*` keys of llama.cpp's bundled vocab file, with their exact types. */
 export function readBundledTokenizer(vocab: VocabName): { metadata: GgufMetadata; vocabSize: number } {
   if (!VOCAB_NAMES.includes(vocab)) throw new Error(`unknown vocabulary "${vocab}"; choose one of ${VOCAB_NAMES.join(", ")}`);
+  const hit = tokenizerCache.get(vocab);
+  if (hit) return hit;
   const file = readGguf(join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`));
   const metadata: GgufMetadata = new Map();
   for (const [k, v] of file.metadata) if (k.startsWith("tokenizer.")) metadata.set(k, v);
   const tokens = metadata.get("tokenizer.ggml.tokens");
   if (!tokens || tokens.type !== "array") throw new Error(`${file.path} has no tokenizer.ggml.tokens array`);
-  return { metadata, vocabSize: tokens.value.length };
+  const result = { metadata, vocabSize: tokens.value.length };
+  tokenizerCache.set(vocab, result);
+  return result;
 }
 
 export function initModel(opts: InitModelOptions): InitModelResult {

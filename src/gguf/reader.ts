@@ -80,11 +80,14 @@ class FileCursor {
 
   /** A u64 count or size that must fit a JS number (and be plausible for this file). */
   size(what: string): number {
-    const v = this.u64();
-    if (v > BigInt(this.fileSize)) {
+    // two u32 reads instead of a BigInt: this runs once per string, 400k times for a BPE vocab
+    const lo = this.u32();
+    const hi = this.u32();
+    const v = hi * 2 ** 32 + lo;
+    if (v > this.fileSize) {
       throw new GgufFormatError(`${what} is ${v}, more than the file's ${this.fileSize} bytes: the file is truncated or its header is corrupt; re-create it`);
     }
-    return Number(v);
+    return v;
   }
 
   string(): string {
