@@ -212,3 +212,15 @@ export function trainVariants(c: RunConfig): TrainVariant[] {
   }
   return v;
 }
+
+/** The config a CLI command runs with: --config file, else --preset (default `fallback`), then --run-dir. */
+export function resolveCliConfig(o: { config?: string; preset?: string; runDir?: string }, fallback: PresetName = "paper"): RunConfig {
+  let c: RunConfig;
+  if (o.config) c = loadRunConfig(o.config);
+  else {
+    const name = o.preset ?? fallback;
+    if (!(name in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(", ")}, got "${name}"`);
+    c = presetConfig(name as PresetName);
+  }
+  return o.runDir ? { ...c, runDir: o.runDir } : c;
+}

@@ -118,7 +118,7 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
 export function barChart(title: string, yLabel: string, categories: string[], series: Array<{ name: string; values: number[] }>): string {
   const vals = series.flatMap((s) => s.values.filter(Number.isFinite));
   if (categories.length === 0 || vals.length === 0) return emptyPlot(title, "no data");
-  const yTicks = niceTicks(Math.min(0, ...vals), Math.max(...vals));
+  const yTicks = niceTicks(Math.min(0, ...vals), Math.max(0, ...vals)); // bars start at 0
   const xTicks = categories.map((_, i) => i);
   const f = frame(title, "", yLabel, [-0.5, ...xTicks, categories.length - 0.5], yTicks, ["", ...categories, ""]);
   const slot = (W - M.left - M.right) / (categories.length + 1);

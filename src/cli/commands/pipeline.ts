@@ -1,0 +1,42 @@
+// `msr-rec pipeline`: runs (or resumes) prepare → base → synthesize → sft → train → infer → eval →
+// report in one run folder. Finished stages are skipped; --only / --from pick stages.
+import type { Command } from "commander";
+import { resolveCliConfig } from "../../pipeline/config.js";
+import { runPipeline } from "../../pipeline/run.js";
+import { renderResultsTable } from "../../pipeline/results.js";
+import { STAGES, parseStageName } from "../../pipeline/stages.js";
+import { runLayout } from "../../pipeline/layout.js";
+
+interface PipelineCliOptions {
+  config?: string;
+  preset?: string;
+  runDir?: string;
+  only?: string;
+  from?: string;
+  force?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("pipeline")
+    .description(`run the MSR-Rec pipeline in one run folder (stages: ${STAGES.join(" → ")})`)
+    .option("--config <file>", "run config JSON (see src/pipeline/config.ts; {\"preset\": \"demo\", ...} starts from a preset)")
+    .option("--preset <name>", "paper | demo | tiny, when no --config is given", "paper")
+    .option("--run-dir <dir>", "override the config's runDir")
+    .option("--only <stage>", "run just this stage (earlier ones must be finished)")
+    .option("--from <stage>", "run this stage and every later one")
+    .option("--force", "re-run the selected stages even when finished")
+    .action(async (o: PipelineCliOptions) => {
+      if (o.only && o.from) throw new Error("use either --only or --from, not both");
+      const c = resolveCliConfig(o);
+      const t0 = Date.now();
+      const s = await runPipeline(c, {
+        ...(o.only ? { only: parseStageName(o.only, "--only") } : {}),
+        ...(o.from ? { from: parseStageName(o.from, "--from") } : {}),
+        force: o.force === true,
+        log: (m) => process.stderr.write(`${m}\n`),
+      });
+      process.stderr.write(`ran: ${s.ran.join(", ") || "nothing"}; up to date: ${s.skipped.join(", ") || "none"} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+      if (s.metrics) process.stdout.write(`${renderResultsTable(s.metrics)}\n\nreport: ${runLayout(c.runDir).report}\n`);
+    });
+}

@@ -1,0 +1,98 @@
+// Bidirectional reasoning-based recommendation (Figure 5, Eq. 3): for every test user, generate a
+// user-side and an item-side output (one batched stream of 2N prompts), parse the recommendation
+// of each, score the PPL of both reasonings in ONE batched scorer call, and fuse. Optionally the
+// final answer is re-decoded under a GBNF grammar that admits only the candidate titles, given
+// each side's own reasoning, and fused the same way (the "constrained" row).
+import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
+import { fuseByPerplexity, type FusionDecision } from "./fusion.js";
+import { generateAll, type ContinuationScorer, type GenerateOptions, type ScoreRequest, type TextGenerator } from "./generate.js";
+import { REASONING_END } from "../prompts/build.js";
+import { matchTitle } from "../eval/title-match.js";
+
+/** One test user's inference inputs. */
+export interface InferenceCase {
+  user: string;
+  prompts: { user: string; item: string };
+  candidateIds: string[];
+  candidateTitles: string[];
+  targetIndex: number;
+}
+
+export interface SideResult extends ParsedOutput {
+  text: string;
+  finishReason: string;
+  ppl: number;
+  /** Candidate index chosen under the title grammar (constrained run only). */
+  constrainedIndex?: number;
+}
+
+export interface BidirectionalResult {
+  user: string;
+  candidateIds: string[];
+  candidateTitles: string[];
+  targetIndex: number;
+  userSide: SideResult;
+  itemSide: SideResult;
+  fused: FusionDecision;
+  constrained?: FusionDecision;
+}
+
+export interface BidirectionalOptions<L> {
+  generation: Omit<GenerateOptions<L>, "grammar" | "stop">;
+  batchSize: number;
+  /** "prompt": PPL conditioned on the prompt and the output before the reasoning; "none": alone. */
+  pplConditioning: "prompt" | "none";
+  constrained: boolean;
+  quiet?: boolean;
+}
+
+/** The scorer request for a side's reasoning; null when there is no reasoning to score. */
+export function reasoningScoreRequest(prompt: string, text: string, parsed: ParsedOutput, conditioning: "prompt" | "none"): ScoreRequest | null {
+  if (parsed.reasoning.length === 0) return null;
+  return { prompt: conditioning === "prompt" ? prompt + text.slice(0, parsed.reasoningStart) : "", continuation: parsed.reasoning };
+}
+
+/** Scores many (prompt, reasoning) pairs in one scorer call; NaN where there is nothing to score. */
+export async function scoreReasonings<L>(scorer: ContinuationScorer<L>, requests: Array<ScoreRequest | null>, lora: L | undefined): Promise<number[]> {
+  const live = requests.map((r, i) => [r, i] as const).filter((x): x is readonly [ScoreRequest, number] => x[0] !== null);
+  const ppl = new Array<number>(requests.length).fill(Number.NaN);
+  if (live.length === 0) return ppl;
+  const scores = await scorer.score(live.map(([r]) => r), lora === undefined ? undefined : { lora });
+  live.forEach(([, i], k) => (ppl[i] = scores[k]!.ppl));
+  return ppl;
+}
+
+const idOf = (c: InferenceCase, index: number): string | null => (index >= 0 ? c.candidateIds[index]! : null);
+
+export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: ContinuationScorer<L>, cases: InferenceCase[], o: BidirectionalOptions<L>): Promise<BidirectionalResult[]> {
+  // Interleave user/item prompts so each generate() batch holds both sides of the same users.
+  const prompts = cases.flatMap((c) => [c.prompts.user, c.prompts.item]);
+  const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
+  const parsed = gens.map((g, k) => parseOutput(g.text, cases[k >> 1]!.candidateTitles));
+  const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, o.pplConditioning));
+  const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
+  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]! }));
+
+  if (o.constrained) {
+    // Phase 2: each side's own reasoning, then the title grammar. One generate() per user and
+    // side because the grammar (the candidate set) differs per user.
+    for (let k = 0; k < sides.length; k++) {
+      const c = cases[k >> 1]!;
+      const s = sides[k]!;
+      const prefix = `${prompts[k]!}${gens[k]!.text.slice(0, s.reasoningStart)}${s.reasoning}\n${REASONING_END} `;
+      const [g] = await model.generate([prefix], { ...o.generation, maxTokens: 64, temperature: 0, seed: o.generation.seed + k, grammar: candidateGrammar(c.candidateTitles) });
+      s.constrainedIndex = matchTitle(g?.text ?? "", c.candidateTitles).index;
+    }
+  }
+
+  return cases.map((c, u) => {
+    const us = sides[2 * u]!;
+    const is = sides[2 * u + 1]!;
+    const fused = fuseByPerplexity({ choice: idOf(c, us.choiceIndex), ppl: us.ppl }, { choice: idOf(c, is.choiceIndex), ppl: is.ppl });
+    const r: BidirectionalResult = { user: c.user, candidateIds: c.candidateIds, candidateTitles: c.candidateTitles, targetIndex: c.targetIndex, userSide: us, itemSide: is, fused };
+    if (o.constrained) {
+      r.constrained = fuseByPerplexity({ choice: idOf(c, us.constrainedIndex ?? -1), ppl: us.ppl }, { choice: idOf(c, is.constrainedIndex ?? -1), ppl: is.ppl });
+    }
+    return r;
+  });
+}

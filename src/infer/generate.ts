@@ -1,0 +1,54 @@
+// Batched generation with a progress bar, plus the narrow view of the engine that inference needs
+// (structural, so any object with these methods works: the native Model, or a test double that
+// really generates).
+import { ProgressBar } from "../cli/progress.js";
+
+export interface GenerateOptions<L> {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number;
+  stop?: string[];
+  grammar?: string;
+  lora?: L;
+}
+
+export interface GeneratedText {
+  text: string;
+  finishReason: string;
+}
+
+export interface TextGenerator<L> {
+  generate(prompts: string[], opts: GenerateOptions<L>): Promise<GeneratedText[]>;
+}
+
+export interface ScoreRequest {
+  prompt: string;
+  continuation: string;
+}
+
+export interface ContinuationScore {
+  logprob: number;
+  ppl: number;
+  tokenLogprobs: Float32Array;
+}
+
+export interface ContinuationScorer<L> {
+  score(requests: ScoreRequest[], opts?: { lora?: L }): Promise<ContinuationScore[]>;
+}
+
+/** Generates for every prompt, `batchSize` prompts per call; the seed is offset per batch. */
+export async function generateAll<L>(model: TextGenerator<L>, prompts: string[], opts: GenerateOptions<L>, batchSize: number, label: string, quiet = false): Promise<GeneratedText[]> {
+  const out: GeneratedText[] = [];
+  const bar = quiet || prompts.length === 0 ? null : new ProgressBar(label, prompts.length);
+  for (let i = 0; i < prompts.length; i += batchSize) {
+    const batch = prompts.slice(i, i + batchSize);
+    const res = await model.generate(batch, { ...opts, seed: opts.seed + i });
+    if (res.length !== batch.length) throw new Error(`generate returned ${res.length} outputs for ${batch.length} prompts`);
+    out.push(...res);
+    bar?.tick(batch.length);
+  }
+  bar?.finish();
+  return out;
+}

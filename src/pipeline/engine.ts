@@ -1,0 +1,18 @@
+// The one place the pipeline opens the native engine: models load with the run's thread and GPU
+// settings; adapters are handed to generate/score as the engine's LoRA choice lists.
+import { loadModel, type LoraChoice, type Model } from "../engine/index.js";
+import type { RunConfig } from "./config.js";
+
+export type EngineModel = Model;
+export type LoraSelection = readonly LoraChoice[];
+
+export async function openModel(path: string, c: RunConfig): Promise<Model> {
+  const opts: { threads?: number; gpuLayers?: number } = { gpuLayers: c.model.gpuLayers };
+  if (c.model.threads !== undefined) opts.threads = c.model.threads;
+  return loadModel(path, opts);
+}
+
+/** Loads an adapter and wraps it as the engine's LoRA selection (scale 1). */
+export async function loadAdapter(model: Model, path: string): Promise<LoraSelection> {
+  return [{ adapter: await model.loadLora(path), scale: 1 }];
+}

@@ -1,0 +1,124 @@
+// One MSR-Rec run in one folder:
+//   prepare → base → synthesize → sft → train → infer → eval → report
+// (`base` creates the base model when the config names none, and pretrains it on the catalog
+// text in full mode: the demo's model starts from random weights). Each stage is skipped when
+// its marker matches its inputs, re-run from scratch otherwise; `only` / `from` pick stages.
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { writeReport } from "../report/index.js";
+import type { RunConfig } from "./config.js";
+import { runLayout } from "./layout.js";
+import type { MetricsFile } from "./results.js";
+import { evalStage, type ReasoningQuality } from "./stage-eval.js";
+import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
+import { inferStage, mergeInferStage } from "./stage-infer.js";
+import type { Shard } from "../teacher/synthesize.js";
+import { inferVariants } from "./variants.js";
+import { baseModelPath, baseStage, openInferenceEngine, reasoningQuality, trainStage } from "./stage-model.js";
+import { STAGES, hashInputs, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
+import { testReferences } from "./stage-data.js";
+
+export interface RunOptions {
+  only?: StageName;
+  from?: StageName;
+  /** Re-run the selected stages even when their markers match. */
+  force?: boolean;
+  log?: (msg: string) => void;
+  quiet?: boolean;
+  /** Infer only this shard's users into infer/shards/ (no stage marker; merge afterwards). */
+  shard?: Shard;
+  /** The infer stage merges finished shards instead of generating. */
+  mergeShards?: boolean;
+}
+
+export interface RunSummary {
+  ran: StageName[];
+  skipped: StageName[];
+  metrics: MetricsFile | null;
+}
+
+/** The inputs each stage's result depends on (besides the stage before it). */
+function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; metrics: MetricsFile | null }): StageSpec[] {
+  const log = o.log ?? (() => {});
+  const ruleTeacher = c.teacher.kind === "rule";
+  return [
+    { stage: "prepare", inputs: { dataset: c.dataset, seed: c.seed }, outputs: ["dataset"], run: () => prepareStage(c) },
+    { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], run: () => baseStage(c, log) },
+    {
+      stage: "synthesize",
+      inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
+      // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
+      outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(ruleTeacher ? ["teacher/answers.jsonl"] : [])],
+      run: () => synthesizeStage(c),
+    },
+    { stage: "sft", inputs: { history: c.dataset.historyLength }, outputs: ["sft"], run: () => sftStage(c) },
+    { stage: "train", inputs: { train: c.train, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], run: () => trainStage(c, log, o.quiet) },
+    {
+      stage: "infer",
+      inputs: { infer: c.infer, ablations: c.ablations },
+      // Only the merged per-variant files: shards under infer/shards/ survive a re-run.
+      outputs: inferVariants(c).map((v) => `infer/${v.name}.jsonl`),
+      run: async () => {
+        if (o.mergeShards && !o.shard) {
+          log(`[infer] merged ${mergeInferStage(c)} shard records`);
+          return;
+        }
+        const engine = await openInferenceEngine(c, baseModelPath(c));
+        try {
+          await inferStage(c, engine, { log, quiet: o.quiet, ...(o.shard ? { shard: o.shard } : {}) });
+        } finally {
+          engine.dispose();
+        }
+      },
+    },
+    {
+      stage: "eval",
+      inputs: { eval: c.eval },
+      outputs: ["metrics.json", "results.md", "predictions.jsonl"],
+      run: async () => {
+        const q: ReasoningQuality = await reasoningQuality(c, state.skipped);
+        state.metrics = await evalStage(c, testReferences(c), q, state.skipped);
+      },
+    },
+    { stage: "report", inputs: {}, outputs: ["report.html"], run: async () => void writeReport(c.runDir) },
+  ];
+}
+
+/** Runs (or resumes) the pipeline for `c` in `c.runDir`. */
+export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<RunSummary> {
+  const L = runLayout(c.runDir);
+  mkdirSync(c.runDir, { recursive: true });
+  writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
+  const log = o.log ?? (() => {});
+  const state = { skipped: [] as string[], metrics: null as MetricsFile | null };
+  const specs = stageSpecs(c, o, state);
+  const first = o.only ?? o.from;
+  const startAt = first ? STAGES.indexOf(first) : 0;
+  const summary: RunSummary = { ran: [], skipped: [], metrics: null };
+  let hash = "";
+  for (const [i, spec] of specs.entries()) {
+    const selected = o.only ? spec.stage === o.only : i >= startAt;
+    if (!selected) {
+      if (i > startAt) break; // after --only's stage: nothing more to do
+      // Before the selected stages: they must be finished with this config; they give the hash.
+      hash = hashInputs(hash, spec.stage, spec.inputs);
+      const m = readMarker(c.runDir, spec.stage);
+      if (!m || m.inputsHash !== hash) {
+        throw new Error(`stage "${spec.stage}" has not finished with this config in ${c.runDir}; run \`msr-rec pipeline --from ${spec.stage}\` (or without --only/--from) first`);
+      }
+      continue;
+    }
+    if (spec.stage === "infer" && o.shard) {
+      // A shard is part of a stage, not a finished one: no marker until the shards are merged.
+      log(`[infer] shard ${o.shard.index}/${o.shard.count}`);
+      await spec.run();
+      summary.ran.push("infer");
+      break;
+    }
+    const r = await runStage(c.runDir, hash, spec, o.force === true, log);
+    hash = r.hash;
+    (r.outcome === "ran" ? summary.ran : summary.skipped).push(spec.stage);
+  }
+  summary.metrics = state.metrics ?? (existsSync(L.metrics) ? (JSON.parse(readFileSync(L.metrics, "utf8")) as MetricsFile) : null);
+  return summary;
+}

@@ -1,0 +1,130 @@
+// The data half of a run: prepare (dataset folder), synthesize (teacher reasoning, pruned by τ)
+// and sft (reasoning data + behavior data → {prompt, reasoning, recommendation} samples).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeDataset, type DatasetFileStats } from "../data/dataset.js";
+import { prepareSynthetic } from "../data/synthetic.js";
+import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
+import { fillTemplate } from "../prompts/build.js";
+import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type PromptSample } from "../prompts/dataset.js";
+import { RulesTeacher } from "../teacher/rules.js";
+import { AnswerStore } from "../teacher/store.js";
+import { synthesize, writeSynthesisOutput, type ReasoningRecord, type SynthesisJob } from "../teacher/synthesize.js";
+import type { Teacher } from "../teacher/types.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { RunConfig } from "./config.js";
+import { parseJsonLines, runLayout, toJsonLines } from "./layout.js";
+import { testUsers } from "./variants.js";
+
+/** A training sample as the trainer takes it; `reasoning` is "" for behavior-only supervision. */
+export interface SftSample {
+  user: string;
+  prompt: string;
+  reasoning: string;
+  recommendation: string;
+}
+
+/** Dataset stage: the synthetic catalog or a real source, through the METHOD §1 protocol. */
+export async function prepareStage(c: RunConfig): Promise<void> {
+  const L = runLayout(c.runDir);
+  if (c.dataset.source !== "synthetic") {
+    // Real sources are read by the data module's readers; the run reuses a folder prepared by
+    // `msr-rec prepare` when dataset.path already is one.
+    const p = c.dataset.path!;
+    if (!existsSync(join(p, "users.jsonl"))) {
+      throw new Error(`dataset.path ${p} is not a prepared dataset folder (no users.jsonl): run \`msr-rec prepare\` on the raw files first and point dataset.path at its output`);
+    }
+    const ds = readPreparedDataset(p);
+    const stats = JSON.parse(readFileSync(join(p, "stats.json"), "utf8")) as DatasetFileStats;
+    writeDataset(L.dataset, { items: [...ds.items.values()], users: ds.users, stats: { ...stats, name: c.dataset.domain } as DatasetFileStats });
+    return;
+  }
+  const prepared = prepareSynthetic(
+    { users: Math.ceil(c.dataset.users * 1.25), items: c.dataset.syntheticItems, seed: c.seed },
+    { kcore: c.dataset.kCore, users: c.dataset.users, candidates: c.dataset.candidates, seed: c.seed },
+  );
+  const stats: DatasetFileStats & { name: string } = { ...prepared.stats, source: prepared.source, name: c.dataset.domain };
+  writeDataset(L.dataset, { items: [...prepared.items.values()], users: prepared.users, stats });
+}
+
+export function loadRunDataset(c: RunConfig): PreparedDataset {
+  return readPreparedDataset(runLayout(c.runDir).dataset, c.dataset.domain);
+}
+
+/** Users whose validation split is used for validation loss / HitRatio (the first N, fixed order). */
+export function validationUsers(c: RunConfig, ds: PreparedDataset): PreparedDataset["users"] {
+  return c.train.validUsers > 0 ? ds.users.slice(0, c.train.validUsers) : ds.users;
+}
+
+function makeTeacher(c: RunConfig, ds: PreparedDataset): Teacher {
+  if (c.teacher.kind === "rule") return new RulesTeacher(ds.items, ds.users);
+  throw new Error(`teacher.kind "${c.teacher.kind}" is not wired into the pipeline yet; run \`msr-rec synthesize\` with that teacher and set teacher.kind "rule" to reuse its stored answers, or use the rule-based teacher`);
+}
+
+/** Synthesis stage: teacher prompts for every user's train split, the validation users and the test users. */
+export async function synthesizeStage(c: RunConfig): Promise<void> {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const samples: PromptSample[] = [
+    ...ds.users.filter((u) => u.train.length > 0).map((u) => sampleFor(u, "train", c.dataset.historyLength)),
+    ...validationUsers(c, ds).map((u) => sampleFor(u, "valid", c.dataset.historyLength)),
+    // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
+    ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
+  ];
+  const jobs: SynthesisJob[] = samples.map((sample) => {
+    const ctx = contextFor(ds, sample);
+    return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
+  });
+  // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
+  const store = AnswerStore.open(join(L.teacher, "answers.jsonl"));
+  const teacher = makeTeacher(c, ds);
+  try {
+    const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxAttempts: Math.max(c.teacher.tau, c.teacher.maxRetries) });
+    writeSynthesisOutput(L.teacher, records, stats);
+  } finally {
+    store.close();
+    await teacher.close?.();
+  }
+}
+
+/** The Figure-4 training input for a sample (the `train` template). */
+export function trainingPrompt(ds: PreparedDataset, templates: PromptTemplates, s: PromptSample): string {
+  return fillTemplate(templates.train, contextFor(ds, s));
+}
+
+/** SFT stage: reasoning records (kept paths and behavior-only fallbacks) → trainer samples. */
+export async function sftStage(c: RunConfig): Promise<void> {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const records = parseJsonLines<ReasoningRecord>(readFileSync(L.reasoning, "utf8"), L.reasoning);
+  const byUser = new Map(ds.users.map((u) => [u.user, u]));
+  const bySplit = { train: [] as SftSample[], valid: [] as SftSample[] };
+  for (const r of records) {
+    if (r.split !== "train" && r.split !== "valid") continue;
+    const u = byUser.get(r.user);
+    if (!u) throw new Error(`${L.reasoning}: user ${r.user} is not in the dataset; re-run the synthesize stage`);
+    const s = sampleFor(u, r.split, c.dataset.historyLength);
+    bySplit[r.split].push({ user: r.user, prompt: trainingPrompt(ds, templates, s), reasoning: r.reasoning ?? "", recommendation: r.recommendation });
+  }
+  if (bySplit.train.length === 0) throw new Error(`${L.reasoning} has no training records; re-run the synthesize stage`);
+  writeFileAtomic(L.sftSplit("train"), toJsonLines(bySplit.train));
+  writeFileAtomic(L.sftSplit("valid"), toJsonLines(bySplit.valid));
+}
+
+export function readSftSamples(c: RunConfig, split: "train" | "valid"): SftSample[] {
+  const p = runLayout(c.runDir).sftSplit(split);
+  return parseJsonLines<SftSample>(readFileSync(p, "utf8"), p);
+}
+
+/** user → the teacher's kept reasoning for the test split (the reference for reasoning metrics). */
+export function testReferences(c: RunConfig): Map<string, string> {
+  const L = runLayout(c.runDir);
+  const refs = new Map<string, string>();
+  if (!existsSync(L.reasoning)) return refs;
+  for (const r of parseJsonLines<ReasoningRecord>(readFileSync(L.reasoning, "utf8"), L.reasoning)) {
+    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user)) refs.set(r.user, r.reasoning);
+  }
+  return refs;
+}

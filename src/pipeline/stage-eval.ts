@@ -1,0 +1,139 @@
+// Eval stage: every inference variant → rows of metrics.json (HitRatio@1 hits/all and hits/valid,
+// ValidRatio, strict HitRatio@1, reasoning-quality scores where computable), the classic
+// baselines on the same test users, results.md and predictions.jsonl (the fused MSR-Rec run).
+import { existsSync } from "node:fs";
+import { buildBaseline, BASELINES } from "../eval/baselines.js";
+import { recommendationMetrics, type RecommendationOutcome } from "../eval/metrics.js";
+import { readInferRecords, reviveSide, type InferRecord } from "../infer/records.js";
+import type { SideResult } from "../infer/bidirectional.js";
+import type { FusionDecision } from "../infer/fusion.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { RunConfig } from "./config.js";
+import { runLayout, toJsonLines } from "./layout.js";
+import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "./results.js";
+import { renderResultsMarkdown } from "./results.js";
+import { loadRunDataset } from "./stage-data.js";
+import { inferVariants, testUsers, type InferVariant } from "./variants.js";
+
+/** Scores a list of (candidate reasoning, reference reasoning) pairs; mean over the pairs. */
+export interface ReasoningQuality {
+  meteor?: (pairs: Array<{ candidate: string; reference: string }>) => Promise<number>;
+  bertscore?: (pairs: Array<{ candidate: string; reference: string }>) => Promise<number>;
+  gptscore?: (texts: string[]) => Promise<number>;
+}
+
+/** What one row picks from a record: the answer text judged by LLaRA's rule and its reasoning. */
+type Pick = (r: InferRecord) => { answer: string; reasoning: string } | null;
+
+const sideOf = (r: InferRecord, d: FusionDecision | undefined): SideResult | undefined =>
+  d?.side === "user" ? r.userSide : d?.side === "item" ? r.itemSide : undefined;
+
+export const pickUser: Pick = (r) => (r.userSide ? { answer: r.userSide.answer, reasoning: r.userSide.reasoning } : null);
+export const pickItem: Pick = (r) => (r.itemSide ? { answer: r.itemSide.answer, reasoning: r.itemSide.reasoning } : null);
+export const pickSingle: Pick = (r) => (r.single ? { answer: r.single.answer, reasoning: r.single.reasoning } : null);
+export const pickFused: Pick = (r) => {
+  if (!r.fused) return null;
+  const s = sideOf(r, r.fused);
+  return { answer: s?.answer ?? "", reasoning: s?.reasoning ?? "" };
+};
+export const pickConstrained: Pick = (r) => {
+  if (!r.constrained) return null;
+  const s = sideOf(r, r.constrained);
+  const idx = r.constrained.choice === null ? -1 : r.candidateIds.indexOf(r.constrained.choice);
+  return { answer: idx >= 0 ? r.candidateTitles[idx]! : "", reasoning: s?.reasoning ?? "" };
+};
+
+/** HitRatio@1 / ValidRatio of one row over the records (every record counts in the denominator). */
+export function rowMetrics(name: string, kind: RowKind, records: readonly InferRecord[], pick: Pick): MetricsRow {
+  const outcomes: RecommendationOutcome[] = records.map((r) => ({ answer: pick(r)?.answer ?? "", candidates: r.candidateTitles, target: r.targetIndex }));
+  const m = recommendationMetrics(outcomes);
+  return { name, kind, users: m.users, hits: m.hits, valid: m.valid, hitRatio: m.hitRatioAll, hitRatioValid: m.hitRatioValid, validRatio: m.validRatio, strictHitRatio: m.strict.hitRatioAll };
+}
+
+async function addReasoningQuality(row: MetricsRow, records: readonly InferRecord[], pick: Pick, refs: Map<string, string>, q: ReasoningQuality): Promise<void> {
+  const pairs = records.flatMap((r) => {
+    const p = pick(r);
+    const ref = refs.get(r.user);
+    return p && p.reasoning && ref ? [{ candidate: p.reasoning, reference: ref }] : [];
+  });
+  if (pairs.length === 0) return;
+  if (q.meteor) row.meteor = await q.meteor(pairs);
+  if (q.bertscore) row.bertscore = await q.bertscore(pairs);
+  if (q.gptscore) row.gptscore = await q.gptscore(pairs.map((p) => p.candidate));
+}
+
+function revive(rs: InferRecord[]): InferRecord[] {
+  return rs.map((r) => ({ ...r, userSide: reviveSide(r.userSide), itemSide: reviveSide(r.itemSide), single: reviveSide(r.single) }));
+}
+
+function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] {
+  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN });
+  return records.map((r) => {
+    const fused = r.fused ?? { side: null, choice: null, case: "none" as const };
+    const chosenTitle = fused.choice === null ? null : r.candidateTitles[r.candidateIds.indexOf(fused.choice)] ?? null;
+    const us = side(r.userSide), is = side(r.itemSide);
+    if (r.userSide && r.userSide.choiceIndex >= 0) us.choice = r.candidateTitles[r.userSide.choiceIndex]!;
+    if (r.itemSide && r.itemSide.choiceIndex >= 0) is.choice = r.candidateTitles[r.itemSide.choiceIndex]!;
+    return {
+      user: r.user,
+      groundTruth: r.candidateTitles[r.targetIndex]!,
+      candidates: r.candidateTitles,
+      user_side: us,
+      item_side: is,
+      fused: { side: fused.side, choice: chosenTitle, case: fused.case },
+      hit: fused.choice !== null && fused.choice === r.candidateIds[r.targetIndex],
+    };
+  });
+}
+
+/** Runs the eval stage; `references` maps user → the teacher's test-split reasoning. */
+export async function evalStage(c: RunConfig, references: Map<string, string>, quality: ReasoningQuality, skipped: string[]): Promise<MetricsFile> {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const users = testUsers(c, ds);
+  const rows: MetricsRow[] = [];
+
+  // Classic baselines, fitted on every user's training sequence, scored on the inferred users.
+  for (const name of BASELINES) {
+    const model = buildBaseline(name, ds.users, c.seed);
+    let hits = 0;
+    for (const u of users) if (model.choose(u, "test") === u.test) hits++;
+    const n = users.length;
+    const label = name === "markov" ? "Markov (first-order)" : name[0]!.toUpperCase() + name.slice(1);
+    rows.push({ name: label, kind: "baseline", users: n, hits, valid: n, hitRatio: n ? hits / n : 0, hitRatioValid: n ? hits / n : 0, validRatio: 1 });
+  }
+
+  let fusedRecords: InferRecord[] = [];
+  for (const v of inferVariants(c)) {
+    const file = L.inferOutputs(v.name);
+    if (!existsSync(file)) {
+      skipped.push(`${v.label}: no inference output (${v.name}); the infer stage skipped it`);
+      continue;
+    }
+    const records = revive(readInferRecords(file));
+    for (const [label, kind, pick] of rowsFor(v)) {
+      if (pick === pickConstrained && !records.some((r) => r.constrained)) continue;
+      const row = rowMetrics(label, kind, records, pick);
+      if (v.alpha !== undefined) Object.assign(row, { alpha: v.alpha, beta: v.beta });
+      await addReasoningQuality(row, records, pick, references, quality);
+      rows.push(row);
+    }
+    if (v.name === "msr") fusedRecords = records;
+  }
+  const metrics: MetricsFile = { dataset: String(ds.name), users: users.length, rows, skipped };
+  writeFileAtomic(L.metrics, JSON.stringify(metrics, null, 2) + "\n");
+  writeFileAtomic(L.results, renderResultsMarkdown(metrics));
+  writeFileAtomic(L.predictions, toJsonLines(predictionRecords(fusedRecords)));
+  return metrics;
+}
+
+/** The metrics rows one inference variant yields. */
+function rowsFor(v: InferVariant): Array<[string, RowKind, Pick]> {
+  if (v.mode === "single") return [[v.label, v.kind, pickSingle]];
+  const rows: Array<[string, RowKind, Pick]> = [[v.label, v.kind, pickFused]];
+  if (v.name === "msr") {
+    rows.push(["MSR-Rec (user)", "ablation", pickUser], ["MSR-Rec (item)", "ablation", pickItem]);
+    rows.push(["MSR-Rec (constrained)", "ablation", pickConstrained]);
+  }
+  return rows;
+}

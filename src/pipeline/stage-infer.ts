@@ -1,0 +1,110 @@
+// Infer stage: for every inference variant (see variants.ts) generate on the test users with the
+// variant's adapter, parse, score PPL and fuse; one infer/<variant>.jsonl per variant. With a
+// shard (i/N) only that shard's users run and the output goes to infer/shards/, to be merged.
+import { existsSync } from "node:fs";
+import { fillTemplate, REASONING_START } from "../prompts/build.js";
+import { contextFor, sampleFor, type PreparedDataset } from "../prompts/dataset.js";
+import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
+import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../infer/bidirectional.js";
+import { generateAll, type ContinuationScorer, type GenerateOptions, type TextGenerator } from "../infer/generate.js";
+import { parseOutput } from "../infer/parse.js";
+import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
+import { inShard, type Shard } from "../teacher/synthesize.js";
+import type { RunConfig } from "./config.js";
+import { runLayout } from "./layout.js";
+import { loadRunDataset } from "./stage-data.js";
+import { inferVariants, testUsers, type InferVariant } from "./variants.js";
+
+/** What inference needs from a loaded model: generation, a scorer, adapters by path. */
+export interface InferenceEngine<L> extends TextGenerator<L> {
+  scorer: ContinuationScorer<L>;
+  adapter(path: string): Promise<L>;
+}
+
+/**
+ * The trainer puts `[reasoning_start]` on the input side (it carries no loss), so a fine-tuned
+ * model continues *after* it: reasoning variants get it appended to their prompts. Behavior-only
+ * models (w/o reason) and the base model see the bare template.
+ */
+export function withReasoningStart(prompt: string): string {
+  return `${prompt.trimEnd()}\n${REASONING_START}\n`;
+}
+
+export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: PromptTemplates, shard?: Shard): Array<InferenceCase & { full: string }> {
+  return testUsers(c, ds)
+    .filter((u) => !shard || inShard(u.user, shard))
+    .map((u) => {
+      const s = sampleFor(u, "test", c.dataset.historyLength);
+      const ctx = contextFor(ds, s);
+      return {
+        user: u.user,
+        prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) },
+        full: fillTemplate(templates.full, ctx),
+        candidateIds: s.candidates,
+        candidateTitles: [...ctx.candidates],
+        targetIndex: s.targetIndex,
+      };
+    });
+}
+
+function generationOptions<L>(c: RunConfig, lora: L | undefined): Omit<GenerateOptions<L>, "grammar" | "stop"> {
+  const g: Omit<GenerateOptions<L>, "grammar" | "stop"> = { maxTokens: c.infer.maxTokens, temperature: c.infer.temperature, topP: c.infer.topP, topK: c.infer.topK, seed: c.seed };
+  if (lora !== undefined) g.lora = lora;
+  return g;
+}
+
+/** Runs one variant on the given cases. */
+export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, v: InferVariant, cases: Array<InferenceCase & { full: string }>, quiet = false): Promise<InferRecord[]> {
+  const L = runLayout(c.runDir);
+  let lora: L | undefined;
+  if (v.adapter !== null) {
+    const path = L.adapter(v.adapter);
+    if (!existsSync(path)) throw new Error(`adapter ${path} for "${v.label}" is missing: run the train stage first`);
+    lora = await engine.adapter(path);
+  }
+  const gen = generationOptions(c, lora);
+  const reasoningVariant = v.adapter !== null && v.name !== "wo-reason";
+  const prompt = (p: string) => (reasoningVariant ? withReasoningStart(p) : p);
+  cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
+  if (v.mode === "bidirectional") {
+    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", quiet });
+    return res.map((r) => {
+      const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
+      if (r.constrained) rec.constrained = r.constrained;
+      return rec;
+    });
+  }
+  const prompts = cases.map((k) => k.full);
+  const gens = await generateAll(engine, prompts, gen, c.infer.batchSize, `infer ${v.name}`, quiet);
+  const parsed = gens.map((g, k) => parseOutput(g.text, cases[k]!.candidateTitles));
+  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, c.infer.pplConditioning)), lora);
+  return cases.map((k, i) => {
+    const single: SideResult = { ...parsed[i]!, text: gens[i]!.text, finishReason: gens[i]!.finishReason, ppl: ppl[i]! };
+    return { user: k.user, candidateIds: k.candidateIds, candidateTitles: k.candidateTitles, targetIndex: k.targetIndex, single };
+  });
+}
+
+/** The infer stage (or one shard of it). `only` restricts to named variants. */
+export async function inferStage<L>(c: RunConfig, engine: InferenceEngine<L>, opts: { shard?: Shard; only?: string[]; quiet?: boolean; log?: (m: string) => void } = {}): Promise<void> {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const cases = inferenceCases(c, ds, loadTemplates(), opts.shard);
+  for (const v of inferVariants(c)) {
+    if (opts.only && !opts.only.includes(v.name)) continue;
+    const t0 = Date.now();
+    const records = await inferVariant(c, engine, v, cases, opts.quiet);
+    const out = opts.shard ? L.inferShard(v.name, opts.shard.index, opts.shard.count) : L.inferOutputs(v.name);
+    writeInferRecords(out, records);
+    opts.log?.(`[infer] ${v.label}: ${records.length} users in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${out}`);
+  }
+}
+
+/** Merges every variant's shards into infer/<variant>.jsonl. */
+export function mergeInferStage(c: RunConfig): number {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const order = testUsers(c, ds).map((u) => u.user);
+  let n = 0;
+  for (const v of inferVariants(c)) n += mergeInferShards(`${L.infer}/shards`, v.name, L.inferOutputs(v.name), order);
+  return n;
+}

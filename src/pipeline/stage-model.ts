@@ -1,0 +1,219 @@
+// The model half of a run: `base` (create the base model when none is given, and pretrain it in
+// full mode on the catalog text), `train` (one LoRA adapter per train variant: per epoch the
+// validation loss and validation HitRatio@1, the best epoch's adapter kept), and opening the
+// engine for inference.
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { initModel } from "../gguf/init-model.js";
+import { ProgressBar } from "../cli/progress.js";
+import { createTrainer, type Trainer } from "../engine/trainer.js";
+import type { Item } from "../data/types.js";
+import { loadTemplates } from "../prompts/templates.js";
+import { sampleFor } from "../prompts/dataset.js";
+import { Rng } from "../data/rng.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { InferenceEngine } from "./stage-infer.js";
+import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
+import { runLayout } from "./layout.js";
+import type { TrainLogLine } from "./results.js";
+import type { ReasoningQuality } from "./stage-eval.js";
+import { loadRunDataset, readSftSamples, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
+import { loadAdapter, openModel, type EngineModel, type LoraSelection } from "./engine.js";
+
+/** The base model a run fine-tunes: the configured file, or the one the base stage made. */
+export function baseModelPath(c: RunConfig): string {
+  return c.model.path ?? runLayout(c.runDir).baseModel;
+}
+
+/** One line of catalog text per item: what the pretraining teaches the fresh model. */
+export function catalogLine(item: Item): string {
+  const attrs = Object.entries(item.attributes)
+    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : String(v)}`)
+    .join("; ");
+  return attrs ? `"${item.title}" (${attrs})` : `"${item.title}"`;
+}
+
+/** Base stage: init + full-mode pretraining on catalog text and training sequences. */
+export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
+  const L = runLayout(c.runDir);
+  if (c.model.path) {
+    if (!existsSync(c.model.path)) throw new Error(`model.path ${c.model.path} does not exist; give a GGUF file or leave model.path out to create a ${c.model.initSize} model`);
+    mkdirSync(L.base, { recursive: true });
+    writeFileAtomic(join(L.base, "source.json"), JSON.stringify({ path: c.model.path }) + "\n");
+    return;
+  }
+  const initPath = join(L.base, "init.gguf");
+  const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath });
+  log(`[base] initialised a ${c.model.initSize} model: ${r.parameterCount.toLocaleString("en-US")} parameters`);
+  if (c.model.pretrainEpochs === 0) {
+    renameSync(initPath, L.baseModel);
+    return;
+  }
+  const ds = loadRunDataset(c);
+  // Catalog text (titles with attributes) and the users' training sequences as title lists, so
+  // the model knows the items and how they follow each other before any recommendation tuning.
+  const docs: SftSample[] = [...ds.items.values()].map((it) => ({ user: "", prompt: "Catalog item:", reasoning: "", recommendation: catalogLine(it) }));
+  for (const u of ds.users) {
+    const titles = u.train.map((id) => ds.items.get(id)?.title ?? id);
+    if (titles.length >= 2) docs.push({ user: u.user, prompt: "A shopper bought, in order:", reasoning: "", recommendation: titles.map((t) => `"${t}"`).join(", ") });
+  }
+  writeFileAtomic(L.catalogText, docs.map((d) => `${d.prompt} ${d.recommendation}`).join("\n") + "\n");
+  const model = await openModel(initPath, c);
+  try {
+    const trainer = createTrainer(model, { mode: "full", optimizer: { lr: c.model.pretrainLearningRate, schedule: "cosine", totalSteps: Math.ceil((docs.length / 16) * c.model.pretrainEpochs), warmupSteps: 2 }, microBatchTokens: 512 });
+    try {
+      await runEpochs(trainer, docs, [], { epochs: c.model.pretrainEpochs, batchSize: 16, alpha: 0, beta: 1, seed: c.seed, label: "pretrain", quiet, onEpoch: async (e, trainLoss) => log(`[base] pretrain epoch ${e}: loss ${trainLoss.toFixed(3)}`) });
+      await trainer.saveModel(L.baseModel);
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+interface EpochLoopOptions {
+  epochs: number;
+  batchSize: number;
+  alpha: number;
+  beta: number;
+  seed: number;
+  label: string;
+  quiet?: boolean;
+  onStep?: (epoch: number, step: number, r: { loss: number; lossReasoning: number; lossRecommendation: number; tokens: number }) => void;
+  /** Called after each epoch with the mean training loss; returns nothing. */
+  onEpoch: (epoch: number, trainLoss: number) => Promise<void>;
+}
+
+/** Shuffled mini-batches for `epochs` epochs, one optimizer update per batch. */
+async function runEpochs(trainer: Trainer, samples: SftSample[], _valid: SftSample[], o: EpochLoopOptions): Promise<void> {
+  const rng = new Rng(o.seed, `train:${o.label}`);
+  const steps = Math.ceil(samples.length / o.batchSize);
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    const order = samples.map((_, i) => i);
+    rng.shuffle(order);
+    const bar = o.quiet ? null : new ProgressBar(`${o.label} epoch ${epoch}/${o.epochs}`, steps);
+    let sum = 0;
+    for (let s = 0; s < steps; s++) {
+      const batch = order.slice(s * o.batchSize, (s + 1) * o.batchSize).map((i) => samples[i]!);
+      const r = await trainer.step(batch, { alpha: o.alpha, beta: o.beta });
+      sum += r.loss;
+      o.onStep?.(epoch, s + 1, r);
+      bar?.tick(1, { loss: r.loss });
+    }
+    bar?.finish();
+    await o.onEpoch(epoch, sum / Math.max(1, steps));
+  }
+}
+
+/**
+ * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored as
+ * the continuation of the training prompt (one batched scorer call) and the most likely one is
+ * the prediction. Cheap enough for every epoch, unlike generating reasoning.
+ */
+async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const users = validationUsers(c, ds);
+  if (users.length === 0) return Number.NaN;
+  const lora = await loadAdapter(model, adapterPath);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  const reqs: Array<{ prompt: string; continuation: string }> = [];
+  const meta: Array<{ n: number; target: number }> = [];
+  for (const u of users) {
+    const s = sampleFor(u, "valid", c.dataset.historyLength);
+    const prompt = trainingPrompt(ds, templates, s);
+    for (const id of s.candidates) reqs.push({ prompt, continuation: ds.items.get(id)?.title ?? id });
+    meta.push({ n: s.candidates.length, target: s.targetIndex });
+  }
+  const scores = await scorer.score(reqs, { lora });
+  scorer.dispose();
+  for (const l of lora) l.adapter.dispose();
+  let off = 0, hits = 0;
+  for (const m of meta) {
+    let best = 0;
+    for (let k = 1; k < m.n; k++) if (scores[off + k]!.logprob > scores[off + best]!.logprob) best = k;
+    if (best === m.target) hits++;
+    off += m.n;
+  }
+  return hits / users.length;
+}
+
+/** Trains one variant; keeps the best epoch's adapter (lowest validation loss) at train/<v>/adapter.gguf. */
+async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => void, quiet: boolean): Promise<void> {
+  const L = runLayout(c.runDir);
+  const strip = (s: SftSample): SftSample => (v.withoutReasoning ? { ...s, reasoning: "" } : s);
+  const train = readSftSamples(c, "train").map(strip);
+  const valid = readSftSamples(c, "valid").map(strip);
+  const dir = dirname(L.adapter(v.name));
+  mkdirSync(dir, { recursive: true });
+  const model = await openModel(baseModelPath(c), c);
+  const logLine = (l: TrainLogLine) => appendFileSync(L.trainLog, JSON.stringify(l) + "\n");
+  let bestLoss = Infinity;
+  try {
+    const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
+    const trainer = createTrainer(model, { mode: "lora", lora: { rank: c.train.loraRank, alpha: c.train.loraAlpha, seed: c.seed }, optimizer: { lr: c.train.learningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.min(10, Math.ceil(steps / 10)) }, microBatchTokens: Math.max(512, c.train.maxSampleTokens) });
+    try {
+      let global = 0;
+      await runEpochs(trainer, train, valid, {
+        epochs: c.train.epochs,
+        batchSize: c.train.batchSize,
+        alpha: v.alpha,
+        beta: v.beta,
+        seed: c.seed,
+        label: `train ${v.name}`,
+        quiet,
+        onStep: (epoch, _s, r) => logLine({ type: "step", variant: v.name, epoch, step: ++global, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
+        onEpoch: async (epoch, trainLoss) => {
+          const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
+          await trainer.saveAdapter(epochAdapter);
+          const validLoss = valid.length ? (await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta })).loss : trainLoss;
+          const validHitRatio = await validationHitRatio(model, epochAdapter, c);
+          const best = validLoss < bestLoss;
+          if (best) {
+            bestLoss = validLoss;
+            copyFileSync(epochAdapter, `${L.adapter(v.name)}.tmp`);
+            renameSync(`${L.adapter(v.name)}.tmp`, L.adapter(v.name));
+          }
+          logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio, best });
+          log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${validHitRatio.toFixed(3)}${best ? "  (best)" : ""}`);
+        },
+      });
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Train stage: every variant of the config, in order (main adapter first). */
+export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
+  for (const v of trainVariants(c)) await trainVariant(c, v, log, quiet);
+}
+
+/** The engine view inference uses, with adapters cached by path. */
+export async function openInferenceEngine(c: RunConfig, modelPath: string): Promise<InferenceEngine<LoraSelection> & { dispose(): void }> {
+  const model = await openModel(modelPath, c);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  const adapters = new Map<string, LoraSelection>();
+  return {
+    generate: (prompts, opts) => model.generate(prompts, { ...opts, parallel: c.infer.batchSize }),
+    scorer,
+    adapter: async (path) => {
+      let a = adapters.get(path);
+      if (!a) adapters.set(path, (a = await loadAdapter(model, path)));
+      return a;
+    },
+    dispose: () => {
+      scorer.dispose();
+      model.dispose();
+    },
+  };
+}
+
+/** Reasoning-quality scorers available in this build (METEOR, BERTScore, GPTScore), with skip notes. */
+export async function reasoningQuality(_c: RunConfig, skipped: string[]): Promise<ReasoningQuality> {
+  skipped.push("METEOR / BERTScore / GPTScore: the reasoning metrics are not available in this build");
+  return {};
+}

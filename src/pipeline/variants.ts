@@ -1,0 +1,41 @@
+// Which inference runs a config asks for, and on which test users. Each variant names the adapter
+// it uses (a train variant, or none for the base model) and its prompt mode, and says which rows
+// of the results it feeds.
+import type { PreparedDataset } from "../prompts/dataset.js";
+import type { RowKind } from "./results.js";
+import { trainVariants, type RunConfig } from "./config.js";
+
+export interface InferVariant {
+  /** File stem under infer/. */
+  name: string;
+  /** Row label in the results. */
+  label: string;
+  kind: RowKind;
+  /** Train variant whose best adapter is used; null = the base model alone. */
+  adapter: string | null;
+  /** "bidirectional": user + item prompts with Eq. 3 fusion; "single": one `full` prompt. */
+  mode: "bidirectional" | "single";
+  alpha?: number;
+  beta?: number;
+}
+
+export function inferVariants(c: RunConfig): InferVariant[] {
+  const out: InferVariant[] = [];
+  for (const t of trainVariants(c)) {
+    if (t.name === "msr") {
+      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", alpha: t.alpha, beta: t.beta });
+      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single" });
+    } else if (t.name === "wo-reason") {
+      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional" });
+    } else {
+      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", alpha: t.alpha, beta: t.beta });
+    }
+  }
+  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single" });
+  return out;
+}
+
+/** The test users of a run: the first `infer.users` users in dataset order (all when 0). */
+export function testUsers(c: RunConfig, ds: PreparedDataset): PreparedDataset["users"] {
+  return c.infer.users > 0 ? ds.users.slice(0, c.infer.users) : ds.users;
+}
