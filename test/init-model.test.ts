@@ -7,13 +7,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Command } from "commander";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MODEL_PRESETS, initModel, llamaTensorShapes } from "../src/gguf/init-model.js";
 import { readLoraAdapter, writeLoraAdapter } from "../src/gguf/lora.js";
 import { metaNumber, metaString, readGguf, readTensorF32 } from "../src/gguf/reader.js";
 import { llamaCppSourceDir } from "../src/util/paths.js";
-import { runInitModel } from "../src/cli/commands/init-model.js";
-import { describeGguf } from "../src/cli/commands/info.js";
+import { register as registerInitModel, runInitModel } from "../src/cli/commands/init-model.js";
+import { describeGguf, register as registerInfo } from "../src/cli/commands/info.js";
 import { otherModelLoraPath, tinyLoraPath, tinyModelPath } from "./support/models.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "msr-rec-init-model-"));
@@ -108,6 +109,31 @@ describe("the CLI layer", () => {
     const params = llamaTensorShapes(MODEL_PRESETS.tiny, 32000).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
     expect(info).toContain(params.toLocaleString("en-US"));
     await expect(runInitModel({ preset: "tiny", vocab: "llama-spm", seed: "x", out }, () => {})).rejects.toThrow(/--seed/);
+  });
+
+  it("parses the command line through commander (init-model then info)", async () => {
+    const program = new Command("msr-rec").exitOverride();
+    registerInitModel(program);
+    registerInfo(program);
+    const out = join(tmp, "argv.gguf");
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
+    try {
+      await program.parseAsync(["init-model", "--preset", "tiny", "--seed", "9", "--out", out], { from: "user" });
+      await program.parseAsync(["info", "--model", out], { from: "user" });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written.join("")).toMatch(/wrote .*argv\.gguf: tiny LLaMA/);
+    expect(written.join("")).toMatch(/embedding size\s+64/);
+    expect(readGguf(out).metadata.get("msr_rec.seed")).toEqual({ type: "uint64", value: 9n });
+  });
+
+  it("info describes any llama-family GGUF, e.g. llama.cpp's vocab-only file", () => {
+    const info = describeGguf(join(llamaCppSourceDir(), "models", "ggml-vocab-llama-bpe.gguf"));
+    expect(info).toMatch(/vocabulary size\s+128,256/);
+    expect(info).toMatch(/heads\s+32 \(KV 8\)/);
+    expect(info).toMatch(/tokenizer\s+gpt2 \/ llama-bpe/);
   });
 
   it("info recognises a LoRA adapter and reports rank, alpha and targets", () => {

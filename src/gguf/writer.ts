@@ -159,21 +159,23 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   const fd = openSync(tmp, "w");
   try {
-    writeAll(fd, w.result());
-    const zeros = new Uint8Array(alignment);
-    for (const p of payloads) {
-      writeAll(fd, p.bytes);
-      const pad = (alignment - (p.bytes.length % alignment)) % alignment;
-      if (pad) writeAll(fd, zeros.subarray(0, pad));
+    try {
+      writeAll(fd, w.result());
+      const zeros = new Uint8Array(alignment);
+      for (const p of payloads) {
+        writeAll(fd, p.bytes);
+        const pad = (alignment - (p.bytes.length % alignment)) % alignment;
+        if (pad) writeAll(fd, zeros.subarray(0, pad));
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    fsyncSync(fd);
-    closeSync(fd);
+    renameSync(tmp, path);
   } catch (e) {
-    closeSync(fd);
     rmSync(tmp, { force: true });
     throw e;
   }
-  renameSync(tmp, path);
 }
 
 function writeAll(fd: number, data: Uint8Array): void {
