@@ -1,0 +1,107 @@
+// CUDA fused cross-entropy (same contract as fused_ce_cpu, see fused_ce.h).
+//
+// One thread block per row of logits [n_rows, n_vocab]:
+//   pass 1: each thread keeps an online (max, sum of exp(x - max)) over its strided elements;
+//           the pairs are merged across the block (warp shuffles, then one value per warp in
+//           shared memory) into the row's log-sum-exp lse = max + log(sum);
+//   then  : logprob = x[target] - lse; loss += -w·logprob (one double atomicAdd per row);
+//   pass 2: grad[j] = w·exp(x[j] - lse) - w·[j == target], written in place (grad may alias logits).
+// Never materialised: the softmax matrix or any [rows × vocab] temporary; extra memory is
+// O(rows) (logprobs) plus one double for the loss. Each logit is read twice (pass 1 and 2) and the
+// gradient written once, the minimum for a kernel that must know lse before writing.
+// Barriers: one __syncthreads after the warp partials are stored (so warp 0 reads them all) and one
+// after warp 0 publishes lse (so every thread reads it before pass 2 overwrites an aliased row).
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "fused_ce.h"
+
+namespace msr {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+struct MaxSum {
+  float m, s;
+};
+
+__device__ __forceinline__ MaxSum merge(MaxSum a, MaxSum b) {
+  if (a.m == -INFINITY) return b;
+  if (b.m == -INFINITY) return a;
+  const float m = fmaxf(a.m, b.m);
+  return {m, a.s * __expf(a.m - m) + b.s * __expf(b.m - m)};
+}
+
+__global__ void fused_ce_kernel(const float* __restrict__ logits, int64_t n_vocab, int64_t row_stride, const int32_t* __restrict__ targets,
+                                const float* __restrict__ weights, float* __restrict__ logprobs_out, float* grad, int64_t grad_stride,
+                                double* loss) {
+  const int64_t row = blockIdx.x;
+  const float* x = logits + row * row_stride;
+  MaxSum acc{-INFINITY, 0.f};
+  for (int64_t j = threadIdx.x; j < n_vocab; j += blockDim.x) acc = merge(acc, MaxSum{x[j], 1.f});
+  for (int off = 16; off > 0; off >>= 1) {
+    MaxSum o{__shfl_down_sync(0xffffffff, acc.m, off), __shfl_down_sync(0xffffffff, acc.s, off)};
+    acc = merge(acc, o);
+  }
+  __shared__ MaxSum warp_acc[kThreads / 32];
+  __shared__ float lse_shared;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) warp_acc[warp] = acc;
+  __syncthreads();
+  if (warp == 0) {
+    acc = lane < blockDim.x / 32 ? warp_acc[lane] : MaxSum{-INFINITY, 0.f};
+    for (int off = 16; off > 0; off >>= 1) {
+      MaxSum o{__shfl_down_sync(0xffffffff, acc.m, off), __shfl_down_sync(0xffffffff, acc.s, off)};
+      acc = merge(acc, o);
+    }
+    if (lane == 0) lse_shared = acc.m + logf(acc.s);
+  }
+  __syncthreads();
+  const float lse = lse_shared;
+  const int32_t t = targets[row];
+  const float w = weights ? weights[row] : 1.f;
+  const float xt = x[t];
+  if (threadIdx.x == 0) {
+    const float lp = xt - lse;
+    if (logprobs_out) logprobs_out[row] = lp;
+    atomicAdd(loss, -static_cast<double>(w) * lp);
+  }
+  if (!grad) return;
+  float* g = grad + row * grad_stride;
+  // Every thread has read x[t] above; when grad aliases logits the target entry is rewritten
+  // from xt, so no thread depends on a value another thread may already have overwritten.
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < n_vocab; j += blockDim.x) {
+    const float p = __expf(x[j] - lse);
+    g[j] = w * (p - (j == t ? 1.f : 0.f));
+  }
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("fused_ce_cuda: ") + what + ": " + cudaGetErrorString(e));
+}
+
+}  // namespace
+
+double fused_ce_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* d_targets,
+                     const float* d_weights, float* d_logprobs_out, float* d_grad, int64_t grad_stride, void* cuda_stream) {
+  if (n_rows <= 0) return 0.0;
+  cudaStream_t stream = static_cast<cudaStream_t>(cuda_stream);
+  double* d_loss = nullptr;
+  check(cudaMallocAsync(&d_loss, sizeof(double), stream), "cudaMallocAsync");
+  check(cudaMemsetAsync(d_loss, 0, sizeof(double), stream), "cudaMemsetAsync");
+  fused_ce_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, stream>>>(d_logits, n_vocab, row_stride, d_targets, d_weights,
+                                                                          d_logprobs_out, d_grad, grad_stride, d_loss);
+  check(cudaGetLastError(), "kernel launch");
+  double loss = 0.0;
+  check(cudaMemcpyAsync(&loss, d_loss, sizeof(double), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+  check(cudaFreeAsync(d_loss, stream), "cudaFreeAsync");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return loss;
+}
+
+}  // namespace msr

@@ -1,0 +1,99 @@
+// TrainGraph: the trainable copy of a LLaMA-family model as a ggml training graph, its parameters
+// (LoRA A/B per target, or every base weight in `full` mode), their gradient accumulators, and
+// one forward/backward pass over a packed micro-batch. See train_graph.cpp for the design notes.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+
+struct llama_model;
+
+namespace msr {
+
+enum class TrainMode { Lora, Full };
+
+struct TrainConfig {
+  TrainMode mode = TrainMode::Lora;
+  int rank = 8;
+  float lora_alpha = 32.f;
+  std::vector<std::string> targets{"q", "k", "v", "o", "gate", "up", "down"};
+  uint64_t seed = 0;
+  int n_ctx = 0;  // longest packed sample allowed (0 = the model's training context)
+  int n_threads = 1;
+};
+
+// One trainable tensor with its gradient accumulator. `base` is the model tensor it belongs to
+// (LoRA: the adapted weight; full: the weight it copies).
+struct TrainParam {
+  std::string name;  // GGUF name: "blk.0.attn_q.weight.lora_a" or, in full mode, the weight's name
+  ggml_tensor* value = nullptr;
+  ggml_tensor* grad = nullptr;
+  const ggml_tensor* base = nullptr;
+  int64_t numel() const { return ggml_nelements(value); }
+  float* data() const { return static_cast<float*>(value->data); }
+  float* grad_data() const { return static_cast<float*>(grad->data); }
+};
+
+// A packed micro-batch: samples laid end to end, each attending only to itself.
+struct PackedBatch {
+  std::vector<int32_t> tokens;     // [T]
+  std::vector<int32_t> positions;  // [T], restarting at 0 for each sample
+  std::vector<int32_t> sample_of;  // [T] index of the sample each token belongs to
+  // Rows whose logits are needed, the token each predicts and its loss weight.
+  std::vector<int32_t> rows, targets;
+  std::vector<float> weights;
+};
+
+struct PassResult {
+  double weighted_loss = 0;         // sum over rows of -w * logprob
+  std::vector<float> row_logprobs;  // [rows]
+};
+
+class TrainGraph {
+ public:
+  TrainGraph(ModelPtr model, const TrainConfig& cfg);
+  ~TrainGraph();
+  TrainGraph(const TrainGraph&) = delete;
+  TrainGraph& operator=(const TrainGraph&) = delete;
+
+  // Forward (+ backward when `backward`): logits for batch.rows, the fused CE, and gradients added
+  // into every param's accumulator.
+  PassResult run(const PackedBatch& batch, bool backward);
+  // Logits of every row of the batch ([T][n_vocab], row-major); for tests and debugging.
+  std::vector<float> logits(const PackedBatch& batch);
+
+  void zero_grads();
+  std::vector<TrainParam>& params() { return params_; }
+  const TrainParam* find(const std::string& name) const;
+  const TrainConfig& config() const { return cfg_; }
+  const ModelPtr& model() const { return model_; }
+  int n_ctx() const { return n_ctx_; }
+  int n_vocab() const { return n_vocab_; }
+  llama_model* llama() const { return model_->model; }
+
+ private:
+  struct Layer;
+  void init_params();
+  ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base
+  ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;  // W x (+ LoRA)
+  ggml_tensor* build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs);
+
+  ModelPtr model_;
+  TrainConfig cfg_;
+  int n_ctx_ = 0, n_vocab_ = 0;
+  ggml_backend_t backend_ = nullptr;
+  ggml_context* param_ctx_ = nullptr;
+  ggml_backend_buffer_t param_buf_ = nullptr;
+  ggml_gallocr_t galloc_ = nullptr;
+  std::vector<TrainParam> params_;
+  // base weight -> (lora A index, lora B index) or full copy index
+  std::vector<std::pair<const ggml_tensor*, int>> index_;
+  float lora_scale_ = 1.f;
+};
+
+}  // namespace msr

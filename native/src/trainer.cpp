@@ -1,0 +1,381 @@
+// Trainer N-API class: JS arguments are copied into plain C++ structs on the main thread, the
+// work runs in a PromiseWorker holding the model's mutex, results are built back on the main thread.
+#include "trainer.h"
+
+#include <cstring>
+
+#include "fused_ce.h"
+#include "model.h"
+#include "train_io.h"
+#include "train_reference.h"
+
+namespace msr {
+
+namespace {
+
+struct BusyRelease {
+  std::atomic<bool>& busy;
+  ~BusyRelease() { busy = false; }
+};
+
+std::vector<std::string> get_string_list(const Napi::Object& o, const char* key, std::vector<std::string> fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an array of strings");
+  auto a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(get_string(a.Get(i), key));
+  return out;
+}
+
+SampleBatch get_batch(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "batch must be {tokens: Int32Array, lengths: Int32Array, segments: Uint8Array}");
+  Napi::Object o = v.As<Napi::Object>();
+  SampleBatch b;
+  b.tokens = get_tokens(o.Get("tokens"), "batch.tokens");
+  b.lengths = get_tokens(o.Get("lengths"), "batch.lengths");
+  Napi::Value s = o.Get("segments");
+  if (!s.IsTypedArray() || s.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "batch.segments must be a Uint8Array");
+  }
+  auto sa = s.As<Napi::Uint8Array>();
+  b.segments.assign(sa.Data(), sa.Data() + sa.ElementLength());
+  return b;
+}
+
+Napi::Object stats_to_js(Napi::Env env, const StepStats& st, bool with_grad) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", st.loss);
+  o.Set("lossReasoning", st.loss_reasoning);
+  o.Set("lossRecommendation", st.loss_recommendation);
+  o.Set("tokens", static_cast<double>(st.tokens));
+  o.Set("lossTokens", static_cast<double>(st.loss_tokens));
+  o.Set("reasoningSamples", st.reasoning_samples);
+  o.Set("recommendationSamples", st.recommendation_samples);
+  if (with_grad) o.Set("gradNorm", st.grad_norm);
+  return o;
+}
+
+Napi::Float32Array to_f32(Napi::Env env, const float* p, size_t n) {
+  auto a = Napi::Float32Array::New(env, n);
+  if (n) std::memcpy(a.Data(), p, n * sizeof(float));
+  return a;
+}
+
+const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const Napi::Value& v) {
+  std::string name = get_string(v, "name");
+  const TrainParam* p = s.graph().find(name);
+  if (!p) throw Napi::Error::New(env, "no trainable parameter named '" + name + "'; see trainer.paramNames()");
+  return *p;
+}
+
+// fusedCrossEntropy(logits, rows, vocab, targets, weights|null, {reference?, threads?, grad?})
+//   -> {loss, logprobs: Float32Array, grad?: Float32Array}. Synchronous: for tests and benches.
+Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 5, "fusedCrossEntropy(logits: Float32Array, rows, vocab, targets: Int32Array, weights: Float32Array | null, options?)");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "logits must be a Float32Array");
+  }
+  auto logits = info[0].As<Napi::Float32Array>();
+  const int64_t rows = static_cast<int64_t>(info[1].As<Napi::Number>().DoubleValue());
+  const int64_t vocab = static_cast<int64_t>(info[2].As<Napi::Number>().DoubleValue());
+  std::vector<int32_t> targets = get_tokens(info[3], "targets");
+  if (rows <= 0 || vocab <= 0 || static_cast<int64_t>(logits.ElementLength()) != rows * vocab) {
+    throw Napi::RangeError::New(env, "logits must hold rows × vocab values (rows, vocab > 0)");
+  }
+  if (static_cast<int64_t>(targets.size()) != rows) throw Napi::RangeError::New(env, "targets must have one entry per row");
+  for (int32_t t : targets) {
+    if (t < 0 || t >= vocab) throw Napi::RangeError::New(env, "target id " + std::to_string(t) + " is outside [0, vocab)");
+  }
+  const float* weights = nullptr;
+  if (!info[4].IsNull() && !info[4].IsUndefined()) {
+    auto w = info[4].As<Napi::Float32Array>();
+    if (static_cast<int64_t>(w.ElementLength()) != rows) throw Napi::RangeError::New(env, "weights must have one entry per row");
+    weights = w.Data();
+  }
+  Napi::Object opts = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
+  const bool reference = get_bool(opts, "reference", false);
+  const bool want_grad = get_bool(opts, "grad", true);
+  const int threads = static_cast<int>(get_number(opts, "threads", 1));
+  auto logprobs = Napi::Float32Array::New(env, rows);
+  Napi::Float32Array grad = want_grad ? Napi::Float32Array::New(env, rows * vocab) : Napi::Float32Array();
+  float* g = want_grad ? grad.Data() : nullptr;
+  double loss = reference ? fused_ce_reference(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab)
+                          : fused_ce_cpu(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab, threads);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", loss);
+  out.Set("logprobs", logprobs);
+  if (want_grad) out.Set("grad", grad);
+  return out;
+}
+
+}  // namespace
+
+void Trainer::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "Trainer",
+                                    {
+                                        InstanceMethod("step", &Trainer::Step),
+                                        InstanceMethod("evaluate", &Trainer::Evaluate),
+                                        InstanceMethod("logits", &Trainer::Logits),
+                                        InstanceMethod("referenceLogits", &Trainer::ReferenceLogits),
+                                        InstanceMethod("info", &Trainer::Info),
+                                        InstanceMethod("paramNames", &Trainer::ParamNames),
+                                        InstanceMethod("getParam", &Trainer::GetParam),
+                                        InstanceMethod("setParam", &Trainer::SetParam),
+                                        InstanceMethod("getGrad", &Trainer::GetGrad),
+                                        InstanceMethod("saveAdapter", &Trainer::SaveAdapter),
+                                        InstanceMethod("saveModel", &Trainer::SaveModel),
+                                        InstanceMethod("saveCheckpoint", &Trainer::SaveCheckpoint),
+                                        InstanceMethod("loadCheckpoint", &Trainer::LoadCheckpoint),
+                                        InstanceMethod("dispose", &Trainer::Dispose),
+                                    });
+  exports.Set("Trainer", ctor);
+  exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropy));
+}
+
+// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads})
+Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "new Trainer(model, options?)");
+  ModelPtr model = model_from_js(info[0]);
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  TrainConfig cfg;
+  Napi::Value mode = o.Get("mode");
+  std::string mode_s = mode.IsUndefined() ? "lora" : get_string(mode, "mode");
+  if (mode_s != "lora" && mode_s != "full") throw Napi::TypeError::New(env, "mode must be 'lora' or 'full'");
+  cfg.mode = mode_s == "lora" ? TrainMode::Lora : TrainMode::Full;
+  cfg.rank = static_cast<int>(get_number(o, "rank", 8));
+  cfg.lora_alpha = static_cast<float>(get_number(o, "loraAlpha", 32));
+  cfg.targets = get_string_list(o, "targets", cfg.targets);
+  cfg.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
+  cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
+  cfg.n_threads = static_cast<int>(get_number(o, "threads", model->n_threads));
+  const int micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
+  state_ = std::make_shared<State>();
+  try {
+    std::lock_guard<std::mutex> lock(model->mutex);
+    state_->session = std::make_unique<TrainSession>(model, cfg, micro);
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+std::shared_ptr<Trainer::State> Trainer::acquire(Napi::Env env, const char* what) {
+  if (!state_ || !state_->session) throw Napi::Error::New(env, std::string("trainer.") + what + ": the trainer was disposed");
+  state_->session->graph().model()->check_alive(what);
+  bool expected = false;
+  if (!state_->busy.compare_exchange_strong(expected, true)) {
+    throw Napi::Error::New(env, std::string("trainer.") + what + ": another call on this trainer is still running; await it first");
+  }
+  return state_;
+}
+
+Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.step(batch, options?)");
+  SampleBatch batch = get_batch(info[0]);
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  LossWeights lw{static_cast<float>(get_number(o, "alpha", 0.7)), static_cast<float>(get_number(o, "beta", 0.3))};
+  AdamW opt;
+  opt.lr = get_number(o, "lr", 1e-4);
+  opt.beta1 = get_number(o, "beta1", 0.9);
+  opt.beta2 = get_number(o, "beta2", 0.999);
+  opt.eps = get_number(o, "eps", 1e-8);
+  opt.weight_decay = get_number(o, "weightDecay", 0);
+  opt.clip = get_number(o, "clip", 0);
+  const bool update = get_bool(o, "update", true);
+  const bool zero = get_bool(o, "zeroGrad", true);
+  lw.scale = static_cast<float>(get_number(o, "lossScale", 1));
+  auto st = acquire(env, "step");
+  auto out = std::make_shared<StepStats>();
+  return PromiseWorker::Run(
+      env,
+      [st, batch = std::move(batch), lw, opt, update, zero, out]() {
+        BusyRelease release{st->busy};
+        std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        *out = st->session->step(batch, lw, update ? &opt : nullptr, zero);
+      },
+      [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, true); });
+}
+
+Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.evaluate(batch, options?)");
+  SampleBatch batch = get_batch(info[0]);
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  LossWeights lw{static_cast<float>(get_number(o, "alpha", 0.7)), static_cast<float>(get_number(o, "beta", 0.3))};
+  auto st = acquire(env, "evaluate");
+  auto out = std::make_shared<StepStats>();
+  return PromiseWorker::Run(
+      env,
+      [st, batch = std::move(batch), lw, out]() {
+        BusyRelease release{st->busy};
+        std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        *out = st->session->evaluate(batch, lw);
+      },
+      [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, false); });
+}
+
+Napi::Value Trainer::Logits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.logits(tokens)");
+  auto tokens = get_tokens(info[0], "tokens");
+  auto st = acquire(env, "logits");
+  auto out = std::make_shared<std::vector<float>>();
+  return PromiseWorker::Run(
+      env,
+      [st, tokens, out]() {
+        BusyRelease release{st->busy};
+        std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        *out = st->session->logits(tokens);
+      },
+      [out](Napi::Env env) -> Napi::Value { return to_f32(env, out->data(), out->size()); });
+}
+
+Napi::Value Trainer::ReferenceLogits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.referenceLogits(tokens)");
+  auto tokens = get_tokens(info[0], "tokens");
+  auto st = acquire(env, "referenceLogits");
+  auto out = std::make_shared<std::vector<float>>();
+  return PromiseWorker::Run(
+      env,
+      [st, tokens, out]() {
+        BusyRelease release{st->busy};
+        *out = reference_logits(*st->session, tokens);  // takes the model mutex itself
+      },
+      [out](Napi::Env env) -> Napi::Value { return to_f32(env, out->data(), out->size()); });
+}
+
+Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!state_ || !state_->session) throw Napi::Error::New(env, "trainer.info: the trainer was disposed");
+  TrainSession& s = *state_->session;
+  const TrainConfig& c = s.graph().config();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mode", c.mode == TrainMode::Lora ? "lora" : "full");
+  o.Set("rank", c.rank);
+  o.Set("loraAlpha", c.lora_alpha);
+  Napi::Array t = Napi::Array::New(env, c.targets.size());
+  for (uint32_t i = 0; i < c.targets.size(); i++) t.Set(i, c.targets[i]);
+  o.Set("targets", t);
+  o.Set("steps", static_cast<double>(s.steps_done()));
+  double n = 0;
+  for (const auto& p : s.graph().params()) n += static_cast<double>(p.numel());
+  o.Set("parameterCount", n);
+  o.Set("contextSize", s.graph().n_ctx());
+  o.Set("vocabSize", s.graph().n_vocab());
+  return o;
+}
+
+Napi::Value Trainer::ParamNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!state_ || !state_->session) throw Napi::Error::New(env, "trainer.paramNames: the trainer was disposed");
+  auto& ps = state_->session->graph().params();
+  Napi::Array a = Napi::Array::New(env, ps.size());
+  for (uint32_t i = 0; i < ps.size(); i++) a.Set(i, ps[i].name);
+  return a;
+}
+
+Napi::Value Trainer::GetParam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.getParam(name)");
+  auto st = acquire(env, "getParam");
+  BusyRelease release{st->busy};
+  const TrainParam& p = param_by_name(env, *st->session, info[0]);
+  return to_f32(env, p.data(), static_cast<size_t>(p.numel()));
+}
+
+Napi::Value Trainer::GetGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.getGrad(name)");
+  auto st = acquire(env, "getGrad");
+  BusyRelease release{st->busy};
+  const TrainParam& p = param_by_name(env, *st->session, info[0]);
+  return to_f32(env, p.grad_data(), static_cast<size_t>(p.numel()));
+}
+
+Napi::Value Trainer::SetParam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 2, "trainer.setParam(name, values: Float32Array)");
+  auto st = acquire(env, "setParam");
+  BusyRelease release{st->busy};
+  const TrainParam& p = param_by_name(env, *st->session, info[0]);
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      static_cast<int64_t>(info[1].As<Napi::Float32Array>().ElementLength()) != p.numel()) {
+    throw Napi::TypeError::New(env, "setParam: values must be a Float32Array of " + std::to_string(p.numel()) + " numbers");
+  }
+  std::memcpy(p.data(), info[1].As<Napi::Float32Array>().Data(), static_cast<size_t>(p.numel()) * sizeof(float));
+  return env.Undefined();
+}
+
+Napi::Value Trainer::SaveAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.saveAdapter(path)");
+  std::string path = get_string(info[0], "path");
+  auto st = acquire(env, "saveAdapter");
+  return PromiseWorker::Run(
+      env,
+      [st, path]() {
+        BusyRelease release{st->busy};
+        save_adapter(*st->session, path);
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value Trainer::SaveModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.saveModel(path)");
+  std::string path = get_string(info[0], "path");
+  auto st = acquire(env, "saveModel");
+  return PromiseWorker::Run(
+      env,
+      [st, path]() {
+        BusyRelease release{st->busy};
+        save_model(*st->session, path);
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value Trainer::SaveCheckpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.saveCheckpoint(path, state?: string)");
+  std::string path = get_string(info[0], "path");
+  std::string state = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  auto st = acquire(env, "saveCheckpoint");
+  return PromiseWorker::Run(
+      env,
+      [st, path, state]() {
+        BusyRelease release{st->busy};
+        save_checkpoint(*st->session, path, state);
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}
+
+Napi::Value Trainer::LoadCheckpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "trainer.loadCheckpoint(path)");
+  std::string path = get_string(info[0], "path");
+  auto st = acquire(env, "loadCheckpoint");
+  auto out = std::make_shared<std::string>();
+  return PromiseWorker::Run(
+      env,
+      [st, path, out]() {
+        BusyRelease release{st->busy};
+        *out = load_checkpoint(*st->session, path);
+      },
+      [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
+}
+
+Napi::Value Trainer::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (state_ && state_->session) {
+    if (state_->busy) throw Napi::Error::New(env, "trainer.dispose: a call is still running; await it first");
+    state_->session.reset();
+  }
+  return env.Undefined();
+}
+
+}  // namespace msr

@@ -1,0 +1,44 @@
+// Trainer: the JS-visible wrapper of a TrainSession (LoRA or full training of a LLaMA-family
+// model), plus the module function fusedCrossEntropy (the CE kernel's test/bench entry point).
+#pragma once
+#include <atomic>
+#include <memory>
+
+#include "common.h"
+#include "train_session.h"
+
+namespace msr {
+
+class Trainer : public Napi::ObjectWrap<Trainer> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit Trainer(const Napi::CallbackInfo& info);
+
+ private:
+  // Shared with in-flight workers so a dispose() during a step cannot free the session under it.
+  struct State {
+    std::unique_ptr<TrainSession> session;
+    std::atomic<bool> busy{false};
+  };
+
+  Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value Logits(const Napi::CallbackInfo& info);
+  Napi::Value ReferenceLogits(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value ParamNames(const Napi::CallbackInfo& info);
+  Napi::Value GetParam(const Napi::CallbackInfo& info);
+  Napi::Value SetParam(const Napi::CallbackInfo& info);
+  Napi::Value GetGrad(const Napi::CallbackInfo& info);
+  Napi::Value SaveAdapter(const Napi::CallbackInfo& info);
+  Napi::Value SaveModel(const Napi::CallbackInfo& info);
+  Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info);
+  Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  // Marks the trainer busy (throws if it already is or was disposed) and returns the state for a worker.
+  std::shared_ptr<State> acquire(Napi::Env env, const char* what);
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace msr

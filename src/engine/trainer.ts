@@ -1,0 +1,265 @@
+// Trainer: LoRA or full fine-tuning of a loaded LLaMA-family model on SFT samples, with the
+// reasoning/recommendation-weighted loss of METHOD.md §3 (see native/src/train_graph.cpp for the
+// training graph and native/src/train_session.cpp for the loss weighting).
+//
+//   const trainer = createTrainer(model, { mode: "lora", lora: { rank: 8, alpha: 32 } });
+//   const r = await trainer.step(samples, { alpha: 0.7, beta: 0.3 });   // one AdamW update
+//   await trainer.saveAdapter("adapter.gguf");
+//
+// Samples are {prompt, reasoning, recommendation} strings (tokenized here, see
+// src/train/samples.ts) or pre-tokenized {tokens, segments}. One step() is one optimizer update
+// over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
+// With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
+// the n-th (each call's loss counts 1/n).
+import { native, type NativeModel, type NativeTrainer, type NativeStepStats } from "./bindings.js";
+import { learningRate, type ScheduleKind } from "../train/schedule.js";
+import { isTokenized, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
+
+export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
+export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
+
+export interface TrainerOptions {
+  mode?: "lora" | "full";
+  lora?: { rank?: number; alpha?: number; targets?: readonly LoraTarget[]; seed?: number };
+  optimizer?: {
+    lr?: number;
+    beta1?: number;
+    beta2?: number;
+    eps?: number;
+    weightDecay?: number;
+    warmupSteps?: number;
+    schedule?: ScheduleKind;
+    /** Total optimizer steps, for the linear/cosine decay. */
+    totalSteps?: number;
+    minLrRatio?: number;
+    /** Clip the global gradient norm to this value (0 = off). */
+    clipGradNorm?: number;
+  };
+  /** Token budget of one packed micro-batch (default 512; a longer sample gets its own). */
+  microBatchTokens?: number;
+  /** step() calls whose gradients are summed before one update (default 1). */
+  gradAccum?: number;
+  /** Longest sample allowed (default: the model's training context). */
+  contextSize?: number;
+  threads?: number;
+}
+
+export interface StepOptions {
+  /** Weight of the reasoning loss (default 0.7). */
+  alpha?: number;
+  /** Weight of the recommendation loss (default 0.3). */
+  beta?: number;
+}
+
+export interface EvalResult {
+  /** alpha·lossReasoning + beta·lossRecommendation. */
+  loss: number;
+  /** Mean over samples with reasoning of their mean reasoning-token NLL (0 when none has any). */
+  lossReasoning: number;
+  /** Mean over samples of their mean recommendation-token NLL. */
+  lossRecommendation: number;
+  /** Tokens in the batch (prompt included). */
+  tokens: number;
+  /** Tokens that carry a loss. */
+  lossTokens: number;
+}
+
+export interface StepResult extends EvalResult {
+  /** Global L2 norm of the gradient before clipping (NaN on an accumulate-only call). */
+  gradNorm: number;
+  /** Learning rate used by this update (NaN on an accumulate-only call). */
+  lr: number;
+  /** Optimizer updates done so far. */
+  step: number;
+}
+
+interface ResolvedOptimizer {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  warmupSteps: number;
+  schedule: ScheduleKind;
+  totalSteps?: number;
+  minLrRatio: number;
+  clipGradNorm: number;
+}
+
+export class Trainer {
+  readonly mode: "lora" | "full";
+  private readonly optimizer: ResolvedOptimizer;
+  private readonly gradAccum: number;
+  private pendingCalls = 0;
+
+  /** @internal use createTrainer */
+  constructor(
+    private readonly native: NativeTrainer,
+    private readonly tokenizer: SampleTokenizer,
+    opts: TrainerOptions,
+  ) {
+    this.mode = opts.mode ?? "lora";
+    const o = opts.optimizer ?? {};
+    this.optimizer = {
+      lr: o.lr ?? 2e-4,
+      beta1: o.beta1 ?? 0.9,
+      beta2: o.beta2 ?? 0.999,
+      eps: o.eps ?? 1e-8,
+      weightDecay: o.weightDecay ?? 0,
+      warmupSteps: o.warmupSteps ?? 0,
+      schedule: o.schedule ?? "constant",
+      totalSteps: o.totalSteps,
+      minLrRatio: o.minLrRatio ?? 0.1,
+      clipGradNorm: o.clipGradNorm ?? 0,
+    };
+    this.gradAccum = opts.gradAccum ?? 1;
+  }
+
+  /** Optimizer updates done so far (restored by loadCheckpoint). */
+  get steps(): number {
+    return this.native.info().steps;
+  }
+
+  get info(): { mode: string; rank: number; loraAlpha: number; targets: string[]; steps: number; parameterCount: number; contextSize: number; vocabSize: number } {
+    return this.native.info();
+  }
+
+  /** Learning rate the next update will use. */
+  currentLr(): number {
+    return learningRate(this.steps, { ...this.optimizer });
+  }
+
+  /** Tokenizes string samples; tokenized ones pass through. */
+  tokenize(samples: readonly TrainSample[]): TokenizedSample[] {
+    return samples.map((s) => (isTokenized(s) ? s : tokenizeSample(this.tokenizer, s)));
+  }
+
+  /** Gradients over `samples` and (every gradAccum-th call) one AdamW update. */
+  async step(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<StepResult> {
+    const batch = toNativeBatch(this.tokenize(samples));
+    const first = this.pendingCalls === 0;
+    const last = this.pendingCalls + 1 >= this.gradAccum;
+    const lr = this.currentLr();
+    const o = this.optimizer;
+    const r = await this.native.step(batch, {
+      alpha: opts.alpha ?? 0.7,
+      beta: opts.beta ?? 0.3,
+      lr,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      clip: o.clipGradNorm,
+      update: last,
+      zeroGrad: first,
+      lossScale: 1 / this.gradAccum,
+    });
+    this.pendingCalls = last ? 0 : this.pendingCalls + 1;
+    return { ...pickEval(r), gradNorm: last ? r.gradNorm ?? NaN : NaN, lr: last ? lr : NaN, step: this.steps };
+  }
+
+  /** The same loss terms without any update. */
+  async evaluate(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult> {
+    const r = await this.native.evaluate(toNativeBatch(this.tokenize(samples)), { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 });
+    return pickEval(r);
+  }
+
+  /** Writes the LoRA adapter as GGUF (atomic), loadable by loadLora, node-llama-cpp and llama.cpp. */
+  saveAdapter(path: string): Promise<void> {
+    return this.native.saveAdapter(path);
+  }
+
+  /** Full mode: writes the trained model as GGUF with the base's metadata and tokenizer (atomic). */
+  saveModel(path: string): Promise<void> {
+    return this.native.saveModel(path);
+  }
+
+  /** Parameters, AdamW moments, step count and an opaque caller state (atomic). */
+  saveCheckpoint(path: string, state = ""): Promise<void> {
+    if (this.pendingCalls !== 0) return Promise.reject(new Error("saveCheckpoint: gradients of an unfinished accumulation group would be lost; checkpoint after the update"));
+    return this.native.saveCheckpoint(path, state);
+  }
+
+  /** Restores a checkpoint written by saveCheckpoint and returns its caller state. */
+  loadCheckpoint(path: string): Promise<string> {
+    return this.native.loadCheckpoint(path);
+  }
+
+  // ---- lower level: for tests, gradient checks and debugging ----
+  paramNames(): string[] {
+    return this.native.paramNames();
+  }
+  getParam(name: string): Float32Array {
+    return this.native.getParam(name);
+  }
+  setParam(name: string, values: Float32Array): void {
+    this.native.setParam(name, values);
+  }
+  /** Gradient accumulated by the last step() (all of it when that step did not update). */
+  getGrad(name: string): Float32Array {
+    return this.native.getGrad(name);
+  }
+  /** Gradients of `samples` without an update (accumulators are overwritten). */
+  async gradients(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
+    const r = await this.native.step(toNativeBatch(this.tokenize(samples)), { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true });
+    return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
+  }
+  /** The training graph's logits for one sequence, [tokens.length × vocab] row-major. */
+  logits(tokens: Int32Array): Promise<Float32Array> {
+    return this.native.logits(tokens);
+  }
+  /** llama.cpp's own logits (llama_decode with this trainer's adapter) for the same tokens. */
+  referenceLogits(tokens: Int32Array): Promise<Float32Array> {
+    return this.native.referenceLogits(tokens);
+  }
+
+  dispose(): void {
+    this.native.dispose();
+  }
+}
+
+function pickEval(r: NativeStepStats): EvalResult {
+  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens };
+}
+
+function checkOptions(opts: TrainerOptions): void {
+  const posInt = (v: number | undefined, name: string) => {
+    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new Error(`${name} must be a positive integer (got ${v})`);
+  };
+  if (opts.mode !== undefined && opts.mode !== "lora" && opts.mode !== "full") throw new Error(`mode must be "lora" or "full" (got ${String(opts.mode)})`);
+  posInt(opts.lora?.rank, "lora.rank");
+  posInt(opts.microBatchTokens, "microBatchTokens");
+  posInt(opts.gradAccum, "gradAccum");
+  posInt(opts.contextSize, "contextSize");
+  const lr = opts.optimizer?.lr;
+  if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) throw new Error(`optimizer.lr must be a positive number (got ${lr})`);
+  const s = opts.optimizer?.schedule;
+  if (s !== undefined && !["constant", "linear", "cosine"].includes(s)) throw new Error(`optimizer.schedule must be constant, linear or cosine (got ${s})`);
+}
+
+/**
+ * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own).
+ * Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4, constant schedule.
+ */
+export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeModel }, opts: TrainerOptions = {}): Trainer {
+  checkOptions(opts);
+  const model = "handle" in modelOrHandle && typeof modelOrHandle.handle === "function" ? modelOrHandle.handle() : (modelOrHandle as NativeModel);
+  const Ctor = native().Trainer;
+  const handle = new Ctor(model, {
+    mode: opts.mode ?? "lora",
+    rank: opts.lora?.rank ?? 8,
+    loraAlpha: opts.lora?.alpha ?? 32,
+    targets: [...(opts.lora?.targets ?? DEFAULT_LORA_TARGETS)],
+    seed: opts.lora?.seed ?? 0,
+    contextSize: opts.contextSize ?? 0,
+    microBatchTokens: opts.microBatchTokens ?? 512,
+    ...(opts.threads ? { threads: opts.threads } : {}),
+  });
+  const eos = model.info().eos;
+  if (!(eos >= 0)) {
+    handle.dispose();
+    throw new Error("createTrainer: the model has no end-of-sequence token; training needs one to end each sample");
+  }
+  const tokenizer: SampleTokenizer = { tokenize: (t, o) => model.tokenize(t, o), eosToken: eos };
+  return new Trainer(handle, tokenizer, opts);
+}

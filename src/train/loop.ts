@@ -1,0 +1,164 @@
+// The reusable training loop: epochs over tokenized samples in a seeded order, batches of
+// `batchSize` samples (one optimizer update each; the trainer packs them into micro-batches by
+// token budget), a JSON line per step in the log, a checkpoint every N steps, and exact resume.
+//
+// Resume is exact because everything that decides the next step is either in the checkpoint
+// (parameters, AdamW moments, step count) or a pure function of (seed, epoch, position): the
+// sample order of an epoch is a seeded shuffle, and the learning rate is a function of the step.
+// A checkpoint is written only after a successful update, so a crash, a kill or a non-finite
+// loss leaves the last good checkpoint intact.
+import { existsSync, readFileSync, appendFileSync } from "node:fs";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { TokenizedSample } from "./samples.js";
+
+/** What the loop needs from a Trainer (src/engine/trainer.ts). */
+export interface LoopTrainer {
+  readonly steps: number;
+  step(samples: readonly TokenizedSample[], opts: { alpha: number; beta: number }): Promise<{
+    loss: number;
+    lossReasoning: number;
+    lossRecommendation: number;
+    tokens: number;
+    gradNorm: number;
+    lr: number;
+  }>;
+  saveCheckpoint(path: string, state: string): Promise<void>;
+  loadCheckpoint(path: string): Promise<string>;
+}
+
+export interface TrainLoopOptions {
+  epochs: number;
+  /** Samples per optimizer update. */
+  batchSize: number;
+  seed: number;
+  alpha: number;
+  beta: number;
+  /** JSON-lines log, one object per step (rewritten up to the checkpoint on resume). */
+  logPath?: string;
+  checkpointPath?: string;
+  /** Steps between checkpoints (default 50); one is always written at the end. */
+  checkpointEvery?: number;
+  /** Continue from checkpointPath when it exists. */
+  resume?: boolean;
+  /** Stop after this many optimizer steps in total (for tests and time-boxed runs). */
+  maxSteps?: number;
+  onStep?: (log: StepLog) => void;
+  /** Called after each finished epoch (e.g. to save a per-epoch adapter). */
+  onEpochEnd?: (epoch: number) => Promise<void>;
+}
+
+export interface StepLog {
+  step: number;
+  epoch: number;
+  loss: number;
+  lossReasoning: number;
+  lossRecommendation: number;
+  gradNorm: number;
+  lr: number;
+  tokens: number;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+}
+
+interface LoopState {
+  version: 1;
+  seed: number;
+  epoch: number;
+  batch: number;
+  samples: number;
+}
+
+/** Steps per epoch for n samples. */
+export function stepsPerEpoch(nSamples: number, batchSize: number): number {
+  return Math.ceil(nSamples / batchSize);
+}
+
+/** A seeded permutation of 0..n-1 (mulberry32 + Fisher–Yates), the same for the same (seed, epoch). */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** Keeps the log's lines up to and including `step` (a resumed run rewrites what follows). */
+function truncateLog(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { step?: number }).step! <= step;
+      } catch {
+        return false;  // a line cut by a kill
+      }
+    });
+  writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
+}
+
+export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly TokenizedSample[], o: TrainLoopOptions): Promise<StepLog[]> {
+  if (samples.length === 0) throw new Error("no training samples: the data file is empty");
+  if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) throw new Error(`batch size must be a positive integer (got ${o.batchSize})`);
+  if (!Number.isInteger(o.epochs) || o.epochs <= 0) throw new Error(`epochs must be a positive integer (got ${o.epochs})`);
+  const every = o.checkpointEvery ?? 50;
+  const perEpoch = stepsPerEpoch(samples.length, o.batchSize);
+  let start = { epoch: 0, batch: 0 };
+  if (o.resume && o.checkpointPath && existsSync(o.checkpointPath)) {
+    const st = JSON.parse(await trainer.loadCheckpoint(o.checkpointPath)) as LoopState;
+    if (st.seed !== o.seed || st.samples !== samples.length) {
+      throw new Error(`the checkpoint ${o.checkpointPath} was made with seed ${st.seed} on ${st.samples} samples; resume with the same data and seed`);
+    }
+    start = { epoch: st.epoch, batch: st.batch };
+    if (o.logPath) truncateLog(o.logPath, trainer.steps);
+  } else if (o.logPath) {
+    writeFileAtomic(o.logPath, "");
+  }
+  const logs: StepLog[] = [];
+  const t0 = Date.now();
+  const saveAt = (epoch: number, batch: number) => {
+    if (!o.checkpointPath) return Promise.resolve();
+    const state: LoopState = { version: 1, seed: o.seed, epoch, batch, samples: samples.length };
+    return trainer.saveCheckpoint(o.checkpointPath, JSON.stringify(state));
+  };
+  for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
+    const order = epochOrder(samples.length, o.seed, epoch);
+    for (let b = epoch === start.epoch ? start.batch : 0; b < perEpoch; b++) {
+      if (o.maxSteps !== undefined && trainer.steps >= o.maxSteps) return logs;
+      const batch = order.slice(b * o.batchSize, (b + 1) * o.batchSize).map((i) => samples[i]!);
+      const ts = Date.now();
+      const r = await trainer.step(batch, { alpha: o.alpha, beta: o.beta });
+      const secs = (Date.now() - ts) / 1000;
+      const log: StepLog = {
+        step: trainer.steps,
+        epoch: epoch + (b + 1) / perEpoch,
+        loss: r.loss,
+        lossReasoning: r.lossReasoning,
+        lossRecommendation: r.lossRecommendation,
+        gradNorm: r.gradNorm,
+        lr: r.lr,
+        tokens: r.tokens,
+        tokensPerSecond: secs > 0 ? r.tokens / secs : 0,
+        elapsedSeconds: (Date.now() - t0) / 1000,
+      };
+      logs.push(log);
+      if (o.logPath) appendFileSync(o.logPath, JSON.stringify(log) + "\n");
+      o.onStep?.(log);
+      const next = b + 1 < perEpoch ? { epoch, batch: b + 1 } : { epoch: epoch + 1, batch: 0 };
+      if (trainer.steps % every === 0) await saveAt(next.epoch, next.batch);
+    }
+    if (o.onEpochEnd) await o.onEpochEnd(epoch);
+  }
+  await saveAt(o.epochs, 0);
+  return logs;
+}

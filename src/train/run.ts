@@ -1,0 +1,98 @@
+// One training run from files: load the model, read and tokenize the SFT data, run the loop with
+// checkpoints and a JSON-lines log, and write the adapter (LoRA) or the model (full). Used by
+// `msr-rec train` and by the pipeline.
+import { existsSync } from "node:fs";
+import { loadModel } from "../engine/model.js";
+import { createTrainer, type LoraTarget, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
+import type { ScheduleKind } from "./schedule.js";
+import { runTrainingLoop, stepsPerEpoch, type StepLog } from "./loop.js";
+import { readSftJsonl } from "./sft-data.js";
+
+export interface TrainRunOptions {
+  model: string;
+  data: string;
+  /** adapter.gguf (LoRA) or model.gguf (full). */
+  out: string;
+  mode: "lora" | "full";
+  epochs: number;
+  batchSize: number;
+  alpha: number;
+  beta: number;
+  lr: number;
+  warmupSteps: number;
+  schedule: ScheduleKind;
+  rank: number;
+  loraAlpha: number;
+  targets: readonly LoraTarget[];
+  seed: number;
+  microBatchTokens: number;
+  weightDecay: number;
+  clipGradNorm: number;
+  threads?: number;
+  logPath?: string;
+  /** Default: `<out>.ckpt`. */
+  checkpointPath?: string;
+  checkpointEvery: number;
+  resume: boolean;
+  maxSteps?: number;
+  /** Also write `<out without .gguf>.epoch<N>.gguf` after every epoch. */
+  saveEachEpoch: boolean;
+  onStep?: (log: StepLog, totalSteps: number) => void;
+}
+
+export const TRAIN_DEFAULTS = {
+  mode: "lora" as const,
+  epochs: 5,
+  batchSize: 32,
+  alpha: 0.7,
+  beta: 0.3,
+  lr: 2e-4,
+  warmupSteps: 0,
+  schedule: "cosine" as ScheduleKind,
+  rank: 8,
+  loraAlpha: 32,
+  targets: DEFAULT_LORA_TARGETS,
+  seed: 0,
+  microBatchTokens: 512,
+  weightDecay: 0,
+  clipGradNorm: 1,
+  checkpointEvery: 50,
+  resume: false,
+  saveEachEpoch: false,
+};
+
+export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]; out: string }> {
+  if (!existsSync(o.model)) throw new Error(`--model: no model file at ${o.model}`);
+  const records = readSftJsonl(o.data);
+  const model = await loadModel(o.model, o.threads ? { threads: o.threads } : {});
+  const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
+  const trainer = createTrainer(model.handle(), {
+    mode: o.mode,
+    lora: { rank: o.rank, alpha: o.loraAlpha, targets: o.targets, seed: o.seed },
+    optimizer: { lr: o.lr, warmupSteps: o.warmupSteps, schedule: o.schedule, totalSteps, weightDecay: o.weightDecay, clipGradNorm: o.clipGradNorm },
+    microBatchTokens: o.microBatchTokens,
+  });
+  try {
+    const samples = trainer.tokenize(records);
+    const save = (path: string) => (o.mode === "lora" ? trainer.saveAdapter(path) : trainer.saveModel(path));
+    const logs = await runTrainingLoop(trainer, samples, {
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      seed: o.seed,
+      alpha: o.alpha,
+      beta: o.beta,
+      logPath: o.logPath,
+      checkpointPath: o.checkpointPath ?? `${o.out}.ckpt`,
+      checkpointEvery: o.checkpointEvery,
+      resume: o.resume,
+      maxSteps: o.maxSteps,
+      onStep: (l) => o.onStep?.(l, totalSteps),
+      onEpochEnd: o.saveEachEpoch ? (e) => save(o.out.replace(/\.gguf$/i, "") + `.epoch${e + 1}.gguf`) : undefined,
+    });
+    await save(o.out);
+    return { logs, out: o.out };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
