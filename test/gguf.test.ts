@@ -154,6 +154,9 @@ describe("corrupt files give clear errors", () => {
     copy.writeUInt32LE(99, 4);
     writeFileSync(p, copy);
     expect(() => readGguf(p)).toThrow(/unsupported GGUF version 99/);
+    copy.writeUInt32BE(3, 4);
+    writeFileSync(p, copy);
+    expect(() => readGguf(p)).toThrow(/big-endian/);
   });
 
   it("truncated inside the header and inside the tensor data", () => {

@@ -183,6 +183,9 @@ function parseHeader(c: FileCursor, path: string, fileSize: number): GgufFile {
     throw new GgufFormatError("not a GGUF file (the first 4 bytes are not \"GGUF\"); pass a .gguf model or adapter");
   }
   const version = c.u32();
+  if (version === 0x03000000 || version === 0x02000000) {
+    throw new GgufFormatError("is a big-endian GGUF file; only little-endian GGUF is supported (re-convert it without --bigendian)");
+  }
   if (version !== GGUF_VERSION && version !== 2) {
     throw new GgufFormatError(`unsupported GGUF version ${version} (supported: 2 and 3); convert the file with a current llama.cpp`);
   }

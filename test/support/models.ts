@@ -2,11 +2,11 @@
 // under .cache/test-models/, named by generator version + arguments; writes are atomic
 // (temp + rename), so test files running in parallel may race to create one but never read a
 // partial file.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MODEL_GENERATOR_VERSION, MODEL_PRESETS, initModel, llamaTensorShapes, type ModelPreset, type VocabName } from "../../src/gguf/init-model.js";
 import { ALL_LORA_TARGETS, loraTargetWeights, randomLoraAdapter, randomLoraTensors, writeLoraAdapter, type LoraTarget } from "../../src/gguf/lora.js";
-import { packageRoot } from "../../src/util/paths.js";
+import { llamaCppSourceDir, packageRoot } from "../../src/util/paths.js";
 
 /** Bump when the random-adapter recipe below changes. */
 const LORA_RECIPE_VERSION = 1;
@@ -25,7 +25,9 @@ function cached(name: string, make: (path: string) => void): string {
 /** A generated model (default: tiny preset, SentencePiece 32k vocab, seed 0). */
 export function testModelPath(opts: { preset?: ModelPreset; vocab?: VocabName; seed?: number } = {}): string {
   const { preset = "tiny", vocab = "llama-spm", seed = 0 } = opts;
-  return cached(`model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}-s${seed}.gguf`, (out) => initModel({ preset, vocab, seed, out }));
+  // the vocab file's size stands in for its version: a different llama.cpp bundle makes a new model
+  const vocabBytes = statSync(join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`)).size;
+  return cached(`model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}${vocabBytes}-s${seed}.gguf`, (out) => initModel({ preset, vocab, seed, out }));
 }
 
 /** The tiny LLaMA model (n_embd 64, 2 layers, 4 heads / 2 KV heads, llama-spm vocab). */
