@@ -185,6 +185,35 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   return results;
 }
 
+std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras) {
+  const size_t nv = static_cast<size_t>(s.model->n_vocab);
+  std::vector<float> out(tokens.size() * nv);
+  std::lock_guard<std::mutex> lock(s.model->mutex);
+  s.model->check_alive("scorer.logits");
+  apply_loras(s.ctx, loras);
+  llama_memory_clear(llama_get_memory(s.ctx), true);
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
+  for (size_t start = 0; start < tokens.size(); start += s.n_batch) {
+    size_t end = std::min(tokens.size(), start + s.n_batch);
+    batch.n_tokens = 0;
+    for (size_t i = start; i < end; i++) {
+      int32_t b = batch.n_tokens++;
+      batch.token[b] = tokens[i];
+      batch.pos[b] = static_cast<llama_pos>(i);
+      batch.n_seq_id[b] = 1;
+      batch.seq_id[b][0] = 0;
+      batch.logits[b] = true;
+    }
+    if (llama_decode(s.ctx, batch) != 0) {
+      llama_batch_free(batch);
+      throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
+    }
+    std::copy(llama_get_logits(s.ctx), llama_get_logits(s.ctx) + (end - start) * nv, out.begin() + start * nv);
+  }
+  llama_batch_free(batch);
+  return out;
+}
+
 // ---- JS surface ---------------------------------------------------------------------------
 
 void Scorer::Init(Napi::Env env, Napi::Object exports) {
@@ -192,6 +221,7 @@ void Scorer::Init(Napi::Env env, Napi::Object exports) {
                                     {
                                         InstanceMethod("score", &Scorer::Score),
                                         InstanceMethod("decodeOnly", &Scorer::DecodeOnly),
+                                        InstanceMethod("logits", &Scorer::Logits),
                                         InstanceMethod("dispose", &Scorer::Dispose),
                                         InstanceAccessor("config", &Scorer::GetConfig, nullptr),
                                     });
@@ -296,6 +326,30 @@ Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
           out.Set(static_cast<uint32_t>(i), o);
         }
         return out;
+      });
+}
+
+Napi::Value Scorer::Logits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "logits(tokens: Int32Array, options?: {lora?})");
+  if (!state_) throw Napi::Error::New(env, "scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
+  ScorerPtr st = state_;
+  auto tokens = std::make_shared<std::vector<llama_token>>(get_tokens(info[0], "tokens"));
+  if (tokens->empty() || tokens->size() > st->n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
+  try {
+    check_token_range(*st->model, *tokens, "scorer.logits");
+  } catch (const UserError& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  auto loras = parse_lora_option(opts, st->model);
+  auto out = std::make_shared<std::vector<float>>();
+  return PromiseWorker::Run(
+      env, [st, tokens, loras, out]() { *out = sequence_logits(*st, *tokens, loras); },
+      [out](Napi::Env env) -> Napi::Value {
+        auto a = Napi::Float32Array::New(env, out->size());
+        std::copy(out->begin(), out->end(), a.Data());
+        return a;
       });
 }
 

@@ -36,6 +36,10 @@ using ScorerPtr = std::shared_ptr<ScorerState>;
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
                                         bool reduce);
 
+// Full [tokens x vocab] logits of one sequence, every position: the naive path tests compare
+// against. Never used for scoring (it hands a vocabulary-sized array per token to JS).
+std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras);
+
 class Scorer : public Napi::ObjectWrap<Scorer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
@@ -44,6 +48,7 @@ class Scorer : public Napi::ObjectWrap<Scorer> {
  private:
   Napi::Value Score(const Napi::CallbackInfo& info);
   Napi::Value DecodeOnly(const Napi::CallbackInfo& info);
+  Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info, bool reduce);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);

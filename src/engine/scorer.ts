@@ -60,6 +60,15 @@ export class Scorer {
     });
   }
 
+  /**
+   * Full [tokens x vocab] logits of one token sequence at every position, row-major. For tests
+   * and debugging only: it is the naive path the fused reduction is checked against.
+   */
+  logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
+    const lora = toNativeLora(options.lora);
+    return this.#queue.run(() => this.handle().logits(tokens, { lora }));
+  }
+
   dispose(): void {
     this.#native?.dispose();
     this.#native = undefined;

@@ -1,0 +1,102 @@
+// Scoring and generation throughput, ours vs baselines measured in the same run:
+// - batched scorer vs node-llama-cpp scoring the same requests through its public API
+//   (controlledEvaluate with next-token probabilities at each continuation position);
+// - batched scorer vs a plain all-logits forward over the same tokens (decodeOnly: the ceiling);
+// - batched generation of 16 prompts vs the same prompts one after another.
+// Reported for the tiny and small presets.
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { loadModel, type Model, type ScoreRequest } from "../src/index.js";
+import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { benchModelPath } from "./models.js";
+
+const TITLES = ["Apex Phone Case", "Sonix Wireless Headphones Pro", "Zen Yoga Mat", "Volt USB-C Charger", "Nimbus Laptop Sleeve", "Aero Running Shoes"];
+
+function requestsFor(users: number): ScoreRequest[] {
+  const reqs: ScoreRequest[] = [];
+  for (let u = 0; u < users; u++) {
+    const prompt = `User ${u} interacted with: ${TITLES.slice(0, 1 + (u % 5)).join(", ")}. Candidates: ${TITLES.join(", ")}. Recommend one item:`;
+    for (const t of TITLES) reqs.push({ prompt, continuation: ` ${t} because it matches the user's recent purchases.` });
+  }
+  return reqs;
+}
+
+function countTokens(model: Model, reqs: ScoreRequest[]): number {
+  return reqs.reduce((n, r) => n + model.tokenize(r.prompt as string).length + model.tokenize(r.continuation as string, { addBos: false }).length, 0);
+}
+
+async function nodeLlamaCppTokensPerSecond(path: string, reqs: ScoreRequest[], ours: Model): Promise<number> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: path });
+  const ctx = await model.createContext({ contextSize: 512 });
+  const seq = ctx.getSequence();
+  let tokens = 0;
+  const t0 = performance.now();
+  for (const r of reqs) {
+    const p = Array.from(ours.tokenize(r.prompt as string));
+    const c = Array.from(ours.tokenize(r.continuation as string, { addBos: false }));
+    const all = [...p, ...c];
+    const input = all.map((t, i): ControlledEvaluateInputItem => (i >= p.length - 1 && i < all.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token)));
+    await seq.clearHistory();
+    const res = await seq.controlledEvaluate(input);
+    let lp = 0;
+    for (let j = 0; j < c.length; j++) lp += Math.log(res[p.length - 1 + j]?.next?.probabilities?.get(c[j]! as Token) ?? 0);
+    if (!Number.isFinite(lp) && lp !== -Infinity) throw new Error("node-llama-cpp gave no probability");
+    tokens += all.length;
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return tokens / secs;
+}
+
+async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<void> {
+  const path = benchModelPath(preset);
+  const model = await loadModel(path);
+  const reqs = requestsFor(preset === "tiny" ? 32 : 16);
+  const tokens = countTokens(model, reqs);
+  const scorer = model.createScorer({ contextSize: 4096, sequences: 64, batchSize: 2048 });
+  const oursMs = await medianMs(() => scorer.score(reqs), 5, 1);
+  const ceilMs = await medianMs(() => scorer.decodeOnly(reqs), 5, 1);
+  const ours = tokens / (oursMs / 1000);
+  const ceiling = tokens / (ceilMs / 1000);
+  // node-llama-cpp is slow (it sorts the whole vocabulary in JS per position): a subset suffices
+  // for a per-token rate.
+  const theirs = await nodeLlamaCppTokensPerSecond(path, reqs.slice(0, preset === "tiny" ? 24 : 8), model);
+  result.results.push(
+    { name: `${preset}: ours batched scorer`, value: ours, unit: "tokens/s" },
+    { name: `${preset}: all-logits forward (ceiling)`, value: ceiling, unit: "tokens/s" },
+    { name: `${preset}: node-llama-cpp controlledEvaluate`, value: theirs, unit: "tokens/s" },
+  );
+  result.ratios[`${preset}: scorer / node-llama-cpp (goal >= 20)`] = ours / theirs;
+  result.ratios[`${preset}: scorer / all-logits forward (goal >= 0.85)`] = ours / ceiling;
+
+  const prompts = Array.from({ length: 16 }, (_, i) => `User ${i} likes ${TITLES[i % TITLES.length]}. Step 1 - Preference Recognition:`);
+  const gen = { maxTokens: 32, temperature: 0 };
+  let genTokens = 0;
+  const batchedMs = await medianMs(async () => {
+    const rs = await model.generate(prompts, { ...gen, parallel: 16 });
+    genTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
+  }, 3, 1);
+  let seqTokens = 0;
+  const sequentialMs = await medianMs(async () => {
+    seqTokens = 0;
+    for (const p of prompts) seqTokens += (await model.generate([p], { ...gen, parallel: 1 }))[0]!.tokens.length;
+  }, 3, 1);
+  const batched = genTokens / (batchedMs / 1000);
+  const sequential = seqTokens / (sequentialMs / 1000);
+  result.results.push(
+    { name: `${preset}: generation, 16 prompts batched`, value: batched, unit: "tokens/s" },
+    { name: `${preset}: generation, 16 prompts one after another`, value: sequential, unit: "tokens/s" },
+  );
+  result.ratios[`${preset}: batched / sequential generation (goal >= 3)`] = batched / sequential;
+  scorer.dispose();
+  model.dispose();
+}
+
+export async function run(): Promise<BenchResult> {
+  const result = newResult("scoring");
+  await suiteFor("tiny", result);
+  await suiteFor("small", result);
+  return result;
+}

@@ -1,0 +1,226 @@
+// The whole native surface of build/Release/msr_rec.node, typed in one place. Wrappers in this
+// folder hold these handles privately; nothing outside src/engine touches them directly.
+//
+// Contract notes:
+// - Every method returning a Promise runs off the main thread (AsyncWorker); getters are sync.
+// - Token arrays cross as Int32Array; results never include vocabulary-sized arrays.
+// - Methods throw (or reject with) an Error whose message says what to do; no call aborts.
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../util/paths.js";
+
+declare const brand: unique symbol;
+type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type TokenArray = Int32Array | readonly number[];
+
+export interface NativeModelInfo {
+  path: string;
+  architecture: string;
+  name: string;
+  description: string;
+  vocabSize: number;
+  contextLength: number;
+  layers: number;
+  embeddingSize: number;
+  heads: number;
+  headsKv: number;
+  parameters: number;
+  sizeBytes: number;
+  bos: number;
+  eos: number;
+  addBos: boolean;
+  threads: number;
+}
+
+export type NativeModel = Brand<{
+  info(): NativeModelInfo;
+  tokenize(text: string, options?: { addBos?: boolean; special?: boolean }): Int32Array;
+  detokenize(tokens: TokenArray, options?: { special?: boolean }): string;
+  tokenPieces(tokens: TokenArray): string[];
+  loadLora(path: string): Promise<NativeLoraAdapter>;
+  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResult[]>;
+  dispose(): void;
+}, "Model">;
+
+export type NativeLoraAdapter = Brand<{
+  readonly path: string | null;
+  readonly alpha: number | null;
+  dispose(): void;
+}, "LoraAdapter">;
+
+export interface NativeLoraChoice {
+  adapter: NativeLoraAdapter;
+  scale: number;
+}
+
+export interface NativeScoreRequest {
+  prompt: TokenArray;
+  continuation: TokenArray;
+}
+
+export interface NativeScoreResult {
+  tokenLogprobs: Float32Array;
+  logprob: number;
+  ppl: number;
+}
+
+export type NativeScorer = Brand<{
+  readonly config: { contextSize: number; sequences: number; batchSize: number } | null;
+  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<NativeScoreResult[]>;
+  /** Same batching with logits at every position and no log-prob work: the benchmark ceiling. */
+  decodeOnly(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<object[]>;
+  /** Full [tokens x vocab] logits of one sequence (tests only). */
+  logits(tokens: TokenArray, options?: { lora?: NativeLoraChoice[] }): Promise<Float32Array>;
+  dispose(): void;
+}, "Scorer">;
+
+export interface NativeGenerateOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number;
+  stop?: string[];
+  grammar?: string;
+  parallel?: number;
+  contextSize?: number;
+  lora?: NativeLoraChoice[];
+}
+
+export interface NativeGenerateResult {
+  text: string;
+  tokens: Int32Array;
+  finishReason: "eos" | "stop" | "length";
+}
+
+// ---- Trainer (native/src/trainer*.cpp) ----
+// (types for the trainer's native surface live in this section)
+
+/** Samples end to end; segments: 0 prompt (no loss), 1 reasoning, 2 recommendation. */
+export interface NativeTrainBatch {
+  tokens: Int32Array;
+  lengths: Int32Array;
+  segments: Uint8Array;
+}
+
+export interface NativeStepStats {
+  loss: number;
+  lossReasoning: number;
+  lossRecommendation: number;
+  tokens: number;
+  lossTokens: number;
+  reasoningSamples: number;
+  recommendationSamples: number;
+  /** Only from step(). */
+  gradNorm?: number;
+}
+
+export interface NativeTrainerInfo {
+  mode: "lora" | "full";
+  rank: number;
+  loraAlpha: number;
+  targets: string[];
+  steps: number;
+  parameterCount: number;
+  contextSize: number;
+  vocabSize: number;
+}
+
+export interface NativeTrainerOptions {
+  mode?: "lora" | "full";
+  rank?: number;
+  loraAlpha?: number;
+  targets?: string[];
+  seed?: number;
+  /** 0 = the model's training context. */
+  contextSize?: number;
+  /** 0 = one micro-batch per step. */
+  microBatchTokens?: number;
+  threads?: number;
+}
+
+export interface NativeStepOptions {
+  alpha?: number;
+  beta?: number;
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Max global gradient norm (0 = no clipping). */
+  clip?: number;
+  /** false: only accumulate gradients. */
+  update?: boolean;
+  /** false: add to the gradients of the previous call (gradient accumulation). */
+  zeroGrad?: boolean;
+  /** Multiplies every token weight (1/gradAccum). */
+  lossScale?: number;
+}
+
+/** Step, evaluate, logits, save and load are async and exclusive: a second call while one runs throws. */
+export type NativeTrainer = Brand<{
+  step(batch: NativeTrainBatch, options?: NativeStepOptions): Promise<NativeStepStats>;
+  evaluate(batch: NativeTrainBatch, options?: { alpha?: number; beta?: number }): Promise<NativeStepStats>;
+  /** [tokens × vocab] logits of the training graph (tests only: never for long inputs). */
+  logits(tokens: TokenArray): Promise<Float32Array>;
+  /** [tokens × vocab] logits of llama_decode with the trainer's current adapter. */
+  referenceLogits(tokens: TokenArray): Promise<Float32Array>;
+  info(): NativeTrainerInfo;
+  paramNames(): string[];
+  getParam(name: string): Float32Array;
+  setParam(name: string, values: Float32Array): void;
+  getGrad(name: string): Float32Array;
+  saveAdapter(path: string): Promise<void>;
+  saveModel(path: string): Promise<void>;
+  saveCheckpoint(path: string, state?: string): Promise<void>;
+  loadCheckpoint(path: string): Promise<string>;
+  dispose(): void;
+}, "Trainer">;
+
+export interface NativeFusedCeResult {
+  loss: number;
+  logprobs: Float32Array;
+  grad?: Float32Array;
+}
+
+export interface NativeAddon {
+  Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
+  /** The fused CE kernel (or its naive reference) on host logits [rows × vocab]. */
+  fusedCrossEntropy(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    weights: Float32Array | null,
+    options?: { reference?: boolean; threads?: number; grad?: boolean },
+  ): NativeFusedCeResult;
+}
+
+export interface NativeAddon {
+  systemInfo(): string;
+  setLogLevel(level: 0 | 1 | 2 | 3): void;
+  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; mmap?: boolean }): Promise<NativeModel>;
+  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number }) => NativeScorer;
+}
+
+/** Where the addon is: $MSR_REC_ADDON, else the CUDA build if present, else the CPU build. */
+export function addonPath(): string {
+  const candidates = [
+    process.env.MSR_REC_ADDON,
+    join(packageRoot, "build-cuda", "Release", "msr_rec.node"),
+    join(packageRoot, "build", "Release", "msr_rec.node"),
+  ].filter((p): p is string => !!p);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`the msr-rec native addon is not built (looked in ${candidates.join(", ")}); run \`npm run build:native\``);
+  return found;
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) addon = createRequire(import.meta.url)(addonPath()) as NativeAddon;
+  return addon;
+}

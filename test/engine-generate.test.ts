@@ -1,0 +1,71 @@
+// Batched generation: determinism, greedy == the scorer's argmax, continuous batching == one at a
+// time, grammar-constrained output.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadModel, type Model } from "../src/index.js";
+import { argmax } from "./support/reference.js";
+import { tinyModelPath } from "./support/models.js";
+
+let model: Model;
+const prompts = ["The user bought a phone", "Recommend one item:", "Step 1 - Preference Recognition:", "Hello there", "Candidates are"];
+
+beforeAll(async () => {
+  model = await loadModel(tinyModelPath(), { threads: 2 });
+});
+afterAll(() => model?.dispose());
+
+describe("generate", () => {
+  it("gives the same text for the same seed, and other text for another seed", async () => {
+    const opts = { maxTokens: 12, temperature: 1.0, topK: 0, topP: 1 };
+    const a = await model.generate(prompts, { ...opts, seed: 7 });
+    const b = await model.generate(prompts, { ...opts, seed: 7 });
+    const c = await model.generate(prompts, { ...opts, seed: 8 });
+    expect(a.map((r) => r.text)).toEqual(b.map((r) => r.text));
+    expect(a.map((r) => r.text)).not.toEqual(c.map((r) => r.text));
+    for (const r of a) expect(["eos", "length"]).toContain(r.finishReason);
+  });
+
+  it("picks the scorer's argmax token at every step at temperature 0", async () => {
+    const [r] = await model.generate([prompts[0]!], { maxTokens: 10, temperature: 0 });
+    const p = model.tokenize(prompts[0]!);
+    const all = Int32Array.from([...p, ...r!.tokens]);
+    const scorer = model.createScorer();
+    const logits = await scorer.logits(all);
+    const V = model.info.vocabSize;
+    for (let j = 0; j < r!.tokens.length; j++) {
+      const row = logits.subarray((p.length - 1 + j) * V, (p.length + j) * V);
+      expect(r!.tokens[j], `step ${j}`).toBe(argmax(row));
+    }
+  });
+
+  it("continuous batching over few slots equals generating each prompt alone", async () => {
+    const opts = { maxTokens: 9, temperature: 0.8, seed: 3 };
+    const together = await model.generate(prompts, { ...opts, parallel: 2 });
+    for (let i = 0; i < prompts.length; i++) {
+      // Prompt i is sampled with seed + i, so alone it must be given seed + i.
+      const [alone] = await model.generate([prompts[i]!], { ...opts, seed: opts.seed + i, parallel: 1 });
+      expect(together[i]!.text, prompts[i]).toBe(alone!.text);
+    }
+  });
+
+  it("respects maxTokens and stop strings", async () => {
+    const [r] = await model.generate([prompts[1]!], { maxTokens: 5, temperature: 0 });
+    expect(r!.tokens.length).toBeLessThanOrEqual(5);
+    const [full] = await model.generate([prompts[1]!], { maxTokens: 12, temperature: 0 });
+    const stopAt = full!.text.slice(3, 5);
+    const [stopped] = await model.generate([prompts[1]!], { maxTokens: 12, temperature: 0, stop: [stopAt] });
+    expect(stopped!.finishReason).toBe("stop");
+    expect(stopped!.text).toBe(full!.text.slice(0, full!.text.indexOf(stopAt)));
+  });
+
+  it("a grammar restricting output to a list of titles always yields one of them", async () => {
+    const titles = ["Apex Phone Case", "Zen Yoga Mat", "Sonix Wireless Headphones"];
+    const grammar = `root ::= ${titles.map((t) => JSON.stringify(t)).join(" | ")}`;
+    const results = await model.generate(Array(8).fill("Recommend one item:"), { maxTokens: 24, temperature: 1.2, seed: 11, grammar });
+    for (const r of results) expect(titles).toContain(r.text.trim());
+    expect(new Set(results.map((r) => r.text.trim())).size).toBeGreaterThan(1);
+  });
+
+  it("rejects an invalid grammar with a clear error", async () => {
+    await expect(model.generate(["x"], { grammar: "root ::= (" })).rejects.toThrow(/grammar/i);
+  });
+});
