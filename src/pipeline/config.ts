@@ -64,6 +64,9 @@ const TrainConfig = z.object({
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
   validUsers: z.number().int().min(0).default(200),
+  // Which of the teacher's steps 1–4 go between the markers (all by default; a short demo keeps
+  // only the Summary so that reasoning fits a small generation budget).
+  reasoningSteps: z.array(z.number().int().min(1).max(4)).min(1).default([1, 2, 3, 4]),
 });
 
 const InferConfig = z.object({
@@ -128,17 +131,17 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
     dataset: { source: "synthetic", domain: "products", users: 120, syntheticItems: 60, historyLength: 6 },
     model: { initSize: "small", pretrainEpochs: 2, contextSize: 1024 },
     teacher: { kind: "rule" },
-    train: { epochs: 2, batchSize: 8, learningRate: 1e-3, maxSampleTokens: 512, validUsers: 24 },
+    train: { epochs: 2, batchSize: 8, learningRate: 1e-3, maxSampleTokens: 512, validUsers: 24, reasoningSteps: [4] },
     infer: { maxTokens: 96, batchSize: 16, users: 48, constrained: true },
     eval: { bertscore: true, gptscore: true, meteor: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
   },
   tiny: {
     runDir: "runs/tiny",
-    dataset: { source: "synthetic", users: 12, syntheticItems: 24, historyLength: 4 },
+    dataset: { source: "synthetic", users: 12, syntheticItems: 40, historyLength: 4 },
     model: { initSize: "tiny", pretrainEpochs: 1, contextSize: 512 },
     teacher: { kind: "rule" },
-    train: { epochs: 1, batchSize: 4, learningRate: 1e-3, maxSampleTokens: 384, validUsers: 4 },
+    train: { epochs: 1, batchSize: 4, learningRate: 1e-3, maxSampleTokens: 384, validUsers: 4, reasoningSteps: [4] },
     infer: { maxTokens: 24, batchSize: 8, users: 6, constrained: true },
     eval: { bertscore: false, gptscore: true, meteor: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },

@@ -51,7 +51,7 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
       outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(ruleTeacher ? ["teacher/answers.jsonl"] : [])],
       run: () => synthesizeStage(c),
     },
-    { stage: "sft", inputs: { history: c.dataset.historyLength }, outputs: ["sft"], run: () => sftStage(c) },
+    { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps }, outputs: ["sft"], run: () => sftStage(c) },
     { stage: "train", inputs: { train: c.train, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], run: () => trainStage(c, log, o.quiet) },
     {
       stage: "infer",
@@ -96,6 +96,7 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   const startAt = first ? STAGES.indexOf(first) : 0;
   const summary: RunSummary = { ran: [], skipped: [], metrics: null };
   let hash = "";
+  let upstreamRan = false;
   for (const [i, spec] of specs.entries()) {
     const selected = o.only ? spec.stage === o.only : i >= startAt;
     if (!selected) {
@@ -115,8 +116,10 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       summary.ran.push("infer");
       break;
     }
-    const r = await runStage(c.runDir, hash, spec, o.force === true, log);
+    // Once a stage has re-run, everything after it re-runs too: its inputs are new files.
+    const r = await runStage(c.runDir, hash, spec, o.force === true || upstreamRan, log);
     hash = r.hash;
+    if (r.outcome === "ran") upstreamRan = true;
     (r.outcome === "ran" ? summary.ran : summary.skipped).push(spec.stage);
   }
   summary.metrics = state.metrics ?? (existsSync(L.metrics) ? (JSON.parse(readFileSync(L.metrics, "utf8")) as MetricsFile) : null);

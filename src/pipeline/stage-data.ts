@@ -11,6 +11,7 @@ import { RulesTeacher } from "../teacher/rules.js";
 import { AnswerStore } from "../teacher/store.js";
 import { synthesize, writeSynthesisOutput, type ReasoningRecord, type SynthesisJob } from "../teacher/synthesize.js";
 import type { Teacher } from "../teacher/types.js";
+import { parseChain, STEP_NAMES } from "../teacher/prune.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { RunConfig } from "./config.js";
 import { parseJsonLines, runLayout, toJsonLines } from "./layout.js";
@@ -40,7 +41,8 @@ export async function prepareStage(c: RunConfig): Promise<void> {
     return;
   }
   const prepared = prepareSynthetic(
-    { users: Math.ceil(c.dataset.users * 1.25), items: c.dataset.syntheticItems, seed: c.seed },
+    // Generate more shoppers than kept, so the k-core leaves a dense catalog to sample from.
+    { users: Math.max(2 * c.dataset.users, 100), items: c.dataset.syntheticItems, seed: c.seed },
     { kcore: c.dataset.kCore, users: c.dataset.users, candidates: c.dataset.candidates, seed: c.seed },
   );
   const stats: DatasetFileStats & { name: string } = { ...prepared.stats, source: prepared.source, name: c.dataset.domain };
@@ -93,6 +95,17 @@ export function trainingPrompt(ds: PreparedDataset, templates: PromptTemplates, 
   return fillTemplate(templates.train, contextFor(ds, s));
 }
 
+/** Keeps the configured steps of a teacher reasoning (steps 1–4 under uniform headers). */
+export function selectReasoningSteps(reasoning: string, keep: readonly number[]): string {
+  if (keep.length === 4 && [1, 2, 3, 4].every((s) => keep.includes(s))) return reasoning;
+  const { steps } = parseChain(reasoning);
+  return [...keep]
+    .sort((a, b) => a - b)
+    .filter((s) => steps[s - 1])
+    .map((s) => `Step ${s} - ${STEP_NAMES[s - 1]}: ${steps[s - 1]}`)
+    .join("\n");
+}
+
 /** SFT stage: reasoning records (kept paths and behavior-only fallbacks) → trainer samples. */
 export async function sftStage(c: RunConfig): Promise<void> {
   const L = runLayout(c.runDir);
@@ -106,7 +119,8 @@ export async function sftStage(c: RunConfig): Promise<void> {
     const u = byUser.get(r.user);
     if (!u) throw new Error(`${L.reasoning}: user ${r.user} is not in the dataset; re-run the synthesize stage`);
     const s = sampleFor(u, r.split, c.dataset.historyLength);
-    bySplit[r.split].push({ user: r.user, prompt: trainingPrompt(ds, templates, s), reasoning: r.reasoning ?? "", recommendation: r.recommendation });
+    const reasoning = r.reasoning ? selectReasoningSteps(r.reasoning, c.train.reasoningSteps) : "";
+    bySplit[r.split].push({ user: r.user, prompt: trainingPrompt(ds, templates, s), reasoning, recommendation: r.recommendation });
   }
   if (bySplit.train.length === 0) throw new Error(`${L.reasoning} has no training records; re-run the synthesize stage`);
   writeFileAtomic(L.sftSplit("train"), toJsonLines(bySplit.train));
@@ -124,7 +138,7 @@ export function testReferences(c: RunConfig): Map<string, string> {
   const refs = new Map<string, string>();
   if (!existsSync(L.reasoning)) return refs;
   for (const r of parseJsonLines<ReasoningRecord>(readFileSync(L.reasoning, "utf8"), L.reasoning)) {
-    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user)) refs.set(r.user, r.reasoning);
+    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user)) refs.set(r.user, selectReasoningSteps(r.reasoning, c.train.reasoningSteps));
   }
   return refs;
 }

@@ -1,0 +1,133 @@
+// Stage bookkeeping, config validation and shard merging, without a model: the stage runner
+// skips finished stages, re-runs stale ones from scratch (partial outputs removed), and
+// inference shards merge back in user order.
+import { describe, expect, it } from "vitest";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { hashInputs, markerPath, readMarker, runStage, stableStringify } from "../src/pipeline/stages.js";
+import { parseRunConfig, presetConfig, trainVariants, PRESETS } from "../src/pipeline/config.js";
+import { inferVariants } from "../src/pipeline/variants.js";
+import { mergeInferShards, readInferRecords, writeInferRecords, type InferRecord } from "../src/infer/records.js";
+import { candidateGrammar, parseOutput } from "../src/infer/parse.js";
+
+const tmp = () => mkdtempSync(join(tmpdir(), "msr-stages-"));
+
+describe("runStage", () => {
+  it("runs once, skips while inputs match, re-runs from scratch when they change", async () => {
+    const dir = tmp();
+    try {
+      let runs = 0;
+      const spec = (inputs: unknown) => ({
+        stage: "sft" as const,
+        inputs,
+        outputs: ["sft"],
+        run: async () => {
+          runs++;
+          // A fresh run never sees a previous run's files.
+          expect(existsSync(join(dir, "sft", "partial.txt"))).toBe(false);
+          mkdirSync(join(dir, "sft"), { recursive: true });
+          writeFileSync(join(dir, "sft", "out.txt"), `run ${runs}`);
+        },
+      });
+      const log: string[] = [];
+      expect((await runStage(dir, "up", spec({ a: 1 }), false, (m) => log.push(m))).outcome).toBe("ran");
+      expect((await runStage(dir, "up", spec({ a: 1 }), false, (m) => log.push(m))).outcome).toBe("skipped");
+      expect(runs).toBe(1);
+      // Simulated kill: a partial file left behind and the marker gone.
+      writeFileSync(join(dir, "sft", "partial.txt"), "half");
+      rmSync(markerPath(dir, "sft"));
+      expect((await runStage(dir, "up", spec({ a: 1 }), false, () => {})).outcome).toBe("ran");
+      expect(existsSync(join(dir, "sft", "partial.txt"))).toBe(false);
+      // Changed inputs or a changed upstream hash invalidate the marker.
+      expect((await runStage(dir, "up", spec({ a: 2 }), false, () => {})).outcome).toBe("ran");
+      expect((await runStage(dir, "other", spec({ a: 2 }), false, () => {})).outcome).toBe("ran");
+      expect(runs).toBe(4);
+      expect(readMarker(dir, "sft")!.inputsHash).toBe(hashInputs("other", "sft", { a: 2 }));
+      // Missing outputs also force a re-run, even with a matching marker.
+      rmSync(join(dir, "sft"), { recursive: true });
+      expect((await runStage(dir, "other", spec({ a: 2 }), false, () => {})).outcome).toBe("ran");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("leaves no marker when the stage throws", async () => {
+    const dir = tmp();
+    try {
+      const failing = { stage: "train" as const, inputs: {}, outputs: ["train"], run: async () => { throw new Error("boom"); } };
+      await expect(runStage(dir, "", failing, false, () => {})).rejects.toThrow("boom");
+      expect(readMarker(dir, "train")).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("hashes objects independently of key order", () => {
+    expect(stableStringify({ b: 1, a: [1, { d: 2, c: 3 }] })).toBe('{"a":[1,{"c":3,"d":2}],"b":1}');
+    expect(hashInputs({ x: 1, y: 2 })).toBe(hashInputs({ y: 2, x: 1 }));
+    expect(hashInputs({ x: 1 })).not.toBe(hashInputs({ x: 2 }));
+  });
+});
+
+describe("run config", () => {
+  it("fills the paper's defaults", () => {
+    const c = parseRunConfig({});
+    expect([c.train.alpha, c.train.beta, c.train.loraRank, c.train.loraAlpha, c.train.epochs, c.train.batchSize]).toEqual([0.7, 0.3, 8, 32, 5, 32]);
+    expect([c.infer.temperature, c.infer.maxTokens, c.dataset.candidates]).toEqual([0.7, 1024, 6]);
+  });
+
+  it("names every bad field", () => {
+    expect(() => parseRunConfig({ train: { alpha: -1, epochs: 0 }, infer: { temperature: "hot" } })).toThrow(/train\.alpha[\s\S]*train\.epochs[\s\S]*infer\.temperature/);
+    expect(() => parseRunConfig({ dataset: { source: "amazon-2018" } })).toThrow(/needs dataset.path/);
+  });
+
+  it("presets validate and the sweep adds one adapter per pair except the default", () => {
+    for (const name of Object.keys(PRESETS) as Array<keyof typeof PRESETS>) expect(presetConfig(name).runDir).toBeTruthy();
+    const c = presetConfig("paper");
+    expect(trainVariants(c).map((v) => v.name)).toEqual(["msr", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1"]);
+    expect(trainVariants(c).find((v) => v.name === "wo-reason")).toMatchObject({ alpha: 0, withoutReasoning: true });
+    expect(inferVariants(c).map((v) => v.name)).toEqual(["msr", "msr-full", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1", "base-zero-shot"]);
+  });
+});
+
+describe("output parsing", () => {
+  const titles = ["Sonix Phone Pro", "Voltra Laptop Air", "Gripo Case for Sonix Phones"];
+  it("judges the text after [reasoning_end] and keeps the reasoning between the markers", () => {
+    const text = "Step 1: likes Sonix Phone Pro and Voltra Laptop Air.\n[reasoning_end] Voltra Laptop Air";
+    const p = parseOutput(text, titles);
+    expect(p.choiceIndex).toBe(1);
+    expect(p.reasoning).toBe("Step 1: likes Sonix Phone Pro and Voltra Laptop Air.");
+    expect(text.slice(p.reasoningStart, p.reasoningStart + p.reasoning.length)).toBe(p.reasoning);
+  });
+
+  it("falls back to the whole text without an end marker (LLaRA's rule decides)", () => {
+    expect(parseOutput("I recommend gripo case for sonix phones", titles).choiceIndex).toBe(2);
+    expect(parseOutput("Sonix Phone Pro or Voltra Laptop Air", titles).choiceIndex).toBe(-1);
+  });
+
+  it("builds a GBNF alternation of the escaped titles", () => {
+    expect(candidateGrammar(['A "quoted" \\ title', "B"])).toBe('root ::= "A \\"quoted\\" \\\\ title" | "B"\n');
+  });
+});
+
+describe("inference shards", () => {
+  const rec = (user: string): InferRecord => ({ user, candidateIds: ["a", "b"], candidateTitles: ["A", "B"], targetIndex: 0 });
+
+  it("merges all N shards in dataset order and refuses incomplete or overlapping sets", () => {
+    const dir = tmp();
+    try {
+      const shards = join(dir, "shards");
+      writeInferRecords(join(shards, "msr.0-of-2.jsonl"), [rec("u3"), rec("u1")]);
+      expect(() => mergeInferShards(shards, "msr", join(dir, "msr.jsonl"))).toThrow(/shard 1\/2 .* is missing/);
+      writeInferRecords(join(shards, "msr.1-of-2.jsonl"), [rec("u2")]);
+      expect(mergeInferShards(shards, "msr", join(dir, "msr.jsonl"), ["u1", "u2", "u3"])).toBe(3);
+      expect(readInferRecords(join(dir, "msr.jsonl")).map((r) => r.user)).toEqual(["u1", "u2", "u3"]);
+      writeInferRecords(join(shards, "msr.1-of-2.jsonl"), [rec("u2"), rec("u1")]);
+      expect(() => mergeInferShards(shards, "msr", join(dir, "msr.jsonl"))).toThrow(/appears in two shards/);
+      expect(readFileSync(join(dir, "msr.jsonl"), "utf8").split("\n").filter(Boolean)).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
