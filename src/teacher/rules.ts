@@ -5,7 +5,7 @@
 // Signals (statistics come from the *other* users' training sequences, so a user's own held-out
 // items never leak into the score):
 //   co-occurrence  how often each history item is followed (within 3 steps) by the candidate,
-//                  weighted by recency (0.85^age)
+//                  weighted by recency (0.75^age)
 //   attributes     share of candidate features (brand, genre, category ...) seen in the history,
 //                  recency-weighted
 //   popularity     log(1 + interactions), normalised
@@ -17,7 +17,7 @@ import type { PromptSample } from "../prompts/dataset.js";
 import type { Teacher, TeacherAnswer, TeacherRequest } from "./types.js";
 
 const WINDOW = 3;
-const RECENCY = 0.85;
+const RECENCY = 0.75;
 const WEIGHTS = { cooc: 1.0, attr: 1.0, pop: 0.7, numeric: 0.3 };
 const SAMPLING_TEMPERATURE = 0.25;
 const MAX_FEATURE_TEXT = 80;
@@ -64,15 +64,20 @@ function numericValue(v: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Categorical features "key: value" and numeric attributes of an item. */
+/**
+ * Categorical feature values and numeric attributes of an item. Values are compared regardless
+ * of the attribute they sit in, so an accessory's `forBrand: Sonix` matches a device's
+ * `brand: Sonix`; generic markers (`kind: device`) are dropped as uninformative.
+ */
 export function itemFeatures(item: Item): ItemFeatures {
   const categorical = new Set<string>();
   const numeric = new Map<string, number>();
   const addText = (key: string, v: string) => {
+    if (/^(kind|type)$/i.test(key)) return;
     const splitWords = /class|genre|tag|categor/i.test(key) && !/[|,;]/.test(v);
     for (const part of v.split(splitWords ? /\s+/ : /[|,;]/)) {
       const t = part.trim();
-      if (t.length > 0 && t.length <= MAX_FEATURE_TEXT) categorical.add(`${key}: ${t}`);
+      if (t.length > 0 && t.length <= MAX_FEATURE_TEXT) categorical.add(t);
     }
   };
   for (const [key, value] of Object.entries(item.attributes ?? {})) {

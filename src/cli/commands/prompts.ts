@@ -1,0 +1,72 @@
+// `msr-rec prompts`: builds one kind of prompt for every user of a prepared dataset, on piscina
+// worker threads, and writes them as JSON lines (user, split, kind, prompt, candidates, target).
+//   msr-rec prompts --data runs/x/data --kind item --split test --out runs/x/prompts-item.jsonl
+// With --count-tokens MODEL.gguf each line also gets the prompt's length in that model's tokens.
+import type { Command } from "commander";
+import { ProgressBar } from "../progress.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { readPreparedDataset, samplesFor, SPLITS, type Split } from "../../prompts/dataset.js";
+import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
+import { buildPromptsParallel, defaultPromptThreads, usesWorkers } from "../../prompts/pool.js";
+import { withTokenCounts } from "../../prompts/records.js";
+import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
+
+interface PromptsOptions {
+  data: string;
+  kind: string;
+  split: string;
+  out: string;
+  threads: string;
+  history: string;
+  datasetName?: string;
+  templates?: string;
+  countTokens?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command("prompts")
+    .description("build prompts (teacher, train, user, item or full) for every user of a prepared dataset")
+    .requiredOption("--data <dir>", "prepared dataset folder (items.jsonl, users.jsonl, stats.json)")
+    .requiredOption("--kind <kind>", PROMPT_KINDS.join(" | "))
+    .option("--split <split>", SPLITS.join(" | "), "test")
+    .requiredOption("--out <file>", "output JSONL file")
+    .option("--threads <n>", "worker threads", String(defaultPromptThreads()))
+    .option("--history <n>", "most recent history items shown", String(DEFAULT_HISTORY_LENGTH))
+    .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
+    .option("--templates <dir>", "folder with edited prompt templates")
+    .option("--count-tokens <gguf>", "add each prompt's token count under this model's tokenizer")
+    .action(async (o: PromptsOptions) => {
+      if (!isPromptKind(o.kind)) throw new Error(`--kind must be one of ${PROMPT_KINDS.join(", ")}, got "${o.kind}"`);
+      if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
+      const threads = Number(o.threads);
+      const history = Number(o.history);
+      if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got "${o.threads}"`);
+      if (!Number.isInteger(history) || history < 0) throw new Error(`--history must be a non-negative integer, got "${o.history}"`);
+      const ds = readPreparedDataset(o.data, o.datasetName);
+      const template = loadTemplates(o.templates)[o.kind];
+      const samples = samplesFor(ds, o.split as Split, history);
+      const titles = new Map([...ds.items].map(([id, it]) => [id, it.title]));
+      const t0 = Date.now();
+      let chunks = await buildPromptsParallel({ dataset: ds.name, kind: o.kind, template, titles }, samples, { threads });
+      const buildMs = Date.now() - t0;
+      if (o.countTokens) {
+        const { loadModel } = await import("../../engine/index.js");
+        const model = await loadModel(o.countTokens);
+        try {
+          const bar = new ProgressBar("tokens", chunks.length);
+          chunks = chunks.map((c) => {
+            const r = withTokenCounts(c, (text) => model.tokenize(text, { addBos: true }).length);
+            bar.tick();
+            return r;
+          });
+          bar.finish();
+        } finally {
+          model.dispose();
+        }
+      }
+      writeFileAtomic(o.out, chunks.join(""));
+      const how = usesWorkers({ threads }) ? `${threads} worker threads` : "the main thread";
+      process.stdout.write(`${o.out}: ${samples.length} ${o.kind} prompts (${o.split}) built in ${buildMs} ms on ${how}\n`);
+    });
+}

@@ -1,0 +1,76 @@
+// The piscina prompt pool gives byte-for-byte the output of the single-threaded builder, in
+// order, with real worker threads. Running from TypeScript sources there is no compiled worker,
+// so the test transpiles the worker and its two imports (the same sources tsc compiles) into a
+// scratch folder inside the package, where `piscina` resolves.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import ts from "typescript";
+import { packageRoot } from "../src/util/paths.js";
+import { buildPromptsParallel, usesWorkers } from "../src/prompts/pool.js";
+import { promptJsonl, withTokenCounts, type PromptRecord, type PromptSetup } from "../src/prompts/records.js";
+import { loadTemplates } from "../src/prompts/templates.js";
+import { fillTemplate } from "../src/prompts/build.js";
+import type { PromptSample } from "../src/prompts/dataset.js";
+
+const scratch = join(packageRoot, ".cache", `prompt-worker-test-${process.pid}`);
+const workerFile = join(scratch, "worker.js");
+
+beforeAll(() => {
+  mkdirSync(scratch, { recursive: true });
+  for (const name of ["worker", "records", "build"]) {
+    const src = readFileSync(join(packageRoot, "src", "prompts", `${name}.ts`), "utf8");
+    const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+    writeFileSync(join(scratch, `${name}.js`), js);
+  }
+  writeFileSync(join(scratch, "package.json"), '{"type":"module"}');
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function synthetic(users: number): { setup: PromptSetup; samples: PromptSample[] } {
+  const titles = new Map<string, string>();
+  for (let i = 0; i < 500; i++) titles.set(`i${i}`, `Item "${i}", vol. ${i % 7} — ünïcode`);
+  let seed = 7;
+  const pick = () => `i${(seed = (seed * 48271) % 2147483647) % 500}`;
+  const samples = Array.from({ length: users }, (_, u): PromptSample => {
+    const candidates = Array.from({ length: 6 }, pick);
+    return { user: `u${u}`, split: "test", history: Array.from({ length: 1 + (u % 10) }, pick), candidates, target: candidates[u % 6]!, targetIndex: u % 6 };
+  });
+  return { setup: { dataset: "Synthetic", kind: "item", template: loadTemplates().item, titles }, samples };
+}
+
+describe("prompt pool", () => {
+  it("workers give the same JSONL as one thread, in input order", async () => {
+    const { setup, samples } = synthetic(2500);
+    expect(usesWorkers({ threads: 2, workerFile })).toBe(true);
+    const parallel = await buildPromptsParallel(setup, samples, { threads: 2, chunkSize: 300, workerFile });
+    expect(parallel).toHaveLength(9);
+    expect(parallel.join("")).toBe(promptJsonl(setup, samples));
+  });
+
+  it("each record holds the filled template and the ground truth", () => {
+    const { setup, samples } = synthetic(3);
+    const lines = promptJsonl(setup, samples).trim().split("\n").map((l) => JSON.parse(l) as PromptRecord);
+    const s = samples[2]!;
+    const cands = s.candidates.map((id) => setup.titles.get(id)!);
+    expect(lines[2]).toEqual({
+      user: "u2",
+      split: "test",
+      kind: "item",
+      prompt: fillTemplate(setup.template, { dataset: "Synthetic", history: s.history.map((id) => setup.titles.get(id)!), candidates: cands }),
+      candidates: cands,
+      targetIndex: 2,
+      target: cands[2],
+    });
+  });
+
+  it("falls back to this thread with one thread, and counts tokens on this thread", async () => {
+    const { setup, samples } = synthetic(10);
+    const one = await buildPromptsParallel(setup, samples, { threads: 1, chunkSize: 4 });
+    expect(one.join("")).toBe(promptJsonl(setup, samples));
+    const counted = withTokenCounts(one[0]!, (t) => t.split(/\s+/).length);
+    const first = JSON.parse(counted.split("\n")[0]!) as PromptRecord;
+    expect(first.tokens).toBe(first.prompt.split(/\s+/).length);
+    await expect(buildPromptsParallel(setup, samples, { threads: 2, chunkSize: 4, workerFile: join(scratch, "missing.js") })).rejects.toThrow(/not found; build with/);
+  });
+});
