@@ -88,7 +88,6 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
 export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<RunSummary> {
   const L = runLayout(c.runDir);
   mkdirSync(c.runDir, { recursive: true });
-  writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
   const log = o.log ?? (() => {});
   const state = { skipped: [] as string[], metrics: null as MetricsFile | null };
   const specs = stageSpecs(c, o, state);
@@ -109,6 +108,8 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       }
       continue;
     }
+    // Written once the prerequisites hold, so a refused run leaves the folder's config alone.
+    if (i === startAt || (o.only && spec.stage === o.only)) writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
     if (spec.stage === "infer" && o.shard) {
       // A shard is part of a stage, not a finished one: no marker until the shards are merged.
       log(`[infer] shard ${o.shard.index}/${o.shard.count}`);

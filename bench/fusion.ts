@@ -1,0 +1,126 @@
+// PPL-fusion throughput (Eq. 3): users/s through scoring both sides' reasoning and fusing,
+//   - ours: all 2N (prompt, reasoning) pairs in ONE batched scorer call, then the fusion rule;
+//   - the same requests scored one at a time through the same scorer;
+//   - node-llama-cpp scoring them through its public API (controlledEvaluate with next-token
+//     probabilities at every reasoning position), on a subset (it is slow);
+// and end-to-end bidirectional inference users/s (generation of both sides + scoring + fusion).
+// Texts are real: synthetic-catalog users, the user/item templates, the rule teacher's reasoning.
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { prepareSynthetic } from "../src/data/synthetic.js";
+import { loadModel, type Model } from "../src/engine/index.js";
+import { fuseByPerplexity } from "../src/infer/fusion.js";
+import { inferBidirectional, scoreReasonings, type InferenceCase } from "../src/infer/bidirectional.js";
+import type { ScoreRequest } from "../src/infer/generate.js";
+import { fillTemplate } from "../src/prompts/build.js";
+import { contextFor, sampleFor } from "../src/prompts/dataset.js";
+import { loadTemplates } from "../src/prompts/templates.js";
+import { RulesTeacher } from "../src/teacher/rules.js";
+import { prunePath, parseChain } from "../src/teacher/prune.js";
+import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { benchModelPath } from "./models.js";
+
+interface BenchUser {
+  kase: InferenceCase;
+  requests: [ScoreRequest, ScoreRequest];
+}
+
+/** N users with both sides' prompts and a teacher-written reasoning per side (steps 1+4 / 2+3). */
+async function benchUsers(n: number): Promise<BenchUser[]> {
+  const data = prepareSynthetic({ users: Math.max(100, 2 * n), items: 80, seed: 3 }, { users: n, seed: 3 });
+  const ds = { name: "electronics", items: new Map(data.items.map((it) => [it.id, it] as const)), users: data.users };
+  const templates = loadTemplates();
+  const teacher = new RulesTeacher(ds.items, ds.users);
+  const out: BenchUser[] = [];
+  for (const u of ds.users) {
+    const s = sampleFor(u, "test", 10);
+    const ctx = contextFor(ds, s);
+    const prompt = fillTemplate(templates.teacher, ctx);
+    const a = await teacher.ask({ key: u.user, prompt, sample: s, attempt: 0 });
+    const steps = parseChain(a.content).steps;
+    const pr = prunePath(a.content, ctx.candidates, s.targetIndex);
+    const userText = `${steps[0] ?? ""}\n${steps[3] ?? ""}`.trim() || (pr.valid ? pr.reasoning : a.content);
+    const itemText = `${steps[1] ?? ""}\n${steps[2] ?? ""}`.trim() || userText;
+    const kase: InferenceCase = { user: u.user, prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) }, candidateIds: s.candidates, candidateTitles: [...ctx.candidates], targetIndex: s.targetIndex };
+    out.push({ kase, requests: [{ prompt: kase.prompts.user, continuation: userText }, { prompt: kase.prompts.item, continuation: itemText }] });
+  }
+  return out;
+}
+
+function fuseAll(users: BenchUser[], ppl: number[]): number {
+  let agree = 0;
+  users.forEach((u, i) => {
+    const d = fuseByPerplexity({ choice: u.kase.candidateIds[0]!, ppl: ppl[2 * i]! }, { choice: u.kase.candidateIds[i % 2]!, ppl: ppl[2 * i + 1]! });
+    if (d.case === "agree") agree++;
+  });
+  return agree;
+}
+
+async function nodeLlamaCppSecondsPerUser(path: string, users: BenchUser[], ours: Model): Promise<number> {
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: path });
+  const ctx = await model.createContext({ contextSize: 2048 });
+  const seq = ctx.getSequence();
+  const t0 = performance.now();
+  for (const u of users) {
+    const ppl: number[] = [];
+    for (const r of u.requests) {
+      const p = Array.from(ours.tokenize(r.prompt));
+      const c = Array.from(ours.tokenize(r.continuation, { addBos: false }));
+      const all = [...p, ...c];
+      const input = all.map((t, i): ControlledEvaluateInputItem => (i >= p.length - 1 && i < all.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token)));
+      await seq.clearHistory();
+      const res = await seq.controlledEvaluate(input);
+      let lp = 0;
+      for (let j = 0; j < c.length; j++) lp += Math.log(res[p.length - 1 + j]?.next?.probabilities?.get(c[j]! as Token) ?? 0);
+      ppl.push(Math.exp(-lp / c.length));
+    }
+    fuseByPerplexity({ choice: "a", ppl: ppl[0]! }, { choice: "b", ppl: ppl[1]! });
+  }
+  const secs = (performance.now() - t0) / 1000;
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return secs / users.length;
+}
+
+async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<void> {
+  const path = benchModelPath(preset);
+  const model = await loadModel(path);
+  const users = await benchUsers(preset === "tiny" ? 48 : 24);
+  const requests = users.flatMap((u) => u.requests);
+  const scorer = model.createScorer({ contextSize: 8192, sequences: 32, batchSize: 2048 });
+  const batchedMs = await medianMs(async () => fuseAll(users, await scoreReasonings(scorer, requests, undefined)), 5, 1);
+  const singleMs = await medianMs(async () => {
+    const ppl: number[] = [];
+    for (const r of requests) ppl.push((await scorer.score([r]))[0]!.ppl);
+    fuseAll(users, ppl);
+  }, 3, 1);
+  const batched = users.length / (batchedMs / 1000);
+  const single = users.length / (singleMs / 1000);
+  const theirs = 1 / (await nodeLlamaCppSecondsPerUser(path, users.slice(0, preset === "tiny" ? 8 : 4), model));
+  result.results.push(
+    { name: `${preset}: PPL fusion, one batched scorer call`, value: batched, unit: "users/s" },
+    { name: `${preset}: PPL fusion, one request at a time`, value: single, unit: "users/s" },
+    { name: `${preset}: PPL fusion via node-llama-cpp controlledEvaluate`, value: theirs, unit: "users/s" },
+  );
+  result.ratios[`${preset}: batched / one at a time`] = batched / single;
+  result.ratios[`${preset}: batched / node-llama-cpp`] = batched / theirs;
+
+  // End to end: both sides generated (32 new tokens each), parsed, scored, fused.
+  const e2eUsers = users.slice(0, 16).map((u) => u.kase);
+  const e2eMs = await medianMs(
+    () => inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, { generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 }, batchSize: 32, pplConditioning: "prompt", constrained: false, quiet: true }),
+    3,
+    1,
+  );
+  result.results.push({ name: `${preset}: end-to-end bidirectional inference (32 new tokens per side)`, value: e2eUsers.length / (e2eMs / 1000), unit: "users/s" });
+  scorer.dispose();
+  model.dispose();
+}
+
+export async function run(): Promise<BenchResult> {
+  const result = newResult("fusion");
+  await suiteFor("tiny", result);
+  await suiteFor("small", result);
+  return result;
+}
