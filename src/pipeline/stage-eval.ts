@@ -86,12 +86,27 @@ function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] 
   });
 }
 
+/** What the config turned off, said in the results so a reader knows the table is partial. */
+export function configSkips(c: RunConfig): string[] {
+  const out: string[] = [];
+  if (!c.ablations.sweep) out.push(`α/β sweep (${c.ablations.sweepPairs.map(([a, b]) => `${a}/${b}`).join(", ")}): not run (ablations.sweep is off; each pair trains its own adapter)`);
+  if (!c.ablations.woReason) out.push("MSR-Rec w/o reason: not run (ablations.woReason is off)");
+  if (!c.ablations.full) out.push("MSR-Rec (full): not run (ablations.full is off)");
+  if (!c.ablations.baseZeroShot) out.push("base model zero-shot: not run (ablations.baseZeroShot is off)");
+  if (!c.infer.constrained) out.push("constrained decoding row: not run (infer.constrained is off)");
+  if (c.infer.users > 0) out.push(`inference on the first ${c.infer.users} test users only (infer.users)`);
+  if (c.train.reasoningSteps.length < 4) out.push(`reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`);
+  out.push("Caser / GRU4Rec / SASRec: train them in RecBole on `msr-rec export` atomic files");
+  return out;
+}
+
 /** Runs the eval stage; `references` maps user → the teacher's test-split reasoning. */
 export async function evalStage(c: RunConfig, references: Map<string, string>, quality: ReasoningQuality, skipped: string[]): Promise<MetricsFile> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const users = testUsers(c, ds);
   const rows: MetricsRow[] = [];
+  skipped.push(...configSkips(c));
 
   // Classic baselines, fitted on every user's training sequence, scored on the inferred users.
   for (const name of BASELINES) {

@@ -5,12 +5,13 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { initModel } from "../gguf/init-model.js";
+import { meteorText } from "../eval/meteor.js";
 import { ProgressBar } from "../cli/progress.js";
 import { createTrainer, type Trainer } from "../engine/trainer.js";
 import type { Item } from "../data/types.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
-import { Rng } from "../data/rng.js";
+import { runTrainingLoop, stepsPerEpoch, type StepLog } from "../train/loop.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { InferenceEngine } from "./stage-infer.js";
 import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
@@ -62,7 +63,7 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   try {
     const trainer = createTrainer(model, { mode: "full", optimizer: { lr: c.model.pretrainLearningRate, schedule: "cosine", totalSteps: Math.ceil((docs.length / 16) * c.model.pretrainEpochs), warmupSteps: 2 }, microBatchTokens: 512 });
     try {
-      await runEpochs(trainer, docs, [], { epochs: c.model.pretrainEpochs, batchSize: 16, alpha: 0, beta: 1, seed: c.seed, label: "pretrain", quiet, onEpoch: async (e, trainLoss) => log(`[base] pretrain epoch ${e}: loss ${trainLoss.toFixed(3)}`) });
+      await runEpochs(trainer, docs, { epochs: c.model.pretrainEpochs, batchSize: 16, alpha: 0, beta: 1, seed: c.seed, label: "pretrain", quiet, onEpoch: async (e, trainLoss) => log(`[base] pretrain epoch ${e}: loss ${trainLoss.toFixed(3)}`) });
       await trainer.saveModel(L.baseModel);
     } finally {
       trainer.dispose();
@@ -80,30 +81,40 @@ interface EpochLoopOptions {
   seed: number;
   label: string;
   quiet?: boolean;
-  onStep?: (epoch: number, step: number, r: { loss: number; lossReasoning: number; lossRecommendation: number; tokens: number }) => void;
-  /** Called after each epoch with the mean training loss; returns nothing. */
+  onStep?: (epoch: number, r: StepLog) => void;
+  /** Called after each epoch (1-based) with its mean training loss. */
   onEpoch: (epoch: number, trainLoss: number) => Promise<void>;
 }
 
-/** Shuffled mini-batches for `epochs` epochs, one optimizer update per batch. */
-async function runEpochs(trainer: Trainer, samples: SftSample[], _valid: SftSample[], o: EpochLoopOptions): Promise<void> {
-  const rng = new Rng(o.seed, `train:${o.label}`);
-  const steps = Math.ceil(samples.length / o.batchSize);
-  for (let epoch = 1; epoch <= o.epochs; epoch++) {
-    const order = samples.map((_, i) => i);
-    rng.shuffle(order);
-    const bar = o.quiet ? null : new ProgressBar(`${o.label} epoch ${epoch}/${o.epochs}`, steps);
-    let sum = 0;
-    for (let s = 0; s < steps; s++) {
-      const batch = order.slice(s * o.batchSize, (s + 1) * o.batchSize).map((i) => samples[i]!);
-      const r = await trainer.step(batch, { alpha: o.alpha, beta: o.beta });
-      sum += r.loss;
-      o.onStep?.(epoch, s + 1, r);
-      bar?.tick(1, { loss: r.loss });
-    }
-    bar?.finish();
-    await o.onEpoch(epoch, sum / Math.max(1, steps));
-  }
+/** The trainer's loop (seeded epoch order, one update per batch) with a progress bar and epoch means. */
+async function runEpochs(trainer: Trainer, samples: SftSample[], o: EpochLoopOptions): Promise<void> {
+  const tokenized = trainer.tokenize(samples);
+  const perEpoch = stepsPerEpoch(tokenized.length, o.batchSize);
+  let bar: ProgressBar | null = null;
+  let sum = 0, n = 0;
+  await runTrainingLoop(trainer, tokenized, {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    seed: o.seed,
+    alpha: o.alpha,
+    beta: o.beta,
+    onStep: (log) => {
+      const epoch = Math.ceil(log.epoch - 1e-9);
+      if (!bar && !o.quiet) bar = new ProgressBar(`${o.label} epoch ${epoch}/${o.epochs}`, perEpoch);
+      bar?.tick(1, { loss: log.loss, "tok/s": log.tokensPerSecond });
+      sum += log.loss;
+      n++;
+      o.onStep?.(epoch, log);
+    },
+    onEpochEnd: async (epoch) => {
+      (bar as ProgressBar | null)?.finish();
+      bar = null;
+      const mean = n > 0 ? sum / n : Number.NaN;
+      sum = 0;
+      n = 0;
+      await o.onEpoch(epoch + 1, mean);
+    },
+  });
 }
 
 /**
@@ -154,8 +165,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
     const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
     const trainer = createTrainer(model, { mode: "lora", lora: { rank: c.train.loraRank, alpha: c.train.loraAlpha, seed: c.seed }, optimizer: { lr: c.train.learningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.min(10, Math.ceil(steps / 10)) }, microBatchTokens: Math.max(512, c.train.maxSampleTokens) });
     try {
-      let global = 0;
-      await runEpochs(trainer, train, valid, {
+      await runEpochs(trainer, train, {
         epochs: c.train.epochs,
         batchSize: c.train.batchSize,
         alpha: v.alpha,
@@ -163,7 +173,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
         seed: c.seed,
         label: `train ${v.name}`,
         quiet,
-        onStep: (epoch, _s, r) => logLine({ type: "step", variant: v.name, epoch, step: ++global, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
+        onStep: (epoch, r) => logLine({ type: "step", variant: v.name, epoch, step: r.step, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
         onEpoch: async (epoch, trainLoss) => {
           const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
           await trainer.saveAdapter(epochAdapter);
@@ -213,7 +223,10 @@ export async function openInferenceEngine(c: RunConfig, modelPath: string): Prom
 }
 
 /** Reasoning-quality scorers available in this build (METEOR, BERTScore, GPTScore), with skip notes. */
-export async function reasoningQuality(_c: RunConfig, skipped: string[]): Promise<ReasoningQuality> {
-  skipped.push("METEOR / BERTScore / GPTScore: the reasoning metrics are not available in this build");
-  return {};
+export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise<ReasoningQuality> {
+  const q: ReasoningQuality = {};
+  if (c.eval.meteor) q.meteor = async (pairs) => pairs.reduce((a, p) => a + meteorText(p.reference, p.candidate), 0) / pairs.length;
+  if (c.eval.bertscore) skipped.push("BERTScore: no embedding scorer in this build");
+  if (c.eval.gptscore) skipped.push("GPTScore: no evaluator scorer in this build");
+  return q;
 }
