@@ -6,6 +6,7 @@
 
 #include "fused_ce.h"
 #include "model.h"
+#include "train_bench.h"
 #include "train_io.h"
 #include "train_reference.h"
 
@@ -133,6 +134,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
                                     });
   exports.Set("Trainer", ctor);
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropy));
+  exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, DenseCrossEntropyGgml));
 }
 
 // new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads})
