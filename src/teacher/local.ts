@@ -10,7 +10,11 @@ export interface LocalTeacherOptions {
   temperature?: number;
   maxTokens?: number;
   contextSize?: number;
+  /** CPU threads for evaluation (default: node-llama-cpp's choice, all cores). */
+  threads?: number;
   gpuLayers?: number | "auto";
+  /** Backend: "auto" picks CUDA/Vulkan/Metal when available; false forces the CPU. */
+  gpu?: "auto" | false;
   /** Seed per request is seed + attempt, so retries differ yet runs repeat. */
   seed?: number;
 }
@@ -30,10 +34,10 @@ export class LocalTeacher implements Teacher {
 
   static async load(o: LocalTeacherOptions): Promise<LocalTeacher> {
     if (!existsSync(o.modelPath)) throw new Error(`teacher model ${o.modelPath} not found; pass a GGUF file path with --model`);
-    const { getLlama, LlamaChatSession } = await import("node-llama-cpp");
-    const llama = await getLlama();
+    const { getLlama, LlamaChatSession, LlamaLogLevel } = await import("node-llama-cpp");
+    const llama = await getLlama({ gpu: o.gpu ?? "auto", logLevel: LlamaLogLevel.error });
     const llm = await llama.loadModel({ modelPath: o.modelPath, gpuLayers: o.gpuLayers ?? "auto" });
-    const context = await llm.createContext({ contextSize: o.contextSize ?? 4096 });
+    const context = await llm.createContext({ contextSize: o.contextSize ?? 4096, ...(o.threads ? { threads: o.threads } : {}) });
     const session = new LlamaChatSession({ contextSequence: context.getSequence() });
     return new LocalTeacher(o.modelPath, llama, llm, context, session, o);
   }
