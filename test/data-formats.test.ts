@@ -10,6 +10,7 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { readAmazon } from "../src/data/formats/amazon.js";
 import { continuesSequence, readLlara } from "../src/data/formats/llara.js";
+import { readByteChunks } from "../src/data/formats/lines.js";
 import { parseFile } from "../src/data/formats/parse-pool.js";
 import { parsePythonLiteral } from "../src/data/formats/python-literal.js";
 import { readRecbole } from "../src/data/formats/recbole.js";
@@ -220,6 +221,23 @@ function compileWorker(): string {
 }
 
 describe("parse pool", () => {
+  it("cuts byte chunks at line ends with the right line numbers (CRLF, no final newline, long lines)", async () => {
+    const dir = tmp();
+    const long = "x".repeat(5000);
+    const text = ["a", "", "é中😀", long, "b\r", "c", long + "y", "last-no-newline"].join("\n");
+    for (const gz of [false, true]) {
+      const path = join(dir, gz ? "t.gz" : "t.txt");
+      writeFileSync(path, gz ? gzipSync(text) : text);
+      const got: [number, string][] = [];
+      for await (const c of readByteChunks(path, 1000)) {
+        const lines = new TextDecoder().decode(c.bytes).split("\n");
+        if (lines.at(-1) === "") lines.pop();
+        lines.forEach((l, j) => got.push([c.firstLine + j, l]));
+      }
+      expect(got).toEqual(text.split("\n").map((l, j) => [j + 1, l]));
+    }
+  });
+
   it("gives the same records in the same order as the main thread, and the same first error", async () => {
     const worker = compileWorker();
     const dir = tmp();
@@ -227,7 +245,7 @@ describe("parse pool", () => {
     const path = write(dir, "meta.json.gz", lines, true);
     const collect = async (threads: number, skipBad: boolean): Promise<{ records: [number, LineRecord][]; skipped: number }> => {
       const records: [number, LineRecord][] = [];
-      const { skipped } = await parseFile(path, "amazon2018-meta", { threads, skipBad, workerFile: worker, chunkLines: 300 }, (r, line) => records.push([line, r]));
+      const { skipped } = await parseFile(path, "amazon2018-meta", { threads, skipBad, workerFile: worker, chunkBytes: 20_000 }, (r, line) => records.push([line, r]));
       return { records, skipped };
     };
     const one = await collect(1, true);

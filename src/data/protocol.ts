@@ -62,21 +62,33 @@ export function recentHistory(history: readonly string[], n = HISTORY_LENGTH): s
  * Users are returned in canonical id order.
  */
 export function userSequences(interactions: readonly Interaction[]): Map<string, string[]> {
-  const byUser = new Map<string, Interaction[]>();
-  for (const it of interactions) {
-    let list = byUser.get(it.user);
-    if (!list) byUser.set(it.user, (list = []));
-    list.push(it);
-  }
+  // Bucket event indices by user (counting sort), then sort each bucket by (time, order): no
+  // per-event allocation, which matters for multi-million-line Amazon categories.
+  const userIndex = new Map<string, number>();
+  const userOf = new Int32Array(interactions.length);
+  interactions.forEach((it, k) => {
+    let u = userIndex.get(it.user);
+    if (u === undefined) userIndex.set(it.user, (u = userIndex.size));
+    userOf[k] = u;
+  });
+  const start = new Int32Array(userIndex.size + 1);
+  for (let k = 0; k < userOf.length; k++) start[userOf[k]! + 1]!++;
+  for (let u = 0; u < userIndex.size; u++) start[u + 1]! += start[u]!;
+  const fill = start.slice(0, userIndex.size);
+  const byUser = new Int32Array(interactions.length);
+  for (let k = 0; k < userOf.length; k++) byUser[fill[userOf[k]!]!++] = k;
   const out = new Map<string, string[]>();
-  for (const user of [...byUser.keys()].sort(compareIds)) {
-    const events = byUser.get(user)!.sort((a, b) => a.time - b.time || a.order - b.order);
+  for (const user of [...userIndex.keys()].sort(compareIds)) {
+    const u = userIndex.get(user)!;
+    const events = Array.from(byUser.subarray(start[u]!, start[u + 1]!));
+    events.sort((a, b) => interactions[a]!.time - interactions[b]!.time || interactions[a]!.order - interactions[b]!.order);
     const seen = new Set<string>();
     const seq: string[] = [];
-    for (const e of events) {
-      if (seen.has(e.item)) continue;
-      seen.add(e.item);
-      seq.push(e.item);
+    for (const k of events) {
+      const item = interactions[k]!.item;
+      if (seen.has(item)) continue;
+      seen.add(item);
+      seq.push(item);
     }
     out.set(user, seq);
   }
@@ -143,8 +155,10 @@ function statsOf(sequences: Map<string, string[]>): DatasetStats {
 }
 
 /** Samples `count` negatives for one user from `pool`, never an item in `exclude`. */
-function sampleNegatives(rng: Rng, pool: readonly string[], exclude: ReadonlySet<string>, count: number): string[] {
-  const available = pool.length - pool.filter((i) => exclude.has(i)).length;
+function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet<string>, exclude: ReadonlySet<string>, count: number): string[] {
+  let touchedInPool = 0;
+  for (const i of exclude) if (poolSet.has(i)) touchedInPool++;
+  const available = pool.length - touchedInPool;
   if (available < count) {
     throw new Error(`only ${available} items are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`);
   }
@@ -192,7 +206,7 @@ export function applyProtocol(interactions: readonly Interaction[], items: Reado
     interactionCount += seq.length;
     const touched = new Set(seq);
     const rng = new Rng(opts.seed, `candidates:${user}`);
-    const candidatesFor = (truth: string): string[] => rng.shuffle([truth, ...sampleNegatives(rng, pool, touched, opts.candidates - 1)]);
+    const candidatesFor = (truth: string): string[] => rng.shuffle([truth, ...sampleNegatives(rng, pool, poolSet, touched, opts.candidates - 1)]);
     const valid = seq[seq.length - 2]!;
     const test = seq[seq.length - 1]!;
     return { user, train: seq.slice(0, -2), valid, test, candidates: { valid: candidatesFor(valid), test: candidatesFor(test) } };

@@ -6,7 +6,7 @@ import { basename } from "node:path";
 import type { Item, RawDataset, ReadOptions } from "../types.js";
 import { assertFile } from "./lines.js";
 import type { LineKind } from "./parse-chunk.js";
-import { parseFile } from "./parse-pool.js";
+import { openParsePool, parseFile, type ParseOptions } from "./parse-pool.js";
 
 export type AmazonVersion = "2014" | "2018" | "2023";
 
@@ -19,7 +19,15 @@ export async function readAmazon(version: AmazonVersion, reviewsPath: string, me
   assertFile(reviewsPath, `amazon${version} reviews file`);
   if (!metaPath) throw new Error(`amazon${version} needs the metadata file too (--meta meta_<Category>...): titles come from it`);
   assertFile(metaPath, `amazon${version} metadata file`);
-  const parseOpts = { threads: options.threads, skipBad: options.skipBad };
+  const pool = openParsePool(options.threads);
+  try {
+    return await readWithPool(version, reviewsPath, metaPath, { skipBad: options.skipBad, pool, threads: options.threads });
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPath: string, parseOpts: ParseOptions): Promise<AmazonRawDataset> {
 
   const interactions: RawDataset["interactions"] = [];
   const reviewed = new Set<string>();

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Interaction, Item, RawDataset, ReadOptions } from "../types.js";
 import { assertFile, readLines } from "./lines.js";
-import { parseFile } from "./parse-pool.js";
+import { openParsePool, parseFile } from "./parse-pool.js";
 
 /** LLaRA's maximum history length: a full window slides instead of growing. */
 export const LLARA_WINDOW = 10;
@@ -46,6 +46,8 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
   let skipped = 0;
   const items = await readLlaraNames(join(folder, "id2name.txt"), options, () => void skipped++);
   const interactions: Interaction[] = [];
+  const pool = openParsePool(options.threads);
+  try {
   for (const split of splits) {
     let users = 0;
     let sequence: string[] = [];
@@ -54,7 +56,7 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
       const user = `${split}-${++users}`;
       sequence.forEach((item, time) => interactions.push({ user, item, time, order: interactions.length }));
     };
-    const r = await parseFile(join(folder, `${split}.jsonl`), "llara", { threads: options.threads, skipBad: options.skipBad }, (rec) => {
+    const r = await parseFile(join(folder, `${split}.jsonl`), "llara", { threads: options.threads, skipBad: options.skipBad, pool }, (rec) => {
       if (rec.kind !== "sequence") return;
       if (continuesSequence(sequence, rec.history)) sequence.push(rec.next);
       else {
@@ -64,6 +66,9 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
     });
     emit();
     skipped += r.skipped;
+  }
+  } finally {
+    await pool?.close();
   }
   return { interactions, items, skipped, source: `llara: ${folder} (${splits.join(", ")})` };
 }

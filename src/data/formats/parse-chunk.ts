@@ -1,4 +1,4 @@
-// Parses a chunk of lines with one line parser: the unit of work both on the main thread and in
+// Parses a chunk of lines (UTF-8 bytes) with one line parser: the unit of work both on the main thread and in
 // the piscina workers (parse-worker.ts), so the two paths cannot disagree. A line that fails
 // becomes an error entry with its line number; the caller decides whether to throw or skip.
 import { parseAmazon2014Meta, parseAmazon2014Review } from "./amazon2014.js";
@@ -11,9 +11,10 @@ export type LineKind = "amazon2014-review" | "amazon2014-meta" | "amazon2018-rev
 
 export interface ChunkTask {
   kind: LineKind;
-  /** 1-based line number of `lines[0]` in its file. */
+  /** 1-based line number of the chunk's first line in its file. */
   firstLine: number;
-  lines: string[];
+  /** UTF-8 bytes of whole lines (see readByteChunks). */
+  bytes: Uint8Array;
 }
 
 export interface ChunkResult {
@@ -37,10 +38,15 @@ function parserFor(kind: LineKind): (line: string) => LineRecord {
   }
 }
 
+const decoder = new TextDecoder("utf-8");
+
 export function parseChunk(task: ChunkTask): ChunkResult {
   const parse = parserFor(task.kind);
   const out: ChunkResult = { records: [], lineNumbers: [], errors: [] };
-  task.lines.forEach((text, j) => {
+  const lines = decoder.decode(task.bytes).split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  lines.forEach((raw, j) => {
+    const text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (text.trim() === "") return;
     const line = task.firstLine + j;
     try {

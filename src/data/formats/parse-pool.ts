@@ -1,6 +1,7 @@
 // Parses a file's lines with one line parser, fanned out over piscina worker threads: the main
-// thread reads numbered chunks of lines, workers parse them, and results are consumed strictly in
-// file order (a bounded window of chunks in flight). With one thread, or when no compiled worker
+// thread only reads byte chunks cut at line ends (transferred, not copied, to a worker), workers
+// decode, split and parse them, and results are consumed strictly in file order (a bounded
+// window of chunks in flight). With one thread, or when no compiled worker
 // exists (running from TypeScript sources), the same `parseChunk` runs on the main thread.
 // Malformed lines throw `<file>:<line>: <what>` (the first in file order), or with `skipBad`
 // are counted and skipped.
@@ -10,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import { packageRoot } from "../../util/paths.js";
-import { readLineChunks } from "./lines.js";
+import { readByteChunks } from "./lines.js";
 import { parseChunk, type ChunkResult, type ChunkTask, type LineKind } from "./parse-chunk.js";
 import type { LineRecord } from "./records.js";
 
@@ -20,7 +21,29 @@ export interface ParseOptions {
   skipBad?: boolean;
   /** The compiled worker module; defaults to parse-worker.js beside this file (or in dist/). */
   workerFile?: string;
-  chunkLines?: number;
+  /** Bytes per chunk (default 1 MiB). */
+  chunkBytes?: number;
+  /** A pool to reuse across files (see openParsePool); otherwise one is opened for this file. */
+  pool?: ParsePool;
+}
+
+/** Worker threads running parse-worker.js; `undefined` from openParsePool means parse inline. */
+export class ParsePool {
+  private readonly piscina: Piscina<ChunkTask, ChunkResult>;
+  constructor(workerFile: string, readonly threads: number) {
+    this.piscina = new Piscina<ChunkTask, ChunkResult>({ filename: pathToFileURL(workerFile).href, maxThreads: threads, minThreads: threads, idleTimeout: 60_000 });
+  }
+  run(task: ChunkTask): Promise<ChunkResult> {
+    return this.piscina.run(task, { transferList: [task.bytes.buffer as ArrayBuffer] });
+  }
+  close(): Promise<void> {
+    return this.piscina.destroy();
+  }
+}
+
+/** A pool of `threads` workers, or undefined when parsing should stay on the main thread. */
+export function openParsePool(threads = defaultThreads(), workerFile = defaultWorkerFile()): ParsePool | undefined {
+  return threads > 1 && workerFile ? new ParsePool(workerFile, threads) : undefined;
 }
 
 /** The compiled worker, if one exists: beside this module, or in dist/ when running from src/. */
@@ -40,9 +63,11 @@ export function defaultThreads(): number {
  * lines were skipped.
  */
 export async function parseFile(path: string, kind: LineKind, options: ParseOptions, onRecord: (record: LineRecord, line: number) => void): Promise<{ skipped: number }> {
-  const threads = options.threads ?? defaultThreads();
-  const workerFile = threads > 1 ? (options.workerFile ?? defaultWorkerFile()) : undefined;
   let skipped = 0;
+  const handleError = (err: { line: number; message: string }): void => {
+    if (!options.skipBad) throw new Error(`${path}:${err.line}: ${err.message} (pass --skip-bad to skip malformed lines)`);
+    skipped++;
+  };
   const consume = (r: ChunkResult): void => {
     // Errors and records are interleaved by line so the first bad line in file order is reported.
     let e = 0;
@@ -52,28 +77,23 @@ export async function parseFile(path: string, kind: LineKind, options: ParseOpti
     }
     while (e < r.errors.length) handleError(r.errors[e++]!);
   };
-  const handleError = (err: { line: number; message: string }): void => {
-    if (!options.skipBad) throw new Error(`${path}:${err.line}: ${err.message} (pass --skip-bad to skip malformed lines)`);
-    skipped++;
-  };
-  const chunks = readLineChunks(path, options.chunkLines ?? 2048);
-
-  if (!workerFile) {
+  const chunks = readByteChunks(path, options.chunkBytes ?? 1 << 20);
+  const pool = options.pool ?? openParsePool(options.threads ?? defaultThreads(), options.workerFile ?? defaultWorkerFile());
+  if (!pool) {
     for await (const c of chunks) consume(parseChunk({ kind, ...c }));
     return { skipped };
   }
-  const pool = new Piscina<ChunkTask, ChunkResult>({ filename: pathToFileURL(workerFile).href, maxThreads: threads, minThreads: threads });
   const inFlight: Promise<ChunkResult>[] = [];
   try {
     for await (const c of chunks) {
       const p = pool.run({ kind, ...c });
       p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
       inFlight.push(p);
-      if (inFlight.length >= threads * 2) consume(await inFlight.shift()!);
+      if (inFlight.length >= pool.threads * 2) consume(await inFlight.shift()!);
     }
     while (inFlight.length) consume(await inFlight.shift()!);
   } finally {
-    await pool.destroy();
+    if (!options.pool) await pool.close();
   }
   return { skipped };
 }
