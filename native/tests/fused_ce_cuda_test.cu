@@ -2,7 +2,7 @@
 // rows of ±1e4 and all-equal rows, for vocab sizes 32000 and 128256, with and without weights,
 // and with the gradient written in place over the logits. Prints one line per case and the
 // kernel's bandwidth; exits 1 on any mismatch.
-// Build: nvcc -O2 -std=c++17 -Inative/kernels native/tests/fused_ce_cuda_test.cu \
+// Build: nvcc -O2 -std=c++17 -DMSR_REC_CUDA=1 -Inative/kernels native/tests/fused_ce_cuda_test.cu \
 //          native/kernels/fused_ce.cu native/kernels/fused_ce_cpu.cpp -o fused_ce_cuda_test
 #include <cuda_runtime.h>
 
