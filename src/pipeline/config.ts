@@ -86,9 +86,13 @@ const InferConfig = z.object({
 });
 
 const EvalConfig = z.object({
+  // METEOR against the teacher's test-split reasoning (METHOD §5).
   meteor: z.boolean().default(true),
+  // BERTScore F1 and GPTScore (coherence aspect) under the evaluator model.
   bertscore: z.boolean().default(true),
   gptscore: z.boolean().default(true),
+  // Evaluator GGUF for GPTScore / BERTScore; default: the run's base model.
+  evaluatorModel: z.string().optional(),
 });
 
 const AblationConfig = z.object({
@@ -128,12 +132,11 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   paper: {},
   demo: {
     runDir: "runs/demo",
-    dataset: { source: "synthetic", domain: "products", users: 120, syntheticItems: 60, historyLength: 6 },
-    model: { initSize: "small", pretrainEpochs: 2, contextSize: 1024 },
+    dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 60, historyLength: 5 },
+    model: { initSize: "small", pretrainEpochs: 2, pretrainLearningRate: 2e-3, contextSize: 1024 },
     teacher: { kind: "rule" },
-    train: { epochs: 2, batchSize: 8, learningRate: 1e-3, maxSampleTokens: 512, validUsers: 24, reasoningSteps: [4] },
-    infer: { maxTokens: 96, batchSize: 16, users: 48, constrained: true },
-    eval: { bertscore: true, gptscore: true, meteor: true },
+    train: { epochs: 2, batchSize: 8, learningRate: 2e-3, maxSampleTokens: 512, validUsers: 12, reasoningSteps: [4] },
+    infer: { maxTokens: 96, batchSize: 16, users: 32, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
   },
   tiny: {

@@ -9,7 +9,7 @@ import { writeReport } from "../report/index.js";
 import type { RunConfig } from "./config.js";
 import { runLayout } from "./layout.js";
 import type { MetricsFile } from "./results.js";
-import { evalStage, type ReasoningQuality } from "./stage-eval.js";
+import { evalStage } from "./stage-eval.js";
 import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
 import { inferStage, mergeInferStage } from "./stage-infer.js";
 import type { Shard } from "../teacher/synthesize.js";
@@ -76,8 +76,12 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
       inputs: { eval: c.eval },
       outputs: ["metrics.json", "results.md", "predictions.jsonl"],
       run: async () => {
-        const q: ReasoningQuality = await reasoningQuality(c, state.skipped);
-        state.metrics = await evalStage(c, testReferences(c), q, state.skipped);
+        const q = await reasoningQuality(c, state.skipped);
+        try {
+          state.metrics = await evalStage(c, testReferences(c), q.quality, state.skipped);
+        } finally {
+          q.dispose();
+        }
       },
     },
     { stage: "report", inputs: {}, outputs: ["report.html"], run: async () => void writeReport(c.runDir) },

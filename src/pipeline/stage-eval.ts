@@ -15,11 +15,19 @@ import { renderResultsMarkdown } from "./results.js";
 import { loadRunDataset } from "./stage-data.js";
 import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 
-/** Scores a list of (candidate reasoning, reference reasoning) pairs; mean over the pairs. */
+/** One generated reasoning, the teacher's reference for the same user, and the user's context. */
+export interface ReasoningPair {
+  candidate: string;
+  reference: string;
+  /** History and candidates as text (GPTScore's conditioning). */
+  context: string;
+}
+
+/** Scorers of reasoning quality; each returns the mean over the pairs. */
 export interface ReasoningQuality {
-  meteor?: (pairs: Array<{ candidate: string; reference: string }>) => Promise<number>;
-  bertscore?: (pairs: Array<{ candidate: string; reference: string }>) => Promise<number>;
-  gptscore?: (texts: string[]) => Promise<number>;
+  meteor?: (pairs: ReasoningPair[]) => Promise<number>;
+  bertscore?: (pairs: ReasoningPair[]) => Promise<number>;
+  gptscore?: (pairs: ReasoningPair[]) => Promise<number>;
 }
 
 /** What one row picks from a record: the answer text judged by LLaRA's rule and its reasoning. */
@@ -50,16 +58,21 @@ export function rowMetrics(name: string, kind: RowKind, records: readonly InferR
   return { name, kind, users: m.users, hits: m.hits, valid: m.valid, hitRatio: m.hitRatioAll, hitRatioValid: m.hitRatioValid, validRatio: m.validRatio, strictHitRatio: m.strict.hitRatioAll };
 }
 
+/** The context GPTScore conditions on: the candidates, as the prompts list them. */
+export function reasoningContext(r: InferRecord): string {
+  return `Candidate items: ${r.candidateTitles.map((t) => `"${t}"`).join(", ")}`;
+}
+
 async function addReasoningQuality(row: MetricsRow, records: readonly InferRecord[], pick: Pick, refs: Map<string, string>, q: ReasoningQuality): Promise<void> {
-  const pairs = records.flatMap((r) => {
+  const pairs: ReasoningPair[] = records.flatMap((r) => {
     const p = pick(r);
     const ref = refs.get(r.user);
-    return p && p.reasoning && ref ? [{ candidate: p.reasoning, reference: ref }] : [];
+    return p && p.reasoning && ref ? [{ candidate: p.reasoning, reference: ref, context: reasoningContext(r) }] : [];
   });
   if (pairs.length === 0) return;
   if (q.meteor) row.meteor = await q.meteor(pairs);
   if (q.bertscore) row.bertscore = await q.bertscore(pairs);
-  if (q.gptscore) row.gptscore = await q.gptscore(pairs.map((p) => p.candidate));
+  if (q.gptscore) row.gptscore = await q.gptscore(pairs);
 }
 
 function revive(rs: InferRecord[]): InferRecord[] {

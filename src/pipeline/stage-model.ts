@@ -6,6 +6,9 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync } from 
 import { dirname, join } from "node:path";
 import { initModel } from "../gguf/init-model.js";
 import { meteorText } from "../eval/meteor.js";
+import { gptScore } from "../eval/gptscore.js";
+import { bertScore, meanBertScore } from "../eval/bertscore.js";
+import { findTensor, readGguf, readTensorF32 } from "../gguf/reader.js";
 import { ProgressBar } from "../cli/progress.js";
 import { createTrainer, type Trainer } from "../engine/trainer.js";
 import type { Item } from "../data/types.js";
@@ -55,7 +58,8 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   // the model knows the items and how they follow each other before any recommendation tuning.
   const docs: SftSample[] = [...ds.items.values()].map((it) => ({ user: "", prompt: "Catalog item:", reasoning: "", recommendation: catalogLine(it) }));
   for (const u of ds.users) {
-    const titles = u.train.map((id) => ds.items.get(id)?.title ?? id);
+    // The recent window only: the same span prompts show, and a bounded pretraining cost.
+    const titles = u.train.slice(-c.dataset.historyLength).map((id) => ds.items.get(id)?.title ?? id);
     if (titles.length >= 2) docs.push({ user: u.user, prompt: "A shopper bought, in order:", reasoning: "", recommendation: titles.map((t) => `"${t}"`).join(", ") });
   }
   writeFileAtomic(L.catalogText, docs.map((d) => `${d.prompt} ${d.recommendation}`).join("\n") + "\n");
@@ -222,11 +226,44 @@ export async function openInferenceEngine(c: RunConfig, modelPath: string): Prom
   };
 }
 
-/** Reasoning-quality scorers available in this build (METEOR, BERTScore, GPTScore), with skip notes. */
-export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise<ReasoningQuality> {
+/**
+ * Reasoning-quality scorers for the eval stage. METEOR needs nothing; GPTScore scores each
+ * reasoning under the evaluator model (eval.evaluatorModel, else the base model) with the
+ * coherence aspect prompt; BERTScore matches token vectors taken from the evaluator's input
+ * embedding table (static embeddings: no contextual encoder ships with the package).
+ */
+export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise<{ quality: ReasoningQuality; dispose(): void }> {
   const q: ReasoningQuality = {};
   if (c.eval.meteor) q.meteor = async (pairs) => pairs.reduce((a, p) => a + meteorText(p.reference, p.candidate), 0) / pairs.length;
-  if (c.eval.bertscore) skipped.push("BERTScore: no embedding scorer in this build");
-  if (c.eval.gptscore) skipped.push("GPTScore: no evaluator scorer in this build");
-  return q;
+  if (!c.eval.gptscore && !c.eval.bertscore) return { quality: q, dispose: () => {} };
+  const path = c.eval.evaluatorModel ?? baseModelPath(c);
+  const model = await openModel(path, c);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  if (c.eval.gptscore) {
+    q.gptscore = async (pairs) => (await gptScore(pairs.map((p) => ({ text: p.candidate, context: p.context })), (reqs) => scorer.score(reqs.map((r) => ({ prompt: r.prompt, continuation: r.continuation }))), "coherence")).mean;
+  }
+  if (c.eval.bertscore) {
+    let table: { data: Float32Array; dim: number } | null = null;
+    try {
+      const file = readGguf(path);
+      const t = findTensor(file, "token_embd.weight");
+      table = { data: readTensorF32(file, t), dim: t.shape[0]! };
+    } catch (e) {
+      skipped.push(`BERTScore: cannot read the evaluator's token embeddings (${(e as Error).message})`);
+    }
+    if (table) {
+      const { data, dim } = table;
+      const embed = async (texts: readonly string[]) =>
+        texts.map((t) => Array.from(model.tokenize(t, { addBos: false }), (id) => data.subarray(id * dim, (id + 1) * dim)));
+      q.bertscore = async (pairs) => meanBertScore(await bertScore(pairs.map((p) => p.candidate), pairs.map((p) => p.reference), embed)).f1;
+      skipped.push("BERTScore uses the evaluator model's static input embeddings (no contextual encoder ships with the package); compare it only within this table");
+    }
+  }
+  return {
+    quality: q,
+    dispose: () => {
+      scorer.dispose();
+      model.dispose();
+    },
+  };
 }
