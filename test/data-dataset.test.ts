@@ -47,6 +47,13 @@ describe("dataset folder", () => {
     users[2] = users[2]!.replace(/"test":"[^"]+"/, '"test":"NO-SUCH-ITEM"');
     writeFileSync(join(dir, "users.jsonl"), users.join("\n"));
     await expect(readDataset(dir)).rejects.toThrow(/users\.jsonl:3: .*NO-SUCH-ITEM/);
+    const u3 = JSON.parse(users[3]!) as { test: string; candidates: { test: string[] } };
+    u3.candidates.test = u3.candidates.test.filter((c) => c !== u3.test);
+    const withoutTruth = [...users];
+    withoutTruth[3] = JSON.stringify(u3);
+    withoutTruth[2] = users[2]!.replace("NO-SUCH-ITEM", JSON.parse(users[1]!).test as string);
+    writeFileSync(join(dir, "users.jsonl"), withoutTruth.slice(0, 2).concat(withoutTruth.slice(3)).join("\n"));
+    await expect(readDataset(dir)).rejects.toThrow(/users\.jsonl:3: .*test candidates must contain the ground truth/);
     users[2] = "{not json";
     writeFileSync(join(dir, "users.jsonl"), users.join("\n"));
     await expect(readDataset(dir)).rejects.toThrow(/users\.jsonl:3: not valid JSON/);

@@ -2,7 +2,7 @@
 // lines: the error names file and line, `skipBad` skips and counts. The Python-literal parser is
 // checked against Python's own repr(), and the worker pool against the main-thread parser.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -248,6 +248,12 @@ describe("parse pool", () => {
       const { skipped } = await parseFile(path, "amazon2018-meta", { threads, skipBad, workerFile: worker, chunkBytes: 20_000 }, (r, line) => records.push([line, r]));
       return { records, skipped };
     };
+    const progress: [number, number][] = [];
+    const plain = write(dir, "meta.json", lines);
+    await parseFile(plain, "amazon2018-meta", { threads: 1, skipBad: true, chunkBytes: 20_000, onProgress: (a, b) => progress.push([a, b]) }, () => undefined);
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.at(-1)).toEqual([statSync(plain).size, statSync(plain).size]);
+    expect(progress.every(([a], k) => k === 0 || a >= progress[k - 1]![0])).toBe(true);
     const one = await collect(1, true);
     const pooled = await collect(2, true);
     expect(one.records).toHaveLength(4998);

@@ -19,6 +19,8 @@ export const STATS_FILE = "stats.json";
 /** stats.json: Table-1 numbers plus where the data came from and how it was filtered. */
 export interface DatasetFileStats extends DatasetStats {
   source: string;
+  /** A display name for the domain (e.g. "Electronics"), where a pipeline sets one. */
+  name?: string;
   skipped?: number;
   raw?: DatasetStats;
   kcore?: DatasetStats;
@@ -121,6 +123,10 @@ export async function readDataset(dir: string): Promise<Dataset> {
     const u = check(userLine, value, where);
     for (const id of [...u.train, u.valid, u.test, ...u.candidates.valid, ...u.candidates.test]) {
       if (!itemsById.has(id)) throw new Error(`${where}: user ${u.user} references item ${id}, which is not in ${ITEMS_FILE}`);
+    }
+    if (u.train.includes(u.test) || u.train.includes(u.valid) || u.valid === u.test) throw new Error(`${where}: user ${u.user}'s valid/test item also appears earlier in the split; re-run \`msr-rec prepare\``);
+    for (const split of ["valid", "test"] as const) {
+      if (u.candidates[split].filter((c) => c === u[split]).length !== 1) throw new Error(`${where}: user ${u.user}'s ${split} candidates must contain the ground truth ${u[split]} exactly once`);
     }
     users.push(u);
   }

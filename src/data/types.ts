@@ -53,6 +53,8 @@ export interface ReadOptions {
   skipBad?: boolean;
   /** Worker threads used to parse lines (1 = parse on the main thread). */
   threads?: number;
+  /** Progress of the big files: bytes read so far of `file` (compressed bytes for .gz). */
+  onProgress?: (file: string, bytesRead: number, fileBytes: number) => void;
 }
 
 export function computeStats(users: number, items: number, interactions: number): DatasetStats {

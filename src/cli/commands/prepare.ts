@@ -2,10 +2,13 @@
 // a prepared dataset folder (items.jsonl, users.jsonl, stats.json) via the METHOD.md §1 protocol;
 // prints the Table-1 statistics.
 import type { Command } from "commander";
+import { basename } from "node:path";
 import { formatStatsTable, writeDataset, type DatasetFileStats } from "../../data/dataset.js";
 import { DEFAULT_CANDIDATES, DEFAULT_KCORE, DEFAULT_SEED, DEFAULT_USERS, applyProtocol } from "../../data/protocol.js";
 import { SOURCE_FORMATS, readSource, type SourceFormat } from "../../data/read.js";
 import { prepareSynthetic } from "../../data/synthetic.js";
+import type { ReadOptions } from "../../data/types.js";
+import { ProgressBar } from "../progress.js";
 
 interface PrepareCliOptions {
   format: string;
@@ -22,6 +25,22 @@ interface PrepareCliOptions {
   items: string;
   minLength: string;
   maxLength: string;
+}
+
+/** One progress bar per big file, counted in MB read (compressed MB for .gz). */
+function progressBars(): NonNullable<ReadOptions["onProgress"]> {
+  const bars = new Map<string, { bar: ProgressBar; mb: number; finished: boolean }>();
+  return (file, bytesRead, fileBytes) => {
+    let b = bars.get(file);
+    if (!b) bars.set(file, (b = { bar: new ProgressBar(`${basename(file)} (MB)`, Math.max(1, Math.round(fileBytes / 1e6))), mb: 0, finished: false }));
+    const mb = Math.round(bytesRead / 1e6);
+    b.bar.tick(mb - b.mb);
+    b.mb = mb;
+    if (bytesRead >= fileBytes && !b.finished) {
+      b.finished = true;
+      b.bar.finish();
+    }
+  };
 }
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
@@ -64,8 +83,9 @@ export function register(program: Command): void {
         if (!o.input) throw new Error(`--input is required for --format ${o.format}`);
         const started = Date.now();
         process.stderr.write(`reading ${o.format} from ${o.input}...\n`);
-        const raw = await readSource(o.format as SourceFormat, o.input, { meta: o.meta, skipBad: o.skipBad, threads: int("threads", o.threads, 1) });
+        const raw = await readSource(o.format as SourceFormat, o.input, { meta: o.meta, skipBad: o.skipBad, threads: int("threads", o.threads, 1), onProgress: progressBars() });
         process.stderr.write(`read ${raw.interactions.length} interactions, ${raw.items.size} titled items in ${((Date.now() - started) / 1000).toFixed(1)} s${raw.skipped ? `, skipped ${raw.skipped} malformed lines` : ""}\n`);
+        if ("untitled" in raw && typeof raw.untitled === "number" && raw.untitled > 0) process.stderr.write(`${raw.untitled} reviewed items have no usable title in the metadata and are dropped\n`);
         prepared = applyProtocol(raw.interactions, raw.items, protocol);
         stats = { ...prepared.stats, source: raw.source, ...(raw.skipped ? { skipped: raw.skipped } : {}) };
       }

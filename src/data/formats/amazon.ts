@@ -21,17 +21,18 @@ export async function readAmazon(version: AmazonVersion, reviewsPath: string, me
   assertFile(metaPath, `amazon${version} metadata file`);
   const pool = openParsePool(options.threads);
   try {
-    return await readWithPool(version, reviewsPath, metaPath, { skipBad: options.skipBad, pool, threads: options.threads });
+    return await readWithPool(version, reviewsPath, metaPath, { skipBad: options.skipBad, pool, threads: options.threads }, options.onProgress);
   } finally {
     await pool?.close();
   }
 }
 
-async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPath: string, parseOpts: ParseOptions): Promise<AmazonRawDataset> {
+async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPath: string, parseOpts: ParseOptions, onProgress: ReadOptions["onProgress"]): Promise<AmazonRawDataset> {
 
   const interactions: RawDataset["interactions"] = [];
   const reviewed = new Set<string>();
-  const r = await parseFile(reviewsPath, `amazon${version}-review` as LineKind, parseOpts, (rec) => {
+  const progress = (file: string): ParseOptions["onProgress"] => onProgress && ((done, total) => onProgress(file, done, total));
+  const r = await parseFile(reviewsPath, `amazon${version}-review` as LineKind, { ...parseOpts, onProgress: progress(reviewsPath) }, (rec) => {
     if (rec.kind !== "review") return;
     interactions.push({ user: rec.user, item: rec.item, time: rec.time, rating: rec.rating, order: interactions.length });
     reviewed.add(rec.item);
@@ -39,7 +40,7 @@ async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPat
 
   const items = new Map<string, Item>();
   const seen = new Set<string>();
-  const m = await parseFile(metaPath, `amazon${version}-meta` as LineKind, parseOpts, (rec) => {
+  const m = await parseFile(metaPath, `amazon${version}-meta` as LineKind, { ...parseOpts, onProgress: progress(metaPath) }, (rec) => {
     if (rec.kind !== "meta" || !reviewed.has(rec.id) || seen.has(rec.id)) return;
     seen.add(rec.id);
     if (rec.item) items.set(rec.id, rec.item);

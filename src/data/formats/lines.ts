@@ -2,7 +2,7 @@
 // and inflated with zlib), never loaded whole. The parse pool takes byte chunks cut at line ends
 // (a standalone ArrayBuffer each, so it can be transferred to a worker without a copy), with the
 // number of their first line; small side files are read line by line.
-import { createReadStream, existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { createReadStream, existsSync, openSync, readSync, closeSync, statSync, type ReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
@@ -42,13 +42,13 @@ export async function* readLines(path: string): AsyncGenerator<{ text: string; l
   }
 }
 
-/** A raw byte stream of the file, inflated if it is gzip. */
-export function openBytes(path: string): Readable {
-  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
-  if (!isGzip(path)) return raw;
+/** A raw byte stream of the file, inflated if it is gzip, and the file stream (for `bytesRead`). */
+export function openBytes(path: string): { stream: Readable; file: ReadStream } {
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  if (!isGzip(path)) return { stream: file, file };
   const gunzip = createGunzip({ chunkSize: 1 << 20 });
-  raw.on("error", (e) => gunzip.destroy(e));
-  return raw.pipe(gunzip);
+  file.on("error", (e) => gunzip.destroy(e));
+  return { stream: file.pipe(gunzip), file };
 }
 
 function countNewlines(b: Uint8Array): number {
@@ -57,35 +57,48 @@ function countNewlines(b: Uint8Array): number {
   return n;
 }
 
-/** Whole lines in chunks of about `chunkBytes` bytes (cut after a newline), each with the number of its first line. */
-export async function* readByteChunks(path: string, chunkBytes = 1 << 20): AsyncGenerator<{ firstLine: number; bytes: Uint8Array }> {
-  let parts: Buffer[] = [];
-  let size = 0;
-  let firstLine = 1;
-  const take = (end: number): Uint8Array => {
-    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
-    // Copy into a fresh ArrayBuffer: stream buffers share pooled memory and cannot be transferred.
-    const out = new Uint8Array(end);
-    out.set(all.subarray(0, end));
-    const rest = all.subarray(end);
-    parts = rest.length ? [rest] : [];
-    size = rest.length;
-    return out;
+/**
+ * Whole lines in chunks of about `chunkBytes` bytes (cut after a newline), each with the number
+ * of its first line and the file bytes read so far (compressed bytes for .gz), which reaches the
+ * file size exactly with the last chunk.
+ */
+export async function* readByteChunks(path: string, chunkBytes = 1 << 20): AsyncGenerator<{ firstLine: number; bytes: Uint8Array; fileBytesRead: number }> {
+  const total = statSync(path).size;
+  const gz = isGzip(path);
+  const { stream, file } = openBytes(path);
+  let pending: Buffer = Buffer.alloc(0);
+  let nextLine = 1;
+  let consumed = 0;
+  // One chunk of look-ahead, so the last chunk can be told apart and report the full size.
+  let held: { firstLine: number; bytes: Uint8Array } | undefined;
+  const cutChunk = (end: number): { firstLine: number; bytes: Uint8Array } => {
+    // A fresh ArrayBuffer: stream buffers share pooled memory and cannot be transferred.
+    const bytes = new Uint8Array(end);
+    bytes.set(pending.subarray(0, end));
+    pending = pending.subarray(end);
+    const chunk = { firstLine: nextLine, bytes };
+    nextLine += countNewlines(bytes);
+    consumed += end;
+    return chunk;
   };
+  const progress = (): number => Math.min(total - 1, gz ? file.bytesRead : consumed);
   try {
-    for await (const buf of openBytes(path) as AsyncIterable<Buffer>) {
-      parts.push(buf);
-      size += buf.length;
-      if (size < chunkBytes) continue;
-      const cut = buf.lastIndexOf(10);
-      if (cut === -1) continue; // a very long line: keep reading until it ends
-      const bytes = take(size - buf.length + cut + 1);
-      const lines = countNewlines(bytes); // before yielding: the consumer may transfer `bytes`
-      yield { firstLine, bytes };
-      firstLine += lines;
+    for await (const buf of stream as AsyncIterable<Buffer>) {
+      pending = pending.length ? Buffer.concat([pending, buf]) : buf;
+      // Cut after the first newline at or beyond chunkBytes; a longer line waits for more data.
+      for (let cut = pending.indexOf(10, chunkBytes - 1); cut !== -1; cut = pending.indexOf(10, chunkBytes - 1)) {
+        const chunk = cutChunk(cut + 1);
+        if (held) yield { ...held, fileBytesRead: progress() };
+        held = chunk;
+      }
     }
   } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})${isGzip(path) ? "; is the .gz file complete?" : ""}`);
+    throw new Error(`${path}: cannot read (${(e as Error).message})${gz ? "; is the .gz file complete?" : ""}`);
   }
-  if (size > 0) yield { firstLine, bytes: take(size) };
+  if (pending.length > 0) {
+    const chunk = cutChunk(pending.length);
+    if (held) yield { ...held, fileBytesRead: progress() };
+    held = chunk;
+  }
+  if (held) yield { ...held, fileBytesRead: total };
 }

@@ -3,14 +3,13 @@
 // decode, split and parse them, and results are consumed strictly in file order (a bounded
 // window of chunks in flight). With one thread, or when no compiled worker
 // exists (running from TypeScript sources), the same `parseChunk` runs on the main thread.
+// `onProgress` reports bytes read from the file (compressed bytes for .gz) for progress bars.
 // Malformed lines throw `<file>:<line>: <what>` (the first in file order), or with `skipBad`
 // are counted and skipped.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
-import { packageRoot } from "../../util/paths.js";
 import { readByteChunks } from "./lines.js";
 import { parseChunk, type ChunkResult, type ChunkTask, type LineKind } from "./parse-chunk.js";
 import type { LineRecord } from "./records.js";
@@ -23,6 +22,8 @@ export interface ParseOptions {
   workerFile?: string;
   /** Bytes per chunk (default 1 MiB). */
   chunkBytes?: number;
+  /** Called after each chunk with the bytes read so far and the file size. */
+  onProgress?: (bytesRead: number, fileBytes: number) => void;
   /** A pool to reuse across files (see openParsePool); otherwise one is opened for this file. */
   pool?: ParsePool;
 }
@@ -46,12 +47,14 @@ export function openParsePool(threads = defaultThreads(), workerFile = defaultWo
   return threads > 1 && workerFile ? new ParsePool(workerFile, threads) : undefined;
 }
 
-/** The compiled worker, if one exists: beside this module, or in dist/ when running from src/. */
+/**
+ * The compiled worker beside this module (dist/), if it exists. Running from TypeScript sources
+ * there is none, and parsing stays on the main thread rather than risk a stale build in dist/.
+ */
 export function defaultWorkerFile(): string | undefined {
+  if (!import.meta.url.endsWith(".js")) return undefined;
   const beside = fileURLToPath(new URL("./parse-worker.js", import.meta.url));
-  if (existsSync(beside)) return beside;
-  const built = join(packageRoot, "dist", "src", "data", "formats", "parse-worker.js");
-  return existsSync(built) ? built : undefined;
+  return existsSync(beside) ? beside : undefined;
 }
 
 export function defaultThreads(): number {
@@ -68,7 +71,8 @@ export async function parseFile(path: string, kind: LineKind, options: ParseOpti
     if (!options.skipBad) throw new Error(`${path}:${err.line}: ${err.message} (pass --skip-bad to skip malformed lines)`);
     skipped++;
   };
-  const consume = (r: ChunkResult): void => {
+  const fileBytes = statSync(path).size;
+  const consume = (r: ChunkResult, bytesRead: number): void => {
     // Errors and records are interleaved by line so the first bad line in file order is reported.
     let e = 0;
     for (let k = 0; k < r.records.length; k++) {
@@ -76,22 +80,27 @@ export async function parseFile(path: string, kind: LineKind, options: ParseOpti
       onRecord(r.records[k]!, r.lineNumbers[k]!);
     }
     while (e < r.errors.length) handleError(r.errors[e++]!);
+    options.onProgress?.(bytesRead, fileBytes);
   };
   const chunks = readByteChunks(path, options.chunkBytes ?? 1 << 20);
   const pool = options.pool ?? openParsePool(options.threads ?? defaultThreads(), options.workerFile ?? defaultWorkerFile());
   if (!pool) {
-    for await (const c of chunks) consume(parseChunk({ kind, ...c }));
+    for await (const c of chunks) consume(parseChunk({ kind, firstLine: c.firstLine, bytes: c.bytes }), c.fileBytesRead);
     return { skipped };
   }
-  const inFlight: Promise<ChunkResult>[] = [];
+  const inFlight: { result: Promise<ChunkResult>; bytesRead: number }[] = [];
+  const next = async (): Promise<void> => {
+    const head = inFlight.shift()!;
+    consume(await head.result, head.bytesRead);
+  };
   try {
     for await (const c of chunks) {
-      const p = pool.run({ kind, ...c });
-      p.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-      inFlight.push(p);
-      if (inFlight.length >= pool.threads * 2) consume(await inFlight.shift()!);
+      const result = pool.run({ kind, firstLine: c.firstLine, bytes: c.bytes });
+      result.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
+      inFlight.push({ result, bytesRead: c.fileBytesRead });
+      if (inFlight.length >= pool.threads * 2) await next();
     }
-    while (inFlight.length) consume(await inFlight.shift()!);
+    while (inFlight.length) await next();
   } finally {
     if (!options.pool) await pool.close();
   }
