@@ -1,24 +1,26 @@
 // The piscina prompt pool gives byte-for-byte the output of the single-threaded builder, in
-// order, with real worker threads. Running from TypeScript sources there is no compiled worker,
-// so the test transpiles the worker and its two imports (the same sources tsc compiles) into a
-// scratch folder inside the package, where `piscina` resolves.
+// order, with real worker threads, from samples in memory and from a dataset folder the workers
+// read themselves. Running from TypeScript sources there is no compiled worker, so the test
+// transpiles the worker and its imports (the same sources tsc compiles) into a scratch folder
+// inside the package, where `piscina` resolves.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ts from "typescript";
 import { packageRoot } from "../src/util/paths.js";
-import { buildPromptsParallel, usesWorkers } from "../src/prompts/pool.js";
+import { buildPromptsParallel, PromptPool, usesWorkers } from "../src/prompts/pool.js";
 import { promptJsonl, withTokenCounts, type PromptRecord, type PromptSetup } from "../src/prompts/records.js";
 import { loadTemplates } from "../src/prompts/templates.js";
 import { fillTemplate } from "../src/prompts/build.js";
-import type { PromptSample } from "../src/prompts/dataset.js";
+import { readPreparedDataset, samplesFor, type PromptSample } from "../src/prompts/dataset.js";
 
 const scratch = join(packageRoot, ".cache", `prompt-worker-test-${process.pid}`);
 const workerFile = join(scratch, "worker.js");
 
 beforeAll(() => {
   mkdirSync(scratch, { recursive: true });
-  for (const name of ["worker", "records", "build"]) {
+  for (const name of ["worker", "records", "build", "dataset"]) {
     const src = readFileSync(join(packageRoot, "src", "prompts", `${name}.ts`), "utf8");
     const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
     writeFileSync(join(scratch, `${name}.js`), js);
@@ -46,6 +48,24 @@ describe("prompt pool", () => {
     const parallel = await buildPromptsParallel(setup, samples, { threads: 2, chunkSize: 300, workerFile });
     expect(parallel).toHaveLength(9);
     expect(parallel.join("")).toBe(promptJsonl(setup, samples));
+  });
+
+  it("workers reading a dataset folder give the same JSONL, and a warm pool builds again", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-pool-"));
+    const { setup, samples } = synthetic(1200);
+    writeFileSync(join(dir, "items.jsonl"), [...setup.titles].map(([id, title]) => JSON.stringify({ id, title })).join("\n") + "\n");
+    const users = samples.map((s) => ({ user: s.user, train: s.history.slice(0, -1), valid: s.history.at(-1)!, test: s.target, candidates: { valid: [s.history.at(-1)!], test: s.candidates } }));
+    writeFileSync(join(dir, "users.jsonl"), users.map((u) => JSON.stringify(u)).join("\n") + "\n");
+    const pool = PromptPool.fromFolder({ dataDir: dir, split: "test", historyLength: 10, kind: "user", template: loadTemplates().user }, { threads: 2, chunkSize: 250, workerFile });
+    try {
+      expect(pool.parallel).toBe(true);
+      const ds = readPreparedDataset(dir);
+      const expected = promptJsonl({ ...setup, dataset: ds.name, kind: "user", template: loadTemplates().user }, samplesFor(ds, "test"));
+      expect((await pool.build()).join("")).toBe(expected);
+      expect((await pool.build()).join("")).toBe(expected);
+    } finally {
+      await pool.destroy();
+    }
   });
 
   it("each record holds the filled template and the ground truth", () => {

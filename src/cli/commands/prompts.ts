@@ -5,9 +5,9 @@
 import type { Command } from "commander";
 import { ProgressBar } from "../progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { readPreparedDataset, samplesFor, SPLITS, type Split } from "../../prompts/dataset.js";
+import { SPLITS, type Split } from "../../prompts/dataset.js";
 import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
-import { buildPromptsParallel, defaultPromptThreads, usesWorkers } from "../../prompts/pool.js";
+import { defaultPromptThreads, PromptPool, SAMPLES_PER_WORKER } from "../../prompts/pool.js";
 import { withTokenCounts } from "../../prompts/records.js";
 import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
 
@@ -16,7 +16,7 @@ interface PromptsOptions {
   kind: string;
   split: string;
   out: string;
-  threads: string;
+  threads?: string;
   history: string;
   datasetName?: string;
   templates?: string;
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .requiredOption("--kind <kind>", PROMPT_KINDS.join(" | "))
     .option("--split <split>", SPLITS.join(" | "), "test")
     .requiredOption("--out <file>", "output JSONL file")
-    .option("--threads <n>", "worker threads", String(defaultPromptThreads()))
+    .option("--threads <n>", `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`)
     .option("--history <n>", "most recent history items shown", String(DEFAULT_HISTORY_LENGTH))
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")
@@ -39,16 +39,19 @@ export function register(program: Command): void {
     .action(async (o: PromptsOptions) => {
       if (!isPromptKind(o.kind)) throw new Error(`--kind must be one of ${PROMPT_KINDS.join(", ")}, got "${o.kind}"`);
       if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
-      const threads = Number(o.threads);
+      const threads = o.threads === undefined ? undefined : Number(o.threads);
       const history = Number(o.history);
-      if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got "${o.threads}"`);
+      if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got "${o.threads}"`);
       if (!Number.isInteger(history) || history < 0) throw new Error(`--history must be a non-negative integer, got "${o.history}"`);
-      const ds = readPreparedDataset(o.data, o.datasetName);
       const template = loadTemplates(o.templates)[o.kind];
-      const samples = samplesFor(ds, o.split as Split, history);
-      const titles = new Map([...ds.items].map(([id, it]) => [id, it.title]));
       const t0 = Date.now();
-      let chunks = await buildPromptsParallel({ dataset: ds.name, kind: o.kind, template, titles }, samples, { threads });
+      const pool = PromptPool.fromFolder({ dataDir: o.data, datasetName: o.datasetName, split: o.split as Split, historyLength: history, kind: o.kind, template }, { threads });
+      let chunks: string[];
+      try {
+        chunks = await pool.build();
+      } finally {
+        await pool.destroy();
+      }
       const buildMs = Date.now() - t0;
       if (o.countTokens) {
         const { loadModel } = await import("../../engine/index.js");
@@ -66,7 +69,7 @@ export function register(program: Command): void {
         }
       }
       writeFileAtomic(o.out, chunks.join(""));
-      const how = usesWorkers({ threads }) ? `${threads} worker threads` : "the main thread";
-      process.stdout.write(`${o.out}: ${samples.length} ${o.kind} prompts (${o.split}) built in ${buildMs} ms on ${how}\n`);
+      const how = pool.parallel ? "worker threads" : "the main thread";
+      process.stdout.write(`${o.out}: ${pool.size} ${o.kind} prompts (${o.split}) built in ${buildMs} ms on ${how}\n`);
     });
 }
