@@ -8,7 +8,7 @@ describe("memory", () => {
     const model = await loadModel(tinyModelPath(), { threads: 2 });
     const path = tinyLoraPath(1);
     const scorer = model.createScorer({ contextSize: 256 });
-    const reqs = Array.from({ length: 16 }, (_, i) => ({ prompt: `user ${i} liked`, continuation: " a phone case and a charger" }));
+    const reqs = Array.from({ length: 4 }, (_, i) => ({ prompt: `user ${i} liked`, continuation: " a phone case and a charger" }));
     const cycle = async () => {
       const a = await model.loadLora(path);
       await scorer.score(reqs, { lora: [{ adapter: a, scale: 1 }] });

@@ -72,7 +72,7 @@ describe("LoRA adapters", () => {
     await s.score(reqs, { lora: [{ adapter: c, scale: 1 }] });
     c.dispose();
     c.dispose(); // idempotent
-    expect(() => s.score(reqs, { lora: [{ adapter: c, scale: 1 }] })).toThrow(/disposed/);
+    await expect(s.score(reqs, { lora: [{ adapter: c, scale: 1 }] })).rejects.toThrow(/disposed/);
     expect((await s.score(reqs)).length).toBe(2);
   });
 });

@@ -1,6 +1,10 @@
 // Module entry: registers every JS-visible class. One .h/.cpp per object.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "common.h"
 #include "generator.h"
 #include "lora.h"
@@ -21,6 +25,13 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const char* lvl = std::getenv("MSR_REC_LOG");
   msr::install_llama_log(lvl ? std::atoi(lvl) : 0);
   llama_backend_init();
+#if defined(__GLIBC__)
+  // llama.cpp re-allocates multi-MB compute and logits buffers whenever a context's graph changes
+  // (e.g. a different LoRA set). glibc's dynamic mmap threshold would otherwise climb to 32 MB
+  // after the first such free and serve later ones from fragmenting heaps, so RSS swings by
+  // hundreds of MB; a fixed 1 MB threshold returns every large buffer to the OS on free.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
   exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel));
   msr::Model::Init(env, exports);

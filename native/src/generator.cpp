@@ -94,7 +94,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   if (!ctx) throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel");
   llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
   try {
-    apply_loras(ctx, opt.loras);
+    ScopedLoras scoped_loras(ctx, opt.loras);
     llama_memory_t mem = llama_get_memory(ctx);
     std::vector<Slot> slot(slots);
     size_t next_req = 0, finished = 0;

@@ -23,6 +23,25 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelP
 // Applies the choice to a context (an empty list clears all adapters). Caller holds model->mutex.
 void apply_loras(llama_context* ctx, const std::vector<LoraChoice>& loras);
 
+// Applies adapters for the length of one call and clears them after, so that no context keeps a
+// pointer to an adapter between calls: an adapter can then be freed at any time, and a new one
+// that happens to reuse the freed address is never mistaken for the old one.
+class ScopedLoras {
+ public:
+  ScopedLoras(llama_context* ctx, const std::vector<LoraChoice>& loras) : ctx_(ctx), active_(!loras.empty()) {
+    if (active_) apply_loras(ctx_, loras);
+  }
+  ~ScopedLoras() {
+    if (active_) llama_set_adapters_lora(ctx_, nullptr, 0, nullptr);
+  }
+  ScopedLoras(const ScopedLoras&) = delete;
+  ScopedLoras& operator=(const ScopedLoras&) = delete;
+
+ private:
+  llama_context* ctx_;
+  bool active_;
+};
+
 class LoraAdapter : public Napi::ObjectWrap<LoraAdapter> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);

@@ -44,19 +44,17 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   int threads = static_cast<int>(get_number(opts, "threads", 0));
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   int gpu_layers = static_cast<int>(get_number(opts, "gpuLayers", 0));
-  bool use_mmap = get_bool(opts, "mmap", true);
 
   auto result = std::make_shared<ModelPtr>();
   return PromiseWorker::Run(
       env,
-      [path, threads, gpu_layers, use_mmap, result]() {
+      [path, threads, gpu_layers, result]() {
         std::error_code ec;
         if (!std::filesystem::is_regular_file(path, ec)) {
           throw UserError("loadModel: no model file at " + path + "; check the path (create a test model with `msr-rec init-model`)");
         }
         auto mparams = llama_model_default_params();
         mparams.n_gpu_layers = gpu_layers;
-        mparams.use_mmap = use_mmap;
         take_llama_errors();
         llama_model* model = llama_model_load_from_file(path.c_str(), mparams);
         if (!model) {

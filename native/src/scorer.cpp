@@ -110,7 +110,7 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.score");
   if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  apply_loras(s.ctx, loras);
+  ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_t mem = llama_get_memory(s.ctx);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, static_cast<int32_t>(s.n_seq));
   std::vector<int32_t> targets;
@@ -190,7 +190,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
   std::vector<float> out(tokens.size() * nv);
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.logits");
-  apply_loras(s.ctx, loras);
+  ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_clear(llama_get_memory(s.ctx), true);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
   for (size_t start = 0; start < tokens.size(); start += s.n_batch) {
@@ -235,7 +235,7 @@ Scorer::Scorer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scorer>(info) 
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   double n_ctx = get_number(opts, "contextSize", 2048);
   double n_seq = get_number(opts, "sequences", 32);
-  double n_batch = get_number(opts, "batchSize", 512);
+  double n_batch = get_number(opts, "batchSize", std::min(512.0, n_ctx));
   if (!(n_ctx >= 16 && n_ctx <= 1 << 20)) throw Napi::RangeError::New(env, "contextSize must be between 16 and 1048576");
   if (!(n_seq >= 1 && n_seq <= 256)) throw Napi::RangeError::New(env, "sequences must be between 1 and 256");
   if (!(n_batch >= 1 && n_batch <= n_ctx)) throw Napi::RangeError::New(env, "batchSize must be between 1 and contextSize");

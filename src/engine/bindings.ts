@@ -197,12 +197,20 @@ export interface NativeAddon {
     weights: Float32Array | null,
     options?: { reference?: boolean; threads?: number; grad?: boolean },
   ): NativeFusedCeResult;
+  /** Benchmark baseline: ggml_cross_entropy_loss with a dense one-hot label matrix. */
+  denseCrossEntropyGgml(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    options?: { threads?: number; backward?: boolean; runs?: number },
+  ): { loss: number; ms: number; extraBytes: number };
 }
 
 export interface NativeAddon {
   systemInfo(): string;
   setLogLevel(level: 0 | 1 | 2 | 3): void;
-  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; mmap?: boolean }): Promise<NativeModel>;
+  loadModel(path: string, options?: { threads?: number; gpuLayers?: number }): Promise<NativeModel>;
   Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number }) => NativeScorer;
 }
 

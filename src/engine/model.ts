@@ -3,6 +3,7 @@ import { native, type NativeModel, type NativeModelInfo, type TokenArray } from 
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
+import { createTrainer as newTrainer, type Trainer, type TrainerOptions } from "./trainer.js";
 
 export interface LoadModelOptions {
   /** CPU threads for decoding (default: all hardware threads). */
@@ -75,8 +76,13 @@ export class Model {
     return new Scorer(this, new (native().Scorer)(this.handle(), options));
   }
 
+  /** A LoRA (default) or full-weight trainer on this model; see src/engine/trainer.ts. */
+  createTrainer(options: TrainerOptions = {}): Trainer {
+    return newTrainer(this, options);
+  }
+
   /** Generates a continuation for every prompt (strings are tokenized with BOS). */
-  generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
+  async generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
     if (!Array.isArray(prompts)) throw new TypeError("generate() takes an array of prompts");
     const toks = prompts.map((p) => (typeof p === "string" ? this.tokenize(p) : p));
     const { lora, ...rest } = options;

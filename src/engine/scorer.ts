@@ -44,15 +44,15 @@ export class Scorer {
     return c;
   }
 
-  /** Scores every request; results come back in request order. */
-  score(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<ScoreResult[]> {
+  /** Scores every request; results come back in request order. Bad input rejects with the reason. */
+  async score(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<ScoreResult[]> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
     return this.#queue.run(() => this.handle().score(reqs, { lora }));
   }
 
   /** The same decodes with logits at every position and no log-prob work (benchmark ceiling). */
-  decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
+  async decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
     return this.#queue.run(async () => {
@@ -64,7 +64,7 @@ export class Scorer {
    * Full [tokens x vocab] logits of one token sequence at every position, row-major. For tests
    * and debugging only: it is the naive path the fused reduction is checked against.
    */
-  logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
+  async logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
     const lora = toNativeLora(options.lora);
     return this.#queue.run(() => this.handle().logits(tokens, { lora }));
   }
