@@ -3,7 +3,7 @@
 // - the API key comes from an environment variable only and never appears in errors or logs;
 // - bounded concurrency per endpoint; several endpoints are served round-robin (scale-out);
 // - retries with exponential backoff and jitter on 429, 5xx, timeouts, connection errors and
-//   truncated or unparsable bodies, honouring `retry-after-ms` / `Retry-After`;
+//   truncated or unparsable bodies, never sooner than `retry-after-ms` / `Retry-After` asks;
 // - DeepSeek's hidden chain (`reasoning_content`) is kept beside the answer (`content`).
 import type { Teacher, TeacherAnswer, TeacherRequest } from "./types.js";
 
@@ -182,7 +182,10 @@ export class OpenAIChatClient {
       } catch (err) {
         last = err instanceof ChatRequestError ? err : new ChatRequestError(String(err), false);
         if (!last.retryable || signal?.aborted) throw last;
-        wait = last.retryAfterMs !== undefined ? Math.min(last.retryAfterMs, this.o.maxRetryAfterMs) : backoffMs(retry, this.o.baseDelayMs, this.o.maxDelayMs, this.o.random);
+        // Never sooner than the server asked, and never sooner than the backoff (a "Retry-After: 0"
+        // from a busy server must not turn into a tight loop).
+        const backoff = backoffMs(retry, this.o.baseDelayMs, this.o.maxDelayMs, this.o.random);
+        wait = last.retryAfterMs !== undefined ? Math.max(backoff, Math.min(last.retryAfterMs, this.o.maxRetryAfterMs)) : backoff;
       } finally {
         this.release(e);
       }
