@@ -1,2 +1,20 @@
 // msr-rec public API.
 export * from "./engine/index.js";
+// Prompts, teachers and reasoning synthesis.
+export { fillTemplate, formatTitleList, formatTrainingTarget, formatBehaviorTarget, splitTarget, REASONING_START, REASONING_END, type PromptContext } from "./prompts/build.js";
+export { loadTemplates, PROMPT_KINDS, type PromptKind, type PromptTemplates } from "./prompts/templates.js";
+export { readPreparedDataset, sampleFor, samplesFor, contextFor, type PreparedDataset, type PromptSample, type Split } from "./prompts/dataset.js";
+export { PromptPool, buildPromptsParallel } from "./prompts/pool.js";
+export { OpenAIChatClient, OpenAITeacher, ChatRequestError, type EndpointConfig, type ChatResult } from "./teacher/openai.js";
+export { RulesTeacher } from "./teacher/rules.js";
+export { AnswerStore, type StoredAnswer } from "./teacher/store.js";
+export { synthesize, mergeShards, parseShard, type ReasoningRecord, type SynthesisStats, type SynthesisJob } from "./teacher/synthesize.js";
+export { prunePath, parseChain } from "./teacher/prune.js";
+export type { Teacher, TeacherAnswer, TeacherRequest } from "./teacher/types.js";
+// Metrics.
+export { matchTitle, matchTitleStrict, type TitleMatch } from "./eval/title-match.js";
+export { recommendationMetrics, type RecommendationMetrics, type RecommendationOutcome } from "./eval/metrics.js";
+export { meteorScore, singleMeteorScore, meteorText, meteorTokens } from "./eval/meteor.js";
+export { porterStem } from "./eval/porter.js";
+export { bertScore, bertScoreFromVectors, type BertScore, type TokenEmbedder } from "./eval/bertscore.js";
+export { gptScore, GPTSCORE_ASPECTS, type ContinuationScorer, type GptScoreAspect } from "./eval/gptscore.js";
