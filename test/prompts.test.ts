@@ -40,16 +40,39 @@ describe("templates", () => {
     );
   });
 
-  it("item side names the three item steps; user side summarises preferences", () => {
-    const item = fillTemplate(t.item, ctx);
-    expect(item).toContain("- Item Feature Analysis:");
-    expect(item).toContain("- User-Item Suitability:");
-    expect(item).toContain("- Optimal Item Selection: exactly one candidate title.");
-    expect(item.indexOf("Item Feature Analysis")).toBeLessThan(item.indexOf("User-Item Suitability"));
-    const user = fillTemplate(t.user, ctx);
-    expect(user).toContain("- User Preference Summary:");
-    expect(user).toContain('Candidate items: "Alien", "Fargo, Director\'s Cut"');
-    expect(fillTemplate(t.full, ctx)).toContain("Step 5 - Recommendation: exactly one candidate title.");
+  const task = [
+    "Task: sequential recommendation in the movie domain. Predict which candidate item the user will interact with next.",
+    'The user interacted with these items, oldest first: "Toy Story", "Heat"',
+    'Candidate items: "Alien", "Fargo, Director\'s Cut"',
+  ];
+
+  it("item side walks through the three item steps (Figure 5)", () => {
+    expect(fillTemplate(t.item, ctx)).toBe(
+      [
+        ...task,
+        "Reason from the items' side, then recommend:",
+        "- Item Feature Analysis: the key features of each candidate.",
+        "- User-Item Suitability: how well each candidate suits the user's history.",
+        "- Optimal Item Selection: exactly one candidate title.",
+      ].join("\n"),
+    );
+  });
+
+  it("user side summarises preferences, then matches them (Figure 5)", () => {
+    expect(fillTemplate(t.user, ctx)).toBe(
+      [
+        ...task,
+        "Reason from the user's side, then recommend:",
+        "- User Preference Summary: summarise the user's interests from the history.",
+        "- Preference Matching: match those preferences to each candidate.",
+        "- Recommendation: exactly one candidate title.",
+      ].join("\n"),
+    );
+  });
+
+  it("full chain is the Figure 3 steps after the task", () => {
+    const steps = fillTemplate(t.teacher, ctx).split("\n").slice(3);
+    expect(fillTemplate(t.full, ctx)).toBe([...task, ...steps].join("\n"));
   });
 
   it("inserts titles literally, even ones with $& or placeholders inside", () => {
