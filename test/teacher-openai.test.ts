@@ -70,7 +70,9 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
     await new Promise((r) => setTimeout(r, fault === "timeout" ? HANG_MS : opts.delayMs ?? 2));
     if (gone) return done();
     if (fault === "429") {
-      res.writeHead(429, { "content-type": "application/json", "retry-after-ms": "40" }).end('{"error":{"message":"rate limited"}}', done);
+      // OpenAI's millisecond header, or the standard one in (fractional) seconds.
+      const wait = Number(/^user (\d+)/.exec(prompt)?.[1]) % 12 < 6 ? { "retry-after-ms": "40" } : { "retry-after": "0.04" };
+      res.writeHead(429, { "content-type": "application/json", ...wait }).end('{"error":{"message":"rate limited"}}', done);
     } else if (fault === "5xx") {
       res.writeHead(seen.length % 2 ? 503 : 500, { "content-type": "application/json" }).end('{"error":{"message":"overloaded"}}', done);
     } else if (fault === "garbage") {
@@ -170,7 +172,7 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     // Faulty prompts needed exactly one more request (5xx: two more); healthy ones one request.
     const tries = list.map((j) => api.arrivals.get(j.prompt)!.length);
     expect(tries).toEqual(list.map((_, i) => [1, 2, 3, 2, 2, 2][i % 6]));
-    // 429 asked for 40 ms; the backoff alone would have waited at most 1 ms.
+    // 429 asked for 40 ms (one prompt per header style); the backoff alone would wait at most 1 ms.
     for (const [i, j] of list.entries()) {
       if (i % 6 !== 1) continue;
       const [a, b] = api.arrivals.get(j.prompt)!;
