@@ -234,8 +234,11 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const results = await Promise.all(Array.from({ length: 16 }, (_, i) => client.chat({ messages: [{ role: "user", content: `q${i}` }] })));
     expect(a.maxInFlight).toBe(2);
     expect(b.maxInFlight).toBe(2);
+    // The first four take free slots in turn; later ones take whichever slot frees first.
+    expect(results.slice(0, 4).map((r) => r.endpoint)).toEqual([a.url, b.url, a.url, b.url]);
     const byEndpoint = results.reduce((m, r) => m.set(r.endpoint, (m.get(r.endpoint) ?? 0) + 1), new Map<string, number>());
-    expect([byEndpoint.get(a.url), byEndpoint.get(b.url)]).toEqual([8, 8]);
+    expect(byEndpoint.get(a.url)! + byEndpoint.get(b.url)!).toBe(16);
+    expect(Math.min(byEndpoint.get(a.url)!, byEndpoint.get(b.url)!)).toBeGreaterThanOrEqual(4);
   });
 
   it("does not retry client errors and keeps the key out of the message", async () => {
