@@ -3,7 +3,7 @@
 // iterative k-core, sampling, leave-one-out, candidates) on a million-interaction log.
 // Sizes: MSR_BENCH_DATA_MB (default 32) of metadata + as much again of reviews.
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultThreads, openParsePool, parseFile, type ParsePool } from "../src/data/formats/parse-pool.js";
 import type { LineKind } from "../src/data/formats/parse-chunk.js";
@@ -65,6 +65,8 @@ function generateLog(n: number): { interactions: Interaction[]; items: Map<strin
 
 export async function run(): Promise<BenchResult> {
   const result = newResult("data");
+  // Shared machines make wall times noisy: record how busy this one was when the suite started.
+  result.results.push({ name: "load average (1 min) at start", value: loadavg()[0]!, unit: "runnable" });
   const mb = Number(process.env.MSR_BENCH_DATA_MB ?? 32);
   const dir = mkdtempSync(join(tmpdir(), "msr-bench-data-"));
   try {
