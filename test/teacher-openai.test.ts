@@ -31,8 +31,8 @@ interface FakeApi {
 // The client gives up after TIMEOUT_MS; a "timeout" fault holds its answer for HANG_MS. The gap
 // is wide because a loaded CI machine can stall the event loop for tens of milliseconds, and an
 // answer written just as the client gives up would be paid for twice (as with a real API).
-const TIMEOUT_MS = 500;
-const HANG_MS = 900;
+const TIMEOUT_MS = 1000;
+const HANG_MS = 1600;
 const servers: FakeApi[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
