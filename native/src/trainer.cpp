@@ -71,7 +71,7 @@ const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const Napi::Valu
   return *p;
 }
 
-// fusedCrossEntropy(logits, rows, vocab, targets, weights|null, {reference?, threads?, grad?})
+// fusedCrossEntropy(logits, rows, vocab, targets, weights|null, {reference?, threads?, grad?, gradOut?})
 //   -> {loss, logprobs: Float32Array, grad?: Float32Array}. Synchronous: for tests and benches.
 Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -101,7 +101,15 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   const bool want_grad = get_bool(opts, "grad", true);
   const int threads = static_cast<int>(get_number(opts, "threads", 1));
   auto logprobs = Napi::Float32Array::New(env, rows);
-  Napi::Float32Array grad = want_grad ? Napi::Float32Array::New(env, rows * vocab) : Napi::Float32Array();
+  // gradOut: a caller-owned buffer to write into (benchmarks reuse one instead of faulting in a fresh one per call).
+  Napi::Value out_v = opts.Get("gradOut");
+  Napi::Float32Array grad;
+  if (want_grad && out_v.IsTypedArray() && out_v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    grad = out_v.As<Napi::Float32Array>();
+    if (static_cast<int64_t>(grad.ElementLength()) != rows * vocab) throw Napi::RangeError::New(env, "gradOut must hold rows × vocab values");
+  } else if (want_grad) {
+    grad = Napi::Float32Array::New(env, rows * vocab);
+  }
   float* g = want_grad ? grad.Data() : nullptr;
   double loss = reference ? fused_ce_reference(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab)
                           : fused_ce_cpu(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab, threads);
