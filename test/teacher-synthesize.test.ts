@@ -9,7 +9,7 @@ import type { PromptSample } from "../src/prompts/dataset.js";
 import { sampleFor } from "../src/prompts/dataset.js";
 import { AnswerStore } from "../src/teacher/store.js";
 import { inShard, mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, type SynthesisJob } from "../src/teacher/synthesize.js";
-import { RulesTeacher } from "../src/teacher/rules.js";
+import { RulesTeacher, itemFeatures } from "../src/teacher/rules.js";
 import { prunePath } from "../src/teacher/prune.js";
 import type { Teacher, TeacherAnswer, TeacherRequest } from "../src/teacher/types.js";
 
@@ -102,6 +102,35 @@ describe("synthesize", () => {
     expect(merged.stats.samples).toBe(40);
     const lines = readFileSync(join(out, "reasoning.jsonl"), "utf8").trim().split("\n");
     expect(new Set(lines.map((l) => (JSON.parse(l) as { user: string }).user)).size).toBe(40);
+  });
+});
+
+describe("rule-based teacher features", () => {
+  it("keeps attribute values, parses prices, leaves out free text and generic markers", () => {
+    const f = itemFeatures({
+      id: "x",
+      title: "Armorly Slim Case for Sonix Phones",
+      attributes: { brand: "Armorly", forBrand: "Sonix", kind: "accessory", price: "$12.99", categories: [["Electronics", "Cases"]], description: "A slim case." },
+    });
+    expect([...f.categorical].sort()).toEqual(["Armorly", "Cases", "Electronics", "Sonix"]);
+    expect(f.numeric).toEqual(new Map([["price", 12.99]]));
+    expect([...itemFeatures({ id: "m", title: "Toy Story", attributes: { class: "Animation Children's Comedy", release_year: 1995 } }).categorical]).toEqual(["Animation", "Children's", "Comedy"]);
+  });
+
+  it("prefers the candidate that shares attributes with a recent item, and explains why", () => {
+    const items = new Map<string, Item>(
+      [
+        ["p", "Sonix Phone", { brand: "Sonix", category: "Phones" }],
+        ["c", "Case for Sonix Phones", { forBrand: "Sonix", category: "Cases" }],
+        ["t", "Apexa Tablet", { brand: "Apexa", category: "Tablets" }],
+      ].map(([id, title, attributes]) => [id as string, { id: id as string, title: title as string, attributes: attributes as Item["attributes"] }]),
+    );
+    const teacher = new RulesTeacher(items, []);
+    const s: PromptSample = { user: "u", split: "test", history: ["p"], candidates: ["t", "c"], target: "c", targetIndex: 1 };
+    expect(teacher.choose(teacher.scoreCandidates(s), s, 0)).toBe(1);
+    const chain = teacher.writeChain(s, 0);
+    expect(chain).toContain('"Case for Sonix Phones" shares Sonix with the history');
+    expect(chain.endsWith("Step 5 - Recommendation: Case for Sonix Phones")).toBe(true);
   });
 });
 

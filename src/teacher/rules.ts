@@ -67,13 +67,14 @@ function numericValue(v: string): number | null {
 /**
  * Categorical feature values and numeric attributes of an item. Values are compared regardless
  * of the attribute they sit in, so an accessory's `forBrand: Sonix` matches a device's
- * `brand: Sonix`; generic markers (`kind: device`) are dropped as uninformative.
+ * `brand: Sonix`. Generic markers (`kind: device`) and free text (descriptions, feature lists)
+ * are left out: they are not attributes a shopper shares across items.
  */
 export function itemFeatures(item: Item): ItemFeatures {
   const categorical = new Set<string>();
   const numeric = new Map<string, number>();
   const addText = (key: string, v: string) => {
-    if (/^(kind|type)$/i.test(key)) return;
+    if (/^(kind|type)$/i.test(key) || /desc|feature|detail|review|about|image|url/i.test(key)) return;
     const splitWords = /class|genre|tag|categor/i.test(key) && !/[|,;]/.test(v);
     for (const part of v.split(splitWords ? /\s+/ : /[|,;]/)) {
       const t = part.trim();
