@@ -28,7 +28,6 @@ export async function readAmazon(version: AmazonVersion, reviewsPath: string, me
 }
 
 async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPath: string, parseOpts: ParseOptions, onProgress: ReadOptions["onProgress"]): Promise<AmazonRawDataset> {
-
   const interactions: RawDataset["interactions"] = [];
   const reviewed = new Set<string>();
   const progress = (file: string): ParseOptions["onProgress"] => onProgress && ((done, total) => onProgress(file, done, total));

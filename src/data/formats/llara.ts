@@ -3,7 +3,9 @@
 // user as sliding prefixes (history grows to a window of 10, then slides by one), so consecutive
 // lines whose history is the tail of the sequence so far are one user; any other line starts a new
 // user. Users are named `<split>-<n>`; times are synthetic positions (0, 1, 2, ...) because the
-// format has no clock, so the protocol's chronological order is the sequence order.
+// format has no clock, so the protocol's chronological order is the sequence order. LLaRA's own
+// split (separate valid/test users) is not kept: `prepare` applies the METHOD.md §1 protocol
+// (k-core, per-user leave-one-out, seeded candidates) to every rebuilt user alike.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Interaction, Item, RawDataset, ReadOptions } from "../types.js";
@@ -48,25 +50,25 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
   const interactions: Interaction[] = [];
   const pool = openParsePool(options.threads);
   try {
-  for (const split of splits) {
-    let users = 0;
-    let sequence: string[] = [];
-    const emit = (): void => {
-      if (sequence.length === 0) return;
-      const user = `${split}-${++users}`;
-      sequence.forEach((item, time) => interactions.push({ user, item, time, order: interactions.length }));
-    };
-    const r = await parseFile(join(folder, `${split}.jsonl`), "llara", { threads: options.threads, skipBad: options.skipBad, pool }, (rec) => {
-      if (rec.kind !== "sequence") return;
-      if (continuesSequence(sequence, rec.history)) sequence.push(rec.next);
-      else {
-        emit();
-        sequence = [...rec.history, rec.next];
-      }
-    });
-    emit();
-    skipped += r.skipped;
-  }
+    for (const split of splits) {
+      let users = 0;
+      let sequence: string[] = [];
+      const emit = (): void => {
+        if (sequence.length === 0) return;
+        const user = `${split}-${++users}`;
+        sequence.forEach((item, time) => interactions.push({ user, item, time, order: interactions.length }));
+      };
+      const r = await parseFile(join(folder, `${split}.jsonl`), "llara", { threads: options.threads, skipBad: options.skipBad, pool }, (rec) => {
+        if (rec.kind !== "sequence") return;
+        if (continuesSequence(sequence, rec.history)) sequence.push(rec.next);
+        else {
+          emit();
+          sequence = [...rec.history, rec.next];
+        }
+      });
+      emit();
+      skipped += r.skipped;
+    }
   } finally {
     await pool?.close();
   }
