@@ -1,6 +1,6 @@
 // The append-only answer store: durable appends, resume, torn last line, no double answers.
 import { describe, expect, it } from "vitest";
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AnswerStore, parseStoreText, type StoredAnswer } from "../src/teacher/store.js";
@@ -31,6 +31,18 @@ describe("AnswerStore", () => {
     s.close();
     const lines = readFileSync(file, "utf8").split("\n").filter(Boolean);
     expect(lines.map((l) => (JSON.parse(l) as StoredAnswer).key)).toEqual(["a", "b"]);
+  });
+
+  it("lets one run at a time write a store; a lock left by a dead process is taken over", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "msr-store-")), "answers.jsonl");
+    const s = AnswerStore.open(file);
+    expect(() => AnswerStore.open(file)).toThrow(/already open in this process/);
+    s.close();
+    writeFileSync(`${file}.lock`, String(process.ppid)); // a live process (our parent) holds it
+    expect(() => AnswerStore.open(file)).toThrow(new RegExp(`in use by another run \\(pid ${process.ppid}\\)`));
+    writeFileSync(`${file}.lock`, "999999999"); // no such process: stale
+    AnswerStore.open(file).close();
+    expect(existsSync(`${file}.lock`)).toBe(false);
   });
 
   it("refuses corruption in the middle of the file, naming the line", () => {

@@ -2,7 +2,8 @@
 // each answer is appended and fsync'ed before anyone parses it, and a resumed run reads the file
 // and skips every key already answered. A crash mid-write can leave only a truncated last line;
 // opening the store drops that partial line (it was never acknowledged) before appending again.
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+// A lock file beside the store keeps two runs from buying the same answers at once.
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 
@@ -41,6 +42,36 @@ export function parseStoreText(text: string, file = "answer store"): { answers: 
   return { answers, completeBytes: Buffer.byteLength(complete) };
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Takes `<store>.lock` (O_EXCL); a lock left by a dead process is taken over. */
+function takeLock(lockPath: string, storePath: string): void {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const owner = Number(readFileSync(lockPath, "utf8").trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && pidAlive(owner)) {
+        throw new Error(`${storePath} is in use by another run (pid ${owner}); wait for it to finish or write to another --out folder`);
+      }
+      if (owner === process.pid) throw new Error(`${storePath} is already open in this process; close it before opening it again`);
+      rmSync(lockPath, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not lock ${storePath}; remove ${lockPath} if no run is using it`);
+}
+
 export class AnswerStore {
   private readonly byKey = new Map<string, StoredAnswer>();
   private fd: number;
@@ -53,19 +84,25 @@ export class AnswerStore {
   /** Opens (creating if needed) the store, truncating a torn last line. */
   static open(path: string): AnswerStore {
     mkdirSync(dirname(path), { recursive: true });
-    let answers: StoredAnswer[] = [];
-    if (existsSync(path)) {
-      const buf = readFileSync(path);
-      const parsed = parseStoreText(buf.toString("utf8"), path);
-      answers = parsed.answers;
-      if (parsed.completeBytes < buf.length) {
-        const fd = openSync(path, "r+");
-        ftruncateSync(fd, parsed.completeBytes);
-        fsyncSync(fd);
-        closeSync(fd);
+    takeLock(`${path}.lock`, path);
+    try {
+      let answers: StoredAnswer[] = [];
+      if (existsSync(path)) {
+        const buf = readFileSync(path);
+        const parsed = parseStoreText(buf.toString("utf8"), path);
+        answers = parsed.answers;
+        if (parsed.completeBytes < buf.length) {
+          const fd = openSync(path, "r+");
+          ftruncateSync(fd, parsed.completeBytes);
+          fsyncSync(fd);
+          closeSync(fd);
+        }
       }
+      return new AnswerStore(path, openSync(path, "a"), answers);
+    } catch (e) {
+      rmSync(`${path}.lock`, { force: true });
+      throw e;
     }
-    return new AnswerStore(path, openSync(path, "a"), answers);
   }
 
   get size(): number {
@@ -92,7 +129,9 @@ export class AnswerStore {
   }
 
   close(): void {
-    if (this.fd !== -1) closeSync(this.fd);
+    if (this.fd === -1) return;
+    closeSync(this.fd);
     this.fd = -1;
+    rmSync(`${this.path}.lock`, { force: true });
   }
 }
