@@ -260,7 +260,7 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
   });
 });
 
-describe("retry helpers", () => {
+describe("retry timing", () => {
   it("reads retry-after-ms, Retry-After seconds and HTTP dates", () => {
     expect(parseRetryAfter(new Headers({ "retry-after-ms": "250", "retry-after": "9" }))).toBe(250);
     expect(parseRetryAfter(new Headers({ "retry-after": "2" }))).toBe(2000);
