@@ -2,11 +2,12 @@
 // interactions and titled items. Reviews are read first so only the metadata of reviewed items is
 // kept in memory; the first metadata line of an item wins. Items without a usable title are
 // dropped later by the protocol (counted here as `untitled`).
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import type { Item, RawDataset, ReadOptions } from "../types.js";
 import { assertFile } from "./lines.js";
 import type { LineKind } from "./parse-chunk.js";
-import { openParsePool, parseFile, type ParseOptions } from "./parse-pool.js";
+import { autoThreads, openParsePool, parseFile, type ParseOptions } from "./parse-pool.js";
 
 export type AmazonVersion = "2014" | "2018" | "2023";
 
@@ -19,7 +20,7 @@ export async function readAmazon(version: AmazonVersion, reviewsPath: string, me
   assertFile(reviewsPath, `amazon${version} reviews file`);
   if (!metaPath) throw new Error(`amazon${version} needs the metadata file too (--meta meta_<Category>...): titles come from it`);
   assertFile(metaPath, `amazon${version} metadata file`);
-  const pool = openParsePool(options.threads);
+  const pool = openParsePool(options.threads ?? autoThreads(statSync(reviewsPath).size + statSync(metaPath).size));
   try {
     return await readWithPool(version, reviewsPath, metaPath, { skipBad: options.skipBad, pool, threads: options.threads }, options.onProgress);
   } finally {

@@ -6,11 +6,11 @@
 // format has no clock, so the protocol's chronological order is the sequence order. LLaRA's own
 // split (separate valid/test users) is not kept: `prepare` applies the METHOD.md §1 protocol
 // (k-core, per-user leave-one-out, seeded candidates) to every rebuilt user alike.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Interaction, Item, RawDataset, ReadOptions } from "../types.js";
 import { assertFile, readLines } from "./lines.js";
-import { openParsePool, parseFile } from "./parse-pool.js";
+import { autoThreads, openParsePool, parseFile } from "./parse-pool.js";
 
 /** LLaRA's maximum history length: a full window slides instead of growing. */
 export const LLARA_WINDOW = 10;
@@ -48,7 +48,7 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
   let skipped = 0;
   const items = await readLlaraNames(join(folder, "id2name.txt"), options, () => void skipped++);
   const interactions: Interaction[] = [];
-  const pool = openParsePool(options.threads);
+  const pool = openParsePool(options.threads ?? autoThreads(splits.reduce((n, s) => n + statSync(join(folder, `${s}.jsonl`)).size, 0)));
   try {
     for (const split of splits) {
       let users = 0;

@@ -15,7 +15,7 @@ import { parseChunk, type ChunkResult, type ChunkTask, type LineKind } from "./p
 import type { LineRecord } from "./records.js";
 
 export interface ParseOptions {
-  /** Worker threads (default: available cores, at most 8). 1 parses on the main thread. */
+  /** Worker threads; 1 parses on the main thread. Default: `autoThreads(file size)`. */
   threads?: number;
   skipBad?: boolean;
   /** The compiled worker module; defaults to parse-worker.js beside this file (or in dist/). */
@@ -61,6 +61,14 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(8, availableParallelism()));
 }
 
+/** Below this much input, starting workers costs more than it saves: parse on the main thread. */
+export const POOL_MIN_BYTES = 16e6;
+
+/** Threads to use when the caller did not say: the pool only for big inputs. */
+export function autoThreads(inputBytes: number): number {
+  return inputBytes >= POOL_MIN_BYTES ? defaultThreads() : 1;
+}
+
 /**
  * Calls `onRecord` for every parsed line of `path` in file order; returns how many malformed
  * lines were skipped.
@@ -83,7 +91,7 @@ export async function parseFile(path: string, kind: LineKind, options: ParseOpti
     options.onProgress?.(bytesRead, fileBytes);
   };
   const chunks = readByteChunks(path, options.chunkBytes ?? 1 << 20);
-  const pool = options.pool ?? openParsePool(options.threads ?? defaultThreads(), options.workerFile ?? defaultWorkerFile());
+  const pool = options.pool ?? openParsePool(options.threads ?? autoThreads(fileBytes), options.workerFile ?? defaultWorkerFile());
   if (!pool) {
     for await (const c of chunks) consume(parseChunk({ kind, firstLine: c.firstLine, bytes: c.bytes }), c.fileBytesRead);
     return { skipped };
