@@ -156,6 +156,37 @@ describe("Rng", () => {
     expect(new Rng(1, "y").nextUint32()).not.toBe(first[0]);
   });
 
+  it("matches an independent BigInt implementation of splitmix32-seeded xoshiro128**", () => {
+    const M = 0xffffffffn;
+    const rotl = (x: bigint, k: bigint): bigint => ((x << k) | (x >> (32n - k))) & M;
+    const fnv1a = (s: string): bigint => {
+      let h = 0x811c9dc5n;
+      for (const ch of s.split("")) h = ((h ^ BigInt(ch.charCodeAt(0))) * 0x01000193n) & M;
+      return h;
+    };
+    function* reference(seed: number, label: string): Generator<number> {
+      let x = (BigInt(seed) & M) ^ fnv1a(label);
+      x ^= BigInt(Math.trunc(seed / 2 ** 32)) & M;
+      const next = (): bigint => {
+        x = (x + 0x9e3779b9n) & M;
+        let z = x;
+        z = ((z ^ (z >> 16n)) * 0x85ebca6bn) & M;
+        z = ((z ^ (z >> 13n)) * 0xc2b2ae35n) & M;
+        return z ^ (z >> 16n);
+      };
+      let [a, b, c, d] = [next(), next(), next(), next()];
+      for (;;) {
+        yield Number((rotl((b * 5n) & M, 7n) * 9n) & M);
+        const t = (b << 9n) & M;
+        c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11n);
+      }
+    }
+    for (const [seed, label] of [[1, ""], [42, "users"], [2 ** 40 + 3, "candidates:U7"], [-5, "x"]] as const) {
+      const mine = new Rng(seed, label), ref = reference(seed, label);
+      for (let i = 0; i < 200; i++) expect(mine.nextUint32()).toBe(ref.next().value);
+    }
+  });
+
   it("int(n) is uniform (chi-square) and in range", () => {
     const r = new Rng(7);
     const n = 6, draws = 60000, counts = new Array<number>(n).fill(0);
