@@ -172,6 +172,49 @@ describe("gradients", () => {
     t.dispose();
   });
 
+  it("match finite differences in full mode (embeddings, output, norms, projections)", async () => {
+    const t = createTrainer(model, { mode: "full" });
+    const samples = [sample(5, 4, 5, 4), sample(6, 3, 0, 5)];
+    await t.gradients(samples);
+    const names = t.paramNames();
+    const out = names.includes("output.weight") ? "output.weight" : "token_embd.weight";
+    const E = t.getParam("output_norm.weight").length;
+    const used = [...samples[0]!.tokens.slice(4), ...samples[1]!.tokens.slice(3)];
+    // Embedding/output rows of tokens in the batch (other rows have no or ~1/V gradient).
+    const picks: [string, number][] = [
+      ["token_embd.weight", samples[0]!.tokens[2]! * E + 5],
+      ["token_embd.weight", samples[1]!.tokens[1]! * E + 17],
+      [out, used[0]! * E + 3],
+      [out, used[3]! * E + 40],
+      ["output_norm.weight", 7],
+      ["blk.1.ffn_norm.weight", 30],
+      ["blk.0.attn_norm.weight", 2],
+      ["blk.0.attn_v.weight", 100],
+      ["blk.0.attn_k.weight", 1000],
+      ["blk.1.ffn_down.weight", 5000],
+    ];
+    const failures: string[] = [];
+    for (const [name, i] of picks) {
+      const g = t.getGrad(name)[i]!;
+      const value = t.getParam(name);
+      const orig = value[i]!;
+      const h = name.endsWith("norm.weight") ? 1e-2 : 2e-3;  // norms are ~1, projections ~0.02
+      value[i] = orig + h;
+      t.setParam(name, value);
+      const lp = (await t.evaluate(samples)).loss;
+      value[i] = orig - h;
+      t.setParam(name, value);
+      const lm = (await t.evaluate(samples)).loss;
+      value[i] = orig;
+      t.setParam(name, value);
+      const fd = (lp - lm) / (2 * h);
+      // Loss noise ~1e-6 over 2h = 4e-3 gives ~2.5e-4 of FD noise; 3e-4 + 2e-2·|fd| covers it.
+      if (!close(g, fd, 3e-4, 2e-2)) failures.push(`${name}[${i}]: analytic ${g} vs fd ${fd}`);
+    }
+    expect(failures).toEqual([]);
+    t.dispose();
+  });
+
   it("k and v (and every other target) learn: one step changes every LoRA tensor", async () => {
     const t = createTrainer(model, { lora: { rank: 4, alpha: 16, seed: 4 }, optimizer: { lr: 1e-2 } });
     const before = new Map(t.paramNames().map((n) => [n, t.getParam(n)]));

@@ -18,10 +18,11 @@
 // softmax(KQ + mask) form (flash attention has no backward).
 //
 // The loss never enters the graph. The forward part runs, the fused CE kernel turns the logits
-// into the loss and writes G = dLoss/dlogits = w·(softmax − onehot) into a graph input, and that
-// input is installed as the logits' gradient (ggml_build_backward_expand's grad_accs slot for the
-// logits node), so ggml's autodiff continues from the exact gradient: no [rows × vocab] label
-// matrix, no second logits-sized op. One graph is allocated for forward+backward and computed in
+// into the loss and writes G = dLoss/dlogits = w·(softmax − onehot) into a graph input, and
+// dLoss/dh = Woutᵀ G (one mul_mat; in full mode also dWout = h Gᵀ) is installed as the gradient
+// of the final hidden rows h (ggml_build_backward_expand's grad_accs slot for that node), so
+// ggml's autodiff continues from the exact gradient: no [rows × vocab] label matrix and no
+// logits-sized op beyond the two products every backward needs. One graph is allocated for forward+backward and computed in
 // two views (nodes before and after the logits), so nothing of the forward is recomputed.
 // Parameter gradients go into persistent accumulators (grad_accs again), so micro-batches of one
 // step simply add up. Everything runs on the CPU backend with the model's thread count.
@@ -185,8 +186,27 @@ void TrainGraph::init_params() {
     ggml_format_name(p.grad, "grad_acc:%s", s.name.c_str());
     params_.push_back(p);
   }
+  const ggml_tensor* w_out = output_weight();
+  if (cfg_.mode == TrainMode::Lora) output_t_ = ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
   param_buf_ = ggml_backend_alloc_ctx_tensors(param_ctx_, backend_);
   if (!param_buf_) throw UserError("training: out of memory allocating the trainable parameters");
+  if (output_t_) {
+    const int64_t ne0 = w_out->ne[0], ne1 = w_out->ne[1];
+    std::vector<float> w(static_cast<size_t>(ne0 * ne1));
+    if (w_out->type == GGML_TYPE_F32) {
+      ggml_backend_tensor_get(w_out, w.data(), 0, ggml_nbytes(w_out));
+    } else {
+      std::vector<uint8_t> raw(ggml_nbytes(w_out));
+      ggml_backend_tensor_get(w_out, raw.data(), 0, raw.size());
+      const auto* traits = ggml_get_type_traits(w_out->type);
+      if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(w_out->type));
+      traits->to_float(raw.data(), w.data(), ne0 * ne1);
+    }
+    float* t = static_cast<float*>(output_t_->data);
+    for (int64_t j = 0; j < ne1; j++) {
+      for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
+    }
+  }
 
   SplitMix rng{cfg_.seed * 0x100000001B3ull + 0x51ED27A1ull};
   for (size_t i = 0; i < params_.size(); i++) {
@@ -228,6 +248,11 @@ const TrainParam* TrainGraph::find(const std::string& name) const {
   return nullptr;
 }
 
+const ggml_tensor* TrainGraph::output_weight() const {
+  const llama_model& m = *model_->model;
+  return m.output ? m.output : m.tok_embd;
+}
+
 ggml_tensor* TrainGraph::weight(const ggml_tensor* base) const {
   if (cfg_.mode == TrainMode::Full) {
     for (const auto& [b, i] : index_) {
@@ -250,7 +275,7 @@ ggml_tensor* TrainGraph::project(ggml_context* ctx, const ggml_tensor* w, ggml_t
 }
 
 // inputs[0..3] = tokens, positions, mask, rows (rows is null when all_rows).
-ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs) {
+ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs, ggml_tensor** h_out) {
   const llama_model& m = *model_->model;
   const auto& hp = m.hparams;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
@@ -295,7 +320,8 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
   }
   ggml_tensor* h = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), weight(m.output_norm));
   if (rows) h = ggml_get_rows(ctx, h, rows);
-  ggml_tensor* logits = ggml_mul_mat(ctx, weight(m.output ? m.output : m.tok_embd), h);  // (n_vocab, R)
+  if (h_out) *h_out = h;
+  ggml_tensor* logits = ggml_mul_mat(ctx, weight(output_weight()), h);  // (n_vocab, R)
   ggml_set_name(logits, "logits");
   ggml_set_output(logits);
   return logits;
@@ -340,7 +366,8 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   CtxGuard guard{graph_ctx()};
   ggml_context* ctx = guard.ctx;
   ggml_tensor* in[4];
-  ggml_tensor* logits = build_forward(ctx, b, false, in);
+  ggml_tensor* h = nullptr;
+  ggml_tensor* logits = build_forward(ctx, b, false, in, &h);
   ggml_cgraph* g = ggml_new_graph_custom(ctx, kGraphNodes, backward);
   ggml_build_forward_expand(g, logits);
   const int n_fwd = ggml_graph_n_nodes(g);
@@ -349,20 +376,27 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     G = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab_, R);
     ggml_set_name(G, "dloss_dlogits");
     ggml_set_input(G);
+    ggml_tensor* w_out = weight(output_weight());
+    ggml_tensor* w_t = output_t_ ? output_t_ : ggml_cont(ctx, ggml_transpose(ctx, w_out));  // (n_vocab, n_embd)
+    ggml_tensor* dh = ggml_mul_mat(ctx, w_t, G);                                               // (n_embd, R) = Woutᵀ G
     // ggml_build_backward_expand insists on a scalar loss node; this one only keeps it satisfied
     // (it depends on no parameter, so no gradient flows from it).
     ggml_tensor* anchor = ggml_sum(ctx, G);
     ggml_set_loss(anchor);
     ggml_build_forward_expand(g, anchor);
     std::vector<ggml_tensor*> grad_accs(ggml_graph_n_nodes(g), nullptr);
+    ggml_tensor* w_out_grad = nullptr;
     for (int i = 0; i < n_fwd; i++) {
       ggml_tensor* node = ggml_graph_node(g, i);
-      if (node == logits) grad_accs[i] = G;
+      if (node == h) grad_accs[i] = dh;
       for (auto& p : params_) {
         if (node == p.value) grad_accs[i] = p.grad;
+        if (p.value == w_out) w_out_grad = p.grad;
       }
     }
     ggml_build_backward_expand(ctx, g, grad_accs.data());
+    // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
+    if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
   }
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph; lower microBatchTokens");
   set_inputs(in, b);

@@ -81,7 +81,9 @@ class TrainGraph {
   void init_params();
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;  // W x (+ LoRA)
-  ggml_tensor* build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs);
+  // Returns the logits; *h_out (when given) receives the normalised final hidden rows they are made from.
+  ggml_tensor* build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs, ggml_tensor** h_out = nullptr);
+  const ggml_tensor* output_weight() const;
 
   ModelPtr model_;
   TrainConfig cfg_;
@@ -94,6 +96,9 @@ class TrainGraph {
   // base weight -> (lora A index, lora B index) or full copy index
   std::vector<std::pair<const ggml_tensor*, int>> index_;
   float lora_scale_ = 1.f;
+  // LoRA mode: the frozen output matrix transposed to (n_vocab, n_embd), so dLoss/dh = W^T G is one
+  // fast mul_mat instead of ggml's out_prod over a transposed G.
+  ggml_tensor* output_t_ = nullptr;
 };
 
 }  // namespace msr
