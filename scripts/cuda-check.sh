@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Checks the CUDA side on a machine with an NVIDIA GPU and writes a report to OUTDIR:
+#   1. the fused cross-entropy CUDA kernel against its naive CPU reference (+ bandwidth);
+#   2. the CUDA build of the addon (GGML_CUDA=ON + our .cu kernels) with CMake;
+#   3. if Node.js is on PATH and the TypeScript is built (dist/), the CUDA addon's scores with all
+#      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs).
+# Usage: scripts/cuda-check.sh OUTDIR   (env: CUDA_ARCHITECTURES, default "native"; JOBS)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:?usage: scripts/cuda-check.sh OUTDIR}"
+mkdir -p "$out"
+arch="${CUDA_ARCHITECTURES:-native}"
+jobs="${JOBS:-$(nproc)}"
+llama="${LLAMA_CPP_DIR:-$PWD/.cache/llama.cpp}"
+status=0
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+
+echo "== fused CE kernel vs CPU reference"
+if [ "$arch" = native ]; then nvarch=native; else nvarch="sm_${arch%%;*}"; fi
+nvcc -O3 -std=c++17 -arch="$nvarch" -DMSR_REC_CUDA=1 -Inative/kernels \
+  native/tests/fused_ce_cuda_test.cu native/kernels/fused_ce.cu native/kernels/fused_ce_cpu.cpp -o /tmp/fused_ce_cuda_test \
+  && /tmp/fused_ce_cuda_test | tee "$out/fused_ce_cuda.txt" || status=1
+
+echo "== CUDA build of the addon"
+nodeinc="$(ls -d node_modules/node-api-headers/include 2>/dev/null)"
+start=$(date +%s)
+cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DLLAMA_CPP_DIR="$llama" -DMSR_REC_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_JS_INC="$PWD/$nodeinc" -DNODE_ADDON_API_DIR="$PWD/node_modules/node-addon-api" \
+  > "$out/cuda-configure.log" 2>&1 \
+  && cmake --build build-cuda -j "$jobs" > "$out/cuda-build.log" 2>&1 \
+  && echo "built build-cuda/Release/msr_rec.node or build-cuda/msr_rec.node in $(( $(date +%s) - start )) s" | tee "$out/cuda-build.txt" \
+  || { echo "CUDA build failed after $(( $(date +%s) - start )) s (see cuda-build.log)" | tee "$out/cuda-build.txt"; tail -30 "$out/cuda-build.log"; status=1; }
+
+if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
+  echo "== CUDA scorer vs CPU"
+  addon="$(ls build-cuda/Release/msr_rec.node build-cuda/msr_rec.node 2>/dev/null | head -1)"
+  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-compare.mjs | tee "$out/cuda-compare.txt" || status=1
+fi
+exit $status
