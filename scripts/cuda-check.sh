@@ -4,7 +4,9 @@
 #   2. the CUDA build of the addon (GGML_CUDA=ON + our .cu kernels) with CMake;
 #   3. if Node.js is on PATH and the TypeScript is built (dist/), the CUDA addon's scores with all
 #      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs).
-# Usage: scripts/cuda-check.sh OUTDIR   (env: CUDA_ARCHITECTURES, default "native"; JOBS)
+# Usage: scripts/cuda-check.sh OUTDIR
+# Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
+#      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/cuda-check.sh OUTDIR}"
@@ -27,8 +29,8 @@ nodeinc="$(ls -d node_modules/node-api-headers/include 2>/dev/null)"
 start=$(date +%s)
 cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DLLAMA_CPP_DIR="$llama" -DMSR_REC_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_JS_INC="$PWD/$nodeinc" -DNODE_ADDON_API_DIR="$PWD/node_modules/node-addon-api" \
-  > "$out/cuda-configure.log" 2>&1 \
-  && cmake --build build-cuda -j "$jobs" > "$out/cuda-build.log" 2>&1 \
+  ${EXTRA_CMAKE_ARGS:-} > "$out/cuda-configure.log" 2>&1 \
+  && timeout "${BUILD_TIMEOUT:-0}" cmake --build build-cuda -j "$jobs" > "$out/cuda-build.log" 2>&1 \
   && echo "built build-cuda/Release/msr_rec.node or build-cuda/msr_rec.node in $(( $(date +%s) - start )) s" | tee "$out/cuda-build.txt" \
   || { echo "CUDA build failed after $(( $(date +%s) - start )) s (see cuda-build.log)" | tee "$out/cuda-build.txt"; tail -30 "$out/cuda-build.log"; status=1; }
 
