@@ -133,9 +133,9 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 60, historyLength: 5 },
-    model: { initSize: "small", pretrainEpochs: 2, pretrainLearningRate: 2e-3, contextSize: 1024 },
+    model: { initSize: "small", pretrainEpochs: 4, pretrainLearningRate: 2e-3, contextSize: 1024 },
     teacher: { kind: "rule" },
-    train: { epochs: 2, batchSize: 8, learningRate: 2e-3, maxSampleTokens: 512, validUsers: 12, reasoningSteps: [4] },
+    train: { epochs: 5, batchSize: 8, learningRate: 5e-3, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
     infer: { maxTokens: 96, batchSize: 16, users: 32, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
   },
