@@ -278,12 +278,18 @@ describe("loss definition", () => {
     const s = tokenizeSample(tok, { prompt: "History: A, B. Candidates: C, D.", reasoning: "Step 1 - the user likes C.", recommendation: "C" });
     const text = (seg: number) => model.detokenize(s.tokens.filter((_, i) => s.segments[i] === seg));
     expect(s.tokens[0]).toBe(model.info().bos);
-    expect(text(Segment.prompt)).toContain("[reasoning_start]");
+    expect(text(Segment.prompt)).toMatch(/Candidates: C, D\.\s*\[reasoning_start\]\s*$/);
     expect(text(Segment.reasoning).trim()).toBe("Step 1 - the user likes C.");
     expect(text(Segment.recommendation)).toMatch(/^\s*\[reasoning_end\] C/);
     expect(s.tokens[s.tokens.length - 1]).toBe(model.info().eos);
+    // The target is tokenized as one string, the way the scorer sees a continuation.
+    const target = model.tokenize("[reasoning_start]\nStep 1 - the user likes C.\n[reasoning_end] C", { addBos: false });
+    const prompt = model.tokenize("History: A, B. Candidates: C, D.");
+    expect(Array.from(s.tokens.slice(prompt.length, -1))).toEqual(Array.from(target));
+    // Behavior-only: markers kept (as at inference), nothing in the reasoning term.
     const plain = tokenizeSample(tok, { prompt: "p", reasoning: "", recommendation: "C" });
     expect(plain.segments.includes(Segment.reasoning)).toBe(false);
+    expect(model.detokenize(plain.tokens.filter((_, i) => plain.segments[i] === Segment.recommendation))).toMatch(/^\s*\[reasoning_end\] C/);
   });
 });
 

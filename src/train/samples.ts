@@ -1,13 +1,14 @@
 // SFT samples (METHOD.md §3): {prompt, reasoning, recommendation} strings become tokens with a
-// role per token. The output the model learns is
-//   [reasoning_start] <reasoning> [reasoning_end] <recommendation> EOS
-// prompt tokens (with BOS) and the start marker carry no loss, the reasoning tokens strictly
-// between the markers form y_rea, and y_rec runs from `[reasoning_end]` (included) to EOS.
-// A sample with empty reasoning is behavior-only: its output is just `<recommendation> EOS`, all
-// of it y_rec. The markers are plain text (no new vocabulary entries).
+// role per token. The output the model learns is the training target of src/prompts/build.ts,
+//   [reasoning_start]\n<reasoning>\n[reasoning_end] <recommendation>   then EOS,
+// tokenized as one string (as the scorer and generation see it). Prompt tokens (with BOS) and the
+// start marker carry no loss, the tokens strictly between the markers form y_rea, and y_rec runs
+// from `[reasoning_end]` (included) to EOS. A sample with empty reasoning is behavior-only (the
+// markers with nothing between them): it has no y_rea and counts only in the recommendation term.
+// The markers are plain text (no new vocabulary entries).
+import { formatTrainingTarget, REASONING_END, REASONING_START } from "../prompts/build.js";
 
-export const REASONING_START = "[reasoning_start]";
-export const REASONING_END = "[reasoning_end]";
+export { REASONING_END, REASONING_START };
 
 /** Token roles; the numeric codes are what the native trainer reads. */
 export const Segment = { prompt: 0, reasoning: 1, recommendation: 2 } as const;
@@ -37,30 +38,44 @@ export function isTokenized(s: TrainSample): s is TokenizedSample {
   return (s as TokenizedSample).tokens instanceof Int32Array;
 }
 
-/** Tokenizes one record; pieces are tokenized separately so the roles are exact. */
+/** Tokenizes one record; see the header for the roles. */
 export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSample {
   if (typeof r.prompt !== "string" || typeof r.reasoning !== "string" || typeof r.recommendation !== "string") {
     throw new Error("an SFT sample needs string fields prompt, reasoning and recommendation (reasoning may be empty)");
   }
   if (r.recommendation.trim() === "") throw new Error("an SFT sample has an empty recommendation; every sample needs one");
-  const parts: [Int32Array, number][] = [[tok.tokenize(r.prompt, { addBos: true }), Segment.prompt]];
-  if (r.reasoning.trim() !== "") {
-    parts.push([tok.tokenize(REASONING_START, { addBos: false }), Segment.prompt]);
-    parts.push([tok.tokenize(r.reasoning.trim(), { addBos: false }), Segment.reasoning]);
-    parts.push([tok.tokenize(`${REASONING_END} ${r.recommendation.trim()}`, { addBos: false }), Segment.recommendation]);
-  } else {
-    parts.push([tok.tokenize(r.recommendation.trim(), { addBos: false }), Segment.recommendation]);
+  const prompt = tok.tokenize(r.prompt, { addBos: true });
+  const target = formatTrainingTarget(r.reasoning, r.recommendation.trim());
+  const full = tok.tokenize(target, { addBos: false });
+  const startEnd = target.indexOf(REASONING_START) + REASONING_START.length;
+  const endStart = target.indexOf(REASONING_END, startEnd);
+  // Token counts of the target up to each marker boundary, when those prefixes tokenize to a
+  // prefix of the whole (true at the newline boundaries for the SPM and BPE vocabularies).
+  const boundary = (text: string): number => {
+    const p = tok.tokenize(text, { addBos: false });
+    return p.length <= full.length && p.every((t, i) => t === full[i]) ? p.length : -1;
+  };
+  let nA = boundary(target.slice(0, startEnd));
+  let nB = boundary(target.slice(0, endStart));
+  let body = full;
+  if (nA < 0 || nB < nA) {
+    // Fallback: tokenize the three parts separately so the roles stay exact.
+    const a = tok.tokenize(target.slice(0, startEnd), { addBos: false });
+    const b = tok.tokenize(target.slice(startEnd, endStart), { addBos: false });
+    const c = tok.tokenize(target.slice(endStart), { addBos: false });
+    body = Int32Array.from([...a, ...b, ...c]);
+    nA = a.length;
+    nB = a.length + b.length;
   }
-  parts.push([Int32Array.of(tok.eosToken), Segment.recommendation]);
-  const n = parts.reduce((a, [t]) => a + t.length, 0);
+  const behaviorOnly = r.reasoning.trim() === "";
+  const n = prompt.length + body.length + 1;
   const tokens = new Int32Array(n);
-  const segments = new Uint8Array(n);
-  let off = 0;
-  for (const [t, s] of parts) {
-    tokens.set(t, off);
-    segments.fill(s, off, off + t.length);
-    off += t.length;
-  }
+  tokens.set(prompt, 0);
+  tokens.set(body, prompt.length);
+  tokens[n - 1] = tok.eosToken;
+  const segments = new Uint8Array(n).fill(Segment.recommendation);
+  segments.fill(Segment.prompt, 0, prompt.length + nA);
+  segments.fill(behaviorOnly ? Segment.prompt : Segment.reasoning, prompt.length + nA, prompt.length + nB);
   return { tokens, segments };
 }
 
