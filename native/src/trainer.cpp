@@ -170,7 +170,16 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
   } catch (const UserError& e) {
     throw Napi::Error::New(env, e.what());
   }
+  for (const auto& p : state_->session->graph().params()) reported_bytes_ += 4 * p.numel() * static_cast<int64_t>(sizeof(float));
+  Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
 }
+
+void Trainer::release_memory(Napi::Env env) {
+  if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  reported_bytes_ = 0;
+}
+
+void Trainer::Finalize(Napi::Env env) { release_memory(env); }
 
 std::shared_ptr<Trainer::State> Trainer::acquire(Napi::Env env, const char* what) {
   if (!state_ || !state_->session) throw Napi::Error::New(env, std::string("trainer.") + what + ": the trainer was disposed");
@@ -384,6 +393,7 @@ Napi::Value Trainer::Dispose(const Napi::CallbackInfo& info) {
   if (state_ && state_->session) {
     if (state_->busy) throw Napi::Error::New(env, "trainer.dispose: a call is still running; await it first");
     state_->session.reset();
+    release_memory(env);
   }
   return env.Undefined();
 }

@@ -13,6 +13,7 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Trainer(const Napi::CallbackInfo& info);
+  void Finalize(Napi::Env env) override;
 
  private:
   // Shared with in-flight workers so a dispose() during a step cannot free the session under it.
@@ -38,7 +39,9 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
 
   // Marks the trainer busy (throws if it already is or was disposed) and returns the state for a worker.
   std::shared_ptr<State> acquire(Napi::Env env, const char* what);
+  void release_memory(Napi::Env env);
   std::shared_ptr<State> state_;
+  int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
 };
 
 }  // namespace msr
