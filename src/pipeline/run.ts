@@ -3,7 +3,7 @@
 // (`base` creates the base model when the config names none, and pretrains it on the catalog
 // text in full mode: the demo's model starts from random weights). Each stage is skipped when
 // its marker matches its inputs, re-run from scratch otherwise; `only` / `from` pick stages.
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { writeReport } from "../report/index.js";
 import type { RunConfig } from "./config.js";
@@ -15,7 +15,7 @@ import { inferStage, mergeInferStage } from "./stage-infer.js";
 import type { Shard } from "../teacher/synthesize.js";
 import { inferVariants } from "./variants.js";
 import { baseModelPath, baseStage, openInferenceEngine, reasoningQuality, trainStage } from "./stage-model.js";
-import { STAGES, hashInputs, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
+import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
 import { testReferences } from "./stage-data.js";
 
 export interface RunOptions {
@@ -126,6 +126,10 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
     hash = r.hash;
     if (r.outcome === "ran") upstreamRan = true;
     (r.outcome === "ran" ? summary.ran : summary.skipped).push(spec.stage);
+  }
+  if (o.only && upstreamRan) {
+    // What came after the re-run stage is stale now: a later full run must redo it.
+    for (const later of STAGES.slice(STAGES.indexOf(o.only) + 1)) rmSync(markerPath(c.runDir, later), { force: true });
   }
   summary.metrics = state.metrics ?? (existsSync(L.metrics) ? (JSON.parse(readFileSync(L.metrics, "utf8")) as MetricsFile) : null);
   return summary;

@@ -1,6 +1,7 @@
 // Infer stage: for every inference variant (see variants.ts) generate on the test users with the
 // variant's adapter, parse, score PPL and fuse; one infer/<variant>.jsonl per variant. With a
-// shard (i/N) only that shard's users run and the output goes to infer/shards/, to be merged.
+// shard (i/N) only that shard's slice of users runs and the output goes to infer/shards/, to be
+// merged; seeds follow each user's global position, so merged shards equal an unsharded run.
 import { existsSync } from "node:fs";
 import { fillTemplate, REASONING_START } from "../prompts/build.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../prompts/dataset.js";
@@ -9,7 +10,7 @@ import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type Infere
 import { generateAll, type ContinuationScorer, type GenerateOptions, type TextGenerator } from "../infer/generate.js";
 import { parseOutput } from "../infer/parse.js";
 import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
-import { inShard, type Shard } from "../teacher/synthesize.js";
+import type { Shard } from "../teacher/synthesize.js";
 import type { RunConfig } from "./config.js";
 import { runLayout } from "./layout.js";
 import { loadRunDataset } from "./stage-data.js";
@@ -30,21 +31,34 @@ export function withReasoningStart(prompt: string): string {
   return `${prompt.trimEnd()}\n${REASONING_START}\n`;
 }
 
-export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: PromptTemplates, shard?: Shard): Array<InferenceCase & { full: string }> {
-  return testUsers(c, ds)
-    .filter((u) => !shard || inShard(u.user, shard))
-    .map((u) => {
-      const s = sampleFor(u, "test", c.dataset.historyLength);
-      const ctx = contextFor(ds, s);
-      return {
-        user: u.user,
-        prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) },
-        full: fillTemplate(templates.full, ctx),
-        candidateIds: s.candidates,
-        candidateTitles: [...ctx.candidates],
-        targetIndex: s.targetIndex,
-      };
-    });
+/** The contiguous slice of `n` test users that shard i/N covers (dataset order). */
+export function shardRange(n: number, shard: Shard): [number, number] {
+  return [Math.floor((shard.index * n) / shard.count), Math.floor(((shard.index + 1) * n) / shard.count)];
+}
+
+export type TestCase = InferenceCase & { full: string; position: number };
+
+/**
+ * One case per test user (or per user of the shard). `position` is the user's index among all
+ * test users: generation seeds derive from it, so a sharded run samples exactly what the
+ * unsharded run samples and the merged shards equal a single-process run.
+ */
+export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: PromptTemplates, shard?: Shard): TestCase[] {
+  const users = testUsers(c, ds);
+  const [from, to] = shard ? shardRange(users.length, shard) : [0, users.length];
+  return users.slice(from, to).map((u, k) => {
+    const s = sampleFor(u, "test", c.dataset.historyLength);
+    const ctx = contextFor(ds, s);
+    return {
+      user: u.user,
+      position: from + k,
+      prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) },
+      full: fillTemplate(templates.full, ctx),
+      candidateIds: s.candidates,
+      candidateTitles: [...ctx.candidates],
+      targetIndex: s.targetIndex,
+    };
+  });
 }
 
 function generationOptions<L>(c: RunConfig, lora: L | undefined): Omit<GenerateOptions<L>, "grammar" | "stop"> {
@@ -54,7 +68,7 @@ function generationOptions<L>(c: RunConfig, lora: L | undefined): Omit<GenerateO
 }
 
 /** Runs one variant on the given cases. */
-export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, v: InferVariant, cases: Array<InferenceCase & { full: string }>, quiet = false): Promise<InferRecord[]> {
+export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, v: InferVariant, cases: TestCase[], quiet = false): Promise<InferRecord[]> {
   const L = runLayout(c.runDir);
   let lora: L | undefined;
   if (v.adapter !== null) {
@@ -63,6 +77,10 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
     lora = await engine.adapter(path);
   }
   const gen = generationOptions(c, lora);
+  // Prompt j of a generate stream uses seed + j: start the stream at the first case's global
+  // position (two prompts per user when bidirectional) so shards reproduce the full run.
+  const first = cases[0]?.position ?? 0;
+  gen.seed += v.mode === "bidirectional" ? 2 * first : first;
   const reasoningVariant = v.adapter !== null && v.name !== "wo-reason";
   const prompt = (p: string) => (reasoningVariant ? withReasoningStart(p) : p);
   cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
