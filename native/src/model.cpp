@@ -34,6 +34,15 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path)");
   }
   state_ = *info[0].As<Napi::External<ModelPtr>>().Data();
+  reported_bytes_ = static_cast<int64_t>(llama_model_size(state_->model));
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
+}
+
+void Model::Finalize(Napi::Env env) { release(env); }
+
+void Model::release(Napi::Env env) {
+  if (reported_bytes_) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  reported_bytes_ = 0;
 }
 
 Napi::Value Model::Load(const Napi::CallbackInfo& info) {
@@ -168,6 +177,7 @@ Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
     }
     state_.reset();
   }
+  release(info.Env());
   return info.Env().Undefined();
 }
 

@@ -8,6 +8,7 @@ class Model : public Napi::ObjectWrap<Model> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Model(const Napi::CallbackInfo& info);
+  void Finalize(Napi::Env env) override;
   const ModelPtr& state() const { return state_; }
   static Napi::FunctionReference constructor_;
 
@@ -21,7 +22,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   const ModelPtr& alive(Napi::Env env, const char* what) const;
+  void release(Napi::Env env);
   ModelPtr state_;
+  int64_t reported_bytes_ = 0;  // weights size told to V8, so its GC sees what a Model holds
 };
 
 // The model behind a JS Model handle; throws a JS TypeError for anything else or a disposed model.
