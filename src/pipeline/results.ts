@@ -48,6 +48,8 @@ export interface PredictionRecord {
   user_side: SidePrediction;
   item_side: SidePrediction;
   fused: { side: "user" | "item" | null; choice: string | null; case: string };
+  /** Eq. 3 over the grammar-constrained answers (same reasonings and PPLs), when that row ran. */
+  constrained?: { side: "user" | "item" | null; choice: string | null; case: string };
   hit: boolean;
 }
 

@@ -87,7 +87,9 @@ function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] 
     const us = side(r.userSide), is = side(r.itemSide);
     if (r.userSide && r.userSide.choiceIndex >= 0) us.choice = r.candidateTitles[r.userSide.choiceIndex]!;
     if (r.itemSide && r.itemSide.choiceIndex >= 0) is.choice = r.candidateTitles[r.itemSide.choiceIndex]!;
+    const title = (id: string | null) => (id === null ? null : r.candidateTitles[r.candidateIds.indexOf(id)] ?? null);
     return {
+      ...(r.constrained ? { constrained: { side: r.constrained.side, choice: title(r.constrained.choice), case: r.constrained.case } } : {}),
       user: r.user,
       groundTruth: r.candidateTitles[r.targetIndex]!,
       candidates: r.candidateTitles,

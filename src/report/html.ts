@@ -82,12 +82,23 @@ function ablationPlot(m: MetricsFile): string {
 }
 
 function pplPlot(preds: PredictionRecord[]): string {
-  const agree = preds.filter((p) => p.fused.case === "agree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]);
-  const disagree = preds.filter((p) => p.fused.case === "disagree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]);
-  if (agree.length + disagree.length === 0) return emptyPlot("Reasoning PPL: agreeing vs disagreeing sides", "no user had two valid answers");
-  return histogram("Reasoning PPL: agreeing vs disagreeing sides", "PPL of the side's reasoning", [
-    { name: "agree", values: agree },
-    { name: "disagree", values: disagree },
+  const title = "Reasoning PPL: agreeing vs disagreeing sides";
+  const split = (caseOf: (p: PredictionRecord) => string | undefined) => ({
+    agree: preds.filter((p) => caseOf(p) === "agree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]),
+    disagree: preds.filter((p) => caseOf(p) === "disagree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]),
+  });
+  let s = split((p) => p.fused.case);
+  let note = "";
+  if (s.agree.length + s.disagree.length === 0) {
+    // No user had two valid free-form answers: judge agreement on the constrained answers,
+    // which always name a candidate (same reasonings, same PPLs).
+    s = split((p) => p.constrained?.case);
+    note = " (agreement of the constrained answers)";
+  }
+  if (s.agree.length + s.disagree.length === 0) return emptyPlot(title, "no user had two valid answers");
+  return histogram(title + note, "PPL of the side's reasoning", [
+    { name: "agree", values: s.agree },
+    { name: "disagree", values: s.disagree },
   ]);
 }
 
