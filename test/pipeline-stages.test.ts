@@ -131,3 +131,25 @@ describe("inference shards", () => {
     }
   });
 });
+
+describe("eval rows", async () => {
+  const { rowMetrics, pickFused, pickUser, pickItem, pickConstrained } = await import("../src/pipeline/stage-eval.js");
+  const titles = ["Alpha Phone", "Beta Laptop", "Gamma Watch"];
+  const side = (answer: string, choiceIndex: number, ppl: number) => ({ reasoning: "r", answer, choiceIndex, reasoningStart: 0, text: `r [reasoning_end] ${answer}`, finishReason: "eos", ppl });
+  // Hand-checked: target is "Alpha Phone" (index 0) for all three users.
+  const records: InferRecord[] = [
+    // both valid and agree on the target → fused hit
+    { user: "u1", candidateIds: ["a", "b", "c"], candidateTitles: titles, targetIndex: 0, userSide: side("Alpha Phone", 0, 2), itemSide: side("alpha phone!", 0, 3), fused: { side: "user", choice: "a", case: "agree" }, constrained: { side: "user", choice: "a", case: "agree" } },
+    // disagree; the item side (higher PPL) names Beta → fused miss, user side alone hits
+    { user: "u2", candidateIds: ["a", "b", "c"], candidateTitles: titles, targetIndex: 0, userSide: side("Alpha Phone", 0, 2), itemSide: side("Beta Laptop", 1, 9), fused: { side: "item", choice: "b", case: "disagree" }, constrained: { side: "item", choice: "b", case: "disagree" } },
+    // neither side valid (two titles / none) → invalid everywhere except the constrained row
+    { user: "u3", candidateIds: ["a", "b", "c"], candidateTitles: titles, targetIndex: 0, userSide: side("Alpha Phone or Beta Laptop", -1, 2), itemSide: side("nothing", -1, 4), fused: { side: null, choice: null, case: "none" }, constrained: { side: "user", choice: "a", case: "agree" } },
+  ];
+
+  it("counts hits over all users and over valid answers, per row", () => {
+    expect(rowMetrics("fused", "msr", records, pickFused)).toMatchObject({ users: 3, valid: 2, hits: 1, hitRatio: 1 / 3, hitRatioValid: 1 / 2, validRatio: 2 / 3 });
+    expect(rowMetrics("user", "ablation", records, pickUser)).toMatchObject({ valid: 2, hits: 2, hitRatio: 2 / 3, hitRatioValid: 1 });
+    expect(rowMetrics("item", "ablation", records, pickItem)).toMatchObject({ valid: 2, hits: 1 });
+    expect(rowMetrics("constrained", "ablation", records, pickConstrained)).toMatchObject({ valid: 3, hits: 2, validRatio: 1 });
+  });
+});
