@@ -174,7 +174,7 @@ void TrainGraph::init_params() {
       }
     }
   }
-  ggml_init_params ip{ggml_tensor_overhead() * (2 * specs.size() + 8), nullptr, true};
+  ggml_init_params ip{ggml_tensor_overhead() * (2 * specs.size() + 8 * m.layers.size() + 8), nullptr, true};
   param_ctx_ = ggml_init(ip);
   for (const auto& s : specs) {
     TrainParam p;
@@ -191,25 +191,43 @@ void TrainGraph::init_params() {
   }
   const ggml_tensor* w_out = output_weight();
   if (cfg_.mode == TrainMode::Lora) output_t_ = ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
+  if (cfg_.mode == TrainMode::Lora) {
+    const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
+    const double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
+    double bytes = 0;
+    std::vector<const ggml_tensor*> frozen;
+    for (const auto& l : m.layers) {
+      for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
+        frozen.push_back(w);
+        bytes += 4.0 * static_cast<double>(ggml_nelements(w));
+      }
+    }
+    if (bytes <= cap) {
+      for (const ggml_tensor* w : frozen) frozen_t_.push_back({w, ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, w->ne[1], w->ne[0])});
+    }
+  }
   param_buf_ = ggml_backend_alloc_ctx_tensors(param_ctx_, backend_);
   if (!param_buf_) throw UserError("training: out of memory allocating the trainable parameters");
-  if (output_t_) {
-    const int64_t ne0 = w_out->ne[0], ne1 = w_out->ne[1];
+  // dst (ne1, ne0) = srcᵀ as F32, dequantizing when needed.
+  auto transpose_into = [](const ggml_tensor* src, ggml_tensor* dst) {
+    const int64_t ne0 = src->ne[0], ne1 = src->ne[1];
     std::vector<float> w(static_cast<size_t>(ne0 * ne1));
-    if (w_out->type == GGML_TYPE_F32) {
-      ggml_backend_tensor_get(w_out, w.data(), 0, ggml_nbytes(w_out));
+    if (src->type == GGML_TYPE_F32) {
+      ggml_backend_tensor_get(src, w.data(), 0, ggml_nbytes(src));
     } else {
-      std::vector<uint8_t> raw(ggml_nbytes(w_out));
-      ggml_backend_tensor_get(w_out, raw.data(), 0, raw.size());
-      const auto* traits = ggml_get_type_traits(w_out->type);
-      if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(w_out->type));
+      std::vector<uint8_t> raw(ggml_nbytes(src));
+      ggml_backend_tensor_get(src, raw.data(), 0, raw.size());
+      const auto* traits = ggml_get_type_traits(src->type);
+      if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(src->type));
       traits->to_float(raw.data(), w.data(), ne0 * ne1);
     }
-    float* t = static_cast<float*>(output_t_->data);
+    float* t = static_cast<float*>(dst->data);
     for (int64_t j = 0; j < ne1; j++) {
       for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
     }
-  }
+  };
+  if (output_t_) transpose_into(w_out, output_t_);
+  for (auto& [w, t] : frozen_t_) transpose_into(w, t);
 
   SplitMix rng{cfg_.seed * 0x100000001B3ull + 0x51ED27A1ull};
   for (size_t i = 0; i < params_.size(); i++) {
@@ -330,6 +348,31 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
   return logits;
 }
 
+// Rewrites backward nodes dx = out_prod(W, transpose(dy)) with a frozen W into the equivalent
+// mul_mat(Wᵀ, dy) on the cached transpose: same shape and values, done before allocation.
+void TrainGraph::use_transposed_weights(ggml_cgraph* g, int first_node) const {
+  if (frozen_t_.empty()) return;
+  int rewritten = 0, out_prods = 0;
+  for (int i = first_node; i < ggml_graph_n_nodes(g); i++) {
+    ggml_tensor* node = ggml_graph_node(g, i);
+    out_prods += node->op == GGML_OP_OUT_PROD;
+    if (node->op != GGML_OP_OUT_PROD || !node->src[1] || node->src[1]->op != GGML_OP_TRANSPOSE) continue;
+    for (const auto& [w, wt] : frozen_t_) {
+      if (node->src[0] != w) continue;
+      ggml_tensor* dy = node->src[1]->src[0];
+      // (dy gains a use the graph's use counts do not know of; only an RMS_NORM output could be
+      // affected by that, through the CPU's rms_norm+mul fusion, and a gradient never is one.)
+      if (dy->op == GGML_OP_RMS_NORM || dy->ne[0] != wt->ne[0] || dy->ne[1] != node->ne[1] || dy->ne[2] != 1 || dy->ne[3] != 1) break;
+      node->op = GGML_OP_MUL_MAT;
+      node->src[0] = wt;
+      node->src[1] = dy;
+      rewritten++;
+      break;
+    }
+  }
+  if (std::getenv("MSR_REC_TRAIN_PROFILE")) std::fprintf(stderr, "msr-rec train: %d of %d out_prod nodes use transposed weights\n", rewritten, out_prods);
+}
+
 namespace {
 
 void set_inputs(ggml_tensor** in, const PackedBatch& b) {
@@ -398,6 +441,7 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
       }
     }
     ggml_build_backward_expand(ctx, g, grad_accs.data());
+    use_transposed_weights(g, n_fwd);
     // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
     if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
   }

@@ -99,6 +99,11 @@ class TrainGraph {
   // LoRA mode: the frozen output matrix transposed to (n_vocab, n_embd), so dLoss/dh = W^T G is one
   // fast mul_mat instead of ggml's out_prod over a transposed G.
   ggml_tensor* output_t_ = nullptr;
+  // LoRA mode, when they fit in MSR_REC_TRAIN_TRANSPOSE_MB (default 2048): transposed copies of
+  // the frozen projection weights, so the backward's dx = Wᵀ dy runs as a mul_mat instead of
+  // ggml's out_prod over a transposed dy (several times slower on CPU).
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
+  void use_transposed_weights(ggml_cgraph* g, int first_node) const;
 };
 
 }  // namespace msr
