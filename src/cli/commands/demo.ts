@@ -31,6 +31,14 @@ export function register(program: Command): void {
       const out = process.stdout;
       out.write(`\n${renderResultsTable(s.metrics)}\n`);
       if (s.metrics.skipped.length) out.write(`\nskipped:\n${s.metrics.skipped.map((x) => `  - ${x}`).join("\n")}\n`);
+      const fused = s.metrics.rows.find((r) => r.name === "MSR-Rec");
+      if (fused && fused.validRatio < 0.5) {
+        out.write(
+          `\nnote: the demo's ${c.model.initSize} model is trained from random weights for a few minutes on 2 cores, so most of its\n` +
+            "free-form answers do not name a candidate yet (low ValidRatio); the constrained row decodes the answer under a\n" +
+            "grammar of the candidate titles. For meaningful numbers run `msr-rec pipeline` with model.path set to a real base model.\n",
+        );
+      }
       const L = runLayout(c.runDir);
       out.write(`\nmetrics: ${L.metrics}\nresults: ${L.results}\nreport:  ${L.report}\n(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
     });
