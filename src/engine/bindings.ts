@@ -195,7 +195,7 @@ export interface NativeAddon {
     vocab: number,
     targets: Int32Array,
     weights: Float32Array | null,
-    options?: { reference?: boolean; threads?: number; grad?: boolean },
+    options?: { reference?: boolean; threads?: number; grad?: boolean; gradOut?: Float32Array },
   ): NativeFusedCeResult;
   /** Benchmark baseline: ggml_cross_entropy_loss with a dense one-hot label matrix. */
   denseCrossEntropyGgml(
