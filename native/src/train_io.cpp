@@ -96,9 +96,11 @@ void save_model(TrainSession& s, const std::string& path) {
   gguf_set_kv(out.g, in);
   std::vector<std::vector<uint8_t>> frozen;  // bytes of tensors that are not trained (e.g. rope_freqs)
   frozen.reserve(static_cast<size_t>(n));
+  bool requantized = false;  // a quantized base weight is written back as F32
   for (int64_t i = 0; i < n; i++) {
     const char* name = gguf_get_tensor_name(in, i);
     if (const TrainParam* p = g.find(name)) {
+      requantized = requantized || gguf_get_tensor_type(in, i) != GGML_TYPE_F32;
       out.add(*p, name, p->value->data);
       continue;
     }
@@ -112,6 +114,7 @@ void save_model(TrainSession& s, const std::string& path) {
     out.add(name, t->ne, ggml_n_dims(t), frozen.back().data(), t->type);
   }
   gguf_free(in);
+  if (requantized) gguf_set_val_u32(out.g, "general.file_type", 0);  // LLAMA_FTYPE_ALL_F32 (mostly)
   out.write(path, "saveModel");
 }
 
