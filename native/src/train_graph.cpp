@@ -22,10 +22,16 @@
 // dLoss/dh = Woutᵀ G (one mul_mat; in full mode also dWout = h Gᵀ) is installed as the gradient
 // of the final hidden rows h (ggml_build_backward_expand's grad_accs slot for that node), so
 // ggml's autodiff continues from the exact gradient: no [rows × vocab] label matrix and no
-// logits-sized op beyond the two products every backward needs. One graph is allocated for forward+backward and computed in
-// two views (nodes before and after the logits), so nothing of the forward is recomputed.
-// Parameter gradients go into persistent accumulators (grad_accs again), so micro-batches of one
-// step simply add up. Everything runs on the CPU backend with the model's thread count.
+// logits-sized op beyond the two products every backward needs. One graph is allocated for
+// forward+backward and computed in two views (nodes before and after the logits), so nothing of
+// the forward is recomputed. Parameter gradients go into persistent accumulators (grad_accs
+// again), so micro-batches of one step simply add up. In LoRA mode the backward's dx = Wᵀ dy of
+// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights). Everything
+// runs on the CPU backend with the model's thread count.
+//
+// Map: rope_params/check_supported (what llama.cpp would do, what we refuse) · TrainGraph ctor and
+// init_params (parameters, LoRA init, transposed caches) · project/build_forward (the forward
+// above) · use_transposed_weights · run (forward, fused CE, backward) · logits (tests).
 #include "train_graph.h"
 
 #include <chrono>
