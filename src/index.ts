@@ -34,3 +34,12 @@ export { learningRate, type ScheduleKind, type ScheduleOptions } from "./train/s
 export { runTrainingLoop, epochOrder, stepsPerEpoch, type TrainLoopOptions, type StepLog } from "./train/loop.js";
 export { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "./train/run.js";
 export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";
+// Pipeline: run config, stages, bidirectional inference with PPL fusion, report.
+export { RunConfigSchema, PRESETS, parseRunConfig, presetConfig, loadRunConfig, trainVariants, type RunConfig, type RunConfigInput, type PresetName } from "./pipeline/config.js";
+export { runPipeline, type RunOptions, type RunSummary } from "./pipeline/run.js";
+export { STAGES, type StageName } from "./pipeline/stages.js";
+export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./pipeline/results.js";
+export { fuseByPerplexity, perplexityFromLogprobs, type FusionDecision, type SideOutcome } from "./infer/fusion.js";
+export { inferBidirectional, type InferenceCase, type BidirectionalResult } from "./infer/bidirectional.js";
+export { parseOutput, candidateGrammar } from "./infer/parse.js";
+export { renderReport, writeReport, collectReportData, type ReportData } from "./report/index.js";
