@@ -153,3 +153,31 @@ describe("eval rows", async () => {
     expect(rowMetrics("constrained", "ablation", records, pickConstrained)).toMatchObject({ valid: 3, hits: 2, validRatio: 1 });
   });
 });
+
+describe("prepare stage on real data", () => {
+  const ml100k = join(process.cwd(), "..", "shared", "data", "ml-100k");
+  const present = existsSync(join(ml100k, "ml-100k.inter"));
+  if (!present) console.log(`skipped real-data prepare test: ${ml100k} not found`);
+
+  it.skipIf(!present)("reads ml-100k (RecBole files) through the protocol into the run folder", async () => {
+    const { prepareStage, loadRunDataset } = await import("../src/pipeline/stage-data.js");
+    const dir = tmp();
+    try {
+      const c = parseRunConfig({ runDir: dir, dataset: { source: "recbole", path: ml100k, users: 30, domain: "movie" } });
+      await prepareStage(c);
+      const ds = loadRunDataset(c);
+      expect(ds.users).toHaveLength(30);
+      for (const u of ds.users) {
+        expect(u.candidates.test).toHaveLength(6);
+        expect(u.candidates.test.filter((id) => id === u.test)).toHaveLength(1);
+        expect(u.train.length).toBeGreaterThanOrEqual(3); // 5-core: at least 5 interactions per user
+        expect(u.train).not.toContain(u.test);
+      }
+      const stats = JSON.parse(readFileSync(join(dir, "dataset", "stats.json"), "utf8")) as { users: number; raw: { interactions: number } };
+      expect(stats.users).toBe(30);
+      expect(stats.raw.interactions).toBe(100_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

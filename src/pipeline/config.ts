@@ -9,10 +9,11 @@ export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amaz
 const DatasetConfig = z.object({
   // Where interactions come from; "synthetic" needs no files (the demo's seeded catalog).
   source: z.enum(DATASET_SOURCES).default("synthetic"),
-  // Folder or file of the raw data for the real sources (e.g. ../shared/data/ml-100k).
+  // Raw data for the real sources: the reviews file (amazon-*), the folder or .inter file
+  // (recbole, e.g. ../shared/data/ml-100k), the folder (llara); or a folder `msr-rec prepare` wrote.
   path: z.string().optional(),
-  // Category / file stem inside `path` (e.g. "Electronics" or "ml-100k").
-  category: z.string().optional(),
+  // The metadata file of the amazon-* sources (titles, brands, categories).
+  meta: z.string().optional(),
   // Domain name shown to the model in prompts ([dataset] placeholder).
   domain: z.string().default("products"),
   // Paper: sample 1,500 users after the 5-core filter.

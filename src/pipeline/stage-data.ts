@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeDataset, type DatasetFileStats } from "../data/dataset.js";
 import { prepareSynthetic } from "../data/synthetic.js";
+import { applyProtocol } from "../data/protocol.js";
+import { readSource, type SourceFormat } from "../data/read.js";
 import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
 import { fillTemplate } from "../prompts/build.js";
 import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type PromptSample } from "../prompts/dataset.js";
@@ -25,28 +27,44 @@ export interface SftSample {
   recommendation: string;
 }
 
-/** Dataset stage: the synthetic catalog or a real source, through the METHOD §1 protocol. */
+/** Config source names → the readers' format names. */
+const READER_FORMAT: Record<Exclude<RunConfig["dataset"]["source"], "synthetic">, SourceFormat> = {
+  "amazon-2014": "amazon2014",
+  "amazon-2018": "amazon2018",
+  "amazon-2023": "amazon2023",
+  recbole: "recbole",
+  llara: "llara",
+};
+
+/**
+ * Dataset stage: the synthetic catalog, a folder `msr-rec prepare` already wrote, or raw files
+ * of a real source read and put through the METHOD §1 protocol (k-core, sampling, leave-one-out,
+ * candidates).
+ */
 export async function prepareStage(c: RunConfig): Promise<void> {
   const L = runLayout(c.runDir);
-  if (c.dataset.source !== "synthetic") {
-    // Real sources are read by the data module's readers; the run reuses a folder prepared by
-    // `msr-rec prepare` when dataset.path already is one.
-    const p = c.dataset.path!;
-    if (!existsSync(join(p, "users.jsonl"))) {
-      throw new Error(`dataset.path ${p} is not a prepared dataset folder (no users.jsonl): run \`msr-rec prepare\` on the raw files first and point dataset.path at its output`);
-    }
+  const protocol = { kcore: c.dataset.kCore, users: c.dataset.users, candidates: c.dataset.candidates, seed: c.seed };
+  if (c.dataset.source === "synthetic") {
+    const prepared = prepareSynthetic(
+      // Generate more shoppers than kept, so the k-core leaves a dense catalog to sample from.
+      { users: Math.max(2 * c.dataset.users, 100), items: c.dataset.syntheticItems, seed: c.seed },
+      protocol,
+    );
+    const stats: DatasetFileStats & { name: string } = { ...prepared.stats, source: prepared.source, name: c.dataset.domain };
+    writeDataset(L.dataset, { items: [...prepared.items.values()], users: prepared.users, stats });
+    return;
+  }
+  const p = c.dataset.path!;
+  if (existsSync(join(p, "users.jsonl"))) {
     const ds = readPreparedDataset(p);
     const stats = JSON.parse(readFileSync(join(p, "stats.json"), "utf8")) as DatasetFileStats;
     writeDataset(L.dataset, { items: [...ds.items.values()], users: ds.users, stats: { ...stats, name: c.dataset.domain } as DatasetFileStats });
     return;
   }
-  const prepared = prepareSynthetic(
-    // Generate more shoppers than kept, so the k-core leaves a dense catalog to sample from.
-    { users: Math.max(2 * c.dataset.users, 100), items: c.dataset.syntheticItems, seed: c.seed },
-    { kcore: c.dataset.kCore, users: c.dataset.users, candidates: c.dataset.candidates, seed: c.seed },
-  );
-  const stats: DatasetFileStats & { name: string } = { ...prepared.stats, source: prepared.source, name: c.dataset.domain };
-  writeDataset(L.dataset, { items: [...prepared.items.values()], users: prepared.users, stats });
+  const raw = await readSource(READER_FORMAT[c.dataset.source], p, c.dataset.meta ? { meta: c.dataset.meta } : {});
+  const prepared = applyProtocol(raw.interactions, raw.items, protocol);
+  const stats = { ...prepared.stats, source: raw.source, name: c.dataset.domain } as DatasetFileStats;
+  writeDataset(L.dataset, { items: prepared.items, users: prepared.users, stats });
 }
 
 export function loadRunDataset(c: RunConfig): PreparedDataset {
