@@ -123,8 +123,9 @@ async function runEpochs(trainer: Trainer, samples: SftSample[], o: EpochLoopOpt
 
 /**
  * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored as
- * the continuation of the training prompt (one batched scorer call) and the most likely one is
- * the prediction. Cheap enough for every epoch, unlike generating reasoning.
+ * the continuation of the training prompt (one batched scorer call) and the one with the lowest
+ * per-token PPL is the prediction (per token, so short titles are not favoured for being short).
+ * Cheap enough for every epoch, unlike generating reasoning.
  */
 async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
   const ds = loadRunDataset(c);
@@ -147,7 +148,7 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
   let off = 0, hits = 0;
   for (const m of meta) {
     let best = 0;
-    for (let k = 1; k < m.n; k++) if (scores[off + k]!.logprob > scores[off + best]!.logprob) best = k;
+    for (let k = 1; k < m.n; k++) if (scores[off + k]!.ppl < scores[off + best]!.ppl) best = k;
     if (best === m.target) hits++;
     off += m.n;
   }
