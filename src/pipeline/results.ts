@@ -84,7 +84,7 @@ export function renderResultsMarkdown(m: MetricsFile): string {
     }
     out.push("");
   }
-  if (m.skipped.length > 0) out.push("## Skipped", "", ...m.skipped.map((s) => `- ${s}`), "");
+  if (m.skipped.length > 0) out.push("## Skipped / notes", "", ...m.skipped.map((s) => `- ${s}`), "");
   return out.join("\n");
 }
 

@@ -140,7 +140,7 @@ export function renderReport(d: ReportData): string {
   const main = m.rows.filter((r) => r.kind === "baseline" || r.kind === "msr");
   const abl = m.rows.filter((r) => r.kind === "ablation" || r.kind === "msr");
   const sweep = m.rows.filter((r) => r.kind === "sweep" || r.kind === "msr");
-  const skipped = m.skipped.length ? `<h2>Skipped</h2><ul>${m.skipped.map((s) => `<li>${esc(s)}</li>`).join("")}</ul>` : "";
+  const skipped = m.skipped.length ? `<h2>Skipped / notes</h2><ul>${m.skipped.map((s) => `<li>${esc(s)}</li>`).join("")}</ul>` : "";
   const cfg = d.config === undefined ? "" : `<details><summary>run config</summary><pre>${esc(JSON.stringify(d.config, null, 2))}</pre></details>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(d.title)}</title><style>${CSS}</style></head><body>

@@ -30,7 +30,7 @@ export function register(program: Command): void {
       if (!s.metrics) throw new Error(`the demo finished without ${runLayout(c.runDir).metrics}; re-run with --fresh`);
       const out = process.stdout;
       out.write(`\n${renderResultsTable(s.metrics)}\n`);
-      if (s.metrics.skipped.length) out.write(`\nskipped:\n${s.metrics.skipped.map((x) => `  - ${x}`).join("\n")}\n`);
+      if (s.metrics.skipped.length) out.write(`\nskipped / notes:\n${s.metrics.skipped.map((x) => `  - ${x}`).join("\n")}\n`);
       const fused = s.metrics.rows.find((r) => r.name === "MSR-Rec");
       if (fused && fused.validRatio < 0.5) {
         out.write(
