@@ -111,6 +111,11 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     const again = await runPipeline(c, { quiet: true });
     expect(again.ran).toEqual([]);
     expect(again.skipped).toEqual([...STAGES]);
+    // --from names a stage to run: it runs although finished, and so does everything after it.
+    const before = readFileSync(runLayout(dir).metrics, "utf8");
+    const fromEval = await runPipeline(c, { from: "eval", quiet: true });
+    expect(fromEval.ran).toEqual(["eval", "report"]);
+    expect(readFileSync(runLayout(dir).metrics, "utf8")).toBe(before);
   });
 
   it("a run killed inside infer resumes to the same results", async () => {

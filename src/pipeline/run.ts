@@ -19,9 +19,11 @@ import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageName, t
 import { testReferences } from "./stage-data.js";
 
 export interface RunOptions {
+  /** Run just this stage (it runs even when finished; earlier stages must be finished). */
   only?: StageName;
+  /** Run this stage (even when finished) and every later one that is stale. */
   from?: StageName;
-  /** Re-run the selected stages even when their markers match. */
+  /** Re-run every selected stage even when its marker matches. */
   force?: boolean;
   log?: (msg: string) => void;
   quiet?: boolean;
@@ -122,7 +124,8 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       break;
     }
     // Once a stage has re-run, everything after it re-runs too: its inputs are new files.
-    const r = await runStage(c.runDir, hash, spec, o.force === true || upstreamRan, log);
+    // A stage named by --only / --from runs even when finished: that is what was asked for.
+    const r = await runStage(c.runDir, hash, spec, o.force === true || upstreamRan || spec.stage === first, log);
     hash = r.hash;
     if (r.outcome === "ran") upstreamRan = true;
     (r.outcome === "ran" ? summary.ran : summary.skipped).push(spec.stage);
