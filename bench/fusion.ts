@@ -91,7 +91,7 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   // The scorer's KV size decides how many sequences share a decode wave, and every token of a
   // wave attends over the wave's whole KV range: measured at three sizes (requests are ~350
   // tokens), against one request at a time through the 1024-cell scorer.
-  const scorers = new Map([1024, 2048, 8192].map((ctx) => [ctx, model.createScorer({ contextSize: ctx, sequences: 32, batchSize: 2048 })] as const));
+  const scorers = new Map([1024, 2048, 8192].map((ctx) => [ctx, model.createScorer({ contextSize: ctx, sequences: 32, batchSize: Math.min(2048, ctx) })] as const));
   const batched = new Map<number, number>();
   for (const [ctx, sc] of scorers) {
     const ms = await medianMs(async () => fuseAll(users, await scoreReasonings(sc, requests, undefined)), 3, 1);
