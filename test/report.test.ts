@@ -124,7 +124,7 @@ describe("report.html", () => {
     const f = fixture();
     const preds = f.predictions.map((p, i) => ({ ...p, fused: { side: null, choice: null, case: "none" }, constrained: { side: "user" as const, choice: p.candidates[0]!, case: i % 3 === 0 ? "disagree" : "agree" } }));
     const out = renderReport({ ...f, predictions: preds });
-    const plot = svgs(out).find((p) => p.svg.includes("agreement of the constrained answers"));
+    const plot = svgs(out).find((p) => p.svg.includes("(constrained answers)"));
     expect((plot!.svg.match(/<path d="M/g) ?? []).length).toBe(2); // one step outline per group
     expect(plot!.svg).toContain("agree (n=40)"); // 20 users × 2 sides
     expect(plot!.svg).toContain("disagree (n=20)");

@@ -82,21 +82,23 @@ function ablationPlot(m: MetricsFile): string {
 }
 
 function pplPlot(preds: PredictionRecord[]): string {
-  const title = "Reasoning PPL: agreeing vs disagreeing sides";
+  // PPLs span orders of magnitude (a barely trained model reaches the vocabulary size), so the
+  // histogram is over log10 PPL.
+  const log10 = (xs: number[]) => xs.filter((x) => Number.isFinite(x) && x > 0).map((x) => Math.log10(x));
   const split = (caseOf: (p: PredictionRecord) => string | undefined) => ({
-    agree: preds.filter((p) => caseOf(p) === "agree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]),
-    disagree: preds.filter((p) => caseOf(p) === "disagree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl]),
+    agree: log10(preds.filter((p) => caseOf(p) === "agree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl])),
+    disagree: log10(preds.filter((p) => caseOf(p) === "disagree").flatMap((p) => [p.user_side.ppl, p.item_side.ppl])),
   });
   let s = split((p) => p.fused.case);
-  let note = "";
+  let title = "Reasoning PPL by agreement";
   if (s.agree.length + s.disagree.length === 0) {
     // No user had two valid free-form answers: judge agreement on the constrained answers,
     // which always name a candidate (same reasonings, same PPLs).
     s = split((p) => p.constrained?.case);
-    note = " (agreement of the constrained answers)";
+    title += " (constrained answers)";
   }
   if (s.agree.length + s.disagree.length === 0) return emptyPlot(title, "no user had two valid answers");
-  return histogram(title + note, "PPL of the side's reasoning", [
+  return histogram(title, "log10 PPL of the side's reasoning", [
     { name: "agree", values: s.agree },
     { name: "disagree", values: s.disagree },
   ]);
