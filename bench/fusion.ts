@@ -10,7 +10,6 @@ import { prepareSynthetic } from "../src/data/synthetic.js";
 import { loadModel, type Model } from "../src/engine/index.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { inferBidirectional, scoreReasonings, type InferenceCase } from "../src/infer/bidirectional.js";
-import type { ScoreRequest } from "../src/infer/generate.js";
 import { fillTemplate } from "../src/prompts/build.js";
 import { contextFor, sampleFor } from "../src/prompts/dataset.js";
 import { loadTemplates } from "../src/prompts/templates.js";
@@ -21,7 +20,7 @@ import { benchModelPath } from "./models.js";
 
 interface BenchUser {
   kase: InferenceCase;
-  requests: [ScoreRequest, ScoreRequest];
+  requests: [{ prompt: string; continuation: string }, { prompt: string; continuation: string }];
 }
 
 /** N users with both sides' prompts and a teacher-written reasoning per side (steps 1+4 / 2+3). */
@@ -41,7 +40,7 @@ async function benchUsers(n: number): Promise<BenchUser[]> {
     const userText = `${steps[0] ?? ""}\n${steps[3] ?? ""}`.trim() || (pr.valid ? pr.reasoning : a.content);
     const itemText = `${steps[1] ?? ""}\n${steps[2] ?? ""}`.trim() || userText;
     const kase: InferenceCase = { user: u.user, prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) }, candidateIds: s.candidates, candidateTitles: [...ctx.candidates], targetIndex: s.targetIndex };
-    out.push({ kase, requests: [{ prompt: kase.prompts.user, continuation: userText }, { prompt: kase.prompts.item, continuation: itemText }] });
+    out.push({ kase, requests: [{ prompt: fillTemplate(templates.user, ctx), continuation: userText }, { prompt: fillTemplate(templates.item, ctx), continuation: itemText }] });
   }
   return out;
 }

@@ -107,7 +107,7 @@ describe("output parsing", () => {
   });
 
   it("builds a GBNF alternation of the escaped titles", () => {
-    expect(candidateGrammar(['A "quoted" \\ title', "B"])).toBe('root ::= "A \\"quoted\\" \\\\ title" | "B"\n');
+    expect(candidateGrammar(['A "quoted" \\ title', "B"])).toBe('root ::= " "? ("A \\"quoted\\" \\\\ title" | "B")\n');
   });
 });
 

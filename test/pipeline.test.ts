@@ -13,7 +13,8 @@ import { runLayout, parseJsonLines } from "../src/pipeline/layout.js";
 import type { MetricsFile, PredictionRecord } from "../src/pipeline/results.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
-import { withReasoningStart } from "../src/pipeline/stage-infer.js";
+import { reasoningPrompt } from "../src/pipeline/stage-infer.js";
+import { extendPrompt } from "../src/infer/generate.js";
 import { addonPath, loadModel } from "../src/engine/index.js";
 
 function readInferLines(text: string): Array<{ user: string; candidateIds: string[]; targetIndex: number }> {
@@ -98,7 +99,10 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       const { loadRunDataset } = await import("../src/pipeline/stage-data.js");
       const { loadTemplates } = await import("../src/prompts/templates.js");
       const k = inferenceCases(c, loadRunDataset(c), loadTemplates()).find((x) => x.user === r.user)!;
-      const prompt = withReasoningStart(k.prompts.user) + s.text.slice(0, s.reasoningStart);
+      // The same layout inference used: template tokens + [reasoning_start] tokens (+ any text
+      // the model wrote before its reasoning), scored alone with a one-sequence scorer.
+      const tokenize = (t: string, o: { addBos: boolean }) => model.tokenize(t, o);
+      const prompt = extendPrompt(reasoningPrompt(tokenize, k.prompts.user as string), s.text.slice(0, s.reasoningStart), tokenize);
       const [alone] = await scorer.score([{ prompt, continuation: s.reasoning }], { lora });
       expect(Math.abs(alone!.ppl - s.ppl)).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
       scorer.dispose();

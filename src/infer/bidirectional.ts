@@ -5,14 +5,14 @@
 // each side's own reasoning, and fused the same way (the "constrained" row).
 import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
 import { fuseByPerplexity, type FusionDecision } from "./fusion.js";
-import { generateAll, type ContinuationScorer, type GenerateOptions, type ScoreRequest, type TextGenerator } from "./generate.js";
+import { extendPrompt, generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type ScoreRequest, type TextGenerator, type Tokenize } from "./generate.js";
 import { REASONING_END } from "../prompts/build.js";
 import { matchTitle } from "../eval/title-match.js";
 
 /** One test user's inference inputs. */
 export interface InferenceCase {
   user: string;
-  prompts: { user: string; item: string };
+  prompts: { user: Prompt; item: Prompt };
   candidateIds: string[];
   candidateTitles: string[];
   targetIndex: number;
@@ -43,13 +43,15 @@ export interface BidirectionalOptions<L> {
   /** "prompt": PPL conditioned on the prompt and the output before the reasoning; "none": alone. */
   pplConditioning: "prompt" | "none";
   constrained: boolean;
+  /** Needed when prompts are token arrays (text is appended to them token-wise). */
+  tokenize?: Tokenize;
   quiet?: boolean;
 }
 
 /** The scorer request for a side's reasoning; null when there is no reasoning to score. */
-export function reasoningScoreRequest(prompt: string, text: string, parsed: ParsedOutput, conditioning: "prompt" | "none"): ScoreRequest | null {
+export function reasoningScoreRequest(prompt: Prompt, text: string, parsed: ParsedOutput, conditioning: "prompt" | "none", tokenize?: Tokenize): ScoreRequest | null {
   if (parsed.reasoning.length === 0) return null;
-  return { prompt: conditioning === "prompt" ? prompt + text.slice(0, parsed.reasoningStart) : "", continuation: parsed.reasoning };
+  return { prompt: conditioning === "prompt" ? extendPrompt(prompt, text.slice(0, parsed.reasoningStart), tokenize) : "", continuation: parsed.reasoning };
 }
 
 /** Scores many (prompt, reasoning) pairs in one scorer call; NaN where there is nothing to score. */
@@ -69,7 +71,7 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
   const prompts = cases.flatMap((c) => [c.prompts.user, c.prompts.item]);
   const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k >> 1]!.candidateTitles));
-  const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, o.pplConditioning));
+  const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, o.pplConditioning, o.tokenize));
   const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
   const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]! }));
 
@@ -79,7 +81,10 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
     for (let k = 0; k < sides.length; k++) {
       const c = cases[k >> 1]!;
       const s = sides[k]!;
-      const prefix = `${prompts[k]!}${gens[k]!.text.slice(0, s.reasoningStart)}${s.reasoning}\n${REASONING_END} `;
+      // The output as training lays it out: prompt, reasoning, then the end marker; the title
+      // follows under the grammar.
+      const withReasoning = extendPrompt(extendPrompt(prompts[k]!, gens[k]!.text.slice(0, s.reasoningStart), o.tokenize), s.reasoning, o.tokenize);
+      const prefix = typeof withReasoning === "string" ? `${withReasoning}\n${REASONING_END}` : extendPrompt(withReasoning, REASONING_END, o.tokenize);
       const [g] = await model.generate([prefix], { ...o.generation, maxTokens: 64, temperature: 0, seed: o.generation.seed + k, grammar: candidateGrammar(c.candidateTitles) });
       s.constrainedIndex = matchTitle(g?.text ?? "", c.candidateTitles).index;
     }

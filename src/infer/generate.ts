@@ -19,13 +19,33 @@ export interface GeneratedText {
   finishReason: string;
 }
 
+/** A prompt as text (tokenized with BOS by the engine) or as exact token ids. */
+export type Prompt = string | Int32Array;
+
+export type Tokenize = (text: string, opts: { addBos: boolean }) => Int32Array;
+
 export interface TextGenerator<L> {
-  generate(prompts: string[], opts: GenerateOptions<L>): Promise<GeneratedText[]>;
+  generate(prompts: Prompt[], opts: GenerateOptions<L>): Promise<GeneratedText[]>;
 }
 
 export interface ScoreRequest {
-  prompt: string;
+  prompt: Prompt;
   continuation: string;
+}
+
+/**
+ * `prompt` followed by `text`: appended as text to a text prompt, or tokenized on its own (no
+ * BOS) and appended to a token prompt, the way the trainer tokenizes a sample piece by piece.
+ */
+export function extendPrompt(prompt: Prompt, text: string, tokenize?: Tokenize): Prompt {
+  if (typeof prompt === "string") return prompt + text;
+  if (text.length === 0) return prompt;
+  if (!tokenize) throw new Error("extendPrompt: a token prompt needs a tokenizer to append text");
+  const t = tokenize(text, { addBos: false });
+  const out = new Int32Array(prompt.length + t.length);
+  out.set(prompt, 0);
+  out.set(t, prompt.length);
+  return out;
 }
 
 export interface ContinuationScore {
@@ -39,7 +59,7 @@ export interface ContinuationScorer<L> {
 }
 
 /** Generates for every prompt, `batchSize` prompts per call; the seed is offset per batch. */
-export async function generateAll<L>(model: TextGenerator<L>, prompts: string[], opts: GenerateOptions<L>, batchSize: number, label: string, quiet = false): Promise<GeneratedText[]> {
+export async function generateAll<L>(model: TextGenerator<L>, prompts: Prompt[], opts: GenerateOptions<L>, batchSize: number, label: string, quiet = false): Promise<GeneratedText[]> {
   const out: GeneratedText[] = [];
   const bar = quiet || prompts.length === 0 ? null : new ProgressBar(label, prompts.length);
   for (let i = 0; i < prompts.length; i += batchSize) {

@@ -39,9 +39,12 @@ export function parseOutput(text: string, candidateTitles: readonly string[]): P
   return { reasoning, answer: answer.trim(), choiceIndex: m.index, reasoningStart };
 }
 
-/** A GBNF grammar whose only sentences are the candidate titles (constrained final answer). */
+/**
+ * A GBNF grammar whose only sentences are the candidate titles (constrained final answer), with
+ * an optional leading space: after `[reasoning_end]` the title's first token carries one.
+ */
 export function candidateGrammar(candidateTitles: readonly string[]): string {
   if (candidateTitles.length === 0) throw new Error("candidateGrammar needs at least one candidate title");
   const lit = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`;
-  return `root ::= ${candidateTitles.map(lit).join(" | ")}\n`;
+  return `root ::= " "? (${candidateTitles.map(lit).join(" | ")})\n`;
 }

@@ -7,7 +7,7 @@ import { fillTemplate, REASONING_START } from "../prompts/build.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../prompts/dataset.js";
 import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
 import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../infer/bidirectional.js";
-import { generateAll, type ContinuationScorer, type GenerateOptions, type TextGenerator } from "../infer/generate.js";
+import { extendPrompt, generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../infer/generate.js";
 import { parseOutput } from "../infer/parse.js";
 import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
 import type { Shard } from "../teacher/synthesize.js";
@@ -19,16 +19,18 @@ import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 /** What inference needs from a loaded model: generation, a scorer, adapters by path. */
 export interface InferenceEngine<L> extends TextGenerator<L> {
   scorer: ContinuationScorer<L>;
+  tokenize: Tokenize;
   adapter(path: string): Promise<L>;
 }
 
 /**
- * The trainer puts `[reasoning_start]` on the input side (it carries no loss), so a fine-tuned
- * model continues *after* it: reasoning variants get it appended to their prompts. Behavior-only
- * models (w/o reason) and the base model see the bare template.
+ * The trainer tokenizes a sample piece by piece (prompt with BOS, then `[reasoning_start]`, then
+ * the reasoning) and puts the start marker on the input side (it carries no loss), so a
+ * fine-tuned model continues *after* it. Reasoning variants therefore get exactly those tokens as
+ * their prompt; behavior-only models (w/o reason) and the base model see the bare template text.
  */
-export function withReasoningStart(prompt: string): string {
-  return `${prompt.trimEnd()}\n${REASONING_START}\n`;
+export function reasoningPrompt(tokenize: Tokenize, prompt: string): Int32Array {
+  return extendPrompt(tokenize(prompt, { addBos: true }), REASONING_START, tokenize) as Int32Array;
 }
 
 /** The contiguous slice of `n` test users that shard i/N covers (dataset order). */
@@ -36,7 +38,7 @@ export function shardRange(n: number, shard: Shard): [number, number] {
   return [Math.floor((shard.index * n) / shard.count), Math.floor(((shard.index + 1) * n) / shard.count)];
 }
 
-export type TestCase = InferenceCase & { full: string; position: number };
+export type TestCase = InferenceCase & { full: Prompt; position: number };
 
 /**
  * One case per test user (or per user of the shard). `position` is the user's index among all
@@ -82,10 +84,10 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const first = cases[0]?.position ?? 0;
   gen.seed += v.mode === "bidirectional" ? 2 * first : first;
   const reasoningVariant = v.adapter !== null && v.name !== "wo-reason";
-  const prompt = (p: string) => (reasoningVariant ? withReasoningStart(p) : p);
+  const prompt = (p: Prompt): Prompt => (reasoningVariant && typeof p === "string" ? reasoningPrompt(engine.tokenize, p) : p);
   cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
   if (v.mode === "bidirectional") {
-    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", quiet });
+    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", tokenize: engine.tokenize, quiet });
     return res.map((r) => {
       const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
       if (r.constrained) rec.constrained = r.constrained;
@@ -95,7 +97,7 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const prompts = cases.map((k) => k.full);
   const gens = await generateAll(engine, prompts, gen, c.infer.batchSize, `infer ${v.name}`, quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k]!.candidateTitles));
-  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, c.infer.pplConditioning)), lora);
+  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, c.infer.pplConditioning, engine.tokenize)), lora);
   return cases.map((k, i) => {
     const single: SideResult = { ...parsed[i]!, text: gens[i]!.text, finishReason: gens[i]!.finishReason, ppl: ppl[i]! };
     return { user: k.user, candidateIds: k.candidateIds, candidateTitles: k.candidateTitles, targetIndex: k.targetIndex, single };

@@ -215,6 +215,7 @@ export async function openInferenceEngine(c: RunConfig, modelPath: string): Prom
   return {
     generate: (prompts, opts) => model.generate(prompts, { ...opts, parallel: c.infer.batchSize }),
     scorer,
+    tokenize: (text, o) => model.tokenize(text, o),
     adapter: async (path) => {
       let a = adapters.get(path);
       if (!a) adapters.set(path, (a = await loadAdapter(model, path)));
