@@ -41,8 +41,10 @@ const ModelConfig = z.object({
 
 const TeacherConfig = z.object({
   // "rule" is the offline rule-based teacher (no network, deterministic); "openai" any
-  // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper).
-  kind: z.enum(["rule", "openai"]).default("rule"),
+  // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper; `endpoint` + `model`, key from the
+  // environment variable `apiKeyEnv`); "local" a GGUF chat model run by node-llama-cpp (`model` =
+  // its path).
+  kind: z.enum(["rule", "openai", "local"]).default("rule"),
   endpoint: z.string().optional(),
   model: z.string().optional(),
   apiKeyEnv: z.string().default("OPENAI_API_KEY"),

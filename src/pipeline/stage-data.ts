@@ -11,6 +11,7 @@ import { fillTemplate } from "../prompts/build.js";
 import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type PromptSample } from "../prompts/dataset.js";
 import { RulesTeacher } from "../teacher/rules.js";
 import { AnswerStore } from "../teacher/store.js";
+import { createTeacher } from "../teacher/factory.js";
 import { synthesize, writeSynthesisOutput, type ReasoningRecord, type SynthesisJob } from "../teacher/synthesize.js";
 import type { Teacher } from "../teacher/types.js";
 import { parseChain, STEP_NAMES } from "../teacher/prune.js";
@@ -76,9 +77,18 @@ export function validationUsers(c: RunConfig, ds: PreparedDataset): PreparedData
   return c.train.validUsers > 0 ? ds.users.slice(0, c.train.validUsers) : ds.users;
 }
 
-function makeTeacher(c: RunConfig, ds: PreparedDataset): Teacher {
+async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> {
   if (c.teacher.kind === "rule") return new RulesTeacher(ds.items, ds.users);
-  throw new Error(`teacher.kind "${c.teacher.kind}" is not wired into the pipeline yet; run \`msr-rec synthesize\` with that teacher and set teacher.kind "rule" to reuse its stored answers, or use the rule-based teacher`);
+  if (c.teacher.kind === "openai" && !c.teacher.endpoint) {
+    throw new Error('teacher.kind "openai" needs teacher.endpoint (e.g. "https://api.deepseek.com") and teacher.model (e.g. "deepseek-reasoner")');
+  }
+  return createTeacher({
+    kind: c.teacher.kind,
+    dataset: ds,
+    baseUrls: c.teacher.endpoint ? [c.teacher.endpoint] : [],
+    model: c.teacher.model,
+    apiKeyEnv: c.teacher.apiKeyEnv,
+  });
 }
 
 /** Synthesis stage: teacher prompts for every user's train split, the validation users and the test users. */
@@ -98,7 +108,7 @@ export async function synthesizeStage(c: RunConfig): Promise<void> {
   });
   // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
   const store = AnswerStore.open(join(L.teacher, "answers.jsonl"));
-  const teacher = makeTeacher(c, ds);
+  const teacher = await makeTeacher(c, ds);
   try {
     const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxAttempts: Math.max(c.teacher.tau, c.teacher.maxRetries) });
     writeSynthesisOutput(L.teacher, records, stats);
