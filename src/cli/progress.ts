@@ -9,6 +9,7 @@ export class ProgressBar {
   private done = 0;
   private readonly start = Date.now();
   private lastDraw = 0;
+  private lastDrawnDone = -1;
   private fields: ProgressFields = {};
 
   constructor(private readonly label: string, private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr) {}
@@ -25,11 +26,12 @@ export class ProgressBar {
   }
 
   finish(): void {
-    this.draw();
+    if (this.lastDrawnDone !== this.done) this.draw();
     if (this.stream.isTTY) this.stream.write("\n");
   }
 
   private draw(): void {
+    this.lastDrawnDone = this.done;
     const elapsed = (Date.now() - this.start) / 1000;
     const rate = elapsed > 0 ? this.done / elapsed : 0;
     const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 1;
