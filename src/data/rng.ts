@@ -3,58 +3,25 @@
 // platform. Independent streams are derived from (seed, label), so e.g. one user's candidates do
 // not change when another user is added.
 
-/** FNV-1a over the UTF-16 code units of `s`: a stable 32-bit hash for deriving stream seeds. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+import { Xoshiro128, hashString } from "../util/xoshiro.js";
 
-function splitmix32(state: { x: number }): number {
-  state.x = (state.x + 0x9e3779b9) | 0;
-  let z = state.x;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
+export { hashString };
 
-export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
+export class Rng extends Xoshiro128 {
   /** A stream determined by `seed` and an optional `label` naming its purpose. */
   constructor(seed: number, label = "") {
-    const st = { x: (Math.trunc(seed) ^ hashString(label)) | 0 };
-    // A second mix of the high part of large seeds, so seeds above 2^32 still differ.
-    st.x = (st.x ^ Math.trunc(seed / 2 ** 32)) | 0;
-    this.s0 = splitmix32(st);
-    this.s1 = splitmix32(st);
-    this.s2 = splitmix32(st);
-    this.s3 = splitmix32(st);
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+    // The high part of large seeds is mixed in too, so seeds above 2^32 still differ.
+    super(((Math.trunc(seed) ^ hashString(label)) ^ Math.trunc(seed / 2 ** 32)) | 0);
   }
 
   /** The next uniform 32-bit unsigned integer. */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
+    return this.nextU32();
   }
 
   /** A uniform float in [0, 1) with 32 random bits. */
   next(): number {
-    return this.nextUint32() / 4294967296;
+    return this.uniform();
   }
 
   /** A uniform integer in [0, n), exact (rejection sampling, no modulo bias). */
@@ -103,8 +70,4 @@ export class Rng {
     }
     return weights.length - 1;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }

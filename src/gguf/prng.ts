@@ -2,26 +2,11 @@
 // Gaussian samples by Box–Muller. 32-bit integer arithmetic only (Math.imul), so it is fast in
 // JS and gives the same stream on every platform and Node version.
 
-function splitmix32(state: number): [number, number] {
-  state = (state + 0x9e3779b9) | 0;
-  let z = state;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return [state, (z ^ (z >>> 16)) >>> 0];
-}
+import { Xoshiro128, hashString } from "../util/xoshiro.js";
 
-/** FNV-1a over a string's UTF-16 code units: gives each tensor its own stream. */
-export function hashString(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+export { hashString };
 
-export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+export class Rng extends Xoshiro128 {
   private spare: number | undefined;
 
   /** `seed` is any safe integer; `stream` separates independent sequences for the same seed. */
@@ -29,31 +14,7 @@ export class Rng {
     if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
     const lo = seed >>> 0;
     const hi = Math.floor(seed / 2 ** 32) >>> 0;
-    let st = lo ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(stream >>> 0, 0x165667b1);
-    let v: number;
-    [st, v] = splitmix32(st); this.s0 = v;
-    [st, v] = splitmix32(st); this.s1 = v;
-    [st, v] = splitmix32(st); this.s2 = v;
-    [st, v] = splitmix32(st); this.s3 = v;
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // the all-zero state is a fixed point
-  }
-
-  /** Next uniform 32-bit unsigned integer (xoshiro128**). */
-  nextU32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
-  }
-
-  /** Uniform in [0, 1). */
-  uniform(): number {
-    return this.nextU32() / 4294967296;
+    super(lo ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(stream >>> 0, 0x165667b1));
   }
 
   /** Standard normal sample (Box–Muller; the second value of each pair is kept for the next call). */
@@ -76,8 +37,4 @@ export class Rng {
     for (let i = 0; i < n; i++) out[i] = this.normal() * std;
     return out;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }
