@@ -5,17 +5,7 @@
 // exponentials summed in double) and tol_abs 1e-6 for gradient entries (float32 storage).
 import { describe, expect, it } from "vitest";
 import { native } from "../src/engine/bindings.js";
-
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as mulberry } from "./support/random.js";
 
 function makeCase(rows: number, vocab: number, kind: "random" | "extreme" | "equal", seed: number) {
   const rand = mulberry(seed);

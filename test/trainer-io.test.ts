@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import { runTrainingLoop } from "../src/train/loop.js";
-import { Segment, type TokenizedSample } from "../src/train/samples.js";
+import { Segment } from "../src/train/samples.js";
 import { packageRoot } from "../src/util/paths.js";
 import { tinyModelPath } from "./support/models.js";
+import { randomSample as sample } from "./support/random.js";
 
 const VOCAB = 32000;
 let model: NativeModel;
@@ -25,25 +26,6 @@ afterAll(() => {
   model?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function sample(seed: number, p: number, r: number, c: number): TokenizedSample {
-  const rand = rng(seed);
-  const n = p + r + c;
-  const tokens = Int32Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + Math.floor(rand() * (VOCAB - 3))));
-  const segments = Uint8Array.from({ length: n }, (_, i) => (i < p ? Segment.prompt : i < p + r ? Segment.reasoning : Segment.recommendation));
-  return { tokens, segments };
-}
 
 const data = [sample(1, 5, 6, 3), sample(2, 4, 0, 4), sample(3, 6, 4, 3), sample(4, 3, 5, 2)];
 

@@ -11,6 +11,7 @@ import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer, type LoraTarget } from "../src/engine/trainer.js";
 import { Segment, tokenizeSample, type TokenizedSample } from "../src/train/samples.js";
 import { tinyModelPath } from "./support/models.js";
+import { mulberry32 as rng, randomSample as sample } from "./support/random.js";
 
 const VOCAB = 32000;
 let model: NativeModel;
@@ -24,26 +25,6 @@ afterAll(() => {
   model?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A random sample: `p` prompt tokens (BOS first), `r` reasoning, `c` recommendation tokens. */
-function sample(seed: number, p: number, r: number, c: number): TokenizedSample {
-  const rand = rng(seed);
-  const n = p + r + c;
-  const tokens = Int32Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + Math.floor(rand() * (VOCAB - 3))));
-  const segments = Uint8Array.from({ length: n }, (_, i) => (i < p ? Segment.prompt : i < p + r ? Segment.reasoning : Segment.recommendation));
-  return { tokens, segments };
-}
 
 /** Gives every LoRA tensor random values (B too), so the adapter changes the outputs and every gradient is informative. */
 function randomizeLora(t: Trainer, seed: number, std = 0.1): void {
