@@ -43,3 +43,15 @@ export class AtomicJsonlWriter {
     rmSync(this.tmp, { force: true });
   }
 }
+
+/** Runs `fill` with a line writer for `path`; the file appears whole when `fill` succeeds, else not at all. */
+export async function writeJsonlAtomically(path: string, fill: (write: (record: unknown) => void) => Promise<void>): Promise<void> {
+  const out = new AtomicJsonlWriter(path);
+  try {
+    await fill((record) => out.write(record));
+    await out.commit();
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
+}

@@ -1,7 +1,7 @@
 // `msr-rec generate`: batched generation for JSONL prompts → {"text", "finishReason"} lines.
 import type { Command } from "commander";
 import { loadModel } from "../../engine/index.js";
-import { AtomicJsonlWriter, readJsonl } from "../../util/jsonl.js";
+import { readJsonl, writeJsonlAtomically } from "../../util/jsonl.js";
 import { ProgressBar } from "../progress.js";
 
 interface GenerateCliOptions {
@@ -34,29 +34,26 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<void> {
   const lora = opts.lora ? [{ adapter: await model.loadLora(opts.lora), scale: num(opts.loraScale, "--lora-scale") }] : undefined;
   const parallel = num(opts.parallel, "--parallel");
   const seed = num(opts.seed, "--seed");
-  const out = new AtomicJsonlWriter(opts.out);
   const bar = new ProgressBar("generate", rows.length);
   try {
-    // Chunks of a few slot-fulls keep progress visible while slots stay busy.
-    const chunk = parallel * 4;
-    for (let i = 0; i < rows.length; i += chunk) {
-      const part = rows.slice(i, i + chunk).map((r) => r.prompt as string);
-      const results = await model.generate(part, {
-        maxTokens: num(opts.maxTokens, "--max-tokens"),
-        temperature: num(opts.temperature, "--temperature"),
-        topP: num(opts.topP, "--top-p"),
-        topK: num(opts.topK, "--top-k"),
-        seed: seed + i, // prompt i of the file gets seed + i wherever its chunk starts
-        parallel,
-        lora,
-      });
-      for (const r of results) out.write({ text: r.text, finishReason: r.finishReason });
-      bar.tick(part.length);
-    }
-    await out.commit();
-  } catch (e) {
-    out.abort();
-    throw e;
+    await writeJsonlAtomically(opts.out, async (write) => {
+      // Chunks of a few slot-fulls keep progress visible while slots stay busy.
+      const chunk = parallel * 4;
+      for (let i = 0; i < rows.length; i += chunk) {
+        const part = rows.slice(i, i + chunk).map((r) => r.prompt as string);
+        const results = await model.generate(part, {
+          maxTokens: num(opts.maxTokens, "--max-tokens"),
+          temperature: num(opts.temperature, "--temperature"),
+          topP: num(opts.topP, "--top-p"),
+          topK: num(opts.topK, "--top-k"),
+          seed: seed + i, // prompt i of the file gets seed + i wherever its chunk starts
+          parallel,
+          lora,
+        });
+        for (const r of results) write({ text: r.text, finishReason: r.finishReason });
+        bar.tick(part.length);
+      }
+    });
   } finally {
     bar.finish();
     model.dispose();

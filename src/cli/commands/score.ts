@@ -2,7 +2,7 @@
 // Input lines {"prompt", "continuation"} → output lines {"logprob", "ppl", "tokens", "tokenLogprobs"}.
 import type { Command } from "commander";
 import { loadModel, type LoraChoice } from "../../engine/index.js";
-import { AtomicJsonlWriter, readJsonl } from "../../util/jsonl.js";
+import { readJsonl, writeJsonlAtomically } from "../../util/jsonl.js";
 import { ProgressBar } from "../progress.js";
 
 interface ScoreCliOptions {
@@ -28,23 +28,20 @@ export async function runScore(opts: ScoreCliOptions): Promise<void> {
   const model = await loadModel(opts.model, { threads: opts.threads ? Number(opts.threads) : undefined });
   const lora: LoraChoice[] | undefined = opts.lora ? [{ adapter: await model.loadLora(opts.lora), scale }] : undefined;
   const scorer = model.createScorer({ contextSize: Number(opts.contextSize) });
-  const out = new AtomicJsonlWriter(opts.out);
   const bar = new ProgressBar("score", rows.length);
   const chunk = Math.max(1, Number(opts.chunk));
   try {
-    for (let i = 0; i < rows.length; i += chunk) {
-      const part = rows.slice(i, i + chunk).map((r) => ({ prompt: r.prompt as string, continuation: r.continuation as string }));
-      const results = await scorer.score(part, { lora });
-      results.forEach((r, k) => {
-        const tokens = Array.from(model.tokenize(part[k]!.continuation, { addBos: false }));
-        out.write({ logprob: r.logprob, ppl: r.ppl, tokens, tokenLogprobs: Array.from(r.tokenLogprobs) });
-      });
-      bar.tick(part.length);
-    }
-    await out.commit();
-  } catch (e) {
-    out.abort();
-    throw e;
+    await writeJsonlAtomically(opts.out, async (write) => {
+      for (let i = 0; i < rows.length; i += chunk) {
+        const part = rows.slice(i, i + chunk).map((r) => ({ prompt: r.prompt as string, continuation: r.continuation as string }));
+        const results = await scorer.score(part, { lora });
+        results.forEach((r, k) => {
+          const tokens = Array.from(model.tokenize(part[k]!.continuation, { addBos: false }));
+          write({ logprob: r.logprob, ppl: r.ppl, tokens, tokenLogprobs: Array.from(r.tokenLogprobs) });
+        });
+        bar.tick(part.length);
+      }
+    });
   } finally {
     bar.finish();
     model.dispose();
