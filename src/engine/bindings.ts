@@ -77,15 +77,22 @@ export type NativeScorer = Brand<{
 }, "Scorer">;
 
 export interface NativeGenerateOptions {
+  /** New tokens per prompt at most (default 256). */
   maxTokens?: number;
+  /** 0 = greedy (argmax). Default 0.7. */
   temperature?: number;
   topP?: number;
   topK?: number;
   minP?: number;
+  /** Prompt i is sampled with seed + i, so results do not depend on batching. */
   seed?: number;
+  /** Generation ends at the first occurrence of any of these strings (not included in text). */
   stop?: string[];
+  /** A GBNF grammar (with a `root` rule) every output must match. */
   grammar?: string;
+  /** Prompts decoded together (default 16). */
   parallel?: number;
+  /** KV cells of the shared context (default: parallel x (longest prompt + maxTokens)). */
   contextSize?: number;
   lora?: NativeLoraChoice[];
 }

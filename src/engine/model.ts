@@ -1,5 +1,5 @@
 // Model: a loaded GGUF (llama.cpp) with tokenization, LoRA adapters, scorers and generation.
-import { native, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
+import { native, type NativeGenerateOptions, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
@@ -14,22 +14,8 @@ export interface LoadModelOptions {
 
 export type ModelInfo = NativeModelInfo;
 
-export interface GenerateOptions {
-  maxTokens?: number;
-  /** 0 = greedy (argmax). Default 0.7. */
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  minP?: number;
-  /** Prompt i is sampled with seed + i, so results do not depend on batching. */
-  seed?: number;
-  /** Generation ends at the first occurrence of any of these strings (not included in text). */
-  stop?: string[];
-  /** A GBNF grammar (with a `root` rule) every output must match. */
-  grammar?: string;
-  /** Prompts decoded together (default 16). */
-  parallel?: number;
-  contextSize?: number;
+/** Generation options (see NativeGenerateOptions for each field), with adapters as LoraAdapter objects. */
+export interface GenerateOptions extends Omit<NativeGenerateOptions, "lora"> {
   lora?: readonly LoraChoice[];
 }
 
