@@ -5,7 +5,6 @@
 //     probabilities at every reasoning position), on a subset (it is slow);
 // and end-to-end bidirectional inference users/s (generation of both sides + scoring + fusion).
 // Texts are real: synthetic-catalog users, the user/item templates, the rule teacher's reasoning.
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
 import { prepareSynthetic } from "../src/data/synthetic.js";
 import { loadModel, type Model } from "../src/engine/index.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
@@ -16,7 +15,8 @@ import { loadTemplates } from "../src/prompts/templates.js";
 import { RulesTeacher } from "../src/teacher/rules.js";
 import { prunePath, parseChain } from "../src/teacher/prune.js";
 import { medianMs, newResult, type BenchResult } from "./lib.js";
-import { benchModelPath } from "./models.js";
+import { benchModelPath } from "./support/models.js";
+import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
 interface BenchUser {
   kase: InferenceCase;
@@ -55,30 +55,18 @@ function fuseAll(users: BenchUser[], ppl: number[]): number {
 }
 
 async function nodeLlamaCppSecondsPerUser(path: string, users: BenchUser[], ours: Model): Promise<number> {
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-  const model = await llama.loadModel({ modelPath: path });
-  const ctx = await model.createContext({ contextSize: 2048 });
-  const seq = ctx.getSequence();
+  const theirs = await NodeLlamaCppScorer.open(path, 2048);
   const t0 = performance.now();
   for (const u of users) {
     const ppl: number[] = [];
     for (const r of u.requests) {
-      const p = Array.from(ours.tokenize(r.prompt));
       const c = Array.from(ours.tokenize(r.continuation, { addBos: false }));
-      const all = [...p, ...c];
-      const input = all.map((t, i): ControlledEvaluateInputItem => (i >= p.length - 1 && i < all.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token)));
-      await seq.clearHistory();
-      const res = await seq.controlledEvaluate(input);
-      let lp = 0;
-      for (let j = 0; j < c.length; j++) lp += Math.log(res[p.length - 1 + j]?.next?.probabilities?.get(c[j]! as Token) ?? 0);
-      ppl.push(Math.exp(-lp / c.length));
+      ppl.push(Math.exp(-(await theirs.logprob(Array.from(ours.tokenize(r.prompt)), c)) / c.length));
     }
     fuseByPerplexity({ choice: "a", ppl: ppl[0]! }, { choice: "b", ppl: ppl[1]! });
   }
   const secs = (performance.now() - t0) / 1000;
-  await ctx.dispose();
-  await model.dispose();
-  await llama.dispose();
+  await theirs.dispose();
   return secs / users.length;
 }
 

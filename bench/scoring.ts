@@ -4,10 +4,10 @@
 // - batched scorer vs a plain all-logits forward over the same tokens (decodeOnly: the ceiling);
 // - batched generation of 16 prompts vs the same prompts one after another.
 // Reported for the tiny and small presets.
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
 import { loadModel, type Model, type ScoreRequest } from "../src/index.js";
 import { medianMs, newResult, type BenchResult } from "./lib.js";
-import { benchModelPath } from "./models.js";
+import { benchModelPath } from "./support/models.js";
+import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
 const TITLES = ["Apex Phone Case", "Sonix Wireless Headphones Pro", "Zen Yoga Mat", "Volt USB-C Charger", "Nimbus Laptop Sleeve", "Aero Running Shoes"];
 
@@ -25,28 +25,17 @@ function countTokens(model: Model, reqs: ScoreRequest[]): number {
 }
 
 async function nodeLlamaCppTokensPerSecond(path: string, reqs: ScoreRequest[], ours: Model): Promise<number> {
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-  const model = await llama.loadModel({ modelPath: path });
-  const ctx = await model.createContext({ contextSize: 512 });
-  const seq = ctx.getSequence();
+  const theirs = await NodeLlamaCppScorer.open(path, 512);
   let tokens = 0;
   const t0 = performance.now();
   for (const r of reqs) {
     const p = Array.from(ours.tokenize(r.prompt as string));
     const c = Array.from(ours.tokenize(r.continuation as string, { addBos: false }));
-    const all = [...p, ...c];
-    const input = all.map((t, i): ControlledEvaluateInputItem => (i >= p.length - 1 && i < all.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token)));
-    await seq.clearHistory();
-    const res = await seq.controlledEvaluate(input);
-    let lp = 0;
-    for (let j = 0; j < c.length; j++) lp += Math.log(res[p.length - 1 + j]?.next?.probabilities?.get(c[j]! as Token) ?? 0);
-    if (!Number.isFinite(lp) && lp !== -Infinity) throw new Error("node-llama-cpp gave no probability");
-    tokens += all.length;
+    await theirs.logprob(p, c);
+    tokens += p.length + c.length;
   }
   const secs = (performance.now() - t0) / 1000;
-  await ctx.dispose();
-  await model.dispose();
-  await llama.dispose();
+  await theirs.dispose();
   return tokens / secs;
 }
 

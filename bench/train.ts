@@ -6,7 +6,7 @@ import { loadModel, type ScoreRequest } from "../src/index.js";
 import { createTrainer } from "../src/engine/trainer.js";
 import { Segment, type TokenizedSample } from "../src/train/samples.js";
 import { medianMs, newResult, type BenchResult } from "./lib.js";
-import { benchModelPath } from "./models.js";
+import { benchModelPath } from "./support/models.js";
 
 function samples(n: number, len: number, vocab: number): TokenizedSample[] {
   const out: TokenizedSample[] = [];
