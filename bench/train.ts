@@ -4,29 +4,15 @@
 // scoring. Tiny and small presets.
 import { loadModel, type ScoreRequest } from "../src/index.js";
 import { createTrainer } from "../src/engine/trainer.js";
-import { Segment, type TokenizedSample } from "../src/train/samples.js";
 import { medianMs, newResult, type BenchResult } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
-
-function samples(n: number, len: number, vocab: number): TokenizedSample[] {
-  const out: TokenizedSample[] = [];
-  let s = 12345;
-  for (let i = 0; i < n; i++) {
-    const tokens = Int32Array.from({ length: len }, (_, j) => {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      return j === 0 ? 1 : 3 + (s % (vocab - 3));
-    });
-    const segments = Uint8Array.from({ length: len }, (_, j) => (j < len / 2 ? Segment.prompt : j < (3 * len) / 4 ? Segment.reasoning : Segment.recommendation));
-    out.push({ tokens, segments });
-  }
-  return out;
-}
+import { randomTrainSamples } from "./support/samples.js";
 
 export async function run(): Promise<BenchResult> {
   const res = newResult("train");
   for (const preset of ["tiny", "small"] as const) {
     const model = await loadModel(benchModelPath(preset));
-    const data = samples(8, 128, model.info.vocabSize);
+    const data = randomTrainSamples(8, 128, model.info.vocabSize);
     const tokens = data.reduce((a, s) => a + s.tokens.length, 0);
     const trainer = createTrainer(model.handle(), { lora: { rank: 8, alpha: 32 }, microBatchTokens: 512, optimizer: { lr: 1e-4 } });
     const trainMs = await medianMs(() => trainer.step(data), 3, 1);

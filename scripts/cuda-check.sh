@@ -3,7 +3,9 @@
 #   1. the fused cross-entropy CUDA kernel against its naive CPU reference (+ bandwidth);
 #   2. the CUDA build of the addon (GGML_CUDA=ON + our .cu kernels) with CMake;
 #   3. if Node.js is on PATH and the TypeScript is built (dist/), the CUDA addon's scores with all
-#      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs).
+#      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs), training on
+#      the GPU against training on the CPU (scripts/cuda-train-check.mjs), and the GPU training
+#      benchmark (bench/train-gpu.ts -> bench/results/train-gpu.json, copied to OUTDIR).
 # Usage: scripts/cuda-check.sh OUTDIR
 # Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
 #      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels).
@@ -38,5 +40,10 @@ if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
   echo "== CUDA scorer vs CPU"
   addon="$(ls build-cuda/Release/msr_rec.node build-cuda/msr_rec.node 2>/dev/null | head -1)"
   [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-compare.mjs | tee "$out/cuda-compare.txt" || status=1
+  echo "== CUDA training vs CPU training"
+  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-train-check.mjs | tee "$out/cuda-train-check.txt" || status=1
+  echo "== GPU training benchmark"
+  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-gpu | tee "$out/train-gpu.txt" \
+    && cp bench/results/train-gpu.json "$out/" || status=1
 fi
 exit $status

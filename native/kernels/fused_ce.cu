@@ -104,4 +104,28 @@ double fused_ce_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int
   return loss;
 }
 
+double fused_ce_cuda_rows(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                          const float* weights, float* logprobs_out, float* d_grad, int64_t grad_stride) {
+  if (n_rows <= 0) return 0.0;
+  cudaStream_t stream = nullptr;
+  int32_t* d_targets = nullptr;
+  float* d_weights = nullptr;
+  float* d_logprobs = nullptr;
+  const size_t n = static_cast<size_t>(n_rows);
+  check(cudaMallocAsync(&d_targets, n * sizeof(int32_t), stream), "cudaMallocAsync");
+  check(cudaMallocAsync(&d_logprobs, n * sizeof(float), stream), "cudaMallocAsync");
+  check(cudaMemcpyAsync(d_targets, targets, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+  if (weights) {
+    check(cudaMallocAsync(&d_weights, n * sizeof(float), stream), "cudaMallocAsync");
+    check(cudaMemcpyAsync(d_weights, weights, n * sizeof(float), cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+  }
+  const double loss = fused_ce_cuda(d_logits, n_rows, n_vocab, row_stride, d_targets, d_weights, d_logprobs, d_grad, grad_stride, stream);
+  if (logprobs_out) check(cudaMemcpy(logprobs_out, d_logprobs, n * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy");
+  check(cudaFreeAsync(d_targets, stream), "cudaFreeAsync");
+  check(cudaFreeAsync(d_logprobs, stream), "cudaFreeAsync");
+  if (d_weights) check(cudaFreeAsync(d_weights, stream), "cudaFreeAsync");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return loss;
+}
+
 }  // namespace msr

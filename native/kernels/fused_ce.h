@@ -28,6 +28,11 @@ double fused_ce_reference(const float* logits, int64_t n_rows, int64_t n_vocab, 
 // Same contract on device pointers; returns the loss via a device-side reduction copied back.
 double fused_ce_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* d_targets,
                      const float* d_weights, float* d_logprobs_out, float* d_grad, int64_t grad_stride, void* cuda_stream);
+
+// The trainer's form: logits and grad in device memory, the per-row arrays (targets, weights,
+// logprobs_out) in host memory; runs on the legacy default stream and returns when done.
+double fused_ce_cuda_rows(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                          const float* weights, float* logprobs_out, float* d_grad, int64_t grad_stride);
 #endif
 
 }  // namespace msr

@@ -26,8 +26,10 @@
 // forward+backward and computed in two views (nodes before and after the logits), so nothing of
 // the forward is recomputed. Parameter gradients go into persistent accumulators (grad_accs
 // again), so micro-batches of one step simply add up. In LoRA mode the backward's dx = Wᵀ dy of
-// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights). Everything
-// runs on the CPU backend with the model's thread count.
+// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights). The graph
+// runs on the CPU backend with the model's thread count, or (device 'gpu') on the GPU backend
+// with device twins of the parameters; the host copies stay the source of truth, so the optimizer,
+// checkpoints and tests see one set of numbers on either device (init_device).
 //
 // Map: rope_params/check_supported (what llama.cpp would do, what we refuse) · TrainGraph ctor and
 // init_params (parameters, LoRA init, transposed caches) · project/build_forward (the forward
@@ -44,6 +46,9 @@
 
 #include "fused_ce.h"
 #include "ggml-cpu.h"
+#ifdef MSR_REC_CUDA
+#include "ggml-cuda.h"
+#endif
 #include "llama-model.h"
 // ggml_graph_view (compute a node range of a graph with its use counts) is internal to ggml.
 #include "../ggml/src/ggml-impl.h"
@@ -134,18 +139,91 @@ TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::mov
     }
     lora_scale_ = cfg_.lora_alpha / static_cast<float>(cfg_.rank);
   }
-  backend_ = ggml_backend_cpu_init();
-  if (!backend_) throw UserError("training: could not start ggml's CPU backend");
-  ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
+  if (cfg_.gpu) {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU);
+    if (!dev) {
+      throw UserError("training on the GPU: this build of the addon has no GPU backend (or no GPU is visible); build it with "
+                      "`npm run build:cuda` on a machine with nvcc, or train with device: 'cpu'");
+    }
+    backend_ = ggml_backend_dev_init(dev, nullptr);
+    if (!backend_) throw UserError(std::string("training: could not start the GPU backend (") + ggml_backend_dev_description(dev) + ")");
+  } else {
+    backend_ = ggml_backend_cpu_init();
+    if (!backend_) throw UserError("training: could not start ggml's CPU backend");
+    ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
+  }
   init_params();
   galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
 }
 
 TrainGraph::~TrainGraph() {
   if (galloc_) ggml_gallocr_free(galloc_);
+  if (dev_buf_) ggml_backend_buffer_free(dev_buf_);
+  if (dev_ctx_) ggml_free(dev_ctx_);
   if (param_buf_) ggml_backend_buffer_free(param_buf_);
   if (param_ctx_) ggml_free(param_ctx_);
   if (backend_) ggml_backend_free(backend_);
+}
+
+std::string TrainGraph::device_name() const {
+  ggml_backend_dev_t dev = ggml_backend_get_device(backend_);
+  return dev ? ggml_backend_dev_description(dev) : ggml_backend_name(backend_);
+}
+
+namespace {
+
+// A weight's values as F32, dequantizing when needed (from host or device memory).
+std::vector<float> weight_f32(const ggml_tensor* w) {
+  std::vector<float> out(static_cast<size_t>(ggml_nelements(w)));
+  if (w->type == GGML_TYPE_F32) {
+    ggml_backend_tensor_get(w, out.data(), 0, ggml_nbytes(w));
+    return out;
+  }
+  std::vector<uint8_t> raw(ggml_nbytes(w));
+  ggml_backend_tensor_get(w, raw.data(), 0, raw.size());
+  const auto* traits = ggml_get_type_traits(w->type);
+  if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(w->type));
+  traits->to_float(raw.data(), out.data(), ggml_nelements(w));
+  return out;
+}
+
+// dst (ne1, ne0) = srcᵀ as F32.
+void transpose_into(const ggml_tensor* src, ggml_tensor* dst) {
+  const int64_t ne0 = src->ne[0], ne1 = src->ne[1];
+  const std::vector<float> w = weight_f32(src);
+  std::vector<float> t(w.size());
+  for (int64_t j = 0; j < ne1; j++) {
+    for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
+  }
+  ggml_backend_tensor_set(dst, t.data(), 0, t.size() * sizeof(float));
+}
+
+}  // namespace
+
+// LoRA mode: the transposes the backward uses (output matrix always; projections when they fit
+// MSR_REC_TRAIN_TRANSPOSE_MB), created in ctx and keyed by the weight tensor the graph uses.
+void TrainGraph::plan_transposes(ggml_context* ctx) {
+  if (cfg_.mode != TrainMode::Lora) return;
+  const llama_model& m = *model_->model;
+  const ggml_tensor* w_out = output_weight();
+  output_t_ = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
+  const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
+  const double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
+  double bytes = 0;
+  std::vector<const ggml_tensor*> frozen;
+  for (const auto& l : m.layers) {
+    for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
+      frozen.push_back(w);
+      bytes += 4.0 * static_cast<double>(ggml_nelements(w));
+    }
+  }
+  if (bytes > cap) return;
+  for (const ggml_tensor* w : frozen) frozen_t_.push_back({weight(w), ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[1], w->ne[0])});
+}
+
+void TrainGraph::fill_transposes() {
+  if (output_t_) transpose_into(output_weight(), output_t_);
+  for (auto& [w, t] : frozen_t_) transpose_into(w, t);
 }
 
 void TrainGraph::init_params() {
@@ -172,8 +250,8 @@ void TrainGraph::init_params() {
         bool wanted = false;
         for (const auto& x : cfg_.targets) wanted = wanted || x == t;
         if (!wanted) continue;
-        if (!ggml_backend_buffer_is_host(w->buffer)) {
-          throw UserError("training: the model's weights are not in host memory; load it with gpuLayers: 0 to train");
+        if (!cfg_.gpu && !ggml_backend_buffer_is_host(w->buffer)) {
+          throw UserError("training on the CPU: the model's weights are not in host memory; load it with gpuLayers: 0, or train with device: 'gpu'");
         }
         specs.push_back({std::string(w->name) + ".lora_a", w->ne[0], cfg_.rank, w, false});
         specs.push_back({std::string(w->name) + ".lora_b", cfg_.rank, w->ne[1], w, true});
@@ -195,45 +273,10 @@ void TrainGraph::init_params() {
     ggml_format_name(p.grad, "grad_acc:%s", s.name.c_str());
     params_.push_back(p);
   }
-  const ggml_tensor* w_out = output_weight();
-  if (cfg_.mode == TrainMode::Lora) output_t_ = ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
-  if (cfg_.mode == TrainMode::Lora) {
-    const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
-    const double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
-    double bytes = 0;
-    std::vector<const ggml_tensor*> frozen;
-    for (const auto& l : m.layers) {
-      for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
-        frozen.push_back(w);
-        bytes += 4.0 * static_cast<double>(ggml_nelements(w));
-      }
-    }
-    if (bytes <= cap) {
-      for (const ggml_tensor* w : frozen) frozen_t_.push_back({w, ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, w->ne[1], w->ne[0])});
-    }
-  }
-  param_buf_ = ggml_backend_alloc_ctx_tensors(param_ctx_, backend_);
+  if (!cfg_.gpu) plan_transposes(param_ctx_);
+  param_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(param_ctx_, ggml_backend_cpu_buffer_type());
   if (!param_buf_) throw UserError("training: out of memory allocating the trainable parameters");
-  // dst (ne1, ne0) = srcᵀ as F32, dequantizing when needed.
-  auto transpose_into = [](const ggml_tensor* src, ggml_tensor* dst) {
-    const int64_t ne0 = src->ne[0], ne1 = src->ne[1];
-    std::vector<float> w(static_cast<size_t>(ne0 * ne1));
-    if (src->type == GGML_TYPE_F32) {
-      ggml_backend_tensor_get(src, w.data(), 0, ggml_nbytes(src));
-    } else {
-      std::vector<uint8_t> raw(ggml_nbytes(src));
-      ggml_backend_tensor_get(src, raw.data(), 0, raw.size());
-      const auto* traits = ggml_get_type_traits(src->type);
-      if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(src->type));
-      traits->to_float(raw.data(), w.data(), ne0 * ne1);
-    }
-    float* t = static_cast<float*>(dst->data);
-    for (int64_t j = 0; j < ne1; j++) {
-      for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
-    }
-  };
-  if (output_t_) transpose_into(w_out, output_t_);
-  for (auto& [w, t] : frozen_t_) transpose_into(w, t);
+  if (!cfg_.gpu) fill_transposes();
 
   SplitMix rng{cfg_.seed * 0x100000001B3ull + 0x51ED27A1ull};
   for (size_t i = 0; i < params_.size(); i++) {
@@ -241,16 +284,8 @@ void TrainGraph::init_params() {
     const Spec& s = specs[i];
     float* dst = p.data();
     if (cfg_.mode == TrainMode::Full) {
-      const ggml_tensor* w = s.base;
-      if (w->type == GGML_TYPE_F32) {
-        ggml_backend_tensor_get(w, dst, 0, ggml_nbytes(w));
-      } else {
-        std::vector<uint8_t> raw(ggml_nbytes(w));
-        ggml_backend_tensor_get(w, raw.data(), 0, raw.size());
-        const auto* traits = ggml_get_type_traits(w->type);
-        if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(w->type));
-        traits->to_float(raw.data(), dst, ggml_nelements(w));
-      }
+      const std::vector<float> w = weight_f32(s.base);
+      std::memcpy(dst, w.data(), w.size() * sizeof(float));
       index_.push_back({s.base, static_cast<int>(i)});
     } else if (!s.is_b) {
       // A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's Kaiming-uniform bound), B = 0: the adapter starts as a no-op.
@@ -262,6 +297,76 @@ void TrainGraph::init_params() {
     }
   }
   zero_grads();
+  if (cfg_.gpu) init_device(weights);
+}
+
+// GPU: a device twin (value, gradient) of every param, a device copy of every frozen weight the
+// forward reads that is not already in memory the GPU backend can use (a model loaded with
+// gpuLayers keeps most of its weights there; token embeddings stay on the host), and the transposes.
+void TrainGraph::init_device(std::vector<const ggml_tensor*> weights) {
+  const llama_model& m = *model_->model;
+  for (const auto& l : m.layers) {
+    if (l.rope_freqs) weights.push_back(l.rope_freqs);
+  }
+  ggml_init_params ip{ggml_tensor_overhead() * (2 * params_.size() + weights.size() + 8 * m.layers.size() + 8), nullptr, true};
+  dev_ctx_ = ggml_init(ip);
+  for (auto& p : params_) {
+    p.dev_value = ggml_dup_tensor(dev_ctx_, p.value);
+    ggml_set_name(p.dev_value, p.name.c_str());
+    ggml_set_param(p.dev_value);
+    p.dev_grad = ggml_dup_tensor(dev_ctx_, p.grad);
+    ggml_format_name(p.dev_grad, "grad_acc:%s", p.name.c_str());
+  }
+  for (const ggml_tensor* w : weights) {
+    bool is_param = false;
+    for (const auto& [b, i] : index_) is_param = is_param || (cfg_.mode == TrainMode::Full && b == w);
+    if (is_param || ggml_backend_supports_buft(backend_, ggml_backend_buffer_get_type(w->buffer))) continue;
+    bool seen = false;
+    for (const auto& [b, c] : weight_copies_) seen = seen || b == w;
+    if (seen) continue;
+    ggml_tensor* c = ggml_dup_tensor(dev_ctx_, w);
+    ggml_set_name(c, w->name);
+    weight_copies_.push_back({w, c});
+  }
+  plan_transposes(dev_ctx_);
+  dev_buf_ = ggml_backend_alloc_ctx_tensors(dev_ctx_, backend_);
+  if (!dev_buf_) throw UserError("training: out of GPU memory for the trainable parameters and weight copies; use a smaller model or LoRA mode");
+  for (auto& [w, c] : weight_copies_) {
+    std::vector<uint8_t> raw(ggml_nbytes(w));
+    ggml_backend_tensor_get(w, raw.data(), 0, raw.size());
+    ggml_backend_tensor_set(c, raw.data(), 0, raw.size());
+  }
+  fill_transposes();
+}
+
+void TrainGraph::upload_params() {
+  for (auto& p : params_) {
+    if (p.dev_value) ggml_backend_tensor_set(p.dev_value, p.value->data, 0, ggml_nbytes(p.value));
+  }
+}
+
+// The device accumulators start each backward at zero; their sums join the host accumulators.
+void TrainGraph::add_device_grads() {
+  std::vector<float> g;
+  for (auto& p : params_) {
+    if (!p.dev_grad) continue;
+    g.resize(static_cast<size_t>(p.numel()));
+    ggml_backend_tensor_get(p.dev_grad, g.data(), 0, ggml_nbytes(p.dev_grad));
+    float* acc = p.grad_data();
+    for (int64_t j = 0; j < p.numel(); j++) acc[j] += g[j];
+  }
+}
+
+void TrainGraph::check_ops_supported(ggml_cgraph* g) const {
+  if (!on_gpu()) return;
+  for (int i = 0; i < ggml_graph_n_nodes(g); i++) {
+    ggml_tensor* node = ggml_graph_node(g, i);
+    if (!ggml_backend_supports_op(backend_, node)) {
+      throw UserError(std::string("training on the GPU: ") + device_name() + " cannot run the graph's " + ggml_op_desc(node) + " (" +
+                      node->name + ", src0 type " + (node->src[0] ? ggml_type_name(node->src[0]->type) : "-") +
+                      "); train on the CPU, or raise MSR_REC_TRAIN_TRANSPOSE_MB so the backward uses transposed weights");
+    }
+  }
 }
 
 void TrainGraph::zero_grads() {
@@ -283,8 +388,11 @@ const ggml_tensor* TrainGraph::output_weight() const {
 ggml_tensor* TrainGraph::weight(const ggml_tensor* base) const {
   if (cfg_.mode == TrainMode::Full) {
     for (const auto& [b, i] : index_) {
-      if (b == base || std::strcmp(b->name, base->name) == 0) return params_[i].value;
+      if (b == base || std::strcmp(b->name, base->name) == 0) return params_[i].graph_value();
     }
+  }
+  for (const auto& [b, c] : weight_copies_) {
+    if (b == base) return c;
   }
   return const_cast<ggml_tensor*>(base);
 }
@@ -294,7 +402,7 @@ ggml_tensor* TrainGraph::project(ggml_context* ctx, const ggml_tensor* w, ggml_t
   if (cfg_.mode == TrainMode::Lora) {
     for (const auto& [b, i] : index_) {
       if (b != w) continue;
-      ggml_tensor* ab = ggml_mul_mat(ctx, params_[i + 1].value, ggml_mul_mat(ctx, params_[i].value, x));
+      ggml_tensor* ab = ggml_mul_mat(ctx, params_[i + 1].graph_value(), ggml_mul_mat(ctx, params_[i].graph_value(), x));
       y = ggml_add(ctx, y, ggml_scale(ctx, ab, lora_scale_));
     }
   }
@@ -328,9 +436,10 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
     ggml_tensor* q = ggml_reshape_3d(ctx, project(ctx, l.wq, h), hd, n_head, T);
     ggml_tensor* k = ggml_reshape_3d(ctx, project(ctx, l.wk, h), hd, n_kv, T);
     ggml_tensor* v = ggml_reshape_3d(ctx, project(ctx, l.wv, h), hd, n_kv, T);
-    q = ggml_rope_ext(ctx, q, pos, l.rope_freqs, rp.n_rot, rp.mode, rp.n_ctx_orig, rp.freq_base, rp.freq_scale,
+    ggml_tensor* rope_freqs = l.rope_freqs ? weight(l.rope_freqs) : nullptr;
+    q = ggml_rope_ext(ctx, q, pos, rope_freqs, rp.n_rot, rp.mode, rp.n_ctx_orig, rp.freq_base, rp.freq_scale,
                       rp.ext_factor, rp.attn_factor, rp.beta_fast, rp.beta_slow);
-    k = ggml_rope_ext(ctx, k, pos, l.rope_freqs, rp.n_rot, rp.mode, rp.n_ctx_orig, rp.freq_base, rp.freq_scale,
+    k = ggml_rope_ext(ctx, k, pos, rope_freqs, rp.n_rot, rp.mode, rp.n_ctx_orig, rp.freq_base, rp.freq_scale,
                       rp.ext_factor, rp.attn_factor, rp.beta_fast, rp.beta_slow);
     ggml_tensor* qp = ggml_permute(ctx, q, 0, 2, 1, 3);                 // (hd, T, n_head)
     ggml_tensor* kp = ggml_permute(ctx, k, 0, 2, 1, 3);                 // (hd, T, n_kv)
@@ -411,10 +520,35 @@ void compute(ggml_backend_t backend, ggml_cgraph* g, const char* what) {
 
 }  // namespace
 
+double TrainGraph::fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const {
+  const int64_t R = static_cast<int64_t>(b.rows.size());
+  row_logprobs.resize(R);
+  if (!on_gpu()) {
+    float* grad = G ? static_cast<float*>(G->data) : nullptr;
+    return fused_ce_cpu(static_cast<const float*>(logits->data), R, n_vocab_, n_vocab_, b.targets.data(), b.weights.data(),
+                        row_logprobs.data(), grad, n_vocab_, std::max(1, cfg_.n_threads));
+  }
+#ifdef MSR_REC_CUDA
+  if (ggml_backend_is_cuda(backend_)) {
+    // In device memory: G is written by the kernel, only the per-row numbers cross the bus.
+    return fused_ce_cuda_rows(static_cast<const float*>(logits->data), R, n_vocab_, n_vocab_, b.targets.data(), b.weights.data(),
+                              row_logprobs.data(), G ? static_cast<float*>(G->data) : nullptr, n_vocab_);
+  }
+#endif
+  // Another GPU backend: the logits make a round trip through host memory.
+  std::vector<float> host(static_cast<size_t>(R * n_vocab_));
+  ggml_backend_tensor_get(logits, host.data(), 0, host.size() * sizeof(float));
+  const double loss = fused_ce_cpu(host.data(), R, n_vocab_, n_vocab_, b.targets.data(), b.weights.data(), row_logprobs.data(),
+                                   G ? host.data() : nullptr, n_vocab_, std::max(1, cfg_.n_threads));
+  if (G) ggml_backend_tensor_set(G, host.data(), 0, host.size() * sizeof(float));
+  return loss;
+}
+
 PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   PassResult res;
   const int64_t R = static_cast<int64_t>(b.rows.size());
   if (R == 0) return res;
+  upload_params();
   CtxGuard guard{graph_ctx()};
   ggml_context* ctx = guard.ctx;
   ggml_tensor* in[4];
@@ -442,8 +576,8 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
       ggml_tensor* node = ggml_graph_node(g, i);
       if (node == h) grad_accs[i] = dh;
       for (auto& p : params_) {
-        if (node == p.value) grad_accs[i] = p.grad;
-        if (p.value == w_out) w_out_grad = p.grad;
+        if (node == p.graph_value()) grad_accs[i] = p.graph_grad();
+        if (p.graph_value() == w_out) w_out_grad = p.graph_grad();
       }
     }
     ggml_build_backward_expand(ctx, g, grad_accs.data());
@@ -451,8 +585,12 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
     if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
   }
+  check_ops_supported(g);
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph; lower microBatchTokens");
   set_inputs(in, b);
+  if (backward && on_gpu()) {
+    for (auto& p : params_) ggml_backend_tensor_memset(p.dev_grad, 0, 0, ggml_nbytes(p.dev_grad));
+  }
 
   // MSR_REC_TRAIN_PROFILE=1 prints the time of each phase of every micro-batch to stderr.
   static const bool profile = std::getenv("MSR_REC_TRAIN_PROFILE") != nullptr;
@@ -461,14 +599,12 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   ggml_cgraph fwd = ggml_graph_view(g, 0, n_fwd);
   compute(backend_, &fwd, "forward");
   const auto t1 = clock::now();
-  res.row_logprobs.resize(R);
-  float* grad = backward ? static_cast<float*>(G->data) : nullptr;
-  res.weighted_loss = fused_ce_cpu(static_cast<const float*>(logits->data), R, n_vocab_, n_vocab_, b.targets.data(),
-                                   b.weights.data(), res.row_logprobs.data(), grad, n_vocab_, std::max(1, cfg_.n_threads));
+  res.weighted_loss = fused_ce(logits, b, G, res.row_logprobs);
   const auto t2 = clock::now();
   if (backward) {
     ggml_cgraph bwd = ggml_graph_view(g, n_fwd, ggml_graph_n_nodes(g));
     compute(backend_, &bwd, "backward");
+    if (on_gpu()) add_device_grads();
   }
   if (profile) {
     const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
@@ -479,11 +615,13 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
 }
 
 std::vector<float> TrainGraph::logits(const PackedBatch& b) {
+  upload_params();
   CtxGuard guard{graph_ctx()};
   ggml_tensor* in[4];
   ggml_tensor* logits = build_forward(guard.ctx, b, true, in);
   ggml_cgraph* g = ggml_new_graph_custom(guard.ctx, kGraphNodes, false);
   ggml_build_forward_expand(g, logits);
+  check_ops_supported(g);
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph");
   set_inputs(in, b);
   compute(backend_, g, "forward");

@@ -25,15 +25,24 @@ struct TrainConfig {
   uint64_t seed = 0;
   int n_ctx = 0;  // longest packed sample allowed (0 = the model's training context)
   int n_threads = 1;
+  // Run the graph on the first GPU backend ggml was built with (CUDA) instead of the CPU.
+  bool gpu = false;
 };
 
 // One trainable tensor with its gradient accumulator. `base` is the model tensor it belongs to
-// (LoRA: the adapted weight; full: the weight it copies).
+// (LoRA: the adapted weight; full: the weight it copies). `value` and `grad` live in host memory
+// and are the source of truth (optimizer, checkpoints and JS read and write them). On a GPU the
+// graph computes with device twins: values are uploaded before each pass, and each backward's
+// device gradients are added into `grad`.
 struct TrainParam {
   std::string name;  // GGUF name: "blk.0.attn_q.weight.lora_a" or, in full mode, the weight's name
   ggml_tensor* value = nullptr;
   ggml_tensor* grad = nullptr;
+  ggml_tensor* dev_value = nullptr;
+  ggml_tensor* dev_grad = nullptr;
   const ggml_tensor* base = nullptr;
+  ggml_tensor* graph_value() const { return dev_value ? dev_value : value; }
+  ggml_tensor* graph_grad() const { return dev_grad ? dev_grad : grad; }
   int64_t numel() const { return ggml_nelements(value); }
   float* data() const { return static_cast<float*>(value->data); }
   float* grad_data() const { return static_cast<float*>(grad->data); }
@@ -75,11 +84,22 @@ class TrainGraph {
   int n_ctx() const { return n_ctx_; }
   int n_vocab() const { return n_vocab_; }
   llama_model* llama() const { return model_->model; }
+  bool on_gpu() const { return dev_ctx_ != nullptr; }
+  // The compute device in words ("CPU" or the GPU's description).
+  std::string device_name() const;
 
  private:
   struct Layer;
   void init_params();
-  ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base
+  void init_device(std::vector<const ggml_tensor*> weights);
+  void plan_transposes(ggml_context* ctx);
+  void fill_transposes();
+  void upload_params();
+  void add_device_grads();
+  void check_ops_supported(ggml_cgraph* g) const;
+  // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
+  double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
+  ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;  // W x (+ LoRA)
   // Returns the logits; *h_out (when given) receives the normalised final hidden rows they are made from.
   ggml_tensor* build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs, ggml_tensor** h_out = nullptr);
@@ -88,9 +108,14 @@ class TrainGraph {
   ModelPtr model_;
   TrainConfig cfg_;
   int n_ctx_ = 0, n_vocab_ = 0;
-  ggml_backend_t backend_ = nullptr;
+  ggml_backend_t backend_ = nullptr;  // where the graph runs: the CPU, or the GPU when cfg.gpu
   ggml_context* param_ctx_ = nullptr;
-  ggml_backend_buffer_t param_buf_ = nullptr;
+  ggml_backend_buffer_t param_buf_ = nullptr;  // host: params, grads (and the CPU's transposes)
+  // GPU only: device twins of the params, copies of frozen weights that are not already in device
+  // memory, and the transposes.
+  ggml_context* dev_ctx_ = nullptr;
+  ggml_backend_buffer_t dev_buf_ = nullptr;
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> weight_copies_;  // model tensor -> device copy
   ggml_gallocr_t galloc_ = nullptr;
   std::vector<TrainParam> params_;
   // base weight -> (lora A index, lora B index) or full copy index
@@ -101,7 +126,8 @@ class TrainGraph {
   ggml_tensor* output_t_ = nullptr;
   // LoRA mode, when they fit in MSR_REC_TRAIN_TRANSPOSE_MB (default 2048): transposed copies of
   // the frozen projection weights, so the backward's dx = Wᵀ dy runs as a mul_mat instead of
-  // ggml's out_prod over a transposed dy (several times slower on CPU).
+  // ggml's out_prod over a transposed dy (several times slower on CPU; CUDA's out_prod takes F32
+  // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
   void use_transposed_weights(ggml_cgraph* g, int first_node) const;
 };

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fused_ce.h"
+#include "llama-model.h"
 #include "model.h"
 #include "train_bench.h"
 #include "train_io.h"
@@ -145,7 +146,9 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, DenseCrossEntropyGgml));
 }
 
-// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads})
+// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads, device})
+// device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
+// (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
 Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
   Napi::Env env = info.Env();
   require_args(info, 1, "new Trainer(model, options?)");
@@ -163,6 +166,16 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
   cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
   cfg.n_threads = static_cast<int>(get_number(o, "threads", model->n_threads));
   const int micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
+  Napi::Value device = o.Get("device");
+  const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
+  if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
+  if (device_s == "auto") {
+    const auto& layers = model->model->layers;
+    cfg.gpu = !layers.empty() && !ggml_backend_buffer_is_host(layers[0].wq->buffer) &&
+              ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
+  } else {
+    cfg.gpu = device_s == "gpu";
+  }
   state_ = std::make_shared<State>();
   try {
     std::lock_guard<std::mutex> lock(model->mutex);
@@ -286,6 +299,8 @@ Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
   o.Set("parameterCount", n);
   o.Set("contextSize", s.graph().n_ctx());
   o.Set("vocabSize", s.graph().n_vocab());
+  o.Set("device", s.graph().on_gpu() ? "gpu" : "cpu");
+  o.Set("deviceName", s.graph().device_name());
   return o;
 }
 

@@ -134,7 +134,14 @@ export interface NativeTrainerInfo {
   parameterCount: number;
   contextSize: number;
   vocabSize: number;
+  /** Where the training graph runs. */
+  device: "cpu" | "gpu";
+  /** "CPU" or the GPU's description. */
+  deviceName: string;
 }
+
+/** "auto": the GPU when the model was loaded with gpuLayers and the addon has a GPU backend. */
+export type TrainDevice = "auto" | "cpu" | "gpu";
 
 export interface NativeTrainerOptions {
   mode?: "lora" | "full";
@@ -147,6 +154,7 @@ export interface NativeTrainerOptions {
   /** 0 = one micro-batch per step. */
   microBatchTokens?: number;
   threads?: number;
+  device?: TrainDevice;
 }
 
 export interface NativeStepOptions {

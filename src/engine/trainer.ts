@@ -11,7 +11,7 @@
 // over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
-import { native, type NativeModel, type NativeTrainer, type NativeStepStats } from "./bindings.js";
+import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeStepStats, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "../train/schedule.js";
 import { isTokenized, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
 
@@ -42,6 +42,11 @@ export interface TrainerOptions {
   /** Longest sample allowed (default: the model's training context). */
   contextSize?: number;
   threads?: number;
+  /**
+   * Where the graph runs (default "auto": the GPU when the model was loaded with gpuLayers and the
+   * addon was built with CUDA, else the CPU). Results agree across devices to float rounding.
+   */
+  device?: TrainDevice;
 }
 
 export interface StepOptions {
@@ -120,7 +125,7 @@ export class Trainer {
     return this.native.info().steps;
   }
 
-  get info(): { mode: string; rank: number; loraAlpha: number; targets: string[]; steps: number; parameterCount: number; contextSize: number; vocabSize: number } {
+  get info(): NativeTrainerInfo {
     return this.native.info();
   }
 
@@ -227,6 +232,7 @@ function checkOptions(opts: TrainerOptions): void {
     if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new Error(`${name} must be a positive integer (got ${v})`);
   };
   if (opts.mode !== undefined && opts.mode !== "lora" && opts.mode !== "full") throw new Error(`mode must be "lora" or "full" (got ${String(opts.mode)})`);
+  if (opts.device !== undefined && !["auto", "cpu", "gpu"].includes(opts.device)) throw new Error(`device must be "auto", "cpu" or "gpu" (got ${String(opts.device)})`);
   posInt(opts.lora?.rank, "lora.rank");
   posInt(opts.microBatchTokens, "microBatchTokens");
   posInt(opts.gradAccum, "gradAccum");
@@ -254,6 +260,7 @@ export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeMod
     contextSize: opts.contextSize ?? 0,
     microBatchTokens: opts.microBatchTokens ?? 512,
     ...(opts.threads ? { threads: opts.threads } : {}),
+    ...(opts.device ? { device: opts.device } : {}),
   });
   const eos = model.info().eos;
   if (!(eos >= 0)) {

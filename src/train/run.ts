@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { loadModel } from "../engine/model.js";
 import { createTrainer, type LoraTarget, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
 import type { ScheduleKind } from "./schedule.js";
+import type { TrainDevice } from "../engine/bindings.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "./loop.js";
 import { readSftJsonl } from "./sft-data.js";
 
@@ -29,6 +30,8 @@ export interface TrainRunOptions {
   weightDecay: number;
   clipGradNorm: number;
   threads?: number;
+  /** "auto" (default): the GPU when the addon has one (the model is then loaded onto it), else the CPU. */
+  device?: TrainDevice;
   logPath?: string;
   /** Default: `<out>.ckpt`. */
   checkpointPath?: string;
@@ -64,13 +67,16 @@ export const TRAIN_DEFAULTS = {
 export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]; out: string }> {
   if (!existsSync(o.model)) throw new Error(`--model: no model file at ${o.model}`);
   const records = readSftJsonl(o.data);
-  const model = await loadModel(o.model, o.threads ? { threads: o.threads } : {});
+  const device = o.device ?? "auto";
+  // Offloading every layer is a no-op without a GPU backend, so "auto" trains on the CPU there.
+  const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999 });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
   const trainer = createTrainer(model.handle(), {
     mode: o.mode,
     lora: { rank: o.rank, alpha: o.loraAlpha, targets: o.targets, seed: o.seed },
     optimizer: { lr: o.lr, warmupSteps: o.warmupSteps, schedule: o.schedule, totalSteps, weightDecay: o.weightDecay, clipGradNorm: o.clipGradNorm },
     microBatchTokens: o.microBatchTokens,
+    device,
   });
   try {
     const samples = trainer.tokenize(records);

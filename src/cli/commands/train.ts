@@ -6,6 +6,7 @@ import { ProgressBar } from "../progress.js";
 import { runTraining, TRAIN_DEFAULTS } from "../../train/run.js";
 import { DEFAULT_LORA_TARGETS, type LoraTarget } from "../../engine/trainer.js";
 import type { ScheduleKind } from "../../train/schedule.js";
+import type { TrainDevice } from "../../engine/bindings.js";
 
 interface TrainCliOptions {
   model: string;
@@ -27,6 +28,7 @@ interface TrainCliOptions {
   weightDecay: string;
   clip: string;
   threads?: string;
+  device: string;
   log?: string;
   checkpoint?: string;
   checkpointEvery: string;
@@ -45,6 +47,7 @@ function num(v: string, flag: string, { int = false, min = -Infinity } = {}): nu
 
 export async function runTrainCli(o: TrainCliOptions): Promise<void> {
   if (o.mode !== "lora" && o.mode !== "full") throw new Error(`--mode must be lora or full, got "${o.mode}"`);
+  if (!["auto", "cpu", "gpu"].includes(o.device)) throw new Error(`--device must be auto, cpu or gpu, got "${o.device}"`);
   if (!["constant", "linear", "cosine"].includes(o.schedule)) throw new Error(`--schedule must be constant, linear or cosine, got "${o.schedule}"`);
   const targets = o.targets.split(",").map((t) => t.trim()).filter(Boolean);
   for (const t of targets) {
@@ -71,6 +74,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
     weightDecay: num(o.weightDecay, "--weight-decay", { min: 0 }),
     clipGradNorm: num(o.clip, "--clip", { min: 0 }),
     threads: o.threads ? num(o.threads, "--threads", { int: true, min: 1 }) : undefined,
+    device: o.device as TrainDevice,
     logPath: o.log,
     checkpointPath: o.checkpoint,
     checkpointEvery: num(o.checkpointEvery, "--checkpoint-every", { int: true, min: 1 }),
@@ -110,6 +114,7 @@ export function register(program: Command): void {
     .option("--weight-decay <x>", "AdamW decoupled weight decay", String(d.weightDecay))
     .option("--clip <x>", "clip the global gradient norm (0 = off)", String(d.clipGradNorm))
     .option("--threads <n>", "CPU threads")
+    .option("--device <d>", "auto | cpu | gpu (auto: the GPU when the addon was built with CUDA)", "auto")
     .option("--log <file>", "per-step JSON lines log")
     .option("--checkpoint <file>", "checkpoint path (default <out>.ckpt)")
     .option("--checkpoint-every <n>", "steps between checkpoints", String(d.checkpointEvery))
