@@ -26,7 +26,8 @@
 // forward+backward and computed in two views (nodes before and after the logits), so nothing of
 // the forward is recomputed. Parameter gradients go into persistent accumulators (grad_accs
 // again), so micro-batches of one step simply add up. In LoRA mode the backward's dx = Wᵀ dy of
-// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights). The graph
+// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights), and on the
+// CPU every other out_prod of the backward becomes a mul_mat too (out_prods_as_mul_mats). The graph
 // runs on the CPU backend with the model's thread count, or (device 'gpu') on the GPU backend
 // with device twins of the parameters; the host copies stay the source of truth, so the optimizer,
 // checkpoints and tests see one set of numbers on either device (init_device).
@@ -584,6 +585,7 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     use_transposed_weights(g, n_fwd);
     // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
     if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
+    if (!on_gpu()) g = out_prods_as_mul_mats(ctx, g, n_fwd);
   }
   check_ops_supported(g);
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph; lower microBatchTokens");
@@ -612,6 +614,36 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
                  static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g));
   }
   return res;
+}
+
+// ggml's CPU out_prod is a loop of vector multiply-adds; the same product as a mul_mat over
+// contiguous transposes runs in its tiled GEMM (several times faster for the attention and LoRA
+// gradients). out_prod(a, b) = a·bᵀ = mul_mat(aᵀ, bᵀ) with the same broadcasting over dims 2–3.
+// The nodes are rewritten in place and the graph rebuilt in order, so the new copies come before
+// their users and the forward part (the first n_fwd nodes) is unchanged.
+ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd) const {
+  const auto transposed = [ctx](ggml_tensor* t) {
+    if (t->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(t->src[0])) return t->src[0];  // (tᵀ)ᵀ = t
+    return ggml_cont(ctx, ggml_transpose(ctx, t));
+  };
+  int rewritten = 0;
+  for (int i = n_fwd; i < ggml_graph_n_nodes(g); i++) {
+    ggml_tensor* node = ggml_graph_node(g, i);
+    if (node->op != GGML_OP_OUT_PROD || node->src[0]->type != GGML_TYPE_F32 || node->src[1]->type != GGML_TYPE_F32) continue;
+    ggml_tensor* a = transposed(node->src[0]);
+    ggml_tensor* b = transposed(node->src[1]);
+    node->op = GGML_OP_MUL_MAT;
+    node->src[0] = a;
+    node->src[1] = b;
+    rewritten++;
+  }
+  if (rewritten == 0) return g;
+  ggml_cgraph* out = ggml_new_graph_custom(ctx, kGraphNodes, false);
+  for (int i = 0; i < ggml_graph_n_nodes(g); i++) ggml_build_forward_expand(out, ggml_graph_node(g, i));
+  if (ggml_graph_n_nodes(out) < n_fwd || ggml_graph_node(out, n_fwd - 1) != ggml_graph_node(g, n_fwd - 1)) {
+    throw UserError("training: internal error rebuilding the backward graph (the forward part moved)");
+  }
+  return out;
 }
 
 std::vector<float> TrainGraph::logits(const PackedBatch& b) {

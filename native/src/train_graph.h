@@ -97,6 +97,7 @@ class TrainGraph {
   void upload_params();
   void add_device_grads();
   void check_ops_supported(ggml_cgraph* g) const;
+  ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd) const;
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)
