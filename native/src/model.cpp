@@ -5,6 +5,7 @@
 
 #include "lora.h"
 #include "scorer.h"
+#include "embedder.h"
 #include "generator.h"
 
 namespace msr {
@@ -20,6 +21,7 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod("tokenPieces", &Model::TokenPieces),
                                         InstanceMethod("loadLora", &Model::LoadLora),
                                         InstanceMethod("generate", &Model::Generate),
+                                        InstanceMethod("embed", &Model::Embed),
                                         InstanceMethod("dispose", &Model::Dispose),
                                     });
   constructor_ = Napi::Persistent(ctor);
@@ -167,6 +169,7 @@ const ModelPtr& Model::alive(Napi::Env env, const char* what) const {
 
 Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) { return LoraAdapter::Load(info, alive(info.Env(), "model.loadLora")); }
 Napi::Value Model::Generate(const Napi::CallbackInfo& info) { return Generator::Generate(info, alive(info.Env(), "model.generate")); }
+Napi::Value Model::Embed(const Napi::CallbackInfo& info) { return Embedder::Embed(info, alive(info.Env(), "model.embed")); }
 
 // Marks the model disposed; native memory is freed when the last object using it goes away.
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {

@@ -20,6 +20,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value TokenPieces(const Napi::CallbackInfo& info);
   Napi::Value LoadLora(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Embed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   const ModelPtr& alive(Napi::Env env, const char* what) const;
   void release(Napi::Env env);

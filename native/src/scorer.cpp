@@ -239,6 +239,9 @@ Scorer::Scorer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scorer>(info) 
   if (!(n_ctx >= 16 && n_ctx <= 1 << 20)) throw Napi::RangeError::New(env, "contextSize must be between 16 and 1048576");
   if (!(n_seq >= 1 && n_seq <= 256)) throw Napi::RangeError::New(env, "sequences must be between 1 and 256");
   if (!(n_batch >= 1 && n_batch <= n_ctx)) throw Napi::RangeError::New(env, "batchSize must be between 1 and contextSize");
+  // llama.cpp sizes its output rows for max(outputs, sequences) and asserts that fits in the
+  // batch, so more sequences than batch tokens could never be used: cap them.
+  n_seq = std::min(n_seq, n_batch);
   auto cparams = llama_context_default_params();
   cparams.n_ctx = static_cast<uint32_t>(n_ctx);
   cparams.n_seq_max = static_cast<uint32_t>(n_seq);

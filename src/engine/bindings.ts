@@ -41,6 +41,8 @@ export type NativeModel = Brand<{
   tokenPieces(tokens: TokenArray): string[];
   loadLora(path: string): Promise<NativeLoraAdapter>;
   generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResult[]>;
+  /** Last-layer hidden state (after the final norm) of every token: [tokens × embeddingSize] per text. */
+  embed(texts: TokenArray[], options?: { batchTokens?: number }): Promise<Float32Array[]>;
   dispose(): void;
 }, "Model">;
 

@@ -76,6 +76,18 @@ export class Model {
     return this.#queue.run(() => h.generate(toks, { ...rest, lora: toNativeLora(lora) }));
   }
 
+  /**
+   * Contextual token embeddings: for each text, the last layer's hidden state of every token after
+   * the final norm ([tokens × embeddingSize], row-major), each text encoded on its own. Strings
+   * are tokenized with BOS (its row comes first).
+   */
+  async embed(texts: readonly (string | TokenArray)[], options: { batchTokens?: number } = {}): Promise<Float32Array[]> {
+    if (!Array.isArray(texts)) throw new TypeError("embed() takes an array of texts");
+    const toks = texts.map((t) => (typeof t === "string" ? this.tokenize(t) : t));
+    const h = this.handle();
+    return this.#queue.run(() => h.embed(toks, options));
+  }
+
   get disposed(): boolean {
     return this.#native === undefined;
   }
