@@ -64,7 +64,7 @@ describe("scorer", () => {
 
   it("does not depend on batch size, sequence slots, context size or request order", async () => {
     const base = await model.createScorer({ contextSize: 512 }).score(requests);
-    for (const opts of [{ batchSize: 7, contextSize: 64, sequences: 2 }, { batchSize: 64, sequences: 1, contextSize: 128 }, { batchSize: 512, sequences: 64, contextSize: 2048 }, { batchSize: 16, sequences: 64, contextSize: 512 }]) {
+    for (const opts of [{ batchSize: 7, contextSize: 64, sequences: 2 }, { batchSize: 64, sequences: 1, contextSize: 128 }, { batchSize: 512, sequences: 64, contextSize: 2048 }, { batchSize: 16, sequences: 64, contextSize: 512 }, { contextSize: 2048, waveTokens: 1 }, { contextSize: 2048, waveTokens: 2048 }]) {
       const s = model.createScorer(opts);
       expectClose(flat(await s.score(requests)), flat(base), 1e-4);
       s.dispose();

@@ -26,6 +26,7 @@ struct ScorerState {
   ModelPtr model;
   llama_context* ctx = nullptr;
   uint32_t n_ctx = 0, n_seq = 0, n_batch = 0;
+  uint32_t n_wave = 0;  // cells one wave may fill (<= n_ctx)
   std::atomic<bool> disposed{false};
   ~ScorerState();
 };

@@ -69,7 +69,7 @@ export interface NativeScoreResult {
 }
 
 export type NativeScorer = Brand<{
-  readonly config: { contextSize: number; sequences: number; batchSize: number } | null;
+  readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number } | null;
   score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<NativeScoreResult[]>;
   /** Same batching with logits at every position and no log-prob work: the benchmark ceiling. */
   decodeOnly(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<object[]>;
@@ -228,7 +228,7 @@ export interface NativeAddon {
   systemInfo(): string;
   setLogLevel(level: 0 | 1 | 2 | 3): void;
   loadModel(path: string, options?: { threads?: number; gpuLayers?: number }): Promise<NativeModel>;
-  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number }) => NativeScorer;
+  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number }) => NativeScorer;
 }
 
 /** Where the addon is: $MSR_REC_ADDON, else the CUDA build if present, else the CPU build. */

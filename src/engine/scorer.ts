@@ -27,6 +27,12 @@ export interface ScorerOptions {
   sequences?: number;
   /** Tokens per llama_decode call (default 512). */
   batchSize?: number;
+  /**
+   * Most KV cells one wave fills before the next starts (default max(batchSize, min(contextSize,
+   * 4 × embedding size))): every token of a wave attends over the wave's cells, so narrow models
+   * score faster in shorter waves. Results do not depend on it.
+   */
+  waveTokens?: number;
 }
 
 export class Scorer {
@@ -38,7 +44,7 @@ export class Scorer {
     this.#native = handle;
   }
 
-  get config(): { contextSize: number; sequences: number; batchSize: number } {
+  get config(): { contextSize: number; sequences: number; batchSize: number; waveTokens: number } {
     const c = this.handle().config;
     if (!c) throw new Error("the scorer was disposed");
     return c;
