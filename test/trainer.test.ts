@@ -38,11 +38,17 @@ function randomizeLora(t: Trainer, seed: number, std = 0.1): void {
 
 const close = (a: number, b: number, abs: number, rel: number) => Math.abs(a - b) <= abs + rel * Math.abs(b);
 
-/** Tolerance for float32 sums taken in another order: relative to the tensor's largest entry. */
-function sameGradient(got: Float32Array, want: Float32Array): string | null {
+/**
+ * Tolerance for float32 sums taken in another order, relative to the tensor's largest entry
+ * (default 1e-4). Packed and unpacked runs give ggml's CPU matrix products different shapes, so
+ * long packs run in its tiled GEMM and short samples in plain dot products: the attention
+ * gradients of the first layer then differ by up to ~2.5e-4 of their largest entry (measured), so
+ * that comparison uses 1e-3. A packing error (attention crossing samples) changes them by O(1).
+ */
+function sameGradient(got: Float32Array, want: Float32Array, rel = 1e-4): string | null {
   let scale = 0;
   for (const x of want) scale = Math.max(scale, Math.abs(x));
-  return maxViolation(got, want, 1e-4 * scale, 1e-3);
+  return maxViolation(got, want, rel * scale, 1e-3);
 }
 
 function maxViolation(got: ArrayLike<number>, want: ArrayLike<number>, abs: number, rel: number): string | null {
@@ -284,7 +290,7 @@ describe("packing and reproducibility", () => {
     const a = await packed.gradients(samples);
     const b = await single.gradients(samples);
     expect(close(a.loss, b.loss, 1e-6, 1e-5)).toBe(true);
-    for (const n of packed.paramNames()) expect(sameGradient(packed.getGrad(n), single.getGrad(n)), n).toBeNull();
+    for (const n of packed.paramNames()) expect(sameGradient(packed.getGrad(n), single.getGrad(n), 1e-3), n).toBeNull();
     packed.dispose();
     single.dispose();
   });

@@ -259,7 +259,7 @@ void TrainGraph::init_params() {
       }
     }
   }
-  ggml_init_params ip{ggml_tensor_overhead() * (2 * specs.size() + 8 * m.layers.size() + 8), nullptr, true};
+  ggml_init_params ip{ggml_tensor_overhead() * (3 * specs.size() + 8 * m.layers.size() + 8), nullptr, true};
   param_ctx_ = ggml_init(ip);
   for (const auto& s : specs) {
     TrainParam p;
@@ -275,8 +275,21 @@ void TrainGraph::init_params() {
     params_.push_back(p);
   }
   if (!cfg_.gpu) plan_transposes(param_ctx_);
+  // CPU, LoRA rank not a multiple of 16: the products over the rank (B·(Ax) forward, Aᵀ·d(Ax)
+  // backward) would run as length-r dot products outside ggml's tiled GEMM. Padding A and B with
+  // zeros to the next multiple of 16 leaves B·A and every gradient of A and B unchanged (the
+  // padded rows and columns get exactly zero gradient) and lets those products tile.
+  const int64_t padded_rank = (cfg_.rank + 15) / 16 * 16;
+  if (!cfg_.gpu && cfg_.mode == TrainMode::Lora && padded_rank != cfg_.rank) {
+    for (const auto& p : params_) {
+      const bool is_b = p.value->ne[0] == cfg_.rank && p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".lora_b") == 0;
+      rank_pad_.push_back(is_b ? ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, padded_rank, p.value->ne[1])
+                               : ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, p.value->ne[0], padded_rank));
+    }
+  }
   param_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(param_ctx_, ggml_backend_cpu_buffer_type());
   if (!param_buf_) throw UserError("training: out of memory allocating the trainable parameters");
+  for (ggml_tensor* z : rank_pad_) std::memset(z->data, 0, ggml_nbytes(z));
   if (!cfg_.gpu) fill_transposes();
 
   SplitMix rng{cfg_.seed * 0x100000001B3ull + 0x51ED27A1ull};
@@ -403,7 +416,16 @@ ggml_tensor* TrainGraph::project(ggml_context* ctx, const ggml_tensor* w, ggml_t
   if (cfg_.mode == TrainMode::Lora) {
     for (const auto& [b, i] : index_) {
       if (b != w) continue;
-      ggml_tensor* ab = ggml_mul_mat(ctx, params_[i + 1].graph_value(), ggml_mul_mat(ctx, params_[i].graph_value(), x));
+      ggml_tensor* a = params_[i].graph_value();      // (in, r)
+      ggml_tensor* bm = params_[i + 1].graph_value();  // (r, out)
+      if (!rank_pad_.empty()) {
+        // Zero-padded to a rank the CPU GEMM tiles (see rank_pad_): A' = [A; 0], B' = [B, 0].
+        const ggml_tensor* za = rank_pad_[i];
+        const ggml_tensor* zb = rank_pad_[i + 1];
+        a = ggml_acc(ctx, const_cast<ggml_tensor*>(za), a, za->nb[1], za->nb[2], za->nb[3], 0);
+        bm = ggml_acc(ctx, const_cast<ggml_tensor*>(zb), bm, zb->nb[1], zb->nb[2], zb->nb[3], 0);
+      }
+      ggml_tensor* ab = ggml_mul_mat(ctx, bm, ggml_mul_mat(ctx, a, x));
       y = ggml_add(ctx, y, ggml_scale(ctx, ab, lora_scale_));
     }
   }

@@ -131,6 +131,9 @@ class TrainGraph {
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
   void use_transposed_weights(ggml_cgraph* g, int first_node) const;
+  // CPU LoRA with a rank that is not a multiple of 16: one zero tensor per LoRA param, of its
+  // shape with the rank padded (A: (in, R), B: (R, out)), that project() places A and B into.
+  std::vector<ggml_tensor*> rank_pad_;
 };
 
 }  // namespace msr
