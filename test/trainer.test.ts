@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer, type LoraTarget } from "../src/engine/trainer.js";
 import { Segment, tokenizeSample, type TokenizedSample } from "../src/train/samples.js";
-import { tinyModelPath } from "./support/models.js";
+import { testModelPath, tinyModelPath } from "./support/models.js";
 import { mulberry32 as rng, randomSample as sample } from "./support/random.js";
 
 const VOCAB = 32000;
@@ -102,6 +102,22 @@ describe("training graph forward", () => {
     const base = await t.logits(tokens);
     expect(maxViolation(base, ref, 1e-4, 1e-3)).not.toBeNull();
     t.dispose();
+  });
+
+  it("on a model with F16 weights equals llama_decode (LoRA), and a step lowers the loss", async () => {
+    const f16 = await native().loadModel(testModelPath({ weightType: "F16" }), { threads: 2 });
+    const t = createTrainer(f16, { lora: { rank: 4, alpha: 8, seed: 3 }, optimizer: { lr: 1e-2 } });
+    randomizeLora(t, 9, 0.05);
+    const tokens = sample(21, 40, 0, 0).tokens;
+    // With F16 weights both sides round activations to F16 (unit roundoff 2^-11 ≈ 4.9e-4) at
+    // different points; logits are ~0.4 at most, so 5e-4 absolute (measured worst: 1.6e-4).
+    expect(maxViolation(await t.logits(tokens), await t.referenceLogits(tokens), 5e-4, 1e-3)).toBeNull();
+    const data = [sample(60, 6, 8, 4)];
+    const first = (await t.step(data)).loss;
+    for (let i = 0; i < 4; i++) await t.step(data);
+    expect((await t.evaluate(data)).loss).toBeLessThan(first);
+    t.dispose();
+    f16.dispose();
   });
 
   it("in full mode equals llama_decode of the base model", async () => {

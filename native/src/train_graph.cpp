@@ -196,6 +196,12 @@ void transpose_into(const ggml_tensor* src, ggml_tensor* dst) {
   for (int64_t j = 0; j < ne1; j++) {
     for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
   }
+  if (dst->type == GGML_TYPE_F16) {
+    std::vector<ggml_fp16_t> h(t.size());
+    ggml_fp32_to_fp16_row(t.data(), h.data(), static_cast<int64_t>(t.size()));
+    ggml_backend_tensor_set(dst, h.data(), 0, h.size() * sizeof(ggml_fp16_t));
+    return;
+  }
   ggml_backend_tensor_set(dst, t.data(), 0, t.size() * sizeof(float));
 }
 
@@ -208,18 +214,28 @@ void TrainGraph::plan_transposes(ggml_context* ctx) {
   const llama_model& m = *model_->model;
   const ggml_tensor* w_out = output_weight();
   output_t_ = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
+  // Budget: MSR_REC_TRAIN_TRANSPOSE_MB, else 2048 MB on the CPU and half the free device memory on
+  // a GPU. On a GPU the copies are F16 when the weights are not F32 (half the memory, and CUDA's
+  // out_prod fallback would need F32 weights); on the CPU they stay F32 (its F16 product converts
+  // every activation instead).
   const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
-  const double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
+  double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
+  if (!env && cfg_.gpu) {
+    size_t free = 0, total = 0;
+    ggml_backend_dev_memory(ggml_backend_get_device(backend_), &free, &total);
+    cap = 0.5 * static_cast<double>(free);
+  }
+  const ggml_type type = cfg_.gpu && m.layers[0].wq->type != GGML_TYPE_F32 ? GGML_TYPE_F16 : GGML_TYPE_F32;
   double bytes = 0;
   std::vector<const ggml_tensor*> frozen;
   for (const auto& l : m.layers) {
     for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
       frozen.push_back(w);
-      bytes += 4.0 * static_cast<double>(ggml_nelements(w));
+      bytes += static_cast<double>(ggml_type_size(type)) * static_cast<double>(ggml_nelements(w));
     }
   }
   if (bytes > cap) return;
-  for (const ggml_tensor* w : frozen) frozen_t_.push_back({weight(w), ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w->ne[1], w->ne[0])});
+  for (const ggml_tensor* w : frozen) frozen_t_.push_back({weight(w), ggml_new_tensor_2d(ctx, type, w->ne[1], w->ne[0])});
 }
 
 void TrainGraph::fill_transposes() {

@@ -125,7 +125,7 @@ class TrainGraph {
   // LoRA mode: the frozen output matrix transposed to (n_vocab, n_embd), so dLoss/dh = W^T G is one
   // fast mul_mat instead of ggml's out_prod over a transposed G.
   ggml_tensor* output_t_ = nullptr;
-  // LoRA mode, when they fit in MSR_REC_TRAIN_TRANSPOSE_MB (default 2048): transposed copies of
+  // LoRA mode, when they fit the budget (plan_transposes: MSR_REC_TRAIN_TRANSPOSE_MB): transposed copies of
   // the frozen projection weights, so the backward's dx = Wᵀ dy runs as a mul_mat instead of
   // ggml's out_prod over a transposed dy (several times slower on CPU; CUDA's out_prod takes F32
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).

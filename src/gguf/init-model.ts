@@ -40,6 +40,8 @@ export interface InitModelOptions {
   out: string;
   /** Overrides of the preset's hyper-parameters (e.g. a different width for a mismatch test). */
   overrides?: Partial<LlamaHparams>;
+  /** Storage of the 2-D weights (default F32); "F16" is how most published GGUF models ship. Norms stay F32. */
+  weightType?: "F32" | "F16";
 }
 
 export interface InitModelResult {
@@ -113,7 +115,7 @@ export function initModel(opts: InitModelOptions): InitModelResult {
     ["general.architecture", gguf.str("llama")],
     ["general.type", gguf.str("model")],
     ["general.name", gguf.str(`msr-rec-${opts.preset}`)],
-    ["general.file_type", gguf.u32(0)], // LLAMA_FTYPE_ALL_F32
+    ["general.file_type", gguf.u32(opts.weightType === "F16" ? 1 : 0)], // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16
     ["llama.context_length", gguf.u32(h.contextLength)],
     ["llama.embedding_length", gguf.u32(h.embeddingLength)],
     ["llama.block_count", gguf.u32(h.blockCount)],
@@ -145,7 +147,7 @@ export function initModel(opts: InitModelOptions): InitModelResult {
       const scaled = /attn_output|ffn_down|^output\./.test(name);
       data = new Rng(opts.seed, hashString(name)).normalArray(n, scaled ? residualStd : INIT_STD);
     }
-    tensors.push({ name, shape, type: "F32", data });
+    tensors.push({ name, shape, type: shape.length === 2 && opts.weightType === "F16" ? "F16" : "F32", data });
   }
   writeGguf(opts.out, metadata, tensors);
   return { path: opts.out, hparams: h, vocabSize: tokenizer.vocabSize, parameterCount };

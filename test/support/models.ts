@@ -23,11 +23,12 @@ function cached(name: string, make: (path: string) => void): string {
 }
 
 /** A generated model (default: tiny preset, SentencePiece 32k vocab, seed 0). */
-export function testModelPath(opts: { preset?: ModelPreset; vocab?: VocabName; seed?: number } = {}): string {
-  const { preset = "tiny", vocab = "llama-spm", seed = 0 } = opts;
+export function testModelPath(opts: { preset?: ModelPreset; vocab?: VocabName; seed?: number; weightType?: "F32" | "F16" } = {}): string {
+  const { preset = "tiny", vocab = "llama-spm", seed = 0, weightType = "F32" } = opts;
   // the vocab file's size stands in for its version: a different llama.cpp bundle makes a new model
   const vocabBytes = statSync(join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`)).size;
-  return cached(`model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}${vocabBytes}-s${seed}.gguf`, (out) => initModel({ preset, vocab, seed, out }));
+  const suffix = weightType === "F32" ? "" : `-${weightType.toLowerCase()}`;
+  return cached(`model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}${vocabBytes}-s${seed}${suffix}.gguf`, (out) => initModel({ preset, vocab, seed, out, weightType }));
 }
 
 /** The tiny LLaMA model (n_embd 64, 2 layers, 4 heads / 2 KV heads, llama-spm vocab). */
