@@ -9,6 +9,7 @@ export interface InitModelCliOptions {
   vocab: string;
   seed: string | number;
   out: string;
+  weightType?: string;
 }
 
 /** Validates the CLI's strings, generates the model and reports what it wrote. */
@@ -18,8 +19,10 @@ export async function runInitModel(opts: InitModelCliOptions, log: (line: string
   const seed = typeof opts.seed === "number" ? opts.seed : /^\d+$/.test(opts.seed) ? Number(opts.seed) : NaN;
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be a non-negative integer, got "${opts.seed}"`);
   if (!opts.out) throw new Error("--out is required: the .gguf file to write");
+  const weightType = opts.weightType ?? "F32";
+  if (weightType !== "F32" && weightType !== "F16") throw new Error(`--weight-type must be F32 or F16, got "${weightType}"`);
   const t0 = performance.now();
-  const res = initModel({ preset: opts.preset as ModelPreset, vocab: opts.vocab as VocabName, seed, out: opts.out });
+  const res = initModel({ preset: opts.preset as ModelPreset, vocab: opts.vocab as VocabName, seed, out: opts.out, weightType });
   const mb = statSync(res.path).size / 2 ** 20;
   log(
     `wrote ${res.path}: ${opts.preset} LLaMA, ${res.parameterCount.toLocaleString("en-US")} parameters, vocab ${opts.vocab} (${res.vocabSize}), ` +
@@ -34,6 +37,7 @@ export function register(program: Command): void {
     .option("--preset <name>", `model size: ${Object.keys(MODEL_PRESETS).join(" | ")}`, "tiny")
     .option("--vocab <name>", `tokenizer: ${VOCAB_NAMES.join(" | ")}`, "llama-spm")
     .option("--seed <n>", "random seed (same seed → identical file)", "0")
+    .option("--weight-type <type>", "storage of the weight matrices: F32 | F16", "F32")
     .requiredOption("--out <file>", "output .gguf path")
     .action(async (opts: InitModelCliOptions) => runInitModel(opts));
 }
