@@ -46,9 +46,10 @@ function report(c) {
   console.log(JSON.stringify({ ...c, limits: LIMITS, ok }));
 }
 
-// The last case stores the weights as F16, as published models do: the GPU's transposed weight
-// copies are then F16 as well.
-for (const [preset, weightType] of [["tiny", "F32"], ["small", "F32"], ["small", "F16"]]) {
+// The last case stores the weights as F16, as published models do.
+// Arguments pick cases by name (e.g. `small-F16`); none runs them all.
+const cases = [["tiny", "F32"], ["small", "F32"], ["small", "F16"]].filter(([p, w]) => process.argv.length <= 2 || process.argv.includes(`${p}-${w}`));
+for (const [preset, weightType] of cases) {
   const path = join(dir, `${preset}-${weightType}.gguf`);
   initModel({ preset, vocab: "llama-spm", seed: 5, out: path, weightType });
   const cpuModel = await loadModel(path, { gpuLayers: 0 });
