@@ -1,11 +1,14 @@
 // model.embed: per-token last-layer hidden states. Checked against llama_decode's logits through
 // an independent JS product with the output matrix read from the GGUF (logits = W_out · h), and
 // for invariance: texts packed together equal each text alone, and a prefix's rows equal the
-// first rows of the longer text (causal attention, one sequence per text).
+// first rows of the longer text (causal attention, one sequence per text). Then its use as the
+// eval stage's BERTScore encoder.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/index.js";
 import { findTensor, readGguf, readTensorF32 } from "../src/gguf/reader.js";
 import { tinyModelPath } from "./support/models.js";
+import { presetConfig } from "../src/pipeline/config.js";
+import { reasoningQuality } from "../src/pipeline/stage-model.js";
 
 let model: Model;
 beforeAll(async () => {
@@ -62,5 +65,22 @@ describe("model.embed", () => {
 
   it("rejects out-of-range token ids with a clear error", async () => {
     await expect(model.embed([Int32Array.of(1, 10_000_000)])).rejects.toThrow(/vocabulary|out of range/);
+  });
+});
+
+describe("as the eval stage's BERTScore encoder", () => {
+  it("scores identical texts 1 and unrelated ones lower, with contextual vectors", async () => {
+    const c = presetConfig("tiny", { model: { path: tinyModelPath() }, eval: { bertscore: true, gptscore: false, meteor: false } });
+    const { quality, dispose } = await reasoningQuality(c, []);
+    const text = "the phone case fits the phone";
+    const same = await quality.bertscore!([{ candidate: text, reference: text, context: "" }]);
+    const other = await quality.bertscore!([{ candidate: text, reference: "a yoga mat for running shoes", context: "" }]);
+    dispose();
+    expect(same).toBeGreaterThan(0.999);
+    expect(other).toBeLessThan(same - 0.01);
+    // Contextual: the same token gets different vectors in different texts (a static table would not).
+    const dim = model.info.embeddingSize;
+    const [a, b] = await model.embed(["the phone", "a yoga mat the phone"]);
+    expect(maxAbsDiff(a!.subarray(dim, 2 * dim), b!.subarray(5 * dim, 6 * dim))).toBeGreaterThan(1e-3); // " the" at 1 and at 5
   });
 });

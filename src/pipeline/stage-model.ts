@@ -8,7 +8,6 @@ import { initModel } from "../gguf/init-model.js";
 import { meteorText } from "../eval/meteor.js";
 import { gptScore } from "../eval/gptscore.js";
 import { bertScore, meanBertScore } from "../eval/bertscore.js";
-import { findTensor, readGguf, readTensorF32 } from "../gguf/reader.js";
 import { ProgressBar } from "../cli/progress.js";
 import { createTrainer, type Trainer } from "../engine/trainer.js";
 import type { Item } from "../data/types.js";
@@ -231,8 +230,8 @@ export async function openInferenceEngine(c: RunConfig, modelPath: string): Prom
 /**
  * Reasoning-quality scorers for the eval stage. METEOR needs nothing; GPTScore scores each
  * reasoning under the evaluator model (eval.evaluatorModel, else the base model) with the
- * coherence aspect prompt; BERTScore matches token vectors taken from the evaluator's input
- * embedding table (static embeddings: no contextual encoder ships with the package).
+ * coherence aspect prompt; BERTScore matches the evaluator's contextual token states (the last
+ * layer's hidden state of each token, model.embed).
  */
 export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise<{ quality: ReasoningQuality; dispose(): void }> {
   const q: ReasoningQuality = {};
@@ -245,21 +244,13 @@ export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise
     q.gptscore = async (pairs) => (await gptScore(pairs.map((p) => ({ text: p.candidate, context: p.context })), (reqs) => scorer.score(reqs.map((r) => ({ prompt: r.prompt, continuation: r.continuation }))), "coherence")).mean;
   }
   if (c.eval.bertscore) {
-    let table: { data: Float32Array; dim: number } | null = null;
-    try {
-      const file = readGguf(path);
-      const t = findTensor(file, "token_embd.weight");
-      table = { data: readTensorF32(file, t), dim: t.shape[0]! };
-    } catch (e) {
-      skipped.push(`BERTScore: cannot read the evaluator's token embeddings (${(e as Error).message})`);
-    }
-    if (table) {
-      const { data, dim } = table;
-      const embed = async (texts: readonly string[]) =>
-        texts.map((t) => Array.from(model.tokenize(t, { addBos: false }), (id) => data.subarray(id * dim, (id + 1) * dim)));
-      q.bertscore = async (pairs) => meanBertScore(await bertScore(pairs.map((p) => p.candidate), pairs.map((p) => p.reference), embed)).f1;
-      skipped.push("BERTScore uses the evaluator model's static input embeddings (no contextual encoder ships with the package); compare it only within this table");
-    }
+    // Contextual token vectors, as BERTScore uses: the evaluator's last-layer hidden states
+    // (model.embed), each text encoded on its own, without the BOS row.
+    const dim = model.info.embeddingSize;
+    const embed = async (texts: readonly string[]) =>
+      (await model.embed(texts)).map((e) => Array.from({ length: e.length / dim - 1 }, (_, p) => e.subarray((p + 1) * dim, (p + 2) * dim)));
+    q.bertscore = async (pairs) => meanBertScore(await bertScore(pairs.map((p) => p.candidate), pairs.map((p) => p.reference), embed)).f1;
+    skipped.push("BERTScore encodes with the evaluator model's contextual last-layer states, not the original's RoBERTa-large, so compare it within this table");
   }
   return {
     quality: q,
