@@ -34,6 +34,8 @@ const ModelConfig = z.object({
   // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
   pretrainEpochs: z.number().int().min(0).default(0),
   pretrainLearningRate: z.number().positive().default(1e-3),
+  // Documents per pretraining update.
+  pretrainBatchSize: z.number().int().positive().default(16),
   threads: z.number().int().positive().optional(),
   gpuLayers: z.number().int().min(0).default(0),
   contextSize: z.number().int().positive().default(4096),
@@ -135,11 +137,11 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   paper: {},
   demo: {
     runDir: "runs/demo",
-    dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 60, historyLength: 5 },
-    model: { initSize: "small", pretrainEpochs: 4, pretrainLearningRate: 2e-3, contextSize: 1024 },
+    dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
+    model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, contextSize: 1024 },
     teacher: { kind: "rule" },
-    train: { epochs: 5, batchSize: 8, learningRate: 5e-3, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
-    infer: { maxTokens: 96, batchSize: 16, users: 32, constrained: true },
+    train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
+    infer: { maxTokens: 128, batchSize: 16, users: 32, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
   },
   tiny: {

@@ -200,6 +200,30 @@ export class RulesTeacher implements Teacher {
     return p.length - 1;
   }
 
+  /**
+   * Step 4 (the summary) for choosing candidate `index` of a sample: the latest item first (the
+   * strongest signal of what comes next), then the choice and why it fits, so the evidence comes
+   * before the decision.
+   */
+  summarize(sample: PromptSample, index: number): string {
+    const chosen = this.scoreCandidates(sample)[index];
+    if (!chosen) throw new Error(`summarize: candidate ${index} out of range (${sample.candidates.length} candidates)`);
+    return this.summaryOf(sample, chosen);
+  }
+
+  private summaryOf(sample: PromptSample, chosen: CandidateScore): string {
+    const q = (id: string) => `"${this.title(id)}"`;
+    const reasons: string[] = [];
+    if (chosen.shared.length > 0) reasons.push(`it matches the user's ${chosen.shared.slice(0, 2).join(" and ")} interest`);
+    const latestId = sample.history[sample.history.length - 1];
+    if (chosen.coocBest) reasons.push(`other users took it after ${chosen.coocBest.from === latestId ? "the latest item" : q(chosen.coocBest.from)}`);
+    // Popularity is the weakest signal: named only when nothing else speaks for the choice.
+    if (reasons.length === 0 && chosen.pop > 0.5) reasons.push("it is widely chosen");
+    if (reasons.length === 0) reasons.push("no other candidate fits the history better");
+    const latest = latestId !== undefined ? `The latest item is ${q(latestId)}. ` : "";
+    return `${latest}${q(chosen.id)} fits best because ${reasons.join(", and ")}.`;
+  }
+
   /** The five-step chain for one sample and attempt. */
   writeChain(sample: PromptSample, attempt: number): string {
     const scores = this.scoreCandidates(sample);
@@ -239,16 +263,7 @@ export class RulesTeacher implements Teacher {
       })
       .join(" ");
 
-    // Step 4: the rationale.
-    const reasons: string[] = [];
-    if (chosen.shared.length > 0) reasons.push(`it matches the user's ${chosen.shared.slice(0, 2).join(" and ")} interest`);
-    if (chosen.coocBest) reasons.push(`other users took it after ${q(chosen.coocBest.from)}`);
-    if (chosen.pop > 0.5) reasons.push("it is widely chosen");
-    if (reasons.length === 0) reasons.push("no other candidate fits the history better");
-    const others = scores.filter((s) => s.id !== chosen.id).sort((a, b) => b.score - a.score);
-    const runner = others[0];
-    const step4 = `${q(chosen.id)} fits best because ${reasons.join(", and ")}.` + (runner ? ` ${q(runner.id)} is the closest alternative but matches less.` : "");
-
+    const step4 = this.summaryOf(sample, chosen);
     return [
       `Step 1 - Preference Recognition: ${step1}`,
       `Step 2 - Attribute Analysis: ${step2}`,
