@@ -52,6 +52,39 @@ describe("runStage", () => {
     }
   });
 
+  it("lets a killed resumable stage keep its partial outputs while its inputs are unchanged", async () => {
+    const dir = tmp();
+    try {
+      const seen: string[] = [];
+      const spec = (inputs: unknown, kill: boolean) => ({
+        stage: "train" as const,
+        inputs,
+        outputs: ["train"],
+        resumable: true,
+        run: async () => {
+          const f = join(dir, "train", "ckpt.txt");
+          seen.push(existsSync(f) ? readFileSync(f, "utf8") : "none");
+          mkdirSync(join(dir, "train"), { recursive: true });
+          writeFileSync(f, `after ${JSON.stringify(inputs)}`);
+          if (kill) throw new Error("killed");
+        },
+      });
+      await expect(runStage(dir, "up", spec({ a: 1 }, true), false, () => {})).rejects.toThrow("killed");
+      const log: string[] = [];
+      expect((await runStage(dir, "up", spec({ a: 1 }, false), false, (m) => log.push(m))).outcome).toBe("ran");
+      expect(log[0]).toMatch(/resuming/);
+      // Finished: a re-run asked for starts over, as does a killed run whose inputs changed.
+      await expect(runStage(dir, "up", spec({ a: 1 }, true), { rerun: true, fresh: false }, () => {})).rejects.toThrow("killed");
+      await expect(runStage(dir, "up", spec({ a: 2 }, true), false, () => {})).rejects.toThrow("killed");
+      // Killed with the same inputs but told to start fresh (an upstream stage re-ran).
+      expect((await runStage(dir, "up", spec({ a: 2 }, false), { rerun: true, fresh: true }, () => {})).outcome).toBe("ran");
+      expect(seen).toEqual(["none", 'after {"a":1}', "none", "none", "none"]);
+      expect(existsSync(join(dir, "stages", "train.started.json"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("leaves no marker when the stage throws", async () => {
     const dir = tmp();
     try {

@@ -1,9 +1,9 @@
 // The whole pipeline on the `tiny` preset (a few synthetic users, the tiny model): every stage
 // runs, the results are consistent with an independent recomputation (fusion decisions, one
-// PPL re-scored alone), a second run skips everything, and a run killed inside the infer stage
-// resumes to the same results. Skips, saying why, when the native addon is not built.
+// PPL re-scored alone), a second run skips everything, a run killed inside the infer stage
+// resumes to the same results, and one killed inside base or train continues from its checkpoints. Skips, saying why, when the native addon is not built.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
@@ -176,6 +176,48 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     expect(existsSync(markerPath(dir, "eval"))).toBe(false);
     expect((await runPipeline(c, { quiet: true })).ran).toEqual(["eval", "report"]);
   });
+
+  it("a run killed inside base or train continues from its checkpoints to the same model, adapters and log", async () => {
+    // Two pretraining and two training epochs with a checkpoint after every step; the prepared
+    // dataset is shared (its inputs are unchanged). A kill is a throw from the progress log at the
+    // moment the message is written: nothing after that point of the stage runs.
+    const copy = () => {
+      const d = mkdtempSync(join(tmpdir(), "msr-resume-"));
+      cpSync(join(dir, "dataset"), join(d, "dataset"), { recursive: true });
+      cpSync(markerPath(dir, "prepare"), markerPath(d, "prepare"));
+      return d;
+    };
+    const cfg = (d: string): RunConfig => ({ ...c, runDir: d, model: { ...c.model, pretrainEpochs: 2 }, train: { ...c.train, epochs: 2, checkpointEvery: 1 } });
+    const killAt = (pattern: RegExp) => (m: string) => {
+      if (pattern.test(m)) throw new Error(`killed at: ${m}`);
+    };
+    const [ref, killed] = [copy(), copy()];
+    try {
+      await runPipeline(cfg(ref), { to: "train", quiet: true });
+      // Killed after the second pretraining epoch, before its checkpoint: epoch 1's is on disk.
+      await expect(runPipeline(cfg(killed), { to: "train", quiet: true, log: killAt(/pretrain epoch 2/) })).rejects.toThrow(/killed/);
+      expect(existsSync(join(killed, "base", "pretrain.ckpt"))).toBe(true);
+      // Killed inside msr's second epoch end, after the epoch's steps (mid-epoch checkpoints only).
+      const second: string[] = [];
+      await expect(runPipeline(cfg(killed), { to: "train", quiet: true, log: (m) => (second.push(m), killAt(/\] msr epoch 2/)(m)) })).rejects.toThrow(/killed/);
+      expect(second).toContain("[base] continuing after pretraining epoch 1");
+      const third: string[] = [];
+      const resumed = await runPipeline(cfg(killed), { to: "train", quiet: true, log: (m) => third.push(m) });
+      expect(resumed.ran).toEqual(["train"]);
+      expect(resumed.skipped).toEqual(["prepare", "base", "synthesize", "sft"]);
+      expect(third.some((m) => /\[train\] msr: continuing after step \d+ \(1 epochs finished\)/.test(m))).toBe(true);
+      // The same bytes as the run that was never killed: parameters, AdamW state, data order,
+      // epoch means and the best-epoch choice all came back.
+      expect(readFileSync(join(killed, "base", "model.gguf")).equals(readFileSync(join(ref, "base", "model.gguf")))).toBe(true);
+      for (const v of ["msr", "wo-reason"]) {
+        expect(readFileSync(runLayout(killed).adapter(v)).equals(readFileSync(runLayout(ref).adapter(v))), v).toBe(true);
+      }
+      expect(readFileSync(runLayout(killed).trainLog, "utf8")).toBe(readFileSync(runLayout(ref).trainLog, "utf8"));
+      expect(existsSync(join(killed, "train", "msr", "trainer.ckpt"))).toBe(false);
+    } finally {
+      for (const d of [ref, killed]) rmSync(d, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it("--only needs the earlier stages finished with the same config", async () => {
     const changed = { ...c, infer: { ...c.infer, temperature: 0.1 } };

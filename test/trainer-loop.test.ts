@@ -89,6 +89,49 @@ describe("runTrainingLoop", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it("checkpoints an epoch's end after onEpochEnd, with the caller's state, and repeats a killed epoch end", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-loop-"));
+    try {
+      const ckpt = join(dir, "c.ckpt");
+      // Caller state: the sum of the losses seen so far, as a running epoch mean would keep it.
+      const run = (kill: boolean, trace: string[]) => {
+        let sum = 0;
+        let restored: unknown = "none";
+        const p = runTrainingLoop(new ScriptedTrainer(), samples, {
+          epochs: 2, batchSize: 3, seed: 9, alpha: 1, beta: 1, checkpointPath: ckpt, checkpointEvery: 100, resume: true,
+          checkpointState: () => ({ sum }),
+          onResume: (st, at) => {
+            restored = st;
+            sum = (st as { sum: number }).sum;
+            trace.push(`resume e${at.epoch} b${at.batch} s${at.steps}`);
+          },
+          onStep: (l) => void (sum += l.loss),
+          onEpochEnd: async (e) => {
+            trace.push(`end ${e} sum ${sum}`);
+            if (kill && e === 1) throw new Error("killed inside the epoch end");
+          },
+        });
+        return p.then((logs) => ({ logs, sum, restored }));
+      };
+      const ref: string[] = [];
+      const full = await run(false, ref);
+      rmSync(ckpt);
+      const killed: string[] = [];
+      await expect(run(true, killed)).rejects.toThrow(/killed/);
+      const resumed: string[] = [];
+      const rest = await run(false, resumed);
+      // Epoch 0 ended and was checkpointed after its end ran; the killed end of epoch 1 runs again
+      // from the end of epoch 0, with the caller's sum restored.
+      expect(resumed[0]).toBe("resume e1 b0 s3");
+      expect(rest.restored).toEqual({ sum: Number(ref[0]!.split(" sum ")[1]) });
+      expect(resumed.slice(1)).toEqual(ref.slice(1));
+      expect(rest.sum).toBe(full.sum);
+      expect(killed).toEqual(ref);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("rejects empty data and bad sizes", async () => {
     await expect(runTrainingLoop(new ScriptedTrainer(), [], { epochs: 1, batchSize: 2, seed: 0, alpha: 1, beta: 1 })).rejects.toThrow(/no training samples/);
     await expect(runTrainingLoop(new ScriptedTrainer(), samples, { epochs: 1, batchSize: 0, seed: 0, alpha: 1, beta: 1 })).rejects.toThrow(/batch size/);

@@ -72,6 +72,9 @@ const TrainConfig = z.object({
   // Which of the teacher's steps 1–4 go between the markers (all by default; a short demo keeps
   // only the Summary so that reasoning fits a small generation budget).
   reasoningSteps: z.array(z.number().int().min(1).max(4)).min(1).default([1, 2, 3, 4]),
+  // Optimizer steps between checkpoints (one is also written at every epoch end): a killed train
+  // stage continues from the last one.
+  checkpointEvery: z.number().int().positive().default(50),
 });
 
 const InferConfig = z.object({

@@ -2,7 +2,8 @@
 //   prepare → base → synthesize → sft → train → infer → eval → report
 // (`base` creates the base model when the config names none, and pretrains it on the catalog
 // text in full mode: the demo's model starts from random weights). Each stage is skipped when
-// its marker matches its inputs, re-run from scratch otherwise; `only` / `from` pick stages.
+// its marker matches its inputs, re-run from scratch otherwise, except that a killed base or
+// train stage continues from its checkpoints; `only` / `from` pick stages.
 import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { writeReport } from "../report/index.js";
@@ -23,6 +24,8 @@ export interface RunOptions {
   only?: StageName;
   /** Run this stage (even when finished) and every later one that is stale. */
   from?: StageName;
+  /** Stop after this stage (with `from`: the stages from one to the other). */
+  to?: StageName;
   /** Re-run every selected stage even when its marker matches. */
   force?: boolean;
   log?: (msg: string) => void;
@@ -45,7 +48,7 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
   const ruleTeacher = c.teacher.kind === "rule";
   return [
     { stage: "prepare", inputs: { dataset: c.dataset, seed: c.seed }, outputs: ["dataset"], run: () => prepareStage(c) },
-    { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], run: () => baseStage(c, log) },
+    { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], resumable: true, run: () => baseStage(c, log, o.quiet) },
     {
       stage: "synthesize",
       inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
@@ -54,7 +57,7 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
       run: () => synthesizeStage(c),
     },
     { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps }, outputs: ["sft"], run: () => sftStage(c) },
-    { stage: "train", inputs: { train: c.train, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], run: () => trainStage(c, log, o.quiet) },
+    { stage: "train", inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], resumable: true, run: () => trainStage(c, log, o.quiet) },
     {
       stage: "infer",
       inputs: { infer: c.infer, ablations: c.ablations },
@@ -99,6 +102,8 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   const specs = stageSpecs(c, o, state);
   const first = o.only ?? o.from;
   const startAt = first ? STAGES.indexOf(first) : 0;
+  if (o.to && o.only) throw new Error("use either --only or --to, not both");
+  if (o.to && STAGES.indexOf(o.to) < startAt) throw new Error(`--to ${o.to} comes before --from ${first}; stages, in order: ${STAGES.join(", ")}`);
   const summary: RunSummary = { ran: [], skipped: [], metrics: null };
   let hash = "";
   let upstreamRan = false;
@@ -123,12 +128,15 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       summary.ran.push("infer");
       break;
     }
-    // Once a stage has re-run, everything after it re-runs too: its inputs are new files.
-    // A stage named by --only / --from runs even when finished: that is what was asked for.
-    const r = await runStage(c.runDir, hash, spec, o.force === true || upstreamRan || spec.stage === first, log);
+    // Once a stage has re-run, everything after it re-runs too, from scratch: its inputs are new
+    // files. A stage named by --only / --from runs even when finished: that is what was asked
+    // for; unfinished, it continues from its checkpoints like any killed stage.
+    const fresh = o.force === true || upstreamRan;
+    const r = await runStage(c.runDir, hash, spec, { rerun: fresh || spec.stage === first, fresh }, log);
     hash = r.hash;
     if (r.outcome === "ran") upstreamRan = true;
     (r.outcome === "ran" ? summary.ran : summary.skipped).push(spec.stage);
+    if (spec.stage === o.to) break;
   }
   if (o.only && upstreamRan) {
     // What came after the re-run stage is stale now: a later full run must redo it.

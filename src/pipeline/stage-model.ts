@@ -2,7 +2,7 @@
 // full mode on the catalog text), `train` (one LoRA adapter per train variant: per epoch the
 // validation loss and validation HitRatio@1, the best epoch's adapter kept), and opening the
 // engine for inference.
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { initModel } from "../gguf/init-model.js";
 import { meteorText } from "../eval/meteor.js";
@@ -19,6 +19,7 @@ import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "../train/loop.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { keepJsonLines } from "../util/jsonl.js";
 import type { InferenceEngine } from "./stage-infer.js";
 import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
 import { runLayout } from "./layout.js";
@@ -134,10 +135,20 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
       microBatchTokens: 512,
     });
     try {
-      for (let e = 0; e < epochs; e++) {
+      // Each pretraining epoch has its own corpus, so the stage checkpoints between epochs: a
+      // killed base stage continues after the last finished one (the init is re-made from the seed).
+      const ckpt = join(L.base, "pretrain.ckpt");
+      let start = 0;
+      if (existsSync(ckpt)) {
+        start = (JSON.parse(await trainer.loadCheckpoint(ckpt)) as { epoch: number }).epoch;
+        log(`[base] continuing after pretraining epoch ${start}`);
+      }
+      for (let e = start; e < epochs; e++) {
         await runEpochs(trainer, corpora[e]!, { epochs: 1, batchSize: batch, alpha: 0.5, beta: 0.5, seed: c.seed + e, label: `pretrain ${e + 1}/${epochs}`, quiet, onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`) });
+        await trainer.saveCheckpoint(ckpt, JSON.stringify({ epoch: e + 1 }));
       }
       await trainer.saveModel(L.baseModel);
+      rmSync(ckpt, { force: true });
     } finally {
       trainer.dispose();
     }
@@ -157,6 +168,15 @@ interface EpochLoopOptions {
   onStep?: (epoch: number, r: StepLog) => void;
   /** Called after each epoch (1-based) with its mean training loss. */
   onEpoch: (epoch: number, trainLoss: number) => Promise<void>;
+  /** Checkpoint every `every` steps and at each epoch end to `path`, and continue from it when it exists. */
+  checkpoint?: {
+    path: string;
+    every: number;
+    /** The caller's state saved with each checkpoint. */
+    state: () => unknown;
+    /** Gets that state back on resume, with the optimizer step the run continues after. */
+    restore: (state: unknown, steps: number) => void;
+  };
 }
 
 /** The trainer's loop (seeded epoch order, one update per batch) with a progress bar and epoch means. */
@@ -164,16 +184,33 @@ async function runEpochs(trainer: Trainer, samples: SftSample[], o: EpochLoopOpt
   const tokenized = trainer.tokenize(samples);
   const perEpoch = stepsPerEpoch(tokenized.length, o.batchSize);
   let bar: ProgressBar | null = null;
-  let sum = 0, n = 0;
+  // The running mean of the epoch's loss travels in the checkpoint, so a resumed epoch reports
+  // the mean over all its steps.
+  let sum = 0, n = 0, resumedBatch = 0;
+  const ck = o.checkpoint;
   await runTrainingLoop(trainer, tokenized, {
     epochs: o.epochs,
     batchSize: o.batchSize,
     seed: o.seed,
     alpha: o.alpha,
     beta: o.beta,
+    ...(ck
+      ? {
+          checkpointPath: ck.path,
+          checkpointEvery: ck.every,
+          resume: true,
+          checkpointState: () => ({ sum, n, caller: ck.state() }),
+          onResume: (st, at) => {
+            const r = (st ?? {}) as { sum?: number; n?: number; caller?: unknown };
+            [sum, n, resumedBatch] = [r.sum ?? 0, r.n ?? 0, at.batch];
+            ck.restore(r.caller, at.steps);
+          },
+        }
+      : {}),
     onStep: (log) => {
       const epoch = Math.ceil(log.epoch - 1e-9);
-      if (!bar && !o.quiet) bar = new ProgressBar(`${o.label} epoch ${epoch}/${o.epochs}`, perEpoch);
+      if (!bar && !o.quiet) bar = new ProgressBar(`${o.label} epoch ${epoch}/${o.epochs}`, perEpoch - resumedBatch);
+      resumedBatch = 0;
       bar?.tick(1, { loss: log.loss, "tok/s": log.tokensPerSecond });
       sum += log.loss;
       n++;
@@ -224,17 +261,38 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
   return hits / users.length;
 }
 
-/** Trains one variant; keeps the best epoch's adapter (lowest validation loss) at train/<v>/adapter.gguf. */
+/**
+ * Keeps the train log's lines of every other variant, and of `variant` only the steps up to
+ * `steps` and the epoch lines up to `epochs`: what a resumed (or restarted) variant writes again.
+ */
+function truncateTrainLog(path: string, variant: string, steps: number, epochs: number): void {
+  keepJsonLines<TrainLogLine>(path, (l) => l.variant !== variant || (l.type === "step" ? l.step <= steps : l.epoch <= epochs));
+}
+
+/**
+ * Trains one variant; keeps the best epoch's adapter (lowest validation loss) at
+ * train/<v>/adapter.gguf. A finished variant (train/<v>/done.json) is skipped, and a killed one
+ * continues from train/<v>/trainer.ckpt (parameters, AdamW state, position in the epoch, epoch
+ * loss so far and the best validation loss), so the stage resumes where it stopped.
+ */
 async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => void, quiet: boolean): Promise<void> {
   const L = runLayout(c.runDir);
+  const dir = dirname(L.adapter(v.name));
+  const done = join(dir, "done.json");
+  if (existsSync(done) && existsSync(L.adapter(v.name))) {
+    log(`[train] ${v.name}: finished before, kept`);
+    return;
+  }
   const strip = (s: SftSample): SftSample => (v.withoutReasoning ? { ...s, reasoning: "" } : s);
   const train = readSftSamples(c, "train").map(strip);
   const valid = readSftSamples(c, "valid").map(strip);
-  const dir = dirname(L.adapter(v.name));
   mkdirSync(dir, { recursive: true });
+  const ckpt = join(dir, "trainer.ckpt");
+  if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
   const model = await openModel(baseModelPath(c), c);
   const logLine = (l: TrainLogLine) => appendFileSync(L.trainLog, JSON.stringify(l) + "\n");
   let bestLoss = Infinity;
+  let epochsDone = 0;
   try {
     const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
     const trainer = createTrainer(model, { mode: "lora", lora: { rank: c.train.loraRank, alpha: c.train.loraAlpha, seed: c.seed }, optimizer: { lr: c.train.learningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.min(10, Math.ceil(steps / 10)) }, microBatchTokens: Math.max(512, c.train.maxSampleTokens) });
@@ -247,6 +305,18 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
         seed: c.seed,
         label: `train ${v.name}`,
         quiet,
+        checkpoint: {
+          path: ckpt,
+          every: c.train.checkpointEvery,
+          state: () => ({ bestLoss: Number.isFinite(bestLoss) ? bestLoss : null, epochsDone }),
+          restore: (st, at) => {
+            const r = (st ?? {}) as { bestLoss?: number | null; epochsDone?: number };
+            bestLoss = r.bestLoss ?? Infinity;
+            epochsDone = r.epochsDone ?? 0;
+            truncateTrainLog(L.trainLog, v.name, at, epochsDone);
+            log(`[train] ${v.name}: continuing after step ${at} (${epochsDone} epochs finished)`);
+          },
+        },
         onStep: (epoch, r) => logLine({ type: "step", variant: v.name, epoch, step: r.step, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
         onEpoch: async (epoch, trainLoss) => {
           const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
@@ -259,6 +329,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
             copyFileSync(epochAdapter, `${L.adapter(v.name)}.tmp`);
             renameSync(`${L.adapter(v.name)}.tmp`, L.adapter(v.name));
           }
+          epochsDone = epoch;
           logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio, best });
           log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${validHitRatio.toFixed(3)}${best ? "  (best)" : ""}`);
         },
@@ -269,6 +340,8 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
   } finally {
     model.dispose();
   }
+  writeFileAtomic(done, JSON.stringify({ variant: v.name, bestValidLoss: bestLoss, epochs: c.train.epochs }) + "\n");
+  rmSync(ckpt, { force: true });
 }
 
 /** Train stage: every variant of the config, in order (main adapter first). */

@@ -3,7 +3,9 @@
 // the hash of the stage before it, so a change upstream invalidates everything downstream.
 // A stage whose marker is missing or stale is re-run from scratch: its declared outputs are
 // removed first, so a stage killed half-way never leaves files a later stage could mistake for
-// finished work.
+// finished work. The exception is a resumable stage (base, train: the long ones) killed half-way
+// with unchanged inputs: `stages/<name>.started.json` records the inputs it started with, and
+// when they still match its partial outputs are kept for it to continue from its checkpoints.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -41,6 +43,11 @@ export function markerPath(runDir: string, stage: StageName): string {
   return join(runDir, "stages", `${stage}.done.json`);
 }
 
+/** Written when a resumable stage starts: the inputs its partial outputs belong to. */
+export function startedPath(runDir: string, stage: StageName): string {
+  return join(runDir, "stages", `${stage}.started.json`);
+}
+
 export function readMarker(runDir: string, stage: StageName): StageMarker | null {
   const p = markerPath(runDir, stage);
   if (!existsSync(p)) return null;
@@ -66,28 +73,53 @@ export interface StageSpec {
   inputs: unknown;
   /** Paths relative to the run folder that the stage owns; removed before a (re)run. */
   outputs: string[];
+  /** The stage continues its own partial outputs (checkpoints) after a kill with unchanged inputs. */
+  resumable?: boolean;
   run: () => Promise<void>;
+}
+
+export interface RunStageFlags {
+  /** Run even when finished with these inputs. */
+  rerun: boolean;
+  /** Start from scratch even when a resumable stage could continue. */
+  fresh: boolean;
 }
 
 export type StageOutcome = "ran" | "skipped";
 
+function startedHash(runDir: string, stage: StageName): string | null {
+  try {
+    return (JSON.parse(readFileSync(startedPath(runDir, stage), "utf8")) as { inputsHash?: string }).inputsHash ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Runs `spec` unless its marker matches `inputsHash` (= hash of upstream hash + inputs) and `force`
- * is false. Returns the outcome and the hash downstream stages chain on.
+ * Runs `spec` unless its marker matches `inputsHash` (= hash of upstream hash + inputs) and
+ * `rerun` is false (a boolean `flags` sets both rerun and fresh). Returns the outcome and the
+ * hash downstream stages chain on.
  */
-export async function runStage(runDir: string, upstreamHash: string, spec: StageSpec, force: boolean, log: (msg: string) => void): Promise<{ outcome: StageOutcome; hash: string }> {
+export async function runStage(runDir: string, upstreamHash: string, spec: StageSpec, flags: boolean | RunStageFlags, log: (msg: string) => void): Promise<{ outcome: StageOutcome; hash: string }> {
+  const { rerun, fresh } = typeof flags === "boolean" ? { rerun: flags, fresh: flags } : flags;
   const hash = hashInputs(upstreamHash, spec.stage, spec.inputs);
   const marker = readMarker(runDir, spec.stage);
   const outputsPresent = spec.outputs.every((o) => existsSync(join(runDir, o)));
-  if (!force && marker && marker.inputsHash === hash && outputsPresent) {
+  if (!rerun && marker && marker.inputsHash === hash && outputsPresent) {
     log(`[${spec.stage}] up to date (finished ${marker.finishedAt}), skipped`);
     return { outcome: "skipped", hash };
   }
+  // A finished stage that is asked to run again starts over; so does one whose inputs changed.
+  const resume = spec.resumable === true && !fresh && !marker && startedHash(runDir, spec.stage) === hash;
   rmSync(markerPath(runDir, spec.stage), { force: true });
-  for (const o of spec.outputs) rmSync(join(runDir, o), { recursive: true, force: true });
-  log(`[${spec.stage}] running`);
+  if (!resume) {
+    for (const o of spec.outputs) rmSync(join(runDir, o), { recursive: true, force: true });
+    if (spec.resumable) writeFileAtomic(startedPath(runDir, spec.stage), JSON.stringify({ stage: spec.stage, inputsHash: hash, startedAt: new Date().toISOString() }) + "\n");
+  }
+  log(`[${spec.stage}] ${resume ? "resuming from its checkpoints" : "running"}`);
   const t0 = Date.now();
   await spec.run();
+  rmSync(startedPath(runDir, spec.stage), { force: true });
   const seconds = (Date.now() - t0) / 1000;
   const done: StageMarker = { stage: spec.stage, inputsHash: hash, finishedAt: new Date().toISOString(), seconds, outputs: spec.outputs };
   writeFileAtomic(markerPath(runDir, spec.stage), JSON.stringify(done, null, 2) + "\n");

@@ -6,8 +6,12 @@
 // (parameters, AdamW moments, step count) or a pure function of (seed, epoch, position): the
 // sample order of an epoch is a seeded shuffle, and the learning rate is a function of the step.
 // A checkpoint is written only after a successful update, so a crash, a kill or a non-finite
-// loss leaves the last good checkpoint intact.
-import { existsSync, readFileSync, appendFileSync } from "node:fs";
+// loss leaves the last good checkpoint intact. The checkpoint that closes an epoch is written
+// after onEpochEnd has finished, so a run killed inside it (saving an epoch adapter, validating)
+// repeats that epoch end on resume instead of skipping it. Callers keep their own running state
+// (epoch loss sums, the best validation loss) in the same checkpoint through checkpointState.
+import { existsSync, appendFileSync } from "node:fs";
+import { keepJsonLines } from "../util/jsonl.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { TokenizedSample } from "./samples.js";
 
@@ -36,7 +40,7 @@ export interface TrainLoopOptions {
   /** JSON-lines log, one object per step (rewritten up to the checkpoint on resume). */
   logPath?: string;
   checkpointPath?: string;
-  /** Steps between checkpoints (default 50); one is always written at the end. */
+  /** Steps between checkpoints (default 50); one is also written at the end of every epoch. */
   checkpointEvery?: number;
   /** Continue from checkpointPath when it exists. */
   resume?: boolean;
@@ -45,6 +49,10 @@ export interface TrainLoopOptions {
   onStep?: (log: StepLog) => void;
   /** Called after each finished epoch (e.g. to save a per-epoch adapter). */
   onEpochEnd?: (epoch: number) => Promise<void>;
+  /** The caller's state to store in each checkpoint (JSON-serialisable). */
+  checkpointState?: () => unknown;
+  /** Called once on resume, before the first step, with what checkpointState returned then. */
+  onResume?: (state: unknown, at: { epoch: number; batch: number; steps: number }) => void;
 }
 
 export interface StepLog {
@@ -66,6 +74,7 @@ interface LoopState {
   epoch: number;
   batch: number;
   samples: number;
+  caller?: unknown;
 }
 
 /** Steps per epoch for n samples. */
@@ -93,18 +102,7 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 
 /** Keeps the log's lines up to and including `step` (a resumed run rewrites what follows). */
 function truncateLog(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, "utf8")
-    .split("\n")
-    .filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step?: number }).step! <= step;
-      } catch {
-        return false;  // a line cut by a kill
-      }
-    });
-  writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
+  keepJsonLines<{ step?: number }>(path, (l) => l.step! <= step);
 }
 
 export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly TokenizedSample[], o: TrainLoopOptions): Promise<StepLog[]> {
@@ -121,6 +119,7 @@ export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly To
     }
     start = { epoch: st.epoch, batch: st.batch };
     if (o.logPath) truncateLog(o.logPath, trainer.steps);
+    o.onResume?.(st.caller, { ...start, steps: trainer.steps });
   } else if (o.logPath) {
     writeFileAtomic(o.logPath, "");
   }
@@ -128,7 +127,7 @@ export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly To
   const t0 = Date.now();
   const saveAt = (epoch: number, batch: number) => {
     if (!o.checkpointPath) return Promise.resolve();
-    const state: LoopState = { version: 1, seed: o.seed, epoch, batch, samples: samples.length };
+    const state: LoopState = { version: 1, seed: o.seed, epoch, batch, samples: samples.length, ...(o.checkpointState ? { caller: o.checkpointState() } : {}) };
     return trainer.saveCheckpoint(o.checkpointPath, JSON.stringify(state));
   };
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
@@ -154,11 +153,11 @@ export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly To
       logs.push(log);
       if (o.logPath) appendFileSync(o.logPath, JSON.stringify(log) + "\n");
       o.onStep?.(log);
-      const next = b + 1 < perEpoch ? { epoch, batch: b + 1 } : { epoch: epoch + 1, batch: 0 };
-      if (trainer.steps % every === 0) await saveAt(next.epoch, next.batch);
+      // The epoch's last update is checkpointed below, once its epoch end has run.
+      if (b + 1 < perEpoch && trainer.steps % every === 0) await saveAt(epoch, b + 1);
     }
     if (o.onEpochEnd) await o.onEpochEnd(epoch);
+    await saveAt(epoch + 1, 0);
   }
-  await saveAt(o.epochs, 0);
   return logs;
 }

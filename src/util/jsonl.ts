@@ -1,6 +1,7 @@
-// JSON-lines input and atomic output for CLI commands.
-import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, type WriteStream } from "node:fs";
+// JSON-lines input and atomic output for CLI commands and run logs.
+import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import { writeFileAtomic } from "./atomic-write.js";
 
 /** Reads every line of a JSONL file; a malformed line is an error naming the file and line. */
 export async function readJsonl<T = unknown>(path: string): Promise<T[]> {
@@ -54,4 +55,24 @@ export async function writeJsonlAtomically(path: string, fill: (write: (record: 
     out.abort();
     throw e;
   }
+}
+
+/**
+ * Keeps the lines of `path` that parse and that `keep` accepts, dropping the rest (including a
+ * last line cut short by a kill): how a resumed run trims the log it is about to write again.
+ * The file is replaced atomically; a missing file stays missing.
+ */
+export function keepJsonLines<T>(path: string, keep: (line: T) => boolean): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return keep(JSON.parse(line) as T);
+      } catch {
+        return false;
+      }
+    });
+  writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
 }

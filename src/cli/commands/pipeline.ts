@@ -13,6 +13,7 @@ interface PipelineCliOptions {
   runDir?: string;
   only?: string;
   from?: string;
+  to?: string;
   force?: boolean;
 }
 
@@ -25,6 +26,7 @@ export function register(program: Command): void {
     .option("--run-dir <dir>", "override the config's runDir")
     .option("--only <stage>", "run just this stage (earlier ones must be finished)")
     .option("--from <stage>", "run this stage and every later one")
+    .option("--to <stage>", "stop after this stage (e.g. --to train, then infer elsewhere)")
     .option("--force", "re-run the selected stages even when finished")
     .action(async (o: PipelineCliOptions) => {
       if (o.only && o.from) throw new Error("use either --only or --from, not both");
@@ -33,6 +35,7 @@ export function register(program: Command): void {
       const s = await runPipeline(c, {
         ...(o.only ? { only: parseStageName(o.only, "--only") } : {}),
         ...(o.from ? { from: parseStageName(o.from, "--from") } : {}),
+        ...(o.to ? { to: parseStageName(o.to, "--to") } : {}),
         force: o.force === true,
         log: (m) => process.stderr.write(`${m}\n`),
       });
