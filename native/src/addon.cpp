@@ -1,6 +1,8 @@
 // Module entry: registers every JS-visible class. One .h/.cpp per object.
 #include <napi.h>
 
+#include <mutex>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -21,10 +23,15 @@ static Napi::Value SetLogLevel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+static std::once_flag g_process_init;
+
+// Runs once per environment: the main thread's and each worker thread's that loads the addon.
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  const char* lvl = std::getenv("MSR_REC_LOG");
-  msr::install_llama_log(lvl ? std::atoi(lvl) : 0);
-  llama_backend_init();
+  std::call_once(g_process_init, [] {
+    const char* lvl = std::getenv("MSR_REC_LOG");
+    msr::install_llama_log(lvl ? std::atoi(lvl) : 0);
+    llama_backend_init();
+  });
 #if defined(__GLIBC__)
   // llama.cpp re-allocates multi-MB compute and logits buffers whenever a context's graph changes
   // (e.g. a different LoRA set). glibc's dynamic mmap threshold would otherwise climb to 32 MB

@@ -40,6 +40,15 @@ std::string take_llama_errors() {
   return s;
 }
 
+AddonData& addon_data(Napi::Env env) {
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (!d) {
+    d = new AddonData();
+    env.SetInstanceData(d);  // deleted with the environment
+  }
+  return *d;
+}
+
 // ---- PromiseWorker ------------------------------------------------------------------------
 Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
   auto* w = new PromiseWorker(env, std::move(work), std::move(done));
@@ -61,18 +70,29 @@ void PromiseWorker::Execute() {
   }
 }
 
+// When a worker thread is terminated while a call is in flight, the completion runs on an
+// environment that can no longer run JS: settling the promise throws again. Nobody is left to
+// receive the result then, so it is dropped instead of letting the exception abort the process.
 void PromiseWorker::OnOK() {
   Napi::Env env = Env();
   try {
-    deferred_.Resolve(done_(env));
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
-  } catch (const std::exception& e) {
-    deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+    }
+  } catch (...) {
   }
 }
 
-void PromiseWorker::OnError(const Napi::Error& e) { deferred_.Reject(e.Value()); }
+void PromiseWorker::OnError(const Napi::Error& e) {
+  try {
+    deferred_.Reject(e.Value());
+  } catch (...) {
+  }
+}
 
 // ---- arguments ----------------------------------------------------------------------------
 void require_args(const Napi::CallbackInfo& info, size_t n, const char* signature) {

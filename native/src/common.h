@@ -30,6 +30,8 @@ struct ModelState {
   int32_t n_vocab = 0;
   int32_t n_ctx_train = 0;
   int32_t n_threads = 1;
+  // Loaded with vocabOnly: the tokenizer without the weights (for tokenizing worker threads).
+  bool vocab_only = false;
   std::string path;
   std::atomic<bool> disposed{false};
   // llama.cpp keeps the set of loaded adapters in the model and reads it when contexts build
@@ -76,5 +78,14 @@ std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, 
 std::string detokenize(const ModelState& m, const std::vector<llama_token>& tokens, bool special);
 std::string token_piece(const ModelState& m, llama_token t);
 void check_token_range(const ModelState& m, const std::vector<llama_token>& tokens, const char* where);
+
+// Per-environment class constructors. The addon may be loaded by the main thread and by worker
+// threads at once, and each has its own JS environment: a constructor reference kept in a
+// static would be overwritten by the last environment to load and be wrong for the others.
+struct AddonData {
+  Napi::FunctionReference model;
+  Napi::FunctionReference lora;
+};
+AddonData& addon_data(Napi::Env env);
 
 }  // namespace msr

@@ -5,8 +5,6 @@
 
 namespace msr {
 
-Napi::FunctionReference LoraAdapter::constructor_;
-
 LoraState::~LoraState() {
   if (adapter && model) {
     std::lock_guard<std::mutex> lock(model->mutex);
@@ -21,8 +19,7 @@ void LoraAdapter::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceAccessor("path", &LoraAdapter::GetPath, nullptr),
                                         InstanceAccessor("alpha", &LoraAdapter::GetAlpha, nullptr),
                                     });
-  constructor_ = Napi::Persistent(ctor);
-  constructor_.SuppressDestruct();
+  addon_data(env).lora = Napi::Persistent(ctor);
   exports.Set("LoraAdapter", ctor);
 }
 
@@ -58,7 +55,7 @@ Napi::Value LoraAdapter::Load(const Napi::CallbackInfo& info, const ModelPtr& mo
         st->path = path;
         *result = st;
       },
-      [result](Napi::Env env) -> Napi::Value { return constructor_.New({Napi::External<LoraPtr>::New(env, result.get())}); });
+      [result](Napi::Env env) -> Napi::Value { return addon_data(env).lora.New({Napi::External<LoraPtr>::New(env, result.get())}); });
 }
 
 Napi::Value LoraAdapter::Dispose(const Napi::CallbackInfo& info) {
@@ -89,7 +86,7 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelP
     if (!e.IsObject()) throw Napi::TypeError::New(env, "lora[" + std::to_string(i) + "] must be {adapter, scale}");
     Napi::Object o = e.As<Napi::Object>();
     Napi::Value a = o.Get("adapter");
-    if (!a.IsObject() || !a.As<Napi::Object>().InstanceOf(LoraAdapter::constructor_.Value())) {
+    if (!a.IsObject() || !a.As<Napi::Object>().InstanceOf(addon_data(a.Env()).lora.Value())) {
       throw Napi::TypeError::New(env, "lora[" + std::to_string(i) + "].adapter must be a LoraAdapter from model.loadLora()");
     }
     LoraPtr st = LoraAdapter::Unwrap(a.As<Napi::Object>())->state();

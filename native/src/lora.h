@@ -48,7 +48,6 @@ class LoraAdapter : public Napi::ObjectWrap<LoraAdapter> {
   static Napi::Value Load(const Napi::CallbackInfo& info, const ModelPtr& model);  // -> Promise<LoraAdapter>
   explicit LoraAdapter(const Napi::CallbackInfo& info);
   const LoraPtr& state() const { return state_; }
-  static Napi::FunctionReference constructor_;
 
  private:
   Napi::Value Dispose(const Napi::CallbackInfo& info);

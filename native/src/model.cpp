@@ -10,8 +10,6 @@
 
 namespace msr {
 
-Napi::FunctionReference Model::constructor_;
-
 void Model::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Model",
                                     {
@@ -24,8 +22,7 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod("embed", &Model::Embed),
                                         InstanceMethod("dispose", &Model::Dispose),
                                     });
-  constructor_ = Napi::Persistent(ctor);
-  constructor_.SuppressDestruct();
+  addon_data(env).model = Napi::Persistent(ctor);
   exports.Set("Model", ctor);
   exports.Set("loadModel", Napi::Function::New(env, &Model::Load));
 }
@@ -36,7 +33,7 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path)");
   }
   state_ = *info[0].As<Napi::External<ModelPtr>>().Data();
-  reported_bytes_ = static_cast<int64_t>(llama_model_size(state_->model));
+  reported_bytes_ = state_->vocab_only ? 0 : static_cast<int64_t>(llama_model_size(state_->model));
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
 }
 
@@ -49,23 +46,25 @@ void Model::release(Napi::Env env) {
 
 Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?})");
+  require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?, vocabOnly?})");
   std::string path = get_string(info[0], "path");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   int threads = static_cast<int>(get_number(opts, "threads", 0));
   if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
   int gpu_layers = static_cast<int>(get_number(opts, "gpuLayers", 0));
+  bool vocab_only = get_bool(opts, "vocabOnly", false);
 
   auto result = std::make_shared<ModelPtr>();
   return PromiseWorker::Run(
       env,
-      [path, threads, gpu_layers, result]() {
+      [path, threads, gpu_layers, vocab_only, result]() {
         std::error_code ec;
         if (!std::filesystem::is_regular_file(path, ec)) {
           throw UserError("loadModel: no model file at " + path + "; check the path (create a test model with `msr-rec init-model`)");
         }
         auto mparams = llama_model_default_params();
-        mparams.n_gpu_layers = gpu_layers;
+        mparams.n_gpu_layers = vocab_only ? 0 : gpu_layers;
+        mparams.vocab_only = vocab_only;
         take_llama_errors();
         llama_model* model = llama_model_load_from_file(path.c_str(), mparams);
         if (!model) {
@@ -79,11 +78,12 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
         st->n_vocab = llama_vocab_n_tokens(st->vocab);
         st->n_ctx_train = llama_model_n_ctx_train(model);
         st->n_threads = threads;
+        st->vocab_only = vocab_only;
         st->path = path;
         *result = st;
       },
       [result](Napi::Env env) -> Napi::Value {
-        return constructor_.New({Napi::External<ModelPtr>::New(env, result.get())});
+        return addon_data(env).model.New({Napi::External<ModelPtr>::New(env, result.get())});
       });
 }
 
@@ -107,8 +107,10 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
   o.Set("contextLength", state_->n_ctx_train);
   o.Set("layers", llama_model_n_layer(m));
   o.Set("embeddingSize", llama_model_n_embd(m));
-  o.Set("heads", llama_model_n_head(m));
-  o.Set("headsKv", llama_model_n_head_kv(m));
+  // A vocabOnly model has no layers (llama.cpp aborts on per-layer head counts then).
+  o.Set("heads", state_->vocab_only ? 0 : llama_model_n_head(m));
+  o.Set("headsKv", state_->vocab_only ? 0 : llama_model_n_head_kv(m));
+  o.Set("vocabOnly", state_->vocab_only);
   o.Set("parameters", static_cast<double>(llama_model_n_params(m)));
   o.Set("sizeBytes", static_cast<double>(llama_model_size(m)));
   o.Set("bos", llama_vocab_bos(state_->vocab));
@@ -167,9 +169,17 @@ const ModelPtr& Model::alive(Napi::Env env, const char* what) const {
   return state_;
 }
 
-Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) { return LoraAdapter::Load(info, alive(info.Env(), "model.loadLora")); }
-Napi::Value Model::Generate(const Napi::CallbackInfo& info) { return Generator::Generate(info, alive(info.Env(), "model.generate")); }
-Napi::Value Model::Embed(const Napi::CallbackInfo& info) { return Embedder::Embed(info, alive(info.Env(), "model.embed")); }
+// A vocabOnly model has no tensors: everything but tokenizing is refused before native code runs.
+static const ModelPtr& with_weights(Napi::Env env, const ModelPtr& m, const char* what) {
+  if (m->vocab_only) {
+    throw Napi::Error::New(env, std::string(what) + ": " + m->path + " was loaded with vocabOnly (tokenizer only); load it without vocabOnly to run it");
+  }
+  return m;
+}
+
+Napi::Value Model::LoadLora(const Napi::CallbackInfo& info) { return LoraAdapter::Load(info, with_weights(info.Env(), alive(info.Env(), "model.loadLora"), "model.loadLora")); }
+Napi::Value Model::Generate(const Napi::CallbackInfo& info) { return Generator::Generate(info, with_weights(info.Env(), alive(info.Env(), "model.generate"), "model.generate")); }
+Napi::Value Model::Embed(const Napi::CallbackInfo& info) { return Embedder::Embed(info, with_weights(info.Env(), alive(info.Env(), "model.embed"), "model.embed")); }
 
 // Marks the model disposed; native memory is freed when the last object using it goes away.
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
@@ -185,12 +195,12 @@ Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
 }
 
 ModelPtr model_from_js(const Napi::Value& v) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(Model::constructor_.Value())) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).model.Value())) {
     throw Napi::TypeError::New(v.Env(), "expected a Model (from loadModel)");
   }
   Model* m = Model::Unwrap(v.As<Napi::Object>());
   if (!m->state() || m->state()->disposed) throw Napi::Error::New(v.Env(), "the model was disposed; load it again with loadModel()");
-  return m->state();
+  return with_weights(v.Env(), m->state(), "createScorer/createTrainer");
 }
 
 }  // namespace msr

@@ -10,7 +10,6 @@ class Model : public Napi::ObjectWrap<Model> {
   explicit Model(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
   const ModelPtr& state() const { return state_; }
-  static Napi::FunctionReference constructor_;
 
  private:
   static Napi::Value Load(const Napi::CallbackInfo& info);  // loadModel(path, opts) -> Promise<Model>

@@ -32,6 +32,8 @@ export interface NativeModelInfo {
   eos: number;
   addBos: boolean;
   threads: number;
+  /** Loaded with vocabOnly: tokenizer only (layers, heads and parameters read 0). */
+  vocabOnly: boolean;
 }
 
 export type NativeModel = Brand<{
@@ -227,7 +229,7 @@ export interface NativeAddon {
 export interface NativeAddon {
   systemInfo(): string;
   setLogLevel(level: 0 | 1 | 2 | 3): void;
-  loadModel(path: string, options?: { threads?: number; gpuLayers?: number }): Promise<NativeModel>;
+  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean }): Promise<NativeModel>;
   Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number }) => NativeScorer;
 }
 

@@ -10,6 +10,11 @@ export interface LoadModelOptions {
   threads?: number;
   /** Layers to offload to the GPU in a CUDA build (default 0). */
   gpuLayers?: number;
+  /**
+   * Load only the tokenizer (no weights: fast, a few MB): tokenize / detokenize / tokenPieces /
+   * info work, anything that runs the model is refused. Used by tokenizing worker threads.
+   */
+  vocabOnly?: boolean;
 }
 
 export type ModelInfo = NativeModelInfo;

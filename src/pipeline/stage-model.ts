@@ -18,6 +18,8 @@ import type { PreparedDataset } from "../prompts/dataset.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "../train/loop.js";
+import type { TokenizedSample, TrainSample } from "../train/samples.js";
+import { tokenizeRecords } from "../train/tokenize-pool.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { keepJsonLines } from "../util/jsonl.js";
 import type { InferenceEngine } from "./stage-infer.js";
@@ -127,6 +129,9 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   const batch = c.model.pretrainBatchSize;
   const steps = corpora.reduce((a, d) => a + stepsPerEpoch(d.length, batch), 0);
   log(`[base] pretraining on ${corpora[0]!.length} documents an epoch: ${epochs} epochs, ${steps} steps`);
+  const flat = await tokenizeRecords(initPath, corpora.flat());
+  let off = 0;
+  const tokenized = corpora.map((d) => flat.slice(off, (off += d.length)));
   const model = await openModel(initPath, c);
   try {
     const trainer = createTrainer(model, {
@@ -144,7 +149,7 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
         log(`[base] continuing after pretraining epoch ${start}`);
       }
       for (let e = start; e < epochs; e++) {
-        await runEpochs(trainer, corpora[e]!, { epochs: 1, batchSize: batch, alpha: 0.5, beta: 0.5, seed: c.seed + e, label: `pretrain ${e + 1}/${epochs}`, quiet, onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`) });
+        await runEpochs(trainer, tokenized[e]!, { epochs: 1, batchSize: batch, alpha: 0.5, beta: 0.5, seed: c.seed + e, label: `pretrain ${e + 1}/${epochs}`, quiet, onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`) });
         await trainer.saveCheckpoint(ckpt, JSON.stringify({ epoch: e + 1 }));
       }
       await trainer.saveModel(L.baseModel);
@@ -180,7 +185,7 @@ interface EpochLoopOptions {
 }
 
 /** The trainer's loop (seeded epoch order, one update per batch) with a progress bar and epoch means. */
-async function runEpochs(trainer: Trainer, samples: SftSample[], o: EpochLoopOptions): Promise<void> {
+async function runEpochs(trainer: Trainer, samples: readonly TrainSample[], o: EpochLoopOptions): Promise<void> {
   const tokenized = trainer.tokenize(samples);
   const perEpoch = stepsPerEpoch(tokenized.length, o.batchSize);
   let bar: ProgressBar | null = null;
@@ -275,7 +280,7 @@ function truncateTrainLog(path: string, variant: string, steps: number, epochs: 
  * continues from train/<v>/trainer.ckpt (parameters, AdamW state, position in the epoch, epoch
  * loss so far and the best validation loss), so the stage resumes where it stopped.
  */
-async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => void, quiet: boolean): Promise<void> {
+async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, log: (m: string) => void, quiet: boolean): Promise<void> {
   const L = runLayout(c.runDir);
   const dir = dirname(L.adapter(v.name));
   const done = join(dir, "done.json");
@@ -283,9 +288,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
     log(`[train] ${v.name}: finished before, kept`);
     return;
   }
-  const strip = (s: SftSample): SftSample => (v.withoutReasoning ? { ...s, reasoning: "" } : s);
-  const train = readSftSamples(c, "train").map(strip);
-  const valid = readSftSamples(c, "valid").map(strip);
+  const { train, valid } = v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
   mkdirSync(dir, { recursive: true });
   const ckpt = join(dir, "trainer.ckpt");
   if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
@@ -345,8 +348,28 @@ async function trainVariant(c: RunConfig, v: TrainVariant, log: (m: string) => v
 }
 
 /** Train stage: every variant of the config, in order (main adapter first). */
+/** The SFT splits as tokens: as written, and without reasoning for the `w/o reason` variant. */
+interface TokenizedSft {
+  withReasoning: { train: TokenizedSample[]; valid: TokenizedSample[] };
+  behaviorOnly?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+}
+
+/** Tokenizes every form of the SFT splits the variants need in one pool job. */
+async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean): Promise<TokenizedSft> {
+  const train = readSftSamples(c, "train");
+  const valid = readSftSamples(c, "valid");
+  const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
+  const sets = needBehaviorOnly ? [train, valid, train.map(strip), valid.map(strip)] : [train, valid];
+  const all = await tokenizeRecords(baseModelPath(c), sets.flat());
+  let off = 0;
+  const [t, v, bt, bv] = sets.map((s) => all.slice(off, (off += s.length)));
+  return { withReasoning: { train: t!, valid: v! }, ...(needBehaviorOnly ? { behaviorOnly: { train: bt!, valid: bv! } } : {}) };
+}
+
 export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
-  for (const v of trainVariants(c)) await trainVariant(c, v, log, quiet);
+  const variants = trainVariants(c);
+  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning));
+  for (const v of variants) await trainVariant(c, v, data, log, quiet);
 }
 
 /** The engine view inference uses, with adapters cached by path. */
