@@ -144,8 +144,8 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
     model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, contextSize: 1024 },
     teacher: { kind: "rule" },
     train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
-    infer: { maxTokens: 128, batchSize: 16, users: 32, constrained: true },
-    ablations: { woReason: true, full: true, baseZeroShot: true, sweep: false },
+    infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
+    ablations: { woReason: true, full: true, baseZeroShot: true, sweep: true },
   },
   tiny: {
     runDir: "runs/tiny",

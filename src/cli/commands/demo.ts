@@ -1,7 +1,8 @@
 // `msr-rec demo` (what `npm start` runs): the whole method on a machine with nothing supplied and
-// no network — a synthetic catalog, a freshly initialised small model pretrained on the catalog
-// text, rule-based teacher reasoning, LoRA fine-tuning, bidirectional inference with PPL fusion,
-// evaluation and report.html, in runs/demo/. Sized for 2 CPU cores in about 10 minutes.
+// no network — a synthetic catalog, a freshly initialised tiny model pretrained on the catalog
+// and its training sequences, rule-based teacher reasoning, LoRA fine-tuning (with the ablations
+// and the α/β sweep), bidirectional inference with PPL fusion, evaluation and report.html, in
+// runs/demo/. Sized for 2 CPU cores in under 10 minutes.
 import type { Command } from "commander";
 import { rmSync } from "node:fs";
 import { presetConfig, trainVariants } from "../../pipeline/config.js";
@@ -36,7 +37,8 @@ export function register(program: Command): void {
         out.write(
           `\nnote: the demo's ${c.model.initSize} model is trained from random weights for a few minutes on 2 cores, so most of its\n` +
             "free-form answers do not name a candidate yet (low ValidRatio); the constrained row decodes the answer under a\n" +
-            "grammar of the candidate titles. For meaningful numbers run `msr-rec pipeline` with model.path set to a real base model.\n",
+            "grammar of the candidate titles. `node scripts/candidate-likelihood.mjs " + c.runDir + "` shows how well it ranks the candidates\n" +
+            "by likelihood. For meaningful numbers run `msr-rec pipeline` with model.path set to a real base model.\n",
         );
       }
       const L = runLayout(c.runDir);
