@@ -13,7 +13,7 @@
 // the n-th (each call's loss counts 1/n).
 import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeStepStats, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "../train/schedule.js";
-import { isTokenized, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
+import { isTokenized, sampleTokenizer, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
@@ -262,11 +262,12 @@ export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeMod
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.device ? { device: opts.device } : {}),
   });
-  const eos = model.info().eos;
-  if (!(eos >= 0)) {
+  let tokenizer: SampleTokenizer;
+  try {
+    tokenizer = sampleTokenizer((t, o) => model.tokenize(t, o), model.info().eos, "createTrainer: the model");
+  } catch (e) {
     handle.dispose();
-    throw new Error("createTrainer: the model has no end-of-sequence token; training needs one to end each sample");
+    throw e;
   }
-  const tokenizer: SampleTokenizer = { tokenize: (t, o) => model.tokenize(t, o), eosToken: eos };
   return new Trainer(handle, tokenizer, opts);
 }

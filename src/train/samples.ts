@@ -34,6 +34,12 @@ export interface SampleTokenizer {
   readonly eosToken: number;
 }
 
+/** A model's tokenizer as training uses it; `model` names it in the error when it has no EOS. */
+export function sampleTokenizer(tokenize: SampleTokenizer["tokenize"], eos: number, model: string): SampleTokenizer {
+  if (!(eos >= 0)) throw new Error(`${model} has no end-of-sequence token; training needs one to end each sample`);
+  return { tokenize, eosToken: eos };
+}
+
 export function isTokenized(s: TrainSample): s is TokenizedSample {
   return (s as TokenizedSample).tokens instanceof Int32Array;
 }

@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import { loadModel } from "../engine/model.js";
-import { tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
+import { sampleTokenizer, tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
 import type { TokenizeJob } from "./tokenize-worker.js";
 
 /** Without an explicit thread count, one worker per this many records (up to the cores, at most 8). */
@@ -43,8 +43,7 @@ export async function tokenizeRecords(modelPath: string, records: readonly SftRe
   if (threads === 1) {
     const m = await loadModel(modelPath, { vocabOnly: true, threads: 1 });
     try {
-      if (!(m.info.eos >= 0)) throw new Error(`${modelPath} has no end-of-sequence token; training needs one to end each sample`);
-      const tok = { tokenize: (t: string, opts?: { addBos?: boolean; special?: boolean }) => m.tokenize(t, opts), eosToken: m.info.eos };
+      const tok = sampleTokenizer((t, opts) => m.tokenize(t, opts), m.info.eos, modelPath);
       return records.map((r) => tokenizeSample(tok, r));
     } finally {
       m.dispose();

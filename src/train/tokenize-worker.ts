@@ -2,7 +2,7 @@
 // weights) and turns a chunk of SFT records into tokens with roles, exactly as the trainer does.
 import { workerData } from "piscina";
 import { loadModel } from "../engine/model.js";
-import { tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
+import { sampleTokenizer, tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
 
 export interface TokenizeJob {
   modelPath: string;
@@ -12,7 +12,6 @@ const model = loadModel((workerData as TokenizeJob).modelPath, { vocabOnly: true
 
 export default async function tokenizeChunk(records: SftRecord[]): Promise<TokenizedSample[]> {
   const m = await model;
-  if (!(m.info.eos >= 0)) throw new Error(`${m.info.path} has no end-of-sequence token; training needs one to end each sample`);
-  const tok = { tokenize: (t: string, o?: { addBos?: boolean; special?: boolean }) => m.tokenize(t, o), eosToken: m.info.eos };
+  const tok = sampleTokenizer((t, o) => m.tokenize(t, o), m.info.eos, m.info.path);
   return records.map((r) => tokenizeSample(tok, r));
 }
