@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // Builds the native addon with cmake-js from the llama.cpp source that node-llama-cpp ships as a
-// git bundle (no network).
+// git bundle (no network, no git: scripts/unpack-git-bundle.mjs reads the bundle).
 // Usage: node scripts/build-native.mjs [--cuda] [--cuda-arch "80;90"] [--out DIR] [--force]
-// Env: MSR_REC_PORTABLE=1 (no -march=native), MSR_REC_JOBS=N, CUDA_ARCHITECTURES, CXX, CUDACXX.
+// Env: MSR_REC_CUDA=1 (same as --cuda: the way to ask for CUDA through `npm install`, which passes
+// no flags to a dependency's script), MSR_REC_PORTABLE=1 (no -march=native), MSR_REC_JOBS=N,
+// CUDA_ARCHITECTURES, CXX, CUDACXX.
+//
+// It runs as npm's `install` step both in this repository and where msr-rec is installed as a
+// dependency, so it needs nothing but the published files and the runtime dependencies.
 //
 // Re-running is cheap: a stamp records a hash of everything that goes into the build (our native
 // sources, the llama.cpp tag, the flags); when it matches and the addon exists, nothing runs.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { unpackGitBundle } from "./unpack-git-bundle.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -21,6 +27,11 @@ const cudaArch = archIdx >= 0 ? args[archIdx + 1] : process.env.CUDA_ARCHITECTUR
 const outIdx = args.indexOf("--out");
 const outDir = outIdx >= 0 ? join(root, args[outIdx + 1]) : join(root, cuda ? "build-cuda" : "build");
 const llamaDir = join(root, ".cache", "llama.cpp");
+
+// Installed as a dependency there is no `npm run build:native`; the package's own CLI rebuilds.
+const asDependency = root.split(/[\\/]/).includes("node_modules");
+const rerun = asDependency ? "`npx msr-rec build-native`" : "`npm run build:native`";
+const rerunCuda = asDependency ? "`npx msr-rec build-native --cuda`" : "`npm run build:cuda`";
 
 function fail(msg) {
   console.error(`\nmsr-rec: native build failed: ${msg}\n`);
@@ -33,12 +44,12 @@ function which(cmd, versionArg = "--version") {
 }
 
 function checkToolchain() {
-  if (!which("cmake")) fail("cmake was not found on PATH. Install CMake >= 3.19 (Debian/Ubuntu: `apt-get install cmake`, macOS: `brew install cmake`) and run `npm run build:native` again.");
+  if (!which("cmake")) fail(`cmake was not found on PATH. Install CMake >= 3.19 (Debian/Ubuntu: \`apt-get install cmake\`, macOS: \`brew install cmake\`) and run ${rerun} again.`);
   const cxx = process.env.CXX ?? "c++";
-  if (!which(cxx)) fail(`no C++ compiler (${cxx}) was found. Install g++ or clang++ (Debian/Ubuntu: \`apt-get install build-essential\`) and run the build again.`);
+  if (!which(cxx)) fail(`no C++ compiler (${cxx}) was found. Install g++ or clang++ (Debian/Ubuntu: \`apt-get install build-essential\`) and run ${rerun} again.`);
   if (cuda) {
     const nvcc = process.env.CUDACXX ?? "nvcc";
-    if (!which(nvcc)) fail("--cuda was asked for but nvcc was not found. Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads) and put nvcc on PATH (or set CUDACXX), then run `npm run build:cuda` again.");
+    if (!which(nvcc)) fail(`CUDA was asked for (--cuda or MSR_REC_CUDA=1) but nvcc was not found. Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads) and put nvcc on PATH (or set CUDACXX), then run ${rerunCuda} again.`);
   }
 }
 
@@ -47,7 +58,7 @@ function packageDir(name) {
   for (let dir = root; ; dir = dirname(dir)) {
     const candidate = join(dir, "node_modules", name);
     if (existsSync(join(candidate, "package.json"))) return candidate;
-    if (dirname(dir) === dir) fail(`the package ${name} is not installed. Run \`npm install\` first.`);
+    if (dirname(dir) === dir) fail(`the package ${name} is not installed next to msr-rec. Run \`npm install\` first.`);
   }
 }
 
@@ -62,12 +73,17 @@ function llamaBundle() {
 function ensureLlamaSource({ bundle, tag }) {
   const tagFile = join(llamaDir, ".msr-rec-tag");
   if (existsSync(tagFile) && readFileSync(tagFile, "utf8") === tag) return;
-  if (!which("git")) fail("git is needed to unpack llama.cpp from node-llama-cpp's bundle. Install git and run the build again.");
   mkdirSync(dirname(llamaDir), { recursive: true });
+  // Unpacked beside the target and renamed into place, so a killed unpack never looks finished.
   const tmp = `${llamaDir}.tmp-${process.pid}`;
-  spawnSync("rm", ["-rf", tmp, llamaDir]);
-  const r = spawnSync("git", ["clone", "--quiet", bundle, tmp], { stdio: "inherit" });
-  if (r.status !== 0) fail(`could not unpack ${bundle} with git clone`);
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(llamaDir, { recursive: true, force: true });
+  try {
+    unpackGitBundle(bundle, tmp);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    fail(`could not unpack ${bundle}: ${err.message}. Reinstall node-llama-cpp (\`npm install\`) and run ${rerun} again.`);
+  }
   writeFileSync(join(tmp, ".msr-rec-tag"), tag);
   renameSync(tmp, llamaDir);
 }

@@ -1,11 +1,13 @@
-// The native build script's toolchain checks: a missing tool stops it with one message saying what
-// to install (checked before any work, so these runs take milliseconds).
+// The native build script: its toolchain checks (a missing tool stops it with one message saying
+// what to install, checked before any work, so these runs take milliseconds) and its git-free
+// unpacking of llama.cpp's source bundle.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, symlinkSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { packageRoot } from "../src/util/paths.js";
+import { nodeLlamaCppDir, packageRoot } from "../src/util/paths.js";
 
 const script = join(packageRoot, "scripts", "build-native.mjs");
 
@@ -30,8 +32,8 @@ describe("build-native.mjs toolchain checks", () => {
   });
 
   it("says to install the CUDA toolkit when --cuda is asked for without nvcc", () => {
-    const tools = ["cmake", "c++", "git"].map((t) => [t, which(t)] as const);
-    if (tools.some(([, p]) => !p)) return; // this machine lacks the CPU toolchain itself
+    const tools = ["cmake", "c++"].map((t) => [t, which(t)] as const);
+    if (tools.some(([, p]) => !p)) return; // this machine lacks the CPU toolchain itself (git is not part of it)
     const dir = mkdtempSync(join(tmpdir(), "msr-rec-path-"));
     for (const [name, p] of tools) symlinkSync(p!, join(dir, name));
     const r = runWithPath([dir], ["--cuda"]);
@@ -39,3 +41,48 @@ describe("build-native.mjs toolchain checks", () => {
     expect(r.stderr).toMatch(/nvcc was not found\. Install the CUDA toolkit/);
   });
 });
+
+describe("unpack-git-bundle.mjs", () => {
+  // The build unpacks node-llama-cpp's llama.cpp bundle without git; git itself is the reference.
+  it("checks out the same tree as `git clone` of the bundle: contents, executable bits and links", async () => {
+    if (!which("git")) return; // no reference on this machine
+    const { unpackGitBundle } = (await import(join(packageRoot, "scripts", "unpack-git-bundle.mjs"))) as {
+      unpackGitBundle(bundle: string, dest: string): string;
+    };
+    const bundle = join(nodeLlamaCppDir(), "llama", "gitRelease.bundle");
+    const work = mkdtempSync(join(tmpdir(), "msr-rec-bundle-"));
+    try {
+      const ours = join(work, "ours");
+      const sha = unpackGitBundle(bundle, ours);
+      const ref = join(work, "git");
+      expect(spawnSync("git", ["clone", "--quiet", bundle, ref]).status).toBe(0);
+      expect(spawnSync("git", ["-C", ref, "rev-parse", "HEAD"], { encoding: "utf8" }).stdout.trim()).toBe(sha);
+      const a = treeDigest(ours);
+      const b = treeDigest(ref);
+      expect(a.size).toBeGreaterThan(1000);
+      expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+      const differing = [...a].filter(([p, d]) => b.get(p) !== d).map(([p]) => p);
+      expect(differing).toEqual([]);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+/** path -> kind, mode bits and content hash of every entry under `root` (except .git). */
+function treeDigest(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir)) {
+      if (rel === "" && name === ".git") continue;
+      const p = join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p, r);
+      else if (st.isSymbolicLink()) out.set(r, `link:${readlinkSync(p)}`);
+      else out.set(r, `file:${(st.mode & 0o111) ? "x" : "-"}:${createHash("sha1").update(readFileSync(p)).digest("hex")}`);
+    }
+  };
+  walk(root, "");
+  return out;
+}
