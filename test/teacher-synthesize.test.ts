@@ -40,20 +40,41 @@ const tmpStore = () => {
 };
 
 describe("synthesize", () => {
-  it("stops at tau valid paths, bounds attempts, falls back to behavior-only, counts reasons", async () => {
+  it("stops at tau valid paths, retries invalid ones up to 3 times, falls back to behavior-only, counts reasons", async () => {
     const teacher = new ScriptedTeacher({
       a: [chain("Heat"), chain("Heat"), chain("Heat")], // tau=2 reached after 2 calls
-      b: [chain("Fargo"), chain("Heat", false), chain("Heat")], // wrong, incomplete, valid
-      c: [chain("Fargo"), chain("nothing"), chain("Heat or Alien")], // never valid: behavior-only
+      b: [chain("Fargo"), chain("Heat", false), chain("Heat"), chain("Heat")], // wrong, incomplete, valid, valid
+      c: [chain("Fargo"), chain("nothing"), chain("Heat or Alien")], // never valid (then empty answers): behavior-only
     });
     const { store } = tmpStore();
     const { records, stats } = await synthesize([job("a"), job("b"), job("c")], { teacher, store, tau: 2, concurrency: 2 });
-    expect(teacher.calls.sort()).toEqual(["valid/a/0", "valid/a/1", "valid/b/0", "valid/b/1", "valid/b/2", "valid/c/0", "valid/c/1", "valid/c/2"]);
-    expect(records.map((r) => [r.user, r.valid])).toEqual([["a", true], ["a", true], ["b", true], ["c", false]]);
-    expect(records[3]).toEqual({ user: "c", split: "valid", prompt: "prompt for c", reasoning: null, recommendation: "Heat", teacher: "scripted", valid: false });
-    expect(stats).toMatchObject({ samples: 3, attempts: 8, requested: 8, reused: 0, accepted: 3, samplesWithPaths: 2, behaviorOnly: 1 });
-    expect(stats.rejected).toEqual({ empty: 0, "missing-steps": 1, "no-candidate-named": 1, "several-candidates-named": 1, "wrong-item": 2 });
-    expect(store.size).toBe(8);
+    // τ + 3 = 5 calls at most: b needs 4 to find its two valid paths, c spends all 5.
+    expect(teacher.calls.sort()).toEqual(["valid/a/0", "valid/a/1", "valid/b/0", "valid/b/1", "valid/b/2", "valid/b/3", "valid/c/0", "valid/c/1", "valid/c/2", "valid/c/3", "valid/c/4"]);
+    expect(records.map((r) => [r.user, r.valid])).toEqual([["a", true], ["a", true], ["b", true], ["b", true], ["c", false]]);
+    expect(records[4]).toEqual({ user: "c", split: "valid", prompt: "prompt for c", reasoning: null, recommendation: "Heat", teacher: "scripted", valid: false });
+    expect(stats).toMatchObject({ samples: 3, maxAttempts: 5, attempts: 11, requested: 11, reused: 0, accepted: 4, samplesWithPaths: 2, behaviorOnly: 1 });
+    expect(stats.rejected).toEqual({ empty: 2, "missing-steps": 1, "no-candidate-named": 1, "several-candidates-named": 1, "wrong-item": 2 });
+    expect(store.size).toBe(11);
+  });
+
+  it("bounds a sample at tau + maxRetries calls, however the invalid paths fall", async () => {
+    const bad = chain("Fargo");
+    const good = chain("Heat");
+    const cases: Array<[number, number, string[], number, number]> = [
+      // tau, retries, script, calls expected, valid paths expected
+      [1, 3, [bad, bad, bad, bad, good], 4, 0],
+      [1, 0, [bad, good], 1, 0],
+      [2, 1, [bad, good, bad, good], 3, 1],
+      [2, 1, [good, bad, good, bad], 3, 2],
+      [3, 2, [bad, good, good, bad, good], 5, 3],
+    ];
+    for (const [tau, maxRetries, script, calls, valid] of cases) {
+      const teacher = new ScriptedTeacher({ a: script });
+      const { records } = await synthesize([job("a")], { teacher, store: tmpStore().store, tau, maxRetries });
+      const label = `tau ${tau}, retries ${maxRetries}, ${script.map((x) => (x === good ? "+" : "-")).join("")}`;
+      expect(teacher.calls, label).toHaveLength(calls);
+      expect(records.filter((r) => r.valid), label).toHaveLength(valid);
+    }
   });
 
   it("resumes from the store without asking the teacher again", async () => {
@@ -77,7 +98,7 @@ describe("synthesize", () => {
     await synthesize([job("a")], { teacher: new ScriptedTeacher({ a: [chain("Heat")] }), store, tau: 1 });
     const changed = { ...job("a"), prompt: "edited template" };
     await expect(synthesize([changed], { teacher: new ScriptedTeacher({ a: [chain("Heat")] }), store, tau: 1 })).rejects.toThrow(/different prompt/);
-    await expect(synthesize([job("a")], { teacher: new ScriptedTeacher({}), store, tau: 4 })).rejects.toThrow(/maxAttempts \(3\) must be an integer >= tau/);
+    await expect(synthesize([job("a")], { teacher: new ScriptedTeacher({}), store, tau: 4, maxAttempts: 3 })).rejects.toThrow(/maxAttempts \(3\) must be an integer >= tau/);
   });
 
   it("shards partition users deterministically and merge back together", async () => {

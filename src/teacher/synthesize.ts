@@ -14,7 +14,11 @@ import { prunePath, type RejectReason } from "./prune.js";
 import { AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
 
-export const DEFAULT_MAX_ATTEMPTS = 3;
+/**
+ * METHOD §2: invalid paths are retried up to 3 times per sample, so a sample costs at most
+ * τ + 3 teacher calls (τ valid paths and up to 3 invalid ones).
+ */
+export const DEFAULT_MAX_RETRIES = 3;
 
 export interface SynthesisJob {
   sample: PromptSample;
@@ -59,6 +63,9 @@ export interface SynthesisOptions {
   teacher: Teacher;
   store: AnswerStore;
   tau: number;
+  /** Invalid paths a sample may cost besides its τ valid ones (default 3): at most τ + maxRetries calls. */
+  maxRetries?: number;
+  /** An explicit bound on calls per sample instead (>= tau); overrides maxRetries. */
   maxAttempts?: number;
   /** Samples in flight at once (the teacher client may bound its own requests further). */
   concurrency?: number;
@@ -75,7 +82,7 @@ function emptyStats(o: SynthesisOptions, samples: number): SynthesisStats {
     teacher: o.teacher.name,
     model: o.teacher.model,
     tau: o.tau,
-    maxAttempts: o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    maxAttempts: attemptBound(o),
     samples,
     attempts: 0,
     requested: 0,
@@ -87,8 +94,14 @@ function emptyStats(o: SynthesisOptions, samples: number): SynthesisStats {
   };
 }
 
+/** Teacher calls one sample may cost: τ + maxRetries, unless maxAttempts says otherwise. */
+export function attemptBound(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "maxAttempts">): number {
+  return o.maxAttempts ?? o.tau + (o.maxRetries ?? DEFAULT_MAX_RETRIES);
+}
+
 export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOptions): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
-  const maxAttempts = o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const maxAttempts = attemptBound(o);
+  if (o.maxRetries !== undefined && (!Number.isInteger(o.maxRetries) || o.maxRetries < 0)) throw new Error(`maxRetries must be a non-negative integer, got ${o.maxRetries}`);
   if (!Number.isInteger(o.tau) || o.tau < 1) throw new Error(`tau must be a positive integer (valid paths per sample), got ${o.tau}`);
   if (!Number.isInteger(maxAttempts) || maxAttempts < o.tau) throw new Error(`maxAttempts (${maxAttempts}) must be an integer >= tau (${o.tau})`);
   const stats = emptyStats(o, jobs.length);

@@ -5,12 +5,12 @@
 //   msr-rec synthesize --merge --out DIR        (after every shard finished)
 import type { Command } from "commander";
 import { join } from "node:path";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 import { readPreparedDataset, SPLITS, type Split } from "../../prompts/dataset.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { synthesisJobs } from "../../teacher/jobs.js";
 import { AnswerStore } from "../../teacher/store.js";
-import { mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, DEFAULT_MAX_ATTEMPTS } from "../../teacher/synthesize.js";
+import { mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, DEFAULT_MAX_RETRIES } from "../../teacher/synthesize.js";
 import { createTeacher, type TeacherKind } from "../../teacher/factory.js";
 
 interface SynthesizeOptions {
@@ -22,7 +22,7 @@ interface SynthesizeOptions {
   concurrency: string;
   localModel?: string;
   tau: string;
-  maxAttempts: string;
+  maxRetries: string;
   split: string;
   out: string;
   shard?: string;
@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option("--api-key-env <name>", "environment variable holding the API key", "OPENAI_API_KEY")
     .option("--concurrency <n>", "requests in flight per endpoint", "4")
     .option("--tau <n>", "valid reasoning paths wanted per sample", "1")
-    .option("--max-attempts <n>", "teacher calls per sample at most", String(DEFAULT_MAX_ATTEMPTS))
+    .option("--max-retries <n>", "invalid paths retried per sample (at most tau + n teacher calls)", String(DEFAULT_MAX_RETRIES))
     .option("--split <split>", `which split to build samples from: ${SPLITS.join(" | ")}`, "train")
     .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
     .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
@@ -69,7 +69,8 @@ export function register(program: Command): void {
       if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
       if (!["openai", "local", "rules"].includes(o.teacher)) throw new Error(`--teacher must be openai, local or rules, got "${o.teacher}"`);
       const tau = positiveInt("tau", o.tau);
-      const maxAttempts = positiveInt("max-attempts", o.maxAttempts);
+      const maxRetries = Number(o.maxRetries);
+      if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new Error(`--max-retries must be a non-negative integer, got "${o.maxRetries}"`);
       const concurrency = positiveInt("concurrency", o.concurrency);
       const shard = o.shard ? parseShard(o.shard) : undefined;
       const outDir = shard ? join(o.out, shardDirName(shard)) : o.out;
@@ -96,7 +97,7 @@ export function register(program: Command): void {
           teacher,
           store,
           tau,
-          maxAttempts,
+          maxRetries,
           concurrency: concurrency * Math.max(1, o.baseUrl.length),
           signal: ac.signal,
           onSampleDone: (s) => bar.tick(1, { accepted: s.accepted, rejected: s.attempts - s.accepted, new: s.requested }),
