@@ -13,6 +13,7 @@ import { fnv1a } from "./rules.js";
 import { prunePath, type RejectReason } from "./prune.js";
 import { AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
+import { shardFromScheduler } from "../util/scheduler-shard.js";
 
 /**
  * METHOD §2: invalid paths are retried up to 3 times per sample, so a sample costs at most
@@ -177,12 +178,19 @@ export interface Shard {
   count: number;
 }
 
-/** Parses "i/N" (0-based i, 0 <= i < N). */
-export function parseShard(s: string): Shard {
+/**
+ * Parses "i/N" (0-based i, 0 <= i < N), or "auto" / "auto/N": the shard of this task of a Slurm job
+ * array or Kubernetes Indexed Job, read from `env` (see util/scheduler-shard.ts).
+ */
+export function parseShard(s: string, env: Readonly<Record<string, string | undefined>> = process.env): Shard {
+  if (s.trim().startsWith("auto")) {
+    const { index, count } = shardFromScheduler(s, env);
+    return { index, count };
+  }
   const m = /^(\d+)\/(\d+)$/.exec(s.trim());
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), got "${s}"`);
+  if (!m || count < 1 || index >= count) throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), or auto, got "${s}"`);
   return { index, count };
 }
 

@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
     .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
     .requiredOption("--out <dir>", "output folder (answers.jsonl, reasoning.jsonl, synthesis-stats.json)")
-    .option("--shard <i/N>", "only users whose id hashes to shard i of N (0-based); output goes to <out>/shard-i-of-N")
+    .option("--shard <i/N|auto>", "only users whose id hashes to shard i of N (0-based; auto: from a Slurm array or Kubernetes Indexed Job); output goes to <out>/shard-i-of-N")
     .option("--merge", "merge finished shards in --out into one reasoning.jsonl")
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")
