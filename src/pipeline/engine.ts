@@ -2,6 +2,7 @@
 // settings; adapters are handed to generate/score as the engine's LoRA choice lists.
 import { loadModel, type LoraChoice, type Model } from "../engine/index.js";
 import type { RunConfig } from "./config.js";
+import type { InferenceEngine } from "./stage-infer.js";
 
 export type EngineModel = Model;
 export type LoraSelection = readonly LoraChoice[];
@@ -15,4 +16,25 @@ export async function openModel(path: string, c: RunConfig): Promise<Model> {
 /** Loads an adapter and wraps it as the engine's LoRA selection (scale 1). */
 export async function loadAdapter(model: Model, path: string): Promise<LoraSelection> {
   return [{ adapter: await model.loadLora(path), scale: 1 }];
+}
+
+/** The engine view inference uses, with adapters cached by path. */
+export async function openInferenceEngine(c: RunConfig, modelPath: string): Promise<InferenceEngine<LoraSelection> & { dispose(): void }> {
+  const model = await openModel(modelPath, c);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  const adapters = new Map<string, LoraSelection>();
+  return {
+    generate: (prompts, opts) => model.generate(prompts, { ...opts, parallel: c.infer.batchSize }),
+    scorer,
+    tokenize: (text, o) => model.tokenize(text, o),
+    adapter: async (path) => {
+      let a = adapters.get(path);
+      if (!a) adapters.set(path, (a = await loadAdapter(model, path)));
+      return a;
+    },
+    dispose: () => {
+      scorer.dispose();
+      model.dispose();
+    },
+  };
 }

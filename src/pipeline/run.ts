@@ -15,7 +15,10 @@ import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
 import { inferStage, mergeInferStage } from "./stage-infer.js";
 import type { Shard } from "../teacher/synthesize.js";
 import { inferVariants } from "./variants.js";
-import { baseModelPath, baseStage, openInferenceEngine, reasoningQuality, trainStage } from "./stage-model.js";
+import { baseModelPath, baseStage } from "./stage-base.js";
+import { trainStage } from "./stage-train.js";
+import { openInferenceEngine } from "./engine.js";
+import { reasoningQuality } from "./stage-quality.js";
 import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
 import { testReferences } from "./stage-data.js";
 

@@ -1,0 +1,153 @@
+// Base stage: the model a run fine-tunes. A configured GGUF is used as it is; otherwise (demo and
+// tiny presets) a fresh model is created and pretrained in full mode on the catalog text and the
+// training sequences, so that a few million random weights learn the words and the prompt shapes.
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { initModel } from "../gguf/init-model.js";
+import { createTrainer } from "../engine/trainer.js";
+import type { Item } from "../data/types.js";
+import { Rng } from "../data/rng.js";
+import { RulesTeacher } from "../teacher/rules.js";
+import { fillTemplate } from "../prompts/build.js";
+import type { PreparedDataset } from "../prompts/dataset.js";
+import { loadTemplates } from "../prompts/templates.js";
+import { stepsPerEpoch } from "../train/loop.js";
+import { tokenizeRecords } from "../train/tokenize-pool.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import type { RunConfig } from "./config.js";
+import { runLayout } from "./layout.js";
+import { loadRunDataset, type SftSample } from "./stage-data.js";
+import { openModel } from "./engine.js";
+import { runEpochs } from "./epochs.js";
+
+/** The base model a run fine-tunes: the configured file, or the one the base stage made. */
+export function baseModelPath(c: RunConfig): string {
+  return c.model.path ?? runLayout(c.runDir).baseModel;
+}
+
+/** One line of catalog text per item: what the pretraining teaches the fresh model. */
+export function catalogLine(item: Item): string {
+  const attrs = Object.entries(item.attributes)
+    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : String(v)}`)
+    .join("; ");
+  return attrs ? `"${item.title}" (${attrs})` : `"${item.title}"`;
+}
+
+/** Item facts in words: the category, the brand and, for an accessory, what it fits. */
+export function itemSentence(item: Item): string {
+  const a = item.attributes;
+  const str = (k: string) => (typeof a[k] === "string" ? (a[k] as string) : undefined);
+  const category = str("category"), brand = str("brand"), forBrand = str("forBrand"), forCategory = str("forCategory");
+  let s = `"${item.title}"`;
+  if (category) s += ` is in ${category}`;
+  if (brand) s += ` by ${brand}`;
+  if (forBrand || forCategory) s += `; it fits ${[forBrand, forCategory].filter(Boolean).join(" ")}`;
+  return s + ".";
+}
+
+/**
+ * The pretraining documents of one epoch for a freshly initialised base model. A real LLM
+ * arrives knowing the words, how to read a prompt and how to copy a name out of it; a model of a
+ * few million random weights trained for minutes does not, so the base stage teaches it that
+ * from the catalog and the training sequences alone (never a validation or test item, never the
+ * train-split sample the SFT stage builds for each user):
+ *  - every item's catalog line and a sentence about it (brand, category, what it fits);
+ *  - every step k of every training sequence but the last (the last training item is the
+ *    target of the SFT sample), told as the teacher's summary tells a choice ("The latest item
+ *    is … fits best because …") after the history line of the prompts;
+ *  - the same step as an exercise: the item bought at k among `candidates − 1` items drawn from
+ *    the rest of the catalog, as the bare history and candidate lines or as one of the prompt
+ *    templates (train, user, item, full), answered with the teacher's summary and the title.
+ * Candidates, template and order are drawn again each epoch (seeded by seed, user and epoch).
+ */
+export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number): SftSample[] {
+  const title = (id: string) => ds.items.get(id)?.title ?? id;
+  const docs: SftSample[] = [];
+  for (const it of ds.items.values()) {
+    docs.push({ user: "", prompt: "Catalog item:", reasoning: "", recommendation: catalogLine(it) });
+    docs.push({ user: "", prompt: "About the item:", reasoning: "", recommendation: itemSentence(it) });
+  }
+  const templates = loadTemplates();
+  const kinds = ["train", "user", "item", "full"] as const;
+  // The lines every template shares: the history line and the candidates line.
+  const lines = templates.train.split("\n");
+  const historyLine = lines.find((l) => l.includes("[history]")) ?? "[history]";
+  const coreLines = lines.filter((l) => l.includes("[history]") || l.includes("[candidates]")).join("\n");
+  const teacher = new RulesTeacher(ds.items, ds.users);
+  const allIds = [...ds.items.keys()];
+  const h = c.dataset.historyLength;
+  for (const u of ds.users) {
+    const rng = new Rng(c.seed, `pretrain:${epoch}:${u.user}`);
+    const summary = (history: string[], candidates: string[], target: string) =>
+      `Step 4 - Summary: ${teacher.summarize({ user: u.user, split: "train", history, candidates, target, targetIndex: candidates.indexOf(target) }, candidates.indexOf(target))}`;
+    // The last training item is the target of the user's SFT sample: left out.
+    for (let k = 1; k < u.train.length - 1; k++) {
+      const target = u.train[k]!;
+      const history = u.train.slice(Math.max(0, k - h), k);
+      const ctx = { dataset: ds.name, history: history.map(title), candidates: [] as string[] };
+      docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
+      const seen = new Set(u.train.slice(0, k + 1));
+      const candidates = rng.shuffle([target, ...rng.sample(allIds.filter((id) => !seen.has(id)), c.dataset.candidates - 1)]);
+      ctx.candidates = candidates.map(title);
+      const form = rng.int(2) === 0 ? coreLines : templates[kinds[rng.int(kinds.length)]!];
+      docs.push({ user: u.user, prompt: fillTemplate(form, ctx), reasoning: summary(history, candidates, target), recommendation: title(target) });
+    }
+  }
+  return docs;
+}
+
+/** Base stage: init + full-mode pretraining on the corpus above (one corpus per epoch). */
+export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
+  const L = runLayout(c.runDir);
+  if (c.model.path) {
+    if (!existsSync(c.model.path)) throw new Error(`model.path ${c.model.path} does not exist; give a GGUF file or leave model.path out to create a ${c.model.initSize} model`);
+    mkdirSync(L.base, { recursive: true });
+    writeFileAtomic(join(L.base, "source.json"), JSON.stringify({ path: c.model.path }) + "\n");
+    return;
+  }
+  const initPath = join(L.base, "init.gguf");
+  const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath });
+  log(`[base] initialised a ${c.model.initSize} model: ${r.parameterCount.toLocaleString("en-US")} parameters`);
+  const epochs = c.model.pretrainEpochs;
+  if (epochs === 0) {
+    renameSync(initPath, L.baseModel);
+    return;
+  }
+  const ds = loadRunDataset(c);
+  const corpora = Array.from({ length: epochs }, (_, e) => pretrainCorpus(c, ds, e));
+  writeFileAtomic(L.catalogText, corpora[0]!.map((d) => [d.prompt, d.reasoning, d.recommendation].filter(Boolean).join(" ").replace(/\n/g, " ")).join("\n") + "\n");
+  const batch = c.model.pretrainBatchSize;
+  const steps = corpora.reduce((a, d) => a + stepsPerEpoch(d.length, batch), 0);
+  log(`[base] pretraining on ${corpora[0]!.length} documents an epoch: ${epochs} epochs, ${steps} steps`);
+  const flat = await tokenizeRecords(initPath, corpora.flat());
+  let off = 0;
+  const tokenized = corpora.map((d) => flat.slice(off, (off += d.length)));
+  const model = await openModel(initPath, c);
+  try {
+    const trainer = createTrainer(model, {
+      mode: "full",
+      optimizer: { lr: c.model.pretrainLearningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: 1 },
+      microBatchTokens: 512,
+    });
+    try {
+      // Each pretraining epoch has its own corpus, so the stage checkpoints between epochs: a
+      // killed base stage continues after the last finished one (the init is re-made from the seed).
+      const ckpt = join(L.base, "pretrain.ckpt");
+      let start = 0;
+      if (existsSync(ckpt)) {
+        start = (JSON.parse(await trainer.loadCheckpoint(ckpt)) as { epoch: number }).epoch;
+        log(`[base] continuing after pretraining epoch ${start}`);
+      }
+      for (let e = start; e < epochs; e++) {
+        await runEpochs(trainer, tokenized[e]!, { epochs: 1, batchSize: batch, alpha: 0.5, beta: 0.5, seed: c.seed + e, label: `pretrain ${e + 1}/${epochs}`, quiet, onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`) });
+        await trainer.saveCheckpoint(ckpt, JSON.stringify({ epoch: e + 1 }));
+      }
+      await trainer.saveModel(L.baseModel);
+      rmSync(ckpt, { force: true });
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,53 @@
+// The reasoning-quality scorers of the eval stage (METEOR, GPTScore, BERTScore) over the
+// evaluator model.
+import { meteorText } from "../eval/meteor.js";
+import { gptScore } from "../eval/gptscore.js";
+import { bertScore, meanBertScore } from "../eval/bertscore.js";
+import type { RunConfig } from "./config.js";
+import type { ReasoningQuality } from "./stage-eval.js";
+import { openModel } from "./engine.js";
+import { baseModelPath } from "./stage-base.js";
+
+/**
+ * Reasoning-quality scorers for the eval stage. METEOR needs nothing; GPTScore scores each
+ * reasoning under the evaluator model (eval.evaluatorModel, else the base model) with the
+ * coherence aspect prompt; BERTScore matches the evaluator's contextual token states (the last
+ * layer's hidden state of each token, model.embed).
+ */
+export async function reasoningQuality(c: RunConfig, skipped: string[]): Promise<{ quality: ReasoningQuality; dispose(): void }> {
+  const q: ReasoningQuality = {};
+  if (c.eval.meteor) q.meteor = async (pairs) => pairs.reduce((a, p) => a + meteorText(p.reference, p.candidate), 0) / pairs.length;
+  if (!c.eval.gptscore && !c.eval.bertscore) return { quality: q, dispose: () => {} };
+  const path = c.eval.evaluatorModel ?? baseModelPath(c);
+  const model = await openModel(path, c);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  if (c.eval.gptscore) {
+    q.gptscore = async (pairs) => (await gptScore(pairs.map((p) => ({ text: p.candidate, context: p.context })), (reqs) => scorer.score(reqs.map((r) => ({ prompt: r.prompt, continuation: r.continuation }))), "coherence")).mean;
+  }
+  if (c.eval.bertscore) {
+    // Contextual token vectors, as BERTScore uses: the evaluator's last-layer hidden states
+    // (model.embed), each text encoded on its own, without the BOS row.
+    const dim = model.info.embeddingSize;
+    const embed = async (texts: readonly string[]) =>
+      (await model.embed(texts)).map((e) => Array.from({ length: e.length / dim - 1 }, (_, p) => e.subarray((p + 1) * dim, (p + 2) * dim)));
+    // One model's hidden states share a dominant direction, so even unrelated texts have high raw
+    // cosines. As BERTScore's own rescaling does, F1 is rescaled against a baseline b, here the mean
+    // F1 of mismatched pairs (each candidate against the next pair's reference): (F1 − b) / (1 − b).
+    q.bertscore = async (pairs) => {
+      const cands = pairs.map((p) => p.candidate);
+      const refs = pairs.map((p) => p.reference);
+      const f1 = meanBertScore(await bertScore(cands, refs, embed)).f1;
+      if (pairs.length < 2) return f1;
+      const b = meanBertScore(await bertScore(cands, refs.map((_, i) => refs[(i + 1) % refs.length]!), embed)).f1;
+      return b < 1 ? (f1 - b) / (1 - b) : 0;
+    };
+    skipped.push("BERTScore encodes with the evaluator model's contextual last-layer states (not the original's RoBERTa-large) and is rescaled against mismatched pairs of the same table, so compare it within this table");
+  }
+  return {
+    quality: q,
+    dispose: () => {
+      scorer.dispose();
+      model.dispose();
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep). Per
+// epoch: the validation loss and the validation HitRatio@1; the best epoch's adapter is kept.
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createTrainer } from "../engine/trainer.js";
+import { loadTemplates } from "../prompts/templates.js";
+import { sampleFor } from "../prompts/dataset.js";
+import type { TokenizedSample } from "../train/samples.js";
+import { tokenizeRecords } from "../train/tokenize-pool.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { keepJsonLines } from "../util/jsonl.js";
+import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
+import { runLayout } from "./layout.js";
+import type { TrainLogLine } from "./results.js";
+import { loadRunDataset, readSftSamples, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
+import { loadAdapter, openModel, type EngineModel } from "./engine.js";
+import { baseModelPath } from "./stage-base.js";
+import { runEpochs } from "./epochs.js";
+
+/**
+ * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored as
+ * the continuation of the training prompt (one batched scorer call) and the one with the lowest
+ * per-token PPL is the prediction (per token, so short titles are not favoured for being short).
+ * Cheap enough for every epoch, unlike generating reasoning.
+ */
+async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const users = validationUsers(c, ds);
+  if (users.length === 0) return Number.NaN;
+  const lora = await loadAdapter(model, adapterPath);
+  const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  const reqs: Array<{ prompt: string; continuation: string }> = [];
+  const meta: Array<{ n: number; target: number }> = [];
+  for (const u of users) {
+    const s = sampleFor(u, "valid", c.dataset.historyLength);
+    const prompt = trainingPrompt(ds, templates, s);
+    for (const id of s.candidates) reqs.push({ prompt, continuation: ds.items.get(id)?.title ?? id });
+    meta.push({ n: s.candidates.length, target: s.targetIndex });
+  }
+  const scores = await scorer.score(reqs, { lora });
+  scorer.dispose();
+  for (const l of lora) l.adapter.dispose();
+  let off = 0, hits = 0;
+  for (const m of meta) {
+    let best = 0;
+    for (let k = 1; k < m.n; k++) if (scores[off + k]!.ppl < scores[off + best]!.ppl) best = k;
+    if (best === m.target) hits++;
+    off += m.n;
+  }
+  return hits / users.length;
+}
+
+/**
+ * Keeps the train log's lines of every other variant, and of `variant` only the steps up to
+ * `steps` and the epoch lines up to `epochs`: what a resumed (or restarted) variant writes again.
+ */
+function truncateTrainLog(path: string, variant: string, steps: number, epochs: number): void {
+  keepJsonLines<TrainLogLine>(path, (l) => l.variant !== variant || (l.type === "step" ? l.step <= steps : l.epoch <= epochs));
+}
+
+/**
+ * Trains one variant; keeps the best epoch's adapter (lowest validation loss) at
+ * train/<v>/adapter.gguf. A finished variant (train/<v>/done.json) is skipped, and a killed one
+ * continues from train/<v>/trainer.ckpt (parameters, AdamW state, position in the epoch, epoch
+ * loss so far and the best validation loss), so the stage resumes where it stopped.
+ */
+async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, log: (m: string) => void, quiet: boolean): Promise<void> {
+  const L = runLayout(c.runDir);
+  const dir = dirname(L.adapter(v.name));
+  const done = join(dir, "done.json");
+  if (existsSync(done) && existsSync(L.adapter(v.name))) {
+    log(`[train] ${v.name}: finished before, kept`);
+    return;
+  }
+  const { train, valid } = v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
+  mkdirSync(dir, { recursive: true });
+  const ckpt = join(dir, "trainer.ckpt");
+  if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
+  const model = await openModel(baseModelPath(c), c);
+  const logLine = (l: TrainLogLine) => appendFileSync(L.trainLog, JSON.stringify(l) + "\n");
+  let bestLoss = Infinity;
+  let epochsDone = 0;
+  try {
+    const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
+    const trainer = createTrainer(model, { mode: "lora", lora: { rank: c.train.loraRank, alpha: c.train.loraAlpha, seed: c.seed }, optimizer: { lr: c.train.learningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.min(10, Math.ceil(steps / 10)) }, microBatchTokens: Math.max(512, c.train.maxSampleTokens) });
+    try {
+      await runEpochs(trainer, train, {
+        epochs: c.train.epochs,
+        batchSize: c.train.batchSize,
+        alpha: v.alpha,
+        beta: v.beta,
+        seed: c.seed,
+        label: `train ${v.name}`,
+        quiet,
+        checkpoint: {
+          path: ckpt,
+          every: c.train.checkpointEvery,
+          state: () => ({ bestLoss: Number.isFinite(bestLoss) ? bestLoss : null, epochsDone }),
+          restore: (st, at) => {
+            const r = (st ?? {}) as { bestLoss?: number | null; epochsDone?: number };
+            bestLoss = r.bestLoss ?? Infinity;
+            epochsDone = r.epochsDone ?? 0;
+            truncateTrainLog(L.trainLog, v.name, at, epochsDone);
+            log(`[train] ${v.name}: continuing after step ${at} (${epochsDone} epochs finished)`);
+          },
+        },
+        onStep: (epoch, r) => logLine({ type: "step", variant: v.name, epoch, step: r.step, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
+        onEpoch: async (epoch, trainLoss) => {
+          const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
+          await trainer.saveAdapter(epochAdapter);
+          const validLoss = valid.length ? (await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta })).loss : trainLoss;
+          const validHitRatio = await validationHitRatio(model, epochAdapter, c);
+          const best = validLoss < bestLoss;
+          if (best) {
+            bestLoss = validLoss;
+            copyFileSync(epochAdapter, `${L.adapter(v.name)}.tmp`);
+            renameSync(`${L.adapter(v.name)}.tmp`, L.adapter(v.name));
+          }
+          epochsDone = epoch;
+          logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio, best });
+          log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${validHitRatio.toFixed(3)}${best ? "  (best)" : ""}`);
+        },
+      });
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+  writeFileAtomic(done, JSON.stringify({ variant: v.name, bestValidLoss: bestLoss, epochs: c.train.epochs }) + "\n");
+  rmSync(ckpt, { force: true });
+}
+
+/** Train stage: every variant of the config, in order (main adapter first). */
+/** The SFT splits as tokens: as written, and without reasoning for the `w/o reason` variant. */
+interface TokenizedSft {
+  withReasoning: { train: TokenizedSample[]; valid: TokenizedSample[] };
+  behaviorOnly?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+}
+
+/** Tokenizes every form of the SFT splits the variants need in one pool job. */
+async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean): Promise<TokenizedSft> {
+  const train = readSftSamples(c, "train");
+  const valid = readSftSamples(c, "valid");
+  const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
+  const sets = needBehaviorOnly ? [train, valid, train.map(strip), valid.map(strip)] : [train, valid];
+  const all = await tokenizeRecords(baseModelPath(c), sets.flat());
+  let off = 0;
+  const [t, v, bt, bv] = sets.map((s) => all.slice(off, (off += s.length)));
+  return { withReasoning: { train: t!, valid: v! }, ...(needBehaviorOnly ? { behaviorOnly: { train: bt!, valid: bv! } } : {}) };
+}
+
+export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
+  const variants = trainVariants(c);
+  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning));
+  for (const v of variants) await trainVariant(c, v, data, log, quiet);
+}
