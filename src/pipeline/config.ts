@@ -50,7 +50,8 @@ const TeacherConfig = z.object({
   endpoint: z.string().optional(),
   model: z.string().optional(),
   apiKeyEnv: z.string().default("OPENAI_API_KEY"),
-  // τ: valid reasoning paths kept per sample; METHOD §2: 3 retries for invalid paths.
+  // τ: valid reasoning paths kept per sample; METHOD §2: up to 3 invalid paths retried per
+  // sample, so at most τ + maxRetries teacher calls.
   tau: z.number().int().positive().default(1),
   maxRetries: z.number().int().min(0).default(3),
 });

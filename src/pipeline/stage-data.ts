@@ -110,7 +110,7 @@ export async function synthesizeStage(c: RunConfig): Promise<void> {
   const store = AnswerStore.open(join(L.teacher, "answers.jsonl"));
   const teacher = await makeTeacher(c, ds);
   try {
-    const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxAttempts: Math.max(c.teacher.tau, c.teacher.maxRetries) });
+    const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxRetries: c.teacher.maxRetries });
     writeSynthesisOutput(L.teacher, records, stats);
   } finally {
     store.close();
