@@ -104,20 +104,43 @@ describe("runStage", () => {
 });
 
 describe("run config", () => {
+  const real = { dataset: { source: "amazon-2018", path: "Electronics_5.json.gz", meta: "meta_Electronics.json.gz" }, model: { path: "llama-3-8b.gguf" }, teacher: { kind: "openai", endpoint: "https://api.deepseek.com", model: "deepseek-reasoner" } } as const;
+
   it("fills the paper's defaults", () => {
-    const c = parseRunConfig({});
+    const c = parseRunConfig(real);
     expect([c.train.alpha, c.train.beta, c.train.loraRank, c.train.loraAlpha, c.train.epochs, c.train.batchSize]).toEqual([0.7, 0.3, 8, 32, 5, 32]);
     expect([c.infer.temperature, c.infer.maxTokens, c.dataset.candidates]).toEqual([0.7, 1024, 6]);
   });
 
   it("names every bad field", () => {
     expect(() => parseRunConfig({ train: { alpha: -1, epochs: 0 }, infer: { temperature: "hot" } })).toThrow(/train\.alpha[\s\S]*train\.epochs[\s\S]*infer\.temperature/);
-    expect(() => parseRunConfig({ dataset: { source: "amazon-2018" } })).toThrow(/needs dataset.path/);
+    expect(() => parseRunConfig({ ...real, dataset: { source: "amazon-2018" } })).toThrow(/needs dataset.path/);
+  });
+
+  it("the paper preset refuses to run on the demo's stand-ins, naming each missing piece", () => {
+    const refusal = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error("expected a refusal");
+    };
+    const all = refusal(() => presetConfig("paper"));
+    for (const piece of ["dataset.source", "model.path", "teacher.kind"]) expect(all).toContain(piece);
+    expect(refusal(() => parseRunConfig({}))).toBe(all.replace('preset "paper"', "config"));
+    // Each piece alone is named alone.
+    expect(refusal(() => parseRunConfig({ ...real, model: {} }))).toMatch(/missing what a run needs:\n  model\.path[^\n]*\nThe synthetic/);
+    expect(refusal(() => parseRunConfig({ ...real, dataset: {} }))).toMatch(/needs:\n  dataset\.source[^\n]*\nThe synthetic/);
+    expect(refusal(() => parseRunConfig({ ...real, teacher: {} }))).toMatch(/needs:\n  teacher\.kind[^\n]*\nThe synthetic/);
+    // Stated explicitly, the stand-ins are allowed; demo and tiny default to them.
+    expect(parseRunConfig({ dataset: { source: "synthetic" }, model: { initSize: "small" }, teacher: { kind: "rule" } }).model.initSize).toBe("small");
+    for (const name of ["demo", "tiny"] as const) expect(presetConfig(name)).toMatchObject({ dataset: { source: "synthetic" }, model: { initSize: "tiny" }, teacher: { kind: "rule" } });
   });
 
   it("presets validate and the sweep adds one adapter per pair except the default", () => {
-    for (const name of Object.keys(PRESETS) as Array<keyof typeof PRESETS>) expect(presetConfig(name).runDir).toBeTruthy();
-    const c = presetConfig("paper");
+    for (const name of Object.keys(PRESETS) as Array<keyof typeof PRESETS>) expect(presetConfig(name, real).runDir).toBeTruthy();
+    const c = presetConfig("paper", real);
     expect(trainVariants(c).map((v) => v.name)).toEqual(["msr", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1"]);
     expect(trainVariants(c).find((v) => v.name === "wo-reason")).toMatchObject({ alpha: 0, withoutReasoning: true });
     expect(inferVariants(c).map((v) => v.name)).toEqual(["msr", "msr-full", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1", "base-zero-shot"]);
@@ -196,7 +219,7 @@ describe("prepare stage on real data", () => {
     const { prepareStage, loadRunDataset } = await import("../src/pipeline/stage-data.js");
     const dir = tmp();
     try {
-      const c = parseRunConfig({ runDir: dir, dataset: { source: "recbole", path: ml100k, users: 30, domain: "movie" } });
+      const c = parseRunConfig({ runDir: dir, dataset: { source: "recbole", path: ml100k, users: 30, domain: "movie" }, model: { initSize: "tiny" }, teacher: { kind: "rule" } });
       await prepareStage(c);
       const ds = loadRunDataset(c);
       expect(ds.users).toHaveLength(30);

@@ -7,8 +7,9 @@ import { z } from "zod";
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 
 const DatasetConfig = z.object({
-  // Where interactions come from; "synthetic" needs no files (the demo's seeded catalog).
-  source: z.enum(DATASET_SOURCES).default("synthetic"),
+  // Where interactions come from; "synthetic" needs no files (the demo's seeded catalog). No
+  // default: a paper run must name its data (the demo and tiny presets choose "synthetic").
+  source: z.enum(DATASET_SOURCES).optional(),
   // Raw data for the real sources: the reviews file (amazon-*), the folder or .inter file
   // (recbole, e.g. ../shared/data/ml-100k), the folder (llara); or a folder `msr-rec prepare` wrote.
   path: z.string().optional(),
@@ -28,9 +29,10 @@ const DatasetConfig = z.object({
 });
 
 const ModelConfig = z.object({
-  // An existing GGUF base model. When absent, a fresh one of `initSize` is created (the demo).
+  // An existing GGUF base model (the paper fine-tunes LLaMA-3-8B). Without it, `initSize` must be
+  // set and a fresh model with random weights is created (the demo and tiny presets do that).
   path: z.string().optional(),
-  initSize: z.enum(["tiny", "small"]).default("small"),
+  initSize: z.enum(["tiny", "small"]).optional(),
   // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
   pretrainEpochs: z.number().int().min(0).default(0),
   pretrainLearningRate: z.number().positive().default(1e-3),
@@ -45,8 +47,8 @@ const TeacherConfig = z.object({
   // "rule" is the offline rule-based teacher (no network, deterministic); "openai" any
   // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper; `endpoint` + `model`, key from the
   // environment variable `apiKeyEnv`); "local" a GGUF chat model run by node-llama-cpp (`model` =
-  // its path).
-  kind: z.enum(["rule", "openai", "local"]).default("rule"),
+  // its path). No default: the rule teacher is not an LLM, so a paper run must choose it knowingly.
+  kind: z.enum(["rule", "openai", "local"]).optional(),
   endpoint: z.string().optional(),
   model: z.string().optional(),
   apiKeyEnv: z.string().default("OPENAI_API_KEY"),
@@ -133,10 +135,19 @@ export const RunConfigSchema = z.object({
   ablations: AblationConfig.prefault({}),
 });
 
-export type RunConfig = z.infer<typeof RunConfigSchema>;
+type ParsedConfig = z.infer<typeof RunConfigSchema>;
+/** A validated config: parseRunConfig guarantees a data source and a teacher. */
+export type RunConfig = Omit<ParsedConfig, "dataset" | "teacher"> & {
+  dataset: ParsedConfig["dataset"] & { source: (typeof DATASET_SOURCES)[number] };
+  teacher: ParsedConfig["teacher"] & { kind: "rule" | "openai" | "local" };
+};
 export type RunConfigInput = z.input<typeof RunConfigSchema>;
 
-/** Presets: `paper` = all defaults; `demo` fits 2 CPU cores in ≤ 10 minutes; `tiny` is for tests. */
+/**
+ * Presets: `paper` = the paper's defaults, to be completed with a base model, a dataset and a
+ * teacher (it refuses to run without them); `demo` fits 2 CPU cores in ≤ 10 minutes and `tiny` is
+ * for tests: only these two default to the synthetic catalog, a random model and the rule teacher.
+ */
 export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   paper: {},
   demo: {
@@ -170,11 +181,17 @@ export function parseRunConfig(input: unknown, origin = "config"): RunConfig {
     throw new Error(`${origin} is not a valid run config:\n${issues}\nFix these fields (see src/pipeline/config.ts for every option and its default).`);
   }
   const c = r.data;
-  if (c.dataset.source !== "synthetic" && !c.dataset.path) {
-    throw new Error(`${origin}: dataset.source "${c.dataset.source}" needs dataset.path (the folder with the raw files)`);
+  // What a paper run must be given: nothing here is defaulted to the demo's stand-ins.
+  const missing: string[] = [];
+  if (!c.dataset.source) missing.push(`dataset.source (one of ${DATASET_SOURCES.filter((s) => s !== "synthetic").join(", ")}) with dataset.path (the raw files or a prepared folder)`);
+  else if (c.dataset.source !== "synthetic" && !c.dataset.path) missing.push(`dataset.path: dataset.source "${c.dataset.source}" needs dataset.path (the folder with the raw files)`);
+  if (!c.model.path && !c.model.initSize) missing.push("model.path (the base GGUF model to fine-tune; model.initSize creates a random one instead, for demos)");
+  if (!c.teacher.kind) missing.push('teacher.kind ("openai" with teacher.endpoint and teacher.model for DeepSeek-R1, "local", or "rule" for the offline rule teacher)');
+  if (missing.length) {
+    throw new Error(`${origin} is missing what a run needs:\n${missing.map((m) => `  ${m}`).join("\n")}\nThe synthetic catalog, a random model and the rule teacher are the defaults of --preset demo and --preset tiny only.`);
   }
   if (c.train.alpha + c.train.beta <= 0) throw new Error(`${origin}: train.alpha + train.beta must be > 0`);
-  return c;
+  return c as RunConfig;
 }
 
 /** A preset merged (one level deep) with overrides. */

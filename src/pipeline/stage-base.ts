@@ -100,12 +100,13 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
 export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
   const L = runLayout(c.runDir);
   if (c.model.path) {
-    if (!existsSync(c.model.path)) throw new Error(`model.path ${c.model.path} does not exist; give a GGUF file or leave model.path out to create a ${c.model.initSize} model`);
+    if (!existsSync(c.model.path)) throw new Error(`model.path ${c.model.path} does not exist; give the path of an existing GGUF file`);
     mkdirSync(L.base, { recursive: true });
     writeFileAtomic(join(L.base, "source.json"), JSON.stringify({ path: c.model.path }) + "\n");
     return;
   }
   const initPath = join(L.base, "init.gguf");
+  if (!c.model.initSize) throw new Error("the config names neither model.path nor model.initSize; set model.path to the base GGUF model");
   const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath });
   log(`[base] initialised a ${c.model.initSize} model: ${r.parameterCount.toLocaleString("en-US")} parameters`);
   const epochs = c.model.pretrainEpochs;
