@@ -3,6 +3,7 @@
 // re-run with the same file reproduces (and skips) finished stages.
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
+import { TRAIN_DEFAULTS } from "../train/run.js";
 
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 
@@ -58,16 +59,24 @@ const TeacherConfig = z.object({
   maxRetries: z.number().int().min(0).default(3),
 });
 
+// The fine-tuning defaults are TRAIN_DEFAULTS (src/train/run.ts), shared with `msr-rec train`.
+const T = TRAIN_DEFAULTS;
 const TrainConfig = z.object({
   // Eq. 2: loss = α·loss_rea + β·loss_rec (paper 0.7 / 0.3).
-  alpha: z.number().min(0).default(0.7),
-  beta: z.number().min(0).default(0.3),
+  alpha: z.number().min(0).default(T.alpha),
+  beta: z.number().min(0).default(T.beta),
   // Paper: LoRA rank 8, alpha 32; 5 epochs, batch 32 (micro-batches with accumulation).
-  loraRank: z.number().int().positive().default(8),
-  loraAlpha: z.number().positive().default(32),
-  epochs: z.number().int().positive().default(5),
-  batchSize: z.number().int().positive().default(32),
-  learningRate: z.number().positive().default(2e-4),
+  loraRank: z.number().int().positive().default(T.rank),
+  loraAlpha: z.number().positive().default(T.loraAlpha),
+  epochs: z.number().int().positive().default(T.epochs),
+  batchSize: z.number().int().positive().default(T.batchSize),
+  learningRate: z.number().positive().default(T.lr),
+  // Not in the paper: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
+  // clipping (0 = off), AdamW weight decay, tokens per packed micro-batch.
+  warmupSteps: z.union([z.number().int().min(0), z.literal("auto")]).default(T.warmupSteps),
+  clipGradNorm: z.number().min(0).default(T.clipGradNorm),
+  weightDecay: z.number().min(0).default(T.weightDecay),
+  microBatchTokens: z.number().int().positive().default(T.microBatchTokens),
   // Longest sample (prompt + output) in tokens; longer samples are truncated from the history side.
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).

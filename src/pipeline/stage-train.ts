@@ -2,7 +2,8 @@
 // epoch: the validation loss and the validation HitRatio@1; the best epoch's adapter is kept.
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createTrainer } from "../engine/trainer.js";
+import { createTrainer, type TrainerOptions } from "../engine/trainer.js";
+import { TRAIN_DEFAULTS, trainerOptionsFor } from "../train/run.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
 import type { TokenizedSample } from "../train/samples.js";
@@ -59,6 +60,12 @@ function truncateTrainLog(path: string, variant: string, steps: number, epochs: 
   keepJsonLines<TrainLogLine>(path, (l) => l.variant !== variant || (l.type === "step" ? l.step <= steps : l.epoch <= epochs));
 }
 
+/** The trainer options of every variant: the same mapping `msr-rec train` uses (trainerOptionsFor). */
+export function variantTrainerOptions(c: RunConfig, totalSteps: number): TrainerOptions {
+  const t = c.train;
+  return trainerOptionsFor({ mode: "lora", rank: t.loraRank, loraAlpha: t.loraAlpha, targets: TRAIN_DEFAULTS.targets, seed: c.seed, lr: t.learningRate, warmupSteps: t.warmupSteps, schedule: TRAIN_DEFAULTS.schedule, weightDecay: t.weightDecay, clipGradNorm: t.clipGradNorm, microBatchTokens: t.microBatchTokens }, totalSteps);
+}
+
 /**
  * Trains one variant; keeps the best epoch's adapter (lowest validation loss) at
  * train/<v>/adapter.gguf. A finished variant (train/<v>/done.json) is skipped, and a killed one
@@ -83,7 +90,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
   let epochsDone = 0;
   try {
     const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
-    const trainer = createTrainer(model, { mode: "lora", lora: { rank: c.train.loraRank, alpha: c.train.loraAlpha, seed: c.seed }, optimizer: { lr: c.train.learningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.min(10, Math.ceil(steps / 10)) }, microBatchTokens: Math.max(512, c.train.maxSampleTokens) });
+    const trainer = createTrainer(model, variantTrainerOptions(c, steps));
     try {
       await runEpochs(trainer, train, {
         epochs: c.train.epochs,

@@ -3,7 +3,7 @@
 // `msr-rec train` and by the pipeline.
 import { existsSync } from "node:fs";
 import { loadModel } from "../engine/model.js";
-import { createTrainer, type LoraTarget, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
+import { createTrainer, type LoraTarget, type TrainerOptions, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
 import type { ScheduleKind } from "./schedule.js";
 import type { TrainDevice } from "../engine/bindings.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "./loop.js";
@@ -20,7 +20,8 @@ export interface TrainRunOptions {
   alpha: number;
   beta: number;
   lr: number;
-  warmupSteps: number;
+  /** Linear warmup steps, or "auto": min(10, ceil(total steps / 10)). */
+  warmupSteps: number | "auto";
   schedule: ScheduleKind;
   rank: number;
   loraAlpha: number;
@@ -43,6 +44,13 @@ export interface TrainRunOptions {
   onStep?: (log: StepLog, totalSteps: number) => void;
 }
 
+/**
+ * The one set of fine-tuning defaults, for `msr-rec train` and the pipeline's train stage alike
+ * (the pipeline config's train section defaults to these). The paper's: LoRA rank 8, alpha 32 on
+ * every projection, 5 epochs, batch 32, α/β 0.7/0.3, AdamW at 2e-4. The paper leaves open, and
+ * these choose: a cosine decay after a short linear warmup (min(10, a tenth of the steps)),
+ * global gradient-norm clipping at 1, no weight decay, 512-token micro-batches.
+ */
 export const TRAIN_DEFAULTS = {
   mode: "lora" as const,
   epochs: 5,
@@ -50,7 +58,7 @@ export const TRAIN_DEFAULTS = {
   alpha: 0.7,
   beta: 0.3,
   lr: 2e-4,
-  warmupSteps: 0,
+  warmupSteps: "auto" as number | "auto",
   schedule: "cosine" as ScheduleKind,
   rank: 8,
   loraAlpha: 32,
@@ -64,6 +72,24 @@ export const TRAIN_DEFAULTS = {
   saveEachEpoch: false,
 };
 
+/** Warmup steps for a run of `totalSteps` updates ("auto": min(10, ceil(totalSteps / 10))). */
+export function warmupStepsFor(warmup: number | "auto", totalSteps: number): number {
+  return warmup === "auto" ? Math.min(10, Math.ceil(totalSteps / 10)) : warmup;
+}
+
+/** What the optimizer and trainer get from the options above: one mapping for both paths. */
+export function trainerOptionsFor(
+  o: Pick<TrainRunOptions, "mode" | "rank" | "loraAlpha" | "targets" | "seed" | "lr" | "warmupSteps" | "schedule" | "weightDecay" | "clipGradNorm" | "microBatchTokens">,
+  totalSteps: number,
+): TrainerOptions {
+  return {
+    mode: o.mode,
+    lora: { rank: o.rank, alpha: o.loraAlpha, targets: o.targets, seed: o.seed },
+    optimizer: { lr: o.lr, warmupSteps: warmupStepsFor(o.warmupSteps, totalSteps), schedule: o.schedule, totalSteps, weightDecay: o.weightDecay, clipGradNorm: o.clipGradNorm },
+    microBatchTokens: o.microBatchTokens,
+  };
+}
+
 export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]; out: string }> {
   if (!existsSync(o.model)) throw new Error(`--model: no model file at ${o.model}`);
   const records = readSftJsonl(o.data);
@@ -71,13 +97,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
   // Offloading every layer is a no-op without a GPU backend, so "auto" trains on the CPU there.
   const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999 });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
-  const trainer = createTrainer(model.handle(), {
-    mode: o.mode,
-    lora: { rank: o.rank, alpha: o.loraAlpha, targets: o.targets, seed: o.seed },
-    optimizer: { lr: o.lr, warmupSteps: o.warmupSteps, schedule: o.schedule, totalSteps, weightDecay: o.weightDecay, clipGradNorm: o.clipGradNorm },
-    microBatchTokens: o.microBatchTokens,
-    device,
-  });
+  const trainer = createTrainer(model.handle(), { ...trainerOptionsFor(o, totalSteps), device });
   try {
     const samples = trainer.tokenize(records);
     const save = (path: string) => (o.mode === "lora" ? trainer.saveAdapter(path) : trainer.saveModel(path));

@@ -2,13 +2,13 @@
 // β·recommendation loss; per-step JSON log, progress bar, checkpoints and --resume.
 // The work is in src/train/run.ts.
 import type { Command } from "commander";
-import { ProgressBar } from "../progress.js";
-import { runTraining, TRAIN_DEFAULTS } from "../../train/run.js";
+import { ProgressBar } from "../../util/progress.js";
+import { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "../../train/run.js";
 import { DEFAULT_LORA_TARGETS, type LoraTarget } from "../../engine/trainer.js";
 import type { ScheduleKind } from "../../train/schedule.js";
 import type { TrainDevice } from "../../engine/bindings.js";
 
-interface TrainCliOptions {
+export interface TrainCliOptions {
   model: string;
   data: string;
   out: string;
@@ -45,7 +45,8 @@ function num(v: string, flag: string, { int = false, min = -Infinity } = {}): nu
   return n;
 }
 
-export async function runTrainCli(o: TrainCliOptions): Promise<void> {
+/** The command line's options as the training run takes them (validated). */
+export function trainRunOptions(o: TrainCliOptions): TrainRunOptions {
   if (o.mode !== "lora" && o.mode !== "full") throw new Error(`--mode must be lora or full, got "${o.mode}"`);
   if (!["auto", "cpu", "gpu"].includes(o.device)) throw new Error(`--device must be auto, cpu or gpu, got "${o.device}"`);
   if (!["constant", "linear", "cosine"].includes(o.schedule)) throw new Error(`--schedule must be constant, linear or cosine, got "${o.schedule}"`);
@@ -53,8 +54,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
   for (const t of targets) {
     if (!DEFAULT_LORA_TARGETS.includes(t as LoraTarget)) throw new Error(`--targets: unknown target "${t}" (use ${DEFAULT_LORA_TARGETS.join(",")})`);
   }
-  let bar: ProgressBar | undefined;
-  const { out } = await runTraining({
+  return {
     model: o.model,
     data: o.data,
     out: o.out,
@@ -64,7 +64,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
     alpha: num(o.alpha, "--alpha", { min: 0 }),
     beta: num(o.beta, "--beta", { min: 0 }),
     lr: num(o.lr, "--lr", { min: 0 }),
-    warmupSteps: num(o.warmup, "--warmup", { int: true, min: 0 }),
+    warmupSteps: o.warmup === "auto" ? "auto" : num(o.warmup, "--warmup", { int: true, min: 0 }),
     schedule: o.schedule as ScheduleKind,
     rank: num(o.rank, "--rank", { int: true, min: 1 }),
     loraAlpha: num(o.loraAlpha, "--lora-alpha", { min: 0 }),
@@ -81,6 +81,13 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
     resume: !!o.resume,
     maxSteps: o.maxSteps ? num(o.maxSteps, "--max-steps", { int: true, min: 1 }) : undefined,
     saveEachEpoch: !!o.saveEachEpoch,
+  };
+}
+
+export async function runTrainCli(o: TrainCliOptions): Promise<void> {
+  let bar: ProgressBar | undefined;
+  const { out } = await runTraining({
+    ...trainRunOptions(o),
     onStep: (l, total) => {
       bar ??= new ProgressBar("train", total);
       bar.tick(1, { loss: l.loss, rea: l.lossReasoning, rec: l.lossRecommendation, "tok/s": l.tokensPerSecond, lr: l.lr });
@@ -104,7 +111,7 @@ export function register(program: Command): void {
     .option("--alpha <x>", "weight of the reasoning loss", String(d.alpha))
     .option("--beta <x>", "weight of the recommendation loss", String(d.beta))
     .option("--lr <x>", "peak learning rate", String(d.lr))
-    .option("--warmup <n>", "warmup steps", String(d.warmupSteps))
+    .option("--warmup <n>", "warmup steps (auto: min(10, a tenth of all steps))", String(d.warmupSteps))
     .option("--schedule <kind>", "constant | linear | cosine", d.schedule)
     .option("--rank <n>", "LoRA rank", String(d.rank))
     .option("--lora-alpha <x>", "LoRA alpha (scale = alpha / rank)", String(d.loraAlpha))
