@@ -145,6 +145,29 @@ describe("splits and candidates", () => {
   });
 });
 
+describe("candidate order", () => {
+  it("shuffles the ground truth into every position and the negatives out of id order", () => {
+    // 300 users with 10 distinct purchases each from 60 items: plenty of untouched negatives.
+    const rows: Interaction[] = [];
+    for (let u = 0; u < 300; u++) for (let j = 0; j < 10; j++) rows.push({ user: `u${u}`, item: `i${(u * 7 + j * 13) % 60}`, time: j, order: rows.length });
+    const p = applyProtocol(rows, catalog(rows), { kcore: 5, users: 300, candidates: 6, seed: 5 });
+    const at = new Array<number>(6).fill(0);
+    let inIdOrder = 0, lists = 0;
+    for (const u of p.users) {
+      for (const [list, truth] of [[u.candidates.valid, u.valid], [u.candidates.test, u.test]] as const) {
+        at[list.indexOf(truth)]!++;
+        const negatives = list.filter((id) => id !== truth);
+        if (negatives.every((id, k) => k === 0 || compareIds(negatives[k - 1]!, id) <= 0)) inIdOrder++;
+        lists++;
+      }
+    }
+    // Uniform would put 100 of the 600 ground truths at each position; unshuffled puts all at one.
+    for (const n of at) expect(n).toBeGreaterThan(60);
+    // Five negatives in a random order are sorted once in 120 lists; drawn in id order, always.
+    expect(inIdOrder / lists).toBeLessThan(0.05);
+  });
+});
+
 describe("Rng", () => {
   it("gives a fixed stream for a fixed seed (stable across Node versions)", () => {
     // xoshiro128** / splitmix32 are specified bit-for-bit; this pins our seeding too.

@@ -56,7 +56,7 @@ export interface PredictionRecord {
 /** One line of train.jsonl (the loss log). */
 export type TrainLogLine =
   | { type: "step"; variant: string; epoch: number; step: number; loss: number; lossRea?: number; lossRec?: number; tokens?: number }
-  | { type: "epoch"; variant: string; epoch: number; trainLoss: number; validLoss: number; validHitRatio: number; best: boolean };
+  | { type: "epoch"; variant: string; epoch: number; trainLoss: number; validLoss: number; validHitRatio: number; validRecNll?: number; best: boolean };
 
 function num(v: number | undefined, digits = 4): string {
   return v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);

@@ -8,7 +8,7 @@ import { applyProtocol } from "../data/protocol.js";
 import { readSource, type SourceFormat } from "../data/read.js";
 import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
 import { fillTemplate } from "../prompts/build.js";
-import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type PromptSample } from "../prompts/dataset.js";
+import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type PromptSample, type TrainCatalog } from "../prompts/dataset.js";
 import { RulesTeacher } from "../teacher/rules.js";
 import { AnswerStore } from "../teacher/store.js";
 import { createTeacher } from "../teacher/factory.js";
@@ -72,6 +72,11 @@ export function loadRunDataset(c: RunConfig): PreparedDataset {
   return readPreparedDataset(runLayout(c.runDir).dataset, c.dataset.domain);
 }
 
+/** The train split's negatives come from the whole catalog, seeded by the run (see sampleFor). */
+export function trainCatalog(c: RunConfig, ds: PreparedDataset): TrainCatalog {
+  return { itemIds: [...ds.items.keys()], seed: c.seed };
+}
+
 /** Users whose validation split is used for validation loss / HitRatio (the first N, fixed order). */
 export function validationUsers(c: RunConfig, ds: PreparedDataset): PreparedDataset["users"] {
   return c.train.validUsers > 0 ? ds.users.slice(0, c.train.validUsers) : ds.users;
@@ -97,7 +102,7 @@ export async function synthesizeStage(c: RunConfig): Promise<void> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const samples: PromptSample[] = [
-    ...ds.users.filter((u) => u.train.length > 0).map((u) => sampleFor(u, "train", c.dataset.historyLength)),
+    ...ds.users.filter((u) => u.train.length > 0).map((u) => sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))),
     ...validationUsers(c, ds).map((u) => sampleFor(u, "valid", c.dataset.historyLength)),
     // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
     ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
@@ -146,7 +151,7 @@ export async function sftStage(c: RunConfig): Promise<void> {
     if (r.split !== "train" && r.split !== "valid") continue;
     const u = byUser.get(r.user);
     if (!u) throw new Error(`${L.reasoning}: user ${r.user} is not in the dataset; re-run the synthesize stage`);
-    const s = sampleFor(u, r.split, c.dataset.historyLength);
+    const s = sampleFor(u, r.split, c.dataset.historyLength, trainCatalog(c, ds));
     const reasoning = r.reasoning ? selectReasoningSteps(r.reasoning, c.train.reasoningSteps) : "";
     bySplit[r.split].push({ user: r.user, prompt: trainingPrompt(ds, templates, s), reasoning, recommendation: r.recommendation });
   }

@@ -1,5 +1,6 @@
 // Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep). Per
-// epoch: the validation loss and the validation HitRatio@1; the best epoch's adapter is kept.
+// epoch: the validation loss, the validation HitRatio@1 and the unweighted recommendation NLL;
+// the best epoch by one criterion for every variant (see epoch-select.ts) is kept.
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../engine/trainer.js";
@@ -17,6 +18,7 @@ import { loadRunDataset, readSftSamples, trainingPrompt, validationUsers, type S
 import { loadAdapter, openModel, type EngineModel } from "./engine.js";
 import { baseModelPath } from "./stage-base.js";
 import { runEpochs } from "./epochs.js";
+import { betterEpoch, type EpochScore } from "./epoch-select.js";
 
 /**
  * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored as
@@ -67,10 +69,11 @@ export function variantTrainerOptions(c: RunConfig, totalSteps: number): Trainer
 }
 
 /**
- * Trains one variant; keeps the best epoch's adapter (lowest validation loss) at
- * train/<v>/adapter.gguf. A finished variant (train/<v>/done.json) is skipped, and a killed one
- * continues from train/<v>/trainer.ckpt (parameters, AdamW state, position in the epoch, epoch
- * loss so far and the best validation loss), so the stage resumes where it stopped.
+ * Trains one variant; keeps the best epoch's adapter (betterEpoch: validation HitRatio@1, ties by
+ * the recommendation NLL) at train/<v>/adapter.gguf. A finished variant (train/<v>/done.json) is
+ * skipped, and a killed one continues from train/<v>/trainer.ckpt (parameters, AdamW state,
+ * position in the epoch, epoch loss so far and the best epoch's scores), so the stage resumes
+ * where it stopped.
  */
 async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, log: (m: string) => void, quiet: boolean): Promise<void> {
   const L = runLayout(c.runDir);
@@ -86,7 +89,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
   if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
   const model = await openModel(baseModelPath(c), c);
   const logLine = (l: TrainLogLine) => appendFileSync(L.trainLog, JSON.stringify(l) + "\n");
-  let bestLoss = Infinity;
+  let best: EpochScore | null = null;
   let epochsDone = 0;
   try {
     const steps = Math.ceil(train.length / c.train.batchSize) * c.train.epochs;
@@ -103,10 +106,11 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
         checkpoint: {
           path: ckpt,
           every: c.train.checkpointEvery,
-          state: () => ({ bestLoss: Number.isFinite(bestLoss) ? bestLoss : null, epochsDone }),
+          // JSON turns NaN into null: the scores travel as strings.
+          state: () => ({ best: best && { hitRatio: String(best.hitRatio), recommendationNll: String(best.recommendationNll) }, epochsDone }),
           restore: (st, at) => {
-            const r = (st ?? {}) as { bestLoss?: number | null; epochsDone?: number };
-            bestLoss = r.bestLoss ?? Infinity;
+            const r = (st ?? {}) as { best?: { hitRatio: string; recommendationNll: string } | null; epochsDone?: number };
+            best = r.best ? { hitRatio: Number(r.best.hitRatio), recommendationNll: Number(r.best.recommendationNll) } : null;
             epochsDone = r.epochsDone ?? 0;
             truncateTrainLog(L.trainLog, v.name, at, epochsDone);
             log(`[train] ${v.name}: continuing after step ${at} (${epochsDone} epochs finished)`);
@@ -116,17 +120,19 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
         onEpoch: async (epoch, trainLoss) => {
           const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
           await trainer.saveAdapter(epochAdapter);
-          const validLoss = valid.length ? (await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta })).loss : trainLoss;
-          const validHitRatio = await validationHitRatio(model, epochAdapter, c);
-          const best = validLoss < bestLoss;
-          if (best) {
-            bestLoss = validLoss;
+          const ev = valid.length ? await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta }) : null;
+          // The variant's own weighted loss is logged (loss curves) but selects nothing.
+          const validLoss = ev ? ev.loss : Number.NaN;
+          const score: EpochScore = { hitRatio: await validationHitRatio(model, epochAdapter, c), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
+          const isBest = betterEpoch(score, best);
+          if (isBest) {
+            best = score;
             copyFileSync(epochAdapter, `${L.adapter(v.name)}.tmp`);
             renameSync(`${L.adapter(v.name)}.tmp`, L.adapter(v.name));
           }
           epochsDone = epoch;
-          logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio, best });
-          log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${validHitRatio.toFixed(3)}${best ? "  (best)" : ""}`);
+          logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio: score.hitRatio, validRecNll: score.recommendationNll, best: isBest });
+          log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${score.hitRatio.toFixed(3)}  rec NLL ${score.recommendationNll.toFixed(3)}${isBest ? "  (best)" : ""}`);
         },
       });
     } finally {
@@ -135,7 +141,8 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
   } finally {
     model.dispose();
   }
-  writeFileAtomic(done, JSON.stringify({ variant: v.name, bestValidLoss: bestLoss, epochs: c.train.epochs }) + "\n");
+  const kept = best as EpochScore | null;
+  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: "validation HitRatio@1, ties by recommendation NLL", bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
   rmSync(ckpt, { force: true });
 }
 

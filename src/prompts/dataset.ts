@@ -3,14 +3,35 @@
 // reader; the file shapes are the data stage's contract (see src/data/types.ts).
 //
 // Splits: `test` (history = train + valid, target = test), `valid` (history = train, target =
-// valid), and `train` (history = train minus its last item, target = that item). The train
-// split reuses the validation candidate set with the validation item replaced by the train
-// target in the same shuffled position: the negatives stay items the user never touched and no
-// second random draw is needed.
+// valid), and `train` (history = train minus its last item, target = that item). The train split
+// draws its own negatives (seeded per user) from items the user never touched and that are in
+// neither the validation nor the test candidate set: a model trained on the validation
+// negatives would learn to avoid exactly the items the validation split offers it. Without a
+// catalog (`sampleFor` called bare) it falls back to the validation set with the validation item
+// replaced by the train target, for tools that have no item list.
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Item, UserSplit } from "../data/types.js";
 import { DEFAULT_HISTORY_LENGTH, recentHistory, type PromptContext } from "./build.js";
+import { Rng } from "../data/rng.js";
+
+/** What the train split draws its negatives from: every item id, and the run's seed. */
+export interface TrainCatalog {
+  itemIds: readonly string[];
+  seed: number;
+}
+
+/** The train split's candidates: the target and fresh negatives, shuffled (see the header). */
+export function trainCandidates(u: UserSplit, target: string, catalog: TrainCatalog, n: number): string[] {
+  const touched = new Set([...u.train, u.valid, u.test]);
+  const shown = new Set([...u.candidates.valid, ...u.candidates.test]);
+  const fresh = catalog.itemIds.filter((id) => !touched.has(id) && !shown.has(id));
+  const rng = new Rng(catalog.seed, `train-candidates:${u.user}`);
+  let negatives = rng.sample(fresh, Math.min(n - 1, fresh.length));
+  // A catalog too small for fresh negatives tops up with shown-but-never-touched items.
+  if (negatives.length < n - 1) negatives = [...negatives, ...rng.sample(catalog.itemIds.filter((id) => !touched.has(id) && shown.has(id)), n - 1 - negatives.length)];
+  return rng.shuffle([target, ...negatives]);
+}
 
 export const SPLITS = ["train", "valid", "test"] as const;
 export type Split = (typeof SPLITS)[number];
@@ -91,7 +112,7 @@ export function readPreparedDataset(dir: string, name?: string): PreparedDataset
 }
 
 /** The prompt sample of one user for one split (see the header for what each split means). */
-export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HISTORY_LENGTH): PromptSample {
+export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, catalog?: TrainCatalog): PromptSample {
   let full: string[];
   let target: string;
   let candidates: string[];
@@ -107,15 +128,16 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HI
     if (u.train.length < 1) throw new Error(`user ${u.user} has no training items; cannot build a train-split sample`);
     full = u.train.slice(0, -1);
     target = u.train[u.train.length - 1]!;
-    candidates = u.candidates.valid.map((id) => (id === u.valid ? target : id));
+    candidates = catalog ? trainCandidates(u, target, catalog, u.candidates.valid.length) : u.candidates.valid.map((id) => (id === u.valid ? target : id));
   }
   const targetIndex = candidates.indexOf(target);
   if (targetIndex === -1) throw new Error(`user ${u.user}: the ${split} candidates do not contain the ground truth ${target}; re-run the prepare step`);
   return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex };
 }
 
-export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH): PromptSample[] {
-  return ds.users.map((u) => sampleFor(u, split, historyLength));
+export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, seed = 0): PromptSample[] {
+  const catalog = { itemIds: [...ds.items.keys()], seed };
+  return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }
 
 export function titleOf(items: Map<string, Item>, id: string): string {
