@@ -15,9 +15,18 @@ export interface MetricsRow {
   validRatio: number;
   /** Longest-match resolution of titles that contain each other. */
   strictHitRatio?: number;
+  /** Mean over every user with a reference; a missing reasoning scores 0. */
   meteor?: number;
+  /** The same over the users with a reasoning only. */
+  meteorValid?: number;
+  /** Rescaled F1, mean over every user with a reference (missing reasoning 0), one baseline for all rows. */
   bertscore?: number;
+  bertscoreValid?: number;
+  /** Mean over the users with a reasoning (a log-probability: 0 would be its best value). */
   gptscore?: number;
+  /** Users with a reasoning and a reference / users with a reference. */
+  reasoningUsers?: number;
+  referenceUsers?: number;
   alpha?: number;
   beta?: number;
   note?: string;

@@ -84,9 +84,10 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
       inputs: { eval: c.eval },
       outputs: ["metrics.json", "results.md", "predictions.jsonl"],
       run: async () => {
-        const q = await reasoningQuality(c, state.skipped);
+        const refs = testReferences(c);
+        const q = await reasoningQuality(c, state.skipped, [...refs.values()]);
         try {
-          state.metrics = await evalStage(c, testReferences(c), q.quality, state.skipped);
+          state.metrics = await evalStage(c, refs, q.quality, state.skipped);
         } finally {
           q.dispose();
         }

@@ -13,6 +13,7 @@ import { runLayout, toJsonLines } from "./layout.js";
 import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "./results.js";
 import { renderResultsMarkdown } from "./results.js";
 import { loadRunDataset } from "./stage-data.js";
+import { sampleFor } from "../prompts/dataset.js";
 import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 
 /** One generated reasoning, the teacher's reference for the same user, and the user's context. */
@@ -23,7 +24,12 @@ export interface ReasoningPair {
   context: string;
 }
 
-/** Scorers of reasoning quality; each returns the mean over the pairs. */
+/**
+ * Scorers of reasoning quality; each returns the mean over the pairs it is given (users with a
+ * reasoning). The eval stage turns METEOR and BERTScore into means over all users with a
+ * reference, a missing reasoning scoring 0; GPTScore, a log-probability with 0 as its best
+ * value, stays a mean over the users with a reasoning.
+ */
 export interface ReasoningQuality {
   meteor?: (pairs: ReasoningPair[]) => Promise<number>;
   bertscore?: (pairs: ReasoningPair[]) => Promise<number>;
@@ -58,21 +64,32 @@ export function rowMetrics(name: string, kind: RowKind, records: readonly InferR
   return { name, kind, users: m.users, hits: m.hits, valid: m.valid, hitRatio: m.hitRatioAll, hitRatioValid: m.hitRatioValid, validRatio: m.validRatio, strictHitRatio: m.strict.hitRatioAll };
 }
 
-/** The context GPTScore conditions on: the candidates, as the prompts list them. */
-export function reasoningContext(r: InferRecord): string {
-  return `Candidate items: ${r.candidateTitles.map((t) => `"${t}"`).join(", ")}`;
+/** The context GPTScore conditions on: the user's history and the candidates, in the teacher prompt's words. */
+export function reasoningContext(historyTitles: readonly string[], r: InferRecord): string {
+  const list = (ts: readonly string[]) => ts.map((t) => `"${t}"`).join(", ");
+  return `A user interacted with these items, oldest first: ${list(historyTitles)}\nCandidate items: ${list(r.candidateTitles)}`;
 }
 
-async function addReasoningQuality(row: MetricsRow, records: readonly InferRecord[], pick: Pick, refs: Map<string, string>, q: ReasoningQuality): Promise<void> {
-  const pairs: ReasoningPair[] = records.flatMap((r) => {
+async function addReasoningQuality(row: MetricsRow, records: readonly InferRecord[], pick: Pick, refs: Map<string, string>, histories: Map<string, string[]>, q: ReasoningQuality): Promise<void> {
+  const scorable = records.filter((r) => refs.has(r.user));
+  const pairs: ReasoningPair[] = scorable.flatMap((r) => {
     const p = pick(r);
-    const ref = refs.get(r.user);
-    return p && p.reasoning && ref ? [{ candidate: p.reasoning, reference: ref, context: reasoningContext(r) }] : [];
+    return p && p.reasoning ? [{ candidate: p.reasoning, reference: refs.get(r.user)!, context: reasoningContext(histories.get(r.user) ?? [], r) }] : [];
   });
-  if (pairs.length === 0) return;
-  if (q.meteor) row.meteor = await q.meteor(pairs);
-  if (q.bertscore) row.bertscore = await q.bertscore(pairs);
-  if (q.gptscore) row.gptscore = await q.gptscore(pairs);
+  row.reasoningUsers = pairs.length;
+  row.referenceUsers = scorable.length;
+  if (scorable.length === 0) return;
+  // Means over every user with a reference: a user without a reasoning adds 0 to the sum.
+  const overAll = (validMean: number) => (pairs.length === 0 ? 0 : (validMean * pairs.length) / scorable.length);
+  if (q.meteor) {
+    const m = pairs.length ? await q.meteor(pairs) : Number.NaN;
+    [row.meteor, row.meteorValid] = [overAll(m), m];
+  }
+  if (q.bertscore) {
+    const b = pairs.length ? await q.bertscore(pairs) : Number.NaN;
+    [row.bertscore, row.bertscoreValid] = [overAll(b), b];
+  }
+  if (q.gptscore && pairs.length) row.gptscore = await q.gptscore(pairs);
 }
 
 function revive(rs: InferRecord[]): InferRecord[] {
@@ -133,6 +150,8 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
     rows.push({ name: label, kind: "baseline", users: n, hits, valid: n, hitRatio: n ? hits / n : 0, hitRatioValid: n ? hits / n : 0, validRatio: 1 });
   }
 
+  const histories = new Map(users.map((u) => [u.user, sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id)]));
+  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring 0 (the valid-only means are in metrics.json as meteorValid / bertscoreValid); GPTScore averages over the users with a reasoning");
   let fusedRecords: InferRecord[] = [];
   for (const v of inferVariants(c)) {
     const file = L.inferOutputs(v.name);
@@ -145,7 +164,7 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
       if (pick === pickConstrained && !records.some((r) => r.constrained)) continue;
       const row = rowMetrics(label, kind, records, pick);
       if (v.alpha !== undefined) Object.assign(row, { alpha: v.alpha, beta: v.beta });
-      await addReasoningQuality(row, records, pick, references, quality);
+      await addReasoningQuality(row, records, pick, references, histories, quality);
       rows.push(row);
     }
     if (v.name === "msr") fusedRecords = records;

@@ -1,0 +1,80 @@
+// The eval stage's reasoning metrics: METEOR and BERTScore average over every test user with a
+// reference (a missing reasoning scores 0, the valid-only mean beside it), GPTScore over the users
+// with a reasoning, and GPTScore's context holds the user's history as well as the candidates.
+// The dataset is the tiny preset's synthetic one; the inference output is written by hand and
+// the expectations are computed here from users.jsonl and items.jsonl.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
+import { prepareStage } from "../src/pipeline/stage-data.js";
+import { evalStage, type ReasoningPair } from "../src/pipeline/stage-eval.js";
+import { runLayout } from "../src/pipeline/layout.js";
+import type { InferRecord } from "../src/infer/records.js";
+
+interface RawUser { user: string; train: string[]; valid: string; test: string; candidates: { test: string[] } }
+
+describe("reasoning metrics in the eval stage", () => {
+  let dir: string;
+  let c: RunConfig;
+  let users: RawUser[];
+  let title: Map<string, string>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "msr-eval-"));
+    c = presetConfig("tiny", { runDir: dir });
+    await prepareStage(c);
+    const read = (f: string) => readFileSync(join(dir, "dataset", f), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    users = (read("users.jsonl") as unknown as RawUser[]).slice(0, c.infer.users);
+    title = new Map(read("items.jsonl").map((i) => [String(i.id), String(i.title)]));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("averages over all users with a reference, scoring a missing reasoning 0, and gives GPTScore the history", async () => {
+    // Users 0..5: user-side reasoning for 0, 1, 2 and 4; a reference for every user but 4.
+    const withReasoning = new Set([0, 1, 2, 4]);
+    const records: InferRecord[] = users.map((u, k) => {
+      const titles = u.candidates.test.map((id) => title.get(id)!);
+      const side = (reasoning: string) => ({ reasoning, answer: titles[0]!, choiceIndex: 0, reasoningStart: 0, text: reasoning, finishReason: "eos", ppl: 2 });
+      return {
+        user: u.user,
+        candidateIds: u.candidates.test,
+        candidateTitles: titles,
+        targetIndex: u.candidates.test.indexOf(u.test),
+        userSide: side(withReasoning.has(k) ? `reasoning of ${u.user}` : ""),
+        itemSide: side(""),
+        fused: { side: "user", choice: u.candidates.test[0]!, case: "user-only" },
+      };
+    });
+    mkdirSync(runLayout(dir).infer, { recursive: true });
+    writeFileSync(runLayout(dir).inferOutputs("msr"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const refs = new Map(users.filter((_, k) => k !== 4).map((u) => [u.user, `reference of ${u.user}`]));
+    const contexts: ReasoningPair[] = [];
+    const quality = {
+      meteor: async () => 1,
+      bertscore: async () => 0.5,
+      gptscore: async (pairs: ReasoningPair[]) => (contexts.push(...pairs), -2),
+    };
+    const m = await evalStage(c, refs, quality, []);
+    const row = m.rows.find((r) => r.name === "MSR-Rec (user)")!;
+    // 5 users with a reference, 3 of them (0, 1, 2) with a reasoning.
+    expect(row).toMatchObject({ referenceUsers: 5, reasoningUsers: 3, meteorValid: 1, bertscoreValid: 0.5, gptscore: -2 });
+    expect(row.meteor).toBeCloseTo(3 / 5, 12);
+    expect(row.bertscore).toBeCloseTo(0.5 * (3 / 5), 12);
+    // No item-side reasoning at all: 0 over all users, nothing valid-only, no GPTScore.
+    const item = m.rows.find((r) => r.name === "MSR-Rec (item)")!;
+    expect(item).toMatchObject({ meteor: 0, bertscore: 0, reasoningUsers: 0, referenceUsers: 5 });
+    expect(item.gptscore).toBeUndefined();
+    expect(m.skipped.some((s) => /missing reasoning scoring 0/.test(s))).toBe(true);
+
+    // GPTScore's context: the last historyLength items before the test item, oldest first, then the candidates.
+    expect(contexts.length).toBeGreaterThan(0);
+    for (const p of contexts) {
+      const u = users.find((x) => p.candidate === `reasoning of ${x.user}`)!;
+      const history = [...u.train, u.valid].slice(-c.dataset.historyLength).map((id) => `"${title.get(id)}"`);
+      const candidates = u.candidates.test.map((id) => `"${title.get(id)}"`);
+      expect(p.context).toBe(`A user interacted with these items, oldest first: ${history.join(", ")}\nCandidate items: ${candidates.join(", ")}`);
+    }
+  });
+});
