@@ -77,7 +77,8 @@ const TrainConfig = z.object({
   clipGradNorm: z.number().min(0).default(T.clipGradNorm),
   weightDecay: z.number().min(0).default(T.weightDecay),
   microBatchTokens: z.number().int().positive().default(T.microBatchTokens),
-  // Longest sample (prompt + output) in tokens; longer samples are truncated from the history side.
+  // Longest training sample (prompt + output) in tokens: a longer one loses its oldest history
+  // items until it fits; the train stage logs how many were cut (train/fit-<split>.json).
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
   validUsers: z.number().int().min(0).default(200),

@@ -14,7 +14,8 @@ import { keepJsonLines } from "../util/jsonl.js";
 import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
 import { runLayout } from "./layout.js";
 import type { TrainLogLine } from "./results.js";
-import { loadRunDataset, readSftSamples, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
+import { loadRunDataset, readSftSamples, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
+import { fitToTokenBudget } from "./sft-fit.js";
 import { loadAdapter, openModel, type EngineModel } from "./engine.js";
 import { baseModelPath } from "./stage-base.js";
 import { runEpochs } from "./epochs.js";
@@ -146,27 +147,48 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
   rmSync(ckpt, { force: true });
 }
 
-/** Train stage: every variant of the config, in order (main adapter first). */
 /** The SFT splits as tokens: as written, and without reasoning for the `w/o reason` variant. */
 interface TokenizedSft {
   withReasoning: { train: TokenizedSample[]; valid: TokenizedSample[] };
   behaviorOnly?: { train: TokenizedSample[]; valid: TokenizedSample[] };
 }
 
-/** Tokenizes every form of the SFT splits the variants need in one pool job. */
-async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean): Promise<TokenizedSft> {
-  const train = readSftSamples(c, "train");
-  const valid = readSftSamples(c, "valid");
+/**
+ * Tokenizes every form of the SFT splits the variants need, each sample within
+ * train.maxSampleTokens (oldest history items cut where needed, see sft-fit.ts); the
+ * behavior-only form keeps the same, already fitted prompts.
+ */
+async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean, log: (m: string) => void): Promise<TokenizedSft> {
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const byUser = new Map(ds.users.map((u) => [u.user, u]));
+  const catalog = trainCatalog(c, ds);
+  const tokenize = (records: SftSample[]) => tokenizeRecords(baseModelPath(c), records);
+  const fit = async (split: "train" | "valid") => {
+    const written = readSftSamples(c, split);
+    const build = (i: number, h: number): SftSample => {
+      const s = written[i]!;
+      if (h === c.dataset.historyLength) return s;
+      const u = byUser.get(s.user);
+      if (!u) throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
+      return { ...s, prompt: trainingPrompt(ds, templates, sampleFor(u, split, h, catalog)) };
+    };
+    const r = await fitToTokenBudget(written.length, c.dataset.historyLength, c.train.maxSampleTokens, build, tokenize);
+    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
+    writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
+    return r;
+  };
+  const [train, valid] = [await fit("train"), await fit("valid")];
+  if (!needBehaviorOnly) return { withReasoning: { train: train.tokens, valid: valid.tokens } };
   const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
-  const sets = needBehaviorOnly ? [train, valid, train.map(strip), valid.map(strip)] : [train, valid];
-  const all = await tokenizeRecords(baseModelPath(c), sets.flat());
-  let off = 0;
-  const [t, v, bt, bv] = sets.map((s) => all.slice(off, (off += s.length)));
-  return { withReasoning: { train: t!, valid: v! }, ...(needBehaviorOnly ? { behaviorOnly: { train: bt!, valid: bv! } } : {}) };
+  const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
+  return { withReasoning: { train: train.tokens, valid: valid.tokens }, behaviorOnly: { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) } };
 }
 
+/** Train stage: every variant of the config, in order (main adapter first). */
 export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
   const variants = trainVariants(c);
-  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning));
+  mkdirSync(runLayout(c.runDir).train, { recursive: true });
+  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning), log);
   for (const v of variants) await trainVariant(c, v, data, log, quiet);
 }
