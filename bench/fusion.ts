@@ -104,7 +104,7 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   // End to end: both sides generated (32 new tokens each), parsed, scored, fused.
   const e2eUsers = users.slice(0, 16).map((u) => u.kase);
   const e2eMs = await medianMs(
-    () => inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, { generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 }, batchSize: 32, pplConditioning: "prompt", constrained: false, quiet: true }),
+    () => inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, { generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 }, batchSize: 32, pplConditioning: "prompt", constrained: false, codec: { tokenize: (t, o) => model.tokenize(t, o), detokenize: (t) => model.detokenize(t) }, quiet: true }),
     3,
     1,
   );

@@ -5,8 +5,8 @@
 // each side's own reasoning, and fused the same way (the "constrained" row).
 import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
 import { fuseByPerplexity, type FusionDecision } from "./fusion.js";
-import { extendPrompt, generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type ScoreRequest, type TextGenerator, type Tokenize } from "./generate.js";
-import { REASONING_END } from "../prompts/build.js";
+import { generateAll, type ContinuationScorer, type GeneratedText, type GenerateOptions, type Prompt, type ScoreRequest, type TextGenerator } from "./generate.js";
+import { concatTokens, constrainedPrefix, reasoningTokens, type TokenCodec } from "./align.js";
 import { matchTitle } from "../eval/title-match.js";
 
 /** One test user's inference inputs. */
@@ -22,6 +22,8 @@ export interface SideResult extends ParsedOutput {
   text: string;
   finishReason: string;
   ppl: number;
+  /** The generated token ids (`text` is their detokenization): what PPL is computed on. */
+  tokenIds?: number[];
   /** Candidate index chosen under the title grammar (constrained run only). */
   constrainedIndex?: number;
 }
@@ -43,15 +45,20 @@ export interface BidirectionalOptions<L> {
   /** "prompt": PPL conditioned on the prompt and the output before the reasoning; "none": alone. */
   pplConditioning: "prompt" | "none";
   constrained: boolean;
-  /** Needed when prompts are token arrays (text is appended to them token-wise). */
-  tokenize?: Tokenize;
+  /** The model's tokenizer both ways: PPL and the constrained prefix work on the generated tokens. */
+  codec: TokenCodec;
   quiet?: boolean;
 }
 
-/** The scorer request for a side's reasoning; null when there is no reasoning to score. */
-export function reasoningScoreRequest(prompt: Prompt, text: string, parsed: ParsedOutput, conditioning: "prompt" | "none", tokenize?: Tokenize): ScoreRequest | null {
-  if (parsed.reasoning.length === 0) return null;
-  return { prompt: conditioning === "prompt" ? extendPrompt(prompt, text.slice(0, parsed.reasoningStart), tokenize) : "", continuation: parsed.reasoning };
+/**
+ * The scorer request for a side's reasoning: the generated reasoning tokens themselves (never a
+ * re-tokenization of its text), after the prompt and whatever was generated before them
+ * ("prompt") or alone ("none"); null when there is no reasoning to score.
+ */
+export function reasoningScoreRequest(prompt: Prompt, gen: GeneratedText, parsed: ParsedOutput, conditioning: "prompt" | "none", codec: TokenCodec): ScoreRequest | null {
+  const t = reasoningTokens(gen, parsed, codec.detokenize);
+  if (!t) return null;
+  return { prompt: conditioning === "prompt" ? concatTokens(prompt, codec.tokenize, t.before) : "", continuation: t.reasoning.slice() };
 }
 
 /** Scores many (prompt, reasoning) pairs in one scorer call; NaN where there is nothing to score. */
@@ -71,9 +78,9 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
   const prompts = cases.flatMap((c) => [c.prompts.user, c.prompts.item]);
   const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k >> 1]!.candidateTitles));
-  const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, o.pplConditioning, o.tokenize));
+  const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, o.pplConditioning, o.codec));
   const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
-  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]! }));
+  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]!, tokenIds: Array.from(gens[k]!.tokens) }));
 
   if (o.constrained) {
     // Phase 2: each side's own reasoning, then the title grammar. One generate() per user and
@@ -81,10 +88,9 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
     for (let k = 0; k < sides.length; k++) {
       const c = cases[k >> 1]!;
       const s = sides[k]!;
-      // The output as training lays it out: prompt, reasoning, then the end marker; the title
-      // follows under the grammar.
-      const withReasoning = extendPrompt(extendPrompt(prompts[k]!, gens[k]!.text.slice(0, s.reasoningStart), o.tokenize), s.reasoning, o.tokenize);
-      const prefix = typeof withReasoning === "string" ? `${withReasoning}\n${REASONING_END}` : extendPrompt(withReasoning, REASONING_END, o.tokenize);
+      // The output as training lays it out, token for token: prompt, the generated reasoning,
+      // then `[reasoning_end]`; the title follows under the grammar.
+      const prefix = constrainedPrefix(prompts[k]!, gens[k]!, s, o.codec);
       const [g] = await model.generate([prefix], { ...o.generation, maxTokens: 64, temperature: 0, seed: o.generation.seed + k, grammar: candidateGrammar(c.candidateTitles) });
       s.constrainedIndex = matchTitle(g?.text ?? "", c.candidateTitles).index;
     }

@@ -1,7 +1,7 @@
 // Batched generation with a progress bar, plus the narrow view of the engine that inference needs
 // (structural, so any object with these methods works: the native Model, or a test double that
 // really generates).
-import { ProgressBar } from "../cli/progress.js";
+import { ProgressBar } from "../util/progress.js";
 
 export interface GenerateOptions<L> {
   maxTokens: number;
@@ -16,6 +16,8 @@ export interface GenerateOptions<L> {
 
 export interface GeneratedText {
   text: string;
+  /** The sampled tokens; `text` is their detokenization. */
+  tokens: Int32Array;
   finishReason: string;
 }
 
@@ -30,7 +32,8 @@ export interface TextGenerator<L> {
 
 export interface ScoreRequest {
   prompt: Prompt;
-  continuation: string;
+  /** Text (tokenized without BOS by the engine) or the exact tokens to score. */
+  continuation: string | Int32Array;
 }
 
 /**

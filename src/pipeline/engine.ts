@@ -27,6 +27,7 @@ export async function openInferenceEngine(c: RunConfig, modelPath: string): Prom
     generate: (prompts, opts) => model.generate(prompts, { ...opts, parallel: c.infer.batchSize }),
     scorer,
     tokenize: (text, o) => model.tokenize(text, o),
+    detokenize: (tokens) => model.detokenize(tokens),
     adapter: async (path) => {
       let a = adapters.get(path);
       if (!a) adapters.set(path, (a = await loadAdapter(model, path)));

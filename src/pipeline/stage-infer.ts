@@ -3,12 +3,14 @@
 // shard (i/N) only that shard's slice of users runs and the output goes to infer/shards/, to be
 // merged; seeds follow each user's global position, so merged shards equal an unsharded run.
 import { existsSync } from "node:fs";
-import { fillTemplate, REASONING_START } from "../prompts/build.js";
+import { fillTemplate } from "../prompts/build.js";
+import { trainedPrefix } from "../train/samples.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../prompts/dataset.js";
 import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
 import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../infer/bidirectional.js";
-import { extendPrompt, generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../infer/generate.js";
+import { generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../infer/generate.js";
 import { parseOutput } from "../infer/parse.js";
+import type { Detokenize } from "../infer/align.js";
 import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
 import type { Shard } from "../teacher/synthesize.js";
 import type { RunConfig } from "./config.js";
@@ -20,17 +22,18 @@ import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 export interface InferenceEngine<L> extends TextGenerator<L> {
   scorer: ContinuationScorer<L>;
   tokenize: Tokenize;
+  detokenize: Detokenize;
   adapter(path: string): Promise<L>;
 }
 
 /**
- * The trainer tokenizes a sample piece by piece (prompt with BOS, then `[reasoning_start]`, then
- * the reasoning) and puts the start marker on the input side (it carries no loss), so a
- * fine-tuned model continues *after* it. Reasoning variants therefore get exactly those tokens as
- * their prompt; behavior-only models (w/o reason) and the base model see the bare template text.
+ * The prompt a variant generates from: exactly the tokens its adapter was trained to continue
+ * (the template with BOS, then `[reasoning_start]`, or `[reasoning_start]\n` for the
+ * behavior-only `w/o reason`), or the bare template text for the base model.
  */
-export function reasoningPrompt(tokenize: Tokenize, prompt: string): Int32Array {
-  return extendPrompt(tokenize(prompt, { addBos: true }), REASONING_START, tokenize) as Int32Array;
+export function variantPrompt(tokenize: Tokenize, v: Pick<InferVariant, "prefix">, prompt: Prompt): Prompt {
+  if (v.prefix === "none" || typeof prompt !== "string") return prompt;
+  return trainedPrefix(tokenize, prompt, v.prefix === "behavior");
 }
 
 /** The contiguous slice of `n` test users that shard i/N covers (dataset order). */
@@ -83,11 +86,10 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   // position (two prompts per user when bidirectional) so shards reproduce the full run.
   const first = cases[0]?.position ?? 0;
   gen.seed += v.mode === "bidirectional" ? 2 * first : first;
-  const reasoningVariant = v.adapter !== null && v.name !== "wo-reason";
-  const prompt = (p: Prompt): Prompt => (reasoningVariant && typeof p === "string" ? reasoningPrompt(engine.tokenize, p) : p);
+  const prompt = (p: Prompt): Prompt => variantPrompt(engine.tokenize, v, p);
   cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
   if (v.mode === "bidirectional") {
-    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", tokenize: engine.tokenize, quiet });
+    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", codec: engine, quiet });
     return res.map((r) => {
       const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
       if (r.constrained) rec.constrained = r.constrained;
@@ -97,9 +99,9 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const prompts = cases.map((k) => k.full);
   const gens = await generateAll(engine, prompts, gen, c.infer.batchSize, `infer ${v.name}`, quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k]!.candidateTitles));
-  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!.text, p, c.infer.pplConditioning, engine.tokenize)), lora);
+  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, c.infer.pplConditioning, engine)), lora);
   return cases.map((k, i) => {
-    const single: SideResult = { ...parsed[i]!, text: gens[i]!.text, finishReason: gens[i]!.finishReason, ppl: ppl[i]! };
+    const single: SideResult = { ...parsed[i]!, text: gens[i]!.text, finishReason: gens[i]!.finishReason, ppl: ppl[i]!, tokenIds: Array.from(gens[i]!.tokens) };
     return { user: k.user, candidateIds: k.candidateIds, candidateTitles: k.candidateTitles, targetIndex: k.targetIndex, single };
   });
 }

@@ -15,6 +15,12 @@ export interface InferVariant {
   adapter: string | null;
   /** "bidirectional": user + item prompts with Eq. 3 fusion; "single": one `full` prompt. */
   mode: "bidirectional" | "single";
+  /**
+   * The input prefix the adapter was trained to continue (see trainedPrefix): "reasoning" after
+   * `[reasoning_start]`, "behavior" after `[reasoning_start]\n` (w/o reason), "none" for the
+   * base model, which was never fine-tuned and sees the bare template text.
+   */
+  prefix: "reasoning" | "behavior" | "none";
   alpha?: number;
   beta?: number;
 }
@@ -23,15 +29,15 @@ export function inferVariants(c: RunConfig): InferVariant[] {
   const out: InferVariant[] = [];
   for (const t of trainVariants(c)) {
     if (t.name === "msr") {
-      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", alpha: t.alpha, beta: t.beta });
-      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single" });
+      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
+      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", prefix: "reasoning" });
     } else if (t.name === "wo-reason") {
-      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional" });
+      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior" });
     } else {
-      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", alpha: t.alpha, beta: t.beta });
+      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
     }
   }
-  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single" });
+  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", prefix: "none" });
   return out;
 }
 

@@ -44,6 +44,31 @@ export function isTokenized(s: TrainSample): s is TokenizedSample {
   return (s as TokenizedSample).tokens instanceof Int32Array;
 }
 
+/**
+ * The target's tokens and where its markers end: `nA` tokens up to the end of `[reasoning_start]`,
+ * `nB` up to the start of `[reasoning_end]`. The target is tokenized as one string; where a
+ * marker boundary does not fall on a token boundary (Llama-3's BPE merges `]\n`), the three parts
+ * are tokenized separately so the roles stay exact.
+ */
+export function targetLayout(tokenize: SampleTokenizer["tokenize"], target: string): { body: Int32Array; nA: number; nB: number } {
+  const full = tokenize(target, { addBos: false });
+  const startEnd = target.indexOf(REASONING_START) + REASONING_START.length;
+  const endStart = target.indexOf(REASONING_END, startEnd);
+  // Token counts of the target up to each marker boundary, when those prefixes tokenize to a
+  // prefix of the whole (true at the newline boundaries for the SPM vocabulary).
+  const boundary = (text: string): number => {
+    const p = tokenize(text, { addBos: false });
+    return p.length <= full.length && p.every((t, i) => t === full[i]) ? p.length : -1;
+  };
+  const nA = boundary(target.slice(0, startEnd));
+  const nB = boundary(target.slice(0, endStart));
+  if (nA >= 0 && nB >= nA) return { body: full, nA, nB };
+  const a = tokenize(target.slice(0, startEnd), { addBos: false });
+  const b = tokenize(target.slice(startEnd, endStart), { addBos: false });
+  const c = tokenize(target.slice(endStart), { addBos: false });
+  return { body: Int32Array.from([...a, ...b, ...c]), nA: a.length, nB: a.length + b.length };
+}
+
 /** Tokenizes one record; see the header for the roles. */
 export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSample {
   if (typeof r.prompt !== "string" || typeof r.reasoning !== "string" || typeof r.recommendation !== "string") {
@@ -51,28 +76,7 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
   }
   if (r.recommendation.trim() === "") throw new Error("an SFT sample has an empty recommendation; every sample needs one");
   const prompt = tok.tokenize(r.prompt, { addBos: true });
-  const target = formatTrainingTarget(r.reasoning, r.recommendation.trim());
-  const full = tok.tokenize(target, { addBos: false });
-  const startEnd = target.indexOf(REASONING_START) + REASONING_START.length;
-  const endStart = target.indexOf(REASONING_END, startEnd);
-  // Token counts of the target up to each marker boundary, when those prefixes tokenize to a
-  // prefix of the whole (true at the newline boundaries for the SPM and BPE vocabularies).
-  const boundary = (text: string): number => {
-    const p = tok.tokenize(text, { addBos: false });
-    return p.length <= full.length && p.every((t, i) => t === full[i]) ? p.length : -1;
-  };
-  let nA = boundary(target.slice(0, startEnd));
-  let nB = boundary(target.slice(0, endStart));
-  let body = full;
-  if (nA < 0 || nB < nA) {
-    // Fallback: tokenize the three parts separately so the roles stay exact.
-    const a = tok.tokenize(target.slice(0, startEnd), { addBos: false });
-    const b = tok.tokenize(target.slice(startEnd, endStart), { addBos: false });
-    const c = tok.tokenize(target.slice(endStart), { addBos: false });
-    body = Int32Array.from([...a, ...b, ...c]);
-    nA = a.length;
-    nB = a.length + b.length;
-  }
+  const { body, nA, nB } = targetLayout((t, o) => tok.tokenize(t, o), formatTrainingTarget(r.reasoning, r.recommendation.trim()));
   const behaviorOnly = r.reasoning.trim() === "";
   const n = prompt.length + body.length + 1;
   const tokens = new Int32Array(n);
@@ -83,6 +87,22 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
   segments.fill(Segment.prompt, 0, prompt.length + nA);
   segments.fill(behaviorOnly ? Segment.prompt : Segment.reasoning, prompt.length + nA, prompt.length + nB);
   return { tokens, segments };
+}
+
+/**
+ * The input a model trained on `prompt` continues from: the prompt (with BOS) and the part of the
+ * target that carried no loss. For reasoning samples that is `[reasoning_start]`; for
+ * behavior-only samples (`w/o reason`) it is `[reasoning_start]\n`, so such a model is asked for
+ * exactly what it learnt to write next: `[reasoning_end] <title>`.
+ */
+export function trainedPrefix(tokenize: SampleTokenizer["tokenize"], prompt: string, behaviorOnly: boolean): Int32Array {
+  const p = tokenize(prompt, { addBos: true });
+  // Any reasoning and title give the same prefix: the markers' tokens do not depend on them.
+  const { body, nA, nB } = targetLayout(tokenize, formatTrainingTarget(behaviorOnly ? "" : "Step 4 - Summary: it fits.", "Item"));
+  const out = new Int32Array(p.length + (behaviorOnly ? nB : nA));
+  out.set(p, 0);
+  out.set(body.subarray(0, out.length - p.length), p.length);
+  return out;
 }
 
 /** The flat layout the native trainer takes: samples end to end plus their lengths. */
