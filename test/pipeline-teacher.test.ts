@@ -49,8 +49,10 @@ afterAll(() => {
   delete process.env.MSR_REC_TEST_TEACHER_KEY;
 });
 
+interface RawUser { user: string; train: string[]; valid: string; test: string }
+
 describe("pipeline synthesize stage with an OpenAI-compatible teacher", () => {
-  it("asks each prompt once, keeps the answers, and a re-run pays for nothing", async () => {
+  it("asks for every sample, retries invalid answers once (maxRetries 1), keeps the answers, and a re-run pays for nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-rec-teacher-"));
     try {
       const c = presetConfig("tiny", {
@@ -59,12 +61,33 @@ describe("pipeline synthesize stage with an OpenAI-compatible teacher", () => {
       });
       await prepareStage(c);
       await synthesizeStage(c);
+      // The samples the stage must ask for, from users.jsonl: every user's train split, the
+      // first train.validUsers users' validation split and the first infer.users users' test split.
+      const lines = (f: string) => readFileSync(join(dir, f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const users = lines("dataset/users.jsonl") as unknown as RawUser[];
+      const title = new Map(lines("dataset/items.jsonl").map((i) => [String(i.id), String(i.title)]));
+      const target = new Map<string, string>();
+      for (const u of users) target.set(`train/${u.user}`, title.get(u.train.at(-1)!)!);
+      for (const u of users.slice(0, c.train.validUsers)) target.set(`valid/${u.user}`, title.get(u.valid)!);
+      for (const u of users.slice(0, c.infer.users)) target.set(`test/${u.user}`, title.get(u.test)!);
+      const records = lines("teacher/reasoning.jsonl") as Array<{ user: string; split: string; prompt: string; recommendation: string; valid: boolean }>;
+      // τ = 1: one record per sample, a kept path or the behavior-only fallback.
+      expect(records.map((r) => `${r.split}/${r.user}`).sort()).toEqual([...target.keys()].sort());
+      let expectedCalls = 0;
+      for (const r of records) {
+        const want = target.get(`${r.split}/${r.user}`)!;
+        expect(r.recommendation).toBe(want);
+        // The fake teacher names the first listed candidate: valid exactly when that is the target,
+        // and an invalid answer is asked for once more (τ + maxRetries = 2 calls), same prompt.
+        const first = /Candidate items: "([^"]*)"/.exec(r.prompt)![1];
+        expect(r.valid, `${r.split}/${r.user}`).toBe(first === want);
+        expect(seen.get(r.prompt), `${r.split}/${r.user}`).toBe(r.valid ? 1 : 2);
+        expectedCalls += r.valid ? 1 : 2;
+      }
+      expect(records.some((r) => r.valid) && records.some((r) => !r.valid)).toBe(true);
       const calls = [...seen.values()].reduce((a, b) => a + b, 0);
-      expect(calls).toBeGreaterThan(0);
-      expect([...seen.values()].every((n) => n === 1)).toBe(true);
+      expect(calls).toBe(expectedCalls);
       expect(authorized).toBe(calls);
-      const records = readFileSync(join(dir, "teacher", "reasoning.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { teacher: string });
-      expect(records.length).toBeGreaterThan(0);
       expect(readFileSync(join(dir, "teacher", "answers.jsonl"), "utf8")).not.toContain("sk-test-secret");
       await synthesizeStage(c);
       expect([...seen.values()].reduce((a, b) => a + b, 0)).toBe(calls);
