@@ -1,27 +1,78 @@
-// No leak: loading and disposing an adapter 200 times and scoring many batches keeps RSS flat.
-import { describe, expect, it } from "vitest";
-import { loadModel } from "../src/index.js";
+// No leak: 200 cycles each of adapter load/score/dispose, scorer create/score/dispose, generate
+// and embed keep RSS flat, and the native memory of scorers and adapters is reported to V8 while
+// they live and released on dispose.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadModel, nativeAddon, type Model } from "../src/index.js";
 import { tinyLoraPath, tinyModelPath } from "./support/models.js";
 
+const MB = 2 ** 20;
+
+/** RSS growth over `n` cycles after a warm-up of 20 (allocator pools, graph caches). */
+async function rssGrowth(n: number, cycle: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 20; i++) await cycle();
+  global.gc?.();
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < n; i++) await cycle();
+  global.gc?.();
+  const growth = process.memoryUsage().rss - before;
+  console.log(`RSS growth over ${n} cycles: ${(growth / MB).toFixed(1)} MB`);
+  return growth;
+}
+
 describe("memory", () => {
+  let model: Model;
+  const reqs = Array.from({ length: 4 }, (_, i) => ({ prompt: `user ${i} liked`, continuation: " a phone case and a charger" }));
+  beforeAll(async () => {
+    model = await loadModel(tinyModelPath(), { threads: 2 });
+  });
+  afterAll(() => model?.dispose());
+
   it("keeps RSS bounded over 200 adapter load/dispose cycles and many batches", async () => {
-    const model = await loadModel(tinyModelPath(), { threads: 2 });
     const path = tinyLoraPath(1);
     const scorer = model.createScorer({ contextSize: 256 });
-    const reqs = Array.from({ length: 4 }, (_, i) => ({ prompt: `user ${i} liked`, continuation: " a phone case and a charger" }));
-    const cycle = async () => {
+    const growth = await rssGrowth(200, async () => {
       const a = await model.loadLora(path);
       await scorer.score(reqs, { lora: [{ adapter: a, scale: 1 }] });
       a.dispose();
-    };
-    for (let i = 0; i < 20; i++) await cycle(); // warm-up: allocator pools, graph caches
-    global.gc?.();
-    const before = process.memoryUsage().rss;
-    for (let i = 0; i < 200; i++) await cycle();
-    global.gc?.();
-    const growth = process.memoryUsage().rss - before;
+    });
     // The adapter file is ~100 KB; a leak of one adapter per cycle would add ~20 MB.
-    expect(growth).toBeLessThan(8 * 2 ** 20);
-    model.dispose();
+    expect(growth).toBeLessThan(8 * MB);
+    scorer.dispose();
+  });
+
+  it("keeps RSS bounded over 200 scorer create/score/dispose cycles", async () => {
+    const growth = await rssGrowth(200, async () => {
+      const s = model.createScorer({ contextSize: 256, batchSize: 64 });
+      await s.score(reqs);
+      s.dispose();
+    });
+    // Each scorer holds an 8 MB logits buffer (64 rows × 32k vocabulary): one leaked per cycle
+    // would add 1.6 GB.
+    expect(growth).toBeLessThan(16 * MB);
+  });
+
+  it("keeps RSS bounded over 200 generate and 200 embed calls", async () => {
+    const gen = await rssGrowth(200, () => model.generate(["The user bought", "Next"], { maxTokens: 4, temperature: 0.7, seed: 1 }));
+    const emb = await rssGrowth(200, () => model.embed(["Apex Phone Case", "a charger"]));
+    // Each call makes and frees its own context (several MB of logits and compute buffers).
+    expect(gen).toBeLessThan(16 * MB);
+    expect(emb).toBeLessThan(16 * MB);
+  });
+
+  it("reports scorer and adapter memory to V8 and releases it on dispose", async () => {
+    const reported = () => nativeAddon().reportedExternalMemory();
+    const base = reported();
+    const s = model.createScorer({ contextSize: 256, batchSize: 64 });
+    // The logits rows of one batch (64 × 32000 floats) plus the f16 KV cache: 256 cells × 2 layers
+    // × K and V × 32 values (2 KV heads of 16).
+    expect(reported() - base).toBe(64 * 32000 * 4 + 256 * 2 * 2 * 32 * 2);
+    s.dispose();
+    expect(reported()).toBe(base);
+    const a = await model.loadLora(tinyLoraPath(1));
+    // Every lora_a / lora_b tensor of the rank-4 adapter on all 7 targets of both layers, in F32.
+    const perLayer = (64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 128) + (64 + 128) + (128 + 64);
+    expect(reported() - base).toBe(2 * perLayer * 4 * 4);
+    a.dispose();
+    expect(reported()).toBe(base);
   });
 });

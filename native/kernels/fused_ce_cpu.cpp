@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -139,14 +140,27 @@ double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_
     return losses[0];
   }
   std::vector<std::thread> threads;
+  threads.reserve(n);
   const int64_t chunk = (n_rows + n - 1) / n;
+  // A thread that cannot start (thread limit, memory) must not terminate the process: the chunks
+  // that got no thread run here on the calling thread instead.
+  int started = 0;
   for (int i = 0; i < n; i++) {
     int64_t r0 = i * chunk, r1 = std::min(n_rows, r0 + chunk);
     if (r0 >= r1) break;
-    threads.emplace_back(rows_range, logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[i]);
+    try {
+      threads.emplace_back(rows_range, logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[i]);
+      started = i + 1;
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  double rest = 0.0;
+  if (started * chunk < n_rows) {
+    rows_range(logits, started * chunk, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &rest);
   }
   for (auto& th : threads) th.join();
-  double total = 0.0;
+  double total = rest;
   for (double l : losses) total += l;
   return total;
 }

@@ -23,6 +23,14 @@ static Napi::Value SetLogLevel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The native memory this environment has reported to V8 (models, scorers, adapters, trainers):
+// V8's heap statistics do not include it, so tests read it here.
+static Napi::Value ReportedExternalMemory(const Napi::CallbackInfo& info) {
+  int64_t total = 0;
+  napi_adjust_external_memory(info.Env(), 0, &total);
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
+}
+
 static std::once_flag g_process_init;
 
 // Runs once per environment: the main thread's and each worker thread's that loads the addon.
@@ -39,8 +47,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // hundreds of MB; a fixed 1 MB threshold returns every large buffer to the OS on free.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
 #endif
-  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo));
-  exports.Set("setLogLevel", Napi::Function::New(env, SetLogLevel));
+  exports.Set("systemInfo", Napi::Function::New(env, msr::guarded_fn<SystemInfo>));
+  exports.Set("setLogLevel", Napi::Function::New(env, msr::guarded_fn<SetLogLevel>));
+  exports.Set("reportedExternalMemory", Napi::Function::New(env, msr::guarded_fn<ReportedExternalMemory>));
   msr::Model::Init(env, exports);
   msr::LoraAdapter::Init(env, exports);
   msr::Scorer::Init(env, exports);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 namespace msr {
 
@@ -82,6 +83,8 @@ void PromiseWorker::OnOK() {
       deferred_.Reject(e.Value());
     } catch (const std::exception& e) {
       deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+    } catch (...) {
+      deferred_.Reject(Napi::Error::New(env, "msr-rec: unknown native error").Value());
     }
   } catch (...) {
   }
@@ -92,6 +95,30 @@ void PromiseWorker::OnError(const Napi::Error& e) {
     deferred_.Reject(e.Value());
   } catch (...) {
   }
+}
+
+// ---- exceptions on the JS thread -----------------------------------------------------------
+void rethrow_as_js(Napi::Env env) {
+  try {
+    throw;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "msr-rec: out of memory; use smaller inputs, a smaller contextSize or batch, or free other models");
+  } catch (const std::system_error& e) {
+    throw Napi::Error::New(env, std::string("msr-rec: the system refused a resource (") + e.what() + "); lower `threads` or free resources");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("msr-rec: ") + e.what());
+  } catch (...) {
+    throw Napi::Error::New(env, "msr-rec: unknown native error");
+  }
+}
+
+void adjust_external_memory(Napi::Env env, int64_t delta) noexcept {
+  int64_t total = 0;
+  if (delta != 0) napi_adjust_external_memory(env, delta, &total);  // a failure only skews GC heuristics
 }
 
 // ---- arguments ----------------------------------------------------------------------------
@@ -111,6 +138,15 @@ double get_number(const Napi::Object& o, const char* key, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+  double d = get_number(o, key, static_cast<double>(fallback));
+  if (!(d == std::floor(d) && d >= static_cast<double>(lo) && d <= static_cast<double>(hi))) {
+    throw Napi::RangeError::New(o.Env(), std::string(key) + " must be an integer between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                                             ", got " + Napi::Number::New(o.Env(), d).ToString().Utf8Value());
+  }
+  return static_cast<int64_t>(d);
+}
+
 bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
@@ -125,6 +161,10 @@ std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name) {
   }
   if (v.IsArray()) {
     auto a = v.As<Napi::Array>();
+    if (a.Length() > kMaxTokenArray) {
+      throw Napi::RangeError::New(v.Env(), std::string(name) + " has " + std::to_string(a.Length()) + " token ids, more than any context holds (at most " +
+                                               std::to_string(kMaxTokenArray) + ")");
+    }
     std::vector<llama_token> out(a.Length());
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Value x = a.Get(i);

@@ -65,12 +65,66 @@ class PromiseWorker : public Napi::AsyncWorker {
   Done done_;
 };
 
+// ---- every call from JS goes through guard() ------------------------------------------------
+// node-addon-api turns only Napi::Error into a JS exception: any other C++ exception leaving a
+// callback on the JS thread (a UserError, std::bad_alloc, a std::runtime_error from llama.cpp)
+// reaches std::terminate and kills the process. guard() converts them all to JS Errors, and
+// Wrap<T>::Method / Getter and guarded_fn register methods and functions through it, so no
+// call site has to remember.
+[[noreturn]] void rethrow_as_js(Napi::Env env);  // call inside a catch (...) block
+
+template <typename F>
+auto guard(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (...) {
+    rethrow_as_js(env);
+  }
+}
+
+template <typename T>
+class Wrap : public Napi::ObjectWrap<T> {
+ public:
+  using Napi::ObjectWrap<T>::ObjectWrap;
+  using Method_ = Napi::Value (T::*)(const Napi::CallbackInfo&);
+
+  template <Method_ M>
+  static Napi::ClassPropertyDescriptor<T> Method(const char* name) {
+    return Napi::ObjectWrap<T>::InstanceMethod(name, &Wrap::template Call<M>);
+  }
+  template <Method_ M>
+  static Napi::ClassPropertyDescriptor<T> Getter(const char* name) {
+    return Napi::ObjectWrap<T>::InstanceAccessor(name, &Wrap::template Call<M>, nullptr);
+  }
+
+ private:
+  template <Method_ M>
+  Napi::Value Call(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] { return (static_cast<T*>(this)->*M)(info); });
+  }
+};
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded_fn(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&] { return F(info); });
+}
+
+// Tells V8 about native memory held by a JS object (negative to release it). Never throws: it runs
+// in finalizers, where an exception (e.g. while the environment shuts down) would terminate.
+void adjust_external_memory(Napi::Env env, int64_t delta) noexcept;
+
 // Argument helpers: each throws a JS TypeError naming the argument and what was expected.
 void require_args(const Napi::CallbackInfo& info, size_t n, const char* signature);
 std::string get_string(const Napi::Value& v, const char* name);
 double get_number(const Napi::Object& o, const char* key, double fallback);
+// An integer option in [lo, hi] (RangeError otherwise, naming the key and the range).
+int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t lo, int64_t hi);
 bool get_bool(const Napi::Object& o, const char* key, bool fallback);
+// Token arrays longer than this are refused before anything is allocated for them.
+constexpr uint32_t kMaxTokenArray = 1u << 26;
 std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name);
+// CPU threads for llama.cpp and the kernels: ggml refuses (or crashes on) more than it supports.
+constexpr int kMaxThreads = 512;
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v);
 
 // Tokenize / detokenize with the model's vocabulary (used by Model and by the generator).

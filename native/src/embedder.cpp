@@ -1,6 +1,7 @@
 #include "embedder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace msr {
@@ -39,6 +40,7 @@ std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::v
   cparams.n_threads_batch = model->n_threads;
   cparams.no_perf = true;
   std::lock_guard<std::mutex> lock(model->mutex);
+  model->check_alive("embed");
   take_llama_errors();
   ContextGuard guard{llama_init_from_model(model->model, cparams)};
   if (!guard.ctx) throw UserError("embed: could not create a context (" + take_llama_errors() + ")");
@@ -75,6 +77,12 @@ std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::v
         for (size_t p = 0; p < texts[w].size(); p++, row++) {
           const float* e = llama_get_embeddings_ith(guard.ctx, row);
           if (!e) throw UserError("embed: llama.cpp returned no embedding for a token");
+          for (int k = 0; k < n_embd; k++) {
+            if (!std::isfinite(e[k])) {
+              throw UserError("embed: texts[" + std::to_string(w) + "] token " + std::to_string(p) +
+                              " got a non-finite hidden state (NaN/inf); the model's weights may be damaged");
+            }
+          }
           std::memcpy(v.data() + p * n_embd, e, n_embd * sizeof(float));
         }
       }
@@ -106,8 +114,7 @@ Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model) {
     texts->push_back(std::move(toks));
   }
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  const int32_t batch_tokens = static_cast<int32_t>(get_number(o, "batchTokens", 2048));
-  if (batch_tokens < 1) throw Napi::RangeError::New(env, "batchTokens must be at least 1");
+  const int32_t batch_tokens = static_cast<int32_t>(get_int(o, "batchTokens", 2048, 1, 1 << 20));
   auto out = std::make_shared<std::vector<std::vector<float>>>();
   return PromiseWorker::Run(
       env, [model, texts, batch_tokens, out]() { *out = embed_tokens(model, *texts, batch_tokens); },

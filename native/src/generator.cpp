@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <climits>
 
 namespace msr {
 
@@ -37,7 +38,8 @@ struct Slot {
   size_t fed = 0;    // prompt tokens already in the batch
   llama_pos pos = 0;
   SamplerPtr sampler;
-  std::string text;
+  std::string text;                // the sampled tokens' pieces, concatenated
+  std::vector<size_t> piece_ends;  // where each token's piece ends in `text`
   int32_t batch_index = -1;  // where this slot's logits are in the current batch
   bool pending_token = false;
   llama_token next = 0;
@@ -54,6 +56,41 @@ size_t find_stop(const std::string& text, const std::vector<std::string>& stop) 
   return best;
 }
 
+// Prompt i is sampled with seed + i; llama.cpp reads LLAMA_DEFAULT_SEED (0xFFFFFFFF) as "pick a
+// random seed", so the sum wraps modulo 0xFFFFFFFF and never reaches it: the run stays reproducible.
+uint32_t prompt_seed(uint32_t seed, size_t i) {
+  return static_cast<uint32_t>((static_cast<uint64_t>(seed) + i) % 0xFFFFFFFFull);
+}
+
+// A stop string was found in the concatenated pieces at `p`: `tokens` keep only the tokens whose
+// pieces end before it, and `text` is the detokenized text cut at the same place. Detokenizing
+// may drop the first piece's leading space (SentencePiece), which shifts positions by that much.
+void trim_at_stop(const ModelState& m, const Slot& s, size_t p, GenerateResult& r) {
+  size_t keep = 0;
+  while (keep < s.piece_ends.size() && s.piece_ends[keep] <= p) keep++;
+  std::string detok = detokenize(m, r.tokens, false);
+  const size_t shift = s.text.size() >= detok.size() ? s.text.size() - detok.size() : 0;
+  if (s.text.compare(shift, std::string::npos, detok) == 0) {
+    r.text = detok.substr(0, p > shift ? p - shift : 0);
+  } else {
+    r.text = s.text.substr(0, p);
+  }
+  r.tokens.resize(keep);
+}
+
+// NaN or +inf logits (an overflowing LoRA scale, damaged weights) would be sampled silently or
+// trip an assertion inside a sampler: they end the call with an error instead.
+void check_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t req, size_t at) {
+  const float* x = llama_get_logits_ith(ctx, row);
+  if (!x) throw UserError("generate: llama.cpp returned no logits for prompt " + std::to_string(req));
+  for (int32_t j = 0; j < m.n_vocab; j++) {
+    if (std::isnan(x[j]) || x[j] == INFINITY) {
+      throw UserError("generate: prompt " + std::to_string(req) + " got non-finite logits (NaN/inf) at generated token " + std::to_string(at) +
+                      "; with LoRA adapters lower their scale, otherwise the model's weights may be damaged");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
@@ -63,20 +100,29 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   std::vector<GenerateResult> results(n);
   size_t longest = 0;
   for (const auto& p : prompts) longest = std::max(longest, p.size());
-  const int32_t slots = std::max<int32_t>(1, std::min<int32_t>(opt.parallel, static_cast<int32_t>(n)));
-  const size_t need_one = longest + static_cast<size_t>(opt.max_tokens);
-  const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(opt.context_size) : static_cast<uint32_t>(need_one * slots);
-  if (need_one > n_ctx) {
+  // A sequence never runs past the model's training context: it finishes there with "length".
+  const size_t n_train = static_cast<size_t>(m.n_ctx_train);
+  if (longest >= n_train) {
+    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens leaves no room in the model's training context of " +
+                    std::to_string(n_train) + " positions (model.info.contextLength); shorten the prompt");
+  }
+  const size_t need_one = std::min(longest + static_cast<size_t>(opt.max_tokens), n_train);
+  int32_t slots = std::max<int32_t>(1, std::min<int32_t>(opt.parallel, static_cast<int32_t>(n)));
+  if (opt.context_size > 0 && static_cast<size_t>(opt.context_size) < need_one) {
     throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens plus maxTokens " + std::to_string(opt.max_tokens) +
-                    " needs " + std::to_string(need_one) + " context cells but contextSize is " + std::to_string(n_ctx) +
+                    " needs " + std::to_string(need_one) + " context cells but contextSize is " + std::to_string(opt.context_size) +
                     "; raise contextSize or lower maxTokens");
   }
+  // More slots than sequences the context holds at once could never run together: cap them.
+  if (opt.context_size > 0) slots = std::max<int32_t>(1, std::min<int32_t>(slots, static_cast<int32_t>(opt.context_size / need_one)));
+  const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots))
+                                              : static_cast<uint32_t>(need_one * slots);
   const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
 
   // Build every sampler up front so a bad grammar fails before any work.
   std::vector<SamplerPtr> samplers;
   samplers.reserve(n);
-  for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, opt.seed + static_cast<uint32_t>(i)));
+  for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, prompt_seed(opt.seed, i)));
 
   std::lock_guard<std::mutex> lock(model->mutex);
   model->check_alive("generate");
@@ -101,14 +147,14 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
     // Cells reserved by running sequences (prompt + max_tokens each): admission control keeps the
     // unified cache from overflowing whatever order sequences finish in.
     size_t reserved = 0;
-    auto reserve_of = [&](int64_t req) { return prompts[req].size() + static_cast<size_t>(opt.max_tokens); };
-    auto finish = [&](Slot& s, const char* reason) {
+    auto reserve_of = [&](int64_t req) { return std::min(prompts[req].size() + static_cast<size_t>(opt.max_tokens), n_train); };
+    auto finish = [&](Slot& s, const char* reason, size_t stop_at = std::string::npos) {
       auto& r = results[s.req];
       r.finish_reason = reason;
-      r.text = detokenize(m, r.tokens, false);
-      if (std::string(reason) == "stop") {
-        size_t p = find_stop(r.text, opt.stop);
-        if (p != std::string::npos) r.text.resize(p);
+      if (stop_at != std::string::npos) {
+        trim_at_stop(m, s, stop_at, r);
+      } else {
+        r.text = detokenize(m, r.tokens, false);
       }
       llama_memory_seq_rm(mem, static_cast<llama_seq_id>(&s - slot.data()), -1, -1);
       reserved -= reserve_of(s.req);
@@ -125,6 +171,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
           s.fed = 0;
           s.pos = 0;
           s.text.clear();
+          s.piece_ends.clear();
           s.pending_token = false;
           reserved += reserve_of(s.req);
           next_req++;
@@ -161,17 +208,20 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
       if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
       for (Slot& s : slot) {
         if (s.req < 0 || s.batch_index < 0) continue;
-        llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
         auto& r = results[s.req];
+        check_logits(m, ctx, s.batch_index, s.req, r.tokens.size());
+        llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
         if (llama_vocab_is_eog(m.vocab, t)) {
           finish(s, "eos");
           continue;
         }
         r.tokens.push_back(t);
         s.text += token_piece(m, t);
-        if (!opt.stop.empty() && find_stop(s.text, opt.stop) != std::string::npos) {
-          finish(s, "stop");
-        } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens) {
+        s.piece_ends.push_back(s.text.size());
+        const size_t stop_at = opt.stop.empty() ? std::string::npos : find_stop(s.text, opt.stop);
+        if (stop_at != std::string::npos) {
+          finish(s, "stop", stop_at);
+        } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens || prompts[s.req].size() + r.tokens.size() >= n_train) {
           finish(s, "length");
         } else {
           s.next = t;
@@ -211,19 +261,18 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   }
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   GenerateOptions opt;
-  opt.max_tokens = static_cast<int32_t>(get_number(o, "maxTokens", opt.max_tokens));
+  opt.max_tokens = static_cast<int32_t>(get_int(o, "maxTokens", opt.max_tokens, 1, INT32_MAX));
   opt.temperature = static_cast<float>(get_number(o, "temperature", opt.temperature));
   opt.top_p = static_cast<float>(get_number(o, "topP", opt.top_p));
-  opt.top_k = static_cast<int32_t>(get_number(o, "topK", opt.top_k));
+  opt.top_k = static_cast<int32_t>(get_int(o, "topK", opt.top_k, INT32_MIN, INT32_MAX));  // <= 0: off
   opt.min_p = static_cast<float>(get_number(o, "minP", opt.min_p));
-  double seed = get_number(o, "seed", 0);
-  opt.seed = static_cast<uint32_t>(static_cast<int64_t>(seed));
-  opt.parallel = static_cast<int32_t>(get_number(o, "parallel", opt.parallel));
-  opt.context_size = static_cast<int32_t>(get_number(o, "contextSize", 0));
-  if (opt.max_tokens < 1) throw Napi::RangeError::New(env, "maxTokens must be at least 1");
+  // 0xFFFFFFFF is llama.cpp's "random seed"; prompt seeds wrap below it (see prompt_seed).
+  opt.seed = static_cast<uint32_t>(get_int(o, "seed", 0, 0, 0xFFFFFFFEll));
+  opt.parallel = static_cast<int32_t>(get_int(o, "parallel", opt.parallel, 1, 256));
+  opt.context_size = static_cast<int32_t>(get_int(o, "contextSize", 0, 0, 1 << 24));
   if (!std::isfinite(opt.temperature) || opt.temperature < 0) throw Napi::RangeError::New(env, "temperature must be a finite number >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Napi::RangeError::New(env, "topP must be in (0, 1]");
-  if (opt.parallel < 1 || opt.parallel > 256) throw Napi::RangeError::New(env, "parallel must be between 1 and 256");
+  if (!(opt.min_p >= 0 && opt.min_p <= 1)) throw Napi::RangeError::New(env, "minP must be in [0, 1]");
   Napi::Value stop = o.Get("stop");
   if (stop.IsArray()) {
     Napi::Array s = stop.As<Napi::Array>();

@@ -1,9 +1,73 @@
 #include "lora.h"
 
+#include <cfloat>
 #include <cmath>
 #include <filesystem>
+#include <memory>
+
+#include "gguf.h"
 
 namespace msr {
+
+namespace {
+
+struct GgufFree {
+  void operator()(gguf_context* g) const { gguf_free(g); }
+};
+struct GgmlFree {
+  void operator()(ggml_context* c) const { ggml_free(c); }
+};
+
+// Reads the adapter's header before llama.cpp does. llama.cpp reads its metadata with typed
+// getters that abort on a value of another type, and allocates whatever sizes the tensor headers
+// claim; both are checked here so a damaged or hostile file is an error, not a dead process.
+void inspect_adapter(const std::string& path, LoraState& out) {
+  ggml_context* meta_raw = nullptr;
+  gguf_init_params params{/*no_alloc*/ true, &meta_raw};
+  take_llama_errors();
+  std::unique_ptr<gguf_context, GgufFree> g(gguf_init_from_file(path.c_str(), params));
+  std::unique_ptr<ggml_context, GgmlFree> meta(meta_raw);
+  if (!g) {
+    std::string why = take_llama_errors();
+    throw UserError("loadLora: " + path + " is not a LoRA adapter for this model (not a readable GGUF: " + (why.empty() ? "bad header" : why) +
+                    "); an adapter must be a GGUF LoRA trained for the same base model");
+  }
+  const struct {
+    const char* key;
+    gguf_type type;
+  } typed[] = {{"general.type", GGUF_TYPE_STRING}, {"general.architecture", GGUF_TYPE_STRING}, {"adapter.type", GGUF_TYPE_STRING},
+               {"adapter.lora.alpha", GGUF_TYPE_FLOAT32}};
+  for (const auto& k : typed) {
+    const int64_t id = gguf_find_key(g.get(), k.key);
+    if (id >= 0 && gguf_get_kv_type(g.get(), id) != k.type) {
+      throw UserError("loadLora: " + path + ": metadata " + k.key + " is stored as " + gguf_type_name(gguf_get_kv_type(g.get(), id)) + " but must be " +
+                      gguf_type_name(k.type) + "; re-export the adapter with a standard LoRA converter");
+    }
+  }
+  const int64_t alpha_id = gguf_find_key(g.get(), "adapter.lora.alpha");
+  out.alpha = alpha_id >= 0 ? gguf_get_val_f32(g.get(), alpha_id) : 0.f;
+  if (!std::isfinite(out.alpha)) throw UserError("loadLora: " + path + ": adapter.lora.alpha is not a finite number; the file is damaged");
+
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  const uint64_t data = gguf_get_data_offset(g.get());
+  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); i++) {
+    const uint64_t off = gguf_get_tensor_offset(g.get(), i), size = gguf_get_tensor_size(g.get(), i);
+    if (ec || data > file_size || off > file_size - data || size > file_size - data - off) {
+      throw UserError("loadLora: " + path + ": tensor " + gguf_get_tensor_name(g.get(), i) + " claims " + std::to_string(size) +
+                      " bytes, larger than the file holds (truncated or damaged); copy or export the adapter again");
+    }
+    out.bytes += static_cast<int64_t>(size);
+  }
+  out.min_rank = INT64_MAX;
+  for (ggml_tensor* t = ggml_get_first_tensor(meta.get()); t; t = ggml_get_next_tensor(meta.get(), t)) {
+    const std::string name = ggml_get_name(t);
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_a") == 0) out.min_rank = std::min<int64_t>(out.min_rank, t->ne[1]);
+  }
+  if (out.min_rank == INT64_MAX || out.min_rank < 1) out.min_rank = 1;
+}
+
+}  // namespace
 
 LoraState::~LoraState() {
   if (adapter && model) {
@@ -15,19 +79,28 @@ LoraState::~LoraState() {
 void LoraAdapter::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "LoraAdapter",
                                     {
-                                        InstanceMethod("dispose", &LoraAdapter::Dispose),
-                                        InstanceAccessor("path", &LoraAdapter::GetPath, nullptr),
-                                        InstanceAccessor("alpha", &LoraAdapter::GetAlpha, nullptr),
+                                        Method<&LoraAdapter::Dispose>("dispose"),
+                                        Getter<&LoraAdapter::GetPath>("path"),
+                                        Getter<&LoraAdapter::GetAlpha>("alpha"),
                                     });
   addon_data(env).lora = Napi::Persistent(ctor);
   exports.Set("LoraAdapter", ctor);
 }
 
-LoraAdapter::LoraAdapter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LoraAdapter>(info) {
+LoraAdapter::LoraAdapter(const Napi::CallbackInfo& info) : Wrap<LoraAdapter>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "LoraAdapter cannot be constructed directly: use model.loadLora(path)");
   }
   state_ = *info[0].As<Napi::External<LoraPtr>>().Data();
+  reported_bytes_ = state_->bytes;
+  adjust_external_memory(info.Env(), reported_bytes_);
+}
+
+void LoraAdapter::Finalize(Napi::Env env) { release(env); }
+
+void LoraAdapter::release(Napi::Env env) {
+  adjust_external_memory(env, -reported_bytes_);
+  reported_bytes_ = 0;
 }
 
 Napi::Value LoraAdapter::Load(const Napi::CallbackInfo& info, const ModelPtr& model) {
@@ -40,6 +113,8 @@ Napi::Value LoraAdapter::Load(const Napi::CallbackInfo& info, const ModelPtr& mo
       [model, path, result]() {
         std::error_code ec;
         if (!std::filesystem::is_regular_file(path, ec)) throw UserError("loadLora: no adapter file at " + path + "; check the path");
+        auto st = std::make_shared<LoraState>();
+        inspect_adapter(path, *st);
         std::lock_guard<std::mutex> lock(model->mutex);
         model->check_alive("loadLora");
         take_llama_errors();
@@ -49,7 +124,6 @@ Napi::Value LoraAdapter::Load(const Napi::CallbackInfo& info, const ModelPtr& mo
           throw UserError("loadLora: " + path + " is not a LoRA adapter for this model (" + (why.empty() ? "llama.cpp rejected it" : why) +
                           "); an adapter must be a GGUF LoRA trained for the same base model");
         }
-        auto st = std::make_shared<LoraState>();
         st->model = model;
         st->adapter = a;
         st->path = path;
@@ -60,6 +134,7 @@ Napi::Value LoraAdapter::Load(const Napi::CallbackInfo& info, const ModelPtr& mo
 
 Napi::Value LoraAdapter::Dispose(const Napi::CallbackInfo& info) {
   state_.reset();  // freed now unless a running call still holds it
+  release(info.Env());
   return info.Env().Undefined();
 }
 
@@ -94,6 +169,13 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelP
     if (st->model != model) throw Napi::Error::New(env, "lora[" + std::to_string(i) + "].adapter was loaded for another model; load it on this model");
     double scale = get_number(o, "scale", 1.0);
     if (!std::isfinite(scale)) throw Napi::RangeError::New(env, "lora[" + std::to_string(i) + "].scale must be a finite number, got " + std::to_string(scale));
+    // llama.cpp applies scale · alpha / rank in float: that product must be a finite float too.
+    const double applied = st->alpha != 0.f ? scale * st->alpha / static_cast<double>(st->min_rank) : scale;
+    if (std::fabs(scale) > FLT_MAX || std::fabs(applied) > FLT_MAX) {
+      throw Napi::RangeError::New(env, "lora[" + std::to_string(i) + "].scale " + std::to_string(scale) + " overflows a float once multiplied by the adapter's alpha/rank (" +
+                                           std::to_string(st->alpha) + "/" + std::to_string(st->min_rank) + "); use a scale of at most " +
+                                           std::to_string(FLT_MAX / std::max(1.0, std::fabs(applied / scale))));
+    }
     out.push_back({st, static_cast<float>(scale)});
   }
   return out;

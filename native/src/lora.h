@@ -9,6 +9,9 @@ struct LoraState {
   ModelPtr model;
   llama_adapter_lora* adapter = nullptr;
   std::string path;
+  float alpha = 0.f;     // adapter.lora.alpha (0 = absent: llama.cpp then applies the scale as is)
+  int64_t min_rank = 1;  // smallest lora_a rank: llama.cpp multiplies the scale by alpha / rank
+  int64_t bytes = 0;     // tensor data held in memory
   ~LoraState();
 };
 using LoraPtr = std::shared_ptr<LoraState>;
@@ -42,18 +45,21 @@ class ScopedLoras {
   bool active_;
 };
 
-class LoraAdapter : public Napi::ObjectWrap<LoraAdapter> {
+class LoraAdapter : public Wrap<LoraAdapter> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   static Napi::Value Load(const Napi::CallbackInfo& info, const ModelPtr& model);  // -> Promise<LoraAdapter>
   explicit LoraAdapter(const Napi::CallbackInfo& info);
+  void Finalize(Napi::Env env) override;
   const LoraPtr& state() const { return state_; }
 
  private:
+  void release(Napi::Env env);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetPath(const Napi::CallbackInfo& info);
   Napi::Value GetAlpha(const Napi::CallbackInfo& info);
   LoraPtr state_;
+  int64_t reported_bytes_ = 0;  // adapter tensors told to V8
 };
 
 }  // namespace msr

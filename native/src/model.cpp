@@ -13,22 +13,22 @@ namespace msr {
 void Model::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Model",
                                     {
-                                        InstanceMethod("info", &Model::Info),
-                                        InstanceMethod("tokenize", &Model::Tokenize),
-                                        InstanceMethod("detokenize", &Model::Detokenize),
-                                        InstanceMethod("tokenPieces", &Model::TokenPieces),
-                                        InstanceMethod("loadLora", &Model::LoadLora),
-                                        InstanceMethod("generate", &Model::Generate),
-                                        InstanceMethod("embed", &Model::Embed),
-                                        InstanceMethod("dispose", &Model::Dispose),
+                                        Method<&Model::Info>("info"),
+                                        Method<&Model::Tokenize>("tokenize"),
+                                        Method<&Model::Detokenize>("detokenize"),
+                                        Method<&Model::TokenPieces>("tokenPieces"),
+                                        Method<&Model::LoadLora>("loadLora"),
+                                        Method<&Model::Generate>("generate"),
+                                        Method<&Model::Embed>("embed"),
+                                        Method<&Model::Dispose>("dispose"),
                                     });
   addon_data(env).model = Napi::Persistent(ctor);
   exports.Set("Model", ctor);
-  exports.Set("loadModel", Napi::Function::New(env, &Model::Load));
+  exports.Set("loadModel", Napi::Function::New(env, guarded_fn<&Model::Load>));
 }
 
 // Constructed only from Load's completion with an External<ModelPtr>; JS cannot make one.
-Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+Model::Model(const Napi::CallbackInfo& info) : Wrap<Model>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path)");
   }
@@ -40,7 +40,7 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
 void Model::Finalize(Napi::Env env) { release(env); }
 
 void Model::release(Napi::Env env) {
-  if (reported_bytes_) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  adjust_external_memory(env, -reported_bytes_);
   reported_bytes_ = 0;
 }
 
@@ -49,9 +49,9 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?, vocabOnly?})");
   std::string path = get_string(info[0], "path");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  int threads = static_cast<int>(get_number(opts, "threads", 0));
-  if (threads <= 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  int gpu_layers = static_cast<int>(get_number(opts, "gpuLayers", 0));
+  int threads = static_cast<int>(get_int(opts, "threads", 0, 0, kMaxThreads));
+  if (threads == 0) threads = static_cast<int>(std::min<unsigned>(kMaxThreads, std::max(1u, std::thread::hardware_concurrency())));
+  int gpu_layers = static_cast<int>(get_int(opts, "gpuLayers", 0, -1, 1 << 20));
   bool vocab_only = get_bool(opts, "vocabOnly", false);
 
   auto result = std::make_shared<ModelPtr>();

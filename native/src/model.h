@@ -4,7 +4,7 @@
 
 namespace msr {
 
-class Model : public Napi::ObjectWrap<Model> {
+class Model : public Wrap<Model> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Model(const Napi::CallbackInfo& info);

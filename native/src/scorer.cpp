@@ -98,6 +98,29 @@ std::vector<WaveToken> wave_tokens(const std::vector<Group>& wave, const std::ve
   return toks;
 }
 
+// Sums each request's log-probs and computes its PPL; a NaN or infinite value anywhere is an error
+// naming its cause rather than a number handed to the caller.
+void check_finite_results(std::vector<ScoreResult>& results, const std::vector<LoraChoice>& loras) {
+  for (size_t i = 0; i < results.size(); i++) {
+    ScoreResult& r = results[i];
+    double sum = 0.0;
+    for (size_t j = 0; j < r.token_logprobs.size(); j++) {
+      if (!std::isfinite(r.token_logprobs[j])) {
+        throw UserError("scorer.score: request " + std::to_string(i) + ", continuation token " + std::to_string(j) +
+                        " got a non-finite log-prob (the model's logits overflowed to inf/NaN)" +
+                        (loras.empty() ? "; the model's weights may be damaged" : "; lower the LoRA scale"));
+      }
+      sum += r.token_logprobs[j];
+    }
+    r.logprob = sum;
+    r.ppl = std::exp(-sum / static_cast<double>(r.token_logprobs.size()));
+    if (!std::isfinite(r.ppl)) {
+      throw UserError("scorer.score: request " + std::to_string(i) + " has a mean log-prob of " + std::to_string(sum / r.token_logprobs.size()) +
+                      ", whose PPL overflows a double; compare log-probs instead of PPL");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
@@ -177,11 +200,7 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
     throw;
   }
   llama_batch_free(batch);
-  for (auto& r : results) {
-    double sum = 0.0;
-    for (float lp : r.token_logprobs) sum += lp;
-    r.logprob = sum;
-  }
+  if (reduce) check_finite_results(results, loras);
   return results;
 }
 
@@ -190,6 +209,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
   std::vector<float> out(tokens.size() * nv);
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.logits");
+  if (s.disposed) throw UserError("scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
   ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_clear(llama_get_memory(s.ctx), true);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
@@ -219,16 +239,18 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
 void Scorer::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Scorer",
                                     {
-                                        InstanceMethod("score", &Scorer::Score),
-                                        InstanceMethod("decodeOnly", &Scorer::DecodeOnly),
-                                        InstanceMethod("logits", &Scorer::Logits),
-                                        InstanceMethod("dispose", &Scorer::Dispose),
-                                        InstanceAccessor("config", &Scorer::GetConfig, nullptr),
+                                        Method<&Scorer::Score>("score"),
+                                        Method<&Scorer::DecodeOnly>("decodeOnly"),
+                                        Method<&Scorer::Logits>("logits"),
+                                        Method<&Scorer::Dispose>("dispose"),
+                                        Getter<&Scorer::GetConfig>("config"),
                                     });
   exports.Set("Scorer", ctor);
 }
 
-Scorer::Scorer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scorer>(info) {
+Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer>(info) { guard(info.Env(), [&] { init(info); }); }
+
+void Scorer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?})");
   ModelPtr model = model_from_js(info[0]);
@@ -270,7 +292,20 @@ Scorer::Scorer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scorer>(info) 
   const double wave = get_number(opts, "waveTokens", std::max<double>(st->n_batch, std::min<double>(st->n_ctx, 4 * n_embd)));
   if (!(wave >= 1)) throw Napi::RangeError::New(env, "waveTokens must be at least 1");
   st->n_wave = static_cast<uint32_t>(std::min<double>(wave, st->n_ctx));
+  // The f16 KV cache plus the logits rows of a full batch: what this context holds beyond the model.
+  const int64_t head_dim = llama_model_n_embd(model->model) / std::max(1, llama_model_n_head(model->model));
+  const int64_t kv_bytes = static_cast<int64_t>(st->n_ctx) * llama_model_n_layer(model->model) * 2 * head_dim * llama_model_n_head_kv(model->model) * 2;
+  st->native_bytes = kv_bytes + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
   state_ = st;
+  reported_bytes_ = st->native_bytes;
+  adjust_external_memory(env, reported_bytes_);
+}
+
+void Scorer::Finalize(Napi::Env env) { release(env); }
+
+void Scorer::release(Napi::Env env) {
+  adjust_external_memory(env, -reported_bytes_);
+  reported_bytes_ = 0;
 }
 
 Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
@@ -307,6 +342,10 @@ Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
     if (r.prompt.empty()) throw Napi::Error::New(env, where + ": the prompt has no tokens; give at least one (e.g. tokenize with addBos: true)");
     if (r.continuation.empty()) throw Napi::Error::New(env, where + ": the continuation is empty; there is nothing to score");
     size_t len = r.prompt.size() + r.continuation.size() - 1;
+    if (len > static_cast<size_t>(st->model->n_ctx_train)) {
+      throw Napi::RangeError::New(env, where + " spans " + std::to_string(len) + " positions but the model's training context is " +
+                                           std::to_string(st->model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
+    }
     if (len > st->n_ctx) {
       throw Napi::RangeError::New(env, where + " needs " + std::to_string(len) + " context cells but the scorer's context holds " +
                                            std::to_string(st->n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
@@ -333,7 +372,7 @@ Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
             std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
             o.Set("tokenLogprobs", lp);
             o.Set("logprob", r.logprob);
-            o.Set("ppl", std::exp(-r.logprob / static_cast<double>(r.token_logprobs.size())));
+            o.Set("ppl", r.ppl);
           }
           out.Set(static_cast<uint32_t>(i), o);
         }
@@ -348,6 +387,9 @@ Napi::Value Scorer::Logits(const Napi::CallbackInfo& info) {
   ScorerPtr st = state_;
   auto tokens = std::make_shared<std::vector<llama_token>>(get_tokens(info[0], "tokens"));
   if (tokens->empty() || tokens->size() > st->n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
+  if (tokens->size() > static_cast<size_t>(st->model->n_ctx_train)) {
+    throw Napi::RangeError::New(env, "scorer.logits: more tokens than the model's training context (" + std::to_string(st->model->n_ctx_train) + ")");
+  }
   try {
     check_token_range(*st->model, *tokens, "scorer.logits");
   } catch (const UserError& e) {
@@ -370,6 +412,7 @@ Napi::Value Scorer::Dispose(const Napi::CallbackInfo& info) {
     state_->disposed = true;
     state_.reset();
   }
+  release(info.Env());
   return info.Env().Undefined();
 }
 

@@ -20,6 +20,7 @@ struct ScoreRequest {
 struct ScoreResult {
   std::vector<float> token_logprobs;
   double logprob = 0.0;
+  double ppl = 0.0;
 };
 
 struct ScorerState {
@@ -28,6 +29,7 @@ struct ScorerState {
   uint32_t n_ctx = 0, n_seq = 0, n_batch = 0;
   uint32_t n_wave = 0;  // cells one wave may fill (<= n_ctx)
   std::atomic<bool> disposed{false};
+  int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
 };
 using ScorerPtr = std::shared_ptr<ScorerState>;
@@ -41,12 +43,15 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
 // against. Never used for scoring (it hands a vocabulary-sized array per token to JS).
 std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras);
 
-class Scorer : public Napi::ObjectWrap<Scorer> {
+class Scorer : public Wrap<Scorer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize})
+  void Finalize(Napi::Env env) override;
 
  private:
+  void init(const Napi::CallbackInfo& info);
+  void release(Napi::Env env);
   Napi::Value Score(const Napi::CallbackInfo& info);
   Napi::Value DecodeOnly(const Napi::CallbackInfo& info);
   Napi::Value Logits(const Napi::CallbackInfo& info);
@@ -54,6 +59,7 @@ class Scorer : public Napi::ObjectWrap<Scorer> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
   ScorerPtr state_;
+  int64_t reported_bytes_ = 0;
 };
 
 }  // namespace msr

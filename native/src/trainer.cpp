@@ -2,6 +2,8 @@
 // work runs in a PromiseWorker holding the model's mutex, results are built back on the main thread.
 #include "trainer.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "fused_ce.h"
@@ -14,6 +16,17 @@
 namespace msr {
 
 namespace {
+
+// AdamW settings that would turn parameters into NaN or inf (then saved as if trained) are refused.
+void check_adamw(Napi::Env env, const AdamW& o) {
+  auto bad = [&](const char* what) { throw Napi::RangeError::New(env, std::string("trainer.step: ") + what); };
+  if (!std::isfinite(o.lr) || o.lr < 0) bad("lr must be a finite number >= 0");
+  if (!(o.beta1 >= 0 && o.beta1 < 1)) bad("beta1 must be in [0, 1) (e.g. 0.9)");
+  if (!(o.beta2 >= 0 && o.beta2 < 1)) bad("beta2 must be in [0, 1) (e.g. 0.999)");
+  if (!(std::isfinite(o.eps) && o.eps > 0)) bad("eps must be a finite number > 0 (e.g. 1e-8)");
+  if (!std::isfinite(o.weight_decay) || o.weight_decay < 0) bad("weightDecay must be a finite number >= 0");
+  if (!std::isfinite(o.clip) || o.clip < 0) bad("clip must be a finite number >= 0 (0 = off)");
+}
 
 struct BusyRelease {
   std::atomic<bool>& busy;
@@ -81,6 +94,7 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "logits must be a Float32Array");
   }
   auto logits = info[0].As<Napi::Float32Array>();
+  if (!info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "rows and vocab must be numbers");
   const int64_t rows = static_cast<int64_t>(info[1].As<Napi::Number>().DoubleValue());
   const int64_t vocab = static_cast<int64_t>(info[2].As<Napi::Number>().DoubleValue());
   std::vector<int32_t> targets = get_tokens(info[3], "targets");
@@ -93,6 +107,9 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   }
   const float* weights = nullptr;
   if (!info[4].IsNull() && !info[4].IsUndefined()) {
+    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw Napi::TypeError::New(env, "weights must be a Float32Array or null");
+    }
     auto w = info[4].As<Napi::Float32Array>();
     if (static_cast<int64_t>(w.ElementLength()) != rows) throw Napi::RangeError::New(env, "weights must have one entry per row");
     weights = w.Data();
@@ -100,7 +117,9 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Object opts = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
   const bool reference = get_bool(opts, "reference", false);
   const bool want_grad = get_bool(opts, "grad", true);
-  const int threads = static_cast<int>(get_number(opts, "threads", 1));
+  // Beyond kMaxThreads the kernel would only add start-up cost; more is clamped, not refused.
+  const double threads_opt = get_number(opts, "threads", 1);
+  const int threads = threads_opt >= 1 ? static_cast<int>(std::min<double>(threads_opt, kMaxThreads)) : 1;
   auto logprobs = Napi::Float32Array::New(env, rows);
   // gradOut: a caller-owned buffer to write into (benchmarks reuse one instead of faulting in a fresh one per call).
   Napi::Value out_v = opts.Get("gradOut");
@@ -126,30 +145,34 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Trainer",
                                     {
-                                        InstanceMethod("step", &Trainer::Step),
-                                        InstanceMethod("evaluate", &Trainer::Evaluate),
-                                        InstanceMethod("logits", &Trainer::Logits),
-                                        InstanceMethod("referenceLogits", &Trainer::ReferenceLogits),
-                                        InstanceMethod("info", &Trainer::Info),
-                                        InstanceMethod("paramNames", &Trainer::ParamNames),
-                                        InstanceMethod("getParam", &Trainer::GetParam),
-                                        InstanceMethod("setParam", &Trainer::SetParam),
-                                        InstanceMethod("getGrad", &Trainer::GetGrad),
-                                        InstanceMethod("saveAdapter", &Trainer::SaveAdapter),
-                                        InstanceMethod("saveModel", &Trainer::SaveModel),
-                                        InstanceMethod("saveCheckpoint", &Trainer::SaveCheckpoint),
-                                        InstanceMethod("loadCheckpoint", &Trainer::LoadCheckpoint),
-                                        InstanceMethod("dispose", &Trainer::Dispose),
+                                        Method<&Trainer::Step>("step"),
+                                        Method<&Trainer::Evaluate>("evaluate"),
+                                        Method<&Trainer::Logits>("logits"),
+                                        Method<&Trainer::ReferenceLogits>("referenceLogits"),
+                                        Method<&Trainer::Info>("info"),
+                                        Method<&Trainer::ParamNames>("paramNames"),
+                                        Method<&Trainer::GetParam>("getParam"),
+                                        Method<&Trainer::SetParam>("setParam"),
+                                        Method<&Trainer::GetGrad>("getGrad"),
+                                        Method<&Trainer::SaveAdapter>("saveAdapter"),
+                                        Method<&Trainer::SaveModel>("saveModel"),
+                                        Method<&Trainer::SaveCheckpoint>("saveCheckpoint"),
+                                        Method<&Trainer::LoadCheckpoint>("loadCheckpoint"),
+                                        Method<&Trainer::Dispose>("dispose"),
                                     });
   exports.Set("Trainer", ctor);
-  exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropy));
-  exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, DenseCrossEntropyGgml));
+  exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
+  exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
 }
 
 // new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads, device})
 // device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
 // (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
-Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(info) {
+Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer>(info) {
+  guard(info.Env(), [&] { init(info); });
+}
+
+void Trainer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 1, "new Trainer(model, options?)");
   ModelPtr model = model_from_js(info[0]);
@@ -164,31 +187,31 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
   cfg.targets = get_string_list(o, "targets", cfg.targets);
   cfg.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
   cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
-  cfg.n_threads = static_cast<int>(get_number(o, "threads", model->n_threads));
+  cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
   const int micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
   Napi::Value device = o.Get("device");
   const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
   if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
   if (device_s == "auto") {
     const auto& layers = model->model->layers;
-    cfg.gpu = !layers.empty() && !ggml_backend_buffer_is_host(layers[0].wq->buffer) &&
+    // wq is null in architectures with a fused QKV weight; TrainSession rejects those itself.
+    cfg.gpu = !layers.empty() && layers[0].wq && !ggml_backend_buffer_is_host(layers[0].wq->buffer) &&
               ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
   } else {
     cfg.gpu = device_s == "gpu";
   }
   state_ = std::make_shared<State>();
-  try {
+  {
     std::lock_guard<std::mutex> lock(model->mutex);
+    model->check_alive("createTrainer");
     state_->session = std::make_unique<TrainSession>(model, cfg, micro);
-  } catch (const UserError& e) {
-    throw Napi::Error::New(env, e.what());
   }
   for (const auto& p : state_->session->graph().params()) reported_bytes_ += 4 * p.numel() * static_cast<int64_t>(sizeof(float));
   Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
 }
 
 void Trainer::release_memory(Napi::Env env) {
-  if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  adjust_external_memory(env, -reported_bytes_);
   reported_bytes_ = 0;
 }
 
@@ -220,6 +243,7 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
   const bool update = get_bool(o, "update", true);
   const bool zero = get_bool(o, "zeroGrad", true);
   lw.scale = static_cast<float>(get_number(o, "lossScale", 1));
+  check_adamw(env, opt);
   auto st = acquire(env, "step");
   auto out = std::make_shared<StepStats>();
   return PromiseWorker::Run(

@@ -9,10 +9,11 @@
 
 namespace msr {
 
-class Trainer : public Napi::ObjectWrap<Trainer> {
+class Trainer : public Wrap<Trainer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
   explicit Trainer(const Napi::CallbackInfo& info);
+  void init(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
 
  private:

@@ -81,20 +81,23 @@ export type NativeScorer = Brand<{
 }, "Scorer">;
 
 export interface NativeGenerateOptions {
-  /** New tokens per prompt at most (default 256). */
+  /** New tokens per prompt at most (default 256); a sequence also ends ("length") at the model's training context. */
   maxTokens?: number;
   /** 0 = greedy (argmax). Default 0.7. */
   temperature?: number;
   topP?: number;
   topK?: number;
   minP?: number;
-  /** Prompt i is sampled with seed + i, so results do not depend on batching. */
+  /**
+   * Prompt i is sampled with (seed + i) mod (2^32 − 1), so results do not depend on batching.
+   * An integer in [0, 2^32 − 2] (llama.cpp reads 2^32 − 1 as "random").
+   */
   seed?: number;
-  /** Generation ends at the first occurrence of any of these strings (not included in text). */
+  /** Generation ends at the first occurrence of any of these strings: cut from text, and tokens keep only the tokens before it. */
   stop?: string[];
   /** A GBNF grammar (with a `root` rule) every output must match. */
   grammar?: string;
-  /** Prompts decoded together (default 16). */
+  /** Prompts decoded together (default 16; capped to how many sequences contextSize holds at once). */
   parallel?: number;
   /** KV cells of the shared context (default: parallel x (longest prompt + maxTokens)). */
   contextSize?: number;
@@ -229,6 +232,8 @@ export interface NativeAddon {
 export interface NativeAddon {
   systemInfo(): string;
   setLogLevel(level: 0 | 1 | 2 | 3): void;
+  /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
+  reportedExternalMemory(): number;
   loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean }): Promise<NativeModel>;
   Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number }) => NativeScorer;
 }

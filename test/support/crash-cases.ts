@@ -1,0 +1,312 @@
+// The crash corpus: abusive call sequences through the public engine API, each run in its own
+// child process by test/engine-crash-corpus.test.ts (the runner is crash-child.ts). A case either
+// resolves with a value its `check` accepts or throws an ordinary Error whose message matches
+// `error`; a child that dies by a signal, aborts or exits abnormally fails the test.
+import { loadModel, nativeAddon, type Model } from "../../src/engine/index.js";
+
+/** Files the parent makes before the children start (generated models and damaged adapters). */
+export interface Fixtures {
+  model: string;
+  lora: string;
+  /** adapter.lora.alpha stored as u32 instead of f32. */
+  loraAlphaU32: string;
+  /** general.type stored as u32 instead of a string. */
+  loraTypeU32: string;
+  /** A tensor whose header claims far more data than the file holds. */
+  loraHugeTensor: string;
+  dir: string;
+}
+
+export interface CrashCase {
+  run: (f: Fixtures) => Promise<unknown>;
+  /** The error the case must end with; absent = it must resolve. */
+  error?: RegExp;
+  /** For resolving cases: throws if the value is wrong. */
+  check?: (value: unknown) => void;
+}
+
+const TINY = { threads: 1 };
+
+async function withModel<T>(f: Fixtures, fn: (m: Model) => Promise<T>): Promise<T> {
+  const m = await loadModel(f.model, TINY);
+  try {
+    return await fn(m);
+  } finally {
+    m.dispose();
+  }
+}
+
+function assertFinite(values: Iterable<number>, what: string): void {
+  for (const v of values) if (!Number.isFinite(v)) throw new Error(`returned silently: ${what} ${v}`);
+}
+
+/** A greedy reference run, then the same prompt with its first generated piece as a stop string. */
+async function stopAtStart(m: Model): Promise<{ text: string; tokens: number; finishReason: string }> {
+  const [full] = await m.generate(["The user bought"], { maxTokens: 4, temperature: 0 });
+  const first = m.tokenPieces(full!.tokens)[0]!;
+  const [r] = await m.generate(["The user bought"], { maxTokens: 4, temperature: 0, stop: [first] });
+  return { text: r!.text, tokens: r!.tokens.length, finishReason: r!.finishReason };
+}
+
+export const CASES: Record<string, CrashCase> = {
+  // ---- generation ----
+  "generate: contextSize smaller than parallel": {
+    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 40 }, () => [1, 2]), { parallel: 40, contextSize: 8, maxTokens: 2, temperature: 0 })),
+    check: (v) => {
+      if ((v as unknown[]).length !== 40) throw new Error("expected 40 results");
+    },
+  },
+  "generate: parallel 256 with a tiny context": {
+    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 300 }, () => [1]), { parallel: 256, contextSize: 16, maxTokens: 1, temperature: 0 })),
+  },
+  "generate: seed + i reaching 0xFFFFFFFF stays reproducible": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const opts = { maxTokens: 6, temperature: 1.5, topK: 0, seed: 0xfffffffe };
+        const a = await m.generate(["a", "a", "a"], opts);
+        const b = await m.generate(["a", "a", "a"], opts);
+        return a.map((r, i) => r.text === b[i]!.text);
+      }),
+    check: (v) => {
+      if (!(v as boolean[]).every(Boolean)) throw new Error(`not reproducible: ${JSON.stringify(v)}`);
+    },
+  },
+  "generate: seed 0xFFFFFFFF": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, seed: 0xffffffff })),
+    error: /seed/,
+  },
+  "generate: negative or fractional seed": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, seed: -1.5 })),
+    error: /seed/,
+  },
+  "generate: a stop string at the very start is trimmed from text and tokens": {
+    run: (f) => withModel(f, stopAtStart),
+    check: (v) => {
+      const r = v as { text: string; tokens: number; finishReason: string };
+      if (r.finishReason !== "stop" || r.text !== "" || r.tokens !== 0) throw new Error(`not trimmed: ${JSON.stringify(r)}`);
+    },
+  },
+  "generate: prompt longer than the model's training context": {
+    run: (f) => withModel(f, (m) => m.generate([Array.from({ length: 600 }, (_, i) => 100 + i)], { maxTokens: 2 })),
+    error: /training context/,
+  },
+  "generate: generation stops at the model's training context": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const [r] = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i)], { maxTokens: 50, temperature: 0, grammar: 'root ::= [a-z]+' });
+        return { finishReason: r!.finishReason, tokens: r!.tokens.length };
+      }),
+    check: (v) => {
+      const r = v as { finishReason: string; tokens: number };
+      if (r.finishReason !== "length" || r.tokens > 512 - 505) throw new Error(`ran past the training context: ${JSON.stringify(r)}`);
+    },
+  },
+  "generate: maxTokens 1e12": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 1e12 })),
+    error: /maxTokens/,
+  },
+  "generate: contextSize 1e12": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, contextSize: 1e12 })),
+    error: /contextSize/,
+  },
+  "generate: minP above 1, negative topK": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, minP: 5, topK: -4 })),
+    error: /minP/,
+  },
+  "generate: an empty grammar": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, grammar: 'root ::= ""' })),
+  },
+  "generate: a grammar that is not GBNF": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, grammar: "root ::= (" })),
+    error: /grammar/,
+  },
+
+  // ---- LoRA scales and damaged adapters ----
+  "lora: scale finite as a double but not as a float": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        return m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e39 }] });
+      }),
+    error: /scale/,
+  },
+  "lora: scale overflowing once multiplied by alpha/rank": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        return m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 3e38 }] });
+      }),
+    error: /scale/,
+  },
+  "lora: a huge finite scale gives an error, not NaN log-probs": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        const r = await m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e30 }] });
+        assertFinite([...r[0]!.tokenLogprobs, r[0]!.logprob, r[0]!.ppl], "log-prob");
+        return r;
+      }),
+    error: /non-finite/,
+  },
+  "lora: a huge finite scale with a grammar": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        return m.generate(["a"], { maxTokens: 3, grammar: 'root ::= "x" [a-z]*', lora: [{ adapter: a, scale: 1e30 }] });
+      }),
+    error: /non-finite/,
+  },
+  "lora: adapter.lora.alpha stored as u32": {
+    run: (f) => withModel(f, (m) => m.loadLora(f.loraAlphaU32)),
+    error: /adapter\.lora\.alpha/,
+  },
+  "lora: general.type stored as u32": {
+    run: (f) => withModel(f, (m) => m.loadLora(f.loraTypeU32)),
+    error: /general\.type/,
+  },
+  "lora: a tensor claiming more data than the file holds": {
+    run: (f) => withModel(f, (m) => m.loadLora(f.loraHugeTensor)),
+    error: /truncated|larger than the file|not a LoRA adapter/,
+  },
+
+  // ---- scorer ----
+  "score: a request past the model's training context": {
+    run: (f) =>
+      withModel(f, (m) => m.createScorer({ contextSize: 1024 }).score([{ prompt: [1], continuation: Array.from({ length: 600 }, (_, i) => 100 + i) }])),
+    error: /training context/,
+  },
+  "score: a sparse token array of length 2^32-1": {
+    run: (f) =>
+      withModel(f, (m) => {
+        const huge: number[] = [];
+        huge.length = 2 ** 32 - 1;
+        return m.createScorer({ contextSize: 64 }).score([{ prompt: huge, continuation: [5] }]);
+      }),
+    error: /token/,
+  },
+  "score: more sequences than batch tokens": {
+    run: (f) => withModel(f, (m) => m.createScorer({ contextSize: 16, sequences: 256, batchSize: 1 }).score([{ prompt: [1], continuation: [5, 6] }, { prompt: [1, 3], continuation: [5, 6] }])),
+    check: (v) => assertFinite((v as { logprob: number }[]).map((r) => r.logprob), "log-prob"),
+  },
+  "score: the model disposed while a call is queued": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const s = m.createScorer({ contextSize: 64 });
+      const p = s.score([{ prompt: [1, 5], continuation: [6, 7] }]);
+      m.dispose();
+      const r = await p.then(
+        (v) => v,
+        (e: Error) => e.message,
+      );
+      s.dispose();
+      return typeof r === "string" ? r : "ok";
+    },
+    check: (v) => {
+      if (v !== "ok" && !/disposed/.test(String(v))) throw new Error(`unexpected: ${String(v)}`);
+    },
+  },
+
+  // ---- loading ----
+  "loadModel: threads 100000": {
+    run: async (f) => {
+      const m = await loadModel(f.model, { threads: 100000 });
+      await m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }]);
+      m.dispose();
+    },
+    error: /threads/,
+  },
+
+  // ---- trainer ----
+  "trainer: getParam after model.dispose()": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const t = m.createTrainer({ lora: { rank: 2 } });
+      const name = t.paramNames()[0]!;
+      m.dispose();
+      return t.getParam(name);
+    },
+    error: /disposed/,
+  },
+  "trainer: step after model.dispose()": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const t = m.createTrainer({ lora: { rank: 2 } });
+      m.dispose();
+      return t.step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }]);
+    },
+    error: /disposed/,
+  },
+  "trainer: saveAdapter after model.dispose()": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const t = m.createTrainer({ lora: { rank: 2 } });
+      m.dispose();
+      return t.saveAdapter(`${f.dir}/after-dispose.gguf`);
+    },
+    error: /disposed/,
+  },
+  "trainer: AdamW eps 0": {
+    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { eps: 0 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    error: /eps/,
+  },
+  "trainer: AdamW beta2 1": {
+    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { beta2: 1 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    error: /beta2/,
+  },
+  "trainer: AdamW beta1 -0.5": {
+    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { beta1: -0.5 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    error: /beta1/,
+  },
+  "trainer: threads 100000": {
+    run: (f) => withModel(f, async (m) => m.createTrainer({ lora: { rank: 2 }, threads: 100000 }).dispose()),
+    error: /threads/,
+  },
+
+  // ---- embed ----
+  "embed: batchTokens 1e12": {
+    run: (f) => withModel(f, (m) => m.embed(["a b"], { batchTokens: 1e12 })),
+    error: /batchTokens/,
+  },
+  "embed: the model disposed right after the call": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const p = m.embed(["a b c"]);
+      m.dispose();
+      return p.then(
+        () => "ok",
+        (e: Error) => e.message,
+      );
+    },
+    check: (v) => {
+      if (v !== "ok" && !/disposed/.test(String(v))) throw new Error(`unexpected: ${String(v)}`);
+    },
+  },
+
+  // ---- fusedCrossEntropy ----
+  "fusedCrossEntropy: Float64Array logits": {
+    run: async () => nativeAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
+    error: /Float32Array/,
+  },
+  "fusedCrossEntropy: Int32Array weights": {
+    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, Int32Array.from([0, 1]), new Int32Array(2) as unknown as Float32Array),
+    error: /weights/,
+  },
+  "fusedCrossEntropy: Float32Array targets": {
+    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, new Float32Array([0, 1]) as unknown as Int32Array, null),
+    error: /targets/,
+  },
+  "fusedCrossEntropy: rows as a string": {
+    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), "2" as unknown as number, 4, Int32Array.from([0, 1]), null),
+    error: /rows/,
+  },
+  "fusedCrossEntropy: threads 100000": {
+    run: async () => {
+      const rows = 64, vocab = 1 << 18;
+      const r = nativeAddon().fusedCrossEntropy(new Float32Array(rows * vocab), rows, vocab, new Int32Array(rows), null, { threads: 100000, grad: false });
+      return r.loss;
+    },
+    check: (v) => {
+      if (Math.abs((v as number) - 64 * Math.log(1 << 18)) > 1e-3) throw new Error(`wrong loss ${String(v)}`);
+    },
+  },
+};
