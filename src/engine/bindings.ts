@@ -246,7 +246,11 @@ export function addonPath(): string {
     join(packageRoot, "build", "Release", "msr_rec.node"),
   ].filter((p): p is string => !!p);
   const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`the msr-rec native addon is not built (looked in ${candidates.join(", ")}); run \`npm run build:native\``);
+  if (!found) {
+    // Installed as a dependency, the build is npm's install step; a script policy may have skipped it.
+    throw new Error(`the msr-rec native addon is not built (looked in ${candidates.join(", ")}); ` +
+      "run `npx msr-rec build-native` (or `npm rebuild msr-rec`; inside the msr-rec repository, `npm run build:native`)");
+  }
   return found;
 }
 
