@@ -12,6 +12,7 @@ import { runLayout } from "./layout.js";
 import type { MetricsFile } from "./results.js";
 import { evalStage } from "./stage-eval.js";
 import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
+import { mergeSynthesisShards } from "./synthesis-shards.js";
 import { inferStage, mergeInferStage } from "./stage-infer.js";
 import type { Shard } from "../teacher/synthesize.js";
 import { inferVariants } from "./variants.js";
@@ -33,9 +34,12 @@ export interface RunOptions {
   force?: boolean;
   log?: (msg: string) => void;
   quiet?: boolean;
-  /** Infer only this shard's users into infer/shards/ (no stage marker; merge afterwards). */
+  /**
+   * With only "synthesize" or "infer": run just this shard's users, into teacher/shards/ or
+   * infer/shards/ (no stage marker; merge afterwards).
+   */
   shard?: Shard;
-  /** The infer stage merges finished shards instead of generating. */
+  /** With only "synthesize" or "infer": merge the finished shards (synthesize then runs, paying nothing). */
   mergeShards?: boolean;
 }
 
@@ -57,7 +61,10 @@ function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; met
       inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
       // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
       outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(ruleTeacher ? ["teacher/answers.jsonl"] : [])],
-      run: () => synthesizeStage(c),
+      run: async () => {
+        if (o.mergeShards && !o.shard) log(`[synthesize] merged ${mergeSynthesisShards(c.runDir)} shard answers into the run's store`);
+        await synthesizeStage(c, o.shard);
+      },
     },
     { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps }, outputs: ["sft"], run: () => sftStage(c) },
     { stage: "train", inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], resumable: true, run: () => trainStage(c, log, o.quiet) },
@@ -107,6 +114,10 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   const first = o.only ?? o.from;
   const startAt = first ? STAGES.indexOf(first) : 0;
   if (o.to && o.only) throw new Error("use either --only or --to, not both");
+  if ((o.shard || o.mergeShards) && o.only !== "synthesize" && o.only !== "infer") {
+    throw new Error("shards split the synthesize and infer stages only: use --shard / --merge with --only synthesize or --only infer");
+  }
+  if (o.shard && o.mergeShards) throw new Error("use --shard to run a shard and --merge afterwards, not both at once");
   if (o.to && STAGES.indexOf(o.to) < startAt) throw new Error(`--to ${o.to} comes before --from ${first}; stages, in order: ${STAGES.join(", ")}`);
   const summary: RunSummary = { ran: [], skipped: [], metrics: null };
   let hash = "";
@@ -125,11 +136,11 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
     }
     // Written once the prerequisites hold, so a refused run leaves the folder's config alone.
     if (i === startAt || (o.only && spec.stage === o.only)) writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
-    if (spec.stage === "infer" && o.shard) {
+    if (o.shard) {
       // A shard is part of a stage, not a finished one: no marker until the shards are merged.
-      log(`[infer] shard ${o.shard.index}/${o.shard.count}`);
+      log(`[${spec.stage}] shard ${o.shard.index}/${o.shard.count}`);
       await spec.run();
-      summary.ran.push("infer");
+      summary.ran.push(spec.stage);
       break;
     }
     // Once a stage has re-run, everything after it re-runs too, from scratch: its inputs are new

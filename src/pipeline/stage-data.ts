@@ -12,7 +12,8 @@ import { contextFor, readPreparedDataset, sampleFor, type PreparedDataset, type 
 import { RulesTeacher } from "../teacher/rules.js";
 import { AnswerStore } from "../teacher/store.js";
 import { createTeacher } from "../teacher/factory.js";
-import { synthesize, writeSynthesisOutput, type ReasoningRecord, type SynthesisJob } from "../teacher/synthesize.js";
+import { inShard, synthesize, writeSynthesisOutput, type ReasoningRecord, type Shard, type SynthesisJob } from "../teacher/synthesize.js";
+import { synthesisShardDir } from "./synthesis-shards.js";
 import type { Teacher } from "../teacher/types.js";
 import { parseChain, STEP_NAMES } from "../teacher/prune.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
@@ -96,8 +97,11 @@ async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> 
   });
 }
 
-/** Synthesis stage: teacher prompts for every user's train split, the validation users and the test users. */
-export async function synthesizeStage(c: RunConfig): Promise<void> {
+/**
+ * Synthesis stage: teacher prompts for every user's train split, the validation users and the test
+ * users. With a shard, only that shard's users, into teacher/shards/ (see synthesis-shards.ts).
+ */
+export async function synthesizeStage(c: RunConfig, shard?: Shard): Promise<void> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
@@ -107,16 +111,17 @@ export async function synthesizeStage(c: RunConfig): Promise<void> {
     // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
     ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
   ];
-  const jobs: SynthesisJob[] = samples.map((sample) => {
+  const jobs: SynthesisJob[] = samples.filter((sample) => !shard || inShard(sample.user, shard)).map((sample) => {
     const ctx = contextFor(ds, sample);
     return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
   });
   // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
-  const store = AnswerStore.open(join(L.teacher, "answers.jsonl"));
+  const outDir = shard ? synthesisShardDir(c.runDir, shard) : L.teacher;
+  const store = AnswerStore.open(join(outDir, "answers.jsonl"));
   const teacher = await makeTeacher(c, ds);
   try {
     const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxRetries: c.teacher.maxRetries });
-    writeSynthesisOutput(L.teacher, records, stats);
+    writeSynthesisOutput(outDir, records, stats);
   } finally {
     store.close();
     await teacher.close?.();

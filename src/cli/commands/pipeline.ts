@@ -6,6 +6,7 @@ import { runPipeline } from "../../pipeline/run.js";
 import { renderResultsTable } from "../../pipeline/results.js";
 import { STAGES, parseStageName } from "../../pipeline/stages.js";
 import { runLayout } from "../../pipeline/layout.js";
+import { parseShard } from "../../teacher/synthesize.js";
 
 interface PipelineCliOptions {
   config?: string;
@@ -15,6 +16,8 @@ interface PipelineCliOptions {
   from?: string;
   to?: string;
   force?: boolean;
+  shard?: string;
+  merge?: boolean;
 }
 
 export function register(program: Command): void {
@@ -28,6 +31,8 @@ export function register(program: Command): void {
     .option("--from <stage>", "run this stage and every later one")
     .option("--to <stage>", "stop after this stage (e.g. --to train, then infer elsewhere)")
     .option("--force", "re-run the selected stages even when finished")
+    .option("--shard <i/N|auto>", "with --only synthesize|infer: run shard i of N of its users (auto: from a Slurm array or Kubernetes Indexed Job)")
+    .option("--merge", "with --only synthesize|infer: join the N finished shards (equal to a single-process run)")
     .action(async (o: PipelineCliOptions) => {
       if (o.only && o.from) throw new Error("use either --only or --from, not both");
       const c = resolveCliConfig(o);
@@ -36,7 +41,9 @@ export function register(program: Command): void {
         ...(o.only ? { only: parseStageName(o.only, "--only") } : {}),
         ...(o.from ? { from: parseStageName(o.from, "--from") } : {}),
         ...(o.to ? { to: parseStageName(o.to, "--to") } : {}),
-        force: o.force === true,
+        force: o.force === true || o.merge === true,
+        ...(o.shard ? { shard: parseShard(o.shard) } : {}),
+        ...(o.merge ? { mergeShards: true } : {}),
         log: (m) => process.stderr.write(`${m}\n`),
       });
       process.stderr.write(`ran: ${s.ran.join(", ") || "nothing"}; up to date: ${s.skipped.join(", ") || "none"} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);

@@ -1,0 +1,137 @@
+// The scale-out examples run as a scheduler would run them: examples/slurm's array script once per
+// task under the variables Slurm sets, and the command of examples/kubernetes' Indexed Job once per
+// completion index. Each sharded synthesize stage, merged, must equal the single-process run
+// byte for byte, and the merge must find every answer already paid for.
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { packageRoot } from "../src/util/paths.js";
+import { tinyModelPath } from "./support/models.js";
+
+const cli = join(packageRoot, "dist", "src", "cli", "main.js");
+const work = mkdtempSync(join(tmpdir(), "msr-rec-sched-"));
+const examples = join(packageRoot, "examples");
+
+interface JobManifest {
+  kind: string;
+  spec: {
+    completionMode?: string;
+    completions?: number;
+    parallelism?: number;
+    template: { spec: { containers: { command: string[]; env?: { name: string; value?: string }[]; resources?: { limits?: Record<string, unknown> } }[] } };
+  };
+}
+
+function manifest(name: string): JobManifest {
+  return parseYaml(readFileSync(join(examples, "kubernetes", name), "utf8")) as JobManifest;
+}
+
+/** A run folder whose prepare and base stages are done, under its own config file. */
+function runFolder(name: string): string {
+  const dir = join(work, name);
+  cpSync(join(work, "base"), dir, { recursive: true });
+  const config = join(work, `${name}.json`);
+  writeFileSync(config, JSON.stringify({ ...baseConfig(), runDir: dir }));
+  return config;
+}
+
+function baseConfig() {
+  // The rule teacher is deterministic and free; the given model skips pretraining.
+  return { preset: "tiny", runDir: join(work, "base"), model: { path: tinyModelPath(), pretrainEpochs: 0 }, dataset: { users: 24 } };
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(cmd, args, { cwd: work, env: { ...process.env, ...env }, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+const reasoning = (config: string) => readFileSync(join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "reasoning.jsonl"), "utf8");
+const stats = (config: string) => JSON.parse(readFileSync(join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "synthesis-stats.json"), "utf8")) as { requested: number; reused: number; samples: number };
+
+let single = "";
+
+beforeAll(() => {
+  writeFileSync(join(work, "base.json"), JSON.stringify(baseConfig()));
+  run(process.execPath, [cli, "pipeline", "--config", join(work, "base.json"), "--to", "base"]);
+  single = runFolder("single");
+  run(process.execPath, [cli, "pipeline", "--config", single, "--only", "synthesize"]);
+}, 300_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("examples/slurm", () => {
+  it("the array script's tasks (--array=1-3) and the dependent merge equal the single run", () => {
+    const config = runFolder("slurm");
+    const env = { RUN_CONFIG: config, MSR_REC: `${process.execPath} ${cli}` };
+    for (const id of [1, 2, 3]) {
+      run("bash", [join(examples, "slurm", "shards.sbatch"), "synthesize"], {
+        ...env, SLURM_ARRAY_JOB_ID: "77", SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: "1", SLURM_ARRAY_TASK_MAX: "3", SLURM_ARRAY_TASK_STEP: "1", SLURM_ARRAY_TASK_COUNT: "3",
+      });
+    }
+    const shards = readdirSync(join(work, "slurm", "teacher", "shards")).sort();
+    expect(shards).toEqual(["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
+    // The tasks split the samples between them: each asked only for its own users.
+    const perShard = shards.map((d) => (JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", d, "synthesis-stats.json"), "utf8")) as { samples: number }).samples);
+    expect(perShard.every((n) => n > 0 && n < stats(single).samples)).toBe(true);
+    expect(perShard.reduce((a, b) => a + b, 0)).toBe(stats(single).samples);
+    run("bash", [join(examples, "slurm", "merge.sbatch"), "synthesize"], env);
+    expect(reasoning(config)).toBe(reasoning(single));
+    const s = stats(config);
+    expect(s.requested).toBe(0); // every answer came from the shards' stores
+    expect(s.reused).toBeGreaterThanOrEqual(s.samples);
+  }, 300_000);
+
+  it("the scripts parse, ask for one GPU per task and chain the merge after the array", () => {
+    for (const f of ["shards.sbatch", "merge.sbatch", "single.sbatch", "submit.sh"]) {
+      expect(spawnSync("bash", ["-n", join(examples, "slurm", f)]).status, f).toBe(0);
+    }
+    expect(readFileSync(join(examples, "slurm", "shards.sbatch"), "utf8")).toMatch(/#SBATCH --gres=gpu:1/);
+    const submit = readFileSync(join(examples, "slurm", "submit.sh"), "utf8");
+    expect(submit).toMatch(/--dependency=afterok:"\$synth" "\$here\/merge\.sbatch" synthesize/);
+    expect(submit).toMatch(/--dependency=afterok:"\$infer" "\$here\/merge\.sbatch" infer/);
+  });
+});
+
+describe("examples/kubernetes", () => {
+  it("the Indexed Job's command at every completion index, then the merge Job's, equal the single run", () => {
+    const job = manifest("synthesize-shards.yaml");
+    expect(job.kind).toBe("Job");
+    expect(job.spec.completionMode).toBe("Indexed");
+    const container = job.spec.template.spec.containers[0]!;
+    const count = Number(container.env?.find((e) => e.name === "MSR_REC_SHARD_COUNT")?.value);
+    expect(count).toBe(job.spec.completions); // the pod learns the count only from this variable
+    expect(container.resources?.limits?.["nvidia.com/gpu"]).toBe(1);
+
+    const config = runFolder("k8s");
+    // The container's command, with this machine's msr-rec and config in place of the image's.
+    const local = (cmd: string[]) => {
+      expect(cmd.slice(0, 2)).toEqual(["npx", "msr-rec"]);
+      return [cli, ...cmd.slice(2).map((a) => (a === "/runs/run.json" ? config : a))];
+    };
+    for (let index = 0; index < count; index++) {
+      run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
+    }
+    const merge = manifest("synthesize-merge.yaml").spec.template.spec.containers[0]!.command;
+    const [mergeStep] = merge[2]!.split(" && ");
+    run(process.execPath, local(mergeStep!.split(" ")));
+    expect(reasoning(config)).toBe(reasoning(single));
+    expect(stats(config).requested).toBe(0);
+  }, 300_000);
+
+  it("every manifest parses as a batch/v1 Job mounting the shared run folder", () => {
+    const files = readdirSync(join(examples, "kubernetes")).filter((f) => f.endsWith(".yaml"));
+    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
+    for (const f of files) {
+      const m = parseYaml(readFileSync(join(examples, "kubernetes", f), "utf8")) as JobManifest & { apiVersion: string };
+      expect(m.apiVersion, f).toBe("batch/v1");
+      expect(m.kind, f).toBe("Job");
+      expect(JSON.stringify(m.spec.template.spec.containers[0]!.command), f).toContain("/runs/run.json");
+    }
+    const infer = manifest("infer-shards.yaml").spec.template.spec.containers[0]!.command;
+    expect(infer.join(" ")).toBe("npx msr-rec pipeline --config /runs/run.json --only infer --shard auto");
+  });
+});
