@@ -46,18 +46,21 @@ void Model::release(Napi::Env env) {
 
 Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?, vocabOnly?})");
+  require_args(info, 1, "loadModel(path: string, options?: {threads?, gpuLayers?, vocabOnly?, repack?})");
   std::string path = get_string(info[0], "path");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   int threads = static_cast<int>(get_int(opts, "threads", 0, 0, kMaxThreads));
   if (threads == 0) threads = static_cast<int>(std::min<unsigned>(kMaxThreads, std::max(1u, std::thread::hardware_concurrency())));
   int gpu_layers = static_cast<int>(get_int(opts, "gpuLayers", 0, -1, 1 << 20));
   bool vocab_only = get_bool(opts, "vocabOnly", false);
+  // repack: false keeps quantized weights as stored instead of llama.cpp's CPU repacking (faster
+  // Q4_0/Q4_K/IQ4_NL products), so a trainer reads them in place rather than keeping a copy.
+  bool repack = get_bool(opts, "repack", true);
 
   auto result = std::make_shared<ModelPtr>();
   return PromiseWorker::Run(
       env,
-      [path, threads, gpu_layers, vocab_only, result]() {
+      [path, threads, gpu_layers, vocab_only, repack, result]() {
         std::error_code ec;
         if (!std::filesystem::is_regular_file(path, ec)) {
           throw UserError("loadModel: no model file at " + path + "; check the path (create a test model with `msr-rec init-model`)");
@@ -65,6 +68,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
         auto mparams = llama_model_default_params();
         mparams.n_gpu_layers = vocab_only ? 0 : gpu_layers;
         mparams.vocab_only = vocab_only;
+        mparams.use_extra_bufts = repack;
         take_llama_errors();
         llama_model* model = llama_model_load_from_file(path.c_str(), mparams);
         if (!model) {

@@ -1,4 +1,5 @@
-// The training graph for LLaMA-family models, built by hand in ggml from the llama_model's tensors.
+// The training graph for LLaMA-family, Qwen2 and Qwen3 models, built by hand in ggml from the
+// llama_model's tensors (what is supported is decided in train_arch.cpp).
 //
 // Why not llama_opt_*: it trains only model tensors (no adapters), its graph writes K/V through the
 // KV cache (ggml_set_rows has no backward, so attn_k/attn_v would get no gradient), and
@@ -8,7 +9,9 @@
 //
 //   x = tok_embd[tokens]                                       (n_embd, T)
 //   per layer: h = rms_norm(x)·attn_norm
-//              q,k,v = W{q,k,v} h (+ s·B(A h)), RoPE(q,k)  (same mode/theta/scaling as llama.cpp)
+//              q,k,v = W{q,k,v} h (+ s·B(A h)) (+ b{q,k,v}: Qwen2)
+//              q,k = rms_norm per head · {q,k}_norm          (Qwen3)
+//              RoPE(q,k)  (same mode/theta/scaling and rope_freqs as llama.cpp)
 //              attn = softmax(k^T q / sqrt(d) + M) v      M = causal AND same-sample (packing)
 //              x += Wo attn (+LoRA);  h = rms_norm(x)·ffn_norm
 //              x += Wdown (silu(Wgate h) * Wup h) (+LoRA on all three)
@@ -26,17 +29,21 @@
 // forward+backward and computed in two views (nodes before and after the logits), so nothing of
 // the forward is recomputed. Parameter gradients go into persistent accumulators (grad_accs
 // again), so micro-batches of one step simply add up. In LoRA mode the backward's dx = Wᵀ dy of
-// the frozen projections runs as mul_mat on cached transposes (use_transposed_weights), and on the
-// CPU every other out_prod of the backward becomes a mul_mat too (out_prods_as_mul_mats). The graph
+// the frozen projections runs as mul_mat on transposes, cached within a budget or made per weight
+// inside the graph (plan_transposes, use_transposed_weights), while the forward multiplies with
+// the weights as stored (F16, BF16 or quantized; weights llama.cpp repacked are copied back from
+// the file, train_weights.h). On the CPU every other out_prod of the backward becomes a mul_mat
+// too (out_prods_as_mul_mats). The graph
 // runs on the CPU backend with the model's thread count, or (device 'gpu') on the GPU backend
 // with device twins of the parameters; the host copies stay the source of truth, so the optimizer,
 // checkpoints and tests see one set of numbers on either device (init_device).
 //
-// Map: rope_params/check_supported (what llama.cpp would do, what we refuse) · TrainGraph ctor and
+// Map: rope_params (what llama.cpp would do) · TrainGraph ctor, plan_transposes, make_host_copies and
 // init_params (parameters, LoRA init, transposed caches) · project/build_forward (the forward
 // above) · use_transposed_weights · run (forward, fused CE, backward) · logits (tests).
 #include "train_graph.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -51,6 +58,8 @@
 #include "ggml-cuda.h"
 #endif
 #include "llama-model.h"
+#include "train_arch.h"
+#include "train_weights.h"
 // ggml_graph_view (compute a node range of a graph with its use counts) is internal to ggml.
 #include "../ggml/src/ggml-impl.h"
 
@@ -104,29 +113,13 @@ const char* target_of(const llama_layer& l, const ggml_tensor* w) {
   return nullptr;
 }
 
-void check_supported(const llama_model& m) {
-  if (m.arch != LLM_ARCH_LLAMA) {
-    throw UserError("training supports LLaMA-architecture models only (this model is '" + m.arch_name() +
-                    "'); convert or choose a LLaMA-family GGUF");
-  }
-  const auto& hp = m.hparams;
-  if (hp.n_expert > 0) throw UserError("training: mixture-of-experts models are not supported (MUL_MAT_ID has no backward)");
-  if (hp.use_kq_norm || hp.f_clamp_kqv > 0.f) throw UserError("training: Q/K norm and KQV clamping are not supported");
-  for (const auto& l : m.layers) {
-    if (!l.wq || !l.wk || !l.wv || l.wqkv) throw UserError("training: fused QKV weights are not supported; use a GGUF with separate attn_q/attn_k/attn_v");
-    if (l.wq_b || l.wk_b || l.wv_b || l.wo_b || l.ffn_gate_b || l.ffn_up_b || l.ffn_down_b) throw UserError("training: projection biases are not supported");
-    if (l.wq_s || l.wk_s || l.wv_s || l.wo_s || l.ffn_gate_s || l.ffn_up_s || l.ffn_down_s) throw UserError("training: per-channel weight scales are not supported");
-    if (!l.ffn_gate || !l.ffn_up || !l.ffn_down) throw UserError("training: the model has no gated MLP (ffn_gate/ffn_up/ffn_down)");
-  }
-}
-
 constexpr size_t kGraphNodes = 1 << 16;
 
 }  // namespace
 
 TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::move(model)), cfg_(cfg) {
   const llama_model& m = *model_->model;
-  check_supported(m);
+  check_trainable(m, cfg_.mode, cfg_.dequantize);
   n_vocab_ = model_->n_vocab;
   n_ctx_ = cfg_.n_ctx > 0 ? cfg_.n_ctx : static_cast<int>(m.hparams.n_ctx_train);
   if (cfg_.mode == TrainMode::Lora) {
@@ -153,7 +146,9 @@ TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::mov
     if (!backend_) throw UserError("training: could not start ggml's CPU backend");
     ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
   }
+  reader_ = std::make_unique<WeightReader>(model_->path);
   init_params();
+  reader_.reset();  // only needed to make the copies and transposes
   galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
 }
 
@@ -161,6 +156,8 @@ TrainGraph::~TrainGraph() {
   if (galloc_) ggml_gallocr_free(galloc_);
   if (dev_buf_) ggml_backend_buffer_free(dev_buf_);
   if (dev_ctx_) ggml_free(dev_ctx_);
+  if (host_buf_) ggml_backend_buffer_free(host_buf_);
+  if (host_ctx_) ggml_free(host_ctx_);
   if (param_buf_) ggml_backend_buffer_free(param_buf_);
   if (param_ctx_) ggml_free(param_ctx_);
   if (backend_) ggml_backend_free(backend_);
@@ -171,86 +168,106 @@ std::string TrainGraph::device_name() const {
   return dev ? ggml_backend_dev_description(dev) : ggml_backend_name(backend_);
 }
 
-namespace {
-
-// A weight's values as F32, dequantizing when needed (from host or device memory).
-std::vector<float> weight_f32(const ggml_tensor* w) {
-  std::vector<float> out(static_cast<size_t>(ggml_nelements(w)));
-  if (w->type == GGML_TYPE_F32) {
-    ggml_backend_tensor_get(w, out.data(), 0, ggml_nbytes(w));
-    return out;
-  }
-  std::vector<uint8_t> raw(ggml_nbytes(w));
-  ggml_backend_tensor_get(w, raw.data(), 0, raw.size());
-  const auto* traits = ggml_get_type_traits(w->type);
-  if (!traits->to_float) throw UserError(std::string("training: cannot dequantize weight type ") + ggml_type_name(w->type));
-  traits->to_float(raw.data(), out.data(), ggml_nelements(w));
-  return out;
-}
-
-// dst (ne1, ne0) = srcᵀ as F32.
-void transpose_into(const ggml_tensor* src, ggml_tensor* dst) {
-  const int64_t ne0 = src->ne[0], ne1 = src->ne[1];
-  const std::vector<float> w = weight_f32(src);
-  std::vector<float> t(w.size());
-  for (int64_t j = 0; j < ne1; j++) {
-    for (int64_t i = 0; i < ne0; i++) t[i * ne1 + j] = w[j * ne0 + i];
-  }
-  if (dst->type == GGML_TYPE_F16) {
-    std::vector<ggml_fp16_t> h(t.size());
-    ggml_fp32_to_fp16_row(t.data(), h.data(), static_cast<int64_t>(t.size()));
-    ggml_backend_tensor_set(dst, h.data(), 0, h.size() * sizeof(ggml_fp16_t));
-    return;
-  }
-  ggml_backend_tensor_set(dst, t.data(), 0, t.size() * sizeof(float));
-}
-
-}  // namespace
-
-// LoRA mode: the transposes the backward uses (output matrix always; projections when they fit
-// MSR_REC_TRAIN_TRANSPOSE_MB), created in ctx and keyed by the weight tensor the graph uses.
+// LoRA mode: which transposes the backward keeps cached (created in ctx, keyed by the weight
+// tensor the graph uses). The backward's dx = Wᵀ dy needs each frozen projection transposed;
+// cached F32 copies are fastest but cost 4 bytes per parameter whatever the weights' type, so
+// they are kept only within a budget: MSR_REC_TRAIN_TRANSPOSE_MB, else on the CPU a quarter of the
+// model's size but at least 256 MB and at most 2048 MB (models of a few hundred MB keep them all;
+// a real checkpoint keeps few or none, staying close to its file size), on a GPU half its free memory. Whatever is not cached is
+// transposed inside the graph, one weight at a time, and freed after use (inline_transpose).
+// The copies are F32: a product with F16 weights rounds its other operand to F16 too, and
+// backpropagated gradients (often below F16's 6e-5 normal range) would lose their low bits or
+// flush to zero (measured: 4% gradient error on an F16 model).
 void TrainGraph::plan_transposes(ggml_context* ctx) {
   if (cfg_.mode != TrainMode::Lora) return;
   const llama_model& m = *model_->model;
-  const ggml_tensor* w_out = output_weight();
-  output_t_ = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, w_out->ne[1], w_out->ne[0]);
-  // Budget: MSR_REC_TRAIN_TRANSPOSE_MB, else 2048 MB on the CPU and half the free device memory on
-  // a GPU. The copies are F32 whatever the weights' type: a product with F16 weights rounds its
-  // other operand to F16 too, and backpropagated gradients (often below F16's 6e-5 normal range)
-  // would lose their low bits or flush to zero (measured: 4% gradient error on an F16 model).
   const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
-  double cap = (env ? std::atof(env) : 2048.0) * 1024 * 1024;
+  const double mib = 1024.0 * 1024.0;
+  double cap = env ? std::atof(env) * mib : std::clamp(0.25 * static_cast<double>(llama_model_size(&m)), 256 * mib, 2048 * mib);
   if (!env && cfg_.gpu) {
     size_t free = 0, total = 0;
     ggml_backend_dev_memory(ggml_backend_get_device(backend_), &free, &total);
     cap = 0.5 * static_cast<double>(free);
   }
   const ggml_type type = GGML_TYPE_F32;
-  double bytes = 0;
+  const ggml_tensor* w_out = output_weight();
+  double bytes = static_cast<double>(ggml_type_size(type)) * static_cast<double>(ggml_nelements(w_out));
+  // The output matrix first: every loss row goes through it.
+  if (bytes <= cap) output_t_ = ggml_new_tensor_2d(ctx, type, w_out->ne[1], w_out->ne[0]);
   std::vector<const ggml_tensor*> frozen;
   for (const auto& l : m.layers) {
     for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
       frozen.push_back(w);
+      frozen_.push_back(weight(w));
       bytes += static_cast<double>(ggml_type_size(type)) * static_cast<double>(ggml_nelements(w));
     }
   }
-  if (bytes > cap) return;
+  if (!output_t_ || bytes > cap) return;
   for (const ggml_tensor* w : frozen) frozen_t_.push_back({weight(w), ggml_new_tensor_2d(ctx, type, w->ne[1], w->ne[0])});
 }
 
+double TrainGraph::transpose_bytes() const {
+  double b = output_t_ ? static_cast<double>(ggml_nbytes(output_t_)) : 0.0;
+  for (const auto& [w, t] : frozen_t_) b += static_cast<double>(ggml_nbytes(t));
+  return b;
+}
+
 void TrainGraph::fill_transposes() {
-  if (output_t_) transpose_into(output_weight(), output_t_);
-  for (auto& [w, t] : frozen_t_) transpose_into(w, t);
+  if (output_t_) reader_->transpose_into(weight(output_weight()), output_t_);
+  for (auto& [w, t] : frozen_t_) reader_->transpose_into(w, t);
+}
+
+// CPU: host copies of the frozen weights the graph reads that ggml cannot read back (repacked by
+// llama.cpp, or in GPU memory when the model was loaded with gpuLayers), in their stored type, so
+// the graph multiplies with them as they are. A model loaded with repack: false needs none.
+void TrainGraph::make_host_copies(const std::vector<const ggml_tensor*>& frozen) {
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> copies;
+  for (const ggml_tensor* w : frozen) {
+    bool seen = false;
+    for (const auto& [b, c] : copies) seen = seen || b == w;
+    if (seen || ggml_backend_buffer_is_host(w->buffer)) continue;
+    if (!host_ctx_) {
+      ggml_init_params ip{ggml_tensor_overhead() * (frozen.size() + 1), nullptr, true};
+      host_ctx_ = ggml_init(ip);
+    }
+    ggml_tensor* c = ggml_dup_tensor(host_ctx_, w);
+    ggml_set_name(c, w->name);
+    copies.push_back({w, c});
+  }
+  if (copies.empty()) return;
+  host_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(host_ctx_, ggml_backend_cpu_buffer_type());
+  if (!host_buf_) throw UserError("training: out of memory for host copies of the model's repacked weights; load the model with repack: false");
+  for (auto& [w, c] : copies) {
+    const std::vector<uint8_t> raw = reader_->stored(w);
+    std::memcpy(c->data, raw.data(), raw.size());
+    weight_copies_.push_back({w, c});
+  }
 }
 
 void TrainGraph::init_params() {
   const llama_model& m = *model_->model;
   // Every weight of the forward, in a fixed order (names are unique: a tied output is skipped).
+  // Biases and Q/K norms (Qwen2, Qwen3) are trained in full mode and frozen in LoRA mode.
   std::vector<const ggml_tensor*> weights{m.tok_embd, m.output_norm};
   if (m.output && std::strcmp(m.output->name, m.tok_embd->name) != 0) weights.push_back(m.output);
   for (const auto& l : m.layers) {
-    for (const ggml_tensor* w : {l.attn_norm, l.wq, l.wk, l.wv, l.wo, l.ffn_norm, l.ffn_gate, l.ffn_up, l.ffn_down}) weights.push_back(w);
+    for (const ggml_tensor* w : {l.attn_norm, l.wq, l.wq_b, l.wk, l.wk_b, l.wv, l.wv_b, l.attn_q_norm, l.attn_k_norm, l.wo, l.wo_b, l.ffn_norm,
+                                 l.ffn_gate, l.ffn_gate_b, l.ffn_up, l.ffn_up_b, l.ffn_down, l.ffn_down_b}) {
+      if (w) weights.push_back(w);
+    }
   }
+  // What the graph reads but never trains: everything in LoRA mode (the tied output is its own
+  // tensor object), else only RoPE factors and an output bias.
+  std::vector<const ggml_tensor*> frozen;
+  if (cfg_.mode == TrainMode::Lora) {
+    frozen = weights;
+    frozen.push_back(output_weight());
+  }
+  if (m.output_b) frozen.push_back(m.output_b);
+  for (const auto& l : m.layers) {
+    if (l.rope_freqs) frozen.push_back(l.rope_freqs);
+  }
+  if (!cfg_.gpu) make_host_copies(frozen);
   struct Spec {
     std::string name;
     int64_t ne0, ne1;
@@ -267,9 +284,6 @@ void TrainGraph::init_params() {
         bool wanted = false;
         for (const auto& x : cfg_.targets) wanted = wanted || x == t;
         if (!wanted) continue;
-        if (!cfg_.gpu && !ggml_backend_buffer_is_host(w->buffer)) {
-          throw UserError("training on the CPU: the model's weights are not in host memory; load it with gpuLayers: 0, or train with device: 'gpu'");
-        }
         specs.push_back({std::string(w->name) + ".lora_a", w->ne[0], cfg_.rank, w, false});
         specs.push_back({std::string(w->name) + ".lora_b", cfg_.rank, w->ne[1], w, true});
       }
@@ -314,7 +328,7 @@ void TrainGraph::init_params() {
     const Spec& s = specs[i];
     float* dst = p.data();
     if (cfg_.mode == TrainMode::Full) {
-      const std::vector<float> w = weight_f32(s.base);
+      const std::vector<float> w = reader_->f32(s.base);
       std::memcpy(dst, w.data(), w.size() * sizeof(float));
       index_.push_back({s.base, static_cast<int>(i)});
     } else if (!s.is_b) {
@@ -338,6 +352,8 @@ void TrainGraph::init_device(std::vector<const ggml_tensor*> weights) {
   for (const auto& l : m.layers) {
     if (l.rope_freqs) weights.push_back(l.rope_freqs);
   }
+  if (cfg_.mode == TrainMode::Lora) weights.push_back(output_weight());  // a tied output is its own tensor object
+  if (m.output_b) weights.push_back(m.output_b);
   ggml_init_params ip{ggml_tensor_overhead() * (2 * params_.size() + weights.size() + 8 * m.layers.size() + 8), nullptr, true};
   dev_ctx_ = ggml_init(ip);
   for (auto& p : params_) {
@@ -362,8 +378,7 @@ void TrainGraph::init_device(std::vector<const ggml_tensor*> weights) {
   dev_buf_ = ggml_backend_alloc_ctx_tensors(dev_ctx_, backend_);
   if (!dev_buf_) throw UserError("training: out of GPU memory for the trainable parameters and weight copies; use a smaller model or LoRA mode");
   for (auto& [w, c] : weight_copies_) {
-    std::vector<uint8_t> raw(ggml_nbytes(w));
-    ggml_backend_tensor_get(w, raw.data(), 0, raw.size());
+    const std::vector<uint8_t> raw = reader_->stored(w);
     ggml_backend_tensor_set(c, raw.data(), 0, raw.size());
   }
   fill_transposes();
@@ -427,6 +442,12 @@ ggml_tensor* TrainGraph::weight(const ggml_tensor* base) const {
   return const_cast<ggml_tensor*>(base);
 }
 
+ggml_tensor* TrainGraph::project(ggml_context* ctx, const ggml_tensor* w, const ggml_tensor* bias, ggml_tensor* x) const {
+  ggml_tensor* y = project(ctx, w, x);
+  // llama.cpp adds a projection's bias after the LoRA term (build_qkv, build_ffn, build_attn).
+  return bias ? ggml_add(ctx, y, weight(bias)) : y;
+}
+
 ggml_tensor* TrainGraph::project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const {
   ggml_tensor* y = ggml_mul_mat(ctx, weight(w), x);
   if (cfg_.mode == TrainMode::Lora) {
@@ -472,9 +493,12 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
     const float kq_scale = hp.f_attention_scale == 0.f ? 1.f / std::sqrt(static_cast<float>(hd)) : hp.f_attention_scale;
 
     ggml_tensor* h = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), weight(l.attn_norm));
-    ggml_tensor* q = ggml_reshape_3d(ctx, project(ctx, l.wq, h), hd, n_head, T);
-    ggml_tensor* k = ggml_reshape_3d(ctx, project(ctx, l.wk, h), hd, n_kv, T);
-    ggml_tensor* v = ggml_reshape_3d(ctx, project(ctx, l.wv, h), hd, n_kv, T);
+    ggml_tensor* q = ggml_reshape_3d(ctx, project(ctx, l.wq, l.wq_b, h), hd, n_head, T);
+    ggml_tensor* k = ggml_reshape_3d(ctx, project(ctx, l.wk, l.wk_b, h), hd, n_kv, T);
+    ggml_tensor* v = ggml_reshape_3d(ctx, project(ctx, l.wv, l.wv_b, h), hd, n_kv, T);
+    // Qwen3: RMS norm of each head of Q and K before RoPE.
+    if (l.attn_q_norm) q = ggml_mul(ctx, ggml_rms_norm(ctx, q, eps), weight(l.attn_q_norm));
+    if (l.attn_k_norm) k = ggml_mul(ctx, ggml_rms_norm(ctx, k, eps), weight(l.attn_k_norm));
     ggml_tensor* rope_freqs = l.rope_freqs ? weight(l.rope_freqs) : nullptr;
     q = ggml_rope_ext(ctx, q, pos, rope_freqs, rp.n_rot, rp.mode, rp.n_ctx_orig, rp.freq_base, rp.freq_scale,
                       rp.ext_factor, rp.attn_factor, rp.beta_fast, rp.beta_slow);
@@ -487,44 +511,80 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
     ggml_tensor* vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // (T, hd, n_kv)
     ggml_tensor* o = ggml_mul_mat(ctx, vt, kq);                          // (hd, T_q, n_head)
     o = ggml_cont_2d(ctx, ggml_permute(ctx, o, 0, 2, 1, 3), hd * n_head, T);
-    x = ggml_add(ctx, project(ctx, l.wo, o), x);
+    x = ggml_add(ctx, project(ctx, l.wo, l.wo_b, o), x);
 
     h = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), weight(l.ffn_norm));
-    ggml_tensor* act = ggml_swiglu_split(ctx, project(ctx, l.ffn_gate, h), project(ctx, l.ffn_up, h));
-    x = ggml_add(ctx, project(ctx, l.ffn_down, act), x);
+    ggml_tensor* act = ggml_swiglu_split(ctx, project(ctx, l.ffn_gate, l.ffn_gate_b, h), project(ctx, l.ffn_up, l.ffn_up_b, h));
+    x = ggml_add(ctx, project(ctx, l.ffn_down, l.ffn_down_b, act), x);
   }
   ggml_tensor* h = ggml_mul(ctx, ggml_rms_norm(ctx, x, eps), weight(m.output_norm));
   if (rows) h = ggml_get_rows(ctx, h, rows);
   if (h_out) *h_out = h;
   ggml_tensor* logits = ggml_mul_mat(ctx, weight(output_weight()), h);  // (n_vocab, R)
+  if (m.output_b) logits = ggml_add(ctx, logits, weight(m.output_b));  // frozen in both modes
   ggml_set_name(logits, "logits");
   ggml_set_output(logits);
   return logits;
 }
 
+// Wᵀ as a contiguous F32 tensor made inside the graph (cast, then transposed copy): allocated
+// right before its product and freed after it, so at most a weight or two exist at a time.
+ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) {
+  if (w->type != GGML_TYPE_F32) w = ggml_cast(ctx, w, GGML_TYPE_F32);
+  return ggml_cont(ctx, ggml_transpose(ctx, w));
+}
+
+// dLoss/dh = Woutᵀ G without a cached transpose: over chunks of the vocabulary, each chunk's rows
+// of Wout transposed to F32 inside the graph, multiplied and freed, so the peak is two chunks
+// (2 × 128 MB at width 2048) instead of two copies of the whole head (2 GB for Llama 3's).
+ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) {
+  const int64_t V = w_out->ne[1], chunk = 16384;
+  ggml_tensor* dh = nullptr;
+  for (int64_t c0 = 0; c0 < V; c0 += chunk) {
+    const int64_t n = std::min(chunk, V - c0);
+    ggml_tensor* w = ggml_view_2d(ctx, w_out, w_out->ne[0], n, w_out->nb[1], c0 * w_out->nb[1]);
+    ggml_tensor* g = ggml_view_2d(ctx, G, n, G->ne[1], G->nb[1], c0 * G->nb[0]);
+    ggml_tensor* part = ggml_mul_mat(ctx, inline_transpose(ctx, w), g);
+    dh = dh ? ggml_add(ctx, dh, part) : part;
+  }
+  return dh;
+}
+
 // Rewrites backward nodes dx = out_prod(W, transpose(dy)) with a frozen W into the equivalent
-// mul_mat(Wᵀ, dy) on the cached transpose: same shape and values, done before allocation.
-void TrainGraph::use_transposed_weights(ggml_cgraph* g, int first_node) const {
-  if (frozen_t_.empty()) return;
-  int rewritten = 0, out_prods = 0;
+// mul_mat(Wᵀ, dy): on the cached transpose when there is one, else on one made in the graph
+// (ggml's out_prod is a slow loop on the CPU, takes only F32 on CUDA and aborts on BF16). Same
+// shape and values, done before allocation. Returns whether nodes were added (the graph must
+// then be rebuilt so they come before their users).
+bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const {
+  int rewritten = 0, out_prods = 0, inlined = 0;
   for (int i = first_node; i < ggml_graph_n_nodes(g); i++) {
     ggml_tensor* node = ggml_graph_node(g, i);
     out_prods += node->op == GGML_OP_OUT_PROD;
     if (node->op != GGML_OP_OUT_PROD || !node->src[1] || node->src[1]->op != GGML_OP_TRANSPOSE) continue;
-    for (const auto& [w, wt] : frozen_t_) {
-      if (node->src[0] != w) continue;
-      ggml_tensor* dy = node->src[1]->src[0];
-      // (dy gains a use the graph's use counts do not know of; only an RMS_NORM output could be
-      // affected by that, through the CPU's rms_norm+mul fusion, and a gradient never is one.)
-      if (dy->op == GGML_OP_RMS_NORM || dy->ne[0] != wt->ne[0] || dy->ne[1] != node->ne[1] || dy->ne[2] != 1 || dy->ne[3] != 1) break;
-      node->op = GGML_OP_MUL_MAT;
-      node->src[0] = wt;
-      node->src[1] = dy;
-      rewritten++;
-      break;
+    bool frozen = false;
+    for (const ggml_tensor* w : frozen_) frozen = frozen || node->src[0] == w;
+    if (!frozen) continue;
+    ggml_tensor* wt = nullptr;
+    for (const auto& [w, t] : frozen_t_) {
+      if (node->src[0] == w) wt = t;
     }
+    ggml_tensor* dy = node->src[1]->src[0];
+    // (dy gains a use the graph's use counts do not know of; only an RMS_NORM output could be
+    // affected by that, through the CPU's rms_norm+mul fusion, and a gradient never is one.)
+    if (dy->op == GGML_OP_RMS_NORM || dy->ne[0] != node->src[0]->ne[1] || dy->ne[1] != node->ne[1] || dy->ne[2] != 1 || dy->ne[3] != 1) continue;
+    if (!wt) {
+      wt = inline_transpose(ctx, node->src[0]);
+      inlined++;
+    }
+    node->op = GGML_OP_MUL_MAT;
+    node->src[0] = wt;
+    node->src[1] = dy;
+    rewritten++;
   }
-  if (std::getenv("MSR_REC_TRAIN_PROFILE")) std::fprintf(stderr, "msr-rec train: %d of %d out_prod nodes use transposed weights\n", rewritten, out_prods);
+  if (std::getenv("MSR_REC_TRAIN_PROFILE")) {
+    std::fprintf(stderr, "msr-rec train: %d of %d out_prod nodes use transposed weights (%d transposed in the graph)\n", rewritten, out_prods, inlined);
+  }
+  return inlined > 0;
 }
 
 namespace {
@@ -602,8 +662,7 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     ggml_set_name(G, "dloss_dlogits");
     ggml_set_input(G);
     ggml_tensor* w_out = weight(output_weight());
-    ggml_tensor* w_t = output_t_ ? output_t_ : ggml_cont(ctx, ggml_transpose(ctx, w_out));  // (n_vocab, n_embd)
-    ggml_tensor* dh = ggml_mul_mat(ctx, w_t, G);                                               // (n_embd, R) = Woutᵀ G
+    ggml_tensor* dh = output_t_ ? ggml_mul_mat(ctx, output_t_, G) : output_backward(ctx, w_out, G);  // (n_embd, R) = Woutᵀ G
     // ggml_build_backward_expand insists on a scalar loss node; this one only keeps it satisfied
     // (it depends on no parameter, so no gradient flows from it).
     ggml_tensor* anchor = ggml_sum(ctx, G);
@@ -620,10 +679,11 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
       }
     }
     ggml_build_backward_expand(ctx, g, grad_accs.data());
-    use_transposed_weights(g, n_fwd);
+    const bool added = use_transposed_weights(ctx, g, n_fwd);
     // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
     if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
-    if (!on_gpu()) g = out_prods_as_mul_mats(ctx, g, n_fwd);
+    if (!on_gpu()) g = out_prods_as_mul_mats(ctx, g, n_fwd, added);
+    else if (added) g = rebuild(ctx, g, n_fwd);
   }
   check_ops_supported(g);
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph; lower microBatchTokens");
@@ -659,7 +719,7 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
 // gradients). out_prod(a, b) = a·bᵀ = mul_mat(aᵀ, bᵀ) with the same broadcasting over dims 2–3.
 // The nodes are rewritten in place and the graph rebuilt in order, so the new copies come before
 // their users and the forward part (the first n_fwd nodes) is unchanged.
-ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd) const {
+ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const {
   const auto transposed = [ctx](ggml_tensor* t) {
     if (t->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(t->src[0])) return t->src[0];  // (tᵀ)ᵀ = t
     return ggml_cont(ctx, ggml_transpose(ctx, t));
@@ -675,7 +735,11 @@ ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g
     node->src[1] = b;
     rewritten++;
   }
-  if (rewritten == 0) return g;
+  return rewritten > 0 || rebuild_anyway ? rebuild(ctx, g, n_fwd) : g;
+}
+
+// The same nodes rebuilt in dependency order, so nodes added by a rewrite come before their users.
+ggml_cgraph* TrainGraph::rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd) {
   ggml_cgraph* out = ggml_new_graph_custom(ctx, kGraphNodes, false);
   for (int i = 0; i < ggml_graph_n_nodes(g); i++) ggml_build_forward_expand(out, ggml_graph_node(g, i));
   if (ggml_graph_n_nodes(out) < n_fwd || ggml_graph_node(out, n_fwd - 1) != ggml_graph_node(g, n_fwd - 1)) {

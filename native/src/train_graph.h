@@ -1,8 +1,9 @@
-// TrainGraph: the trainable copy of a LLaMA-family model as a ggml training graph, its parameters
+// TrainGraph: the trainable copy of a LLaMA-family, Qwen2 or Qwen3 model as a ggml training graph, its parameters
 // (LoRA A/B per target, or every base weight in `full` mode), their gradient accumulators, and
 // one forward/backward pass over a packed micro-batch. See train_graph.cpp for the design notes.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 struct llama_model;
 
 namespace msr {
+
+class WeightReader;
 
 enum class TrainMode { Lora, Full };
 
@@ -27,6 +30,8 @@ struct TrainConfig {
   int n_threads = 1;
   // Run the graph on the first GPU backend ggml was built with (CUDA) instead of the CPU.
   bool gpu = false;
+  // Full mode on a quantized model: train F32 copies of its weights (refused otherwise).
+  bool dequantize = false;
 };
 
 // One trainable tensor with its gradient accumulator. `base` is the model tensor it belongs to
@@ -87,21 +92,28 @@ class TrainGraph {
   bool on_gpu() const { return dev_ctx_ != nullptr; }
   // The compute device in words ("CPU" or the GPU's description).
   std::string device_name() const;
+  double weight_copy_bytes() const { return host_buf_ ? static_cast<double>(ggml_backend_buffer_get_size(host_buf_)) : 0.0; }
+  double transpose_bytes() const;
 
  private:
   struct Layer;
   void init_params();
   void init_device(std::vector<const ggml_tensor*> weights);
+  void make_host_copies(const std::vector<const ggml_tensor*>& frozen);
   void plan_transposes(ggml_context* ctx);
   void fill_transposes();
   void upload_params();
   void add_device_grads();
   void check_ops_supported(ggml_cgraph* g) const;
-  ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd) const;
+  ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const;
+  static ggml_cgraph* rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd);
+  static ggml_tensor* inline_transpose(ggml_context* ctx, ggml_tensor* w);
+  static ggml_tensor* output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G);
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;  // W x (+ LoRA)
+  ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, const ggml_tensor* bias, ggml_tensor* x) const;  // (+ bias)
   // Returns the logits; *h_out (when given) receives the normalised final hidden rows they are made from.
   ggml_tensor* build_forward(ggml_context* ctx, const PackedBatch& b, bool all_rows, ggml_tensor** inputs, ggml_tensor** h_out = nullptr);
   const ggml_tensor* output_weight() const;
@@ -112,11 +124,15 @@ class TrainGraph {
   ggml_backend_t backend_ = nullptr;  // where the graph runs: the CPU, or the GPU when cfg.gpu
   ggml_context* param_ctx_ = nullptr;
   ggml_backend_buffer_t param_buf_ = nullptr;  // host: params, grads (and the CPU's transposes)
+  // CPU: copies of frozen weights ggml cannot read back (make_host_copies), in weight_copies_.
+  ggml_context* host_ctx_ = nullptr;
+  ggml_backend_buffer_t host_buf_ = nullptr;
+  std::unique_ptr<WeightReader> reader_;  // during construction only
   // GPU only: device twins of the params, copies of frozen weights that are not already in device
   // memory, and the transposes.
   ggml_context* dev_ctx_ = nullptr;
   ggml_backend_buffer_t dev_buf_ = nullptr;
-  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> weight_copies_;  // model tensor -> device copy
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> weight_copies_;  // model tensor -> device (or host) copy
   ggml_gallocr_t galloc_ = nullptr;
   std::vector<TrainParam> params_;
   // base weight -> (lora A index, lora B index) or full copy index
@@ -130,7 +146,8 @@ class TrainGraph {
   // ggml's out_prod over a transposed dy (several times slower on CPU; CUDA's out_prod takes F32
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
-  void use_transposed_weights(ggml_cgraph* g, int first_node) const;
+  std::vector<const ggml_tensor*> frozen_;  // LoRA mode: every frozen projection as the graph uses it
+  bool use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const;
   // CPU LoRA with a rank that is not a multiple of 16: one zero tensor per LoRA param, of its
   // shape with the rank padded (A: (in, R), B: (R, out)), that project() places A and B into.
   std::vector<ggml_tensor*> rank_pad_;

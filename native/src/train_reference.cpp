@@ -45,6 +45,11 @@ std::vector<float> reference_logits(TrainSession& s, const std::vector<int32_t>&
     cp.n_batch = cp.n_ubatch = static_cast<uint32_t>(T);
     cp.n_seq_max = 1;
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    // F32 K/V cache: the default F16 cache rounds K and V (relative 5e-4), which the training
+    // graph (K and V straight from the batch) does not; with logits of O(10) that alone would
+    // show as 3e-3 differences.
+    cp.type_k = GGML_TYPE_F32;
+    cp.type_v = GGML_TYPE_F32;
     cp.n_threads = cp.n_threads_batch = g.config().n_threads;
     cp.no_perf = true;
     ctx = llama_init_from_model(ms.model, cp);

@@ -9,6 +9,7 @@
 #include "fused_ce.h"
 #include "llama-model.h"
 #include "model.h"
+#include "train_arch.h"
 #include "train_bench.h"
 #include "train_io.h"
 #include "train_reference.h"
@@ -163,9 +164,10 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", ctor);
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
   exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
+  InitTrainArch(env, exports);
 }
 
-// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads, device})
+// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads, device, dequantize})
 // device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
 // (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
 Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer>(info) {
@@ -189,14 +191,22 @@ void Trainer::init(const Napi::CallbackInfo& info) {
   cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
   cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
   const int micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
+  cfg.dequantize = get_bool(o, "dequantize", false);
+  // Refused architectures and modes fail here, before anything below reads the model's layers.
+  try {
+    check_trainable(*model->model, cfg.mode, cfg.dequantize);
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
   Napi::Value device = o.Get("device");
   const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
   if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
   if (device_s == "auto") {
-    const auto& layers = model->model->layers;
-    // wq is null in architectures with a fused QKV weight; TrainSession rejects those itself.
-    cfg.gpu = !layers.empty() && layers[0].wq && !ggml_backend_buffer_is_host(layers[0].wq->buffer) &&
-              ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr;
+    // The GPU when the first layer's weights live on one (not merely outside host memory: weights
+    // llama.cpp repacked for the CPU are not in a host buffer either).
+    const ggml_backend_buffer_t buf = model->model->layers[0].wq->buffer;
+    ggml_backend_dev_t dev = buf ? ggml_backend_buft_get_device(ggml_backend_buffer_get_type(buf)) : nullptr;
+    cfg.gpu = dev && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU;
   } else {
     cfg.gpu = device_s == "gpu";
   }
@@ -325,6 +335,9 @@ Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
   o.Set("vocabSize", s.graph().n_vocab());
   o.Set("device", s.graph().on_gpu() ? "gpu" : "cpu");
   o.Set("deviceName", s.graph().device_name());
+  // Memory beyond the parameters: copies of weights ggml cannot read back (repacked), cached transposes.
+  o.Set("weightCopyBytes", s.graph().weight_copy_bytes());
+  o.Set("transposeBytes", s.graph().transpose_bytes());
   return o;
 }
 

@@ -145,6 +145,10 @@ export interface NativeTrainerInfo {
   device: "cpu" | "gpu";
   /** "CPU" or the GPU's description. */
   deviceName: string;
+  /** Bytes of host copies of frozen weights llama.cpp repacked (0 for a model loaded with repack: false). */
+  weightCopyBytes: number;
+  /** Bytes of cached F32 transposes of frozen weights (see plan_transposes). */
+  transposeBytes: number;
 }
 
 /** "auto": the GPU when the model was loaded with gpuLayers and the addon has a GPU backend. */
@@ -162,6 +166,8 @@ export interface NativeTrainerOptions {
   microBatchTokens?: number;
   threads?: number;
   device?: TrainDevice;
+  /** Full mode on a quantized model: train F32 copies of its weights (refused without it). */
+  dequantize?: boolean;
 }
 
 export interface NativeStepOptions {
@@ -202,6 +208,14 @@ export type NativeTrainer = Brand<{
   dispose(): void;
 }, "Trainer">;
 
+export interface NativeTrainability {
+  architecture: string;
+  lora: string | null;
+  full: string | null;
+  /** Full mode with dequantize: true (F32 copies of a quantized model's weights). */
+  fullWithDequantize: string | null;
+}
+
 export interface NativeFusedCeResult {
   loss: number;
   logprobs: Float32Array;
@@ -234,7 +248,12 @@ export interface NativeAddon {
   setLogLevel(level: 0 | 1 | 2 | 3): void;
   /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
   reportedExternalMemory(): number;
-  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean }): Promise<NativeModel>;
+  /** repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy of them. */
+  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean }): Promise<NativeModel>;
+  /** Whether the model at `path` can be trained; each mode is null when it can, else the reason (train_arch.cpp). */
+  trainability(path: string): Promise<NativeTrainability>;
+  /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
+  quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
   Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number }) => NativeScorer;
 }
 

@@ -1,4 +1,4 @@
-// Trainer: LoRA or full fine-tuning of a loaded LLaMA-family model on SFT samples, with the
+// Trainer: LoRA or full fine-tuning of a loaded LLaMA-family, Qwen2 or Qwen3 model on SFT samples, with the
 // reasoning/recommendation-weighted loss of METHOD.md §3 (see native/src/train_graph.cpp for the
 // training graph and native/src/train_session.cpp for the loss weighting).
 //
@@ -47,6 +47,12 @@ export interface TrainerOptions {
    * addon was built with CUDA, else the CPU). Results agree across devices to float rounding.
    */
   device?: TrainDevice;
+  /**
+   * Full mode on a quantized model (Q8_0, Q4_K, ...): train F32 copies of every weight, 4 bytes
+   * per parameter (saveModel writes F32). Without it full mode refuses such models; LoRA mode
+   * always uses the quantized weights as they are.
+   */
+  dequantize?: boolean;
 }
 
 export interface StepOptions {
@@ -261,6 +267,7 @@ export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeMod
     microBatchTokens: opts.microBatchTokens ?? 512,
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.device ? { device: opts.device } : {}),
+    ...(opts.dequantize ? { dequantize: true } : {}),
   });
   let tokenizer: SampleTokenizer;
   try {

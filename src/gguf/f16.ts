@@ -60,3 +60,15 @@ export function bf16ArrayToF32(src: Uint16Array): Float32Array {
   for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
   return out;
 }
+
+/** float32 → bf16 bits, rounding to nearest even like ggml's GGML_FP32_TO_BF16 (NaN stays NaN). */
+export function f32ArrayToBf16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i]!;
+    if ((x & 0x7fffffff) > 0x7f800000) out[i] = (x >>> 16) | 64;
+    else out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+  return out;
+}

@@ -4,9 +4,14 @@ export { readGguf, readTensorBytes, readTensorF32, findTensor, metaNumber, metaS
 export { writeGguf, gguf, type GgufTensorInput } from "./writer.js";
 export { f32ToF16Bits, f16BitsToF32, f32ArrayToF16, f16ArrayToF32, bf16ArrayToF32 } from "./f16.js";
 export { GGML_TYPES, ggmlTypeName, ggmlTensorBytes, type GgufMetadata, type GgufValue, type GgufTensorInfo, type GgufScalarType } from "./types.js";
+export { createModel, type CreateModelOptions } from "./quantize.js";
 export {
   initModel,
   llamaTensorShapes,
+  llama3RopeFactors,
+  defaultVocab,
+  MODEL_ARCHS,
+  WEIGHT_TYPES,
   readBundledTokenizer,
   MODEL_PRESETS,
   MODEL_GENERATOR_VERSION,
@@ -14,6 +19,8 @@ export {
   type InitModelOptions,
   type InitModelResult,
   type LlamaHparams,
+  type ModelArch,
+  type WeightType,
   type ModelPreset,
   type VocabName,
 } from "./init-model.js";

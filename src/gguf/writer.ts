@@ -2,8 +2,9 @@
 // a temp file beside the target that is fsynced and renamed, so readers never see half a file.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { f32ArrayToF16 } from "./f16.js";
+import { f32ArrayToBf16, f32ArrayToF16 } from "./f16.js";
 import {
+  GGML_TYPE_BF16,
   GGML_TYPE_F16,
   GGML_TYPE_F32,
   GGUF_DEFAULT_ALIGNMENT,
@@ -16,10 +17,17 @@ import {
   type GgufValue,
 } from "./types.js";
 
-/** A tensor to write: float data stored as F32 or F16, or raw bytes of any ggml type. */
+/**
+ * A tensor to write: float data stored as F32, F16 or BF16, or raw bytes of any ggml type. `data`
+ * may be a function: it is then called only when the tensor's bytes are written, so a file larger
+ * than memory (a generated 8B model) is streamed one tensor at a time.
+ */
 export type GgufTensorInput =
-  | { name: string; shape: readonly number[]; type: "F32" | "F16"; data: Float32Array }
+  | { name: string; shape: readonly number[]; type: FloatStorage; data: Float32Array | (() => Float32Array) }
   | { name: string; shape: readonly number[]; ggmlType: number; raw: Uint8Array };
+
+export type FloatStorage = "F32" | "F16" | "BF16";
+const FLOAT_TYPE_ID: Record<FloatStorage, number> = { F32: GGML_TYPE_F32, F16: GGML_TYPE_F16, BF16: GGML_TYPE_BF16 };
 
 /** Growable little-endian byte builder for the header. */
 class ByteWriter {
@@ -103,19 +111,30 @@ function writeValue(w: ByteWriter, key: string, v: GgufValue): void {
   }
 }
 
-function tensorPayload(t: GgufTensorInput): { ggmlType: number; bytes: Uint8Array } {
+function tensorType(t: GgufTensorInput): number {
+  return "raw" in t ? t.ggmlType : FLOAT_TYPE_ID[t.type];
+}
+
+function tensorPayload(t: GgufTensorInput): Uint8Array {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if ("raw" in t) {
     const expected = ggmlTensorBytes(t.ggmlType, t.shape);
     if (expected !== undefined && expected !== t.raw.length) {
       throw new Error(`tensor "${t.name}": ${t.raw.length} bytes given, its type and shape need ${expected}`);
     }
-    return { ggmlType: t.ggmlType, bytes: t.raw };
+    return t.raw;
   }
-  if (t.data.length !== n) throw new Error(`tensor "${t.name}": ${t.data.length} values given for shape [${t.shape.join(", ")}] (${n})`);
-  if (t.type === "F32") return { ggmlType: GGML_TYPE_F32, bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
-  const h = f32ArrayToF16(t.data);
-  return { ggmlType: GGML_TYPE_F16, bytes: new Uint8Array(h.buffer) };
+  const data = typeof t.data === "function" ? t.data() : t.data;
+  if (data.length !== n) throw new Error(`tensor "${t.name}": ${data.length} values given for shape [${t.shape.join(", ")}] (${n})`);
+  if (t.type === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const h = t.type === "F16" ? f32ArrayToF16(data) : f32ArrayToBf16(data);
+  return new Uint8Array(h.buffer);
+}
+
+/** Bytes of a tensor's data, known from its type and shape before the data exists. */
+function tensorBytes(t: GgufTensorInput): number {
+  if ("raw" in t) return t.raw.length;
+  return ggmlTensorBytes(FLOAT_TYPE_ID[t.type], t.shape)!;
 }
 
 /**
@@ -133,7 +152,6 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
     if (names.has(t.name)) throw new Error(`duplicate tensor name "${t.name}"`);
     names.add(t.name);
   }
-  const payloads = tensors.map(tensorPayload);
 
   const w = new ByteWriter();
   w.u32(GGUF_MAGIC);
@@ -149,9 +167,9 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
     w.string(t.name);
     w.u32(t.shape.length);
     for (const d of t.shape) w.u64(d);
-    w.u32(payloads[i]!.ggmlType);
+    w.u32(tensorType(t));
     w.u64(offset);
-    offset += Math.ceil(payloads[i]!.bytes.length / alignment) * alignment;
+    offset += Math.ceil(tensorBytes(t) / alignment) * alignment;
   });
   w.padTo(alignment);
 
@@ -162,9 +180,11 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
     try {
       writeAll(fd, w.result());
       const zeros = new Uint8Array(alignment);
-      for (const p of payloads) {
-        writeAll(fd, p.bytes);
-        const pad = (alignment - (p.bytes.length % alignment)) % alignment;
+      for (const t of tensors) {
+        const bytes = tensorPayload(t);
+        if (bytes.length !== tensorBytes(t)) throw new Error(`tensor "${t.name}": ${bytes.length} bytes, its header says ${tensorBytes(t)}`);
+        writeAll(fd, bytes);
+        const pad = (alignment - (bytes.length % alignment)) % alignment;
         if (pad) writeAll(fd, zeros.subarray(0, pad));
       }
       fsyncSync(fd);

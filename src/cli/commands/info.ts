@@ -1,6 +1,7 @@
 // `msr-rec info`: a summary of a GGUF model or LoRA adapter, read with msr-rec's own GGUF reader
-// (header only, so it is instant even for multi-GB files).
+// (header only, so it is instant even for multi-GB files), and for a model whether it can be trained.
 import type { Command } from "commander";
+import { native } from "../../engine/bindings.js";
 import { isLoraAdapter, readLoraAdapter } from "../../gguf/lora.js";
 import { metaArrayLength, metaNumber, metaString, readGguf } from "../../gguf/reader.js";
 import { ggmlTypeName } from "../../gguf/types.js";
@@ -62,12 +63,26 @@ export function describeGguf(path: string): string {
   ]);
 }
 
+/**
+ * Whether msr-rec can train the model (LoRA / full) and if not why, from the native trainer's own
+ * checks on the model's structure (loaded without its weights, so instant for any size).
+ */
+export async function describeTrainability(path: string): Promise<string> {
+  const t = await native().trainability(path);
+  const full = t.full === null ? "yes" : t.fullWithDequantize === null ? "only as F32 copies of the quantized weights (dequantize: true)" : `no: ${t.full}`;
+  return table([
+    ["trainable (lora)", t.lora === null ? "yes" : `no: ${t.lora}`],
+    ["trainable (full)", full],
+  ]);
+}
+
 export function register(program: Command): void {
   program
     .command("info")
     .description("describe a GGUF model or LoRA adapter (architecture, sizes, tokenizer, rank/alpha/targets)")
     .requiredOption("--model <file>", "a .gguf model or adapter")
-    .action((opts: { model: string }) => {
+    .action(async (opts: { model: string }) => {
       process.stdout.write(`${describeGguf(opts.model)}\n`);
+      if (!isLoraAdapter(readGguf(opts.model))) process.stdout.write(`${await describeTrainability(opts.model)}\n`);
     });
 }

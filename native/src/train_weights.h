@@ -1,0 +1,39 @@
+// Reading a frozen model weight's values wherever llama.cpp put it. Weights in host or device
+// buffers are read back through ggml; weights llama.cpp repacked for its CPU GEMM (CPU_REPACK and
+// other extra buffer types: Q4_0, Q4_K, IQ4_NL, and Q8_0 on ARM) cannot be read back, so their
+// stored bytes come from the GGUF file instead.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "ggml.h"
+
+struct gguf_context;
+
+namespace msr {
+
+class WeightReader {
+ public:
+  explicit WeightReader(std::string model_path) : path_(std::move(model_path)) {}
+  ~WeightReader();
+  WeightReader(const WeightReader&) = delete;
+  WeightReader& operator=(const WeightReader&) = delete;
+
+  // True when ggml can read the weight's buffer back (host memory or a GPU).
+  static bool readable(const ggml_tensor* w);
+  // The weight's bytes in its own type and layout (ggml_nbytes(w) of them).
+  std::vector<uint8_t> stored(const ggml_tensor* w);
+  // Its values as F32 (dequantized when needed).
+  std::vector<float> f32(const ggml_tensor* w);
+  // dst (ne1, ne0) = srcᵀ as F32 or F16.
+  void transpose_into(const ggml_tensor* src, ggml_tensor* dst);
+
+ private:
+  std::string path_;
+  gguf_context* gguf_ = nullptr;  // opened on the first weight that must come from the file
+  FILE* file_ = nullptr;
+};
+
+}  // namespace msr
