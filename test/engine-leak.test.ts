@@ -61,18 +61,20 @@ describe("memory", () => {
 
   it("reports scorer and adapter memory to V8 and releases it on dispose", async () => {
     const reported = () => nativeAddon().reportedExternalMemory();
+    // Node reports some of its own buffers the same way, so compare within a few KB.
+    const near = (actual: number, expected: number) => expect(Math.abs(actual - expected)).toBeLessThan(4096);
     const base = reported();
     const s = model.createScorer({ contextSize: 256, batchSize: 64 });
     // The logits rows of one batch (64 × 32000 floats) plus the f16 KV cache: 256 cells × 2 layers
     // × K and V × 32 values (2 KV heads of 16).
-    expect(reported() - base).toBe(64 * 32000 * 4 + 256 * 2 * 2 * 32 * 2);
+    near(reported() - base, 64 * 32000 * 4 + 256 * 2 * 2 * 32 * 2);
     s.dispose();
-    expect(reported()).toBe(base);
+    near(reported(), base);
     const a = await model.loadLora(tinyLoraPath(1));
     // Every lora_a / lora_b tensor of the rank-4 adapter on all 7 targets of both layers, in F32.
     const perLayer = (64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 128) + (64 + 128) + (128 + 64);
-    expect(reported() - base).toBe(2 * perLayer * 4 * 4);
+    near(reported() - base, 2 * perLayer * 4 * 4);
     a.dispose();
-    expect(reported()).toBe(base);
+    near(reported(), base);
   });
 });

@@ -4,11 +4,31 @@
 #include <cstdio>
 #include <cstring>
 #include <system_error>
+#include <thread>
 
 namespace msr {
 
 ModelState::~ModelState() {
   if (model) llama_model_free(model);
+}
+
+void free_under_model_lock(const ModelPtr& model, std::function<void()> free_fn) noexcept {
+  if (model->mutex.try_lock()) {
+    std::lock_guard<std::mutex> lock(model->mutex, std::adopt_lock);
+    free_fn();
+    return;
+  }
+  auto fn = std::make_shared<std::function<void()>>(std::move(free_fn));
+  try {
+    std::thread([model, fn] {
+      std::lock_guard<std::mutex> lock(model->mutex);
+      (*fn)();
+    }).detach();
+  } catch (...) {
+    // No thread to hand it to (thread limit): wait after all rather than leak or crash.
+    std::lock_guard<std::mutex> lock(model->mutex);
+    (*fn)();
+  }
 }
 
 void ModelState::check_alive(const char* what) const {

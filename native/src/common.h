@@ -43,6 +43,13 @@ struct ModelState {
 };
 using ModelPtr = std::shared_ptr<ModelState>;
 
+// Runs `free_fn` (a llama_free, an adapter free) under the model's mutex without making the calling
+// thread wait for a running call: at once if the mutex is free, else on a short-lived thread that
+// takes it when the call ends. Native state is destroyed where its last owner lets go, which may be
+// the JS thread (dispose(), a GC finalizer, a finished call's completion), and the event loop must
+// not stall there behind a decode.
+void free_under_model_lock(const ModelPtr& model, std::function<void()> free_fn) noexcept;
+
 // The last error lines llama.cpp logged on this thread, so our exceptions can include its reason.
 std::string take_llama_errors();
 void install_llama_log(int level);  // 0 = silent (errors still captured), 1 = warnings, 2 = info

@@ -71,8 +71,8 @@ void inspect_adapter(const std::string& path, LoraState& out) {
 
 LoraState::~LoraState() {
   if (adapter && model) {
-    std::lock_guard<std::mutex> lock(model->mutex);
-    llama_adapter_lora_free(adapter);
+    llama_adapter_lora* a = adapter;
+    free_under_model_lock(model, [a] { llama_adapter_lora_free(a); });
   }
 }
 

@@ -186,12 +186,11 @@ Napi::Value Model::Generate(const Napi::CallbackInfo& info) { return Generator::
 Napi::Value Model::Embed(const Napi::CallbackInfo& info) { return Embedder::Embed(info, with_weights(info.Env(), alive(info.Env(), "model.embed"), "model.embed")); }
 
 // Marks the model disposed; native memory is freed when the last object using it goes away.
+// No lock: a running call keeps the model alive through its own reference and finishes, and every
+// later call checks the flag under the lock before it touches llama.cpp.
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
   if (state_) {
-    {
-      std::lock_guard<std::mutex> lock(state_->mutex);
-      state_->disposed = true;
-    }
+    state_->disposed = true;
     state_.reset();
   }
   release(info.Env());

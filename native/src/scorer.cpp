@@ -11,9 +11,25 @@ namespace msr {
 
 ScorerState::~ScorerState() {
   if (ctx) {
-    std::lock_guard<std::mutex> lock(model->mutex);
-    llama_free(ctx);
+    llama_context* c = ctx;
+    free_under_model_lock(model, [c] { llama_free(c); });
   }
+}
+
+// The context is made by the first call's worker, under the model's lock, rather than by the
+// constructor on the JS thread: creating it allocates the KV cache and reserves compute graphs,
+// and the lock may be held by another object's running call. Caller holds model->mutex.
+void ScorerState::ensure_context(const char* what) {
+  if (ctx) return;
+  take_llama_errors();
+  ctx = llama_init_from_model(model->model, cparams);
+  if (!ctx) {
+    throw UserError(std::string(what) + ": could not create the scorer's context (" + take_llama_errors() +
+                    "); create the scorer with a smaller contextSize or batchSize");
+  }
+  n_ctx = llama_n_ctx(ctx);
+  n_batch = llama_n_batch(ctx);
+  n_wave = std::min(n_wave, n_ctx);
 }
 
 namespace {
@@ -128,11 +144,17 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   std::vector<ScoreResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
   const ModelState& m = *s.model;
-  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
-
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.score");
   if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
+  s.ensure_context("scorer.score");
+  for (size_t i = 0; i < reqs.size(); i++) {
+    if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 > s.n_ctx) {
+      throw UserError("scorer.score: requests[" + std::to_string(i) + "] does not fit the context of " + std::to_string(s.n_ctx) +
+                      " cells llama.cpp made; create the scorer with a larger contextSize");
+    }
+  }
+  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
   ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_t mem = llama_get_memory(s.ctx);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, static_cast<int32_t>(s.n_seq));
@@ -210,6 +232,8 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.logits");
   if (s.disposed) throw UserError("scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
+  s.ensure_context("scorer.logits");
+  if (tokens.size() > s.n_ctx) throw UserError("scorer.logits: more tokens than the scorer's context of " + std::to_string(s.n_ctx) + " cells");
   ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_clear(llama_get_memory(s.ctx), true);
   llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
@@ -275,15 +299,12 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   cparams.no_perf = true;
   auto st = std::make_shared<ScorerState>();
   st->model = model;
-  {
-    std::lock_guard<std::mutex> lock(model->mutex);
-    take_llama_errors();
-    st->ctx = llama_init_from_model(model->model, cparams);
-  }
-  if (!st->ctx) throw Napi::Error::New(env, "createScorer: could not create a context (" + take_llama_errors() + "); try a smaller contextSize");
-  st->n_ctx = llama_n_ctx(st->ctx);
+  st->cparams = cparams;
+  // What llama.cpp will make (ensure_context reads the real values): a unified cache padded to 256
+  // cells, and the batch as asked (it is at most the context).
+  st->n_ctx = (cparams.n_ctx + 255) / 256 * 256;
   st->n_seq = cparams.n_seq_max;
-  st->n_batch = llama_n_batch(st->ctx);
+  st->n_batch = cparams.n_batch;
   // A wave's tokens attend over every cell the wave has filled so far, so on narrow models long
   // waves spend more on attention than batching saves; about 4 cells per embedding dimension
   // (but at least one batch) measured best: +20% on the small and tiny presets against waves the

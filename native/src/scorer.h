@@ -25,12 +25,14 @@ struct ScoreResult {
 
 struct ScorerState {
   ModelPtr model;
-  llama_context* ctx = nullptr;
+  llama_context* ctx = nullptr;  // made by the first call (ensure_context)
+  llama_context_params cparams{};
   uint32_t n_ctx = 0, n_seq = 0, n_batch = 0;
   uint32_t n_wave = 0;  // cells one wave may fill (<= n_ctx)
   std::atomic<bool> disposed{false};
   int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
+  void ensure_context(const char* what);
 };
 using ScorerPtr = std::shared_ptr<ScorerState>;
 

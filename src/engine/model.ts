@@ -103,6 +103,16 @@ export class Model {
     this.#native = undefined;
   }
 
+  /**
+   * @internal Runs a native call after every call queued before it on this model or any of its
+   * scorers. All of them share the model's lock natively; queueing them here instead means a
+   * waiting call holds a promise, not a thread-pool thread blocked on that lock (which would starve
+   * fs, dns and zlib).
+   */
+  enqueue<T>(op: () => Promise<T>): Promise<T> {
+    return this.#queue.run(op);
+  }
+
   /** @internal The native handle, for other engine objects (scorers, trainers). */
   handle(): NativeModel {
     if (!this.#native) throw new Error("the model was disposed; load it again with loadModel()");

@@ -4,7 +4,6 @@
 import type { NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
 import { toNativeLora, type LoraChoice } from "./lora.js";
 import type { Model } from "./model.js";
-import { SerialQueue } from "./queue.js";
 
 export interface ScoreRequest {
   prompt: string | TokenArray;
@@ -37,7 +36,6 @@ export interface ScorerOptions {
 
 export class Scorer {
   #native: NativeScorer | undefined;
-  readonly #queue = new SerialQueue();
 
   /** @internal */
   constructor(private readonly model: Model, handle: NativeScorer) {
@@ -54,14 +52,14 @@ export class Scorer {
   async score(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<ScoreResult[]> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
-    return this.#queue.run(() => this.handle().score(reqs, { lora }));
+    return this.model.enqueue(() => this.handle().score(reqs, { lora }));
   }
 
   /** The same decodes with logits at every position and no log-prob work (benchmark ceiling). */
   async decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
-    return this.#queue.run(async () => {
+    return this.model.enqueue(async () => {
       await this.handle().decodeOnly(reqs, { lora });
     });
   }
@@ -72,7 +70,7 @@ export class Scorer {
    */
   async logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
     const lora = toNativeLora(options.lora);
-    return this.#queue.run(() => this.handle().logits(tokens, { lora }));
+    return this.model.enqueue(() => this.handle().logits(tokens, { lora }));
   }
 
   dispose(): void {

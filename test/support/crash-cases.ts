@@ -206,7 +206,73 @@ export const CASES: Record<string, CrashCase> = {
     },
   },
 
+  "score: logits past the model's training context": {
+    run: (f) => withModel(f, (m) => m.createScorer({ contextSize: 1024 }).logits(Int32Array.from({ length: 600 }, (_, i) => 100 + i))),
+    error: /training context/,
+  },
+  "score: contextSize NaN": {
+    run: (f) => withModel(f, async (m) => m.createScorer({ contextSize: NaN })),
+    error: /contextSize/,
+  },
+  "score: a native Scorer made from something that is not a model": {
+    run: async () => new (nativeAddon().Scorer)({} as never, {}),
+    error: /expected a Model/,
+  },
+
+  // ---- dispose orders ----
+  "dispose: scorer, adapter and model while a generate runs on them": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      const a = await m.loadLora(f.lora);
+      const s = m.createScorer({ contextSize: 64 });
+      await s.score([{ prompt: [1, 5], continuation: [6, 7] }]); // its context exists now
+      const g = m.generate(Array.from({ length: 8 }, () => [1, 5]), { maxTokens: 48, temperature: 0, lora: [{ adapter: a }] });
+      await new Promise((r) => setImmediate(r));
+      s.dispose();
+      a.dispose();
+      m.dispose();
+      (globalThis as { gc?: () => void }).gc?.();
+      return (await g).length;
+    },
+    check: (v) => {
+      if (v !== 8) throw new Error(`expected 8 results, got ${String(v)}`);
+    },
+  },
+  "dispose: objects dropped without dispose() and collected": {
+    run: async (f) => {
+      for (let i = 0; i < 3; i++) {
+        const m = await loadModel(f.model, TINY);
+        const a = await m.loadLora(f.lora);
+        await m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a }] });
+      }
+      (globalThis as { gc?: () => void }).gc?.();
+      return "ok";
+    },
+  },
+
   // ---- loading ----
+  "loadModel: gpuLayers 1e12": {
+    run: (f) => loadModel(f.model, { gpuLayers: 1e12 }),
+    error: /gpuLayers/,
+  },
+  "model: tokenize a number, detokenize an id past the vocabulary": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const errors: string[] = [];
+        for (const call of [() => m.tokenize(5 as unknown as string), () => m.detokenize([2 ** 31 - 1]), () => m.tokenPieces([-7])]) {
+          try {
+            call();
+          } catch (e) {
+            errors.push((e as Error).message);
+          }
+        }
+        return errors;
+      }),
+    check: (v) => {
+      const e = v as string[];
+      if (e.length !== 3 || !/string/.test(e[0]!) || !/out of range/.test(e[1]!) || !/out of range/.test(e[2]!)) throw new Error(JSON.stringify(e));
+    },
+  },
   "loadModel: threads 100000": {
     run: async (f) => {
       const m = await loadModel(f.model, { threads: 100000 });
