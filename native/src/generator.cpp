@@ -25,10 +25,12 @@ SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, uint32_
     llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
     return chain;
   }
+  // Hugging Face's order (the paper's implementation): temperature first, so top-p keeps the
+  // nucleus of the tempered distribution.
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(opt.temperature));
   if (opt.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(opt.top_k));
   if (opt.top_p < 1.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(opt.top_p, 1));
   if (opt.min_p > 0.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(opt.min_p, 1));
-  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(opt.temperature));
   llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
   return chain;
 }
