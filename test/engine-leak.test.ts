@@ -1,6 +1,6 @@
-// No leak: 200 cycles each of adapter load/score/dispose, scorer create/score/dispose, generate
-// and embed keep RSS flat, and the native memory of scorers and adapters is reported to V8 while
-// they live and released on dispose.
+// No leak: 200 cycles each of adapter load/score/dispose, scorer create/score/dispose, generate,
+// embed and trainer create/step/dispose keep RSS flat, and the native memory of scorers and
+// adapters is reported to V8 while they live and released on dispose.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, nativeAddon, type Model } from "../src/index.js";
 import { tinyLoraPath, tinyModelPath } from "./support/models.js";
@@ -57,6 +57,18 @@ describe("memory", () => {
     // Each call makes and frees its own context (several MB of logits and compute buffers).
     expect(gen).toBeLessThan(16 * MB);
     expect(emb).toBeLessThan(16 * MB);
+  });
+
+  it("keeps RSS bounded over 200 trainer create/step/dispose cycles", async () => {
+    const sample = { tokens: Int32Array.from({ length: 24 }, (_, i) => (i === 0 ? 1 : 100 + i)), segments: Uint8Array.from({ length: 24 }, (_, i) => (i < 8 ? 0 : i < 16 ? 1 : 2)) };
+    const growth = await rssGrowth(200, async () => {
+      const t = model.createTrainer({ lora: { rank: 2 } });
+      await t.step([sample]);
+      t.dispose();
+    });
+    // A trainer holds its LoRA parameters, gradients, AdamW moments and a compute graph (~1 MB
+    // here): one leaked per cycle would add ~200 MB.
+    expect(growth).toBeLessThan(16 * MB);
   });
 
   it("reports scorer and adapter memory to V8 and releases it on dispose", async () => {
