@@ -1,6 +1,6 @@
 // No leak: 200 cycles each of adapter load/score/dispose, scorer create/score/dispose, generate,
-// embed and trainer create/step/dispose keep RSS flat, and the native memory of scorers and
-// adapters is reported to V8 while they live and released on dispose.
+// embed and trainer create/step/dispose keep RSS flat, and the native memory of scorers, adapters
+// and the contexts of running generate and embed calls is reported to V8 while they live.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, nativeAddon, type Model } from "../src/index.js";
 import { tinyLoraPath, tinyModelPath } from "./support/models.js";
@@ -71,7 +71,7 @@ describe("memory", () => {
     expect(growth).toBeLessThan(16 * MB);
   });
 
-  it("reports scorer and adapter memory to V8 and releases it on dispose", async () => {
+  it("reports scorer, adapter and per-call context memory to V8 and releases it", async () => {
     const reported = () => nativeAddon().reportedExternalMemory();
     // Node reports some of its own buffers the same way, so compare within a few KB.
     const near = (actual: number, expected: number) => expect(Math.abs(actual - expected)).toBeLessThan(4096);
@@ -87,6 +87,18 @@ describe("memory", () => {
     const perLayer = (64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 128) + (64 + 128) + (128 + 64);
     near(reported() - base, 2 * perLayer * 4 * 4);
     a.dispose();
+    near(reported(), base);
+    // A generate or embed call's own context counts while the call runs. The native handle starts
+    // the call synchronously (the wrapper queues it for a later tick).
+    const gen = model.handle().generate([Int32Array.from([1, 5])], { maxTokens: 4, parallel: 1, temperature: 0 });
+    // 6 KV cells (prompt + maxTokens) and one slot's logits row.
+    near(reported() - base, 6 * 2 * 2 * 32 * 2 + 32000 * 4);
+    await gen;
+    near(reported(), base);
+    const emb = model.handle().embed([Int32Array.from([1, 5, 6])]);
+    // A batch of 2048 tokens (the default batchTokens): KV cells and one 64-wide row each.
+    near(reported() - base, 2048 * 2 * 2 * 32 * 2 + 2048 * 64 * 4);
+    await emb;
     near(reported(), base);
   });
 });

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +11,11 @@ namespace msr {
 
 ModelState::~ModelState() {
   if (model) llama_model_free(model);
+}
+
+int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx) {
+  const int64_t head_dim = llama_model_n_embd(m.model) / std::max(1, llama_model_n_head(m.model));
+  return static_cast<int64_t>(n_ctx) * llama_model_n_layer(m.model) * 2 * head_dim * llama_model_n_head_kv(m.model) * 2;
 }
 
 void free_under_model_lock(const ModelPtr& model, std::function<void()> free_fn) noexcept {
@@ -71,15 +77,20 @@ AddonData& addon_data(Napi::Env env) {
 }
 
 // ---- PromiseWorker ------------------------------------------------------------------------
-Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done) {
-  auto* w = new PromiseWorker(env, std::move(work), std::move(done));
+Napi::Promise PromiseWorker::Run(Napi::Env env, Work work, Done done, int64_t call_bytes) {
+  auto* w = new PromiseWorker(env, std::move(work), std::move(done), call_bytes);
   Napi::Promise p = w->deferred_.Promise();
   w->Queue();
   return p;
 }
 
-PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done)
-    : Napi::AsyncWorker(env, "msr-rec"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+PromiseWorker::PromiseWorker(Napi::Env env, Work work, Done done, int64_t call_bytes)
+    : Napi::AsyncWorker(env, "msr-rec"), call_bytes_(call_bytes), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {
+  adjust_external_memory(env, call_bytes_);
+}
+
+// Deleted on the JS thread once the promise is settled (or dropped with a terminating worker).
+PromiseWorker::~PromiseWorker() { adjust_external_memory(Env(), -call_bytes_); }
 
 void PromiseWorker::Execute() {
   try {

@@ -56,14 +56,18 @@ void install_llama_log(int level);  // 0 = silent (errors still captured), 1 = w
 
 // One AsyncWorker for every slow call: `work` runs on the thread pool and must not touch JS;
 // `done` builds the JS result on the main thread. Exceptions from `work` reject the promise.
+// `call_bytes`: native memory the call holds while it runs (a temporary context), reported to V8
+// from the start of the call until it settles.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   using Work = std::function<void()>;
   using Done = std::function<Napi::Value(Napi::Env)>;
-  static Napi::Promise Run(Napi::Env env, Work work, Done done);
+  static Napi::Promise Run(Napi::Env env, Work work, Done done, int64_t call_bytes = 0);
 
  private:
-  PromiseWorker(Napi::Env env, Work work, Done done);
+  PromiseWorker(Napi::Env env, Work work, Done done, int64_t call_bytes);
+  ~PromiseWorker() override;
+  int64_t call_bytes_;
   void Execute() override;
   void OnOK() override;
   void OnError(const Napi::Error& e) override;
@@ -133,6 +137,9 @@ std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name);
 // CPU threads for llama.cpp and the kernels: ggml refuses (or crashes on) more than it supports.
 constexpr int kMaxThreads = 512;
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v);
+
+// Bytes of an f16 KV cache of n_ctx cells on this model (what a context holds besides its buffers).
+int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx);
 
 // Tokenize / detokenize with the model's vocabulary (used by Model and by the generator).
 std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, bool add_bos, bool special);

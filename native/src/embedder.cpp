@@ -116,6 +116,11 @@ Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model) {
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   const int32_t batch_tokens = static_cast<int32_t>(get_int(o, "batchTokens", 2048, 1, 1 << 20));
   auto out = std::make_shared<std::vector<std::vector<float>>>();
+  // The call's own context (KV cache of one batch and its embedding rows), reported while it runs.
+  size_t longest = 0;
+  for (const auto& t : *texts) longest = std::max(longest, t.size());
+  const int64_t n_batch = std::max<int64_t>(batch_tokens, static_cast<int64_t>(longest));
+  const int64_t call_bytes = kv_cache_bytes(*model, static_cast<uint32_t>(n_batch)) + n_batch * llama_model_n_embd(model->model) * 4;
   return PromiseWorker::Run(
       env, [model, texts, batch_tokens, out]() { *out = embed_tokens(model, *texts, batch_tokens); },
       [out](Napi::Env env) -> Napi::Value {
@@ -127,7 +132,8 @@ Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model) {
           a.Set(static_cast<uint32_t>(i), f);
         }
         return a;
-      });
+      },
+      call_bytes);
 }
 
 }  // namespace Embedder

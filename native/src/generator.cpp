@@ -95,11 +95,8 @@ void check_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t 
 
 }  // namespace
 
-std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
-                                           const GenerateOptions& opt) {
-  const ModelState& m = *model;
+ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llama_token>>& prompts, const GenerateOptions& opt) {
   const size_t n = prompts.size();
-  std::vector<GenerateResult> results(n);
   size_t longest = 0;
   for (const auto& p : prompts) longest = std::max(longest, p.size());
   // A sequence never runs past the model's training context: it finishes there with "length".
@@ -120,6 +117,18 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots))
                                               : static_cast<uint32_t>(need_one * slots);
   const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
+  return {slots, n_ctx, n_batch, n_train};
+}
+
+std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
+                                           const GenerateOptions& opt) {
+  const ModelState& m = *model;
+  const size_t n = prompts.size();
+  std::vector<GenerateResult> results(n);
+  const ContextPlan plan = plan_context(m, prompts, opt);
+  const int32_t slots = plan.slots;
+  const uint32_t n_ctx = plan.n_ctx, n_batch = plan.n_batch;
+  const size_t n_train = plan.n_train;
 
   // Build every sampler up front so a bad grammar fails before any work.
   std::vector<SamplerPtr> samplers;
@@ -286,6 +295,14 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   if (!grammar.IsUndefined() && !grammar.IsNull()) opt.grammar = get_string(grammar, "grammar");
   opt.loras = parse_lora_option(o, model);
   auto results = std::make_shared<std::vector<GenerateResult>>();
+  // The call's own context (KV cache and the logits rows of its slots), reported while it runs; a
+  // plan that fails here fails the same way in the worker, with its message.
+  int64_t call_bytes = 0;
+  try {
+    const ContextPlan plan = plan_context(*model, *prompts, opt);
+    call_bytes = kv_cache_bytes(*model, plan.n_ctx) + static_cast<int64_t>(plan.slots) * model->n_vocab * 4;
+  } catch (const UserError&) {
+  }
   return PromiseWorker::Run(
       env, [model, prompts, opt, results]() { *results = generate_batch(model, *prompts, opt); },
       [results](Napi::Env env) -> Napi::Value {
@@ -299,7 +316,8 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
           out.Set(static_cast<uint32_t>(i), obj);
         }
         return out;
-      });
+      },
+      call_bytes);
 }
 
 }  // namespace Generator

@@ -28,6 +28,16 @@ struct GenerateResult {
   std::string finish_reason;  // "eos" | "stop" | "length"
 };
 
+// The shared context a generate call makes: slots decoded together, KV cells, batch tokens, and the
+// positions one sequence may reach (the model's training context). Throws UserError when a prompt
+// cannot fit.
+struct ContextPlan {
+  int32_t slots;
+  uint32_t n_ctx, n_batch;
+  size_t n_train;
+};
+ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llama_token>>& prompts, const GenerateOptions& opt);
+
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
                                            const GenerateOptions& opt);
 

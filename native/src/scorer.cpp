@@ -314,9 +314,7 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   if (!(wave >= 1)) throw Napi::RangeError::New(env, "waveTokens must be at least 1");
   st->n_wave = static_cast<uint32_t>(std::min<double>(wave, st->n_ctx));
   // The f16 KV cache plus the logits rows of a full batch: what this context holds beyond the model.
-  const int64_t head_dim = llama_model_n_embd(model->model) / std::max(1, llama_model_n_head(model->model));
-  const int64_t kv_bytes = static_cast<int64_t>(st->n_ctx) * llama_model_n_layer(model->model) * 2 * head_dim * llama_model_n_head_kv(model->model) * 2;
-  st->native_bytes = kv_bytes + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
+  st->native_bytes = kv_cache_bytes(*model, st->n_ctx) + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
   state_ = st;
   reported_bytes_ = st->native_bytes;
   adjust_external_memory(env, reported_bytes_);
