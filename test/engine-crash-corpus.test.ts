@@ -13,7 +13,7 @@ const results = new Map<string, ChildResult>();
 
 beforeAll(async () => {
   const file = await buildChild();
-  const fixtures = makeFixtures(mkdtempSync(join(tmpdir(), "msr-rec-crash-")));
+  const fixtures = await makeFixtures(mkdtempSync(join(tmpdir(), "msr-rec-crash-")));
   const done = await pool(names, 3, (name) => runChild(file, ["case", name], fixtures));
   names.forEach((n, i) => results.set(n, done[i]!));
   // MSR_REC_CRASH_SUMMARY=1: one line per case (how it ended), e.g. to compare two addon builds.

@@ -14,7 +14,7 @@ const RUNS = 400;
 describe("engine fuzz", () => {
   it(`${SEEDS.length} × ${RUNS} random call sequences end in a result or an Error`, async () => {
     const file = await buildChild();
-    const fixtures = makeFixtures(mkdtempSync(join(tmpdir(), "msr-rec-fuzz-")));
+    const fixtures = await makeFixtures(mkdtempSync(join(tmpdir(), "msr-rec-fuzz-")));
     const results = await pool(SEEDS, 2, (seed) => runChild(file, ["fuzz", JSON.stringify({ seed, runs: RUNS, timeLimitMs: 45_000 })], fixtures, 120_000));
     for (const r of results) {
       expect(r.signal, describeChild(r)).toBeNull();

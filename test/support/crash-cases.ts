@@ -14,6 +14,10 @@ export interface Fixtures {
   loraTypeU32: string;
   /** A tensor whose header claims far more data than the file holds. */
   loraHugeTensor: string;
+  /** Q4_0 weights, which llama.cpp repacks into CPU-only buffers on x86 (Llama 3 layout). */
+  quantized: string;
+  /** Q, K and V in one attn_qkv weight (llama.cpp loads it; the layers have no attn_q). */
+  fusedQkv: string;
   dir: string;
 }
 
@@ -46,6 +50,25 @@ async function stopAtStart(m: Model): Promise<{ text: string; tokens: number; fi
   const first = m.tokenPieces(full!.tokens)[0]!;
   const [r] = await m.generate(["The user bought"], { maxTokens: 4, temperature: 0, stop: [first] });
   return { text: r!.text, tokens: r!.tokens.length, finishReason: r!.finishReason };
+}
+
+/** One step on the quantized model: a finite loss or an ordinary Error (e.g. a refused mode). */
+async function trainQuantized(f: Fixtures, mode: "lora" | "full"): Promise<unknown> {
+  const m = await loadModel(f.quantized, TINY);
+  try {
+    const t = m.createTrainer({ mode, lora: { rank: 2 } });
+    const r = await t.step([{ tokens: Int32Array.from([1, 500, 600, 700, 800]), segments: Uint8Array.from([0, 0, 1, 2, 2]) }]);
+    t.dispose();
+    return r.loss;
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  } finally {
+    m.dispose();
+  }
+}
+
+function checkTrainResult(v: unknown): void {
+  if (typeof v === "string" ? !v.startsWith("error: ") : !Number.isFinite(v)) throw new Error(`unexpected: ${String(v)}`);
 }
 
 export const CASES: Record<string, CrashCase> = {
@@ -327,6 +350,25 @@ export const CASES: Record<string, CrashCase> = {
   "trainer: AdamW beta1 -0.5": {
     run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { beta1: -0.5 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
     error: /beta1/,
+  },
+  "trainer: LoRA on Q4_0 weights in repacked CPU buffers": {
+    run: (f) => trainQuantized(f, "lora"),
+    check: checkTrainResult,
+  },
+  "trainer: full mode on Q4_0 weights in repacked CPU buffers": {
+    run: (f) => trainQuantized(f, "full"),
+    check: checkTrainResult,
+  },
+  "trainer: a model with fused QKV weights": {
+    run: async (f) => {
+      const m = await loadModel(f.fusedQkv, TINY);
+      try {
+        return m.createTrainer({ lora: { rank: 2 } }).info;
+      } finally {
+        m.dispose();
+      }
+    },
+    error: /qkv|fused|attn_q/i,
   },
   "trainer: threads 100000": {
     run: (f) => withModel(f, async (m) => m.createTrainer({ lora: { rank: 2 }, threads: 100000 }).dispose()),

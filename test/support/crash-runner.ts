@@ -9,6 +9,7 @@ import { loraTargetWeights, randomLoraTensors, writeLoraAdapter } from "../../sr
 import { packageRoot } from "../../src/util/paths.js";
 import type { Fixtures } from "./crash-cases.js";
 import type { ChildOutcome } from "./crash-child.js";
+import { archModelPath, refusedModelPath } from "./arch-models.js";
 import { tinyLoraPath, tinyModelPath } from "./models.js";
 
 export interface ChildResult {
@@ -33,7 +34,7 @@ export function buildChild(): Promise<string> {
 }
 
 /** Generated models plus adapters damaged in the ways the corpus needs. */
-export function makeFixtures(dir: string): Fixtures {
+export async function makeFixtures(dir: string): Promise<Fixtures> {
   const model = tinyModelPath();
   const weights = loraTargetWeights(readGguf(model).tensors, ["q", "v"]);
   const tensors = randomLoraTensors(weights, { rank: 4, seed: 3, scale: 0.05 });
@@ -57,7 +58,16 @@ export function makeFixtures(dir: string): Fixtures {
   bytes.writeBigUInt64LE(aOffset + BigInt(a.shape[0]!) * rank * 4n, bAt + 4 + 16 + 4);
   const loraHugeTensor = join(dir, "huge-tensor.gguf");
   writeFileSync(loraHugeTensor, bytes);
-  return { model, lora: tinyLoraPath(1), loraAlphaU32, loraTypeU32, loraHugeTensor, dir };
+  return {
+    model,
+    lora: tinyLoraPath(1),
+    loraAlphaU32,
+    loraTypeU32,
+    loraHugeTensor,
+    quantized: await archModelPath("tiny-llama3", "Q4_0"),
+    fusedQkv: refusedModelPath("fused"),
+    dir,
+  };
 }
 
 export function runChild(file: string, args: string[], fixtures: Fixtures, timeoutMs = 90_000): Promise<ChildResult> {
