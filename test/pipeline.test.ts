@@ -13,8 +13,7 @@ import { runLayout, parseJsonLines } from "../src/pipeline/layout.js";
 import type { MetricsFile, PredictionRecord } from "../src/pipeline/results.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
-import { reasoningPrompt } from "../src/pipeline/stage-infer.js";
-import { extendPrompt } from "../src/infer/generate.js";
+import { Segment, tokenizeSample } from "../src/train/samples.js";
 import { addonPath, loadModel } from "../src/engine/index.js";
 
 function readInferLines(text: string): Array<{ user: string; candidateIds: string[]; targetIndex: number }> {
@@ -69,8 +68,6 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       expect(r.validRatio).toBeCloseTo(r.valid / r.users, 12);
       expect(r.hits).toBeLessThanOrEqual(r.valid);
     }
-    // The grammar only admits candidate titles: every constrained answer is valid.
-    expect(m.rows.find((r) => r.name === "MSR-Rec (constrained)")!.validRatio).toBe(1);
   });
 
   it("fuses exactly as Eq. 3 says, on the recorded sides", () => {
@@ -81,34 +78,79 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       const side = (s: typeof r.userSide) => ({ choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null, ppl: s!.ppl ?? Number.NaN });
       expect(r.fused).toEqual(fuseByPerplexity(side(r.userSide), side(r.itemSide)));
     }
+    // The constrained row fuses the grammar-constrained answers with the same PPLs.
+    for (const r of records) {
+      const side = (s: typeof r.userSide) => ({ choice: (s!.constrainedIndex ?? -1) >= 0 ? r.candidateIds[s!.constrainedIndex!]! : null, ppl: s!.ppl ?? Number.NaN });
+      expect(r.constrained).toEqual(fuseByPerplexity(side(r.userSide), side(r.itemSide)));
+    }
     const preds = parseJsonLines<PredictionRecord>(readFileSync(L.predictions, "utf8"), L.predictions);
     const msr = first.metrics!.rows.find((x) => x.name === "MSR-Rec")!;
     expect(preds.filter((p) => p.hit).length).toBe(msr.hits);
   });
 
-  it("the batched PPL of a side equals scoring it alone", async () => {
+  it("the batched PPL of a side is the generated reasoning tokens scored alone after the trained prefix", async () => {
     const L = runLayout(dir);
-    const r = readInferRecords(L.inferOutputs("msr")).find((x) => x.userSide!.reasoning.length > 0);
-    if (!r) return; // nothing generated to score: the PPLs are NaN by design
-    const s = r.userSide!;
+    const records = readInferRecords(L.inferOutputs("msr")).filter((x) => x.userSide!.reasoning.length > 0);
+    expect(records.length).toBeGreaterThan(0);
     const model = await loadModel(L.baseModel, { threads: 2 });
     try {
       const lora = [{ adapter: await model.loadLora(L.adapter("msr")) }];
       const scorer = model.createScorer({ contextSize: c.model.contextSize, sequences: 1 });
-      const { inferenceCases } = await import("../src/pipeline/stage-infer.js");
-      const { loadRunDataset } = await import("../src/pipeline/stage-data.js");
-      const { loadTemplates } = await import("../src/prompts/templates.js");
-      const k = inferenceCases(c, loadRunDataset(c), loadTemplates()).find((x) => x.user === r.user)!;
-      // The same layout inference used: template tokens + [reasoning_start] tokens (+ any text
-      // the model wrote before its reasoning), scored alone with a one-sequence scorer.
-      const tokenize = (t: string, o: { addBos: boolean }) => model.tokenize(t, o);
-      const prompt = extendPrompt(reasoningPrompt(tokenize, k.prompts.user as string), s.text.slice(0, s.reasoningStart), tokenize);
-      const [alone] = await scorer.score([{ prompt, continuation: s.reasoning }], { lora });
-      expect(Math.abs(alone!.ppl - s.ppl)).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
+      // The prompt text from the template file and the dataset files, not from the pipeline's helpers.
+      const lines = (f: string) => readFileSync(join(dir, "dataset", f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const users = new Map((lines("users.jsonl") as unknown as Array<{ user: string; train: string[]; valid: string; candidates: { test: string[] } }>).map((u) => [u.user, u]));
+      const title = new Map(lines("items.jsonl").map((i) => [String(i.id), String(i.title)]));
+      const template = readFileSync(join(process.cwd(), "src", "prompts", "templates", "user.txt"), "utf8");
+      const quoted = (ids: string[]) => ids.map((id) => `"${title.get(id)}"`).join(", ");
+      const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => model.tokenize(t, o), eosToken: model.info.eos };
+      for (const r of records.slice(0, 3)) {
+        const u = users.get(r.user)!;
+        const text = template.replace("[dataset]", c.dataset.domain).replace("[history]", quoted([...u.train, u.valid].slice(-c.dataset.historyLength))).replace("[candidates]", quoted(u.candidates.test));
+        // The trained prefix: the trainer's own sample tokens up to the first token that carries loss.
+        const sample = tokenizeSample(tok, { prompt: text, reasoning: "Step 4 - Summary: x.", recommendation: "y" });
+        const prefix = sample.tokens.slice(0, sample.segments.findIndex((g) => g !== Segment.prompt));
+        // The reasoning's tokens among the generated ones, by piece lengths: every token that
+        // overlaps the reasoning's characters.
+        const s = r.userSide!;
+        const ids = Int32Array.from(s.tokenIds!);
+        const pieces = model.tokenPieces(ids);
+        // SentencePiece's detokenizer drops the word-initial space of the first piece.
+        const joined = pieces.join("");
+        const shift = joined.length - s.text.length;
+        expect(shift === 0 || (shift === 1 && joined[0] === " ")).toBe(true);
+        expect(joined.slice(shift)).toBe(s.text);
+        const start = s.reasoningStart + shift, end = s.reasoningStart + shift + s.reasoning.length;
+        let pos = 0, a = -1, b = 0;
+        pieces.forEach((p, k) => {
+          if (pos + p.length > start && pos < end) {
+            if (a < 0) a = k;
+            b = k + 1;
+          }
+          pos += p.length;
+        });
+        const [alone] = await scorer.score([{ prompt: Int32Array.from([...prefix, ...ids.slice(0, a)]), continuation: ids.slice(a, b) }], { lora });
+        expect(Math.abs(alone!.ppl - s.ppl), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
+      }
       scorer.dispose();
     } finally {
       model.dispose();
     }
+  });
+
+  it("keeps each variant's epoch by validation HitRatio@1, ties by recommendation NLL, and bounds teacher calls at τ + 3", () => {
+    const L = runLayout(dir);
+    const epochs = parseJsonLines<{ type: string; variant: string; epoch: number; validHitRatio: number; validRecNll: number; best: boolean }>(readFileSync(L.trainLog, "utf8"), L.trainLog).filter((l) => l.type === "epoch");
+    expect(epochs.length).toBeGreaterThan(0);
+    for (const v of new Set(epochs.map((e) => e.variant))) {
+      let hr = -Infinity, nll = Infinity;
+      for (const e of epochs.filter((x) => x.variant === v)) {
+        const better = e.validHitRatio > hr || (e.validHitRatio === hr && e.validRecNll < nll);
+        expect(e.best, `${v} epoch ${e.epoch}`).toBe(better);
+        if (better) [hr, nll] = [e.validHitRatio, e.validRecNll];
+      }
+    }
+    const stats = JSON.parse(readFileSync(join(dir, "teacher", "synthesis-stats.json"), "utf8")) as { maxAttempts: number };
+    expect(stats.maxAttempts).toBe(c.teacher.tau + 3);
   });
 
   it("a second run skips every stage", async () => {
