@@ -10,8 +10,9 @@ export interface ChildOutcome {
   message?: string;
   errorName?: string;
   checkError?: string;
-  /** Fuzz runs only: how many property runs were tried. */
+  /** Fuzz runs only: how many property runs were tried, and how many of them returned a result. */
   runs?: number;
+  resolvedRuns?: number;
 }
 
 const [mode, arg, fixturesJson] = process.argv.slice(2);

@@ -10,37 +10,42 @@ import type { ChildOutcome } from "./crash-child.js";
 
 const VOCAB = 32000;
 
-// Mostly valid token ids, sometimes just outside the vocabulary or negative.
-const tokenId = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 3, max: VOCAB - 1 }) }, fc.constantFrom(-1, 0, 1, 2, VOCAB, 2 ** 31 - 1));
-const tokens = (max: number) => fc.array(tokenId, { minLength: 0, maxLength: max });
-const size = fc.oneof(fc.integer({ min: 1, max: 600 }), fc.constantFrom(0, -1, 1e7, 1e12, NaN, Infinity, 2.5));
-const scale = fc.oneof(fc.double({ min: -4, max: 4, noNaN: true }), fc.constantFrom(0, 1e30, -1e30, 3e38, 1e39, NaN, Infinity));
-const grammar = fc.constantFrom(undefined, 'root ::= "Apex" | "Zen"', 'root ::= [a-z]+', 'root ::= ""', "root ::= (", "x ::= y", 'root ::= "\\x00"');
-const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+// Each input is valid most of the time and abusive otherwise, so a run usually gets past option
+// checking into native code (about half the runs return a result) while every check still gets hit.
+const mostly = <T>(valid: fc.Arbitrary<T>, abusive: fc.Arbitrary<T>, weight = 9) => fc.oneof({ weight, arbitrary: valid }, { weight: 1, arbitrary: abusive });
+// fc.option builds nil with probability 1/freq: each option is left out half of the time.
+const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
+
+const tokenId = mostly(fc.integer({ min: 3, max: VOCAB - 1 }), fc.constantFrom(-1, 0, 1, 2, VOCAB, 2 ** 31 - 1), 60);
+const tokens = (max: number) => mostly(fc.array(tokenId, { minLength: 1, maxLength: max }), fc.array(tokenId, { maxLength: 0 }));
+const size = (lo: number, hi: number) => mostly(fc.integer({ min: lo, max: hi }), fc.constantFrom(0, -1, 1e7, 1e12, NaN, Infinity, 2.5));
+// Scales are abusive a third of the time: huge finite ones are the way to non-finite logits.
+const scale = mostly(fc.double({ min: -4, max: 4, noNaN: true }), fc.constantFrom(1e30, -1e30, 1e20, 3e38, 1e39, NaN, Infinity), 2);
+const grammar = mostly(fc.constantFrom('root ::= "Apex" | "Zen"', "root ::= [a-z]+", 'root ::= ""', 'root ::= [a-z] " " [0-9]*'), fc.constantFrom("root ::= (", "x ::= y", 'root ::= "\\x00"'));
 
 const scoreOp = fc.record({
   kind: fc.constant("score" as const),
-  options: fc.record({ contextSize: maybe(size), sequences: maybe(size), batchSize: maybe(size), waveTokens: maybe(size) }, { requiredKeys: [] }),
-  requests: fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 0, maxLength: 5 }),
+  options: fc.record({ contextSize: maybe(size(16, 1024)), sequences: maybe(size(1, 64)), batchSize: maybe(size(1, 512)), waveTokens: maybe(size(1, 1024)) }, { requiredKeys: [] }),
+  requests: mostly(fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 1, maxLength: 5 }), fc.constant([])),
   scale: maybe(scale),
-  disposeEarly: fc.boolean(),
+  disposeEarly: mostly(fc.constant(false), fc.constant(true)),
 });
 
 const generateOp = fc.record({
   kind: fc.constant("generate" as const),
-  prompts: fc.array(tokens(16), { minLength: 0, maxLength: 5 }),
+  prompts: mostly(fc.array(tokens(16), { minLength: 1, maxLength: 5 }), fc.constant([])),
   options: fc.record(
     {
-      maxTokens: maybe(fc.oneof(fc.integer({ min: 0, max: 12 }), fc.constantFrom(-1, 1e9, 2.5, NaN))),
-      temperature: maybe(fc.constantFrom(0, 0.7, 1.5, 100, -1, NaN)),
-      topP: maybe(fc.constantFrom(0, 0.5, 1, 1.5)),
-      topK: maybe(fc.constantFrom(-5, 0, 1, 40, 1e6)),
-      minP: maybe(fc.constantFrom(0, 0.05, 1, 2)),
-      seed: maybe(fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(0xfffffffe, 0xffffffff, -1, 2 ** 32, 1.5))),
+      maxTokens: maybe(mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, -1, 1e9, 2.5, NaN))),
+      temperature: maybe(mostly(fc.constantFrom(0, 0.7, 1.5, 100), fc.constantFrom(-1, NaN))),
+      topP: maybe(mostly(fc.constantFrom(0.1, 0.5, 1), fc.constantFrom(0, 1.5))),
+      topK: maybe(mostly(fc.constantFrom(0, 1, 40, 1e6), fc.constantFrom(-5, 2.5))),
+      minP: maybe(mostly(fc.constantFrom(0, 0.05, 1), fc.constantFrom(-1, 2))),
+      seed: maybe(mostly(fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(0xfffffffe, 0xfffffffd)), fc.constantFrom(0xffffffff, -1, 2 ** 32, 1.5))),
       grammar: maybe(grammar),
       stop: maybe(fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 })),
-      contextSize: maybe(size),
-      parallel: maybe(fc.constantFrom(0, 1, 2, 3, 256, 257)),
+      contextSize: maybe(size(1, 256)),
+      parallel: maybe(mostly(fc.constantFrom(1, 2, 3, 256), fc.constantFrom(0, 257))),
     },
     { requiredKeys: [] },
   ),
@@ -50,15 +55,15 @@ const generateOp = fc.record({
 const embedOp = fc.record({
   kind: fc.constant("embed" as const),
   texts: fc.array(tokens(20), { minLength: 0, maxLength: 4 }),
-  batchTokens: maybe(size),
+  batchTokens: maybe(size(1, 64)),
 });
 
 const trainOp = fc.record({
   kind: fc.constant("train" as const),
-  rank: fc.constantFrom(1, 2, 0, -1),
+  rank: mostly(fc.constantFrom(1, 2), fc.constantFrom(0, -1)),
   sample: tokens(12),
-  optimizer: fc.record({ eps: maybe(fc.constantFrom(1e-8, 0, -1)), beta1: maybe(fc.constantFrom(0.9, 1, -0.1)), beta2: maybe(fc.constantFrom(0.999, 1)) }, { requiredKeys: [] }),
-  disposeModel: fc.boolean(),
+  optimizer: fc.record({ eps: maybe(mostly(fc.constant(1e-8), fc.constantFrom(0, -1))), beta1: maybe(mostly(fc.constant(0.9), fc.constantFrom(1, -0.1))), beta2: maybe(mostly(fc.constant(0.999), fc.constant(1))) }, { requiredKeys: [] }),
+  disposeModel: mostly(fc.constant(false), fc.constant(true)),
 });
 
 const op = fc.oneof({ weight: 4, arbitrary: scoreOp }, { weight: 4, arbitrary: generateOp }, { weight: 2, arbitrary: embedOp }, { weight: 1, arbitrary: trainOp });
@@ -115,6 +120,7 @@ export async function runFuzz(f: Fixtures, opts: { seed: number; runs: number; t
   const model = await loadModel(f.model, { threads: 1 });
   const lora = await model.loadLora(f.lora);
   let runs = 0;
+  let resolved = 0;
   try {
     await fc.assert(
       fc.asyncProperty(op, async (o) => {
@@ -128,14 +134,15 @@ export async function runFuzz(f: Fixtures, opts: { seed: number; runs: number; t
           return; // an ordinary Error: the property holds
         }
         finiteDeep(value);
+        resolved++;
       }),
       { numRuns: opts.runs, seed: opts.seed, interruptAfterTimeLimit: opts.timeLimitMs ?? 60_000, endOnFailure: true },
     );
   } catch (e) {
-    return { outcome: "rejected", message: String((e as Error).message).slice(0, 4000), runs };
+    return { outcome: "rejected", message: String((e as Error).message).slice(0, 4000), runs, resolvedRuns: resolved };
   } finally {
     lora.dispose();
     model.dispose();
   }
-  return { outcome: "resolved", runs };
+  return { outcome: "resolved", runs, resolvedRuns: resolved };
 }
