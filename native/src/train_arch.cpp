@@ -169,8 +169,8 @@ Napi::Value QuantizeModel(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitTrainArch(Napi::Env env, Napi::Object exports) {
-  exports.Set("trainability", Napi::Function::New(env, Trainability));
-  exports.Set("quantizeModel", Napi::Function::New(env, QuantizeModel));
+  exports.Set("trainability", Napi::Function::New(env, guarded_fn<Trainability>));
+  exports.Set("quantizeModel", Napi::Function::New(env, guarded_fn<QuantizeModel>));
 }
 
 }  // namespace msr

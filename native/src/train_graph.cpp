@@ -527,9 +527,11 @@ ggml_tensor* TrainGraph::build_forward(ggml_context* ctx, const PackedBatch& b, 
   return logits;
 }
 
-// Wᵀ as a contiguous F32 tensor made inside the graph (cast, then transposed copy): allocated
-// right before its product and freed after it, so at most a weight or two exist at a time.
-ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) {
+// Wᵀ as a contiguous F32 tensor made inside the graph: allocated right before its product and
+// freed after it, so at most a weight or two exist at a time. On the CPU in one fused pass
+// (dequant_transpose); on a GPU as a cast and a transposed copy.
+ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) const {
+  if (!on_gpu()) return dequant_transpose(ctx, w);
   if (w->type != GGML_TYPE_F32) w = ggml_cast(ctx, w, GGML_TYPE_F32);
   return ggml_cont(ctx, ggml_transpose(ctx, w));
 }
@@ -537,7 +539,7 @@ ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) {
 // dLoss/dh = Woutᵀ G without a cached transpose: over chunks of the vocabulary, each chunk's rows
 // of Wout transposed to F32 inside the graph, multiplied and freed, so the peak is two chunks
 // (2 × 128 MB at width 2048) instead of two copies of the whole head (2 GB for Llama 3's).
-ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) {
+ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const {
   const int64_t V = w_out->ne[1], chunk = 16384;
   ggml_tensor* dh = nullptr;
   for (int64_t c0 = 0; c0 < V; c0 += chunk) {

@@ -107,8 +107,8 @@ class TrainGraph {
   void check_ops_supported(ggml_cgraph* g) const;
   ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const;
   static ggml_cgraph* rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd);
-  static ggml_tensor* inline_transpose(ggml_context* ctx, ggml_tensor* w);
-  static ggml_tensor* output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G);
+  ggml_tensor* inline_transpose(ggml_context* ctx, ggml_tensor* w) const;
+  ggml_tensor* output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const;
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)

@@ -1,6 +1,7 @@
 // See train_weights.h.
 #include "train_weights.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common.h"
@@ -75,6 +76,43 @@ void WeightReader::transpose_into(const ggml_tensor* src, ggml_tensor* dst) {
     return;
   }
   ggml_backend_tensor_set(dst, t.data(), 0, t.size() * sizeof(float));
+}
+
+namespace {
+
+// Each thread takes tiles of kRows rows of w (columns of dst): dequantizes them into a scratch
+// buffer, then writes dst rows in slices of kCols, reading kRows × kCols of scratch (kept in L2).
+void dequant_transpose_op(ggml_tensor* dst, int ith, int nth, void*) {
+  constexpr int64_t kRows = 32, kCols = 256;
+  const ggml_tensor* w = dst->src[0];
+  const int64_t n_in = w->ne[0], n_out = w->ne[1];
+  const auto* traits = ggml_get_type_traits(w->type);
+  std::vector<float> scratch(static_cast<size_t>(kRows * n_in));
+  auto* out = static_cast<float*>(dst->data);
+  const int64_t n_tiles = (n_out + kRows - 1) / kRows;
+  for (int64_t tile = ith; tile < n_tiles; tile += nth) {
+    const int64_t r0 = tile * kRows, nr = std::min(kRows, n_out - r0);
+    for (int64_t r = 0; r < nr; r++) {
+      const char* row = static_cast<const char*>(w->data) + (r0 + r) * w->nb[1];
+      float* s = scratch.data() + r * n_in;
+      if (w->type == GGML_TYPE_F32) std::memcpy(s, row, n_in * sizeof(float));
+      else traits->to_float(row, s, n_in);
+    }
+    for (int64_t c0 = 0; c0 < n_in; c0 += kCols) {
+      const int64_t nc = std::min(kCols, n_in - c0);
+      for (int64_t c = c0; c < c0 + nc; c++) {
+        float* d = out + c * n_out + r0;
+        for (int64_t r = 0; r < nr; r++) d[r] = scratch[r * n_in + c];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+ggml_tensor* dequant_transpose(ggml_context* ctx, ggml_tensor* w) {
+  ggml_tensor* args[1] = {w};
+  return ggml_custom_4d(ctx, GGML_TYPE_F32, w->ne[1], w->ne[0], 1, 1, args, 1, dequant_transpose_op, GGML_N_TASKS_MAX, nullptr);
 }
 
 }  // namespace msr

@@ -36,4 +36,10 @@ class WeightReader {
   FILE* file_ = nullptr;
 };
 
+// CPU graph op: dst (ne1, ne0) F32 = wᵀ, dequantizing w (any type ggml reads; rows contiguous, as
+// for a weight or a view of whole rows) in one threaded, cache-tiled pass. Cheaper than the
+// cast + strided transposed copy it replaces (one write of the F32 result instead of three passes
+// over F32 data), which matters when the backward transposes every frozen weight each step.
+ggml_tensor* dequant_transpose(ggml_context* ctx, ggml_tensor* w);
+
 }  // namespace msr

@@ -15,6 +15,12 @@ export interface LoadModelOptions {
    * info work, anything that runs the model is refused. Used by tokenizing worker threads.
    */
   vocabOnly?: boolean;
+  /**
+   * false: keep quantized weights as stored instead of llama.cpp's CPU repacking (which speeds up
+   * Q4_0/Q4_K/IQ4_NL scoring). A trainer on a repacked model keeps its own copy of those weights
+   * (they cannot be read back), so training loads use false (msr-rec train does). Default true.
+   */
+  repack?: boolean;
 }
 
 export type ModelInfo = NativeModelInfo;

@@ -95,7 +95,8 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
   const records = readSftJsonl(o.data);
   const device = o.device ?? "auto";
   // Offloading every layer is a no-op without a GPU backend, so "auto" trains on the CPU there.
-  const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999 });
+  // repack: false: the trainer uses quantized weights in place instead of copying repacked ones.
+  const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999, repack: false });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
   const trainer = createTrainer(model.handle(), { ...trainerOptionsFor(o, totalSteps), device });
   try {

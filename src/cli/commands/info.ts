@@ -83,6 +83,12 @@ export function register(program: Command): void {
     .requiredOption("--model <file>", "a .gguf model or adapter")
     .action(async (opts: { model: string }) => {
       process.stdout.write(`${describeGguf(opts.model)}\n`);
-      if (!isLoraAdapter(readGguf(opts.model))) process.stdout.write(`${await describeTrainability(opts.model)}\n`);
+      if (isLoraAdapter(readGguf(opts.model))) return;
+      try {
+        process.stdout.write(`${await describeTrainability(opts.model)}\n`);
+      } catch (e) {
+        // The header summary above needs no addon; trainability does (or llama.cpp may not load the file).
+        process.stdout.write(`trainable  unknown: ${e instanceof Error ? e.message : String(e)}\n`);
+      }
     });
 }

@@ -1,0 +1,39 @@
+// One measurement of the train-memory suite in its own process, so that peak RSS (VmHWM) belongs
+// to it alone: load the model, train LoRA (rank 8, all seven targets) for `steps` steps on one
+// batch, then score the same tokens. Prints one JSON line. Args: model path, repack (0|1),
+// samples, tokens per sample, steps, threads.
+import { readFileSync } from "node:fs";
+import { native } from "../../src/engine/bindings.js";
+import { createTrainer } from "../../src/engine/trainer.js";
+import { randomTrainSamples } from "./samples.js";
+
+const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+
+const [path, repack, nSamples, len, steps, threads] = process.argv.slice(2);
+const model = await native().loadModel(path!, { threads: Number(threads), repack: repack === "1" });
+const rssLoaded = kib("VmRSS");
+const data = randomTrainSamples(Number(nSamples), Number(len), Math.min(model.info().vocabSize, 100000));
+const tokens = data.reduce((a, s) => a + s.tokens.length, 0);
+const trainer = createTrainer(model, { lora: { rank: 8, alpha: 32 }, microBatchTokens: 512, optimizer: { lr: 1e-4 } });
+const info = trainer.info;
+const times: number[] = [];
+for (let i = 0; i < Number(steps); i++) {
+  const t0 = performance.now();
+  await trainer.step(data);
+  times.push(performance.now() - t0);
+}
+const peakTrain = kib("VmHWM");
+trainer.dispose();
+// Scoring the same tokens (prompt = first half), after the peak was read: its KV cache is not training's.
+const scorer = new (native().Scorer)(model, { contextSize: Math.max(256, Number(len) * 2), sequences: Math.min(8, Number(nSamples)) });
+const reqs = data.map((d) => ({ prompt: d.tokens.slice(0, Number(len) / 2), continuation: d.tokens.slice(Number(len) / 2) }));
+await scorer.score(reqs);
+const t0 = performance.now();
+await scorer.score(reqs);
+const scoreMs = performance.now() - t0;
+scorer.dispose();
+model.dispose();
+const trainMs = times.length > 1 ? Math.min(...times.slice(1)) : times[0]!;
+process.stdout.write(
+  JSON.stringify({ rssLoaded, peakTrain, weightCopyBytes: info.weightCopyBytes, transposeBytes: info.transposeBytes, tokens, trainMs, scoreMs }) + "\n",
+);
