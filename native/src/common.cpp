@@ -1,9 +1,13 @@
 #include "common.h"
 
+#include "gguf.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 #include <system_error>
 #include <thread>
 
@@ -11,6 +15,33 @@ namespace msr {
 
 ModelState::~ModelState() {
   if (model) llama_model_free(model);
+}
+
+bool check_gguf_file(const std::string& path, std::initializer_list<GgufKey> keys, const char* what) {
+  gguf_init_params params{/*no_alloc*/ true, /*ctx*/ nullptr};
+  take_llama_errors();
+  std::unique_ptr<gguf_context, void (*)(gguf_context*)> g(gguf_init_from_file(path.c_str(), params), gguf_free);
+  take_llama_errors();
+  if (!g) return false;
+  for (const GgufKey& k : keys) {
+    const int64_t id = gguf_find_key(g.get(), k.key);
+    const gguf_type want = static_cast<gguf_type>(k.type);
+    if (id >= 0 && gguf_get_kv_type(g.get(), id) != want) {
+      throw UserError(std::string(what) + ": " + path + ": metadata " + k.key + " is stored as " + gguf_type_name(gguf_get_kv_type(g.get(), id)) +
+                      " but must be " + gguf_type_name(want) + "; the file was not written by a compatible tool, or was edited");
+    }
+  }
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  const uint64_t data = gguf_get_data_offset(g.get());
+  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); i++) {
+    const uint64_t off = gguf_get_tensor_offset(g.get(), i), size = gguf_get_tensor_size(g.get(), i);
+    if (ec || data > file_size || off > file_size - data || size > file_size - data - off) {
+      throw UserError(std::string(what) + ": " + path + ": tensor " + gguf_get_tensor_name(g.get(), i) + " claims " + std::to_string(size) +
+                      " bytes, larger than the file holds (truncated or damaged); copy or write the file again");
+    }
+  }
+  return true;
 }
 
 int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx) {

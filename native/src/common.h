@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -137,6 +138,17 @@ std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name);
 // CPU threads for llama.cpp and the kernels: ggml refuses (or crashes on) more than it supports.
 constexpr int kMaxThreads = 512;
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v);
+
+// Checks a GGUF file's header before llama.cpp or our loaders read it: each listed key that is
+// present has the listed type (the typed gguf_get_val_* getters abort on any other), and every
+// tensor's data lies inside the file (loaders allocate what a header claims before reading).
+// Throws UserError naming `what`, the path and the fix; returns false when the file is not a
+// readable GGUF at all, so the caller can say that in its own words.
+struct GgufKey {
+  const char* key;
+  int type;  // a gguf_type
+};
+bool check_gguf_file(const std::string& path, std::initializer_list<GgufKey> keys, const char* what);
 
 // Bytes of an f16 KV cache of n_ctx cells on this model (what a context holds besides its buffers).
 int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx);

@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -18,47 +19,26 @@ struct GgmlFree {
   void operator()(ggml_context* c) const { ggml_free(c); }
 };
 
-// Reads the adapter's header before llama.cpp does. llama.cpp reads its metadata with typed
-// getters that abort on a value of another type, and allocates whatever sizes the tensor headers
-// claim; both are checked here so a damaged or hostile file is an error, not a dead process.
+// Reads the adapter's header before llama.cpp does (see check_gguf_file: mistyped metadata and
+// oversized tensors are errors, not aborts), then what the scale check and V8 need from it.
 void inspect_adapter(const std::string& path, LoraState& out) {
+  const bool readable = check_gguf_file(path,
+                                        {{"general.type", GGUF_TYPE_STRING},
+                                         {"general.architecture", GGUF_TYPE_STRING},
+                                         {"adapter.type", GGUF_TYPE_STRING},
+                                         {"adapter.lora.alpha", GGUF_TYPE_FLOAT32}},
+                                        "loadLora");
   ggml_context* meta_raw = nullptr;
   gguf_init_params params{/*no_alloc*/ true, &meta_raw};
-  take_llama_errors();
-  std::unique_ptr<gguf_context, GgufFree> g(gguf_init_from_file(path.c_str(), params));
+  std::unique_ptr<gguf_context, GgufFree> g(readable ? gguf_init_from_file(path.c_str(), params) : nullptr);
   std::unique_ptr<ggml_context, GgmlFree> meta(meta_raw);
   if (!g) {
-    std::string why = take_llama_errors();
-    throw UserError("loadLora: " + path + " is not a LoRA adapter for this model (not a readable GGUF: " + (why.empty() ? "bad header" : why) +
-                    "); an adapter must be a GGUF LoRA trained for the same base model");
-  }
-  const struct {
-    const char* key;
-    gguf_type type;
-  } typed[] = {{"general.type", GGUF_TYPE_STRING}, {"general.architecture", GGUF_TYPE_STRING}, {"adapter.type", GGUF_TYPE_STRING},
-               {"adapter.lora.alpha", GGUF_TYPE_FLOAT32}};
-  for (const auto& k : typed) {
-    const int64_t id = gguf_find_key(g.get(), k.key);
-    if (id >= 0 && gguf_get_kv_type(g.get(), id) != k.type) {
-      throw UserError("loadLora: " + path + ": metadata " + k.key + " is stored as " + gguf_type_name(gguf_get_kv_type(g.get(), id)) + " but must be " +
-                      gguf_type_name(k.type) + "; re-export the adapter with a standard LoRA converter");
-    }
+    throw UserError("loadLora: " + path + " is not a LoRA adapter for this model (not a readable GGUF file); an adapter must be a GGUF LoRA trained for the same base model");
   }
   const int64_t alpha_id = gguf_find_key(g.get(), "adapter.lora.alpha");
   out.alpha = alpha_id >= 0 ? gguf_get_val_f32(g.get(), alpha_id) : 0.f;
   if (!std::isfinite(out.alpha)) throw UserError("loadLora: " + path + ": adapter.lora.alpha is not a finite number; the file is damaged");
-
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
-  const uint64_t data = gguf_get_data_offset(g.get());
-  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); i++) {
-    const uint64_t off = gguf_get_tensor_offset(g.get(), i), size = gguf_get_tensor_size(g.get(), i);
-    if (ec || data > file_size || off > file_size - data || size > file_size - data - off) {
-      throw UserError("loadLora: " + path + ": tensor " + gguf_get_tensor_name(g.get(), i) + " claims " + std::to_string(size) +
-                      " bytes, larger than the file holds (truncated or damaged); copy or export the adapter again");
-    }
-    out.bytes += static_cast<int64_t>(size);
-  }
+  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); i++) out.bytes += static_cast<int64_t>(gguf_get_tensor_size(g.get(), i));
   out.min_rank = INT64_MAX;
   for (ggml_tensor* t = ggml_get_first_tensor(meta.get()); t; t = ggml_get_next_tensor(meta.get(), t)) {
     const std::string name = ggml_get_name(t);
@@ -172,9 +152,10 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelP
     // llama.cpp applies scale · alpha / rank in float: that product must be a finite float too.
     const double applied = st->alpha != 0.f ? scale * st->alpha / static_cast<double>(st->min_rank) : scale;
     if (std::fabs(scale) > FLT_MAX || std::fabs(applied) > FLT_MAX) {
-      throw Napi::RangeError::New(env, "lora[" + std::to_string(i) + "].scale " + std::to_string(scale) + " overflows a float once multiplied by the adapter's alpha/rank (" +
-                                           std::to_string(st->alpha) + "/" + std::to_string(st->min_rank) + "); use a scale of at most " +
-                                           std::to_string(FLT_MAX / std::max(1.0, std::fabs(applied / scale))));
+      char msg[256];
+      std::snprintf(msg, sizeof(msg), "lora[%u].scale %g overflows a float once multiplied by the adapter's alpha/rank (%g/%lld); use a scale of at most %g", i,
+                    scale, st->alpha, static_cast<long long>(st->min_rank), FLT_MAX / std::max(1.0, std::fabs(applied / scale)));
+      throw Napi::RangeError::New(env, msg);
     }
     out.push_back({st, static_cast<float>(scale)});
   }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "fused_ce.h"
+#include "gguf.h"
 #include "llama-model.h"
 #include "model.h"
 #include "train_arch.h"
@@ -435,6 +436,13 @@ Napi::Value Trainer::LoadCheckpoint(const Napi::CallbackInfo& info) {
       env,
       [st, path, out]() {
         BusyRelease release{st->busy};
+        // Mistyped metadata would abort in gguf_get_val_*, oversized tensors in the allocation.
+        check_gguf_file(path,
+                        {{"msr.checkpoint.mode", GGUF_TYPE_STRING},
+                         {"msr.checkpoint.lora_rank", GGUF_TYPE_UINT32},
+                         {"msr.checkpoint.step", GGUF_TYPE_UINT64},
+                         {"msr.checkpoint.state", GGUF_TYPE_STRING}},
+                        "loadCheckpoint");
         *out = load_checkpoint(*st->session, path);
       },
       [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });

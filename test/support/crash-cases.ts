@@ -3,6 +3,7 @@
 // resolves with a value its `check` accepts or throws an ordinary Error whose message matches
 // `error`; a child that dies by a signal, aborts or exits abnormally fails the test.
 import { loadModel, nativeAddon, type Model } from "../../src/engine/index.js";
+import { gguf, readGguf, readTensorBytes, writeGguf, type GgufValue } from "../../src/gguf/index.js";
 
 /** Files the parent makes before the children start (generated models and damaged adapters). */
 export interface Fixtures {
@@ -50,6 +51,23 @@ async function stopAtStart(m: Model): Promise<{ text: string; tokens: number; fi
   const first = m.tokenPieces(full!.tokens)[0]!;
   const [r] = await m.generate(["The user bought"], { maxTokens: 4, temperature: 0, stop: [first] });
   return { text: r!.text, tokens: r!.tokens.length, finishReason: r!.finishReason };
+}
+
+/** Saves a LoRA checkpoint, rewrites one metadata value with another type, and loads it back. */
+async function mistypedCheckpoint(f: Fixtures, key: string, value: GgufValue): Promise<unknown> {
+  return withModel(f, async (m) => {
+    const t = m.createTrainer({ lora: { rank: 2 } });
+    const path = `${f.dir}/ckpt-${key}.gguf`;
+    await t.saveCheckpoint(path);
+    const file = readGguf(path);
+    file.metadata.set(key, value);
+    writeGguf(path, file.metadata, file.tensors.map((x) => ({ name: x.name, shape: x.shape, ggmlType: x.type, raw: readTensorBytes(file, x) })));
+    try {
+      return await t.loadCheckpoint(path);
+    } finally {
+      t.dispose();
+    }
+  });
 }
 
 /** One step on the quantized model: a finite loss or an ordinary Error (e.g. a refused mode). */
@@ -369,6 +387,14 @@ export const CASES: Record<string, CrashCase> = {
       }
     },
     error: /qkv|fused|attn_q/i,
+  },
+  "trainer: a checkpoint whose lora_rank is a string": {
+    run: (f) => mistypedCheckpoint(f, "msr.checkpoint.lora_rank", gguf.str("2")),
+    error: /lora_rank/,
+  },
+  "trainer: a checkpoint whose step is a u32": {
+    run: (f) => mistypedCheckpoint(f, "msr.checkpoint.step", gguf.u32(0)),
+    error: /checkpoint\.step/,
   },
   "trainer: threads 100000": {
     run: (f) => withModel(f, async (m) => m.createTrainer({ lora: { rank: 2 }, threads: 100000 }).dispose()),
