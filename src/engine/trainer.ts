@@ -102,6 +102,11 @@ export class Trainer {
   private readonly optimizer: ResolvedOptimizer;
   private readonly gradAccum: number;
   private pendingCalls = 0;
+  /**
+   * Set when a step reported a non-finite loss or gradient: the update before it left the
+   * parameters non-finite, so saving them is refused until a checkpoint is loaded.
+   */
+  private diverged: string | undefined;
 
   /** @internal use createTrainer */
   constructor(
@@ -164,6 +169,9 @@ export class Trainer {
       update: last,
       zeroGrad: first,
       lossScale: 1 / this.gradAccum,
+    }).catch((e: Error) => {
+      if (/is not finite/.test(e.message)) this.diverged = e.message;
+      throw e;
     });
     this.pendingCalls = last ? 0 : this.pendingCalls + 1;
     return { ...pickEval(r), gradNorm: last ? r.gradNorm ?? NaN : NaN, lr: last ? lr : NaN, step: this.steps };
@@ -177,23 +185,32 @@ export class Trainer {
 
   /** Writes the LoRA adapter as GGUF (atomic), loadable by loadLora, node-llama-cpp and llama.cpp. */
   saveAdapter(path: string): Promise<void> {
+    if (this.diverged) return Promise.reject(this.divergedError("saveAdapter"));
     return this.native.saveAdapter(path);
   }
 
   /** Full mode: writes the trained model as GGUF with the base's metadata and tokenizer (atomic). */
   saveModel(path: string): Promise<void> {
+    if (this.diverged) return Promise.reject(this.divergedError("saveModel"));
     return this.native.saveModel(path);
   }
 
   /** Parameters, AdamW moments, step count and an opaque caller state (atomic). */
   saveCheckpoint(path: string, state = ""): Promise<void> {
     if (this.pendingCalls !== 0) return Promise.reject(new Error("saveCheckpoint: gradients of an unfinished accumulation group would be lost; checkpoint after the update"));
+    if (this.diverged) return Promise.reject(this.divergedError("saveCheckpoint"));
     return this.native.saveCheckpoint(path, state);
   }
 
   /** Restores a checkpoint written by saveCheckpoint and returns its caller state. */
-  loadCheckpoint(path: string): Promise<string> {
-    return this.native.loadCheckpoint(path);
+  async loadCheckpoint(path: string): Promise<string> {
+    const state = await this.native.loadCheckpoint(path);
+    this.diverged = undefined;
+    return state;
+  }
+
+  private divergedError(what: string): Error {
+    return new Error(`${what}: the parameters are not finite since training diverged (${this.diverged}); load the last checkpoint (loadCheckpoint) and lower optimizer.lr`);
   }
 
   // ---- lower level: for tests, gradient checks and debugging ----

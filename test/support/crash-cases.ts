@@ -396,6 +396,26 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) => mistypedCheckpoint(f, "msr.checkpoint.step", gguf.u32(0)),
     error: /checkpoint\.step/,
   },
+  "trainer: a learning rate of 1e30 diverges into an error, and nothing non-finite is saved": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const t = m.createTrainer({ lora: { rank: 2 }, optimizer: { lr: 1e30 } });
+        const sample = { tokens: Int32Array.from([1, 500, 600, 700, 800, 900]), segments: Uint8Array.from([0, 0, 1, 1, 2, 2]) };
+        const outcomes: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          outcomes.push(await t.step([sample]).then((r) => `loss ${r.loss}`, (e: Error) => e.message));
+        }
+        outcomes.push(await t.saveAdapter(`${f.dir}/diverged.gguf`).then(() => "saved", (e: Error) => e.message));
+        t.dispose();
+        return outcomes;
+      }),
+    check: (v) => {
+      const o = v as string[];
+      // Each step either reports a finite loss or the divergence; once diverged, saving is refused.
+      const bad = o.slice(0, 4).filter((x) => !(/not finite/.test(x) || /^loss -?\d/.test(x)));
+      if (bad.length || !o.some((x) => /not finite/.test(x)) || !/diverged/.test(o[4]!)) throw new Error(JSON.stringify(o));
+    },
+  },
   "trainer: threads 100000": {
     run: (f) => withModel(f, async (m) => m.createTrainer({ lora: { rank: 2 }, threads: 100000 }).dispose()),
     error: /threads/,
