@@ -197,6 +197,22 @@ export const CASES: Record<string, CrashCase> = {
       }),
     error: /non-finite/,
   },
+  "lora: the same adapter twice in one call, and a disposed one": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        const s = m.createScorer({ contextSize: 64 });
+        const twice = await s.score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 0.5 }, { adapter: a, scale: 0.5 }] });
+        assertFinite([twice[0]!.logprob], "log-prob");
+        a.dispose();
+        return s.score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a }] });
+      }),
+    error: /disposed/,
+  },
+  "generate: a left-recursive grammar": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, grammar: 'root ::= root "a" | "b"' })),
+    error: /grammar/,
+  },
   "lora: adapter.lora.alpha stored as u32": {
     run: (f) => withModel(f, (m) => m.loadLora(f.loraAlphaU32)),
     error: /adapter\.lora\.alpha/,
