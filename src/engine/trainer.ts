@@ -108,11 +108,15 @@ export class Trainer {
    */
   private diverged: string | undefined;
 
-  /** @internal use createTrainer */
+  /**
+   * @internal use createTrainer. `enqueue` is the model's call queue (Model.enqueue): a call that
+   * waits for the model then holds a promise instead of a thread-pool thread blocked on its lock.
+   */
   constructor(
     private readonly native: NativeTrainer,
     private readonly tokenizer: SampleTokenizer,
     opts: TrainerOptions,
+    private readonly enqueue: <T>(op: () => Promise<T>) => Promise<T> = (op) => op(),
   ) {
     this.mode = opts.mode ?? "lora";
     const o = opts.optimizer ?? {};
@@ -153,6 +157,10 @@ export class Trainer {
   /** Gradients over `samples` and (every gradAccum-th call) one AdamW update. */
   async step(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<StepResult> {
     const batch = toNativeBatch(this.tokenize(samples));
+    return this.enqueue(() => this.stepNow(batch, opts));
+  }
+
+  private async stepNow(batch: ReturnType<typeof toNativeBatch>, opts: StepOptions): Promise<StepResult> {
     const first = this.pendingCalls === 0;
     const last = this.pendingCalls + 1 >= this.gradAccum;
     const lr = this.currentLr();
@@ -179,32 +187,33 @@ export class Trainer {
 
   /** The same loss terms without any update. */
   async evaluate(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult> {
-    const r = await this.native.evaluate(toNativeBatch(this.tokenize(samples)), { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 });
+    const batch = toNativeBatch(this.tokenize(samples));
+    const r = await this.enqueue(() => this.native.evaluate(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 }));
     return pickEval(r);
   }
 
   /** Writes the LoRA adapter as GGUF (atomic), loadable by loadLora, node-llama-cpp and llama.cpp. */
   saveAdapter(path: string): Promise<void> {
     if (this.diverged) return Promise.reject(this.divergedError("saveAdapter"));
-    return this.native.saveAdapter(path);
+    return this.enqueue(() => this.native.saveAdapter(path));
   }
 
   /** Full mode: writes the trained model as GGUF with the base's metadata and tokenizer (atomic). */
   saveModel(path: string): Promise<void> {
     if (this.diverged) return Promise.reject(this.divergedError("saveModel"));
-    return this.native.saveModel(path);
+    return this.enqueue(() => this.native.saveModel(path));
   }
 
   /** Parameters, AdamW moments, step count and an opaque caller state (atomic). */
   saveCheckpoint(path: string, state = ""): Promise<void> {
     if (this.pendingCalls !== 0) return Promise.reject(new Error("saveCheckpoint: gradients of an unfinished accumulation group would be lost; checkpoint after the update"));
     if (this.diverged) return Promise.reject(this.divergedError("saveCheckpoint"));
-    return this.native.saveCheckpoint(path, state);
+    return this.enqueue(() => this.native.saveCheckpoint(path, state));
   }
 
   /** Restores a checkpoint written by saveCheckpoint and returns its caller state. */
   async loadCheckpoint(path: string): Promise<string> {
-    const state = await this.native.loadCheckpoint(path);
+    const state = await this.enqueue(() => this.native.loadCheckpoint(path));
     this.diverged = undefined;
     return state;
   }
@@ -229,16 +238,17 @@ export class Trainer {
   }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
   async gradients(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
-    const r = await this.native.step(toNativeBatch(this.tokenize(samples)), { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true });
+    const batch = toNativeBatch(this.tokenize(samples));
+    const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
   /** The training graph's logits for one sequence, [tokens.length × vocab] row-major. */
   logits(tokens: Int32Array): Promise<Float32Array> {
-    return this.native.logits(tokens);
+    return this.enqueue(() => this.native.logits(tokens));
   }
   /** llama.cpp's own logits (llama_decode with this trainer's adapter) for the same tokens. */
   referenceLogits(tokens: Int32Array): Promise<Float32Array> {
-    return this.native.referenceLogits(tokens);
+    return this.enqueue(() => this.native.referenceLogits(tokens));
   }
 
   dispose(): void {
@@ -270,7 +280,10 @@ function checkOptions(opts: TrainerOptions): void {
  * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own).
  * Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4, constant schedule.
  */
-export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeModel }, opts: TrainerOptions = {}): Trainer {
+export function createTrainer(
+  modelOrHandle: NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> },
+  opts: TrainerOptions = {},
+): Trainer {
   checkOptions(opts);
   const model = "handle" in modelOrHandle && typeof modelOrHandle.handle === "function" ? modelOrHandle.handle() : (modelOrHandle as NativeModel);
   const Ctor = native().Trainer;
@@ -293,5 +306,6 @@ export function createTrainer(modelOrHandle: NativeModel | { handle(): NativeMod
     handle.dispose();
     throw e;
   }
-  return new Trainer(handle, tokenizer, opts);
+  const queue = "enqueue" in modelOrHandle && typeof modelOrHandle.enqueue === "function" ? modelOrHandle : undefined;
+  return new Trainer(handle, tokenizer, opts, queue ? (op) => queue.enqueue!(op) : undefined);
 }
