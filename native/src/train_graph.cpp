@@ -536,11 +536,11 @@ ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) con
   return ggml_cont(ctx, ggml_transpose(ctx, w));
 }
 
-// dLoss/dh = Woutᵀ G without a cached transpose: over chunks of the vocabulary, each chunk's rows
-// of Wout transposed to F32 inside the graph, multiplied and freed, so the peak is two chunks
-// (2 × 128 MB at width 2048) instead of two copies of the whole head (2 GB for Llama 3's).
+// dLoss/dh = Woutᵀ G without a cached transpose: over chunks of the vocabulary (32 MB of F32 rows
+// each, e.g. 4096 tokens at width 2048), each chunk's rows of Wout transposed to F32 inside the
+// graph, multiplied and freed, instead of an F32 copy of the whole head (1 GB for Llama 3.2 1B's).
 ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const {
-  const int64_t V = w_out->ne[1], chunk = 16384;
+  const int64_t V = w_out->ne[1], chunk = std::max<int64_t>(1024, (32 << 20) / (4 * w_out->ne[0]));
   ggml_tensor* dh = nullptr;
   for (int64_t c0 = 0; c0 < V; c0 += chunk) {
     const int64_t n = std::min(chunk, V - c0);
@@ -710,8 +710,9 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   }
   if (profile) {
     const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    std::fprintf(stderr, "msr-rec train: T=%zu R=%lld forward %.1f ms, fused CE %.1f ms, backward %.1f ms (%d nodes)\n", b.tokens.size(),
-                 static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g));
+    std::fprintf(stderr, "msr-rec train: T=%zu R=%lld forward %.1f ms, fused CE %.1f ms, backward %.1f ms (%d nodes, %.1f MiB compute buffer)\n",
+                 b.tokens.size(), static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g),
+                 ggml_gallocr_get_buffer_size(galloc_, 0) / 1048576.0);
   }
   return res;
 }
