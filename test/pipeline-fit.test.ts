@@ -2,7 +2,10 @@
 // it cut, and refuses a sample that does not fit without any history. The tokenizer here counts
 // words, so the expected cut of every sample is arithmetic done in the test.
 import { describe, expect, it } from "vitest";
-import { fitToTokenBudget } from "../src/pipeline/sft-fit.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fitToTokenBudget, truncationNotes } from "../src/pipeline/sft-fit.js";
 import type { SftSample } from "../src/pipeline/stage-data.js";
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
@@ -32,5 +35,17 @@ describe("fitting samples to train.maxSampleTokens", () => {
     expect(r.cut).toBe(0);
     expect(r.records).toEqual([0, 1, 2].map((i) => build(i, 2)));
     await expect(fitToTokenBudget(2, 2, 3, build, tokenize)).rejects.toThrow(/user u0 is 4 tokens with no history left, over train.maxSampleTokens \(3\)/);
+  });
+
+  it("reports the cut samples in the results notes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-fit-"));
+    try {
+      expect(truncationNotes(dir)).toEqual([]);
+      writeFileSync(join(dir, "fit-train.json"), JSON.stringify({ samples: 40, cut: 3, itemsDropped: 7, maxSampleTokens: 512 }));
+      writeFileSync(join(dir, "fit-valid.json"), JSON.stringify({ samples: 8, cut: 0, itemsDropped: 0, maxSampleTokens: 512 }));
+      expect(truncationNotes(dir)).toEqual(["3 of 40 train samples lost their oldest history items (7 in all) to fit train.maxSampleTokens = 512"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

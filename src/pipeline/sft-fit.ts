@@ -2,6 +2,8 @@
 // one at a time, until it fits (the history is the only part of a sample that can shrink without
 // changing what is asked or answered). Samples that needed it are counted; one that does not fit
 // even with no history at all is an error naming the user.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { SftSample } from "./stage-data.js";
 import type { TokenizedSample } from "../train/samples.js";
 
@@ -41,4 +43,16 @@ export async function fitToTokenBudget(
   }
   const cut = h.filter((n) => n < historyLength).length;
   return { records, tokens, cut, itemsDropped: h.reduce((a, n) => a + (historyLength - n), 0) };
+}
+
+/** What the train stage recorded about cut samples (train/fit-<split>.json), as results notes. */
+export function truncationNotes(trainDir: string): string[] {
+  const notes: string[] = [];
+  for (const split of ["train", "valid"] as const) {
+    const f = join(trainDir, `fit-${split}.json`);
+    if (!existsSync(f)) continue;
+    const r = JSON.parse(readFileSync(f, "utf8")) as { samples: number; cut: number; itemsDropped: number; maxSampleTokens: number };
+    if (r.cut > 0) notes.push(`${r.cut} of ${r.samples} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${r.maxSampleTokens}`);
+  }
+  return notes;
 }

@@ -14,6 +14,7 @@ import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "./resul
 import { renderResultsMarkdown } from "./results.js";
 import { loadRunDataset } from "./stage-data.js";
 import { sampleFor } from "../prompts/dataset.js";
+import { truncationNotes } from "./sft-fit.js";
 import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 
 /** One generated reasoning, the teacher's reference for the same user, and the user's context. */
@@ -138,7 +139,7 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
   const ds = loadRunDataset(c);
   const users = testUsers(c, ds);
   const rows: MetricsRow[] = [];
-  skipped.push(...configSkips(c));
+  skipped.push(...configSkips(c), ...truncationNotes(L.train));
 
   // Classic baselines, fitted on every user's training sequence, scored on the inferred users.
   for (const name of BASELINES) {
