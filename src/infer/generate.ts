@@ -36,21 +36,6 @@ export interface ScoreRequest {
   continuation: string | Int32Array;
 }
 
-/**
- * `prompt` followed by `text`: appended as text to a text prompt, or tokenized on its own (no
- * BOS) and appended to a token prompt, the way the trainer tokenizes a sample piece by piece.
- */
-export function extendPrompt(prompt: Prompt, text: string, tokenize?: Tokenize): Prompt {
-  if (typeof prompt === "string") return prompt + text;
-  if (text.length === 0) return prompt;
-  if (!tokenize) throw new Error("extendPrompt: a token prompt needs a tokenizer to append text");
-  const t = tokenize(text, { addBos: false });
-  const out = new Int32Array(prompt.length + t.length);
-  out.set(prompt, 0);
-  out.set(t, prompt.length);
-  return out;
-}
-
 export interface ContinuationScore {
   logprob: number;
   ppl: number;
