@@ -66,12 +66,26 @@ const trainOp = fc.record({
   disposeModel: mostly(fc.constant(false), fc.constant(true)),
 });
 
-const op = fc.oneof({ weight: 4, arbitrary: scoreOp }, { weight: 4, arbitrary: generateOp }, { weight: 2, arbitrary: embedOp }, { weight: 1, arbitrary: trainOp });
+// Its own model, adapter and scorer: calls started in order, and the three disposed in any order
+// after any number of them started (with or without waiting for those first), then a GC.
+const lifecycleOp = fc.record({
+  kind: fc.constant("lifecycle" as const),
+  calls: fc.array(fc.constantFrom("score", "scoreLora", "generate", "generateLora", "embed", "loadLora", "createScorer"), { minLength: 1, maxLength: 4 }),
+  disposeOrder: fc.shuffledSubarray(["model", "scorer", "adapter"] as const, { minLength: 0, maxLength: 3 }),
+  disposeAfter: fc.integer({ min: 0, max: 4 }),
+  settleFirst: fc.boolean(),
+  gc: fc.boolean(),
+});
+
+const op = fc.oneof({ weight: 4, arbitrary: scoreOp }, { weight: 4, arbitrary: generateOp }, { weight: 2, arbitrary: embedOp }, { weight: 1, arbitrary: trainOp }, { weight: 2, arbitrary: lifecycleOp });
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
+
+/** A broken property (not an ordinary Error from the engine, which is an allowed outcome). */
+class Violation extends Error {}
 
 function finiteDeep(v: unknown, path = "result"): void {
   if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw new Error(`silent non-finite number at ${path}: ${v}`);
+    if (!Number.isFinite(v)) throw new Violation(`silent non-finite number at ${path}: ${v}`);
   } else if (v instanceof Float32Array) {
     v.forEach((x, i) => finiteDeep(x, `${path}[${i}]`));
   } else if (Array.isArray(v)) {
@@ -98,6 +112,8 @@ async function runOp(o: Op, model: Model, lora: LoraAdapter, f: Fixtures): Promi
       return model.generate(o.prompts, { ...o.options, lora: loraOpt(o.scale) });
     case "embed":
       return model.embed(o.texts, o.batchTokens === undefined ? {} : { batchTokens: o.batchTokens });
+    case "lifecycle":
+      return lifecycle(o, f);
     case "train": {
       // Its own model, so disposing it mid-way leaves the shared one alone.
       const m = await loadModel(f.model, { threads: 1 });
@@ -116,6 +132,42 @@ async function runOp(o: Op, model: Model, lora: LoraAdapter, f: Fixtures): Promi
   }
 }
 
+async function lifecycle(o: Extract<Op, { kind: "lifecycle" }>, f: Fixtures): Promise<unknown> {
+  const m = await loadModel(f.model, { threads: 1 });
+  const a = await m.loadLora(f.lora);
+  const s = m.createScorer({ contextSize: 64 });
+  const req = [{ prompt: [1, 500, 600], continuation: [700, 800] }];
+  const start: Record<string, () => Promise<unknown>> = {
+    score: () => s.score(req),
+    scoreLora: () => s.score(req, { lora: [{ adapter: a, scale: 0.5 }] }),
+    generate: () => m.generate([[1, 500]], { maxTokens: 8, temperature: 0 }),
+    generateLora: () => m.generate([[1, 500]], { maxTokens: 8, temperature: 0.7, lora: [{ adapter: a }] }),
+    embed: () => m.embed([[1, 500, 600]]),
+    loadLora: async () => (await m.loadLora(f.lora)).dispose(),
+    createScorer: () => m.createScorer({ contextSize: 32 }).score(req),
+  };
+  const dispose = { model: () => m.dispose(), scorer: () => s.dispose(), adapter: () => a.dispose() };
+  const started: Promise<unknown>[] = [];
+  for (let i = 0; i <= o.calls.length; i++) {
+    if (i === o.disposeAfter || (i === o.calls.length && o.disposeAfter > o.calls.length)) {
+      if (o.settleFirst) await Promise.allSettled(started);
+      for (const d of o.disposeOrder) dispose[d]();
+    }
+    if (i < o.calls.length) started.push((async () => start[o.calls[i]!]!())());
+  }
+  if (o.gc) (globalThis as { gc?: () => void }).gc?.();
+  const settled = await Promise.allSettled(started);
+  a.dispose();
+  s.dispose();
+  m.dispose();
+  for (const r of settled) {
+    if (r.status === "rejected" && !(r.reason instanceof Error)) throw new Violation(`a call rejected with a non-Error: ${String(r.reason)}`);
+  }
+  const values = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
+  finiteDeep(values);
+  return values;
+}
+
 export async function runFuzz(f: Fixtures, opts: { seed: number; runs: number; timeLimitMs?: number }): Promise<ChildOutcome> {
   const model = await loadModel(f.model, { threads: 1 });
   const lora = await model.loadLora(f.lora);
@@ -129,8 +181,8 @@ export async function runFuzz(f: Fixtures, opts: { seed: number; runs: number; t
         try {
           value = await runOp(o, model, lora, f);
         } catch (e) {
-          if (!(e instanceof Error)) throw new Error(`a call threw a non-Error: ${String(e)}`);
-          if (/silent non-finite/.test(e.message)) throw e;
+          if (!(e instanceof Error)) throw new Violation(`a call threw a non-Error: ${String(e)}`);
+          if (e instanceof Violation) throw e;
           return; // an ordinary Error: the property holds
         }
         finiteDeep(value);
