@@ -232,9 +232,9 @@ describe("LoRA training on quantized bases", () => {
 });
 
 describe("backward without cached transposes", () => {
-  // Real checkpoints are past the transpose budget: Wᵀ of each frozen projection is then made in
-  // the graph per weight and the output matrix's per vocabulary chunk. Same products, summed in
-  // chunks: equal to the cached path's (finite-difference checked) gradients to float rounding.
+  // Real checkpoints are past the transpose budget: Wᵀ dy of each frozen projection and of the
+  // output matrix is then made in the graph, slice by slice of W's rows. Same products, summed in
+  // slices: equal to the cached path's (finite-difference checked) gradients to float rounding.
   it.each([
     ["tiny-qwen3", "F32"],
     ["tiny-llama3", "BF16"],
@@ -243,12 +243,16 @@ describe("backward without cached transposes", () => {
     const model = await load(preset, type);
     const samples = [sample(1, 5, 6, 4), sample(2, 4, 0, 5)];
     const cached = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
+    // No cached transposes, and slices of 64 KB (64 rows at width 256), so weights and the LM head
+    // are transposed in several slices each.
     process.env.MSR_REC_TRAIN_TRANSPOSE_MB = "0";
+    process.env.MSR_REC_TRAIN_SLICE_MB = "0.0625";
     let inGraph: Trainer;
     try {
       inGraph = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
     } finally {
       delete process.env.MSR_REC_TRAIN_TRANSPOSE_MB;
+      delete process.env.MSR_REC_TRAIN_SLICE_MB;
     }
     expect(cached.info.transposeBytes).toBeGreaterThan(0);
     expect(inGraph.info.transposeBytes).toBe(0);

@@ -146,6 +146,7 @@ TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::mov
     if (!backend_) throw UserError("training: could not start ggml's CPU backend");
     ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
   }
+  if (const char* mb = std::getenv("MSR_REC_TRAIN_SLICE_MB")) slice_bytes_ = std::atof(mb) * 1048576.0;
   reader_ = std::make_unique<WeightReader>(model_->path);
   init_params();
   reader_.reset();  // only needed to make the copies and transposes
@@ -536,19 +537,27 @@ ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) con
   return ggml_cont(ctx, ggml_transpose(ctx, w));
 }
 
-// dLoss/dh = Woutᵀ G without a cached transpose: over chunks of the vocabulary (32 MB of F32 rows
-// each, e.g. 4096 tokens at width 2048), each chunk's rows of Wout transposed to F32 inside the
-// graph, multiplied and freed, instead of an F32 copy of the whole head (1 GB for Llama 3.2 1B's).
-ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const {
-  const int64_t V = w_out->ne[1], chunk = std::max<int64_t>(1024, (32 << 20) / (4 * w_out->ne[0]));
-  ggml_tensor* dh = nullptr;
-  for (int64_t c0 = 0; c0 < V; c0 += chunk) {
-    const int64_t n = std::min(chunk, V - c0);
-    ggml_tensor* w = ggml_view_2d(ctx, w_out, w_out->ne[0], n, w_out->nb[1], c0 * w_out->nb[1]);
-    ggml_tensor* g = ggml_view_2d(ctx, G, n, G->ne[1], G->nb[1], c0 * G->nb[0]);
-    ggml_tensor* part = ggml_mul_mat(ctx, inline_transpose(ctx, w), g);
-    dh = dh ? ggml_add(ctx, dh, part) : part;
+// Wᵀ dy without a cached transpose, over slices of W's rows (32 MB of F32 each: 4096 rows of
+// Llama 3.2 1B's LM head, 1024 of its ffn_down; MSR_REC_TRAIN_SLICE_MB changes it, which tests use
+// to get several slices from tiny weights): each slice transposed to F32 inside the graph,
+// multiplied with its rows of dy and freed, so the backward never holds more than a slice or two
+// instead of an F32 copy of a weight (1 GB for that LM head). Returns the partial products; their
+// sum is Wᵀ dy.
+std::vector<ggml_tensor*> TrainGraph::sliced_transposed_products(ggml_context* ctx, ggml_tensor* w, ggml_tensor* dy) const {
+  const int64_t rows = w->ne[1], slice = std::max<int64_t>(64, static_cast<int64_t>(slice_bytes_ / (4.0 * w->ne[0])));
+  std::vector<ggml_tensor*> parts;
+  for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+    const int64_t n = std::min(slice, rows - r0);
+    ggml_tensor* ws = n == rows ? w : ggml_view_2d(ctx, w, w->ne[0], n, w->nb[1], r0 * w->nb[1]);
+    ggml_tensor* ds = n == rows ? dy : ggml_view_2d(ctx, dy, n, dy->ne[1], dy->nb[1], r0 * dy->nb[0]);
+    parts.push_back(ggml_mul_mat(ctx, inline_transpose(ctx, ws), ds));
   }
+  return parts;
+}
+
+ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const {
+  ggml_tensor* dh = nullptr;
+  for (ggml_tensor* part : sliced_transposed_products(ctx, w_out, G)) dh = dh ? ggml_add(ctx, dh, part) : part;
   return dh;
 }
 
@@ -574,14 +583,24 @@ bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int f
     // (dy gains a use the graph's use counts do not know of; only an RMS_NORM output could be
     // affected by that, through the CPU's rms_norm+mul fusion, and a gradient never is one.)
     if (dy->op == GGML_OP_RMS_NORM || dy->ne[0] != node->src[0]->ne[1] || dy->ne[1] != node->ne[1] || dy->ne[2] != 1 || dy->ne[3] != 1) continue;
+    rewritten++;
     if (!wt) {
-      wt = inline_transpose(ctx, node->src[0]);
+      // The node becomes the last partial product plus the sum of the others (users keep it).
+      std::vector<ggml_tensor*> parts = sliced_transposed_products(ctx, node->src[0], dy);
       inlined++;
+      if (parts.size() > 1) {
+        ggml_tensor* rest = parts[0];
+        for (size_t k = 1; k + 1 < parts.size(); k++) rest = ggml_add(ctx, rest, parts[k]);
+        node->op = GGML_OP_ADD;
+        node->src[0] = rest;
+        node->src[1] = parts.back();
+        continue;
+      }
+      wt = parts[0]->src[0];
     }
     node->op = GGML_OP_MUL_MAT;
     node->src[0] = wt;
     node->src[1] = dy;
-    rewritten++;
   }
   if (std::getenv("MSR_REC_TRAIN_PROFILE")) {
     std::fprintf(stderr, "msr-rec train: %d of %d out_prod nodes use transposed weights (%d transposed in the graph)\n", rewritten, out_prods, inlined);

@@ -109,6 +109,7 @@ class TrainGraph {
   static ggml_cgraph* rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd);
   ggml_tensor* inline_transpose(ggml_context* ctx, ggml_tensor* w) const;
   ggml_tensor* output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const;
+  std::vector<ggml_tensor*> sliced_transposed_products(ggml_context* ctx, ggml_tensor* w, ggml_tensor* dy) const;
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)
@@ -147,6 +148,7 @@ class TrainGraph {
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
   std::vector<const ggml_tensor*> frozen_;  // LoRA mode: every frozen projection as the graph uses it
+  double slice_bytes_ = 32.0 * 1048576.0;  // F32 bytes per slice of an in-graph transpose (sliced_transposed_products)
   bool use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const;
   // CPU LoRA with a rank that is not a multiple of 16: one zero tensor per LoRA param, of its
   // shape with the rank padded (A: (in, R), B: (R, out)), that project() places A and B into.
