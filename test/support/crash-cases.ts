@@ -312,6 +312,32 @@ export const CASES: Record<string, CrashCase> = {
     },
   },
 
+  "dispose: a worker thread terminated while its calls run": {
+    run: async (f) => {
+      const { Worker } = await import("node:worker_threads");
+      const code = `
+        const { workerData, parentPort } = require("node:worker_threads");
+        const addon = require(workerData.addon);
+        addon.loadModel(workerData.model, { threads: 1 }).then(async (m) => {
+          const s = new addon.Scorer(m, { contextSize: 64 });
+          m.generate([[1, 500]], { maxTokens: 64, temperature: 0 });
+          s.score([{ prompt: [1, 500], continuation: [600, 700] }]);
+          m.embed([[1, 500, 600]]);
+          parentPort.postMessage("started");
+        });`;
+      const { addonPath } = await import("../../src/engine/bindings.js");
+      const w = new Worker(code, { eval: true, workerData: { addon: addonPath(), model: f.model } });
+      await new Promise<void>((resolve, reject) => {
+        w.on("message", () => resolve());
+        w.on("error", reject);
+      });
+      await w.terminate();
+      // The main thread's own model still works after the worker's environment is gone.
+      return withModel(f, (m) => m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }]));
+    },
+    check: (v) => assertFinite((v as { logprob: number }[]).map((r) => r.logprob), "log-prob"),
+  },
+
   // ---- loading ----
   "loadModel: gpuLayers 1e12": {
     run: (f) => loadModel(f.model, { gpuLayers: 1e12 }),
