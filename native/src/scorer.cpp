@@ -29,7 +29,7 @@ void ScorerState::ensure_context(const char* what) {
   }
   n_ctx = llama_n_ctx(ctx);
   n_batch = llama_n_batch(ctx);
-  n_wave = std::min(n_wave, n_ctx);
+  n_wave = std::min<uint32_t>(n_wave, n_ctx);
 }
 
 namespace {
@@ -330,10 +330,10 @@ void Scorer::release(Napi::Env env) {
 Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   if (!state_) return info.Env().Null();
-  o.Set("contextSize", state_->n_ctx);
-  o.Set("sequences", state_->n_seq);
-  o.Set("batchSize", state_->n_batch);
-  o.Set("waveTokens", state_->n_wave);
+  o.Set("contextSize", state_->n_ctx.load());
+  o.Set("sequences", state_->n_seq.load());
+  o.Set("batchSize", state_->n_batch.load());
+  o.Set("waveTokens", state_->n_wave.load());
   return o;
 }
 

@@ -27,8 +27,9 @@ struct ScorerState {
   ModelPtr model;
   llama_context* ctx = nullptr;  // made by the first call (ensure_context)
   llama_context_params cparams{};
-  uint32_t n_ctx = 0, n_seq = 0, n_batch = 0;
-  uint32_t n_wave = 0;  // cells one wave may fill (<= n_ctx)
+  // Atomic: the first call's worker sets the real values while the JS thread may read `config`.
+  std::atomic<uint32_t> n_ctx{0}, n_seq{0}, n_batch{0};
+  std::atomic<uint32_t> n_wave{0};  // cells one wave may fill (<= n_ctx)
   std::atomic<bool> disposed{false};
   int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
