@@ -63,8 +63,10 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
       detokenize: (t) => model.detokenize(t),
       adapter: async (p) => p,
       generate: async (prompts: Prompt[], o: GenerateOptions<string>): Promise<GeneratedText[]> => {
-        (o.grammar ? constrained : generated).push(...prompts);
-        const out = o.grammar ? bytes(` ${TITLES[0]}`) : output;
+        const isConstrained = o.grammar !== undefined || o.grammars !== undefined;
+        if (o.grammars) expect(o.grammars).toHaveLength(prompts.length);
+        (isConstrained ? constrained : generated).push(...prompts);
+        const out = isConstrained ? bytes(` ${TITLES[0]}`) : output;
         return prompts.map(() => ({ text: model.detokenize(out), tokens: out, finishReason: "eos" }));
       },
       scorer: {
@@ -163,7 +165,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
       const { engine } = recordingEngine(bytes("[reasoning_end] Apex Phone"));
       const inner = engine.generate;
       engine.generate = async (prompts, o) => {
-        if (!o.grammar) prompts.forEach((p, j) => got.set(model.detokenize(p as Int32Array), o.seed + j));
+        if (!o.grammar && !o.grammars) prompts.forEach((p, j) => got.set(model.detokenize(p as Int32Array), o.seed + j));
         return inner(prompts, o);
       };
       await inferVariant(c, engine, variant("msr"), cases, true);

@@ -14,11 +14,15 @@ struct SamplerDeleter {
 };
 using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
 
-SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, uint32_t seed) {
+SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, size_t prompt, uint32_t seed) {
   SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-  if (!opt.grammar.empty()) {
-    llama_sampler* g = llama_sampler_init_grammar(m.vocab, opt.grammar.c_str(), "root");
-    if (!g) throw UserError("generate: the grammar is not valid GBNF (" + take_llama_errors() + "); it needs a `root` rule");
+  const std::string& grammar = opt.grammars.empty() ? opt.grammar : opt.grammars[prompt];
+  if (!grammar.empty()) {
+    llama_sampler* g = llama_sampler_init_grammar(m.vocab, grammar.c_str(), "root");
+    if (!g) {
+      const std::string which = opt.grammars.empty() ? "the grammar" : "grammars[" + std::to_string(prompt) + "]";
+      throw UserError("generate: " + which + " is not valid GBNF (" + take_llama_errors() + "); it needs a `root` rule");
+    }
     llama_sampler_chain_add(chain.get(), g);
   }
   if (opt.temperature <= 0.f) {
@@ -133,7 +137,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   // Build every sampler up front so a bad grammar fails before any work.
   std::vector<SamplerPtr> samplers;
   samplers.reserve(n);
-  for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, prompt_seed(opt.seed, i)));
+  for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, i, prompt_seed(opt.seed, i)));
 
   std::lock_guard<std::mutex> lock(model->mutex);
   model->check_alive("generate");
@@ -293,6 +297,19 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   }
   Napi::Value grammar = o.Get("grammar");
   if (!grammar.IsUndefined() && !grammar.IsNull()) opt.grammar = get_string(grammar, "grammar");
+  Napi::Value grammars = o.Get("grammars");
+  if (!grammars.IsUndefined() && !grammars.IsNull()) {
+    if (!grammars.IsArray()) throw Napi::TypeError::New(env, "grammars must be an array with one GBNF string (or null) per prompt");
+    if (!opt.grammar.empty()) throw Napi::TypeError::New(env, "give either grammar (one for every prompt) or grammars (one per prompt), not both");
+    Napi::Array g = grammars.As<Napi::Array>();
+    if (g.Length() != prompts->size()) {
+      throw Napi::RangeError::New(env, "grammars has " + std::to_string(g.Length()) + " entries for " + std::to_string(prompts->size()) + " prompts; give one per prompt");
+    }
+    for (uint32_t i = 0; i < g.Length(); i++) {
+      Napi::Value v = g.Get(i);
+      opt.grammars.push_back(v.IsUndefined() || v.IsNull() ? std::string() : get_string(v, "grammars[i]"));
+    }
+  }
   opt.loras = parse_lora_option(o, model);
   auto results = std::make_shared<std::vector<GenerateResult>>();
   // The call's own context (KV cache and the logits rows of its slots), reported while it runs; a

@@ -1,7 +1,8 @@
 // Batched generation: many prompts decoded together in one context with continuous batching
 // (a finished sequence frees its slot and its KV cells for the next prompt). Each prompt gets its
 // own sampler chain seeded with seed + prompt index, so a prompt's text does not depend on which
-// slot or wave it ran in. An optional GBNF grammar constrains every prompt's output.
+// slot or wave it ran in. An optional GBNF grammar constrains every prompt's output, or one grammar
+// per prompt constrains each.
 #pragma once
 #include "common.h"
 #include "lora.h"
@@ -17,6 +18,9 @@ struct GenerateOptions {
   uint32_t seed = 0;
   std::vector<std::string> stop;
   std::string grammar;  // GBNF; empty = unconstrained
+  // One GBNF per prompt (instead of `grammar`; "" = that prompt unconstrained): each sequence owns
+  // its sampler chain, so prompts with different constraints still decode together.
+  std::vector<std::string> grammars;
   int32_t parallel = 16;
   int32_t context_size = 0;  // 0 = enough for `parallel` prompts of the longest length
   std::vector<LoraChoice> loras;

@@ -97,6 +97,11 @@ export interface NativeGenerateOptions {
   stop?: string[];
   /** A GBNF grammar (with a `root` rule) every output must match. */
   grammar?: string;
+  /**
+   * One GBNF grammar per prompt (null: that prompt is free), instead of `grammar`: prompts with
+   * different constraints (each user's candidate titles) still decode in one batch.
+   */
+  grammars?: readonly (string | null)[];
   /** Prompts decoded together (default 16; capped to how many sequences contextSize holds at once). */
   parallel?: number;
   /** KV cells of the shared context (default: parallel x (longest prompt + maxTokens)). */

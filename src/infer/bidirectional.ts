@@ -83,17 +83,15 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
   const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]!, tokenIds: Array.from(gens[k]!.tokens) }));
 
   if (o.constrained) {
-    // Phase 2: each side's own reasoning, then the title grammar. One generate() per user and
-    // side because the grammar (the candidate set) differs per user.
-    for (let k = 0; k < sides.length; k++) {
-      const c = cases[k >> 1]!;
-      const s = sides[k]!;
-      // The output as training lays it out, token for token: prompt, the generated reasoning,
-      // then `[reasoning_end]`; the title follows under the grammar.
-      const prefix = constrainedPrefix(prompts[k]!, gens[k]!, s, o.codec);
-      const [g] = await model.generate([prefix], { ...o.generation, maxTokens: 64, temperature: 0, seed: o.generation.seed + k, grammar: candidateGrammar(c.candidateTitles) });
-      s.constrainedIndex = matchTitle(g?.text ?? "", c.candidateTitles).index;
-    }
+    // Phase 2: each side's own reasoning, then the title grammar. The output as training lays it
+    // out, token for token: prompt, the generated reasoning, then `[reasoning_end]`; the title
+    // follows under that user's grammar. One batched stream for every user and side: each
+    // prompt carries its own grammar (the candidate set differs per user). Greedy, so batching
+    // cannot change an answer.
+    const prefixes = sides.map((s, k) => constrainedPrefix(prompts[k]!, gens[k]!, s, o.codec));
+    const grammars = sides.map((_, k) => candidateGrammar(cases[k >> 1]!.candidateTitles));
+    const answers = await generateAll(model, prefixes, { ...o.generation, maxTokens: 64, temperature: 0, grammars }, o.batchSize, "infer constrained", o.quiet);
+    answers.forEach((g, k) => (sides[k]!.constrainedIndex = matchTitle(g.text, cases[k >> 1]!.candidateTitles).index));
   }
 
   return cases.map((c, u) => {
