@@ -118,6 +118,17 @@ constexpr size_t kGraphNodes = 1 << 16;
 }  // namespace
 
 TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::move(model)), cfg_(cfg) {
+  // A constructor that throws never runs its destructor: free what init() had made (the backend,
+  // parameter buffers, device copies) before the error travels on.
+  try {
+    init();
+  } catch (...) {
+    release();
+    throw;
+  }
+}
+
+void TrainGraph::init() {
   const llama_model& m = *model_->model;
   check_trainable(m, cfg_.mode, cfg_.dequantize);
   n_vocab_ = model_->n_vocab;
@@ -153,7 +164,10 @@ TrainGraph::TrainGraph(ModelPtr model, const TrainConfig& cfg) : model_(std::mov
   galloc_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_));
 }
 
-TrainGraph::~TrainGraph() {
+TrainGraph::~TrainGraph() { release(); }
+
+void TrainGraph::release() {
+  reader_.reset();
   if (galloc_) ggml_gallocr_free(galloc_);
   if (dev_buf_) ggml_backend_buffer_free(dev_buf_);
   if (dev_ctx_) ggml_free(dev_ctx_);
@@ -162,6 +176,14 @@ TrainGraph::~TrainGraph() {
   if (param_buf_) ggml_backend_buffer_free(param_buf_);
   if (param_ctx_) ggml_free(param_ctx_);
   if (backend_) ggml_backend_free(backend_);
+  galloc_ = nullptr;
+  dev_buf_ = nullptr;
+  dev_ctx_ = nullptr;
+  host_buf_ = nullptr;
+  host_ctx_ = nullptr;
+  param_buf_ = nullptr;
+  param_ctx_ = nullptr;
+  backend_ = nullptr;
 }
 
 std::string TrainGraph::device_name() const {

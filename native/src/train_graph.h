@@ -97,6 +97,8 @@ class TrainGraph {
 
  private:
   struct Layer;
+  void init();     // the constructor's work; on an exception the constructor calls release()
+  void release();  // frees every buffer, context and the backend (idempotent)
   void init_params();
   void init_device(std::vector<const ggml_tensor*> weights);
   void make_host_copies(const std::vector<const ggml_tensor*>& frozen);
