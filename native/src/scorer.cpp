@@ -1,6 +1,9 @@
 #include "scorer.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <map>
 
@@ -20,16 +23,45 @@ ScorerState::~ScorerState() {
 // constructor on the JS thread: creating it allocates the KV cache and reserves compute graphs,
 // and the lock may be held by another object's running call. Caller holds model->mutex.
 void ScorerState::ensure_context(const char* what) {
-  if (ctx) return;
+  if (ctx && !ctx_per_seq) return;
+  if (ctx) {
+    llama_free(ctx);
+    ctx = nullptr;
+  }
   take_llama_errors();
   ctx = llama_init_from_model(model->model, cparams);
   if (!ctx) {
     throw UserError(std::string(what) + ": could not create the scorer's context (" + take_llama_errors() +
                     "); create the scorer with a smaller contextSize or batchSize");
   }
+  ctx_per_seq = false;
+  streams = stream_cells = 0;
   n_ctx = llama_n_ctx(ctx);
   n_batch = llama_n_batch(ctx);
   n_wave = std::min<uint32_t>(n_wave, n_ctx);
+}
+
+void ScorerState::ensure_per_sequence_context(const char* what, uint32_t cells) {
+  const uint32_t want = (std::max<uint32_t>(cells, 1) + 255) / 256 * 256;  // llama.cpp pads streams to 256 cells
+  if (ctx && ctx_per_seq && stream_cells >= want) return;
+  if (ctx) {
+    llama_free(ctx);
+    ctx = nullptr;
+  }
+  const uint32_t n = std::clamp<uint32_t>(n_ctx / want, 1, n_seq);
+  llama_context_params p = cparams;
+  p.kv_unified = false;
+  p.n_seq_max = n;
+  p.n_ctx = n * want;  // llama.cpp splits n_ctx evenly: n_ctx_seq = want exactly
+  take_llama_errors();
+  ctx = llama_init_from_model(model->model, p);
+  if (!ctx) {
+    throw UserError(std::string(what) + ": could not create the scorer's per-sequence context (" + take_llama_errors() +
+                    "); create the scorer with a smaller contextSize or batchSize, or kvLayout: \"unified\"");
+  }
+  ctx_per_seq = true;
+  streams = n;
+  stream_cells = llama_n_ctx_seq(ctx);
 }
 
 namespace {
@@ -85,6 +117,22 @@ std::vector<Group> group_by_prompt(const std::vector<ScoreRequest>& reqs, uint32
     out.push_back(cur);
   }
   return out;
+}
+
+// Per call: the per-sequence layout when no two requests share a prompt (a shared prompt's tokens
+// carry several sequence ids, which only a unified cache can hold; forcing per-sequence then
+// re-evaluates the prompt for each request) and at least two streams of the longest request fit
+// the context's cells; kept for later calls it fits, so one-request calls do not remake it.
+bool use_per_sequence(const ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<Group>& groups, uint32_t longest) {
+  if (s.layout == KvLayout::Unified) return false;
+  if (s.layout == KvLayout::PerSequence) return true;
+  for (const Group& g : groups) {
+    if (g.members.size() > 1) return false;
+  }
+  const uint32_t want = (longest + 255) / 256 * 256;
+  if (s.ctx && s.ctx_per_seq && s.stream_cells >= want) return true;
+  if (reqs.size() == 1) return false;
+  return s.n_ctx / want >= 2 && s.n_seq >= 2;
 }
 
 std::vector<WaveToken> wave_tokens(const std::vector<Group>& wave, const std::vector<ScoreRequest>& reqs, bool all_logits) {
@@ -147,75 +195,167 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.score");
   if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  s.ensure_context("scorer.score");
+  uint32_t longest = 0;
+  for (const auto& r : reqs) longest = std::max<uint32_t>(longest, static_cast<uint32_t>(r.prompt.size() + r.continuation.size() - 1));
+  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
+  const bool per_seq = use_per_sequence(s, reqs, groups, longest);
+  // Per-sequence: one request per stream (a shared prompt is evaluated once per member), a wave is
+  // as many requests as there are streams, and attention never spans requests, so no cell cap.
+  uint32_t wave_seqs = s.n_seq, wave_cells = s.n_wave;
+  if (per_seq) {
+    s.ensure_per_sequence_context("scorer.score", longest);
+    groups = group_by_prompt(reqs, 1, s.stream_cells);
+    // Longest first: waves hold requests of similar lengths, and pieces of equal size from
+    // consecutive sequences decode together (see the wave loop).
+    std::stable_sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) { return a.cells(reqs) > b.cells(reqs); });
+    wave_seqs = s.streams;
+    wave_cells = UINT32_MAX;
+  } else {
+    s.ensure_context("scorer.score");
+  }
   for (size_t i = 0; i < reqs.size(); i++) {
     if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 > s.n_ctx) {
       throw UserError("scorer.score: requests[" + std::to_string(i) + "] does not fit the context of " + std::to_string(s.n_ctx) +
                       " cells llama.cpp made; create the scorer with a larger contextSize");
     }
   }
-  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
+  const uint32_t n_batch = llama_n_batch(s.ctx);
   ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_t mem = llama_get_memory(s.ctx);
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, static_cast<int32_t>(s.n_seq));
+  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, static_cast<int32_t>(s.n_seq));
   std::vector<int32_t> targets;
   std::vector<float> lps;
 
+  // MSR_REC_SCORER_PROFILE=1: where a call's time goes (decode, log-prob reduction, the rest),
+  // printed to stderr.
+  static const bool profile = std::getenv("MSR_REC_SCORER_PROFILE") != nullptr;
+  using clock = std::chrono::steady_clock;
+  const auto t_call = clock::now();
+  double t_decode = 0, t_reduce = 0;
+  size_t n_decodes = 0;
+  // Decodes one batch (tokens of the current wave) and reduces its output rows.
+  auto run_batch = [&](const std::vector<const WaveToken*>& sel) {
+    batch.n_tokens = 0;
+    std::vector<const WaveToken*> rows;
+    for (const WaveToken* tp : sel) {
+      const WaveToken& t = *tp;
+      int32_t b = batch.n_tokens++;
+      batch.token[b] = t.token;
+      batch.pos[b] = t.pos;
+      batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
+      for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
+      batch.logits[b] = !t.predicts.empty();
+      if (!t.predicts.empty()) rows.push_back(&t);
+    }
+    const auto t0 = clock::now();
+    int32_t rc = llama_decode(s.ctx, batch);
+    if (rc != 0) {
+      throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
+                      "; try a larger contextSize or a smaller batch");
+    }
+    const auto t1 = clock::now();
+    t_decode += std::chrono::duration<double>(t1 - t0).count();
+    n_decodes++;
+    if (!reduce || rows.empty()) return;
+    // One fused pass over all output rows, each with its first target; extra targets of a
+    // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
+    const float* logits = llama_get_logits(s.ctx);
+    targets.resize(rows.size());
+    lps.resize(rows.size());
+    for (size_t r = 0; r < rows.size(); r++) {
+      auto [req, j] = rows[r]->predicts[0];
+      targets[r] = reqs[req].continuation[j];
+    }
+    fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0,
+                 m.n_threads);
+    for (size_t r = 0; r < rows.size(); r++) {
+      const float* x = logits + r * static_cast<size_t>(m.n_vocab);
+      for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
+        auto [req, j] = rows[r]->predicts[k];
+        float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
+        results[req].token_logprobs[j] = lp;
+      }
+    }
+    t_reduce += std::chrono::duration<double>(clock::now() - t1).count();
+  };
+
   try {
     size_t gi = 0;
+    std::vector<const WaveToken*> sel;
     while (gi < groups.size()) {
       // Fill one wave with whole groups while cells and sequence slots last.
       std::vector<Group> wave;
       size_t cells = 0, seqs = 0;
       while (gi < groups.size()) {
         size_t c = groups[gi].cells(reqs), q = groups[gi].members.size();
-        if (!wave.empty() && (cells + c > s.n_wave || seqs + q > s.n_seq)) break;
+        if (!wave.empty() && (cells + c > wave_cells || seqs + q > wave_seqs)) break;
         wave.push_back(groups[gi++]);
         cells += c;
         seqs += q;
       }
       llama_memory_clear(mem, true);
       std::vector<WaveToken> toks = wave_tokens(wave, reqs, !reduce);
-      for (size_t start = 0; start < toks.size(); start += s.n_batch) {
-        size_t end = std::min(toks.size(), start + s.n_batch);
-        batch.n_tokens = 0;
-        std::vector<const WaveToken*> rows;
-        for (size_t i = start; i < end; i++) {
-          const WaveToken& t = toks[i];
-          int32_t b = batch.n_tokens++;
-          batch.token[b] = t.token;
-          batch.pos[b] = t.pos;
-          batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
-          for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
-          batch.logits[b] = !t.predicts.empty();
-          if (!t.predicts.empty()) rows.push_back(&t);
+      if (!per_seq) {
+        for (size_t start = 0; start < toks.size(); start += n_batch) {
+          sel.clear();
+          for (size_t i = start; i < std::min(toks.size(), start + n_batch); i++) sel.push_back(&toks[i]);
+          run_batch(sel);
         }
-        int32_t rc = llama_decode(s.ctx, batch);
-        if (rc != 0) {
-          throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
-                          "; try a larger contextSize or a smaller batch");
-        }
-        if (!reduce || rows.empty()) continue;
-        // One fused pass over all output rows, each with its first target; extra targets of a
-        // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
-        const float* logits = llama_get_logits(s.ctx);
-        targets.resize(rows.size());
-        lps.resize(rows.size());
-        for (size_t r = 0; r < rows.size(); r++) {
-          auto [req, j] = rows[r]->predicts[0];
-          targets[r] = reqs[req].continuation[j];
-        }
-        fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0,
-                     m.n_threads);
-        for (size_t r = 0; r < rows.size(); r++) {
-          const float* x = logits + r * static_cast<size_t>(m.n_vocab);
-          for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
-            auto [req, j] = rows[r]->predicts[k];
-            float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
-            results[req].token_logprobs[j] = lp;
-          }
+        continue;
+      }
+      // Per-sequence: llama.cpp splits a batch into ubatches with the same number of tokens from
+      // each sequence (the fewest any of them has left), and its CPU flash attention accumulates
+      // in f16 when a stream has fewer than 64 query rows in a ubatch (f32 from 64). Batches are
+      // therefore made of pieces of equal size from consecutive sequences (the wave is sorted
+      // longest first): each sequence is cut into pieces of T = batch / sequences tokens with the
+      // last two balanced, so no piece is short unless its request is, and the results match
+      // the unified layout's.
+      const size_t n = wave.size();
+      const size_t T = std::max<size_t>(1, n_batch / n);
+      std::vector<size_t> off(n + 1, 0);
+      std::vector<std::vector<size_t>> pieces(n);
+      for (size_t k = 0; k < n; k++) {
+        const size_t len = wave[k].cells(reqs);
+        off[k + 1] = off[k] + len;
+        const size_t p = (len + T - 1) / T;
+        for (size_t i = 0; i + 2 < p; i++) pieces[k].push_back(T);
+        if (p == 1) {
+          pieces[k].push_back(len);
+        } else {
+          const size_t rest = len - (p - 2) * T, a = (rest + 1) / 2;
+          pieces[k].push_back(a);
+          pieces[k].push_back(rest - a);
         }
       }
+      std::vector<size_t> done(n, 0);  // tokens of each sequence decoded so far
+      for (size_t round = 0;; round++) {
+        bool any = false;
+        for (size_t k = 0; k < n;) {
+          if (round >= pieces[k].size()) {
+            k++;
+            continue;
+          }
+          any = true;
+          // A run of consecutive sequences whose piece this round has the same size.
+          const size_t size = pieces[k][round];
+          size_t e = k;
+          sel.clear();
+          while (e < n && round < pieces[e].size() && pieces[e][round] == size) {
+            for (size_t i = 0; i < size; i++) sel.push_back(&toks[off[e] + done[e] + i]);
+            done[e] += size;
+            e++;
+          }
+          run_batch(sel);
+          k = e;
+        }
+        if (!any) break;
+      }
+    }
+    if (profile) {
+      const double total = std::chrono::duration<double>(clock::now() - t_call).count();
+      std::fprintf(stderr, "msr-rec scorer: %zu requests, %s, %zu decodes: decode %.1f ms, log-prob reduction %.1f ms, other %.1f ms\n",
+                   reqs.size(), per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_reduce,
+                   1e3 * (total - t_decode - t_reduce));
     }
   } catch (...) {
     llama_batch_free(batch);
@@ -276,7 +416,7 @@ Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer>(info) { guard(info
 
 void Scorer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?})");
+  require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?, kvLayout?})");
   ModelPtr model = model_from_js(info[0]);
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   double n_ctx = get_number(opts, "contextSize", 2048);
@@ -313,6 +453,14 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   const double wave = get_number(opts, "waveTokens", std::max<double>(st->n_batch, std::min<double>(st->n_ctx, 4 * n_embd)));
   if (!(wave >= 1)) throw Napi::RangeError::New(env, "waveTokens must be at least 1");
   st->n_wave = static_cast<uint32_t>(std::min<double>(wave, st->n_ctx));
+  Napi::Value layout = opts.Get("kvLayout");
+  if (!layout.IsUndefined() && !layout.IsNull()) {
+    std::string l = get_string(layout, "kvLayout");
+    if (l == "auto") st->layout = KvLayout::Auto;
+    else if (l == "unified") st->layout = KvLayout::Unified;
+    else if (l == "per-sequence") st->layout = KvLayout::PerSequence;
+    else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
+  }
   // The f16 KV cache plus the logits rows of a full batch: what this context holds beyond the model.
   st->native_bytes = kv_cache_bytes(*model, st->n_ctx) + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
   state_ = st;
@@ -334,6 +482,7 @@ Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   o.Set("sequences", state_->n_seq.load());
   o.Set("batchSize", state_->n_batch.load());
   o.Set("waveTokens", state_->n_wave.load());
+  o.Set("kvLayout", state_->layout == KvLayout::Unified ? "unified" : state_->layout == KvLayout::PerSequence ? "per-sequence" : "auto");
   return o;
 }
 

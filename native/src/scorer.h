@@ -3,7 +3,11 @@
 // Per call: requests sharing a prompt are grouped and the prompt is evaluated once for all of
 // them (its tokens carry every member's sequence id); each continuation is then decoded in its
 // own sequence. Groups are packed into "waves" that fill the context (unified KV cache) and the
-// sequence slots; each wave is decoded in chunks of at most batchSize tokens. Logits are requested
+// sequence slots; each wave is decoded in chunks of at most batchSize tokens. When no two requests
+// share a prompt, the call may instead run on a per-sequence context (kv_unified = false: one KV
+// stream per sequence, so a token attends over its own request's cells only, not the whole wave's);
+// the scorer holds one context at a time and remakes it when a call needs the other layout (see
+// choose_layout in scorer.cpp). Logits are requested
 // only where a continuation token is predicted, and reduced natively by fused_ce_cpu (max,
 // log-sum-exp in double, target logit) — JS never receives a vocabulary-sized array.
 #pragma once
@@ -23,17 +27,28 @@ struct ScoreResult {
   double ppl = 0.0;
 };
 
+// kvLayout option: Auto picks per call; the others force a layout (results do not depend on it).
+enum class KvLayout { Auto, Unified, PerSequence };
+
 struct ScorerState {
   ModelPtr model;
-  llama_context* ctx = nullptr;  // made by the first call (ensure_context)
-  llama_context_params cparams{};
+  llama_context* ctx = nullptr;  // made by the first call (ensure_context / ensure_per_sequence_context)
+  llama_context_params cparams{};  // the unified context's parameters
+  KvLayout layout = KvLayout::Auto;
+  // What `ctx` is now: unified, or per-sequence with `streams` streams of `stream_cells` cells each.
+  bool ctx_per_seq = false;
+  uint32_t streams = 0, stream_cells = 0;
   // Atomic: the first call's worker sets the real values while the JS thread may read `config`.
   std::atomic<uint32_t> n_ctx{0}, n_seq{0}, n_batch{0};
   std::atomic<uint32_t> n_wave{0};  // cells one wave may fill (<= n_ctx)
   std::atomic<bool> disposed{false};
   int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
+  // Both make `ctx` of their layout if it is not already (freeing the other). Caller holds model->mutex.
   void ensure_context(const char* what);
+  // Streams of at least `cells` cells each (a multiple of 256), as many as the unified context's
+  // cells hold (at least one, at most `n_seq`): the same KV memory as the unified context.
+  void ensure_per_sequence_context(const char* what, uint32_t cells);
 };
 using ScorerPtr = std::shared_ptr<ScorerState>;
 
@@ -49,7 +64,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
 class Scorer : public Wrap<Scorer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
-  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize})
+  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
   void Finalize(Napi::Env env) override;
 
  private:

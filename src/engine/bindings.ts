@@ -70,8 +70,11 @@ export interface NativeScoreResult {
   ppl: number;
 }
 
+/** The scorer's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
+export type NativeKvLayout = "auto" | "unified" | "per-sequence";
+
 export type NativeScorer = Brand<{
-  readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number } | null;
+  readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } | null;
   score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<NativeScoreResult[]>;
   /** Same batching with logits at every position and no log-prob work: the benchmark ceiling. */
   decodeOnly(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<object[]>;
@@ -259,7 +262,7 @@ export interface NativeAddon {
   trainability(path: string): Promise<NativeTrainability>;
   /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
   quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
-  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number }) => NativeScorer;
+  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number; kvLayout?: NativeKvLayout }) => NativeScorer;
 }
 
 /** Where the addon is: $MSR_REC_ADDON, else the CUDA build if present, else the CPU build. */

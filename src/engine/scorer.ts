@@ -1,7 +1,7 @@
 // Batched log-prob scoring: log P(continuation | prompt) per token, in as few decodes as fit.
 // Prompts are tokenized with the model's BOS rule, continuations without BOS (so the prompt's
 // tokenization never shifts); pass token arrays to control tokenization yourself.
-import type { NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
+import type { NativeKvLayout, NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
 import { toNativeLora, type LoraChoice } from "./lora.js";
 import type { Model } from "./model.js";
 
@@ -32,6 +32,18 @@ export interface ScorerOptions {
    * score faster in shorter waves. Results do not depend on it.
    */
   waveTokens?: number;
+  /**
+   * KV cache layout (default "auto"). "unified": one cache all sequences of a wave share (a shared
+   * prompt is evaluated once for all its continuations), but every token attends over all of the
+   * wave's cells. "per-sequence": one KV stream per request (llama.cpp's kv_unified = false), as
+   * many streams of (longest request, rounded up to 256 cells) as contextSize holds, so a token
+   * attends over its own request only; a shared prompt is then evaluated once per request.
+   * "auto" picks per call: per-sequence when no two requests share a prompt and at least two
+   * streams fit, unified otherwise. The scorer holds one context at a time (the same KV memory
+   * either way) and remakes it when a call needs the other layout or longer streams. Results do
+   * not depend on the layout (within float rounding, about 1e-5).
+   */
+  kvLayout?: NativeKvLayout;
 }
 
 export class Scorer {
@@ -42,7 +54,7 @@ export class Scorer {
     this.#native = handle;
   }
 
-  get config(): { contextSize: number; sequences: number; batchSize: number; waveTokens: number } {
+  get config(): { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } {
     const c = this.handle().config;
     if (!c) throw new Error("the scorer was disposed");
     return c;
