@@ -34,11 +34,25 @@ const ModelConfig = z.object({
   // set and a fresh model with random weights is created (the demo and tiny presets do that).
   path: z.string().optional(),
   initSize: z.enum(["tiny", "small"]).optional(),
+  // Shape changes to the initSize preset (e.g. more layers at the same width): measured per preset.
+  initShape: z
+    .object({
+      blockCount: z.number().int().positive().optional(),
+      embeddingLength: z.number().int().positive().optional(),
+      feedForwardLength: z.number().int().positive().optional(),
+      headCount: z.number().int().positive().optional(),
+      headCountKv: z.number().int().positive().optional(),
+    })
+    .optional(),
   // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
   pretrainEpochs: z.number().int().min(0).default(0),
   pretrainLearningRate: z.number().positive().default(1e-3),
   // Documents per pretraining update.
   pretrainBatchSize: z.number().int().positive().default(16),
+  // Pretraining exercises whose candidate list lacks the item bought next, answered with the
+  // teacher's choice among the listed items: the answer can only be copied from the list.
+  // How many per step (0 = none).
+  pretrainListExercises: z.number().int().min(0).default(0),
   threads: z.number().int().positive().optional(),
   gpuLayers: z.number().int().min(0).default(0),
   contextSize: z.number().int().positive().default(4096),
@@ -163,7 +177,7 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, contextSize: 1024 },
+    model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 1, contextSize: 1024 },
     teacher: { kind: "rule" },
     train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },

@@ -57,7 +57,12 @@ export function itemSentence(item: Item): string {
  *    is … fits best because …") after the history line of the prompts;
  *  - the same step as an exercise: the item bought at k among `candidates − 1` items drawn from
  *    the rest of the catalog, as the bare history and candidate lines or as one of the prompt
- *    templates (train, user, item, full), answered with the teacher's summary and the title.
+ *    templates (train, user, item, full), answered with the teacher's summary and the title;
+ *  - with model.pretrainListExercises = n, the step n times more as a list exercise: `candidates` items
+ *    the user never bought (the item bought at k is not among them), answered with the teacher's
+ *    choice among them, its summary and title: an answer that only the list can give, which is
+ *    what a small model sampling freely otherwise fails at (it names a likely item that is not
+ *    a candidate).
  * Candidates, template and order are drawn again each epoch (seeded by seed, user and epoch).
  */
 export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number): SftSample[] {
@@ -80,6 +85,8 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
     const rng = new Rng(c.seed, `pretrain:${epoch}:${u.user}`);
     const summary = (history: string[], candidates: string[], target: string) =>
       `Step 4 - Summary: ${teacher.summarize({ user: u.user, split: "train", history, candidates, target, targetIndex: candidates.indexOf(target) }, candidates.indexOf(target))}`;
+    const touched = new Set([...u.train, u.valid, u.test]);
+    const untouched = allIds.filter((id) => !touched.has(id));
     // The last training item is the target of the user's SFT sample: left out.
     for (let k = 1; k < u.train.length - 1; k++) {
       const target = u.train[k]!;
@@ -91,6 +98,16 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
       ctx.candidates = candidates.map(title);
       const form = rng.int(2) === 0 ? coreLines : templates[kinds[rng.int(kinds.length)]!];
       docs.push({ user: u.user, prompt: fillTemplate(form, ctx), reasoning: summary(history, candidates, target), recommendation: title(target) });
+      for (let x = 0; x < c.model.pretrainListExercises && untouched.length >= 2; x++) {
+        // The same step with a list that lacks the item bought next: the teacher's choice among
+        // the listed items answers, so the right title is one that only the list holds. The list
+        // holds no item the user ever bought (so neither the validation nor the test target).
+        const listed = rng.sample(untouched, c.dataset.candidates);
+        const sample = { user: u.user, split: "train" as const, history, candidates: listed, target: listed[0]!, targetIndex: 0 };
+        const pick = teacher.choose(teacher.scoreCandidates(sample), sample, 0);
+        const lctx = { dataset: ds.name, history: history.map(title), candidates: listed.map(title) };
+        docs.push({ user: u.user, prompt: fillTemplate(coreLines, lctx), reasoning: `Step 4 - Summary: ${teacher.summarize(sample, pick)}`, recommendation: title(listed[pick]!) });
+      }
     }
   }
   return docs;
@@ -107,8 +124,10 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   }
   const initPath = join(L.base, "init.gguf");
   if (!c.model.initSize) throw new Error("the config names neither model.path nor model.initSize; set model.path to the base GGUF model");
-  const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath });
-  log(`[base] initialised a ${c.model.initSize} model: ${r.parameterCount.toLocaleString("en-US")} parameters`);
+  const shape = c.model.initShape ? Object.fromEntries(Object.entries(c.model.initShape).filter(([, v]) => v !== undefined)) : undefined;
+  const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath, ...(shape ? { overrides: shape } : {}) });
+  const h = r.hparams;
+  log(`[base] initialised a ${c.model.initSize} model (${h.blockCount} layers, width ${h.embeddingLength}): ${r.parameterCount.toLocaleString("en-US")} parameters`);
   const epochs = c.model.pretrainEpochs;
   if (epochs === 0) {
     renameSync(initPath, L.baseModel);
