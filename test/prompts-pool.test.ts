@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import ts from "typescript";
 import { packageRoot } from "../src/util/paths.js";
 import { buildPromptsParallel, PromptPool, usesWorkers } from "../src/prompts/pool.js";
@@ -16,15 +16,22 @@ import { fillTemplate } from "../src/prompts/build.js";
 import { readPreparedDataset, samplesFor, type PromptSample } from "../src/prompts/dataset.js";
 
 const scratch = join(packageRoot, ".cache", `prompt-worker-test-${process.pid}`);
-const workerFile = join(scratch, "worker.js");
+const workerFile = join(scratch, "prompts", "worker.js");
+
+/** Transpiles `rel` (a path under src/) and every relative module it imports, laid out as in src/. */
+function transpileClosure(rel: string, done = new Set<string>()): void {
+  if (done.has(rel)) return;
+  done.add(rel);
+  const src = readFileSync(join(packageRoot, "src", rel), "utf8");
+  const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+  mkdirSync(dirname(join(scratch, rel)), { recursive: true });
+  writeFileSync(join(scratch, rel.replace(/\.ts$/, ".js")), js);
+  // Type-only imports vanish from the output; what is left is what the worker loads.
+  for (const m of js.matchAll(/from\s+"(\.{1,2}\/[^"]+)\.js"/g)) transpileClosure(join(dirname(rel), `${m[1]}.ts`), done);
+}
 
 beforeAll(() => {
-  mkdirSync(scratch, { recursive: true });
-  for (const name of ["worker", "records", "build", "dataset"]) {
-    const src = readFileSync(join(packageRoot, "src", "prompts", `${name}.ts`), "utf8");
-    const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
-    writeFileSync(join(scratch, `${name}.js`), js);
-  }
+  transpileClosure("prompts/worker.ts");
   writeFileSync(join(scratch, "package.json"), '{"type":"module"}');
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
