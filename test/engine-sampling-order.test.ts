@@ -4,19 +4,11 @@
 // other way round it is the few most likely tokens of the untempered distribution. The nuclei
 // are computed here from the model's logits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addonPath, loadModel, type Model } from "../src/engine/index.js";
+import { loadModel, type Model } from "../src/engine/index.js";
 import { tinyModelPath } from "./support/models.js";
+import { addonMissing } from "./support/addon.js";
 
-function addonMissing(): string | null {
-  try {
-    addonPath();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const missing = addonMissing();
-if (missing) console.log(`skipped sampling-order test: ${missing}`);
+const missing = addonMissing("sampling-order test");
 
 /** The smallest set of most likely tokens whose probabilities reach p (llama.cpp's top-p, min_keep 1). */
 function nucleus(logits: Float32Array, temperature: number, p: number): Set<number> {

@@ -3,21 +3,12 @@
 // mean over a set of pairs equals the mean of the pairs scored one at a time (a per-row baseline
 // would break this), and the notes name the baseline and the encoder.
 import { describe, expect, it } from "vitest";
-import { addonPath } from "../src/engine/index.js";
 import { presetConfig } from "../src/pipeline/config.js";
 import { reasoningQuality } from "../src/pipeline/stage-quality.js";
 import { tinyModelPath } from "./support/models.js";
+import { addonMissing } from "./support/addon.js";
 
-function addonMissing(): string | null {
-  try {
-    addonPath();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const missing = addonMissing();
-if (missing) console.log(`skipped BERTScore baseline test: ${missing}`);
+const missing = addonMissing("BERTScore baseline test");
 
 describe.skipIf(missing !== null)("BERTScore baseline", () => {
   it("is one number for the evaluator model, shared by every row", async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { addonPath, loadModel, type Model } from "../src/engine/index.js";
+import { loadModel, type Model } from "../src/engine/index.js";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
 import { inferVariant, type InferenceEngine, type TestCase } from "../src/pipeline/stage-infer.js";
 import { inferVariants, type InferVariant } from "../src/pipeline/variants.js";
@@ -15,17 +15,9 @@ import { runLayout } from "../src/pipeline/layout.js";
 import { Segment, tokenizeSample } from "../src/train/samples.js";
 import type { GeneratedText, GenerateOptions, Prompt, ScoreRequest } from "../src/infer/generate.js";
 import { tinyModelPath } from "./support/models.js";
+import { addonMissing } from "./support/addon.js";
 
-function addonMissing(): string | null {
-  try {
-    addonPath();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const missing = addonMissing();
-if (missing) console.log(`skipped inference-layout tests: ${missing}`);
+const missing = addonMissing("inference-layout tests");
 
 const TITLES = ["Apex Phone", "Zen Mat", "Sonix Case"];
 

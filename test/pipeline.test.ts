@@ -14,7 +14,8 @@ import type { MetricsFile, PredictionRecord } from "../src/pipeline/results.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
 import { Segment, tokenizeSample } from "../src/train/samples.js";
-import { addonPath, loadModel } from "../src/engine/index.js";
+import { loadModel } from "../src/engine/index.js";
+import { addonMissing } from "./support/addon.js";
 
 function readInferLines(text: string): Array<{ user: string; candidateIds: string[]; targetIndex: number }> {
   return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { user: string; candidateIds: string[]; targetIndex: number });
@@ -24,17 +25,7 @@ function readInferRecordsText(text: string): InferRecord[] {
   return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as InferRecord);
 }
 
-function addonMissing(): string | null {
-  try {
-    addonPath();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
-const missing = addonMissing();
-if (missing) console.log(`skipped pipeline end-to-end tests: ${missing}`);
+const missing = addonMissing("pipeline end-to-end tests");
 
 describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
   let dir: string;

@@ -5,22 +5,14 @@
 // Each segment is decoded back to text and compared with the text the roles say it holds.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { addonPath, loadModel, type Model } from "../src/engine/index.js";
+import { loadModel, type Model } from "../src/engine/index.js";
 import { Segment, tokenizeSample, trainedPrefix } from "../src/train/samples.js";
 import { constrainedPrefix, endMarkerTokens } from "../src/infer/align.js";
 import { parseOutput } from "../src/infer/parse.js";
 import { llamaCppSourceDir } from "../src/util/paths.js";
+import { addonMissing } from "./support/addon.js";
 
-function addonMissing(): string | null {
-  try {
-    addonPath();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const missing = addonMissing();
-if (missing) console.log(`skipped tokenizer split tests: ${missing}`);
+const missing = addonMissing("tokenizer split tests");
 
 const VOCABS = ["llama-spm", "llama-bpe", "qwen2"] as const;
 const prompt = 'Recommend one of these: "Apex Phone Case", "Zen Mat".\nAnalyse, then recommend.';
