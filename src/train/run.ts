@@ -41,6 +41,8 @@ export interface TrainRunOptions {
   maxSteps?: number;
   /** Also write `<out without .gguf>.epoch<N>.gguf` after every epoch. */
   saveEachEpoch: boolean;
+  /** Full mode on a quantized model: train F32 copies of its weights (refused without it). */
+  dequantize?: boolean;
   onStep?: (log: StepLog, totalSteps: number) => void;
 }
 
@@ -98,7 +100,15 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
   // repack: false: the trainer uses quantized weights in place instead of copying repacked ones.
   const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999, repack: false });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
-  const trainer = createTrainer(model.handle(), { ...trainerOptionsFor(o, totalSteps), device });
+  let trainer: ReturnType<typeof createTrainer>;
+  try {
+    trainer = createTrainer(model.handle(), { ...trainerOptionsFor(o, totalSteps), device, ...(o.dequantize ? { dequantize: true } : {}) });
+  } catch (e) {
+    model.dispose();
+    // The engine's refusal names the library option; say the command line's too.
+    if (e instanceof Error && /dequantize: true/.test(e.message)) throw new Error(`${e.message} (msr-rec train: --dequantize)`);
+    throw e;
+  }
   try {
     const samples = trainer.tokenize(records);
     const save = (path: string) => (o.mode === "lora" ? trainer.saveAdapter(path) : trainer.saveModel(path));

@@ -35,6 +35,7 @@ export interface TrainCliOptions {
   resume?: boolean;
   maxSteps?: string;
   saveEachEpoch?: boolean;
+  dequantize?: boolean;
 }
 
 function num(v: string, flag: string, { int = false, min = -Infinity } = {}): number {
@@ -81,6 +82,7 @@ export function trainRunOptions(o: TrainCliOptions): TrainRunOptions {
     resume: !!o.resume,
     maxSteps: o.maxSteps ? num(o.maxSteps, "--max-steps", { int: true, min: 1 }) : undefined,
     saveEachEpoch: !!o.saveEachEpoch,
+    dequantize: !!o.dequantize,
   };
 }
 
@@ -128,5 +130,6 @@ export function register(program: Command): void {
     .option("--resume", "continue from the checkpoint if it exists")
     .option("--max-steps <n>", "stop after this many optimizer steps")
     .option("--save-each-epoch", "also write <out>.epochN.gguf after every epoch")
+    .option("--dequantize", "full mode on a quantized model: train (and write) F32 copies of its weights")
     .action(async (opts: TrainCliOptions) => runTrainCli(opts));
 }
