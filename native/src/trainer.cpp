@@ -142,6 +142,85 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
+struct TrainerArgs {
+  ModelPtr model;
+  TrainConfig cfg;
+  int micro = 0;
+};
+
+// A session built off the JS thread by buildTrainSession, handed to `new Trainer(model, options,
+// session)` as an External. It remembers its model so it cannot be adopted by another one.
+struct PrebuiltSession {
+  ModelPtr model;
+  std::unique_ptr<TrainSession> session;
+};
+
+// Parses (model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads,
+// device, dequantize}) and refuses unsupported models and modes before anything is allocated.
+// device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
+// (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
+TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, signature);
+  TrainerArgs a;
+  a.model = model_from_js(info[0]);
+  const ModelPtr& model = a.model;
+  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  TrainConfig& cfg = a.cfg;
+  Napi::Value mode = o.Get("mode");
+  std::string mode_s = mode.IsUndefined() ? "lora" : get_string(mode, "mode");
+  if (mode_s != "lora" && mode_s != "full") throw Napi::TypeError::New(env, "mode must be 'lora' or 'full'");
+  cfg.mode = mode_s == "lora" ? TrainMode::Lora : TrainMode::Full;
+  cfg.rank = static_cast<int>(get_number(o, "rank", 8));
+  cfg.lora_alpha = static_cast<float>(get_number(o, "loraAlpha", 32));
+  cfg.targets = get_string_list(o, "targets", cfg.targets);
+  cfg.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
+  cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
+  cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
+  a.micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
+  cfg.dequantize = get_bool(o, "dequantize", false);
+  // Refused architectures and modes fail here, before anything below reads the model's layers.
+  try {
+    check_trainable(*model->model, cfg.mode, cfg.dequantize);
+  } catch (const UserError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Value device = o.Get("device");
+  const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
+  if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
+  if (device_s == "auto") {
+    // The GPU when the first layer's weights live on one (not merely outside host memory: weights
+    // llama.cpp repacked for the CPU are not in a host buffer either).
+    const ggml_backend_buffer_t buf = model->model->layers[0].wq->buffer;
+    ggml_backend_dev_t dev = buf ? ggml_backend_buft_get_device(ggml_backend_buffer_get_type(buf)) : nullptr;
+    cfg.gpu = dev && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU;
+  } else {
+    cfg.gpu = device_s == "gpu";
+  }
+  return a;
+}
+
+// buildTrainSession(model, options) -> Promise<External>: the slow part of creating a trainer
+// (parameters, dequantized copies, transposes) in a worker, so the JS thread neither blocks on
+// it nor waits for the model's lock while another call runs.
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
+  auto args = std::make_shared<TrainerArgs>(parse_trainer_args(info, "buildTrainSession(model, options?)"));
+  auto built = std::make_shared<std::unique_ptr<TrainSession>>();
+  return PromiseWorker::Run(
+      info.Env(),
+      [args, built] {
+        std::lock_guard<std::mutex> lock(args->model->mutex);
+        args->model->check_alive("createTrainer");
+        *built = std::make_unique<TrainSession>(args->model, args->cfg, args->micro);
+      },
+      [args, built](Napi::Env env) -> Napi::Value {
+        auto* p = new PrebuiltSession{args->model, std::move(*built)};
+        // Never adopted (the caller dropped it): the garbage collector frees the session.
+        return Napi::External<PrebuiltSession>::New(env, p, [](Napi::Env, PrebuiltSession* q) { delete q; });
+      });
+}
+
 }  // namespace
 
 void Trainer::Init(Napi::Env env, Napi::Object exports) {
@@ -165,57 +244,31 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", ctor);
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
   exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
+  exports.Set("buildTrainSession", Napi::Function::New(env, guarded_fn<BuildTrainSession>));
   InitTrainArch(env, exports);
 }
 
-// new Trainer(model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads, device, dequantize})
-// device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
-// (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
+
+// new Trainer(model, options, session?): see parse_trainer_args; `session` (from
+// buildTrainSession) is adopted instead of building one here, on the JS thread.
 Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer>(info) {
   guard(info.Env(), [&] { init(info); });
 }
 
 void Trainer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "new Trainer(model, options?)");
-  ModelPtr model = model_from_js(info[0]);
-  Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  TrainConfig cfg;
-  Napi::Value mode = o.Get("mode");
-  std::string mode_s = mode.IsUndefined() ? "lora" : get_string(mode, "mode");
-  if (mode_s != "lora" && mode_s != "full") throw Napi::TypeError::New(env, "mode must be 'lora' or 'full'");
-  cfg.mode = mode_s == "lora" ? TrainMode::Lora : TrainMode::Full;
-  cfg.rank = static_cast<int>(get_number(o, "rank", 8));
-  cfg.lora_alpha = static_cast<float>(get_number(o, "loraAlpha", 32));
-  cfg.targets = get_string_list(o, "targets", cfg.targets);
-  cfg.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
-  cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
-  cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
-  const int micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
-  cfg.dequantize = get_bool(o, "dequantize", false);
-  // Refused architectures and modes fail here, before anything below reads the model's layers.
-  try {
-    check_trainable(*model->model, cfg.mode, cfg.dequantize);
-  } catch (const UserError& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-  Napi::Value device = o.Get("device");
-  const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
-  if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
-  if (device_s == "auto") {
-    // The GPU when the first layer's weights live on one (not merely outside host memory: weights
-    // llama.cpp repacked for the CPU are not in a host buffer either).
-    const ggml_backend_buffer_t buf = model->model->layers[0].wq->buffer;
-    ggml_backend_dev_t dev = buf ? ggml_backend_buft_get_device(ggml_backend_buffer_get_type(buf)) : nullptr;
-    cfg.gpu = dev && ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU;
-  } else {
-    cfg.gpu = device_s == "gpu";
-  }
+  TrainerArgs a = parse_trainer_args(info, "new Trainer(model, options?, session?)");
   state_ = std::make_shared<State>();
-  {
-    std::lock_guard<std::mutex> lock(model->mutex);
-    model->check_alive("createTrainer");
-    state_->session = std::make_unique<TrainSession>(model, cfg, micro);
+  if (info.Length() > 2 && info[2].IsExternal()) {
+    auto* pre = info[2].As<Napi::External<PrebuiltSession>>().Data();
+    if (!pre || !pre->session) throw Napi::Error::New(env, "new Trainer: this prebuilt session was already used; build another with buildTrainSession");
+    if (pre->model != a.model) throw Napi::Error::New(env, "new Trainer: the prebuilt session belongs to another model");
+    a.model->check_alive("createTrainer");
+    state_->session = std::move(pre->session);
+  } else {
+    std::lock_guard<std::mutex> lock(a.model->mutex);
+    a.model->check_alive("createTrainer");
+    state_->session = std::make_unique<TrainSession>(a.model, a.cfg, a.micro);
   }
   for (const auto& p : state_->session->graph().params()) reported_bytes_ += 4 * p.numel() * static_cast<int64_t>(sizeof(float));
   Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);

@@ -216,6 +216,9 @@ export type NativeTrainer = Brand<{
   dispose(): void;
 }, "Trainer">;
 
+/** A training session built by buildTrainSession, waiting to be adopted by `new Trainer`. */
+export type NativeTrainSession = Brand<object, "TrainSession">;
+
 export interface NativeTrainability {
   architecture: string;
   lora: string | null;
@@ -231,7 +234,10 @@ export interface NativeFusedCeResult {
 }
 
 export interface NativeAddon {
-  Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
+  /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */
+  Trainer: new (model: NativeModel, options?: NativeTrainerOptions, session?: NativeTrainSession) => NativeTrainer;
+  /** Builds a trainer's session (parameters, weight copies, transposes) off the JS thread. */
+  buildTrainSession(model: NativeModel, options?: NativeTrainerOptions): Promise<NativeTrainSession>;
   /** The fused CE kernel (or its naive reference) on host logits [rows × vocab]. */
   fusedCrossEntropy(
     logits: Float32Array,

@@ -3,7 +3,7 @@ import { native, type NativeGenerateOptions, type NativeModel, type NativeModelI
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
-import { createTrainer as newTrainer, type Trainer, type TrainerOptions } from "./trainer.js";
+import { createTrainer as newTrainer, openTrainer as openNewTrainer, type Trainer, type TrainerOptions } from "./trainer.js";
 
 export interface LoadModelOptions {
   /** CPU threads for decoding (default: all hardware threads). */
@@ -76,6 +76,11 @@ export class Model {
   /** A LoRA (default) or full-weight trainer on this model; see src/engine/trainer.ts. */
   createTrainer(options: TrainerOptions = {}): Trainer {
     return newTrainer(this, options);
+  }
+
+  /** createTrainer off the JS thread: the event loop keeps running while the trainer is built. */
+  openTrainer(options: TrainerOptions = {}): Promise<Trainer> {
+    return openNewTrainer(this, options);
   }
 
   /** Generates a continuation for every prompt (strings are tokenized with BOS). */

@@ -11,7 +11,7 @@
 // over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
-import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeStepStats, type TrainDevice } from "./bindings.js";
+import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "../train/schedule.js";
 import { isTokenized, sampleTokenizer, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
 
@@ -276,18 +276,16 @@ function checkOptions(opts: TrainerOptions): void {
   if (s !== undefined && !["constant", "linear", "cosine"].includes(s)) throw new Error(`optimizer.schedule must be constant, linear or cosine (got ${s})`);
 }
 
-/**
- * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own).
- * Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4, constant schedule.
- */
-export function createTrainer(
-  modelOrHandle: NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> },
-  opts: TrainerOptions = {},
-): Trainer {
-  checkOptions(opts);
+type TrainerHost = NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> };
+
+function hostParts(modelOrHandle: TrainerHost) {
   const model = "handle" in modelOrHandle && typeof modelOrHandle.handle === "function" ? modelOrHandle.handle() : (modelOrHandle as NativeModel);
-  const Ctor = native().Trainer;
-  const handle = new Ctor(model, {
+  const queue = "enqueue" in modelOrHandle && typeof modelOrHandle.enqueue === "function" ? modelOrHandle : undefined;
+  return { model, enqueue: queue ? <T>(op: () => Promise<T>) => queue.enqueue!(op) : undefined };
+}
+
+function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
+  return {
     mode: opts.mode ?? "lora",
     rank: opts.lora?.rank ?? 8,
     loraAlpha: opts.lora?.alpha ?? 32,
@@ -298,7 +296,10 @@ export function createTrainer(
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.device ? { device: opts.device } : {}),
     ...(opts.dequantize ? { dequantize: true } : {}),
-  });
+  };
+}
+
+function wrap(handle: NativeTrainer, model: NativeModel, opts: TrainerOptions, enqueue?: <T>(op: () => Promise<T>) => Promise<T>): Trainer {
   let tokenizer: SampleTokenizer;
   try {
     tokenizer = sampleTokenizer((t, o) => model.tokenize(t, o), model.info().eos, "createTrainer: the model");
@@ -306,6 +307,34 @@ export function createTrainer(
     handle.dispose();
     throw e;
   }
-  const queue = "enqueue" in modelOrHandle && typeof modelOrHandle.enqueue === "function" ? modelOrHandle : undefined;
-  return new Trainer(handle, tokenizer, opts, queue ? (op) => queue.enqueue!(op) : undefined);
+  return new Trainer(handle, tokenizer, opts, enqueue);
+}
+
+/**
+ * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own), on the
+ * calling thread: it waits for the model's running call and builds the parameters (and, for real
+ * checkpoints, weight copies and transposes) before returning. `openTrainer` does the same work
+ * off the JS thread. Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4,
+ * constant schedule.
+ */
+export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Trainer {
+  checkOptions(opts);
+  const { model, enqueue } = hostParts(modelOrHandle);
+  const handle = new (native().Trainer)(model, nativeTrainerOptions(opts));
+  return wrap(handle, model, opts, enqueue);
+}
+
+/**
+ * createTrainer without blocking the event loop: the session is built in a worker, after the
+ * model's earlier calls (it joins the model's call queue), and the returned promise rejects with
+ * the same errors createTrainer throws.
+ */
+export async function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Promise<Trainer> {
+  checkOptions(opts);
+  const { model, enqueue } = hostParts(modelOrHandle);
+  const nopts = nativeTrainerOptions(opts);
+  const build = () => native().buildTrainSession(model, nopts);
+  const session = await (enqueue ? enqueue(build) : build());
+  const handle = new (native().Trainer)(model, nopts, session);
+  return wrap(handle, model, opts, enqueue);
 }

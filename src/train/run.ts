@@ -3,7 +3,7 @@
 // `msr-rec train` and by the pipeline.
 import { existsSync } from "node:fs";
 import { loadModel } from "../engine/model.js";
-import { createTrainer, type LoraTarget, type TrainerOptions, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
+import { openTrainer, type LoraTarget, type Trainer, type TrainerOptions, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
 import type { ScheduleKind } from "./schedule.js";
 import type { TrainDevice } from "../engine/bindings.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "./loop.js";
@@ -100,9 +100,10 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
   // repack: false: the trainer uses quantized weights in place instead of copying repacked ones.
   const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999, repack: false });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
-  let trainer: ReturnType<typeof createTrainer>;
+  let trainer: Trainer;
   try {
-    trainer = createTrainer(model.handle(), { ...trainerOptionsFor(o, totalSteps), device, ...(o.dequantize ? { dequantize: true } : {}) });
+    // Built off the JS thread: a progress bar or a host application keeps running meanwhile.
+    trainer = await openTrainer(model, { ...trainerOptionsFor(o, totalSteps), device, ...(o.dequantize ? { dequantize: true } : {}) });
   } catch (e) {
     model.dispose();
     // The engine's refusal names the library option; say the command line's too.
