@@ -155,6 +155,9 @@ struct PrebuiltSession {
   ModelPtr model;
   std::unique_ptr<TrainSession> session;
 };
+// Marks the Externals buildTrainSession makes: any other External (another addon's, say) passed
+// as the session would otherwise be read as one.
+const napi_type_tag kPrebuiltSessionTag = {0x6d73722d72656331ull, 0x7472736573736e31ull};
 
 // Parses (model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads,
 // device, dequantize}) and refuses unsupported models and modes before anything is allocated.
@@ -217,7 +220,9 @@ Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
       [args, built](Napi::Env env) -> Napi::Value {
         auto* p = new PrebuiltSession{args->model, std::move(*built)};
         // Never adopted (the caller dropped it): the garbage collector frees the session.
-        return Napi::External<PrebuiltSession>::New(env, p, [](Napi::Env, PrebuiltSession* q) { delete q; });
+        auto ext = Napi::External<PrebuiltSession>::New(env, p, [](Napi::Env, PrebuiltSession* q) { delete q; });
+        ext.TypeTag(&kPrebuiltSessionTag);
+        return ext;
       });
 }
 
@@ -259,7 +264,10 @@ void Trainer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   TrainerArgs a = parse_trainer_args(info, "new Trainer(model, options?, session?)");
   state_ = std::make_shared<State>();
-  if (info.Length() > 2 && info[2].IsExternal()) {
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsExternal() || !info[2].As<Napi::External<PrebuiltSession>>().CheckTypeTag(&kPrebuiltSessionTag)) {
+      throw Napi::TypeError::New(env, "new Trainer: the third argument must be a session from buildTrainSession");
+    }
     auto* pre = info[2].As<Napi::External<PrebuiltSession>>().Data();
     if (!pre || !pre->session) throw Napi::Error::New(env, "new Trainer: this prebuilt session was already used; build another with buildTrainSession");
     if (pre->model != a.model) throw Napi::Error::New(env, "new Trainer: the prebuilt session belongs to another model");

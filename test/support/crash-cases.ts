@@ -483,6 +483,66 @@ export const CASES: Record<string, CrashCase> = {
     },
   },
 
+  // ---- per-prompt grammars, prebuilt training sessions ----
+  "generate: grammars with fewer entries than prompts": {
+    run: (f) => withModel(f, (m) => m.generate(["a", "b"], { maxTokens: 2, grammars: ['root ::= "x"'] })),
+    error: /grammars has 1 entries for 2 prompts/,
+  },
+  "generate: grammar and grammars at once": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, grammar: 'root ::= "x"', grammars: ['root ::= "y"'] })),
+    error: /either grammar .* or grammars/,
+  },
+  "generate: grammars with an entry that is not GBNF, and one that is a number": {
+    run: (f) => withModel(f, async (m) => {
+      await m.generate(["a", "b"], { maxTokens: 2, grammars: [null, "root ::= ("] }).then(() => { throw new Error("accepted bad GBNF"); }, (e: Error) => {
+        if (!/grammars\[1\] is not valid GBNF/.test(e.message)) throw e;
+      });
+      return m.generate(["a"], { maxTokens: 2, grammars: [42 as unknown as string] });
+    }),
+    error: /grammars\[i\] must be a string/,
+  },
+  "trainer: a prebuilt session adopted by another model, then twice": {
+    run: (f) => withModel(f, async (m) => {
+      const other = await loadModel(f.model, TINY);
+      try {
+        const opts = { mode: "lora" as const, rank: 2 };
+        const session = await nativeAddon().buildTrainSession(m.handle(), opts);
+        const Ctor = nativeAddon().Trainer;
+        try {
+          new Ctor(other.handle(), opts, session);
+          throw new Error("adopted by another model");
+        } catch (e) {
+          if (!/belongs to another model/.test((e as Error).message)) throw e;
+        }
+        new Ctor(m.handle(), opts, session).dispose();
+        new Ctor(m.handle(), opts, session);
+      } finally {
+        other.dispose();
+      }
+    }),
+    error: /already used/,
+  },
+  "trainer: a session argument that is not from buildTrainSession": {
+    run: (f) => withModel(f, async (m) => new (nativeAddon().Trainer)(m.handle(), { rank: 2 }, {} as never)),
+    error: /third argument must be a session from buildTrainSession/,
+  },
+  "trainer: openTrainer on a fused-QKV model, and after model.dispose()": {
+    run: async (f) => {
+      const m = await loadModel(f.model, TINY);
+      m.dispose();
+      await m.openTrainer({ lora: { rank: 2 } }).then(() => { throw new Error("opened on a disposed model"); }, (e: Error) => {
+        if (!/dispos/.test(e.message)) throw e;
+      });
+      const q = await loadModel(f.fusedQkv, TINY);
+      try {
+        return await q.openTrainer({ lora: { rank: 2 } });
+      } finally {
+        q.dispose();
+      }
+    },
+    error: /qkv|fused|attn_q/i,
+  },
+
   // ---- fusedCrossEntropy ----
   "fusedCrossEntropy: Float64Array logits": {
     run: async () => nativeAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
