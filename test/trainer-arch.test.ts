@@ -15,6 +15,7 @@ import type { WeightType } from "../src/gguf/init-model.js";
 import { Segment } from "../src/train/samples.js";
 import { archModelPath, refusedModelPath, type ArchPreset } from "./support/arch-models.js";
 import { mulberry32 as rng, randomSample } from "./support/random.js";
+import { centralDifference } from "./support/reference.js";
 
 // Token ids below every special token of the three vocabularies.
 const sample = (seed: number, p: number, r: number, c: number) => randomSample(seed, p, r, c, 100000);
@@ -138,16 +139,7 @@ describe("gradients match finite differences on float bases", () => {
         let i = 0;
         if (k === 0) for (let j = 1; j < grad.length; j++) i = Math.abs(grad[j]!) > Math.abs(grad[i]!) ? j : i;
         else i = Math.floor(rand() * value.length);
-        const orig = value[i]!;
-        value[i] = orig + h;
-        t.setParam(name, value);
-        const lp = (await t.evaluate(samples)).loss;
-        value[i] = orig - h;
-        t.setParam(name, value);
-        const lm = (await t.evaluate(samples)).loss;
-        value[i] = orig;
-        t.setParam(name, value);
-        const fd = (lp - lm) / (2 * h);
+        const fd = await centralDifference(t, name, i, h, samples);
         if (!close(grad[i]!, fd)) failures.push(`${name}[${i}]: analytic ${grad[i]} vs fd ${fd}`);
       }
     }

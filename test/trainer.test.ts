@@ -12,6 +12,7 @@ import { createTrainer, type Trainer, type LoraTarget } from "../src/engine/trai
 import { Segment, tokenizeSample, type TokenizedSample } from "../src/train/samples.js";
 import { testModelPath, tinyModelPath } from "./support/models.js";
 import { mulberry32 as rng, randomSample as sample } from "./support/random.js";
+import { centralDifference } from "./support/reference.js";
 
 const VOCAB = 32000;
 let model: NativeModel;
@@ -154,16 +155,7 @@ describe("gradients", () => {
         const value = t.getParam(name);
         for (let k = 0; k < 3; k++) {
           const i = Math.floor(rand() * value.length);
-          const orig = value[i]!;
-          value[i] = orig + H;
-          t.setParam(name, value);
-          const lp = (await t.evaluate(samples)).loss;
-          value[i] = orig - H;
-          t.setParam(name, value);
-          const lm = (await t.evaluate(samples)).loss;
-          value[i] = orig;
-          t.setParam(name, value);
-          const fd = (lp - lm) / (2 * H);
+          const fd = await centralDifference(t, name, i, H, samples);
           checked++;
           if (!close(grad[i]!, fd, TOL_ABS, TOL_REL)) failures.push(`${name}[${i}]: analytic ${grad[i]} vs fd ${fd}`);
         }
@@ -199,18 +191,8 @@ describe("gradients", () => {
     const failures: string[] = [];
     for (const [name, i] of picks) {
       const g = t.getGrad(name)[i]!;
-      const value = t.getParam(name);
-      const orig = value[i]!;
       const h = name.endsWith("norm.weight") ? 1e-2 : 2e-3;  // norms are ~1, projections ~0.02
-      value[i] = orig + h;
-      t.setParam(name, value);
-      const lp = (await t.evaluate(samples)).loss;
-      value[i] = orig - h;
-      t.setParam(name, value);
-      const lm = (await t.evaluate(samples)).loss;
-      value[i] = orig;
-      t.setParam(name, value);
-      const fd = (lp - lm) / (2 * h);
+      const fd = await centralDifference(t, name, i, h, samples);
       // Loss noise ~1e-6 over 2h = 4e-3 gives ~2.5e-4 of FD noise; 3e-4 + 2e-2·|fd| covers it.
       if (!close(g, fd, 3e-4, 2e-2)) failures.push(`${name}[${i}]: analytic ${g} vs fd ${fd}`);
     }

@@ -23,3 +23,21 @@ export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, abs: num
     if (!(Math.abs(a[i]! - b[i]!) <= tol)) throw new Error(`element ${i}: ${a[i]} vs ${b[i]} (tolerance ${tol})`);
   }
 }
+
+/**
+ * The central difference (L(θ+h) − L(θ−h)) / 2h of the loss in entry `i` of parameter `name`;
+ * the parameter is restored afterwards.
+ */
+export async function centralDifference<S>(t: { getParam(n: string): Float32Array; setParam(n: string, v: Float32Array): void; evaluate(s: S): Promise<{ loss: number }> }, name: string, i: number, h: number, samples: S): Promise<number> {
+  const value = t.getParam(name);
+  const orig = value[i]!;
+  value[i] = orig + h;
+  t.setParam(name, value);
+  const lp = (await t.evaluate(samples)).loss;
+  value[i] = orig - h;
+  t.setParam(name, value);
+  const lm = (await t.evaluate(samples)).loss;
+  value[i] = orig;
+  t.setParam(name, value);
+  return (lp - lm) / (2 * h);
+}
