@@ -121,7 +121,36 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
   const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots))
                                               : static_cast<uint32_t>(need_one * slots);
   const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
-  return {slots, n_ctx, n_batch, n_train};
+  ContextPlan plan{slots, n_ctx, n_batch, n_train};
+
+  // Per-sequence: every stream holds the longest prompt plus maxTokens (llama.cpp pads streams to
+  // 256 cells), so any request fits any free slot and admission needs no cell accounting.
+  const uint32_t stream = static_cast<uint32_t>((need_one + 255) / 256 * 256);
+  const size_t max_seq = llama_max_parallel_sequences();
+  int32_t ps_slots = std::min<int32_t>(slots, static_cast<int32_t>(max_seq));
+  if (opt.context_size > 0) ps_slots = std::min<int32_t>(ps_slots, static_cast<int32_t>(opt.context_size / stream));
+  bool per_seq = false;
+  if (opt.kv_layout == KvLayout::PerSequence) {
+    if (ps_slots < 1) {
+      throw UserError("generate: kvLayout \"per-sequence\" gives each slot a stream of " + std::to_string(stream) +
+                      " cells (the longest prompt plus maxTokens, rounded up to 256) but contextSize is " + std::to_string(opt.context_size) +
+                      "; raise contextSize to at least " + std::to_string(stream) + " or use kvLayout \"unified\"");
+    }
+    per_seq = true;
+  } else if (opt.kv_layout == KvLayout::Auto) {
+    // Unified when it is as cheap: one slot (nothing to separate), or sequences so short that a
+    // stream would be mostly padding (the whole unified cache then spans a few hundred cells), or a
+    // contextSize that holds fewer streams than the unified cache holds sequences.
+    per_seq = slots >= 2 && need_one >= 128 && ps_slots == slots;
+  }
+  if (per_seq) {
+    plan.slots = ps_slots;
+    plan.per_seq = true;
+    plan.stream_cells = stream;
+    plan.n_ctx = stream * static_cast<uint32_t>(ps_slots);
+    plan.n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(ps_slots));
+  }
+  return plan;
 }
 
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
@@ -146,21 +175,32 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   cparams.n_seq_max = static_cast<uint32_t>(slots);
   cparams.n_batch = n_batch;
   cparams.n_ubatch = std::min<uint32_t>(n_batch, 512);
-  cparams.kv_unified = true;
+  cparams.kv_unified = !plan.per_seq;
   cparams.n_threads = m.n_threads;
   cparams.n_threads_batch = m.n_threads;
   cparams.no_perf = true;
   take_llama_errors();
   llama_context* ctx = llama_init_from_model(m.model, cparams);
-  if (!ctx) throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel");
+  if (!ctx) {
+    throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel" +
+                    (plan.per_seq ? ", or kvLayout \"unified\"" : ""));
+  }
+  if (plan.per_seq && llama_n_ctx_seq(ctx) < plan.stream_cells) {
+    const uint32_t made = llama_n_ctx_seq(ctx);
+    llama_free(ctx);
+    throw UserError("generate: llama.cpp made streams of " + std::to_string(made) + " cells, fewer than the " +
+                    std::to_string(plan.stream_cells) + " a request needs; use kvLayout \"unified\"");
+  }
   llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
   try {
     ScopedLoras scoped_loras(ctx, opt.loras);
     llama_memory_t mem = llama_get_memory(ctx);
     std::vector<Slot> slot(slots);
+    auto seq_of = [&](const Slot& s) { return static_cast<llama_seq_id>(&s - slot.data()); };
     size_t next_req = 0, finished = 0;
-    // Cells reserved by running sequences (prompt + max_tokens each): admission control keeps the
-    // unified cache from overflowing whatever order sequences finish in.
+    // Unified: cells reserved by running sequences (prompt + max_tokens each): admission control
+    // keeps the shared cache from overflowing whatever order sequences finish in. Per-sequence:
+    // every stream holds any request, so a free slot is enough.
     size_t reserved = 0;
     auto reserve_of = [&](int64_t req) { return std::min(prompts[req].size() + static_cast<size_t>(opt.max_tokens), n_train); };
     auto finish = [&](Slot& s, const char* reason, size_t stop_at = std::string::npos) {
@@ -171,16 +211,52 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
       } else {
         r.text = detokenize(m, r.tokens, false);
       }
-      llama_memory_seq_rm(mem, static_cast<llama_seq_id>(&s - slot.data()), -1, -1);
+      llama_memory_seq_rm(mem, seq_of(s), -1, -1);
       reserved -= reserve_of(s.req);
       s.req = -1;
       s.sampler.reset();
       finished++;
     };
+    // Samples the slot's next token from its logits row of the last decode.
+    auto sample = [&](Slot& s) {
+      auto& r = results[s.req];
+      check_logits(m, ctx, s.batch_index, s.req, r.tokens.size());
+      llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
+      s.batch_index = -1;
+      if (llama_vocab_is_eog(m.vocab, t)) {
+        finish(s, "eos");
+        return;
+      }
+      r.tokens.push_back(t);
+      s.text += token_piece(m, t);
+      s.piece_ends.push_back(s.text.size());
+      const size_t stop_at = opt.stop.empty() ? std::string::npos : find_stop(s.text, opt.stop);
+      if (stop_at != std::string::npos) {
+        finish(s, "stop", stop_at);
+      } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens || prompts[s.req].size() + r.tokens.size() >= n_train) {
+        finish(s, "length");
+      } else {
+        s.next = t;
+        s.pending_token = true;
+      }
+    };
+    auto push = [&](Slot& s, llama_token t, bool logits) {
+      int32_t b = batch.n_tokens++;
+      batch.token[b] = t;
+      batch.pos[b] = s.pos++;
+      batch.n_seq_id[b] = 1;
+      batch.seq_id[b][0] = seq_of(s);
+      batch.logits[b] = logits;
+      if (logits) s.batch_index = b;
+    };
+    auto decode = [&]() {
+      int32_t rc = llama_decode(ctx, batch);
+      if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
+    };
 
     while (finished < n) {
       for (Slot& s : slot) {
-        if (s.req < 0 && next_req < n && reserved + reserve_of(static_cast<int64_t>(next_req)) <= n_ctx) {
+        if (s.req < 0 && next_req < n && (plan.per_seq || reserved + reserve_of(static_cast<int64_t>(next_req)) <= n_ctx)) {
           s.req = static_cast<int64_t>(next_req);
           s.sampler = std::move(samplers[next_req]);
           s.fed = 0;
@@ -192,16 +268,53 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
           next_req++;
         }
       }
+      if (plan.per_seq) {
+        // llama.cpp splits a multi-stream batch into ubatches of equal token counts from
+        // consecutive sequence ids, so a decode step (one token per running slot) is one ubatch
+        // only when the running slots are contiguous: once no request waits, the last running slot
+        // moves into the first free one (a copy of its stream, made by the next decode).
+        if (next_req == n) {
+          for (;;) {
+            auto free_it = std::find_if(slot.begin(), slot.end(), [](const Slot& s) { return s.req < 0; });
+            auto last_it = std::find_if(slot.rbegin(), slot.rend(), [](const Slot& s) { return s.req >= 0; });
+            if (free_it == slot.end() || last_it == slot.rend() || free_it > last_it.base() - 1) break;
+            Slot& to = *free_it;
+            Slot& from = *(last_it.base() - 1);
+            llama_memory_seq_cp(mem, seq_of(from), seq_of(to), -1, -1);
+            llama_memory_seq_rm(mem, seq_of(from), -1, -1);
+            std::swap(to, from);
+          }
+        }
+        // A new prompt is decoded on its own (one stream, up to a batch per ubatch), then sampled;
+        // mixed into the step it would split the step into several ubatches.
+        for (Slot& s : slot) {
+          if (s.req < 0 || s.fed == prompts[s.req].size()) continue;
+          const auto& p = prompts[s.req];
+          while (s.fed < p.size()) {
+            batch.n_tokens = 0;
+            while (s.fed < p.size() && batch.n_tokens < static_cast<int32_t>(n_batch)) {
+              s.fed++;
+              push(s, p[s.fed - 1], s.fed == p.size());
+            }
+            decode();
+          }
+          sample(s);
+        }
+        batch.n_tokens = 0;
+        for (Slot& s : slot) {
+          if (s.req >= 0 && s.pending_token) {
+            push(s, s.next, true);
+            s.pending_token = false;
+          }
+        }
+        if (batch.n_tokens == 0) continue;  // every new prompt ended at its first token
+        decode();
+        for (Slot& s : slot) {
+          if (s.req >= 0 && s.batch_index >= 0) sample(s);
+        }
+        continue;
+      }
       batch.n_tokens = 0;
-      auto push = [&](Slot& s, llama_token t, bool logits) {
-        int32_t b = batch.n_tokens++;
-        batch.token[b] = t;
-        batch.pos[b] = s.pos++;
-        batch.n_seq_id[b] = 1;
-        batch.seq_id[b][0] = static_cast<llama_seq_id>(&s - slot.data());
-        batch.logits[b] = logits;
-        if (logits) s.batch_index = b;
-      };
       // Decoding slots first (one token each), then prompt prefill with what room is left.
       for (Slot& s : slot) {
         s.batch_index = -1;
@@ -219,29 +332,9 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
         }
       }
       if (batch.n_tokens == 0) throw UserError("generate: internal scheduling error (no work while prompts remain)");
-      int32_t rc = llama_decode(ctx, batch);
-      if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
+      decode();
       for (Slot& s : slot) {
-        if (s.req < 0 || s.batch_index < 0) continue;
-        auto& r = results[s.req];
-        check_logits(m, ctx, s.batch_index, s.req, r.tokens.size());
-        llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
-        if (llama_vocab_is_eog(m.vocab, t)) {
-          finish(s, "eos");
-          continue;
-        }
-        r.tokens.push_back(t);
-        s.text += token_piece(m, t);
-        s.piece_ends.push_back(s.text.size());
-        const size_t stop_at = opt.stop.empty() ? std::string::npos : find_stop(s.text, opt.stop);
-        if (stop_at != std::string::npos) {
-          finish(s, "stop", stop_at);
-        } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens || prompts[s.req].size() + r.tokens.size() >= n_train) {
-          finish(s, "length");
-        } else {
-          s.next = t;
-          s.pending_token = true;
-        }
+        if (s.req >= 0 && s.batch_index >= 0) sample(s);
       }
     }
   } catch (...) {
@@ -309,6 +402,14 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
       Napi::Value v = g.Get(i);
       opt.grammars.push_back(v.IsUndefined() || v.IsNull() ? std::string() : get_string(v, "grammars[i]"));
     }
+  }
+  Napi::Value layout = o.Get("kvLayout");
+  if (!layout.IsUndefined() && !layout.IsNull()) {
+    const std::string l = get_string(layout, "kvLayout");
+    if (l == "auto") opt.kv_layout = KvLayout::Auto;
+    else if (l == "unified") opt.kv_layout = KvLayout::Unified;
+    else if (l == "per-sequence") opt.kv_layout = KvLayout::PerSequence;
+    else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
   opt.loras = parse_lora_option(o, model);
   auto results = std::make_shared<std::vector<GenerateResult>>();

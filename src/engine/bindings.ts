@@ -70,7 +70,7 @@ export interface NativeScoreResult {
   ppl: number;
 }
 
-/** The scorer's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
+/** The scorer's and the generator's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
 export type NativeKvLayout = "auto" | "unified" | "per-sequence";
 
 export type NativeScorer = Brand<{
@@ -109,6 +109,13 @@ export interface NativeGenerateOptions {
   parallel?: number;
   /** KV cells of the shared context (default: parallel x (longest prompt + maxTokens)). */
   contextSize?: number;
+  /**
+   * "per-sequence": one KV stream per slot (each token attends over its own sequence only; a
+   * stream holds the longest prompt + maxTokens, rounded up to 256 cells); "unified": one cache
+   * shared by all slots; "auto" (default): per-sequence when there are 2+ slots of 128+ cells and
+   * contextSize holds as many streams. Outputs do not depend on it.
+   */
+  kvLayout?: NativeKvLayout;
   lora?: NativeLoraChoice[];
 }
 

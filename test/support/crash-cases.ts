@@ -154,6 +154,31 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, minP: 5, topK: -4 })),
     error: /minP/,
   },
+  "generate: per-sequence streams at llama.cpp's most sequences (256), more prompts than slots": {
+    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 300 }, (_, i) => [1, 100 + i]), { parallel: 256, maxTokens: 2, temperature: 0, kvLayout: "per-sequence" })),
+    check: (v) => {
+      if ((v as unknown[]).length !== 300) throw new Error("expected 300 results");
+    },
+  },
+  "generate: per-sequence with a contextSize smaller than one stream": {
+    run: (f) => withModel(f, (m) => m.generate([[1, 2, 3]], { maxTokens: 4, contextSize: 100, kvLayout: "per-sequence" })),
+    error: /stream of 256 cells.*raise contextSize to at least 256/,
+  },
+  "generate: per-sequence, generation stops at the model's training context in its stream": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const rs = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i), [1, 2]], { maxTokens: 5000, temperature: 0, kvLayout: "per-sequence", grammar: "root ::= [a-z]+" });
+        return rs.map((r) => ({ finishReason: r.finishReason, tokens: r.tokens.length }));
+      }),
+    check: (v) => {
+      const [r] = v as { finishReason: string; tokens: number }[];
+      if (r!.finishReason !== "length" || r!.tokens > 512 - 505) throw new Error(`ran past the training context: ${JSON.stringify(v)}`);
+    },
+  },
+  "generate: kvLayout not a string": {
+    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, kvLayout: 3 as unknown as "auto" })),
+    error: /kvLayout/,
+  },
   "generate: an empty grammar": {
     run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 3, grammar: 'root ::= ""' })),
   },
