@@ -4,6 +4,8 @@
 //   - node-llama-cpp scoring them through its public API (controlledEvaluate with next-token
 //     probabilities at every reasoning position), on a subset (it is slow);
 // and end-to-end bidirectional inference users/s (generation of both sides + scoring + fusion).
+// The CPU seconds per user of the batched call and of one request at a time say how much work
+// batching saves, which wall time on a shared machine does not.
 // Texts are real: synthetic-catalog users, the user/item templates, the rule teacher's reasoning.
 import { prepareSynthetic } from "../src/data/synthetic.js";
 import { loadModel, type Model } from "../src/engine/index.js";
@@ -57,6 +59,13 @@ function fuseAll(users: BenchUser[], ppl: number[]): number {
     if (d.case === "agree") agree++;
   });
   return agree;
+}
+
+async function cpuSeconds(fn: () => Promise<unknown>): Promise<number> {
+  const c0 = process.cpuUsage();
+  await fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
 }
 
 async function nodeLlamaCppSecondsPerUser(path: string, users: TokenRequest[][]): Promise<number> {
@@ -113,18 +122,31 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
     fuseAll(users, ppl);
   }, 3, 1);
   const single = users.length / (singleMs / 1000);
+  // The work each way, as CPU seconds of this process (all threads): unlike wall time, other
+  // programs on the machine barely change it. Both ways decode the same tokens and compute the LM
+  // head on the same positions, so batching can only save per-call costs and idle threads.
+  const bestCtx = [...batched.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+  const batchedCpu = await cpuSeconds(async () => fuseAll(users, await scoreReasonings(scorers.get(bestCtx)!, requests, undefined)));
+  const singleCpu = await cpuSeconds(async () => {
+    const ppl: number[] = [];
+    for (const r of requests) ppl.push((await scorer.score([r]))[0]!.ppl);
+    fuseAll(users, ppl);
+  });
   const nTheirs = preset === "tiny" ? 4 : 2;
   const theirs = 1 / (await nodeLlamaCppSecondsPerUser(path, Array.from({ length: nTheirs }, (_, i) => [requests[2 * i]!, requests[2 * i + 1]!])));
   for (const [ctx, v] of batched) result.results.push({ name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx})`, value: v, unit: "users/s" });
   for (const [ctx, v] of unifiedBatched) result.results.push({ name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx}, unified cache forced)`, value: v, unit: "users/s" });
   result.results.push(
     { name: `${preset}: PPL fusion, one request at a time`, value: single, unit: "users/s" },
+    { name: `${preset}: PPL fusion CPU time per user, one batched scorer call (KV ${bestCtx})`, value: batchedCpu / users.length, unit: "cpu-s/user" },
+    { name: `${preset}: PPL fusion CPU time per user, one request at a time`, value: singleCpu / users.length, unit: "cpu-s/user" },
     { name: `${preset}: PPL fusion via node-llama-cpp controlledEvaluate`, value: theirs, unit: "users/s" },
   );
   const best = Math.max(...batched.values());
   result.ratios[`${preset}: best batched / one at a time`] = best / single;
   result.ratios[`${preset}: best batched, unified cache forced / one at a time`] = Math.max(...unifiedBatched.values()) / single;
   result.ratios[`${preset}: best batched / node-llama-cpp`] = best / theirs;
+  result.ratios[`${preset}: CPU time one at a time / best batched (the work batching saves)`] = singleCpu / batchedCpu;
 
   // End to end: both sides generated (32 new tokens each), parsed, scored, fused.
   const e2eUsers = users.slice(0, 16).map((u) => u.kase);
