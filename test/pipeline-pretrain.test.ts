@@ -18,40 +18,52 @@ function listedTitles(prompt: string): string[] | null {
 }
 
 describe("pretraining corpus", () => {
-  it("adds one list exercise per step, answered from a list of items the user never bought", async () => {
+  it("tells each step as an exercise and as list exercises answered from lists of items the user never bought", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-pretrain-"));
     try {
       const c = presetConfig("demo", { runDir: dir });
-      expect(c.model.pretrainListExercises).toBe(1);
+      expect(c.model.pretrainListExercises).toBe(2);
+      expect(c.model.pretrainOpenSteps).toBe(false);
       await prepareStage(c);
       const ds = loadRunDataset(c);
       const title = (id: string) => ds.items.get(id)!.title;
-      const without = pretrainCorpus({ ...c, model: { ...c.model, pretrainListExercises: 0 } }, ds, 0);
+      // The default corpus shape (an open step, an exercise, no lists) for comparison.
+      const plain = pretrainCorpus({ ...c, model: { ...c.model, pretrainListExercises: 0, pretrainOpenSteps: true } }, ds, 0);
       const docs = pretrainCorpus(c, ds, 0);
+      const perStep = 1 + c.model.pretrainListExercises;
       let exercises = 0;
+      let templated = 0;
       for (const u of ds.users) {
         const mine = docs.filter((d) => d.user === u.user);
         const steps = Math.max(0, u.train.length - 2);
-        expect(without.filter((d) => d.user === u.user)).toHaveLength(2 * steps);
-        expect(mine).toHaveLength(3 * steps);
+        const open = plain.filter((d) => d.user === u.user);
+        expect(open).toHaveLength(2 * steps);
+        expect(mine).toHaveLength(perStep * steps);
         const bought = new Set([...u.train, u.valid, u.test].map(title));
         for (let k = 1; k <= steps; k++) {
-          const [story, exercise, list] = mine.slice(3 * (k - 1), 3 * k);
-          // Steps 1..L-2 in order: the bought item answers the first two documents.
-          expect(story!.recommendation).toBe(title(u.train[k]!));
+          // The open step (history line only, no candidate list) is left out of the demo's corpus.
+          expect(listedTitles(open[2 * (k - 1)]!.prompt)).toBeNull();
+          const [exercise, ...lists] = mine.slice(perStep * (k - 1), perStep * k);
+          // Steps 1..L-2 in order: the bought item answers the exercise, from a list that holds it.
           expect(exercise!.recommendation).toBe(title(u.train[k]!));
           expect(listedTitles(exercise!.prompt)).toContain(title(u.train[k]!));
-          const listed = listedTitles(list!.prompt)!;
-          expect(listed).toHaveLength(c.dataset.candidates);
-          expect(listed.filter((t) => bought.has(t))).toEqual([]);
-          expect(listed).toContain(list!.recommendation);
-          expect(list!.reasoning).toContain(`"${list!.recommendation}" fits best`);
-          exercises++;
+          for (const list of lists) {
+            const listed = listedTitles(list.prompt)!;
+            expect(listed).toHaveLength(c.dataset.candidates);
+            expect(listed.filter((t) => bought.has(t))).toEqual([]);
+            expect(listed).toContain(list.recommendation);
+            expect(list.reasoning).toContain(`"${list.recommendation}" fits best`);
+            // List exercises come in the prompt templates too, not only as the bare lines.
+            if (list.prompt.split("\n").length > 2) templated++;
+            exercises++;
+          }
         }
         // Nothing answers with the user's held-out items.
         for (const d of mine) expect([title(u.valid), title(u.test)]).not.toContain(d.recommendation);
       }
-      expect(exercises).toBeGreaterThan(100);
+      expect(exercises).toBeGreaterThan(200);
+      expect(templated).toBeGreaterThan(exercises / 4);
+      expect(templated).toBeLessThan(exercises);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -53,6 +53,9 @@ const ModelConfig = z.object({
   // teacher's choice among the listed items: the answer can only be copied from the list.
   // How many per step (0 = none).
   pretrainListExercises: z.number().int().min(0).default(0),
+  // Each step also told after the bare history line, with no candidate list: it teaches which
+  // item follows which, but also to name an item without a list to copy it from.
+  pretrainOpenSteps: z.boolean().default(true),
   threads: z.number().int().positive().optional(),
   gpuLayers: z.number().int().min(0).default(0),
   contextSize: z.number().int().positive().default(4096),
@@ -177,7 +180,7 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 1, contextSize: 1024 },
+    model: { initSize: "tiny", pretrainEpochs: 4, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 2, pretrainOpenSteps: false, contextSize: 1024 },
     teacher: { kind: "rule" },
     train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },

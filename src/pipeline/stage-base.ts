@@ -53,16 +53,19 @@ export function itemSentence(item: Item): string {
  * train-split sample the SFT stage builds for each user):
  *  - every item's catalog line and a sentence about it (brand, category, what it fits);
  *  - every step k of every training sequence but the last (the last training item is the
- *    target of the SFT sample), told as the teacher's summary tells a choice ("The latest item
- *    is … fits best because …") after the history line of the prompts;
- *  - the same step as an exercise: the item bought at k among `candidates − 1` items drawn from
- *    the rest of the catalog, as the bare history and candidate lines or as one of the prompt
- *    templates (train, user, item, full), answered with the teacher's summary and the title;
+ *    target of the SFT sample) as an exercise: the item bought at k among `candidates − 1` items
+ *    drawn from the rest of the catalog, answered with the teacher's summary ("The latest item
+ *    is … fits best because …") and the title;
+ *  - with model.pretrainOpenSteps, the same step told after the bare history line, with no
+ *    candidate list (which item follows which; it also teaches naming an item with no list to
+ *    copy it from, so the demo leaves it out);
  *  - with model.pretrainListExercises = n, the step n times more as a list exercise: `candidates` items
  *    the user never bought (the item bought at k is not among them), answered with the teacher's
  *    choice among them, its summary and title: an answer that only the list can give, which is
  *    what a small model sampling freely otherwise fails at (it names a likely item that is not
  *    a candidate).
+ * Exercises come as the bare history and candidate lines or as one of the prompt templates
+ * (train, user, item, full), so the copy skill is learnt in the layouts inference uses.
  * Candidates, template and order are drawn again each epoch (seeded by seed, user and epoch).
  */
 export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number): SftSample[] {
@@ -92,7 +95,7 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
       const target = u.train[k]!;
       const history = u.train.slice(Math.max(0, k - h), k);
       const ctx = { dataset: ds.name, history: history.map(title), candidates: [] as string[] };
-      docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
+      if (c.model.pretrainOpenSteps) docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
       const seen = new Set(u.train.slice(0, k + 1));
       const candidates = rng.shuffle([target, ...rng.sample(allIds.filter((id) => !seen.has(id)), c.dataset.candidates - 1)]);
       ctx.candidates = candidates.map(title);
@@ -106,7 +109,8 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
         const sample = { user: u.user, split: "train" as const, history, candidates: listed, target: listed[0]!, targetIndex: 0 };
         const pick = teacher.choose(teacher.scoreCandidates(sample), sample, 0);
         const lctx = { dataset: ds.name, history: history.map(title), candidates: listed.map(title) };
-        docs.push({ user: u.user, prompt: fillTemplate(coreLines, lctx), reasoning: `Step 4 - Summary: ${teacher.summarize(sample, pick)}`, recommendation: title(listed[pick]!) });
+        const lform = rng.int(2) === 0 ? coreLines : templates[kinds[rng.int(kinds.length)]!];
+        docs.push({ user: u.user, prompt: fillTemplate(lform, lctx), reasoning: `Step 4 - Summary: ${teacher.summarize(sample, pick)}`, recommendation: title(listed[pick]!) });
       }
     }
   }
