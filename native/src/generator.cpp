@@ -1,9 +1,12 @@
 #include "generator.h"
 
 #include <algorithm>
-#include <cmath>
-#include <deque>
+#include <chrono>
 #include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
 
 namespace msr {
 
@@ -192,6 +195,13 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
                     std::to_string(plan.stream_cells) + " a request needs; use kvLayout \"unified\"");
   }
   llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
+  // MSR_REC_GENERATE_PROFILE=1: per call, time in llama_decode, in sampling (logit checks, the
+  // sampler chains with their grammars, stop strings) and the rest, to stderr.
+  static const bool profile = std::getenv("MSR_REC_GENERATE_PROFILE") != nullptr;
+  using clock = std::chrono::steady_clock;
+  const auto t_call = clock::now();
+  double t_decode = 0, t_sample = 0;
+  size_t n_decodes = 0;
   try {
     ScopedLoras scoped_loras(ctx, opt.loras);
     llama_memory_t mem = llama_get_memory(ctx);
@@ -219,6 +229,12 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
     };
     // Samples the slot's next token from its logits row of the last decode.
     auto sample = [&](Slot& s) {
+      const auto t0 = clock::now();
+      struct Add {
+        double& t;
+        clock::time_point t0;
+        ~Add() { t += std::chrono::duration<double>(clock::now() - t0).count(); }
+      } add{t_sample, t0};
       auto& r = results[s.req];
       check_logits(m, ctx, s.batch_index, s.req, r.tokens.size());
       llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
@@ -250,7 +266,10 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
       if (logits) s.batch_index = b;
     };
     auto decode = [&]() {
+      const auto t0 = clock::now();
       int32_t rc = llama_decode(ctx, batch);
+      t_decode += std::chrono::duration<double>(clock::now() - t0).count();
+      n_decodes++;
       if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
     };
 
@@ -336,6 +355,11 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
       for (Slot& s : slot) {
         if (s.req >= 0 && s.batch_index >= 0) sample(s);
       }
+    }
+    if (profile) {
+      const double total = std::chrono::duration<double>(clock::now() - t_call).count();
+      std::fprintf(stderr, "msr-rec generate: %zu prompts, %d slots, %s, %zu decodes: decode %.1f ms, sampling %.1f ms, other %.1f ms\n", n,
+                   slots, plan.per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_sample, 1e3 * (total - t_decode - t_sample));
     }
   } catch (...) {
     llama_batch_free(batch);
