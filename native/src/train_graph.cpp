@@ -28,12 +28,14 @@
 // logits-sized op beyond the two products every backward needs. One graph is allocated for
 // forward+backward and computed in two views (nodes before and after the logits), so nothing of
 // the forward is recomputed. Parameter gradients go into persistent accumulators (grad_accs
-// again), so micro-batches of one step simply add up. In LoRA mode the backward's dx = Wᵀ dy of
-// the frozen projections runs as mul_mat on transposes, cached within a budget or made per weight
-// inside the graph (plan_transposes, use_transposed_weights), while the forward multiplies with
-// the weights as stored (F16, BF16 or quantized; weights llama.cpp repacked are copied back from
-// the file, train_weights.h). On the CPU every other out_prod of the backward becomes a mul_mat
-// too (out_prods_as_mul_mats). The graph
+// again), so micro-batches of one step simply add up. The forward multiplies with the weights as
+// stored (F16, BF16 or quantized; weights llama.cpp repacked are read from its mapping of the
+// file, train_weights.h). On the CPU every out_prod of the backward (dx = Wᵀ dy of each frozen
+// projection and of the output matrix, the LoRA and attention gradients) runs as out_prod_cpu
+// (train_out_prod.h), which reads W as stored and the other operand in place: no transposed
+// copies, no F32 copy of any weight (out_prods_as_mul_mats). On a GPU, dx = Wᵀ dy runs as mul_mat
+// on F32 transposes, cached within a budget or made per weight inside the graph (plan_transposes,
+// use_transposed_weights). The graph
 // runs on the CPU backend with the model's thread count, or (device 'gpu') on the GPU backend
 // with device twins of the parameters; the host copies stay the source of truth, so the optimizer,
 // checkpoints and tests see one set of numbers on either device (init_device).
@@ -49,6 +51,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <map>
 
@@ -60,6 +63,7 @@
 #include "llama-model.h"
 #include "train_arch.h"
 #include "train_weights.h"
+#include "train_out_prod.h"
 // ggml_graph_view (compute a node range of a graph with its use counts) is internal to ggml.
 #include "../ggml/src/ggml-impl.h"
 
@@ -158,6 +162,7 @@ void TrainGraph::init() {
     ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
   }
   if (const char* mb = std::getenv("MSR_REC_TRAIN_SLICE_MB")) slice_bytes_ = std::atof(mb) * 1048576.0;
+  if (const char* op = std::getenv("MSR_REC_TRAIN_OUT_PROD")) own_out_prod_ = std::strcmp(op, "ggml") != 0;
   reader_ = std::make_unique<WeightReader>(model_->path);
   init_params();
   reader_.reset();  // only needed to make the copies and transposes
@@ -192,12 +197,14 @@ std::string TrainGraph::device_name() const {
 }
 
 // LoRA mode: which transposes the backward keeps cached (created in ctx, keyed by the weight
-// tensor the graph uses). The backward's dx = Wᵀ dy needs each frozen projection transposed;
-// cached F32 copies are fastest but cost 4 bytes per parameter whatever the weights' type, so
-// they are kept only within a budget: MSR_REC_TRAIN_TRANSPOSE_MB, else on the CPU a quarter of the
-// model's size but at least 256 MB and at most 2048 MB (models of a few hundred MB keep them all;
-// a real checkpoint keeps few or none, staying close to its file size), on a GPU half its free memory. Whatever is not cached is
-// transposed inside the graph, one weight at a time, and freed after use (inline_transpose).
+// tensor the graph uses). On the CPU none: out_prod_cpu reads the weights as stored, faster than
+// a mul_mat on cached F32 transposes and without their 4 bytes per parameter (the older path
+// remains with MSR_REC_TRAIN_OUT_PROD=ggml, for comparisons). On a GPU the backward's dx = Wᵀ dy
+// needs each frozen projection transposed; cached F32 copies are fastest but cost 4 bytes per
+// parameter whatever the weights' type, so they are kept only within a budget:
+// MSR_REC_TRAIN_TRANSPOSE_MB, else half the GPU's free memory (with MSR_REC_TRAIN_OUT_PROD=ggml on
+// the CPU: a quarter of the model's size but at least 256 MB and at most 2048 MB). Whatever is not
+// cached is transposed inside the graph, one weight at a time, and freed after use (inline_transpose).
 // The copies are F32: a product with F16 weights rounds its other operand to F16 too, and
 // backpropagated gradients (often below F16's 6e-5 normal range) would lose their low bits or
 // flush to zero (measured: 4% gradient error on an F16 model).
@@ -215,8 +222,10 @@ void TrainGraph::plan_transposes(ggml_context* ctx) {
   const ggml_type type = GGML_TYPE_F32;
   const ggml_tensor* w_out = output_weight();
   double bytes = static_cast<double>(ggml_type_size(type)) * static_cast<double>(ggml_nelements(w_out));
+  // The CPU reads the weights as stored (out_prod_cpu): nothing to cache.
+  const bool as_stored = !cfg_.gpu && cpu_out_prod();
   // The output matrix first: every loss row goes through it.
-  if (bytes <= cap) output_t_ = ggml_new_tensor_2d(ctx, type, w_out->ne[1], w_out->ne[0]);
+  if (!as_stored && bytes <= cap) output_t_ = ggml_new_tensor_2d(ctx, type, w_out->ne[1], w_out->ne[0]);
   std::vector<const ggml_tensor*> frozen;
   for (const auto& l : m.layers) {
     for (const ggml_tensor* w : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
@@ -235,16 +244,24 @@ double TrainGraph::transpose_bytes() const {
   return b;
 }
 
+double TrainGraph::compute_bytes() const { return galloc_ ? static_cast<double>(ggml_gallocr_get_buffer_size(galloc_, 0)) : 0.0; }
+
 void TrainGraph::fill_transposes() {
   if (output_t_) reader_->transpose_into(weight(output_weight()), output_t_);
   for (auto& [w, t] : frozen_t_) reader_->transpose_into(w, t);
 }
 
-// CPU: host copies of the frozen weights the graph reads that ggml cannot read back (repacked by
+// CPU: host tensors for the frozen weights the graph reads that ggml cannot read back (repacked by
 // llama.cpp, or in GPU memory when the model was loaded with gpuLayers), in their stored type, so
-// the graph multiplies with them as they are. A model loaded with repack: false needs none.
+// the graph multiplies with them as they are. Where the model's file mapping holds the weight's
+// bytes (WeightReader::mapped: llama.cpp's default, mmap) the tensor points there and costs no
+// memory; otherwise it is a copy read from the file. A model loaded with repack: false needs none.
 void TrainGraph::make_host_copies(const std::vector<const ggml_tensor*>& frozen) {
+  const llama_model& m = *model_->model;
+  std::vector<const ggml_tensor*> refs{m.tok_embd, m.output_norm};
+  for (const auto& l : m.layers) refs.push_back(l.attn_norm), refs.push_back(l.ffn_norm);
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> copies;
+  bool unmapped = false;
   for (const ggml_tensor* w : frozen) {
     bool seen = false;
     for (const auto& [b, c] : copies) seen = seen || b == w;
@@ -255,14 +272,31 @@ void TrainGraph::make_host_copies(const std::vector<const ggml_tensor*>& frozen)
     }
     ggml_tensor* c = ggml_dup_tensor(host_ctx_, w);
     ggml_set_name(c, w->name);
+    ggml_backend_buffer_t buf = nullptr;
+    const void* at = nullptr;
+    try {
+      at = reader_->mapped(w, refs, &buf);
+    } catch (const UserError&) {
+      at = nullptr;  // the file cannot be read: stored() says so, or reads the weight back from its device
+    }
+    if (at) {
+      if (ggml_backend_tensor_alloc(buf, c, const_cast<void*>(at)) != GGML_STATUS_SUCCESS) throw UserError("training: could not use the model's mapped weights");
+      mapped_bytes_ += static_cast<double>(ggml_nbytes(w));
+    } else {
+      unmapped = true;
+    }
     copies.push_back({w, c});
   }
   if (copies.empty()) return;
-  host_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(host_ctx_, ggml_backend_cpu_buffer_type());
-  if (!host_buf_) throw UserError("training: out of memory for host copies of the model's repacked weights; load the model with repack: false");
+  if (unmapped) {
+    host_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(host_ctx_, ggml_backend_cpu_buffer_type());
+    if (!host_buf_) throw UserError("training: out of memory for host copies of the model's repacked weights; load the model with repack: false");
+  }
   for (auto& [w, c] : copies) {
-    const std::vector<uint8_t> raw = reader_->stored(w);
-    std::memcpy(c->data, raw.data(), raw.size());
+    if (c->buffer == host_buf_) {
+      const std::vector<uint8_t> raw = reader_->stored(w);
+      std::memcpy(c->data, raw.data(), raw.size());
+    }
     weight_copies_.push_back({w, c});
   }
 }
@@ -334,10 +368,15 @@ void TrainGraph::init_params() {
   // padded rows and columns get exactly zero gradient) and lets those products tile.
   const int64_t padded_rank = (cfg_.rank + 15) / 16 * 16;
   if (!cfg_.gpu && cfg_.mode == TrainMode::Lora && padded_rank != cfg_.rank) {
+    // ggml_acc only reads the zeros: params of one padded shape share one zero tensor.
     for (const auto& p : params_) {
       const bool is_b = p.value->ne[0] == cfg_.rank && p.name.size() > 7 && p.name.compare(p.name.size() - 7, 7, ".lora_b") == 0;
-      rank_pad_.push_back(is_b ? ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, padded_rank, p.value->ne[1])
-                               : ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, p.value->ne[0], padded_rank));
+      const int64_t ne0 = is_b ? padded_rank : p.value->ne[0], ne1 = is_b ? p.value->ne[1] : padded_rank;
+      ggml_tensor* z = nullptr;
+      for (ggml_tensor* t : rank_pad_) {
+        if (!z && t->ne[0] == ne0 && t->ne[1] == ne1) z = t;
+      }
+      rank_pad_.push_back(z ? z : ggml_new_tensor_2d(param_ctx_, GGML_TYPE_F32, ne0, ne1));
     }
   }
   param_buf_ = ggml_backend_alloc_ctx_tensors_from_buft(param_ctx_, ggml_backend_cpu_buffer_type());
@@ -447,6 +486,12 @@ const TrainParam* TrainGraph::find(const std::string& name) const {
   }
   return nullptr;
 }
+
+// CPU: the backward's out_prods (dx = Wᵀ dy of every weight, the LoRA and full-mode weight
+// gradients) run as out_prod_cpu, reading W as stored and the other operand in place, unless
+// MSR_REC_TRAIN_OUT_PROD=ggml asks for the older transposes and mul_mats (kept for comparisons; a
+// GPU always uses those).
+bool TrainGraph::cpu_out_prod() const { return own_out_prod_ && !cfg_.gpu; }
 
 const ggml_tensor* TrainGraph::output_weight() const {
   const llama_model& m = *model_->model;
@@ -578,6 +623,8 @@ std::vector<ggml_tensor*> TrainGraph::sliced_transposed_products(ggml_context* c
 }
 
 ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const {
+  ggml_tensor* gt = ggml_transpose(ctx, G);
+  if (cpu_out_prod() && out_prod_supported(w_out, gt)) return out_prod_cpu(ctx, w_out, gt);
   ggml_tensor* dh = nullptr;
   for (ggml_tensor* part : sliced_transposed_products(ctx, w_out, G)) dh = dh ? ggml_add(ctx, dh, part) : part;
   return dh;
@@ -594,6 +641,7 @@ bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int f
     ggml_tensor* node = ggml_graph_node(g, i);
     out_prods += node->op == GGML_OP_OUT_PROD;
     if (node->op != GGML_OP_OUT_PROD || !node->src[1] || node->src[1]->op != GGML_OP_TRANSPOSE) continue;
+    if (cpu_out_prod() && out_prod_supported(node->src[0], node->src[1])) continue;  // out_prods_as_mul_mats makes it out_prod_cpu
     bool frozen = false;
     for (const ggml_tensor* w : frozen_) frozen = frozen || node->src[0] == w;
     if (!frozen) continue;
@@ -658,6 +706,58 @@ void compute(ggml_backend_t backend, ggml_cgraph* g, const char* what) {
   if (ggml_backend_graph_compute(backend, g) != GGML_STATUS_SUCCESS) {
     throw UserError(std::string("training: ggml failed to compute the ") + what + " graph (out of memory?)");
   }
+}
+
+// MSR_REC_TRAIN_PROFILE=2: the graph runs one node at a time (no fusion) and the time per kind of
+// node (op, weight type, shape class) is printed, largest first. A diagnostic, not for training.
+bool profile_nodes() {
+  static const bool on = [] {
+    const char* p = std::getenv("MSR_REC_TRAIN_PROFILE");
+    return p && std::atoi(p) >= 2;
+  }();
+  return on;
+}
+
+void profile_by_op(ggml_backend_t backend, ggml_cgraph* g, int i0, int i1, const char* what, bool single_thread) {
+  using clock = std::chrono::steady_clock;
+  std::map<std::string, std::pair<double, int>> by;
+  double total = 0;
+  for (int i = i0; i < i1; i++) {
+    ggml_tensor* node = ggml_graph_node(g, i);
+    ggml_cgraph one = ggml_graph_view(g, i, i + 1);
+    // With one thread the node runs on this thread: its CPU time is robust to other load.
+    timespec c0{}, c1{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    const auto t0 = clock::now();
+    compute(backend, &one, what);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    const double ms = single_thread ? (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) * 1e-6
+                                    : std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    std::string key = ggml_op_desc(node);
+    if (node->src[0]) key += std::string(" ") + ggml_type_name(node->src[0]->type);
+    if (node->op == GGML_OP_MUL_MAT || node->op == GGML_OP_OUT_PROD) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, " [%lldx%lld]x[%lldx%lld]", (long long)node->src[0]->ne[0], (long long)node->src[0]->ne[1],
+                    (long long)node->src[1]->ne[0], (long long)node->src[1]->ne[1]);
+      key += buf;
+    } else if (node->op == GGML_OP_CUSTOM) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " -> [%lldx%lld]", (long long)node->ne[0], (long long)node->ne[1]);
+      key += buf;
+    }
+    by[key].first += ms;
+    by[key].second++;
+    total += ms;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [k, v] : by) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " (%d nodes)", v.second);
+    rows.push_back({v.first, k + buf});
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "msr-rec train profile, %s: %.1f ms (%s) over %d nodes\n", what, total, single_thread ? "thread CPU time" : "wall", i1 - i0);
+  for (size_t r = 0; r < rows.size() && r < 25; r++) std::fprintf(stderr, "  %8.1f ms  %s\n", rows[r].first, rows[r].second.c_str());
 }
 
 }  // namespace
@@ -740,13 +840,15 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   ggml_cgraph fwd = ggml_graph_view(g, 0, n_fwd);
-  compute(backend_, &fwd, "forward");
+  if (profile_nodes()) profile_by_op(backend_, g, 0, n_fwd, "forward", cfg_.n_threads <= 1);
+  else compute(backend_, &fwd, "forward");
   const auto t1 = clock::now();
   res.weighted_loss = fused_ce(logits, b, G, res.row_logprobs);
   const auto t2 = clock::now();
   if (backward) {
     ggml_cgraph bwd = ggml_graph_view(g, n_fwd, ggml_graph_n_nodes(g));
-    compute(backend_, &bwd, "backward");
+    if (profile_nodes()) profile_by_op(backend_, g, n_fwd, ggml_graph_n_nodes(g), "backward", cfg_.n_threads <= 1);
+    else compute(backend_, &bwd, "backward");
     if (on_gpu()) add_device_grads();
   }
   if (profile) {
@@ -758,19 +860,26 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   return res;
 }
 
-// ggml's CPU out_prod is a loop of vector multiply-adds; the same product as a mul_mat over
-// contiguous transposes runs in its tiled GEMM (several times faster for the attention and LoRA
-// gradients). out_prod(a, b) = a·bᵀ = mul_mat(aᵀ, bᵀ) with the same broadcasting over dims 2–3.
-// The nodes are rewritten in place and the graph rebuilt in order, so the new copies come before
-// their users and the forward part (the first n_fwd nodes) is unchanged.
+// ggml's CPU out_prod is a loop of vector multiply-adds. Each out_prod node becomes out_prod_cpu
+// in place (same operands, nothing added) when it supports the operands, which is every one the
+// training graph makes; otherwise (or with MSR_REC_TRAIN_OUT_PROD=ggml) the same product as a
+// mul_mat over contiguous transposes, out_prod(a, b) = a·bᵀ = mul_mat(aᵀ, bᵀ) with the same
+// broadcasting over dims 2–3, in ggml's tiled GEMM. Rewritten nodes keep their place; the graph
+// is rebuilt in order when copies were added, so they come before their users and the forward
+// part (the first n_fwd nodes) is unchanged.
 ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const {
   const auto transposed = [ctx](ggml_tensor* t) {
     if (t->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(t->src[0])) return t->src[0];  // (tᵀ)ᵀ = t
     return ggml_cont(ctx, ggml_transpose(ctx, t));
   };
-  int rewritten = 0;
+  int rewritten = 0, own = 0;
   for (int i = n_fwd; i < ggml_graph_n_nodes(g); i++) {
     ggml_tensor* node = ggml_graph_node(g, i);
+    if (node->op == GGML_OP_OUT_PROD && cpu_out_prod() && ggml_is_contiguous(node) && out_prod_supported(node->src[0], node->src[1])) {
+      make_out_prod_cpu(node);  // same node, same operands: nothing to rebuild
+      own++;
+      continue;
+    }
     if (node->op != GGML_OP_OUT_PROD || node->src[0]->type != GGML_TYPE_F32 || node->src[1]->type != GGML_TYPE_F32) continue;
     ggml_tensor* a = transposed(node->src[0]);
     ggml_tensor* b = transposed(node->src[1]);
@@ -778,6 +887,9 @@ ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g
     node->src[0] = a;
     node->src[1] = b;
     rewritten++;
+  }
+  if (std::getenv("MSR_REC_TRAIN_PROFILE")) {
+    std::fprintf(stderr, "msr-rec train: %d out_prod nodes run as out_prod_cpu (%s kernel), %d as mul_mats of transposes\n", own, out_prod_isa(), rewritten);
   }
   return rewritten > 0 || rebuild_anyway ? rebuild(ctx, g, n_fwd) : g;
 }

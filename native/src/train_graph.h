@@ -93,7 +93,11 @@ class TrainGraph {
   // The compute device in words ("CPU" or the GPU's description).
   std::string device_name() const;
   double weight_copy_bytes() const { return host_buf_ ? static_cast<double>(ggml_backend_buffer_get_size(host_buf_)) : 0.0; }
+  // Bytes of repacked weights the graph reads in place from the model's file mapping (no copy).
+  double mapped_weight_bytes() const { return mapped_bytes_; }
   double transpose_bytes() const;
+  // The compute buffer of the last pass: the micro-batch's activations and the backward's temporaries.
+  double compute_bytes() const;
 
  private:
   struct Layer;
@@ -131,6 +135,7 @@ class TrainGraph {
   ggml_context* host_ctx_ = nullptr;
   ggml_backend_buffer_t host_buf_ = nullptr;
   std::unique_ptr<WeightReader> reader_;  // during construction only
+  double mapped_bytes_ = 0;
   // GPU only: device twins of the params, copies of frozen weights that are not already in device
   // memory, and the transposes.
   ggml_context* dev_ctx_ = nullptr;
@@ -144,16 +149,20 @@ class TrainGraph {
   // LoRA mode: the frozen output matrix transposed to (n_vocab, n_embd), so dLoss/dh = W^T G is one
   // fast mul_mat instead of ggml's out_prod over a transposed G.
   ggml_tensor* output_t_ = nullptr;
-  // LoRA mode, when they fit the budget (plan_transposes: MSR_REC_TRAIN_TRANSPOSE_MB): transposed copies of
+  // LoRA mode on a GPU (or on the CPU with MSR_REC_TRAIN_OUT_PROD=ggml), when they fit the budget
+  // (plan_transposes: MSR_REC_TRAIN_TRANSPOSE_MB): transposed copies of
   // the frozen projection weights, so the backward's dx = Wᵀ dy runs as a mul_mat instead of
   // ggml's out_prod over a transposed dy (several times slower on CPU; CUDA's out_prod takes F32
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
   std::vector<const ggml_tensor*> frozen_;  // LoRA mode: every frozen projection as the graph uses it
+  bool own_out_prod_ = true;  // CPU: out_prod_cpu for the backward's out_prods (cpu_out_prod)
   double slice_bytes_ = 32.0 * 1048576.0;  // F32 bytes per slice of an in-graph transpose (sliced_transposed_products)
   bool use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const;
-  // CPU LoRA with a rank that is not a multiple of 16: one zero tensor per LoRA param, of its
-  // shape with the rank padded (A: (in, R), B: (R, out)), that project() places A and B into.
+  bool cpu_out_prod() const;
+  // CPU LoRA with a rank that is not a multiple of 16: per LoRA param, a zero tensor of its shape
+  // with the rank padded (A: (in, R), B: (R, out)) that project() places A and B into (read only,
+  // so params of one padded shape share one).
   std::vector<ggml_tensor*> rank_pad_;
 };
 

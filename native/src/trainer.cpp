@@ -12,6 +12,7 @@
 #include "model.h"
 #include "train_arch.h"
 #include "train_bench.h"
+#include "train_out_prod_check.h"
 #include "train_io.h"
 #include "train_reference.h"
 
@@ -249,6 +250,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", ctor);
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
   exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
+  exports.Set("outProdCheck", Napi::Function::New(env, guarded_fn<OutProdCheck>));
   exports.Set("buildTrainSession", Napi::Function::New(env, guarded_fn<BuildTrainSession>));
   InitTrainArch(env, exports);
 }
@@ -399,6 +401,8 @@ Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
   o.Set("deviceName", s.graph().device_name());
   // Memory beyond the parameters: copies of weights ggml cannot read back (repacked), cached transposes.
   o.Set("weightCopyBytes", s.graph().weight_copy_bytes());
+  o.Set("mappedWeightBytes", s.graph().mapped_weight_bytes());
+  o.Set("computeBytes", s.graph().compute_bytes());
   o.Set("transposeBytes", s.graph().transpose_bytes());
   return o;
 }

@@ -162,6 +162,10 @@ export interface NativeTrainerInfo {
   deviceName: string;
   /** Bytes of host copies of frozen weights llama.cpp repacked (0 for a model loaded with repack: false). */
   weightCopyBytes: number;
+  /** Bytes of repacked weights read in place from the model's file mapping instead of copied. */
+  mappedWeightBytes: number;
+  /** The compute buffer of the last forward/backward: the micro-batch's activations and the backward's temporaries (0 before the first). */
+  computeBytes: number;
   /** Bytes of cached F32 transposes of frozen weights (see plan_transposes). */
   transposeBytes: number;
 }
@@ -254,6 +258,38 @@ export interface NativeAddon {
     weights: Float32Array | null,
     options?: { reference?: boolean; threads?: number; grad?: boolean; gradOut?: Float32Array },
   ): NativeFusedCeResult;
+  /**
+   * The training backward's CPU out_prod (out = a·bᵀ with a read as stored, train_out_prod.h) on
+   * random operands: its error against float64 sums and ggml's F32 path's (the weight dequantized,
+   * transposed and multiplied with mul_mat), each as max |err| / Σ|terms| and / max |exact|.
+   * layout "dy": b = transpose of a contiguous (k, n) dy; "act": b contiguous (n, k). isa: run that
+   * kernel directly (isaErr*, 2-D only), besides the graph's.
+   */
+  outProdCheck(options: {
+    type: string;
+    m: number;
+    k: number;
+    n: number;
+    threads?: number;
+    layout?: "dy" | "act";
+    isa?: "avx512" | "avx2" | "generic";
+    seed?: number;
+    runs?: number;
+    /** b's and out's dim 2 (attention heads), and a's (a broadcast over batches / groups of them). */
+    batches?: number;
+    groups?: number;
+  }): {
+    isa: string;
+    errTerms: number;
+    errMax: number;
+    ggmlErrTerms: number;
+    ggmlErrMax: number;
+    ms: number;
+    ggmlMs: number;
+    isaErrTerms?: number;
+    isaErrMax?: number;
+    isaMs?: number;
+  };
   /** Benchmark baseline: ggml_cross_entropy_loss with a dense one-hot label matrix. */
   denseCrossEntropyGgml(
     logits: Float32Array,

@@ -1,0 +1,200 @@
+// outProdCheck: the CPU out_prod op (train_out_prod.h) on random operands against float64 sums and
+// against ggml's own F32 path (the weight dequantized, transposed and multiplied with ggml_mul_mat,
+// as the backward did before), for test/train-out-prod.test.ts and quick benchmarks.
+#include "train_out_prod_check.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+#include "train_out_prod.h"
+
+namespace msr {
+
+namespace {
+
+struct Split {
+  uint64_t s;
+  float next() {  // uniform in [-1, 1)
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<int64_t>(s >> 11) - (int64_t{1} << 52)) / static_cast<float>(int64_t{1} << 52);
+  }
+};
+
+ggml_type type_by_name(const std::string& name) {
+  for (int t = 0; t < GGML_TYPE_COUNT; t++) {
+    const char* n = ggml_type_name(static_cast<ggml_type>(t));
+    if (n && ggml_get_type_traits(static_cast<ggml_type>(t))->blck_size > 0 && name.size() == std::strlen(n)) {
+      bool same = true;
+      for (size_t i = 0; i < name.size(); i++) same = same && std::tolower(name[i]) == std::tolower(n[i]);
+      if (same) return static_cast<ggml_type>(t);
+    }
+  }
+  throw UserError("outProdCheck: unknown weight type " + name);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+Napi::Value OutProdCheck(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "outProdCheck({type, m, k, n, threads?, layout?, isa?, seed?, runs?, batches?, groups?})");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const ggml_type type = type_by_name(o.Get("type").As<Napi::String>().Utf8Value());
+  const int64_t M = static_cast<int64_t>(get_number(o, "m", 256)), K = static_cast<int64_t>(get_number(o, "k", 64));
+  const int64_t N = static_cast<int64_t>(get_number(o, "n", 8));
+  const int threads = std::max(1, static_cast<int>(get_number(o, "threads", 1)));
+  const int runs = std::max(1, static_cast<int>(get_number(o, "runs", 1)));
+  // batches: b's (and out's) dim 2; groups: a's, each a matrix shared by batches / groups of them
+  // (grouped-query attention's broadcast).
+  const int64_t HB = std::max<int64_t>(1, static_cast<int64_t>(get_number(o, "batches", 1)));
+  const int64_t GA = std::max<int64_t>(1, static_cast<int64_t>(get_number(o, "groups", 1)));
+  if (HB % GA != 0) throw UserError("outProdCheck: batches must be a multiple of groups");
+  // layout "dy": b = transpose(dy) with dy (K, N) contiguous (dx = Wᵀ dy); "act": b (N, K) contiguous (dA = x gᵀ).
+  const std::string layout = o.Has("layout") ? o.Get("layout").As<Napi::String>().Utf8Value() : "dy";
+  const std::string isa = o.Has("isa") ? o.Get("isa").As<Napi::String>().Utf8Value() : "";
+  Split rng{static_cast<uint64_t>(get_number(o, "seed", 1))};
+  if (M <= 0 || K <= 0 || N <= 0 || M % ggml_blck_size(type) != 0) throw UserError("outProdCheck: m, k, n must be positive and m a multiple of the type's block size");
+
+  // a: GA matrices of K rows of M values in `type`; af: the same values as F32 (what the op must use).
+  std::vector<float> src(static_cast<size_t>(M * K * GA));
+  for (auto& x : src) x = 0.05f * rng.next();
+  const size_t row_bytes = ggml_row_size(type, M);
+  std::vector<uint8_t> a(row_bytes * K * GA);
+  std::vector<float> af(src.size());
+  if (type == GGML_TYPE_F32) {
+    std::memcpy(a.data(), src.data(), a.size());
+    af = src;
+  } else {
+    ggml_quantize_chunk(type, src.data(), a.data(), 0, K * GA, M, nullptr);
+    ggml_get_type_traits(type)->to_float(a.data(), af.data(), M * K * GA);
+  }
+  // b(k, n) of batch h at b[h·K·N + k·sk + n·sn]; gradients of mixed sizes, some far below F16's normal range.
+  std::vector<float> b(static_cast<size_t>(K * N * HB));
+  for (size_t i = 0; i < b.size(); i++) b[i] = rng.next() * (i % 7 == 0 ? 1e-6f : 1e-2f);
+  const bool dy = layout == "dy";
+  const int64_t sk = dy ? 1 : N, sn = dy ? K : 1;
+
+  std::vector<double> ref(static_cast<size_t>(M * N * HB)), scale(ref.size());
+  for (int64_t h = 0; h < HB; h++) {
+    for (int64_t n = 0; n < N; n++) {
+      for (int64_t k = 0; k < K; k++) {
+        const double bv = b[h * K * N + k * sk + n * sn];
+        const float* ar = af.data() + (h / (HB / GA)) * M * K + k * M;
+        double* r = ref.data() + h * M * N + n * M;
+        double* sc = scale.data() + h * M * N + n * M;
+        for (int64_t m = 0; m < M; m++) {
+          r[m] += static_cast<double>(ar[m]) * bv;
+          sc[m] += std::fabs(static_cast<double>(ar[m]) * bv);
+        }
+      }
+    }
+  }
+  const auto compare = [&](const float* got, double* rel_terms, double* rel_max) {
+    double e = 0, big = 0, d = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+      const double diff = std::fabs(static_cast<double>(got[i]) - ref[i]);
+      if (!std::isfinite(got[i])) e = INFINITY;
+      if (scale[i] > 0) e = std::max(e, diff / scale[i]);
+      d = std::max(d, diff);
+      big = std::max(big, std::fabs(ref[i]));
+    }
+    *rel_terms = e;
+    *rel_max = big > 0 ? d / big : d;
+  };
+
+  std::vector<float> out(ref.size());
+  double op_ms = INFINITY, ggml_ms = INFINITY;
+  std::string used = out_prod_isa();
+  if (!isa.empty() && HB == 1) {
+    // One kernel called directly, on `threads` std::threads.
+    if (!out_prod_isa_available(isa.c_str())) throw UserError("outProdCheck: this CPU cannot run the " + isa + " kernel");
+    used = isa;
+    for (int r = 0; r < runs; r++) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<std::thread> th;
+      for (int i = 0; i < threads; i++) {
+        th.emplace_back([&, i] { out_prod_compute_isa(isa.c_str(), type, a.data(), M, K, row_bytes, b.data(), sk, sn, N, out.data(), i, threads); });
+      }
+      for (auto& t : th) t.join();
+      op_ms = std::min(op_ms, ms_since(t0));
+    }
+  }
+
+  // Through ggml graphs on the CPU backend: the op as the trainer uses it, and ggml's F32 path.
+  ggml_backend_t backend = ggml_backend_cpu_init();
+  ggml_backend_cpu_set_n_threads(backend, threads);
+  ggml_init_params ip{ggml_tensor_overhead() * 32 + ggml_graph_overhead() * 2, nullptr, true};
+  ggml_context* ctx = ggml_init(ip);
+  ggml_tensor* ta = ggml_new_tensor_3d(ctx, type, M, K, GA);
+  ggml_tensor* tb = dy ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, N, HB) : ggml_new_tensor_3d(ctx, GGML_TYPE_F32, N, K, HB);
+  ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, backend);
+  ggml_backend_tensor_set(ta, a.data(), 0, a.size());
+  ggml_backend_tensor_set(tb, b.data(), 0, b.size() * sizeof(float));
+  ggml_tensor* bt = dy ? ggml_transpose(ctx, tb) : tb;  // (N, K) as out_prod takes it
+  ggml_tensor* mine = out_prod_cpu(ctx, ta, bt);
+  // ggml: Aᵀ as F32 (dequantized, transposed, contiguous), times bᵀ: mul_mat contracts over K.
+  ggml_tensor* at = ggml_cont(ctx, ggml_transpose(ctx, type == GGML_TYPE_F32 ? ta : ggml_cast(ctx, ta, GGML_TYPE_F32)));  // (K, M, GA)
+  ggml_tensor* theirs = ggml_mul_mat(ctx, at, ggml_cont(ctx, ggml_transpose(ctx, bt)));                                 // (M, N, HB)
+  ggml_gallocr_t galloc = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend));
+  ggml_cgraph* g1 = ggml_new_graph(ctx);
+  ggml_build_forward_expand(g1, mine);
+  ggml_cgraph* g2 = ggml_new_graph(ctx);
+  ggml_build_forward_expand(g2, theirs);
+  std::vector<float> via_graph(ref.size()), via_ggml(ref.size());
+  double graph_ms = INFINITY;
+  bool ok = ggml_gallocr_alloc_graph(galloc, g1);
+  for (int r = 0; ok && r < runs; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ok = ggml_backend_graph_compute(backend, g1) == GGML_STATUS_SUCCESS;
+    graph_ms = std::min(graph_ms, ms_since(t0));
+  }
+  if (ok) ggml_backend_tensor_get(mine, via_graph.data(), 0, via_graph.size() * sizeof(float));
+  ok = ok && ggml_gallocr_alloc_graph(galloc, g2);
+  for (int r = 0; ok && r < runs; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ok = ggml_backend_graph_compute(backend, g2) == GGML_STATUS_SUCCESS;
+    ggml_ms = std::min(ggml_ms, ms_since(t0));
+  }
+  if (ok) ggml_backend_tensor_get(theirs, via_ggml.data(), 0, via_ggml.size() * sizeof(float));
+  ggml_gallocr_free(galloc);
+  ggml_backend_buffer_free(buf);
+  ggml_free(ctx);
+  ggml_backend_free(backend);
+  if (!ok) throw UserError("outProdCheck: ggml failed to compute");
+
+  Napi::Object res = Napi::Object::New(env);
+  double e1, m1, e2, m2, e3, m3;
+  compare(via_graph.data(), &e1, &m1);
+  compare(via_ggml.data(), &e2, &m2);
+  res.Set("isa", out_prod_isa());
+  if (!isa.empty()) res.Set("kernel", used);
+  res.Set("errTerms", e1);  // max |op - exact| / Σ|terms| over the output
+  res.Set("errMax", m1);    // max |op - exact| / max |exact|
+  res.Set("ggmlErrTerms", e2);
+  res.Set("ggmlErrMax", m2);
+  res.Set("ms", graph_ms);
+  res.Set("ggmlMs", ggml_ms);
+  if (!isa.empty() && HB == 1) {
+    compare(out.data(), &e3, &m3);
+    res.Set("isaErrTerms", e3);
+    res.Set("isaErrMax", m3);
+    res.Set("isaMs", op_ms);
+  }
+  return res;
+}
+
+}  // namespace msr
