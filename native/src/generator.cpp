@@ -179,7 +179,6 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   cparams.n_batch = n_batch;
   cparams.n_ubatch = std::min<uint32_t>(n_batch, 512);
   cparams.kv_unified = !plan.per_seq;
-  if (std::getenv("MSR_REC_EXPERIMENT_FA_OFF")) cparams.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
   cparams.n_threads = m.n_threads;
   cparams.n_threads_batch = m.n_threads;
   cparams.no_perf = true;
