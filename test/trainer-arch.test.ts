@@ -104,24 +104,34 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     model.dispose();
   });
 
-  it("a Q4_0 model trains from its weights in place, loaded with repack: false or repacked (read from the file mapping), with the same logits and gradients", async () => {
+  it("a Q4_0 model trains from its weights in place, loaded with repack: false or repacked, with the same logits and gradients", async () => {
     const repacked = await load("tiny-llama3", "Q4_0");
     const plain = await load("tiny-llama3", "Q4_0", { repack: false });
     const a = createTrainer(repacked, { lora: { rank: 4, seed: 3 } });
     const b = createTrainer(plain, { lora: { rank: 4, seed: 3 } });
-    // llama.cpp repacks Q4_0 on x86 with AVX2 and on ARM. The repacked weights' bytes as stored are
-    // in llama.cpp's mapping of the file, where the trainer reads them (a copy only of any weight
-    // outside the mapped range).
+    // llama.cpp repacks Q4_0 on x86 with AVX2 and on ARM. The forward multiplies with the repacked
+    // weights (llama.cpp's repacked kernel), the backward reads their bytes as stored from
+    // llama.cpp's mapping of the file (a copy only of any weight outside the mapped range). The
+    // two kernels sum the same Q4_0·Q8_0 products in other orders: measured logits within 2e-7 of
+    // the largest, gradients within 1e-5 of each tensor's largest.
     expect(b.info.weightCopyBytes).toBe(0);
     expect(b.info.mappedWeightBytes).toBe(0);
     if (a.info.mappedWeightBytes + a.info.weightCopyBytes > 0) expect(a.info.mappedWeightBytes).toBeGreaterThan(4 * a.info.weightCopyBytes);
     const tokens = sample(22, 20, 0, 0).tokens;
-    expect(maxRelDiff(await a.logits(tokens), await b.logits(tokens))).toBe(0);
+    const dl = maxRelDiff(await a.logits(tokens), await b.logits(tokens));
+    expect(dl).toBeLessThan(1e-5);
     randomizeLora(a, 5, 0.05);
     randomizeLora(b, 5, 0.05);
     const samples = [sample(23, 6, 5, 4)];
-    expect((await a.gradients(samples)).loss).toBe((await b.gradients(samples)).loss);
-    for (const n of a.paramNames()) expect(maxRelDiff(a.getGrad(n), b.getGrad(n)), n).toBe(0);
+    const la = (await a.gradients(samples)).loss, lb = (await b.gradients(samples)).loss;
+    expect(Math.abs(la - lb)).toBeLessThan(1e-5 * lb);
+    let worst = 0;
+    for (const n of a.paramNames()) {
+      const d = maxRelDiff(a.getGrad(n), b.getGrad(n));
+      worst = Math.max(worst, d);
+      expect(d, n).toBeLessThan(1e-3);
+    }
+    console.log(`repacked vs repack: false: logits ${dl.toExponential(2)}, gradients ${worst.toExponential(2)}`);
     a.dispose();
     b.dispose();
     repacked.dispose();

@@ -1,7 +1,9 @@
 // One measurement of the train-memory suite in its own process, so that peak RSS (VmHWM) belongs
 // to it alone: load the model, train LoRA (rank 8, all seven targets) for `steps` steps on one
-// batch, then score the same tokens. Prints one JSON line. Args: model path, repack (0|1),
-// samples, tokens per sample, steps, threads.
+// batch, then score the same tokens. Prints one JSON line: RSS after loading and after creating
+// the trainer, peak RSS, the trainer's weight copies, mapped weights, cached transposes and compute
+// buffer (the micro-batch's activations), and the times. Args: model path, repack (0|1), samples,
+// tokens per sample, steps, threads.
 import { readFileSync } from "node:fs";
 import { native } from "../../src/engine/bindings.js";
 import { createTrainer } from "../../src/engine/trainer.js";
@@ -15,7 +17,7 @@ const rssLoaded = kib("VmRSS");
 const data = randomTrainSamples(Number(nSamples), Number(len), Math.min(model.info().vocabSize, 100000));
 const tokens = data.reduce((a, s) => a + s.tokens.length, 0);
 const trainer = createTrainer(model, { lora: { rank: 8, alpha: 32 }, microBatchTokens: 512, optimizer: { lr: 1e-4 } });
-const info = trainer.info;
+const rssTrainer = kib("VmRSS");
 const times: number[] = [];
 for (let i = 0; i < Number(steps); i++) {
   const t0 = performance.now();
@@ -23,6 +25,7 @@ for (let i = 0; i < Number(steps); i++) {
   times.push(performance.now() - t0);
 }
 const peakTrain = kib("VmHWM");
+const info = trainer.info;
 trainer.dispose();
 // Scoring the same tokens (prompt = first half), after the peak was read: its KV cache is not training's.
 const scorer = new (native().Scorer)(model, { contextSize: Math.max(256, Number(len) * 2), sequences: Math.min(8, Number(nSamples)) });
@@ -35,5 +38,16 @@ scorer.dispose();
 model.dispose();
 const trainMs = times.length > 1 ? Math.min(...times.slice(1)) : times[0]!;
 process.stdout.write(
-  JSON.stringify({ rssLoaded, peakTrain, weightCopyBytes: info.weightCopyBytes, transposeBytes: info.transposeBytes, tokens, trainMs, scoreMs }) + "\n",
+  JSON.stringify({
+    rssLoaded,
+    rssTrainer,
+    peakTrain,
+    weightCopyBytes: info.weightCopyBytes,
+    mappedWeightBytes: info.mappedWeightBytes,
+    transposeBytes: info.transposeBytes,
+    computeBytes: info.computeBytes,
+    tokens,
+    trainMs,
+    scoreMs,
+  }) + "\n",
 );

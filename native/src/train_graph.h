@@ -119,6 +119,7 @@ class TrainGraph {
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
   ggml_tensor* weight(const ggml_tensor* base) const;  // the trainable copy in full mode, else the base (or its device copy)
+  ggml_tensor* product_weight(const ggml_tensor* base) const;  // what a forward mul_mat uses: weight(), or a CPU-repacked base
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;  // W x (+ LoRA)
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, const ggml_tensor* bias, ggml_tensor* x) const;  // (+ bias)
   // Returns the logits; *h_out (when given) receives the normalised final hidden rows they are made from.
