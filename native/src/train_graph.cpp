@@ -117,7 +117,6 @@ const char* target_of(const llama_layer& l, const ggml_tensor* w) {
   return nullptr;
 }
 
-constexpr size_t kGraphNodes = 1 << 16;
 
 }  // namespace
 
@@ -136,6 +135,11 @@ void TrainGraph::init() {
   const llama_model& m = *model_->model;
   check_trainable(m, cfg_.mode, cfg_.dequantize);
   n_vocab_ = model_->n_vocab;
+  // Graph capacity: about 250 nodes per layer are used (forward, backward, LoRA); three times that
+  // and room for slices of in-graph transposes (GPU, or MSR_REC_TRAIN_OUT_PROD=ggml), as a power of
+  // two, at least 16384 (a 16-layer model: 16384; the graph's tables are sized by it: 1.2 MiB).
+  graph_nodes_ = 16384;
+  while (graph_nodes_ < 2048 + 768 * m.layers.size()) graph_nodes_ *= 2;
   n_ctx_ = cfg_.n_ctx > 0 ? cfg_.n_ctx : static_cast<int>(m.hparams.n_ctx_train);
   if (cfg_.mode == TrainMode::Lora) {
     if (cfg_.rank <= 0) throw UserError("lora.rank must be a positive integer (default 8)");
@@ -711,8 +715,9 @@ struct CtxGuard {
   ~CtxGuard() { ggml_free(ctx); }
 };
 
-ggml_context* graph_ctx() {
-  ggml_init_params ip{ggml_tensor_overhead() * kGraphNodes + ggml_graph_overhead_custom(kGraphNodes, true) * 2, nullptr, true};
+// A context for one pass's graph (graph_nodes nodes at most) and twice as many tensors.
+ggml_context* graph_ctx(size_t graph_nodes) {
+  ggml_init_params ip{ggml_tensor_overhead() * 2 * graph_nodes + ggml_graph_overhead_custom(graph_nodes, true) * 2, nullptr, true};
   return ggml_init(ip);
 }
 
@@ -805,12 +810,12 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   const int64_t R = static_cast<int64_t>(b.rows.size());
   if (R == 0) return res;
   upload_params();
-  CtxGuard guard{graph_ctx()};
+  CtxGuard guard{graph_ctx(graph_nodes_)};
   ggml_context* ctx = guard.ctx;
   ggml_tensor* in[4];
   ggml_tensor* h = nullptr;
   ggml_tensor* logits = build_forward(ctx, b, false, in, &h);
-  ggml_cgraph* g = ggml_new_graph_custom(ctx, kGraphNodes, backward);
+  ggml_cgraph* g = ggml_new_graph_custom(ctx, graph_nodes_, backward);
   ggml_build_forward_expand(g, logits);
   const int n_fwd = ggml_graph_n_nodes(g);
   ggml_tensor* G = nullptr;
@@ -879,9 +884,9 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   }
   if (profile) {
     const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    std::fprintf(stderr, "msr-rec train: T=%zu R=%lld forward %.1f ms, fused CE %.1f ms, backward %.1f ms (%d nodes, %.1f MiB compute buffer)\n",
-                 b.tokens.size(), static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g),
-                 ggml_gallocr_get_buffer_size(galloc_, 0) / 1048576.0);
+    std::fprintf(stderr, "msr-rec train: T=%zu R=%lld forward %.1f ms, fused CE %.1f ms, backward %.1f ms (%d nodes, %d leafs, %.1f MiB of graph metadata, %.1f MiB compute buffer)\n",
+                 b.tokens.size(), static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g), g->n_leafs,
+                 ggml_used_mem(ctx) / 1048576.0, ggml_gallocr_get_buffer_size(galloc_, 0) / 1048576.0);
   }
   return res;
 }
@@ -922,7 +927,7 @@ ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g
 
 // The same nodes rebuilt in dependency order, so nodes added by a rewrite come before their users.
 ggml_cgraph* TrainGraph::rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd) {
-  ggml_cgraph* out = ggml_new_graph_custom(ctx, kGraphNodes, false);
+  ggml_cgraph* out = ggml_new_graph_custom(ctx, static_cast<size_t>(g->size), false);
   for (int i = 0; i < ggml_graph_n_nodes(g); i++) ggml_build_forward_expand(out, ggml_graph_node(g, i));
   if (ggml_graph_n_nodes(out) < n_fwd || ggml_graph_node(out, n_fwd - 1) != ggml_graph_node(g, n_fwd - 1)) {
     throw UserError("training: internal error rebuilding the backward graph (the forward part moved)");
@@ -932,10 +937,10 @@ ggml_cgraph* TrainGraph::rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd) {
 
 std::vector<float> TrainGraph::logits(const PackedBatch& b) {
   upload_params();
-  CtxGuard guard{graph_ctx()};
+  CtxGuard guard{graph_ctx(graph_nodes_)};
   ggml_tensor* in[4];
   ggml_tensor* logits = build_forward(guard.ctx, b, true, in);
-  ggml_cgraph* g = ggml_new_graph_custom(guard.ctx, kGraphNodes, false);
+  ggml_cgraph* g = ggml_new_graph_custom(guard.ctx, graph_nodes_, false);
   ggml_build_forward_expand(g, logits);
   check_ops_supported(g);
   if (!ggml_gallocr_alloc_graph(galloc_, g)) throw UserError("training: out of memory allocating the compute graph");

@@ -129,6 +129,7 @@ class TrainGraph {
   ModelPtr model_;
   TrainConfig cfg_;
   int n_ctx_ = 0, n_vocab_ = 0;
+  size_t graph_nodes_ = 16384;  // capacity of a pass's graph (init)
   ggml_backend_t backend_ = nullptr;  // where the graph runs: the CPU, or the GPU when cfg.gpu
   ggml_context* param_ctx_ = nullptr;
   ggml_backend_buffer_t param_buf_ = nullptr;  // host: params, grads (and the CPU's transposes)
