@@ -180,7 +180,7 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 2, pretrainOpenSteps: false, contextSize: 1024 },
+    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 3, pretrainOpenSteps: false, contextSize: 1024 },
     teacher: { kind: "rule" },
     train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
