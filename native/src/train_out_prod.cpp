@@ -28,11 +28,6 @@ namespace msr {
 #define WTP_TT 6
 #define WTP_X86 0
 #include "train_out_prod_kernel.inc"
-#undef WTP_NS
-#undef WTP_VL
-#undef WTP_NV
-#undef WTP_TT
-#undef WTP_X86
 
 #if MSR_WTP_X86
 #if defined(__clang__)
@@ -47,11 +42,6 @@ namespace msr {
 #define WTP_TT 6
 #define WTP_X86 2
 #include "train_out_prod_kernel.inc"
-#undef WTP_NS
-#undef WTP_VL
-#undef WTP_NV
-#undef WTP_TT
-#undef WTP_X86
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -70,11 +60,6 @@ namespace msr {
 #define WTP_TT 6
 #define WTP_X86 3
 #include "train_out_prod_kernel.inc"
-#undef WTP_NS
-#undef WTP_VL
-#undef WTP_NV
-#undef WTP_TT
-#undef WTP_X86
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
