@@ -5,6 +5,9 @@ import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { TRAIN_DEFAULTS } from "../train/run.js";
 
+/** The run seed when a config names none; `msr-rec synthesize` uses it too, so its prompts match a run's. */
+export const DEFAULT_SEED = 42;
+
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 
 const DatasetConfig = z.object({
@@ -152,7 +155,7 @@ const AblationConfig = z.object({
 
 export const RunConfigSchema = z.object({
   runDir: z.string().default("runs/default"),
-  seed: z.number().int().default(42),
+  seed: z.number().int().default(DEFAULT_SEED),
   dataset: DatasetConfig.prefault({}),
   model: ModelConfig.prefault({}),
   teacher: TeacherConfig.prefault({}),

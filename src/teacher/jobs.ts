@@ -5,8 +5,9 @@ import { contextFor, samplesFor, type PreparedDataset, type Split } from "../pro
 import type { PromptTemplates } from "../prompts/templates.js";
 import { inShard, type Shard, type SynthesisJob } from "./synthesize.js";
 
-export function synthesisJobs(ds: PreparedDataset, templates: PromptTemplates, split: Split, shard?: Shard, historyLength?: number): SynthesisJob[] {
-  return samplesFor(ds, split, historyLength)
+/** `seed` draws the train split's negative candidates (a run's `seed`), so the prompts match the run's. */
+export function synthesisJobs(ds: PreparedDataset, templates: PromptTemplates, split: Split, shard?: Shard, historyLength?: number, seed?: number): SynthesisJob[] {
+  return samplesFor(ds, split, historyLength, seed)
     .filter((s) => !shard || inShard(s.user, shard))
     .map((sample) => {
       const ctx = contextFor(ds, sample);

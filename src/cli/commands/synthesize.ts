@@ -6,7 +6,9 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { ProgressBar } from "../../util/progress.js";
+import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
 import { readPreparedDataset, SPLITS, type Split } from "../../prompts/dataset.js";
+import { DEFAULT_SEED } from "../../pipeline/config.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { synthesisJobs } from "../../teacher/jobs.js";
 import { AnswerStore } from "../../teacher/store.js";
@@ -31,6 +33,8 @@ interface SynthesizeOptions {
   templates?: string;
   temperature?: string;
   maxTokens?: string;
+  historyLength: string;
+  seed: string;
 }
 
 function positiveInt(name: string, v: string): number {
@@ -52,6 +56,8 @@ export function register(program: Command): void {
     .option("--tau <n>", "valid reasoning paths wanted per sample", "1")
     .option("--max-retries <n>", "invalid paths retried per sample (at most tau + n teacher calls)", String(DEFAULT_MAX_RETRIES))
     .option("--split <split>", `which split to build samples from: ${SPLITS.join(" | ")}`, "train")
+    .option("--history-length <n>", "most recent items shown in prompts (a run's dataset.historyLength)", String(DEFAULT_HISTORY_LENGTH))
+    .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so the prompts and stored answers match the run's", String(DEFAULT_SEED))
     .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
     .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
     .requiredOption("--out <dir>", "output folder (answers.jsonl, reasoning.jsonl, synthesis-stats.json)")
@@ -76,7 +82,10 @@ export function register(program: Command): void {
       const outDir = shard ? join(o.out, shardDirName(shard)) : o.out;
 
       const ds = readPreparedDataset(o.data, o.datasetName);
-      const jobs = synthesisJobs(ds, loadTemplates(o.templates), o.split as Split, shard);
+      const historyLength = positiveInt("history-length", o.historyLength);
+      const seed = Number(o.seed);
+      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${o.seed}"`);
+      const jobs = synthesisJobs(ds, loadTemplates(o.templates), o.split as Split, shard, historyLength, seed);
       const teacher = await createTeacher({
         kind: o.teacher as TeacherKind,
         dataset: ds,

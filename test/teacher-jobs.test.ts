@@ -1,0 +1,61 @@
+// `msr-rec synthesize` outside a pipeline builds the same teacher prompts as a run's synthesize
+// stage with the same seed and history length, so answers it stores are the run's (no second
+// paid call for a prompt that differs only in its drawn negatives). Reference: the stage's own
+// sample construction (sampleFor with the run's train catalog).
+import { describe, expect, it } from "vitest";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { presetConfig } from "../src/pipeline/config.js";
+import { loadRunDataset, prepareStage, trainCatalog } from "../src/pipeline/stage-data.js";
+import { runLayout } from "../src/pipeline/layout.js";
+import { contextFor, sampleFor } from "../src/prompts/dataset.js";
+import { fillTemplate } from "../src/prompts/build.js";
+import { loadTemplates } from "../src/prompts/templates.js";
+import { synthesisJobs } from "../src/teacher/jobs.js";
+
+describe("synthesis jobs outside a run", () => {
+  it("draw the train split's negatives from the run's seed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-jobs-"));
+    try {
+      const c = presetConfig("demo", { runDir: dir });
+      await prepareStage(c);
+      const ds = loadRunDataset(c);
+      const templates = loadTemplates();
+      const stagePrompts = ds.users.map((u) => fillTemplate(templates.teacher, contextFor(ds, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds)))));
+      const jobs = synthesisJobs(ds, templates, "train", undefined, c.dataset.historyLength, c.seed);
+      expect(jobs.map((j) => j.prompt)).toEqual(stagePrompts);
+      // Another seed draws other negatives for most users.
+      const other = synthesisJobs(ds, templates, "train", undefined, c.dataset.historyLength, c.seed + 1);
+      expect(other.filter((j, i) => j.prompt !== stagePrompts[i]).length).toBeGreaterThan(ds.users.length / 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the CLI sends the prompts of a run with the default seed and refuses a bad seed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-jobs-cli-"));
+    try {
+      const c = presetConfig("demo", { runDir: dir });
+      expect(c.seed).toBe(42);
+      await prepareStage(c);
+      const cli = join(process.cwd(), "dist", "src", "cli", "main.js");
+      const data = runLayout(dir).dataset;
+      const ok = spawnSync(process.execPath, [cli, "synthesize", "--data", data, "--teacher", "rules", "--history-length", "1", "--out", join(dir, "synth")], { encoding: "utf8" });
+      expect(ok.status, ok.stderr).toBe(0);
+      // The prompts it sent are the run's synthesize-stage prompts for seed 42.
+      const ds = loadRunDataset(c);
+      const templates = loadTemplates();
+      const stage = new Map(ds.users.map((u) => [u.user, fillTemplate(templates.teacher, contextFor(ds, sampleFor(u, "train", 1, trainCatalog(c, ds))))] as const));
+      const sent = readFileSync(join(dir, "synth", "reasoning.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { user: string; prompt: string });
+      expect(sent.length).toBeGreaterThan(0);
+      for (const r of sent) expect(r.prompt).toBe(stage.get(r.user));
+      const bad = spawnSync(process.execPath, [cli, "synthesize", "--data", data, "--teacher", "rules", "--seed", "x", "--out", join(dir, "synth2")], { encoding: "utf8" });
+      expect(bad.status).not.toBe(0);
+      expect(bad.stderr).toContain("--seed must be an integer");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
