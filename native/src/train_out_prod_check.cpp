@@ -56,7 +56,9 @@ Napi::Value OutProdCheck(const Napi::CallbackInfo& info) {
   const ggml_type type = type_by_name(o.Get("type").As<Napi::String>().Utf8Value());
   const int64_t M = static_cast<int64_t>(get_number(o, "m", 256)), K = static_cast<int64_t>(get_number(o, "k", 64));
   const int64_t N = static_cast<int64_t>(get_number(o, "n", 8));
-  const int threads = std::max(1, static_cast<int>(get_number(o, "threads", 1)));
+  const double threads_in = get_number(o, "threads", 1);
+  if (!(threads_in >= 1 && threads_in <= kMaxThreads)) throw UserError("outProdCheck: threads must be 1.." + std::to_string(kMaxThreads));
+  const int threads = static_cast<int>(threads_in);
   const int runs = std::max(1, static_cast<int>(get_number(o, "runs", 1)));
   // batches: b's (and out's) dim 2; groups: a's, each a matrix shared by batches / groups of them
   // (grouped-query attention's broadcast).
@@ -65,6 +67,7 @@ Napi::Value OutProdCheck(const Napi::CallbackInfo& info) {
   if (HB % GA != 0) throw UserError("outProdCheck: batches must be a multiple of groups");
   // layout "dy": b = transpose(dy) with dy (K, N) contiguous (dx = Wᵀ dy); "act": b (N, K) contiguous (dA = x gᵀ).
   const std::string layout = o.Has("layout") ? o.Get("layout").As<Napi::String>().Utf8Value() : "dy";
+  if (layout != "dy" && layout != "act") throw UserError("outProdCheck: layout must be \"dy\" or \"act\"");
   const std::string isa = o.Has("isa") ? o.Get("isa").As<Napi::String>().Utf8Value() : "";
   Split rng{static_cast<uint64_t>(get_number(o, "seed", 1))};
   if (M <= 0 || K <= 0 || N <= 0 || M % ggml_blck_size(type) != 0) throw UserError("outProdCheck: m, k, n must be positive and m a multiple of the type's block size");

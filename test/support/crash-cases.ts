@@ -595,4 +595,20 @@ export const CASES: Record<string, CrashCase> = {
       if (Math.abs((v as number) - 64 * Math.log(1 << 18)) > 1e-3) throw new Error(`wrong loss ${String(v)}`);
     },
   },
+  "outProdCheck: threads 1e9": {
+    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, threads: 1e9 }),
+    error: /threads must be 1\.\.512/,
+  },
+  "outProdCheck: an unknown layout": {
+    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, layout: "bogus" as never }),
+    error: /layout must be "dy" or "act"/,
+  },
+  "outProdCheck: an operand too large to allocate": {
+    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 1e9, k: 1e9, n: 1 }),
+    error: /out of memory/,
+  },
+  "outProdCheck: a weight type given as a number": {
+    run: async () => nativeAddon().outProdCheck({ type: 3 as never, m: 64, k: 4, n: 4 }),
+    error: /string was expected/,
+  },
 };
