@@ -27,7 +27,7 @@ const child = fileURLToPath(new URL(`./support/train-memory-child${ext}`, import
 const threads = Number(process.env.MSR_REC_BENCH_THREADS ?? 2);
 
 /** The preset in F16 (written by init-model) and quantized from that file by llama.cpp's quantizer. */
-async function modelPath(preset: ModelPreset, type: "F32" | "F16" | "Q8_0" | "Q4_0"): Promise<string> {
+export async function modelPath(preset: ModelPreset, type: "F32" | "F16" | "Q8_0" | "Q4_0"): Promise<string> {
   const dir = join(packageRoot, ".cache", "bench-models");
   mkdirSync(dir, { recursive: true });
   const path = (t: string) => join(dir, `${preset}-${t.toLowerCase()}-v${MODEL_GENERATOR_VERSION}.gguf`);

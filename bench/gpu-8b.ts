@@ -1,0 +1,129 @@
+// A Llama-3-8B-shaped model (random weights, init-model's llama3-8b preset) on one GPU, F16 and
+// Q4_0, against llama.cpp's own benchmark tools built from the same source:
+//   - scorer prompt processing tokens/s vs `llama-bench -p 512 -n 0` (goal >= 0.9x);
+//   - batched generation tokens/s at 64 parallel sequences vs `llama-batched-bench -npp 128
+//     -ntg 128 -npl 64` (its S_TG);
+//   - the whole MSR-Rec inference of 1,500 synthetic users (both sides generated to 256 new
+//     tokens, both PPLs in one scorer call, Eq. 3 fusion) through src/infer/bidirectional.ts:
+//     wall time (goal under 5 min) and its scoring-and-fusion part (goal under 1 min).
+// Each weight type runs in its own process (bench/support/gpu-8b-child.ts). When the tools cannot
+// be built or run, our numbers are still reported and a result says why the tools' are missing.
+// Env: MSR_REC_BENCH_8B_PRESET (llama3-8b), MSR_REC_BENCH_8B_TYPES (F16,Q4_0),
+//      MSR_REC_BENCH_8B_USERS (1500), MSR_REC_BENCH_8B_TOKENS (256 new tokens per side),
+//      MSR_REC_BENCH_8B_GPU_LAYERS (99 with a CUDA addon, else 0), MSR_REC_BENCH_8B_PARALLEL
+//      (sequences generated together in the inference run: 256 on the GPU, 32 on the CPU),
+//      MSR_REC_BENCH_LLAMA_TOOLS (a folder holding llama-bench and llama-batched-bench; unset:
+//      built into .cache/llama-tools-<cpu|cuda>), MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS (extra
+//      configure arguments for that build, space-separated).
+import { spawnSync } from "node:child_process";
+import { statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { native } from "../src/engine/bindings.js";
+import type { ModelPreset } from "../src/gguf/init-model.js";
+import { newResult, type BenchResult } from "./lib.js";
+import type { ChildArgs, ChildResult } from "./support/gpu-8b-child.js";
+import { batchedBenchTgSpeed, buildLlamaTools, parseLlamaBenchJson, runTool, toolsIn, type LlamaTools } from "./support/llama-tools.js";
+import { modelPath } from "./train-memory.js";
+
+const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+const childScript = fileURLToPath(new URL(`./support/gpu-8b-child${ext}`, import.meta.url));
+const env = process.env;
+
+function gpuName(): string | null {
+  const r = spawnSync("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader"], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim().split("\n")[0]! : null;
+}
+
+function runChild(a: ChildArgs): ChildResult {
+  const r = spawnSync(process.execPath, [childScript, JSON.stringify(a)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`gpu-8b child failed on ${a.path} (exit ${r.status ?? r.signal})`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as ChildResult;
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 160);
+}
+
+export async function run(): Promise<BenchResult> {
+  const cudaAddon = /CUDA/.test(native().systemInfo());
+  const gpu = gpuName();
+  const res = newResult("gpu-8b");
+  if (gpu) res.machine = `${gpu}; ${res.machine}`;
+  const preset = (env.MSR_REC_BENCH_8B_PRESET ?? "llama3-8b") as ModelPreset;
+  const types = (env.MSR_REC_BENCH_8B_TYPES ?? "F16,Q4_0").split(",").map((t) => t.trim().toUpperCase()) as ("F16" | "Q4_0")[];
+  const users = Number(env.MSR_REC_BENCH_8B_USERS ?? 1500);
+  const tokens = Number(env.MSR_REC_BENCH_8B_TOKENS ?? 256);
+  const gpuLayers = Number(env.MSR_REC_BENCH_8B_GPU_LAYERS ?? (cudaAddon ? 99 : 0));
+  const parallel = Number(env.MSR_REC_BENCH_8B_PARALLEL ?? (gpuLayers > 0 ? 256 : 32));
+  res.results.push({ name: `addon backend: ${cudaAddon ? "CUDA" : "CPU"}, ${gpuLayers} layers offloaded`, value: gpuLayers, unit: "layers" });
+
+  let tools: LlamaTools | null = null;
+  let toolsError = "";
+  try {
+    const backend = cudaAddon ? "cuda" : "cpu";
+    if (env.MSR_REC_BENCH_LLAMA_TOOLS) {
+      tools = toolsIn(env.MSR_REC_BENCH_LLAMA_TOOLS, backend);
+      if (!tools) throw new Error(`no llama-bench and llama-batched-bench in ${env.MSR_REC_BENCH_LLAMA_TOOLS}`);
+    } else {
+      const t0 = performance.now();
+      tools = buildLlamaTools(backend, (env.MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS ?? "").split(" ").filter(Boolean));
+      res.results.push({ name: `llama.cpp tools (${backend}) build`, value: (performance.now() - t0) / 1000, unit: "s" });
+    }
+  } catch (e) {
+    toolsError = firstLine(e);
+  }
+
+  for (const type of types) {
+    const path = await modelPath(preset, type);
+    const tag = `${preset} ${type}`;
+    const m = runChild({ path, gpuLayers, users, tokens, parallel });
+    const ourPp = m.scorerTokens / (m.scorerMs / 1000);
+    const ourTg = (m.genTokens - m.genTokens1) / ((m.genMs - m.genMs1) / 1000);
+    const scoreFuseS = (m.inferMs - m.inferGenerateMs) / 1000;
+    res.results.push(
+      { name: `${tag}: model file`, value: statSync(path).size / 2 ** 30, unit: "GiB" },
+      { name: `${tag}: load`, value: m.loadMs / 1000, unit: "s" },
+      { name: `${tag}: ours, scorer, 16 x 512 tokens (256 prompt + 256 scored), micro-batch 512`, value: ourPp, unit: "tokens/s" },
+      { name: `${tag}: ours, generation, 64 prompts x 128 tokens, 128 new, 64 parallel (prompt processing removed)`, value: ourTg, unit: "tokens/s" },
+      { name: `${tag}: ours, generation, 64 parallel, including prompt processing`, value: m.genTokens / (m.genMs / 1000), unit: "tokens/s" },
+      { name: `${tag}: inference, users`, value: m.users, unit: "users" },
+      { name: `${tag}: inference, mean prompt length`, value: m.promptTokensMean, unit: "tokens" },
+      { name: `${tag}: inference, whole (${tokens} new tokens per side, ${parallel} parallel)`, value: m.inferMs / 1000, unit: "s" },
+      { name: `${tag}: inference, generation part`, value: m.inferGenerateMs / 1000, unit: "s" },
+      { name: `${tag}: inference, scoring and fusion part (parse, one scorer call, Eq. 3)`, value: scoreFuseS, unit: "s" },
+      { name: `${tag}: inference, the scorer call alone (${m.inferScoredRequests} requests)`, value: m.inferScoreMs / 1000, unit: "s" },
+      { name: `${tag}: inference, tokens generated`, value: m.inferGenerated, unit: "tokens" },
+      { name: `${tag}: inference, generation rate`, value: m.inferGenerated / (m.inferGenerateMs / 1000), unit: "tokens/s" },
+      { name: `${tag}: building the synthetic users' prompts (not in the inference time)`, value: m.casesMs / 1000, unit: "s" },
+      { name: `${tag}: peak host RSS`, value: m.peakRssBytes / 2 ** 20, unit: "MiB" },
+    );
+    if (m.gpuMemoryUsedMiB !== null) res.results.push({ name: `${tag}: GPU memory in use after inference (whole device)`, value: m.gpuMemoryUsedMiB, unit: "MiB" });
+    // Scaled to the goals' 1,500 users when fewer were run (a linear estimate: flagged in the name).
+    const scale = 1500 / m.users;
+    const est = scale === 1 ? "" : ` (x${scale.toFixed(1)} estimate from ${m.users} users)`;
+    res.ratios[`${tag}: whole inference of 1500 users / 5 min goal${est}`] = (scale * m.inferMs) / 1000 / 300;
+    res.ratios[`${tag}: scoring and fusion of 1500 users / 1 min goal${est}`] = (scale * scoreFuseS) / 60;
+
+    if (!tools) {
+      res.results.push({ name: `${tag}: llama.cpp tools unavailable, no baseline: ${toolsError}`, value: 0, unit: "n/a" });
+      continue;
+    }
+    try {
+      const lb = parseLlamaBenchJson(runTool(tools.bench, ["-m", path, "-p", "512", "-n", "0", "-ngl", String(gpuLayers), "-o", "json"]).stdout, 512);
+      res.results.push({ name: `${tag}: llama-bench pp512`, value: lb.avg_ts, unit: "tokens/s" });
+      res.ratios[`${tag}: scorer / llama-bench pp512 (goal >= 0.9)`] = ourPp / lb.avg_ts;
+    } catch (e) {
+      res.results.push({ name: `${tag}: llama-bench failed: ${firstLine(e)}`, value: 0, unit: "n/a" });
+    }
+    try {
+      // Each of the 64 sequences holds 128 prompt + 128 generated tokens.
+      const out = runTool(tools.batchedBench, ["-m", path, "-c", String(64 * 256), "-b", "2048", "-ub", "512", "-npp", "128", "-ntg", "128", "-npl", "64", "-ngl", String(gpuLayers), "--output-format", "jsonl"]);
+      const sTg = batchedBenchTgSpeed(out.stdout + out.stderr, 64, 128, 128);
+      res.results.push({ name: `${tag}: llama-batched-bench S_TG, npp 128, ntg 128, npl 64`, value: sTg, unit: "tokens/s" });
+      res.ratios[`${tag}: generation 64 parallel / llama-batched-bench S_TG`] = ourTg / sTg;
+    } catch (e) {
+      res.results.push({ name: `${tag}: llama-batched-bench failed: ${firstLine(e)}`, value: 0, unit: "n/a" });
+    }
+  }
+  return res;
+}
