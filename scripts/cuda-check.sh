@@ -5,7 +5,11 @@
 #   3. if Node.js is on PATH and the TypeScript is built (dist/), the CUDA addon's scores with all
 #      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs), training on
 #      the GPU against training on the CPU (scripts/cuda-train-check.mjs), and the GPU training
-#      benchmark (bench/train-gpu.ts -> bench/results/train-gpu.json, copied to OUTDIR).
+#      benchmark (bench/train-gpu.ts -> bench/results/train-gpu.json, copied to OUTDIR);
+#   4. then the Llama-3-8B-shaped benchmark (bench/gpu-8b.ts: F16 and Q4_0, our scorer and batched
+#      generation against llama-bench and llama-batched-bench built from the same llama.cpp source
+#      with the same EXTRA_CMAKE_ARGS, and 1,500 users' inference -> bench/results/gpu-8b.json,
+#      copied to OUTDIR). It writes ~21 GB of model files under .cache/bench-models.
 # Usage: scripts/cuda-check.sh OUTDIR
 # Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
 #      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels).
@@ -45,5 +49,10 @@ if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
   echo "== GPU training benchmark"
   [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-gpu | tee "$out/train-gpu.txt" \
     && cp bench/results/train-gpu.json "$out/" || status=1
+  echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"
+  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" \
+    MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" \
+    node dist/bench/run.js gpu-8b | tee "$out/gpu-8b.txt" \
+    && cp bench/results/gpu-8b.json "$out/" || status=1
 fi
 exit $status
