@@ -22,7 +22,7 @@ describe("pretraining corpus", () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-pretrain-"));
     try {
       const c = presetConfig("demo", { runDir: dir });
-      expect(c.model.pretrainListExercises).toBe(3);
+      expect(c.model.pretrainListExercises).toBe(4);
       expect(c.model.pretrainOpenSteps).toBe(false);
       await prepareStage(c);
       const ds = loadRunDataset(c);
@@ -30,6 +30,12 @@ describe("pretraining corpus", () => {
       // The default corpus shape (an open step, an exercise, no lists) for comparison.
       const plain = pretrainCorpus({ ...c, model: { ...c.model, pretrainListExercises: 0, pretrainOpenSteps: true } }, ds, 0);
       const docs = pretrainCorpus(c, ds, 0);
+      // No document is behavior-only (an empty reasoning teaches skipping it), and the catalog's
+      // facts answer with the title their reasoning starts with.
+      for (const d of docs) expect(d.reasoning).not.toBe("");
+      const facts = docs.filter((d) => d.user === "");
+      expect(facts).toHaveLength(2 * ds.items.size);
+      for (const d of facts) expect(d.reasoning.startsWith(`"${d.recommendation}"`), d.reasoning).toBe(true);
       const perStep = 1 + c.model.pretrainListExercises;
       let exercises = 0;
       let templated = 0;

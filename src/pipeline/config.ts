@@ -183,8 +183,11 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 3, pretrainOpenSteps: false, contextSize: 1024 },
-    teacher: { kind: "rule" },
+    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 4, pretrainOpenSteps: false, contextSize: 1024 },
+    // The rule teacher costs nothing per attempt: retry up to 30 times so that few training
+    // samples fall back to behavior-only supervision (the model learns to skip its reasoning
+    // from those; 3 retries left 15 of the 64).
+    teacher: { kind: "rule", maxRetries: 30 },
     train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: true },

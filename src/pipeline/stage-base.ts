@@ -51,7 +51,8 @@ export function itemSentence(item: Item): string {
  * few million random weights trained for minutes does not, so the base stage teaches it that
  * from the catalog and the training sequences alone (never a validation or test item, never the
  * train-split sample the SFT stage builds for each user):
- *  - every item's catalog line and a sentence about it (brand, category, what it fits);
+ *  - every item's catalog line and a sentence about it (brand, category, what it fits), each as
+ *    a reasoning answered by the item's title;
  *  - every step k of every training sequence but the last (the last training item is the
  *    target of the SFT sample) as an exercise: the item bought at k among `candidates − 1` items
  *    drawn from the rest of the catalog, answered with the teacher's summary ("The latest item
@@ -72,8 +73,11 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
   const title = (id: string) => ds.items.get(id)?.title ?? id;
   const docs: SftSample[] = [];
   for (const it of ds.items.values()) {
-    docs.push({ user: "", prompt: "Catalog item:", reasoning: "", recommendation: catalogLine(it) });
-    docs.push({ user: "", prompt: "About the item:", reasoning: "", recommendation: itemSentence(it) });
+    // The facts come as reasoning answered by the item's title, never as behavior-only samples:
+    // a document with empty reasoning teaches `[reasoning_start]\n[reasoning_end]`, and a model
+    // that learnt it skips the reasoning at inference and names an item with no list to copy from.
+    docs.push({ user: "", prompt: "Catalog item:", reasoning: catalogLine(it), recommendation: it.title });
+    docs.push({ user: "", prompt: "About the item:", reasoning: itemSentence(it), recommendation: it.title });
   }
   const templates = loadTemplates();
   const kinds = ["train", "user", "item", "full"] as const;
