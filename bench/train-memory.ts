@@ -13,6 +13,11 @@
 // logits and dLoss/dlogits rows, the backward's temporaries), which grows with the micro-batch's
 // tokens; everything else (Node, the model and its vocabulary, the LoRA parameters, gradients and
 // AdamW moments) counts against the 1.25 × file.
+// On a machine with an NVIDIA GPU and the CUDA addon, also LoRA training on the GPU of a
+// Llama-3-8B-shaped model (MSR_REC_BENCH_MEMORY_GPU_PRESET, MSR_REC_BENCH_MEMORY_GPU_TYPES, default
+// Q4_0,F16; 4 samples of MSR_REC_BENCH_MEMORY_GPU_TOKENS, default 256): the peak of the device's
+// used memory over the run (nvidia-smi, every 50 ms) against 24 GiB (goal: Q4_0 fits), and
+// training tokens/s beside GPU scoring tokens/s of the same tokens.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -49,18 +54,60 @@ interface ChildResult {
   mappedWeightBytes: number;
   transposeBytes: number;
   computeBytes: number;
+  device: string;
+  deviceName: string;
+  gpuBeforeMiB: number | null;
+  gpuPeakMiB: number | null;
   tokens: number;
   trainMs: number;
   scoreMs: number;
 }
 
-function measure(path: string, repack: boolean, samples: number, len: number, steps: number): ChildResult {
-  const r = spawnSync(process.execPath, [child, path, repack ? "1" : "0", String(samples), String(len), String(steps), String(threads)], {
+function measure(path: string, repack: boolean, samples: number, len: number, steps: number, gpuLayers = 0): ChildResult {
+  const r = spawnSync(process.execPath, [child, path, repack ? "1" : "0", String(samples), String(len), String(steps), String(threads), String(gpuLayers)], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
   if (r.status !== 0) throw new Error(`train-memory child failed on ${path} (exit ${r.status})`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as ChildResult;
+}
+
+/** A CUDA addon and a GPU that nvidia-smi sees: the GPU section runs. */
+function hasGpu(): boolean {
+  return /CUDA/.test(native().systemInfo()) && spawnSync("nvidia-smi", ["-L"], { encoding: "utf8" }).status === 0;
+}
+
+/** LoRA training of the GPU preset with every layer offloaded: peak device memory and tokens/s. */
+async function gpuSection(res: BenchResult): Promise<void> {
+  if (!hasGpu()) {
+    res.results.push({ name: "GPU section skipped: no CUDA addon or no NVIDIA GPU", value: 0, unit: "n/a" });
+    return;
+  }
+  const preset = (process.env.MSR_REC_BENCH_MEMORY_GPU_PRESET ?? "llama3-8b") as ModelPreset;
+  const types = (process.env.MSR_REC_BENCH_MEMORY_GPU_TYPES ?? "Q4_0,F16").split(",").map((t) => t.trim().toUpperCase()) as ("F16" | "Q8_0" | "Q4_0")[];
+  const len = Number(process.env.MSR_REC_BENCH_MEMORY_GPU_TOKENS ?? 256);
+  const budgetMiB = 24 * 1024;
+  for (const type of types) {
+    const path = await modelPath(preset, type);
+    const m = measure(path, false, 4, len, 3, 999);
+    const tag = `${preset} ${type} on the GPU`;
+    if (!res.machine.startsWith(m.deviceName)) res.machine = `${m.deviceName}; ${res.machine}`;
+    res.results.push(
+      { name: `${tag}: model file`, value: statSync(path).size / 2 ** 20, unit: "MiB" },
+      { name: `${tag}: trainer device`, value: m.device === "gpu" ? 1 : 0, unit: m.device },
+      { name: `${tag}: compute buffer (activations)`, value: m.computeBytes / 2 ** 20, unit: "MiB" },
+      { name: `${tag}: LoRA training (4 x ${len} tokens)`, value: m.tokens / (m.trainMs / 1000), unit: "tokens/s" },
+      { name: `${tag}: scoring (same tokens)`, value: m.tokens / (m.scoreMs / 1000), unit: "tokens/s" },
+    );
+    res.ratios[`${tag}: training/scoring throughput`] = m.scoreMs / m.trainMs;
+    if (m.gpuPeakMiB !== null && m.gpuBeforeMiB !== null) {
+      const used = m.gpuPeakMiB - m.gpuBeforeMiB;
+      res.results.push({ name: `${tag}: peak GPU memory of the process (device peak minus use before the load)`, value: used, unit: "MiB" });
+      res.ratios[`${tag}: peak GPU memory / 24 GiB`] = used / budgetMiB;
+    } else {
+      res.results.push({ name: `${tag}: nvidia-smi gave no memory samples`, value: 0, unit: "n/a" });
+    }
+  }
 }
 
 export async function run(): Promise<BenchResult> {
@@ -91,6 +138,7 @@ export async function run(): Promise<BenchResult> {
     res.ratios[`${tag} (peak RSS - activations) / file size`] = (m.peakTrain - m.computeBytes) / file;
     res.ratios[`${tag} training/scoring throughput`] = m.scoreMs / m.trainMs;
   }
+  await gpuSection(res);
   // The `train` suite's measurement on the small preset, F32 against a Q4_0 base.
   for (const type of ["F32", "Q4_0"] as const) {
     const m = measure(await modelPath("small", type), false, 8, 128, 4);
