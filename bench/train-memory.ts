@@ -13,7 +13,7 @@
 // logits and dLoss/dlogits rows, the backward's temporaries), which grows with the micro-batch's
 // tokens; everything else (Node, the model and its vocabulary, the LoRA parameters, gradients and
 // AdamW moments) counts against the 1.25 × file.
-// On a machine with an NVIDIA GPU and the CUDA addon, also LoRA training on the GPU of a
+// The train-memory-gpu suite (a machine with an NVIDIA GPU and the CUDA addon): LoRA training on the GPU of a
 // Llama-3-8B-shaped model (MSR_REC_BENCH_MEMORY_GPU_PRESET, MSR_REC_BENCH_MEMORY_GPU_TYPES, default
 // Q4_0,F16; 4 samples of MSR_REC_BENCH_MEMORY_GPU_TOKENS, default 256): the peak of the device's
 // used memory over the run (nvidia-smi, every 50 ms) against 24 GiB (goal: Q4_0 fits), and
@@ -77,8 +77,8 @@ function hasGpu(): boolean {
   return /CUDA/.test(native().systemInfo()) && spawnSync("nvidia-smi", ["-L"], { encoding: "utf8" }).status === 0;
 }
 
-/** LoRA training of the GPU preset with every layer offloaded: peak device memory and tokens/s. */
-async function gpuSection(res: BenchResult): Promise<void> {
+/** LoRA training of the GPU preset with every layer offloaded: peak device memory and tokens/s (the train-memory-gpu suite). */
+export async function gpuSection(res: BenchResult): Promise<void> {
   if (!hasGpu()) {
     res.results.push({ name: "GPU section skipped: no CUDA addon or no NVIDIA GPU", value: 0, unit: "n/a" });
     return;
@@ -138,7 +138,6 @@ export async function run(): Promise<BenchResult> {
     res.ratios[`${tag} (peak RSS - activations) / file size`] = (m.peakTrain - m.computeBytes) / file;
     res.ratios[`${tag} training/scoring throughput`] = m.scoreMs / m.trainMs;
   }
-  await gpuSection(res);
   // The `train` suite's measurement on the small preset, F32 against a Q4_0 base.
   for (const type of ["F32", "Q4_0"] as const) {
     const m = measure(await modelPath("small", type), false, 8, 128, 4);

@@ -6,7 +6,9 @@
 #      layers on the GPU against the same addon on the CPU (scripts/cuda-compare.mjs), training on
 #      the GPU against training on the CPU (scripts/cuda-train-check.mjs), and the GPU training
 #      benchmark (bench/train-gpu.ts -> bench/results/train-gpu.json, copied to OUTDIR);
-#   4. then the Llama-3-8B-shaped benchmark (bench/gpu-8b.ts: F16 and Q4_0, our scorer and batched
+#   4. LoRA training of a Llama-3-8B-shaped model on the GPU, Q4_0 and F16: peak device memory
+#      against 24 GiB, tokens/s beside GPU scoring (bench/train-memory-gpu.ts);
+#   5. then the Llama-3-8B-shaped benchmark (bench/gpu-8b.ts: F16 and Q4_0, our scorer and batched
 #      generation against llama-bench and llama-batched-bench built from the same llama.cpp source
 #      with the same EXTRA_CMAKE_ARGS, and 1,500 users' inference -> bench/results/gpu-8b.json,
 #      copied to OUTDIR). It writes ~21 GB of model files under .cache/bench-models.
@@ -49,6 +51,9 @@ if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
   echo "== GPU training benchmark"
   [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-gpu | tee "$out/train-gpu.txt" \
     && cp bench/results/train-gpu.json "$out/" || status=1
+  echo "== LoRA training memory of a Llama-3-8B-shaped model on the GPU (Q4_0, F16)"
+  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" node dist/bench/run.js train-memory-gpu | tee "$out/train-memory-gpu.txt" \
+    && cp bench/results/train-memory-gpu.json "$out/" || status=1
   echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"
   [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" \
     MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" \
