@@ -14,7 +14,10 @@
 #      copied to OUTDIR). It writes ~21 GB of model files under .cache/bench-models.
 # Usage: scripts/cuda-check.sh OUTDIR
 # Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
-#      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels).
+#      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels),
+#      SECTIONS (comma-separated subset of ce,build,compare,train-check,train-gpu,train-memory-gpu,
+#      gpu-8b; default all; a GPU loan too short for all of them runs the ones it needs, e.g.
+#      SECTIONS=build,train-memory-gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/cuda-check.sh OUTDIR}"
@@ -23,15 +26,19 @@ arch="${CUDA_ARCHITECTURES:-native}"
 jobs="${JOBS:-$(nproc)}"
 llama="${LLAMA_CPP_DIR:-$PWD/.cache/llama.cpp}"
 status=0
+want() { [ -z "${SECTIONS:-}" ] || [[ ",$SECTIONS," == *",$1,"* ]]; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 
+if want ce; then
 echo "== fused CE kernel vs CPU reference"
 if [ "$arch" = native ]; then nvarch=native; else nvarch="sm_${arch%%;*}"; fi
 nvcc -O3 -std=c++17 -arch="$nvarch" -DMSR_REC_CUDA=1 -Inative/kernels \
   native/tests/fused_ce_cuda_test.cu native/kernels/fused_ce.cu native/kernels/fused_ce_cpu.cpp -o /tmp/fused_ce_cuda_test \
   && /tmp/fused_ce_cuda_test | tee "$out/fused_ce_cuda.txt" || status=1
+fi
 
+if want build; then
 echo "== CUDA build of the addon"
 nodeinc="$(ls -d node_modules/node-api-headers/include 2>/dev/null)"
 start=$(date +%s)
@@ -41,23 +48,35 @@ cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DLLAMA_CPP_DIR="$llama" -DM
   && timeout "${BUILD_TIMEOUT:-0}" cmake --build build-cuda -j "$jobs" > "$out/cuda-build.log" 2>&1 \
   && echo "built build-cuda/Release/msr_rec.node or build-cuda/msr_rec.node in $(( $(date +%s) - start )) s" | tee "$out/cuda-build.txt" \
   || { echo "CUDA build failed after $(( $(date +%s) - start )) s (see cuda-build.log)" | tee "$out/cuda-build.txt"; tail -30 "$out/cuda-build.log"; status=1; }
+fi
 
 if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
-  echo "== CUDA scorer vs CPU"
   addon="$(ls build-cuda/Release/msr_rec.node build-cuda/msr_rec.node 2>/dev/null | head -1)"
-  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-compare.mjs | tee "$out/cuda-compare.txt" || status=1
-  echo "== CUDA training vs CPU training"
-  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-train-check.mjs | tee "$out/cuda-train-check.txt" || status=1
-  echo "== GPU training benchmark"
-  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-gpu | tee "$out/train-gpu.txt" \
-    && cp bench/results/train-gpu.json "$out/" || status=1
-  echo "== LoRA training memory of a Llama-3-8B-shaped model on the GPU (Q4_0, F16)"
-  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" node dist/bench/run.js train-memory-gpu | tee "$out/train-memory-gpu.txt" \
-    && cp bench/results/train-memory-gpu.json "$out/" || status=1
-  echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"
-  [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" \
-    MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" \
-    node dist/bench/run.js gpu-8b | tee "$out/gpu-8b.txt" \
-    && cp bench/results/gpu-8b.json "$out/" || status=1
+  [ -n "$addon" ] || { echo "no CUDA addon in build-cuda/: run the build section"; status=1; }
+  if want compare; then
+    echo "== CUDA scorer vs CPU"
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-compare.mjs | tee "$out/cuda-compare.txt" || status=1
+  fi
+  if want train-check; then
+    echo "== CUDA training vs CPU training"
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node scripts/cuda-train-check.mjs | tee "$out/cuda-train-check.txt" || status=1
+  fi
+  if want train-gpu; then
+    echo "== GPU training benchmark"
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-gpu | tee "$out/train-gpu.txt" \
+      && cp bench/results/train-gpu.json "$out/" || status=1
+  fi
+  if want train-memory-gpu; then
+    echo "== LoRA training memory of a Llama-3-8B-shaped model on the GPU (Q4_0, F16)"
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" node dist/bench/run.js train-memory-gpu | tee "$out/train-memory-gpu.txt" \
+      && cp bench/results/train-memory-gpu.json "$out/" || status=1
+  fi
+  if want gpu-8b; then
+    echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" \
+      MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" \
+      node dist/bench/run.js gpu-8b | tee "$out/gpu-8b.txt" \
+      && cp bench/results/gpu-8b.json "$out/" || status=1
+  fi
 fi
 exit $status
