@@ -22,7 +22,7 @@ describe("pretraining corpus", () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-pretrain-"));
     try {
       const c = presetConfig("demo", { runDir: dir });
-      expect(c.model.pretrainListExercises).toBe(4);
+      expect(c.model.pretrainListExercises).toBe(5);
       expect(c.model.pretrainOpenSteps).toBe(false);
       await prepareStage(c);
       const ds = loadRunDataset(c);

@@ -183,7 +183,7 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 4, pretrainOpenSteps: false, contextSize: 1024 },
+    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 5, pretrainOpenSteps: false, contextSize: 1024 },
     // The rule teacher costs nothing per attempt: retry up to 30 times so that few training
     // samples fall back to behavior-only supervision (the model learns to skip its reasoning
     // from those; 3 retries left 15 of the 64).
