@@ -16,7 +16,7 @@
 # Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
 #      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels),
 #      SECTIONS (comma-separated subset of ce,build,compare,train-check,train-gpu,train-memory-gpu,
-#      gpu-8b; default all; a GPU loan too short for all of them runs the ones it needs, e.g.
+#      gpu-8b; default all; a short booking of a GPU machine runs the ones it needs, e.g.
 #      SECTIONS=build,train-memory-gpu).
 set -uo pipefail
 cd "$(dirname "$0")/.."
