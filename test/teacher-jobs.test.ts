@@ -1,7 +1,8 @@
-// `msr-rec synthesize` outside a pipeline builds the same teacher prompts as a run's synthesize
-// stage with the same seed and history length, so answers it stores are the run's (no second
-// paid call for a prompt that differs only in its drawn negatives). Reference: the stage's own
-// sample construction (sampleFor with the run's train catalog).
+// `msr-rec synthesize` and `msr-rec prompts` outside a pipeline build the same prompts as a run
+// with the same seed and history length (the synthesize stage's teacher prompts, the SFT inputs),
+// so answers synthesize stores are the run's (no second paid call for a prompt that differs only
+// in its drawn negatives). Reference: the stage's own sample construction (sampleFor with the
+// run's train catalog).
 import { describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -14,6 +15,8 @@ import { contextFor, sampleFor } from "../src/prompts/dataset.js";
 import { fillTemplate } from "../src/prompts/build.js";
 import { loadTemplates } from "../src/prompts/templates.js";
 import { synthesisJobs } from "../src/teacher/jobs.js";
+import { PromptPool } from "../src/prompts/pool.js";
+import { trainingPrompt } from "../src/pipeline/stage-data.js";
 
 describe("synthesis jobs outside a run", () => {
   it("draw the train split's negatives from the run's seed", async () => {
@@ -54,6 +57,30 @@ describe("synthesis jobs outside a run", () => {
       const bad = spawnSync(process.execPath, [cli, "synthesize", "--data", data, "--teacher", "rules", "--seed", "x", "--out", join(dir, "synth2")], { encoding: "utf8" });
       expect(bad.status).not.toBe(0);
       expect(bad.stderr).toContain("--seed must be an integer");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`msr-rec prompts --split train` builds a default run's training prompts (its seed's negatives), on worker threads too", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "msr-jobs-prompts-"));
+    try {
+      const c = presetConfig("demo", { runDir: dir });
+      await prepareStage(c);
+      const ds = loadRunDataset(c);
+      const templates = loadTemplates();
+      // The run's SFT inputs: the train template on the stage's train samples.
+      const run = ds.users.map((u) => trainingPrompt(ds, templates, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))));
+      const workerFile = join(process.cwd(), "dist", "src", "prompts", "worker.js");
+      for (const threads of [1, 2]) {
+        const pool = PromptPool.fromFolder({ dataDir: runLayout(dir).dataset, split: "train", historyLength: c.dataset.historyLength, kind: "train", template: templates.train }, { threads, chunkSize: 16, workerFile });
+        try {
+          const built = (await pool.build()).join("").trim().split("\n").map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+          expect(built, `${threads} thread(s)`).toEqual(run);
+        } finally {
+          await pool.destroy();
+        }
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,9 +4,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { TRAIN_DEFAULTS } from "../train/run.js";
-
-/** The run seed when a config names none; `msr-rec synthesize` uses it too, so its prompts match a run's. */
-export const DEFAULT_SEED = 42;
+import { DEFAULT_SEED } from "../prompts/dataset.js";
 
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 

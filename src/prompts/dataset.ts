@@ -15,6 +15,13 @@ import type { Item, UserSplit } from "../data/types.js";
 import { DEFAULT_HISTORY_LENGTH, recentHistory, type PromptContext } from "./build.js";
 import { Rng } from "../data/rng.js";
 
+/**
+ * A run's seed when its config names none. The train split's negatives are drawn from it, so every
+ * tool that builds train-split prompts outside a run (synthesize, prompts) defaults to it too and
+ * sends the prompts a default run sends.
+ */
+export const DEFAULT_SEED = 42;
+
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {
   itemIds: readonly string[];
@@ -135,7 +142,7 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HI
   return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex };
 }
 
-export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, seed = 0): PromptSample[] {
+export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
   const catalog = { itemIds: [...ds.items.keys()], seed };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }

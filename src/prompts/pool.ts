@@ -33,6 +33,8 @@ export interface FolderSource {
   datasetName?: string;
   split: Split;
   historyLength: number;
+  /** Draws the train split's negatives (a run's seed; default DEFAULT_SEED). */
+  seed?: number;
   kind: PromptSetup["kind"];
   template: string;
 }
@@ -97,7 +99,7 @@ export class PromptPool {
     const chunk = PromptPool.chunkSize(o);
     // The main thread reads it too: to know the size, and to fail early with a clear message.
     const ds = readPreparedDataset(src.dataDir, src.datasetName);
-    const samples = samplesFor(ds, src.split, src.historyLength);
+    const samples = samplesFor(ds, src.split, src.historyLength, src.seed);
     const pool = PromptPool.start(src, samples.length, o);
     const setup: PromptSetup = { dataset: ds.name, kind: src.kind, template: src.template, titles: new Map([...ds.items].map(([id, it]) => [id, it.title])) };
     return new PromptPool(pool ? null : { setup, samples }, pool, samples.length, chunk);

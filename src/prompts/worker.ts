@@ -24,6 +24,7 @@ export interface FolderJob extends CommonSetup {
   datasetName?: string;
   split: Split;
   historyLength: number;
+  seed?: number;
 }
 
 export type WorkerJob = MemoryJob | FolderJob;
@@ -32,7 +33,7 @@ function load(job: WorkerJob): { setup: PromptSetup; samples: PromptSample[] } {
   if ("dataDir" in job) {
     const ds = readPreparedDataset(job.dataDir, job.datasetName);
     const titles = new Map([...ds.items].map(([id, it]) => [id, it.title]));
-    return { setup: { dataset: ds.name, kind: job.kind, template: job.template, titles }, samples: samplesFor(ds, job.split, job.historyLength) };
+    return { setup: { dataset: ds.name, kind: job.kind, template: job.template, titles }, samples: samplesFor(ds, job.split, job.historyLength, job.seed) };
   }
   return { setup: { dataset: job.dataset, kind: job.kind, template: job.template, titles: new Map(job.titles) }, samples: job.samples };
 }

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { ProgressBar } from "../progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { SPLITS, type Split } from "../../prompts/dataset.js";
+import { DEFAULT_SEED, SPLITS, type Split } from "../../prompts/dataset.js";
 import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
 import { defaultPromptThreads, PromptPool, SAMPLES_PER_WORKER } from "../../prompts/pool.js";
 import { withTokenCounts } from "../../prompts/records.js";
@@ -18,6 +18,7 @@ interface PromptsOptions {
   out: string;
   threads?: string;
   history: string;
+  seed: string;
   datasetName?: string;
   templates?: string;
   countTokens?: string;
@@ -33,6 +34,7 @@ export function register(program: Command): void {
     .requiredOption("--out <file>", "output JSONL file")
     .option("--threads <n>", `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`)
     .option("--history <n>", "most recent history items shown", String(DEFAULT_HISTORY_LENGTH))
+    .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so train prompts match the run's", String(DEFAULT_SEED))
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")
     .option("--count-tokens <gguf>", "add each prompt's token count under this model's tokenizer")
@@ -43,9 +45,11 @@ export function register(program: Command): void {
       const history = Number(o.history);
       if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got "${o.threads}"`);
       if (!Number.isInteger(history) || history < 0) throw new Error(`--history must be a non-negative integer, got "${o.history}"`);
+      const seed = Number(o.seed);
+      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${o.seed}"`);
       const template = loadTemplates(o.templates)[o.kind];
       const t0 = Date.now();
-      const pool = PromptPool.fromFolder({ dataDir: o.data, datasetName: o.datasetName, split: o.split as Split, historyLength: history, kind: o.kind, template }, { threads });
+      const pool = PromptPool.fromFolder({ dataDir: o.data, datasetName: o.datasetName, split: o.split as Split, historyLength: history, seed, kind: o.kind, template }, { threads });
       let chunks: string[];
       try {
         chunks = await pool.build();
