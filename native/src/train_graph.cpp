@@ -54,6 +54,7 @@
 #include <ctime>
 #include <limits>
 #include <map>
+#include <unordered_map>
 
 #include "fused_ce.h"
 #include "ggml-cpu.h"
@@ -844,12 +845,13 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     // The forward multiplied with repacked weights (product_weight); the backward reads their
     // stored bytes (the host tensors of weight_copies_).
     if (!on_gpu() && !weight_copies_.empty()) {
+      const std::unordered_map<const ggml_tensor*, ggml_tensor*> stored(weight_copies_.begin(), weight_copies_.end());
       for (int i = n_fwd; i < ggml_graph_n_nodes(g); i++) {
         ggml_tensor* node = ggml_graph_node(g, i);
         for (int k = 0; k < GGML_MAX_SRC; k++) {
-          for (const auto& [b, c] : weight_copies_) {
-            if (node->src[k] == b) node->src[k] = c;
-          }
+          if (!node->src[k]) continue;
+          const auto it = stored.find(node->src[k]);
+          if (it != stored.end()) node->src[k] = it->second;
         }
       }
     }
