@@ -23,16 +23,12 @@ import type { ModelPreset } from "../src/gguf/init-model.js";
 import { newResult, type BenchResult } from "./lib.js";
 import type { ChildArgs, ChildResult } from "./support/gpu-8b-child.js";
 import { batchedBenchTgSpeed, buildLlamaTools, parseLlamaBenchJson, runTool, toolsIn, type LlamaTools } from "./support/llama-tools.js";
+import { gpuName } from "./support/nvidia-smi.js";
 import { modelPath } from "./train-memory.js";
 
 const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const childScript = fileURLToPath(new URL(`./support/gpu-8b-child${ext}`, import.meta.url));
 const env = process.env;
-
-function gpuName(): string | null {
-  const r = spawnSync("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader"], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim().split("\n")[0]! : null;
-}
 
 function runChild(a: ChildArgs): ChildResult {
   const r = spawnSync(process.execPath, [childScript, JSON.stringify(a)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });

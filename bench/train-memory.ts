@@ -26,6 +26,7 @@ import { native } from "../src/engine/bindings.js";
 import { MODEL_GENERATOR_VERSION, defaultVocab, initModel, type ModelPreset } from "../src/gguf/init-model.js";
 import { packageRoot } from "../src/util/paths.js";
 import { newResult, type BenchResult } from "./lib.js";
+import { nvidiaGpuVisible } from "./support/nvidia-smi.js";
 
 const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const child = fileURLToPath(new URL(`./support/train-memory-child${ext}`, import.meta.url));
@@ -74,7 +75,7 @@ function measure(path: string, repack: boolean, samples: number, len: number, st
 
 /** A CUDA addon and a GPU that nvidia-smi sees: the GPU section runs. */
 function hasGpu(): boolean {
-  return /CUDA/.test(native().systemInfo()) && spawnSync("nvidia-smi", ["-L"], { encoding: "utf8" }).status === 0;
+  return /CUDA/.test(native().systemInfo()) && nvidiaGpuVisible();
 }
 
 /** LoRA training of the GPU preset with every layer offloaded: peak device memory and tokens/s (the train-memory-gpu suite). */

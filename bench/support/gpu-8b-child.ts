@@ -10,13 +10,13 @@
 //      sides generated to `tokens` new tokens, both PPLs in one scorer call, Eq. 3 fusion), with
 //      the time spent inside generate() and inside the scorer call recorded on the way.
 // Prints one JSON line. Arg: a JSON object {path, gpuLayers, users, tokens, parallel}.
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadModel, type Model, type ScoreRequest } from "../../src/engine/index.js";
 import { inferBidirectional } from "../../src/infer/bidirectional.js";
 import type { ContinuationScorer, GenerateOptions, Prompt, TextGenerator } from "../../src/infer/generate.js";
 import { benchUsers } from "../fusion.js";
 import { medianMs } from "../lib.js";
+import { gpuMemoryUsedMiB } from "./nvidia-smi.js";
 import { randomTrainSamples } from "./samples.js";
 
 export interface ChildArgs {
@@ -49,11 +49,6 @@ export interface ChildResult {
 }
 
 const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
-
-function gpuMemoryUsedMiB(): number | null {
-  const r = spawnSync("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits"], { encoding: "utf8" });
-  return r.status === 0 ? Number(r.stdout.trim().split("\n")[0]) : null;
-}
 
 async function scorerRate(model: Model, gpu: boolean): Promise<{ tokens: number; ms: number }> {
   const reqs: ScoreRequest[] = randomTrainSamples(16, 512, model.info.vocabSize).map((s) => ({ prompt: s.tokens.subarray(0, 256), continuation: s.tokens.subarray(256) }));

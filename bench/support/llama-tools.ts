@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { llamaCppSourceDir, packageRoot } from "../../src/util/paths.js";
+import { nvidiaGpuVisible } from "./nvidia-smi.js";
 
 export interface LlamaTools {
   bench: string;
@@ -20,7 +21,7 @@ const onPath = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { 
 
 /** A CUDA build needs both the compiler and a visible GPU (nvcc alone builds tools that cannot run). */
 export function cudaAvailable(): boolean {
-  return onPath("nvcc", ["--version"]) && onPath("nvidia-smi", ["-L"]);
+  return onPath("nvcc", ["--version"]) && nvidiaGpuVisible();
 }
 
 /** The tools in `dir` (MSR_REC_BENCH_LLAMA_TOOLS), if both binaries are there. */

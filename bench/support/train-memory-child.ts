@@ -7,36 +7,16 @@
 // offloaded, the trainer runs on the GPU, and nvidia-smi is polled every 50 ms while the model is
 // loaded and trained: the peak of the device's used memory, minus its use before the load, is
 // the process's peak GPU memory (the device must be otherwise idle).
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { native } from "../../src/engine/bindings.js";
 import { createTrainer } from "../../src/engine/trainer.js";
+import { pollGpuMemory } from "./nvidia-smi.js";
 import { randomTrainSamples } from "./samples.js";
 
 const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
 
 const [path, repack, nSamples, len, steps, threads, gpuLayersArg] = process.argv.slice(2);
 const gpuLayers = Number(gpuLayersArg ?? 0);
-
-/** Polls the device's used memory (MiB) until stopped; resolves to the samples seen. */
-function pollGpuMemory(): { stop(): Promise<number[]> } {
-  const samples: number[] = [];
-  const p = spawn("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "50"], { stdio: ["ignore", "pipe", "ignore"] });
-  let rest = "";
-  p.stdout.on("data", (d: Buffer) => {
-    const lines = (rest + d.toString()).split("\n");
-    rest = lines.pop()!;
-    for (const l of lines) if (Number.isFinite(Number.parseFloat(l))) samples.push(Number.parseFloat(l));
-  });
-  const done = new Promise<void>((resolve) => p.on("close", () => resolve()));
-  return {
-    async stop() {
-      p.kill();
-      await done;
-      return samples;
-    },
-  };
-}
 
 const poll = gpuLayers > 0 ? pollGpuMemory() : null;
 // The first samples are the device before the load (the poller starts before the model does).
