@@ -87,7 +87,7 @@ describe("examples/slurm", () => {
 
   it("the scripts parse", () => {
     // What submit.sh submits (resources, GPUs, dependencies) is checked in slurm-submit.test.ts.
-    for (const f of ["shards.sbatch", "merge.sbatch", "single.sbatch", "submit.sh"]) {
+    for (const f of ["shards.sbatch", "merge.sbatch", "single.sbatch", "submit.sh", "retry-shards.sh"]) {
       expect(spawnSync("bash", ["-n", join(examples, "slurm", f)]).status, f).toBe(0);
     }
   });
