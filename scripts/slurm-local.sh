@@ -60,7 +60,7 @@ ensure_packages() {
   fi
   local ok=0
   for attempt in 1 2; do
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge >"$dir/log/apt.log" 2>&1; then
+    if DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends slurm-wlm munge >"$dir/log/apt.log" 2>&1; then
       ok=1; break
     fi
     if [ $attempt -eq 1 ]; then apt-get update -qq >>"$dir/log/apt.log" 2>&1 || true; fi
@@ -123,11 +123,14 @@ write_conf() {
   local gres_types="" node_gres=""
   rm -f "$dir/etc/gres.conf"
   if [ "$gpus" -gt 0 ]; then
-    # A GPU without a device behind it: /dev/null stands in for /dev/nvidiaN. Jobs that ask for
-    # --gres=gpu:N get scheduled (and see CUDA_VISIBLE_DEVICES); nothing runs on it.
+    # GPUs without devices behind them: DIR/dev/nvidiaN are links to /dev/null (slurmd wants a
+    # device file per GPU, each of its own name). Jobs that ask for --gres=gpu:N get scheduled
+    # and see CUDA_VISIBLE_DEVICES; nothing runs on them.
+    mkdir -p "$dir/dev"
+    for ((i = 0; i < gpus; i++)); do ln -sfn /dev/null "$dir/dev/nvidia$i"; done
     gres_types="GresTypes=gpu"
     node_gres="Gres=gpu:$gpus"
-    for ((i = 0; i < gpus; i++)); do echo "NodeName=$node Name=gpu File=/dev/null"; done >"$dir/etc/gres.conf"
+    echo "NodeName=$node Name=gpu File=$dir/dev/nvidia[0-$((gpus - 1))]" >"$dir/etc/gres.conf"
   fi
   cat >"$conf.tmp" <<EOF
 # Written by scripts/slurm-local.sh: one node on localhost, all files under $dir.
@@ -157,6 +160,8 @@ MpiDefault=none
 MailProg=/bin/true
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# A job that does not say --mem gets this per CPU, not the whole node's memory.
+DefMemPerCPU=1024
 SchedulerType=sched/backfill
 ReturnToService=2
 MinJobAge=3600
