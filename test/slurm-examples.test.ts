@@ -90,6 +90,13 @@ describe("examples/slurm/submit.sh on a one-node Slurm", () => {
     const synthStats = JSON.parse(readFileSync(join(work, "sharded", "teacher", "synthesis-stats.json"), "utf8")) as { requested: number };
     expect(synthStats.requested).toBe(0); // the merge found every answer in the shards' stores
   }, 600_000);
+
+  it("with GPUS=1 a stage job gets a GPU from the scheduler (here one without a device)", async (ctx) => {
+    if (!slurm) return ctx.skip("no Slurm cluster on this machine (see the printed reason)");
+    const ids = submit(runConfig("gpu"), { GPUS: "1", STOP_AFTER: "prepare" });
+    const [job] = await slurm.waitJobs([ids.get("msr-rec-prepare")!], 120_000);
+    expect([job!.state, job!.fields.TresPerNode]).toEqual(["COMPLETED", "gres:gpu:1"]);
+  }, 180_000);
 });
 
 describe("a failed array task on a one-node Slurm", () => {
