@@ -88,7 +88,7 @@ free_port() { # FROM -> the first port from FROM on that nothing listens on
   echo "$p"
 }
 
-# Starts DAEMON ARGS... in the foreground of its own session, its pid in DIR/run/NAME.pid.
+# Starts DAEMON ARGS... in the foreground, detached from the caller (setsid), its pid in DIR/run/NAME.pid.
 launch() {
   local name=$1; shift
   setsid "$@" </dev/null >>"$dir/log/$name.out" 2>&1 &
