@@ -14,8 +14,8 @@
 # can be read without sacct.
 #
 # Environment:
-#   SLURM_LOCAL_FAKE_GPUS  gpus the node advertises (default 1): a GRES count without devices,
-#                          so scripts that ask for --gres=gpu:N can be scheduled; CPU-only jobs
+#   SLURM_LOCAL_FAKE_GPUS  GPUs the node advertises (default 1), with no device behind them, so
+#                          that scripts asking for --gres=gpu:N can be scheduled; CPU-only jobs
 #                          are not affected. 0 advertises none.
 #   SLURM_LOCAL_PORT       slurmctld's port (slurmd takes the next); default: two free ones.
 #
@@ -25,7 +25,8 @@ set -euo pipefail
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 action=$1
-mkdir -p "$2"
+if [ "$action" = start ]; then mkdir -p "$2"; fi
+if [ ! -d "$2" ]; then echo "slurm-local: no cluster in $2 (no such folder)" >&2; [ "$action" = stop ]; exit; fi
 dir=$(cd "$2" && pwd)
 conf=$dir/etc/slurm.conf
 socket=$dir/munge/munge.socket
