@@ -85,14 +85,11 @@ describe("examples/slurm", () => {
     expect(s.reused).toBeGreaterThanOrEqual(s.samples);
   }, 300_000);
 
-  it("the scripts parse, ask for one GPU per task and chain the merge after the array", () => {
-    for (const f of ["shards.sbatch", "merge.sbatch", "single.sbatch", "submit.sh"]) {
+  it("the scripts parse", () => {
+    // What submit.sh submits (resources, GPUs, dependencies) is checked in slurm-submit.test.ts.
+    for (const f of ["shards.sbatch", "merge.sbatch", "single.sbatch", "submit.sh", "retry-shards.sh"]) {
       expect(spawnSync("bash", ["-n", join(examples, "slurm", f)]).status, f).toBe(0);
     }
-    expect(readFileSync(join(examples, "slurm", "shards.sbatch"), "utf8")).toMatch(/#SBATCH --gres=gpu:1/);
-    const submit = readFileSync(join(examples, "slurm", "submit.sh"), "utf8");
-    expect(submit).toMatch(/--dependency=afterok:"\$synth" "\$here\/merge\.sbatch" synthesize/);
-    expect(submit).toMatch(/--dependency=afterok:"\$infer" "\$here\/merge\.sbatch" infer/);
   });
 });
 
