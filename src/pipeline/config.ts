@@ -4,7 +4,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { TRAIN_DEFAULTS } from "../train/run.js";
-import { DEFAULT_SEED } from "../prompts/dataset.js";
+import { DEFAULT_SEED } from "../data/protocol.js";
 
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 

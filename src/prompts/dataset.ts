@@ -14,13 +14,7 @@ import { basename, join } from "node:path";
 import type { Item, UserSplit } from "../data/types.js";
 import { DEFAULT_HISTORY_LENGTH, recentHistory, type PromptContext } from "./build.js";
 import { Rng } from "../data/rng.js";
-
-/**
- * A run's seed when its config names none. The train split's negatives are drawn from it, so every
- * tool that builds train-split prompts outside a run (synthesize, prompts) defaults to it too and
- * sends the prompts a default run sends.
- */
-export const DEFAULT_SEED = 42;
+import { DEFAULT_SEED } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {

@@ -2,6 +2,7 @@
 // Markov) on a prepared dataset's candidate sets.
 import type { Command } from "commander";
 import { readDataset } from "../../data/dataset.js";
+import { DEFAULT_SEED } from "../../data/protocol.js";
 import { BASELINES, evaluateBaseline, type EvalSplit } from "../../eval/baselines.js";
 
 export function register(program: Command): void {
@@ -10,7 +11,7 @@ export function register(program: Command): void {
     .description("HitRatio@1 of the random, popularity and Markov baselines on a prepared dataset")
     .requiredOption("--data <dir>", "prepared dataset folder (from `msr-rec prepare`)")
     .option("--split <split>", "test | valid", "test")
-    .option("--seed <n>", "seed of the random baseline", "1")
+    .option("--seed <n>", "seed of the random baseline (a run's seed)", String(DEFAULT_SEED))
     .action(async (o: { data: string; split: string; seed: string }) => {
       if (o.split !== "test" && o.split !== "valid") throw new Error(`--split must be test or valid, got "${o.split}"`);
       const seed = Number(o.seed);

@@ -5,7 +5,8 @@
 import type { Command } from "commander";
 import { ProgressBar } from "../progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { DEFAULT_SEED, SPLITS, type Split } from "../../prompts/dataset.js";
+import { DEFAULT_SEED } from "../../data/protocol.js";
+import { SPLITS, type Split } from "../../prompts/dataset.js";
 import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
 import { defaultPromptThreads, PromptPool, SAMPLES_PER_WORKER } from "../../prompts/pool.js";
 import { withTokenCounts } from "../../prompts/records.js";
