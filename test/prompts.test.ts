@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, recentHistory, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
+import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
+import { recentHistory } from "../src/data/protocol.js";
 import { checkTemplate, loadTemplates } from "../src/prompts/templates.js";
 import { contextFor, readPreparedDataset, sampleFor } from "../src/prompts/dataset.js";
 

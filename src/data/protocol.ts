@@ -12,7 +12,10 @@
 import { Rng } from "./rng.js";
 import { computeStats, type DatasetStats, type Interaction, type Item, type UserSplit } from "./types.js";
 
-/** Items of history shown in prompts (METHOD.md §1 *choice*; matches the baselines' truncation). */
+/**
+ * How many of the most recent history items a prompt shows (METHOD.md §1 *choice*); also the
+ * sequence length of the RecBole export, so the sequential baselines see the same window.
+ */
 export const HISTORY_LENGTH = 10;
 export const DEFAULT_KCORE = 5;
 export const DEFAULT_USERS = 1500;
@@ -57,9 +60,9 @@ export function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The last `HISTORY_LENGTH` (or `n`) items of a history, oldest first. */
-export function recentHistory(history: readonly string[], n = HISTORY_LENGTH): string[] {
-  return history.slice(Math.max(0, history.length - n));
+/** The last `HISTORY_LENGTH` (or `n`) items of a history, oldest first; none for n <= 0. */
+export function recentHistory<T>(history: readonly T[], n: number = HISTORY_LENGTH): T[] {
+  return n <= 0 ? [] : history.slice(Math.max(0, history.length - n));
 }
 
 /**

@@ -4,7 +4,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { TRAIN_DEFAULTS } from "../train/run.js";
-import { DEFAULT_SEED } from "../data/protocol.js";
+import { DEFAULT_SEED, HISTORY_LENGTH } from "../data/protocol.js";
 
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 
@@ -23,7 +23,7 @@ const DatasetConfig = z.object({
   users: z.number().int().positive().default(1500),
   kCore: z.number().int().min(1).default(5),
   // METHOD §1 choice: the most recent 10 items are shown in prompts.
-  historyLength: z.number().int().positive().default(10),
+  historyLength: z.number().int().positive().default(HISTORY_LENGTH),
   // Paper: ground truth + 5 unobserved items.
   candidates: z.number().int().min(2).default(6),
   // Size of the synthetic catalog (only for source "synthetic").

@@ -7,6 +7,7 @@ import { initModel } from "../gguf/init-model.js";
 import { createTrainer } from "../engine/trainer.js";
 import type { Item } from "../data/types.js";
 import { Rng } from "../data/rng.js";
+import { recentHistory } from "../data/protocol.js";
 import { RulesTeacher } from "../teacher/rules.js";
 import { fillTemplate } from "../prompts/build.js";
 import type { PreparedDataset } from "../prompts/dataset.js";
@@ -97,7 +98,7 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
     // The last training item is the target of the user's SFT sample: left out.
     for (let k = 1; k < u.train.length - 1; k++) {
       const target = u.train[k]!;
-      const history = u.train.slice(Math.max(0, k - h), k);
+      const history = recentHistory(u.train.slice(0, k), h);
       const ctx = { dataset: ds.name, history: history.map(title), candidates: [] as string[] };
       if (c.model.pretrainOpenSteps) docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
       const seen = new Set(u.train.slice(0, k + 1));

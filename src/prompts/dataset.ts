@@ -12,9 +12,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Item, UserSplit } from "../data/types.js";
-import { DEFAULT_HISTORY_LENGTH, recentHistory, type PromptContext } from "./build.js";
+import type { PromptContext } from "./build.js";
 import { Rng } from "../data/rng.js";
-import { DEFAULT_SEED } from "../data/protocol.js";
+import { DEFAULT_SEED, HISTORY_LENGTH, recentHistory } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {
@@ -113,7 +113,7 @@ export function readPreparedDataset(dir: string, name?: string): PreparedDataset
 }
 
 /** The prompt sample of one user for one split (see the header for what each split means). */
-export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, catalog?: TrainCatalog): PromptSample {
+export function sampleFor(u: UserSplit, split: Split, historyLength = HISTORY_LENGTH, catalog?: TrainCatalog): PromptSample {
   let full: string[];
   let target: string;
   let candidates: string[];
@@ -136,7 +136,7 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HI
   return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex };
 }
 
-export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
+export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
   const catalog = { itemIds: [...ds.items.keys()], seed };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }

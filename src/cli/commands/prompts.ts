@@ -5,12 +5,11 @@
 import type { Command } from "commander";
 import { ProgressBar } from "../progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { DEFAULT_SEED } from "../../data/protocol.js";
+import { DEFAULT_SEED, HISTORY_LENGTH } from "../../data/protocol.js";
 import { SPLITS, type Split } from "../../prompts/dataset.js";
 import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
 import { defaultPromptThreads, PromptPool, SAMPLES_PER_WORKER } from "../../prompts/pool.js";
 import { withTokenCounts } from "../../prompts/records.js";
-import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
 
 interface PromptsOptions {
   data: string;
@@ -34,7 +33,7 @@ export function register(program: Command): void {
     .option("--split <split>", SPLITS.join(" | "), "test")
     .requiredOption("--out <file>", "output JSONL file")
     .option("--threads <n>", `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`)
-    .option("--history <n>", "most recent history items shown", String(DEFAULT_HISTORY_LENGTH))
+    .option("--history <n>", "most recent history items shown", String(HISTORY_LENGTH))
     .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so train prompts match the run's", String(DEFAULT_SEED))
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")

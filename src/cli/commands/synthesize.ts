@@ -6,8 +6,7 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { ProgressBar } from "../../util/progress.js";
-import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
-import { DEFAULT_SEED } from "../../data/protocol.js";
+import { DEFAULT_SEED, HISTORY_LENGTH } from "../../data/protocol.js";
 import { readPreparedDataset, SPLITS, type Split } from "../../prompts/dataset.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { synthesisJobs } from "../../teacher/jobs.js";
@@ -56,7 +55,7 @@ export function register(program: Command): void {
     .option("--tau <n>", "valid reasoning paths wanted per sample", "1")
     .option("--max-retries <n>", "invalid paths retried per sample (at most tau + n teacher calls)", String(DEFAULT_MAX_RETRIES))
     .option("--split <split>", `which split to build samples from: ${SPLITS.join(" | ")}`, "train")
-    .option("--history-length <n>", "most recent items shown in prompts (a run's dataset.historyLength)", String(DEFAULT_HISTORY_LENGTH))
+    .option("--history-length <n>", "most recent items shown in prompts (a run's dataset.historyLength)", String(HISTORY_LENGTH))
     .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so the prompts and stored answers match the run's", String(DEFAULT_SEED))
     .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
     .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
