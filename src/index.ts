@@ -20,7 +20,7 @@ export { bertScore, bertScoreFromVectors, type BertScore, type TokenEmbedder } f
 export { gptScore, GPTSCORE_ASPECTS, type ContinuationScorer, type GptScoreAspect } from "./eval/gptscore.js";
 // Data: readers, the METHOD §1 protocol, prepared-dataset folders, the synthetic catalog, baselines.
 export type { Item, Interaction, UserSplit, DatasetStats, RawDataset, ReadOptions } from "./data/types.js";
-export { Rng } from "./data/rng.js";
+export { Rng, hashString } from "./util/random.js";
 export { applyProtocol, kcoreFilter, userSequences, recentHistory, HISTORY_LENGTH, DEFAULT_KCORE, DEFAULT_USERS, DEFAULT_CANDIDATES, DEFAULT_SEED, type ProtocolOptions, type PreparedData } from "./data/protocol.js";
 export { readDataset, writeDataset, formatStatsTable, type Dataset, type DatasetFileStats } from "./data/dataset.js";
 export { readSource, SOURCE_FORMATS, type SourceFormat } from "./data/read.js";

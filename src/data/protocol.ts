@@ -9,7 +9,7 @@
 //      from the prepared item pool (seeded per user), then shuffled.
 // Same inputs + seed give identical outputs: every random draw comes from `Rng` streams derived
 // from (seed, purpose), and every set is visited in a canonical order.
-import { Rng } from "./rng.js";
+import { Rng } from "../util/random.js";
 import { computeStats, type DatasetStats, type Interaction, type Item, type UserSplit } from "./types.js";
 
 /**

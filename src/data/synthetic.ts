@@ -18,7 +18,7 @@
 // `prepareSynthetic` runs the generated interactions through the same protocol as real data
 // (k-core, sampling, leave-one-out, candidates) and returns what `prepare` writes.
 import { applyProtocol, DEFAULT_SEED, type PreparedData, type ProtocolOptions } from "./protocol.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../util/random.js";
 import type { Interaction, Item } from "./types.js";
 
 export interface SyntheticOptions {

@@ -7,7 +7,7 @@
 // shuffled, so this adds no position bias of its own). HitRatio@1 = hits / users.
 // For the test split the history is train + valid (the valid item is the most recent); for the
 // valid split it is train alone. Counts never include valid or test items of any user.
-import { Rng } from "../data/rng.js";
+import { Rng } from "../util/random.js";
 import { DEFAULT_SEED } from "../data/protocol.js";
 import type { UserSplit } from "../data/types.js";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { initModel } from "../gguf/init-model.js";
 import { createTrainer } from "../engine/trainer.js";
 import type { Item } from "../data/types.js";
-import { Rng } from "../data/rng.js";
+import { Rng } from "../util/random.js";
 import { recentHistory } from "../data/protocol.js";
 import { RulesTeacher } from "../teacher/rules.js";
 import { fillTemplate } from "../prompts/build.js";

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Item, UserSplit } from "../data/types.js";
 import type { PromptContext } from "./build.js";
-import { Rng } from "../data/rng.js";
+import { Rng } from "../util/random.js";
 import { DEFAULT_SEED, HISTORY_LENGTH, recentHistory } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */

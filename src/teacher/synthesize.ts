@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { PromptSample, Split } from "../prompts/dataset.js";
-import { fnv1a } from "./rules.js";
+import { hashString } from "../util/random.js";
 import { prunePath, type RejectReason } from "./prune.js";
 import { AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
@@ -196,7 +196,7 @@ export function parseShard(s: string, env: Readonly<Record<string, string | unde
 
 /** Users are split by a hash of their id: the same user lands in the same shard on every machine. */
 export function inShard(user: string, shard: Shard): boolean {
-  return fnv1a(user) % shard.count === shard.index;
+  return hashString(user) % shard.count === shard.index;
 }
 
 export function shardDirName(shard: Shard): string {

@@ -13,6 +13,7 @@
 import { existsSync, appendFileSync } from "node:fs";
 import { keepJsonLines } from "../util/jsonl.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { mulberry32 } from "../util/random.js";
 import type { TokenizedSample } from "./samples.js";
 
 /** What the loop needs from a Trainer (src/engine/trainer.ts). */
@@ -84,14 +85,7 @@ export function stepsPerEpoch(nSamples: number, batchSize: number): number {
 
 /** A seeded permutation of 0..n-1 (mulberry32 + Fisher–Yates), the same for the same (seed, epoch). */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35));
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
