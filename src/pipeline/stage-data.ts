@@ -2,7 +2,7 @@
 // and sft (reasoning data + behavior data → {prompt, reasoning, recommendation} samples).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeDataset, type DatasetFileStats } from "../data/dataset.js";
+import { readDatasetSync, writeDataset, USERS_FILE, type DatasetFileStats } from "../data/dataset.js";
 import { prepareSynthetic } from "../data/synthetic.js";
 import { applyProtocol } from "../data/protocol.js";
 import { readSource, type SourceFormat } from "../data/read.js";
@@ -57,10 +57,9 @@ export async function prepareStage(c: RunConfig): Promise<void> {
     return;
   }
   const p = c.dataset.path!;
-  if (existsSync(join(p, "users.jsonl"))) {
-    const ds = readPreparedDataset(p);
-    const stats = JSON.parse(readFileSync(join(p, "stats.json"), "utf8")) as DatasetFileStats;
-    writeDataset(L.dataset, { items: [...ds.items.values()], users: ds.users, stats: { ...stats, name: c.dataset.domain } as DatasetFileStats });
+  if (existsSync(join(p, USERS_FILE))) {
+    const ds = readDatasetSync(p);
+    writeDataset(L.dataset, { items: ds.items, users: ds.users, stats: { ...ds.stats, name: c.dataset.domain } });
     return;
   }
   const raw = await readSource(READER_FORMAT[c.dataset.source], p, c.dataset.meta ? { meta: c.dataset.meta } : {});

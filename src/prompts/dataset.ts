@@ -1,6 +1,5 @@
-// Reads a prepared dataset folder (items.jsonl, users.jsonl, stats.json) and turns users into
-// prompt samples. Kept small and local so prompt building does not wait on the data stage's
-// reader; the file shapes are the data stage's contract (see src/data/types.ts).
+// Turns the users of a prepared dataset folder (read by src/data/dataset.ts, the one reader) into
+// prompt samples.
 //
 // Splits: `test` (history = train + valid, target = test), `valid` (history = train, target =
 // valid), and `train` (history = train minus its last item, target = that item). The train split
@@ -9,8 +8,8 @@
 // negatives would learn to avoid exactly the items the validation split offers it. Without a
 // catalog (`sampleFor` called bare) it falls back to the validation set with the validation item
 // replaced by the train target, for tools that have no item list.
-import { existsSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
+import { readDatasetSync } from "../data/dataset.js";
 import type { Item, UserSplit } from "../data/types.js";
 import type { PromptContext } from "./build.js";
 import { Rng } from "../util/random.js";
@@ -56,60 +55,10 @@ export interface PromptSample {
   targetIndex: number;
 }
 
-function readJsonl(file: string): unknown[] {
-  if (!existsSync(file)) throw new Error(`${file} not found; prepare the dataset first (msr-rec prepare)`);
-  const out: unknown[] = [];
-  readFileSync(file, "utf8").split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      throw new Error(`${file}:${i + 1} is not valid JSON; re-run the prepare step`);
-    }
-  });
-  return out;
-}
-
-function toItem(raw: unknown, where: string): Item {
-  if (typeof raw !== "object" || raw === null) throw new Error(`${where}: expected an object {id, title, ...}`);
-  const { id, title, attributes, ...rest } = raw as Record<string, unknown>;
-  if ((typeof id !== "string" && typeof id !== "number") || typeof title !== "string") {
-    throw new Error(`${where}: an item needs a string or number "id" and a string "title"`);
-  }
-  const attrs = (typeof attributes === "object" && attributes !== null ? attributes : rest) as Item["attributes"];
-  return { id: String(id), title, attributes: attrs };
-}
-
-function toUser(raw: unknown, where: string): UserSplit {
-  const u = raw as Partial<Record<keyof UserSplit, unknown>>;
-  const c = u?.candidates as { valid?: unknown; test?: unknown } | undefined;
-  if (u === null || typeof u !== "object" || u.user === undefined || !Array.isArray(u.train) || u.valid === undefined || u.test === undefined || !Array.isArray(c?.valid) || !Array.isArray(c?.test)) {
-    throw new Error(`${where}: expected {user, train:[ids], valid, test, candidates:{valid:[ids], test:[ids]}}`);
-  }
-  return {
-    user: String(u.user),
-    train: u.train.map(String),
-    valid: String(u.valid),
-    test: String(u.test),
-    candidates: { valid: (c.valid as unknown[]).map(String), test: (c.test as unknown[]).map(String) },
-  };
-}
-
+/** A prepared dataset folder as prompts use it, read (and checked) by the data layer's reader. */
 export function readPreparedDataset(dir: string, name?: string): PreparedDataset {
-  const items = new Map<string, Item>();
-  readJsonl(join(dir, "items.jsonl")).forEach((r, i) => {
-    const item = toItem(r, `${join(dir, "items.jsonl")}:${i + 1}`);
-    items.set(item.id, item);
-  });
-  const users = readJsonl(join(dir, "users.jsonl")).map((r, i) => toUser(r, `${join(dir, "users.jsonl")}:${i + 1}`));
-  let statsName: string | undefined;
-  const statsFile = join(dir, "stats.json");
-  if (existsSync(statsFile)) {
-    const s = JSON.parse(readFileSync(statsFile, "utf8")) as Record<string, unknown>;
-    const n = s.name ?? s.dataset;
-    if (typeof n === "string") statsName = n;
-  }
-  return { name: name ?? statsName ?? basename(dir), items, users };
+  const d = readDatasetSync(dir);
+  return { name: name ?? d.stats.name ?? basename(dir), items: d.itemsById, users: d.users };
 }
 
 /** The prompt sample of one user for one split (see the header for what each split means). */
