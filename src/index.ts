@@ -29,8 +29,9 @@ export { generateSynthetic, prepareSynthetic, type SyntheticOptions } from "./da
 export { exportRecbole } from "./data/export-recbole.js";
 export { BASELINES, buildBaseline, evaluateBaseline, type BaselineName, type BaselineResult } from "./eval/baselines.js";
 // Training: samples, schedules, the loop and one-call runs (the Trainer itself is in ./engine).
-export { tokenizeSample, toNativeBatch, Segment, type SftRecord, type TokenizedSample, type TrainSample } from "./train/samples.js";
-export { learningRate, type ScheduleKind, type ScheduleOptions } from "./train/schedule.js";
+export { tokenizeSample, tokenizeSamples, modelSampleTokenizer, type SftRecord, type TrainSample } from "./train/samples.js";
+export { toNativeBatch, Segment, type TokenizedSample } from "./engine/train-batch.js";
+export { learningRate, type ScheduleKind, type ScheduleOptions } from "./engine/schedule.js";
 export { runTrainingLoop, epochOrder, stepsPerEpoch, type TrainLoopOptions, type StepLog } from "./train/loop.js";
 export { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "./train/run.js";
 export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";

@@ -13,7 +13,8 @@ import { runLayout, parseJsonLines } from "../src/pipeline/layout.js";
 import type { MetricsFile, PredictionRecord } from "../src/pipeline/results.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
-import { Segment, tokenizeSample } from "../src/train/samples.js";
+import { tokenizeSample } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { loadModel } from "../src/engine/index.js";
 import { addonMissing } from "./support/addon.js";
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import { runTrainingLoop } from "../src/train/loop.js";
-import { Segment } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { packageRoot } from "../src/util/paths.js";
 import { tinyModelPath } from "./support/models.js";
 import { randomSample as sample } from "./support/random.js";

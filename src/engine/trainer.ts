@@ -6,14 +6,16 @@
 //   const r = await trainer.step(samples, { alpha: 0.7, beta: 0.3 });   // one AdamW update
 //   await trainer.saveAdapter("adapter.gguf");
 //
-// Samples are {prompt, reasoning, recommendation} strings (tokenized here, see
-// src/train/samples.ts) or pre-tokenized {tokens, segments}. One step() is one optimizer update
-// over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
+// Samples are tokens with a loss segment per token ({tokens, segments}, src/engine/train-batch.ts);
+// the method turns its {prompt, reasoning, recommendation} text into them (src/train/samples.ts).
+// One step() is one optimizer update over all its samples; they are packed natively into
+// micro-batches of `microBatchTokens`. Each update's learning rate comes from the schedule in
+// src/engine/schedule.ts at the trainer's own step count, so a restored checkpoint continues it.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
 import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
-import { learningRate, type ScheduleKind } from "../train/schedule.js";
-import { isTokenized, sampleTokenizer, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
+import { learningRate, type ScheduleKind } from "./schedule.js";
+import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
@@ -114,7 +116,6 @@ export class Trainer {
    */
   constructor(
     private readonly native: NativeTrainer,
-    private readonly tokenizer: SampleTokenizer,
     opts: TrainerOptions,
     private readonly enqueue: <T>(op: () => Promise<T>) => Promise<T> = (op) => op(),
   ) {
@@ -149,18 +150,13 @@ export class Trainer {
     return learningRate(this.steps, { ...this.optimizer });
   }
 
-  /** Tokenizes string samples; tokenized ones pass through. */
-  tokenize(samples: readonly TrainSample[]): TokenizedSample[] {
-    return samples.map((s) => (isTokenized(s) ? s : tokenizeSample(this.tokenizer, s)));
-  }
-
   /** Gradients over `samples` and (every gradAccum-th call) one AdamW update. */
-  async step(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<StepResult> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async step(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<StepResult> {
+    const batch = toNativeBatch(samples);
     return this.enqueue(() => this.stepNow(batch, opts));
   }
 
-  private async stepNow(batch: ReturnType<typeof toNativeBatch>, opts: StepOptions): Promise<StepResult> {
+  private async stepNow(batch: NativeBatch, opts: StepOptions): Promise<StepResult> {
     const first = this.pendingCalls === 0;
     const last = this.pendingCalls + 1 >= this.gradAccum;
     const lr = this.currentLr();
@@ -186,8 +182,8 @@ export class Trainer {
   }
 
   /** The same loss terms without any update. */
-  async evaluate(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async evaluate(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult> {
+    const batch = toNativeBatch(samples);
     const r = await this.enqueue(() => this.native.evaluate(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 }));
     return pickEval(r);
   }
@@ -237,8 +233,8 @@ export class Trainer {
     return this.native.getGrad(name);
   }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
-  async gradients(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async gradients(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
+    const batch = toNativeBatch(samples);
     const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
@@ -299,16 +295,6 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
   };
 }
 
-function wrap(handle: NativeTrainer, model: NativeModel, opts: TrainerOptions, enqueue?: <T>(op: () => Promise<T>) => Promise<T>): Trainer {
-  let tokenizer: SampleTokenizer;
-  try {
-    tokenizer = sampleTokenizer((t, o) => model.tokenize(t, o), model.info().eos, "createTrainer: the model");
-  } catch (e) {
-    handle.dispose();
-    throw e;
-  }
-  return new Trainer(handle, tokenizer, opts, enqueue);
-}
 
 /**
  * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own), on the
@@ -321,7 +307,7 @@ export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions =
   checkOptions(opts);
   const { model, enqueue } = hostParts(modelOrHandle);
   const handle = new (native().Trainer)(model, nativeTrainerOptions(opts));
-  return wrap(handle, model, opts, enqueue);
+  return new Trainer(handle, opts, enqueue);
 }
 
 /**
@@ -336,5 +322,5 @@ export async function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptio
   const build = () => native().buildTrainSession(model, nopts);
   const session = await (enqueue ? enqueue(build) : build());
   const handle = new (native().Trainer)(model, nopts, session);
-  return wrap(handle, model, opts, enqueue);
+  return new Trainer(handle, opts, enqueue);
 }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SftSample } from "./stage-data.js";
-import type { TokenizedSample } from "../train/samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 export interface FitResult {
   records: SftSample[];

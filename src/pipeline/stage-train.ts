@@ -8,7 +8,7 @@ import { TRAIN_DEFAULTS, trainerOptionsFor } from "../train/run.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
 import { formatBehaviorTarget } from "../prompts/build.js";
-import type { TokenizedSample } from "../train/samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 import { tokenizeRecords } from "../train/tokenize-pool.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { keepJsonLines } from "../util/jsonl.js";

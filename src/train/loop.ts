@@ -14,7 +14,7 @@ import { existsSync, appendFileSync } from "node:fs";
 import { keepJsonLines } from "../util/jsonl.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { mulberry32 } from "../util/random.js";
-import type { TokenizedSample } from "./samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 /** What the loop needs from a Trainer (src/engine/trainer.ts). */
 export interface LoopTrainer {

@@ -4,10 +4,11 @@
 import { existsSync } from "node:fs";
 import { loadModel } from "../engine/model.js";
 import { openTrainer, type LoraTarget, type Trainer, type TrainerOptions, DEFAULT_LORA_TARGETS } from "../engine/trainer.js";
-import type { ScheduleKind } from "./schedule.js";
+import type { ScheduleKind } from "../engine/schedule.js";
 import type { TrainDevice } from "../engine/bindings.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "./loop.js";
 import { readSftJsonl } from "./sft-data.js";
+import { modelSampleTokenizer, tokenizeSamples } from "./samples.js";
 
 export interface TrainRunOptions {
   model: string;
@@ -111,7 +112,7 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
     throw e;
   }
   try {
-    const samples = trainer.tokenize(records);
+    const samples = tokenizeSamples(modelSampleTokenizer(model), records);
     const save = (path: string) => (o.mode === "lora" ? trainer.saveAdapter(path) : trainer.saveModel(path));
     const logs = await runTrainingLoop(trainer, samples, {
       epochs: o.epochs,

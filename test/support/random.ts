@@ -1,5 +1,5 @@
 // Small seeded generators for tests (the project's mulberry32): random logits and random training samples.
-import { Segment, type TokenizedSample } from "../../src/train/samples.js";
+import { Segment, type TokenizedSample } from "../../src/engine/train-batch.js";
 import { mulberry32 } from "../../src/util/random.js";
 
 export { mulberry32 };

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { ProgressBar } from "../../util/progress.js";
 import { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "../../train/run.js";
 import { DEFAULT_LORA_TARGETS, type LoraTarget } from "../../engine/trainer.js";
-import type { ScheduleKind } from "../../train/schedule.js";
+import type { ScheduleKind } from "../../engine/schedule.js";
 import type { TrainDevice } from "../../engine/bindings.js";
 
 export interface TrainCliOptions {
