@@ -14,7 +14,7 @@ import { loadModel } from "../dist/src/index.js";
 import { parseRunConfig } from "../dist/src/pipeline/config.js";
 import { loadRunDataset, trainingPrompt } from "../dist/src/pipeline/stage-data.js";
 import { baseModelPath } from "../dist/src/pipeline/stage-model.js";
-import { runLayout } from "../dist/src/pipeline/layout.js";
+import { runLayout } from "../dist/src/run/layout.js";
 import { testUsers } from "../dist/src/pipeline/variants.js";
 import { sampleFor } from "../dist/src/prompts/dataset.js";
 import { loadTemplates } from "../dist/src/prompts/templates.js";

@@ -39,7 +39,7 @@ export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";
 export { RunConfigSchema, PRESETS, parseRunConfig, presetConfig, loadRunConfig, trainVariants, type RunConfig, type RunConfigInput, type PresetName } from "./pipeline/config.js";
 export { runPipeline, type RunOptions, type RunSummary } from "./pipeline/run.js";
 export { STAGES, type StageName } from "./pipeline/stages.js";
-export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./pipeline/results.js";
+export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./run/results.js";
 export { fuseByPerplexity, perplexityFromLogprobs, type FusionDecision, type SideOutcome } from "./infer/fusion.js";
 export { inferBidirectional, type InferenceCase, type BidirectionalResult } from "./infer/bidirectional.js";
 export { parseOutput, candidateGrammar } from "./infer/parse.js";

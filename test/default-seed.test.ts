@@ -13,7 +13,7 @@ import { readDataset } from "../src/data/dataset.js";
 import { buildBaseline } from "../src/eval/baselines.js";
 import { presetConfig, RunConfigSchema } from "../src/pipeline/config.js";
 import { prepareStage } from "../src/pipeline/stage-data.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { runLayout } from "../src/run/layout.js";
 
 async function cli(...args: string[]): Promise<string> {
   const out: string[] = [];

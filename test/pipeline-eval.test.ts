@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
 import { prepareStage } from "../src/pipeline/stage-data.js";
 import { evalStage, type ReasoningPair } from "../src/pipeline/stage-eval.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { runLayout } from "../src/run/layout.js";
 import type { InferRecord } from "../src/infer/records.js";
 
 interface RawUser { user: string; train: string[]; valid: string; test: string; candidates: { test: string[] } }

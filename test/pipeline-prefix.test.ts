@@ -11,7 +11,7 @@ import { loadModel, type Model } from "../src/engine/index.js";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
 import { inferVariant, type InferenceEngine, type TestCase } from "../src/pipeline/stage-infer.js";
 import { inferVariants, type InferVariant } from "../src/pipeline/variants.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { runLayout } from "../src/run/layout.js";
 import { tokenizeSample } from "../src/train/samples.js";
 import { Segment } from "../src/engine/train-batch.js";
 import type { GeneratedText, GenerateOptions, Prompt, ScoreRequest } from "../src/infer/generate.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { presetConfig } from "../src/pipeline/config.js";
 import { loadRunDataset, prepareStage } from "../src/pipeline/stage-data.js";
 import { baseStage, pretrainCorpus } from "../src/pipeline/stage-base.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { runLayout } from "../src/run/layout.js";
 import { metaNumber, readGguf } from "../src/gguf/reader.js";
 
 /** The quoted titles of the prompt's `Candidate items:` line. */

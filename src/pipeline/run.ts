@@ -8,10 +8,10 @@ import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { writeReport } from "../report/index.js";
 import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
-import type { MetricsFile } from "./results.js";
+import { runLayout } from "../run/layout.js";
+import type { MetricsFile } from "../run/results.js";
 import { evalStage } from "./stage-eval.js";
-import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
+import { prepareStage, sftStage, synthesizeStage, testReferences } from "./stage-data.js";
 import { mergeSynthesisShards } from "./synthesis-shards.js";
 import { inferStage, mergeInferStage } from "./stage-infer.js";
 import type { Shard } from "../teacher/synthesize.js";
@@ -21,7 +21,6 @@ import { trainStage } from "./stage-train.js";
 import { openInferenceEngine } from "./engine.js";
 import { reasoningQuality } from "./stage-quality.js";
 import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
-import { testReferences } from "./stage-data.js";
 
 export interface RunOptions {
   /** Run just this stage (it runs even when finished; earlier stages must be finished). */

@@ -16,7 +16,7 @@ import { stepsPerEpoch } from "../train/loop.js";
 import { tokenizeRecords } from "../train/tokenize-pool.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
+import { runLayout } from "../run/layout.js";
 import { loadRunDataset, type SftSample } from "./stage-data.js";
 import { openModel } from "./engine.js";
 import { runEpochs } from "./epochs.js";

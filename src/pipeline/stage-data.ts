@@ -18,7 +18,8 @@ import type { Teacher } from "../teacher/types.js";
 import { parseChain, STEP_NAMES } from "../teacher/prune.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { RunConfig } from "./config.js";
-import { parseJsonLines, runLayout, toJsonLines } from "./layout.js";
+import { parseJsonLines, toJsonLines } from "../util/jsonl.js";
+import { runLayout } from "../run/layout.js";
 import { testUsers } from "./variants.js";
 
 /** A training sample as the trainer takes it; `reasoning` is "" for behavior-only supervision. */

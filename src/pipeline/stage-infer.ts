@@ -14,7 +14,7 @@ import type { Detokenize } from "../infer/align.js";
 import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
 import type { Shard } from "../teacher/synthesize.js";
 import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
+import { runLayout } from "../run/layout.js";
 import { loadRunDataset } from "./stage-data.js";
 import { inferVariants, testUsers, type InferVariant } from "./variants.js";
 

@@ -99,3 +99,21 @@ export function keepJsonLines<T>(path: string, keep: (line: T) => boolean): void
     });
   writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
 }
+
+/** Reads a JSON-lines file into values (blank lines skipped); names the file and line on bad JSON. */
+export function parseJsonLines<T>(text: string, path: string): T[] {
+  const out: T[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch (e) {
+      throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete the file and re-run its stage`);
+    }
+  });
+  return out;
+}
+
+export function toJsonLines(values: readonly unknown[]): string {
+  return values.length ? values.map((v) => JSON.stringify(v)).join("\n") + "\n" : "";
+}
