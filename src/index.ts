@@ -33,7 +33,8 @@ export { tokenizeSample, tokenizeSamples, modelSampleTokenizer, type SftRecord, 
 export { toNativeBatch, Segment, type TokenizedSample } from "./engine/train-batch.js";
 export { learningRate, type ScheduleKind, type ScheduleOptions } from "./engine/schedule.js";
 export { runTrainingLoop, epochOrder, stepsPerEpoch, type TrainLoopOptions, type StepLog } from "./train/loop.js";
-export { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "./train/run.js";
+export { runTraining } from "./train/run.js";
+export { TRAIN_DEFAULTS, type TrainRunOptions } from "./train/options.js";
 export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";
 // Pipeline: run config, stages, bidirectional inference with PPL fusion, report.
 export { RunConfigSchema, PRESETS, parseRunConfig, presetConfig, loadRunConfig, trainVariants, type RunConfig, type RunConfigInput, type PresetName } from "./pipeline/config.js";

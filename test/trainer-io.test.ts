@@ -221,7 +221,8 @@ async function buildChild(): Promise<string> {
   const entry = join(out, "train-child.ts");
   writeFileSync(
     entry,
-    `import { runTraining, TRAIN_DEFAULTS } from ${JSON.stringify(join(packageRoot, "src", "train", "run.ts"))};\n` +
+    `import { runTraining } from ${JSON.stringify(join(packageRoot, "src", "train", "run.ts"))};\n` +
+      `import { TRAIN_DEFAULTS } from ${JSON.stringify(join(packageRoot, "src", "train", "options.ts"))};\n` +
       `await runTraining({ ...TRAIN_DEFAULTS, ...JSON.parse(process.argv[2]!) });\n`,
   );
   const { build } = await import("rolldown");

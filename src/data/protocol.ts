@@ -10,6 +10,7 @@
 // Same inputs + seed give identical outputs: every random draw comes from `Rng` streams derived
 // from (seed, purpose), and every set is visited in a canonical order.
 import { Rng } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 import { computeStats, type DatasetStats, type Interaction, type Item, type UserSplit } from "./types.js";
 
 /**
@@ -182,17 +183,25 @@ function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet
   return rng.sample(pool.filter((i) => !exclude.has(i)), count);
 }
 
+/** What is wrong with protocol options: the one check of them, for `prepare`, the run config and library calls. */
+export function protocolOptionIssues(o: ProtocolOptions): OptionIssue[] {
+  return issuesOf({
+    users: [o.users, rule.positiveInteger],
+    kcore: [o.kcore, rule.integerAtLeast(0)],
+    candidates: [o.candidates, rule.integerAtLeast(2)],
+    seed: [o.seed, rule.integer],
+  });
+}
+
 /** Runs the whole protocol on raw interactions and the items that have titles. */
 export function applyProtocol(interactions: readonly Interaction[], items: ReadonlyMap<string, Item>, options: ProtocolOptions = {}): PreparedData {
+  throwIssues(protocolOptionIssues(options));
   const opts: Required<ProtocolOptions> = {
     kcore: options.kcore ?? DEFAULT_KCORE,
     users: options.users ?? DEFAULT_USERS,
     candidates: options.candidates ?? DEFAULT_CANDIDATES,
     seed: options.seed ?? DEFAULT_SEED,
   };
-  if (!Number.isInteger(opts.candidates) || opts.candidates < 2) throw new Error(`--candidates must be an integer >= 2, got ${opts.candidates}`);
-  if (!Number.isInteger(opts.users) || opts.users < 1) throw new Error(`--users must be a positive integer, got ${opts.users}`);
-  if (!Number.isInteger(opts.kcore) || opts.kcore < 0) throw new Error(`--kcore must be a non-negative integer, got ${opts.kcore}`);
 
   const raw = computeStats(new Set(interactions.map((i) => i.user)).size, new Set(interactions.map((i) => i.item)).size, interactions.length);
   const titled = interactions.filter((i) => items.has(i.item));

@@ -16,6 +16,7 @@
 import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
@@ -256,20 +257,38 @@ function pickEval(r: NativeStepStats): EvalResult {
   return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens };
 }
 
+/**
+ * What is wrong with trainer options, keyed by option path ("lora.rank", "optimizer.lr"): the one
+ * check of these options, which `msr-rec train` and the run config report under their own names.
+ * The native trainer repeats the AdamW ones for callers of the raw addon.
+ */
+export function trainerOptionIssues(opts: TrainerOptions): OptionIssue[] {
+  const o = opts.optimizer ?? {};
+  const targets = opts.lora?.targets;
+  const unknownTarget = targets?.find((t) => !DEFAULT_LORA_TARGETS.includes(t));
+  return [
+    ...issuesOf({
+      mode: [opts.mode, rule.oneOf(["lora", "full"])],
+      device: [opts.device, rule.oneOf(["auto", "cpu", "gpu"])],
+      "lora.rank": [opts.lora?.rank, rule.positiveInteger],
+      "lora.alpha": [opts.lora?.alpha, rule.positive],
+      "lora.seed": [opts.lora?.seed, rule.integer],
+      microBatchTokens: [opts.microBatchTokens, rule.positiveInteger],
+      gradAccum: [opts.gradAccum, rule.positiveInteger],
+      contextSize: [opts.contextSize, rule.positiveInteger],
+      threads: [opts.threads, rule.positiveInteger],
+      "optimizer.lr": [o.lr, rule.positive],
+      "optimizer.schedule": [o.schedule, rule.oneOf(["constant", "linear", "cosine"])],
+      "optimizer.warmupSteps": [o.warmupSteps, rule.integerAtLeast(0)],
+      "optimizer.weightDecay": [o.weightDecay, rule.nonNegative],
+      "optimizer.clipGradNorm": [o.clipGradNorm, rule.nonNegative],
+    }),
+    ...(unknownTarget !== undefined ? [{ key: "lora.targets", problem: `has an unknown LoRA target '${unknownTarget}' (use ${DEFAULT_LORA_TARGETS.join(",")})` }] : []),
+  ];
+}
+
 function checkOptions(opts: TrainerOptions): void {
-  const posInt = (v: number | undefined, name: string) => {
-    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new Error(`${name} must be a positive integer (got ${v})`);
-  };
-  if (opts.mode !== undefined && opts.mode !== "lora" && opts.mode !== "full") throw new Error(`mode must be "lora" or "full" (got ${String(opts.mode)})`);
-  if (opts.device !== undefined && !["auto", "cpu", "gpu"].includes(opts.device)) throw new Error(`device must be "auto", "cpu" or "gpu" (got ${String(opts.device)})`);
-  posInt(opts.lora?.rank, "lora.rank");
-  posInt(opts.microBatchTokens, "microBatchTokens");
-  posInt(opts.gradAccum, "gradAccum");
-  posInt(opts.contextSize, "contextSize");
-  const lr = opts.optimizer?.lr;
-  if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) throw new Error(`optimizer.lr must be a positive number (got ${lr})`);
-  const s = opts.optimizer?.schedule;
-  if (s !== undefined && !["constant", "linear", "cosine"].includes(s)) throw new Error(`optimizer.schedule must be constant, linear or cosine (got ${s})`);
+  throwIssues(trainerOptionIssues(opts));
 }
 
 type TrainerHost = NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> };
@@ -300,8 +319,10 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
  * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own), on the
  * calling thread: it waits for the model's running call and builds the parameters (and, for real
  * checkpoints, weight copies and transposes) before returning. `openTrainer` does the same work
- * off the JS thread. Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4,
- * constant schedule.
+ * off the JS thread. Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down, seed 0; AdamW lr
+ * 2e-4; 512-token micro-batches; α/β 0.7/0.3 per step. Where a choice is open the engine is
+ * neutral: a constant rate with no warmup, no clipping, no weight decay. A fine-tuning run states
+ * its own choices on top (src/train/options.ts: cosine decay, warmup, clipping at 1).
  */
 export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Trainer {
   checkOptions(opts);

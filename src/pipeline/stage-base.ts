@@ -13,6 +13,7 @@ import { fillTemplate } from "../prompts/build.js";
 import type { PreparedDataset } from "../prompts/dataset.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { stepsPerEpoch } from "../train/loop.js";
+import { TRAIN_DEFAULTS } from "../train/options.js";
 import { tokenizeRecords } from "../train/tokenize-pool.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { RunConfig } from "./config.js";
@@ -155,8 +156,10 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   try {
     const trainer = createTrainer(model, {
       mode: "full",
-      optimizer: { lr: c.model.pretrainLearningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: 1 },
-      microBatchTokens: 512,
+      // A fine-tuning run's schedule, clipping and micro-batches, with the pretraining's own rate
+      // and a warmup of 5% of the steps.
+      optimizer: { lr: c.model.pretrainLearningRate, schedule: TRAIN_DEFAULTS.schedule, totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: TRAIN_DEFAULTS.clipGradNorm },
+      microBatchTokens: TRAIN_DEFAULTS.microBatchTokens,
     });
     try {
       // Each pretraining epoch has its own corpus, so the stage checkpoints between epochs: a

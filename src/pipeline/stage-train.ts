@@ -4,7 +4,7 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../engine/trainer.js";
-import { TRAIN_DEFAULTS, trainerOptionsFor } from "../train/run.js";
+import { trainerOptionsFor } from "../train/options.js";
 import { loadTemplates } from "../prompts/templates.js";
 import { sampleFor } from "../prompts/dataset.js";
 import { formatBehaviorTarget } from "../prompts/build.js";
@@ -12,7 +12,7 @@ import type { TokenizedSample } from "../engine/train-batch.js";
 import { tokenizeRecords } from "../train/tokenize-pool.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { keepJsonLines } from "../util/jsonl.js";
-import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
+import { trainSettings, trainVariants, type RunConfig, type TrainVariant } from "./config.js";
 import { runLayout } from "../run/layout.js";
 import type { TrainLogLine } from "../run/results.js";
 import { loadRunDataset, readSftSamples, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
@@ -77,8 +77,7 @@ function truncateTrainLog(path: string, variant: string, steps: number, epochs: 
 
 /** The trainer options of every variant: the same mapping `msr-rec train` uses (trainerOptionsFor). */
 export function variantTrainerOptions(c: RunConfig, totalSteps: number): TrainerOptions {
-  const t = c.train;
-  return trainerOptionsFor({ mode: "lora", rank: t.loraRank, loraAlpha: t.loraAlpha, targets: TRAIN_DEFAULTS.targets, seed: c.seed, lr: t.learningRate, warmupSteps: t.warmupSteps, schedule: TRAIN_DEFAULTS.schedule, weightDecay: t.weightDecay, clipGradNorm: t.clipGradNorm, microBatchTokens: t.microBatchTokens }, totalSteps);
+  return trainerOptionsFor(trainSettings(c.train, c.seed), totalSteps);
 }
 
 /**

@@ -13,6 +13,7 @@ import { readDatasetSync } from "../data/dataset.js";
 import type { Item, UserSplit } from "../data/types.js";
 import type { PromptContext } from "./build.js";
 import { Rng } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 import { DEFAULT_SEED, HISTORY_LENGTH, recentHistory } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
@@ -85,7 +86,13 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = HISTORY_LE
   return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex };
 }
 
+/** What is wrong with the options of a prompt job (the window and the train split's seed). */
+export function sampleOptionIssues(o: { historyLength?: number; seed?: number }): OptionIssue[] {
+  return issuesOf({ historyLength: [o.historyLength, rule.integerAtLeast(0)], seed: [o.seed, rule.integer] });
+}
+
 export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
+  throwIssues(sampleOptionIssues({ historyLength, seed }));
   const catalog = { itemIds: [...ds.items.keys()], seed };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }

@@ -14,6 +14,7 @@ import { existsSync, appendFileSync } from "node:fs";
 import { keepJsonLines } from "../util/jsonl.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { mulberry32 } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 import type { TokenizedSample } from "../engine/train-batch.js";
 
 /** What the loop needs from a Trainer (src/engine/trainer.ts). */
@@ -99,11 +100,33 @@ function truncateLog(path: string, step: number): void {
   keepJsonLines<{ step?: number }>(path, (l) => l.step! <= step);
 }
 
+/** Checkpoint interval when none is given. */
+export const DEFAULT_CHECKPOINT_EVERY = 50;
+
+/**
+ * What is wrong with the loop's options, keyed by their names here: the one check of epochs,
+ * batch size, checkpoint interval, step bound and loss weights, wherever they come from.
+ */
+export function loopOptionIssues(o: Partial<Pick<TrainLoopOptions, "epochs" | "batchSize" | "checkpointEvery" | "maxSteps" | "alpha" | "beta">>): OptionIssue[] {
+  const issues = issuesOf({
+    alpha: [o.alpha, rule.nonNegative],
+    beta: [o.beta, rule.nonNegative],
+    epochs: [o.epochs, rule.positiveInteger],
+    batchSize: [o.batchSize, rule.positiveInteger],
+    checkpointEvery: [o.checkpointEvery, rule.positiveInteger],
+    maxSteps: [o.maxSteps, rule.positiveInteger],
+  });
+  // Both weights 0: every token's loss weight is 0 and nothing is learnt.
+  if (o.alpha === 0 && o.beta === 0) issues.push({ key: "alpha", problem: "must be > 0 when beta is 0 (with both loss weights 0 nothing is learnt)" });
+  return issues;
+}
+
+const LOOP_WORDS: Record<string, string> = { batchSize: "batch size" };
+
 export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly TokenizedSample[], o: TrainLoopOptions): Promise<StepLog[]> {
   if (samples.length === 0) throw new Error("no training samples: the data file is empty");
-  if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) throw new Error(`batch size must be a positive integer (got ${o.batchSize})`);
-  if (!Number.isInteger(o.epochs) || o.epochs <= 0) throw new Error(`epochs must be a positive integer (got ${o.epochs})`);
-  const every = o.checkpointEvery ?? 50;
+  throwIssues(loopOptionIssues(o), (k) => LOOP_WORDS[k] ?? k);
+  const every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const perEpoch = stepsPerEpoch(samples.length, o.batchSize);
   let start = { epoch: 0, batch: 0 };
   if (o.resume && o.checkpointPath && existsSync(o.checkpointPath)) {

@@ -3,6 +3,8 @@
 import type { Command } from "commander";
 import { readDataset } from "../../data/dataset.js";
 import { DEFAULT_SEED } from "../../data/protocol.js";
+import { issuesOf, rule, throwIssues } from "../../util/options.js";
+import { flagNames, numberArg } from "../parse.js";
 import { BASELINES, evaluateBaseline, type EvalSplit } from "../../eval/baselines.js";
 
 export function register(program: Command): void {
@@ -14,8 +16,8 @@ export function register(program: Command): void {
     .option("--seed <n>", "seed of the random baseline (a run's seed)", String(DEFAULT_SEED))
     .action(async (o: { data: string; split: string; seed: string }) => {
       if (o.split !== "test" && o.split !== "valid") throw new Error(`--split must be test or valid, got "${o.split}"`);
-      const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${o.seed}"`);
+      const seed = numberArg(o.seed);
+      throwIssues(issuesOf({ seed: [seed, rule.integer] }), flagNames());
       const ds = await readDataset(o.data);
       const rows = BASELINES.map((b) => evaluateBaseline(b, ds.users, o.split as EvalSplit, seed));
       const k = ds.users[0]?.candidates.test.length ?? 0;
