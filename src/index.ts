@@ -22,7 +22,7 @@ export { gptScore, GPTSCORE_ASPECTS, type ContinuationScorer, type GptScoreAspec
 export type { Item, Interaction, UserSplit, DatasetStats, RawDataset, ReadOptions } from "./data/types.js";
 export { Rng, hashString } from "./util/random.js";
 export { applyProtocol, kcoreFilter, userSequences, recentHistory, HISTORY_LENGTH, DEFAULT_KCORE, DEFAULT_USERS, DEFAULT_CANDIDATES, DEFAULT_SEED, type ProtocolOptions, type PreparedData } from "./data/protocol.js";
-export { readDataset, writeDataset, formatStatsTable, type Dataset, type DatasetFileStats } from "./data/dataset.js";
+export { readDataset, readDatasetSync, writeDataset, formatStatsTable, type Dataset, type DatasetFileStats } from "./data/dataset.js";
 export { readSource, SOURCE_FORMATS, type SourceFormat } from "./data/read.js";
 export { parsePythonLiteral, type PyValue } from "./data/formats/python-literal.js";
 export { generateSynthetic, prepareSynthetic, type SyntheticOptions } from "./data/synthetic.js";

@@ -12,7 +12,7 @@ import { DEFAULT_SEED } from "../src/data/protocol.js";
 import { readDataset } from "../src/data/dataset.js";
 import { buildBaseline } from "../src/eval/baselines.js";
 import { presetConfig, RunConfigSchema } from "../src/pipeline/config.js";
-import { prepareStage } from "../src/pipeline/stage-data.js";
+import { prepareStage } from "../src/pipeline/stages/prepare.js";
 import { runLayout } from "../src/run/layout.js";
 
 async function cli(...args: string[]): Promise<string> {

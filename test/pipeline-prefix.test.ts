@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { loadModel, type Model } from "../src/engine/index.js";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
-import { inferVariant, type InferenceEngine, type TestCase } from "../src/pipeline/stage-infer.js";
+import { inferVariant, type InferenceEngine, type TestCase } from "../src/pipeline/stages/infer.js";
 import { inferVariants, type InferVariant } from "../src/pipeline/variants.js";
 import { runLayout } from "../src/run/layout.js";
 import { tokenizeSample } from "../src/train/samples.js";

@@ -10,7 +10,7 @@ import { flagNames, numberArg } from "../parse.js";
 import { SOURCE_FORMATS, readSource, type SourceFormat } from "../../data/read.js";
 import { prepareSynthetic } from "../../data/synthetic.js";
 import type { ReadOptions } from "../../data/types.js";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 
 interface PrepareCliOptions {
   format: string;

@@ -3,7 +3,7 @@
 //   msr-rec prompts --data runs/x/data --kind item --split test --out runs/x/prompts-item.jsonl
 // With --count-tokens MODEL.gguf each line also gets the prompt's length in that model's tokens.
 import type { Command } from "commander";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import { DEFAULT_SEED, HISTORY_LENGTH } from "../../data/protocol.js";
 import { sampleOptionIssues, SPLITS, type Split } from "../../prompts/dataset.js";

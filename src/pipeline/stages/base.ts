@@ -3,24 +3,25 @@
 // training sequences, so that a few million random weights learn the words and the prompt shapes.
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { initModel } from "../gguf/init-model.js";
-import { createTrainer } from "../engine/trainer.js";
-import type { Item } from "../data/types.js";
-import { Rng } from "../util/random.js";
-import { recentHistory } from "../data/protocol.js";
-import { RulesTeacher } from "../teacher/rules.js";
-import { fillTemplate } from "../prompts/build.js";
-import type { PreparedDataset } from "../prompts/dataset.js";
-import { loadTemplates } from "../prompts/templates.js";
-import { stepsPerEpoch } from "../train/loop.js";
-import { TRAIN_DEFAULTS } from "../train/options.js";
-import { tokenizeRecords } from "../train/tokenize-pool.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import type { RunConfig } from "./config.js";
-import { runLayout } from "../run/layout.js";
-import { loadRunDataset, type SftSample } from "./stage-data.js";
-import { openModel } from "./engine.js";
-import { runEpochs } from "./epochs.js";
+import { initModel } from "../../gguf/init-model.js";
+import { createTrainer } from "../../engine/trainer.js";
+import type { Item } from "../../data/types.js";
+import { Rng } from "../../util/random.js";
+import { recentHistory } from "../../data/protocol.js";
+import { RulesTeacher } from "../../teacher/rules.js";
+import { fillTemplate } from "../../prompts/build.js";
+import type { PreparedDataset } from "../../prompts/dataset.js";
+import { loadTemplates } from "../../prompts/templates.js";
+import { stepsPerEpoch } from "../../train/loop.js";
+import { TRAIN_DEFAULTS } from "../../train/options.js";
+import { tokenizeRecords } from "../../train/tokenize-pool.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import type { RunConfig } from "../config.js";
+import { runLayout } from "../../run/layout.js";
+import { loadRunDataset, type SftSample } from "../run-data.js";
+import { openModel } from "../engine.js";
+import { runEpochs } from "../epochs.js";
+import type { StageContext, StageSpec } from "../stages.js";
 
 /** The base model a run fine-tunes: the configured file, or the one the base stage made. */
 export function baseModelPath(c: RunConfig): string {
@@ -182,4 +183,8 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   } finally {
     model.dispose();
   }
+}
+
+export function baseSpec({ c, log, quiet }: StageContext): StageSpec {
+  return { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], resumable: true, run: () => baseStage(c, log, quiet) };
 }
