@@ -314,7 +314,6 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
   };
 }
 
-
 /**
  * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own), on the
  * calling thread: it waits for the model's running call and builds the parameters (and, for real

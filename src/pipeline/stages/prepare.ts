@@ -20,11 +20,7 @@ const READER_FORMAT: Record<Exclude<RunConfig["dataset"]["source"], "synthetic">
   llara: "llara",
 };
 
-/**
- * Dataset stage: the synthetic catalog, a folder `msr-rec prepare` already wrote, or raw files
- * of a real source read and put through the METHOD §1 protocol (k-core, sampling, leave-one-out,
- * candidates).
- */
+/** Writes the run's dataset folder from the configured source (see the header). */
 export async function prepareStage(c: RunConfig): Promise<void> {
   const L = runLayout(c.runDir);
   const protocol = { kcore: c.dataset.kCore, users: c.dataset.users, candidates: c.dataset.candidates, seed: c.seed };
