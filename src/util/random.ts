@@ -1,7 +1,7 @@
 // Every seeded random number in the project comes from here: one string hash (FNV-1a) and two
 // generators, each written with Math.imul and 32-bit integer ops only, so a seed gives the same
 // stream on every platform and Node version.
-//   Rng          xoshiro128** seeded through splitmix32, with sampling helpers: the data protocol,
+//   Rng          xoshiro128** seeded through splitmix32, with sampling methods: the data protocol,
 //                the synthetic catalog, train-split negatives, pretraining exercises, the random
 //                baseline and generated weights (Gaussian by Box–Muller).
 //   mulberry32   a one-word generator: the training loop's epoch order and the rule teacher's
@@ -41,7 +41,7 @@ function seedWord(seed: number, label: string | number): number {
   return (seed >>> 0) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(label >>> 0, 0x165667b1);
 }
 
-/** xoshiro128** seeded through splitmix32, with the sampling helpers the project uses. */
+/** xoshiro128** seeded through splitmix32, with the sampling methods the project uses. */
 export class Rng {
   private s0: number;
   private s1: number;
