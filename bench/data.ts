@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { defaultThreads, openParsePool, parseFile, type ParsePool } from "../src/data/formats/parse-pool.js";
 import type { LineKind } from "../src/data/formats/parse-chunk.js";
 import { applyProtocol } from "../src/data/protocol.js";
-import { Rng } from "../src/data/rng.js";
+import { Rng } from "../src/util/random.js";
 import type { Interaction, Item } from "../src/data/types.js";
 import { medianMs, newResult, type BenchResult } from "./lib.js";
 

@@ -20,25 +20,27 @@ export { bertScore, bertScoreFromVectors, type BertScore, type TokenEmbedder } f
 export { gptScore, GPTSCORE_ASPECTS, type ContinuationScorer, type GptScoreAspect } from "./eval/gptscore.js";
 // Data: readers, the METHOD §1 protocol, prepared-dataset folders, the synthetic catalog, baselines.
 export type { Item, Interaction, UserSplit, DatasetStats, RawDataset, ReadOptions } from "./data/types.js";
-export { Rng } from "./data/rng.js";
+export { Rng, hashString } from "./util/random.js";
 export { applyProtocol, kcoreFilter, userSequences, recentHistory, HISTORY_LENGTH, DEFAULT_KCORE, DEFAULT_USERS, DEFAULT_CANDIDATES, DEFAULT_SEED, type ProtocolOptions, type PreparedData } from "./data/protocol.js";
-export { readDataset, writeDataset, formatStatsTable, type Dataset, type DatasetFileStats } from "./data/dataset.js";
+export { readDataset, readDatasetSync, writeDataset, formatStatsTable, type Dataset, type DatasetFileStats } from "./data/dataset.js";
 export { readSource, SOURCE_FORMATS, type SourceFormat } from "./data/read.js";
 export { parsePythonLiteral, type PyValue } from "./data/formats/python-literal.js";
 export { generateSynthetic, prepareSynthetic, type SyntheticOptions } from "./data/synthetic.js";
 export { exportRecbole } from "./data/export-recbole.js";
 export { BASELINES, buildBaseline, evaluateBaseline, type BaselineName, type BaselineResult } from "./eval/baselines.js";
 // Training: samples, schedules, the loop and one-call runs (the Trainer itself is in ./engine).
-export { tokenizeSample, toNativeBatch, Segment, type SftRecord, type TokenizedSample, type TrainSample } from "./train/samples.js";
-export { learningRate, type ScheduleKind, type ScheduleOptions } from "./train/schedule.js";
+export { tokenizeSample, tokenizeSamples, modelSampleTokenizer, type SftRecord, type TrainSample } from "./train/samples.js";
+export { toNativeBatch, Segment, type TokenizedSample } from "./engine/train-batch.js";
+export { learningRate, type ScheduleKind, type ScheduleOptions } from "./engine/schedule.js";
 export { runTrainingLoop, epochOrder, stepsPerEpoch, type TrainLoopOptions, type StepLog } from "./train/loop.js";
-export { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "./train/run.js";
+export { runTraining } from "./train/run.js";
+export { TRAIN_DEFAULTS, type TrainRunOptions } from "./train/options.js";
 export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";
 // Pipeline: run config, stages, bidirectional inference with PPL fusion, report.
 export { RunConfigSchema, PRESETS, parseRunConfig, presetConfig, loadRunConfig, trainVariants, type RunConfig, type RunConfigInput, type PresetName } from "./pipeline/config.js";
 export { runPipeline, type RunOptions, type RunSummary } from "./pipeline/run.js";
 export { STAGES, type StageName } from "./pipeline/stages.js";
-export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./pipeline/results.js";
+export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./run/results.js";
 export { fuseByPerplexity, perplexityFromLogprobs, type FusionDecision, type SideOutcome } from "./infer/fusion.js";
 export { inferBidirectional, type InferenceCase, type BidirectionalResult } from "./infer/bidirectional.js";
 export { parseOutput, candidateGrammar } from "./infer/parse.js";

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readDataset, writeDataset, formatStatsTable } from "../src/data/dataset.js";
+import { readDataset, readDatasetSync, writeDataset, formatStatsTable } from "../src/data/dataset.js";
+import { readPreparedDataset } from "../src/prompts/dataset.js";
 import { generateSynthetic, prepareSynthetic } from "../src/data/synthetic.js";
 import { evaluateBaseline } from "../src/eval/baselines.js";
 
@@ -58,6 +59,21 @@ describe("dataset folder", () => {
     writeFileSync(join(dir, "users.jsonl"), users.join("\n"));
     await expect(readDataset(dir)).rejects.toThrow(/users\.jsonl:3: not valid JSON/);
     await expect(readDataset(join(dir, "nope"))).rejects.toThrow(/missing/);
+    // Prompts read the folder through the same reader: the same refusal.
+    expect(() => readPreparedDataset(dir)).toThrow(/users\.jsonl:3: not valid JSON/);
+  });
+
+  it("reads files longer than one read chunk, with CRLF line ends and characters split across chunks", () => {
+    const dir = tmp();
+    const p = prepareSynthetic({ users: 20, items: 40, seed: 6 });
+    // Titles of 3-byte characters make items.jsonl several MiB, so chunk edges cut characters.
+    const items = p.items.map((it, i) => ({ ...it, title: `${it.title} ${"€".repeat(40_000 + i)}` }));
+    writeDataset(dir, { items, users: p.users, stats: { ...p.stats, source: p.source } });
+    const users = join(dir, "users.jsonl");
+    writeFileSync(users, readFileSync(users, "utf8").replace(/\n/g, "\r\n"));
+    const d = readDatasetSync(dir);
+    expect(d.items).toEqual(items);
+    expect(d.users).toEqual(p.users);
   });
 });
 

@@ -3,7 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { applyProtocol, compareIds, kcoreFilter, userSequences } from "../src/data/protocol.js";
-import { Rng } from "../src/data/rng.js";
+import { Rng } from "../src/util/random.js";
 import type { Interaction, Item } from "../src/data/types.js";
 
 /** Naive k-core: repeat "drop every user and item with < k distinct partners" until nothing changes. */

@@ -8,7 +8,7 @@ import { loadModel, type Model } from "../src/index.js";
 import { findTensor, readGguf, readTensorF32 } from "../src/gguf/reader.js";
 import { tinyModelPath } from "./support/models.js";
 import { presetConfig } from "../src/pipeline/config.js";
-import { reasoningQuality } from "../src/pipeline/stage-model.js";
+import { reasoningQuality } from "../src/pipeline/reasoning-quality.js";
 
 let model: Model;
 beforeAll(async () => {

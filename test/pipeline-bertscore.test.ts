@@ -4,7 +4,7 @@
 // would break this), and the notes name the baseline and the encoder.
 import { describe, expect, it } from "vitest";
 import { presetConfig } from "../src/pipeline/config.js";
-import { reasoningQuality } from "../src/pipeline/stage-quality.js";
+import { reasoningQuality } from "../src/pipeline/reasoning-quality.js";
 import { tinyModelPath } from "./support/models.js";
 import { addonMissing } from "./support/addon.js";
 

@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
-import { prepareStage } from "../src/pipeline/stage-data.js";
-import { evalStage, type ReasoningPair } from "../src/pipeline/stage-eval.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { prepareStage } from "../src/pipeline/stages/prepare.js";
+import { evalStage, type ReasoningPair } from "../src/pipeline/stages/eval.js";
+import { runLayout } from "../src/run/layout.js";
 import type { InferRecord } from "../src/infer/records.js";
 
 interface RawUser { user: string; train: string[]; valid: string; test: string; candidates: { test: string[] } }

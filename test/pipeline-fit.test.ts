@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fitToTokenBudget, truncationNotes } from "../src/pipeline/sft-fit.js";
-import type { SftSample } from "../src/pipeline/stage-data.js";
+import type { SftSample } from "../src/pipeline/run-data.js";
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
 // One token per word of prompt, reasoning and recommendation.

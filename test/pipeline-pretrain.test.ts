@@ -6,9 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { presetConfig } from "../src/pipeline/config.js";
-import { loadRunDataset, prepareStage } from "../src/pipeline/stage-data.js";
-import { baseStage, pretrainCorpus } from "../src/pipeline/stage-base.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { loadRunDataset } from "../src/pipeline/run-data.js";
+import { prepareStage } from "../src/pipeline/stages/prepare.js";
+import { baseStage, pretrainCorpus } from "../src/pipeline/stages/base.js";
+import { runLayout } from "../src/run/layout.js";
 import { metaNumber, readGguf } from "../src/gguf/reader.js";
 
 /** The quoted titles of the prompt's `Candidate items:` line. */

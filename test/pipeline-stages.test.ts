@@ -189,7 +189,7 @@ describe("inference shards", () => {
 });
 
 describe("eval rows", async () => {
-  const { rowMetrics, pickFused, pickUser, pickItem, pickConstrained } = await import("../src/pipeline/stage-eval.js");
+  const { rowMetrics, pickFused, pickUser, pickItem, pickConstrained } = await import("../src/pipeline/stages/eval.js");
   const titles = ["Alpha Phone", "Beta Laptop", "Gamma Watch"];
   const side = (answer: string, choiceIndex: number, ppl: number) => ({ reasoning: "r", answer, choiceIndex, reasoningStart: 0, text: `r [reasoning_end] ${answer}`, finishReason: "eos", ppl });
   // Hand-checked: target is "Alpha Phone" (index 0) for all three users.
@@ -216,7 +216,8 @@ describe("prepare stage on real data", () => {
   if (!present) console.log(`skipped real-data prepare test: ${ml100k} not found`);
 
   it.skipIf(!present)("reads ml-100k (RecBole files) through the protocol into the run folder", async () => {
-    const { prepareStage, loadRunDataset } = await import("../src/pipeline/stage-data.js");
+    const { prepareStage } = await import("../src/pipeline/stages/prepare.js");
+    const { loadRunDataset } = await import("../src/pipeline/run-data.js");
     const dir = tmp();
     try {
       const c = parseRunConfig({ runDir: dir, dataset: { source: "recbole", path: ml100k, users: 30, domain: "movie" }, model: { initSize: "tiny" }, teacher: { kind: "rule" } });

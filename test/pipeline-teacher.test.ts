@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { presetConfig } from "../src/pipeline/config.js";
-import { prepareStage, synthesizeStage } from "../src/pipeline/stage-data.js";
+import { prepareStage } from "../src/pipeline/stages/prepare.js";
+import { synthesizeStage } from "../src/pipeline/stages/synthesize.js";
 
 let server: Server;
 let baseUrl = "";

@@ -9,11 +9,13 @@ import { join } from "node:path";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
 import { runPipeline, type RunSummary } from "../src/pipeline/run.js";
 import { STAGES, markerPath } from "../src/pipeline/stages.js";
-import { runLayout, parseJsonLines } from "../src/pipeline/layout.js";
-import type { MetricsFile, PredictionRecord } from "../src/pipeline/results.js";
+import { runLayout } from "../src/run/layout.js";
+import { parseJsonLines } from "../src/util/jsonl.js";
+import type { MetricsFile, PredictionRecord } from "../src/run/results.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
-import { Segment, tokenizeSample } from "../src/train/samples.js";
+import { tokenizeSample } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { loadModel } from "../src/engine/index.js";
 import { addonMissing } from "./support/addon.js";
 

@@ -61,8 +61,12 @@ describe("prompt pool", () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-pool-"));
     const { setup, samples } = synthetic(1200);
     writeFileSync(join(dir, "items.jsonl"), [...setup.titles].map(([id, title]) => JSON.stringify({ id, title })).join("\n") + "\n");
-    const users = samples.map((s) => ({ user: s.user, train: s.history.slice(0, -1), valid: s.history.at(-1)!, test: s.target, candidates: { valid: [s.history.at(-1)!], test: s.candidates } }));
+    // The users a prepared folder can hold (the reader checks them): no repeated item, the target once among the candidates.
+    const users = samples
+      .filter((s) => new Set([...s.history, s.target]).size === s.history.length + 1 && s.candidates.filter((c) => c === s.target).length === 1)
+      .map((s) => ({ user: s.user, train: s.history.slice(0, -1), valid: s.history.at(-1)!, test: s.target, candidates: { valid: [s.history.at(-1)!], test: s.candidates } }));
     writeFileSync(join(dir, "users.jsonl"), users.map((u) => JSON.stringify(u)).join("\n") + "\n");
+    writeFileSync(join(dir, "stats.json"), JSON.stringify({ users: users.length, items: setup.titles.size, interactions: 0, density: 0, source: "test" }));
     const pool = PromptPool.fromFolder({ dataDir: dir, split: "test", historyLength: 10, kind: "user", template: loadTemplates().user }, { threads: 2, chunkSize: 250, workerFile });
     try {
       expect(pool.parallel).toBe(true);

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, recentHistory, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
+import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
+import { recentHistory } from "../src/data/protocol.js";
 import { checkTemplate, loadTemplates } from "../src/prompts/templates.js";
 import { contextFor, readPreparedDataset, sampleFor } from "../src/prompts/dataset.js";
 
@@ -109,7 +110,7 @@ describe("prepared dataset reader", () => {
   writeFileSync(join(dir, "items.jsonl"), items.map((i) => JSON.stringify(i)).join("\n") + "\n");
   const user = { user: "u1", train: ["a", "b", "c"], valid: "d", test: "e", candidates: { valid: ["f", "d", "g", "h", "i", "j"], test: ["k", "l", "f", "e", "g", "h"] } };
   writeFileSync(join(dir, "users.jsonl"), JSON.stringify(user) + "\n");
-  writeFileSync(join(dir, "stats.json"), JSON.stringify({ name: "toy", users: 1 }));
+  writeFileSync(join(dir, "stats.json"), JSON.stringify({ name: "toy", users: 1, items: 12, interactions: 5, density: 5 / 12, source: "hand-written" }));
   const ds = readPreparedDataset(dir);
 
   it("builds test, valid and train samples by the documented rules", () => {
@@ -125,7 +126,8 @@ describe("prepared dataset reader", () => {
     const bad = mkdtempSync(join(tmpdir(), "msr-prompts-bad-"));
     writeFileSync(join(bad, "items.jsonl"), '{"id":"a","title":"A"}\n{"id":\n');
     writeFileSync(join(bad, "users.jsonl"), "");
-    expect(() => readPreparedDataset(bad)).toThrow(/items\.jsonl:2 is not valid JSON/);
-    expect(() => readPreparedDataset(join(bad, "nope"))).toThrow(/not found; prepare the dataset first/);
+    writeFileSync(join(bad, "stats.json"), "{}");
+    expect(() => readPreparedDataset(bad)).toThrow(/items\.jsonl:2: not valid JSON/);
+    expect(() => readPreparedDataset(join(bad, "nope"))).toThrow(/missing: is .* a dataset folder made by `msr-rec prepare`/);
   });
 });

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { binCounts, escapeXml, histogram, lineChart, niceTicks } from "../src/report/svg.js";
 import { renderReport, type ReportData } from "../src/report/html.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
-import type { MetricsRow, PredictionRecord, TrainLogLine } from "../src/pipeline/results.js";
-import { renderResultsMarkdown } from "../src/pipeline/results.js";
+import type { MetricsRow, PredictionRecord, TrainLogLine } from "../src/run/results.js";
+import { renderResultsMarkdown } from "../src/run/results.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 

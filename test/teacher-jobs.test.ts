@@ -9,14 +9,14 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { presetConfig } from "../src/pipeline/config.js";
-import { loadRunDataset, prepareStage, trainCatalog } from "../src/pipeline/stage-data.js";
-import { runLayout } from "../src/pipeline/layout.js";
+import { loadRunDataset, trainCatalog, trainingPrompt } from "../src/pipeline/run-data.js";
+import { prepareStage } from "../src/pipeline/stages/prepare.js";
+import { runLayout } from "../src/run/layout.js";
 import { contextFor, sampleFor } from "../src/prompts/dataset.js";
 import { fillTemplate } from "../src/prompts/build.js";
 import { loadTemplates } from "../src/prompts/templates.js";
 import { synthesisJobs } from "../src/teacher/jobs.js";
 import { PromptPool } from "../src/prompts/pool.js";
-import { trainingPrompt } from "../src/pipeline/stage-data.js";
 
 describe("synthesis jobs outside a run", () => {
   it("draw the train split's negatives from the run's seed", async () => {

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel, type Model } from "../src/engine/index.js";
-import { Segment, tokenizeSample, trainedPrefix } from "../src/train/samples.js";
+import { tokenizeSample, trainedPrefix } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { constrainedPrefix, endMarkerTokens } from "../src/infer/align.js";
 import { parseOutput } from "../src/infer/parse.js";
 import { llamaCppSourceDir } from "../src/util/paths.js";

@@ -6,8 +6,8 @@ import { describe, expect, it } from "vitest";
 import { Command } from "commander";
 import { register, trainRunOptions, type TrainCliOptions } from "../src/cli/commands/train.js";
 import { parseRunConfig } from "../src/pipeline/config.js";
-import { variantTrainerOptions } from "../src/pipeline/stage-train.js";
-import { trainerOptionsFor } from "../src/train/run.js";
+import { variantTrainerOptions } from "../src/pipeline/stages/train.js";
+import { trainerOptionsFor } from "../src/train/options.js";
 
 async function cliDefaults(): Promise<TrainCliOptions> {
   const program = new Command().exitOverride();

@@ -12,7 +12,7 @@ import { describeTrainability } from "../src/cli/commands/info.js";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import type { WeightType } from "../src/gguf/init-model.js";
-import { Segment } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { archModelPath, refusedModelPath, type ArchPreset } from "./support/arch-models.js";
 import { mulberry32 as rng, randomSample } from "./support/random.js";
 import { centralDifference } from "./support/reference.js";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import { runTrainingLoop } from "../src/train/loop.js";
-import { Segment } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { packageRoot } from "../src/util/paths.js";
 import { tinyModelPath } from "./support/models.js";
 import { randomSample as sample } from "./support/random.js";
@@ -221,7 +221,8 @@ async function buildChild(): Promise<string> {
   const entry = join(out, "train-child.ts");
   writeFileSync(
     entry,
-    `import { runTraining, TRAIN_DEFAULTS } from ${JSON.stringify(join(packageRoot, "src", "train", "run.ts"))};\n` +
+    `import { runTraining } from ${JSON.stringify(join(packageRoot, "src", "train", "run.ts"))};\n` +
+      `import { TRAIN_DEFAULTS } from ${JSON.stringify(join(packageRoot, "src", "train", "options.ts"))};\n` +
       `await runTraining({ ...TRAIN_DEFAULTS, ...JSON.parse(process.argv[2]!) });\n`,
   );
   const { build } = await import("rolldown");

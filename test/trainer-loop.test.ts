@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { epochOrder, runTrainingLoop, stepsPerEpoch, type LoopTrainer } from "../src/train/loop.js";
-import type { TokenizedSample } from "../src/train/samples.js";
-import { learningRate } from "../src/train/schedule.js";
+import type { TokenizedSample } from "../src/engine/train-batch.js";
+import { learningRate } from "../src/engine/schedule.js";
 import { parseSftJsonl } from "../src/train/sft-data.js";
 
 describe("learningRate", () => {

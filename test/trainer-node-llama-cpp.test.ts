@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer } from "../src/engine/trainer.js";
-import { Segment } from "../src/train/samples.js";
+import { Segment } from "../src/engine/train-batch.js";
 import { tinyModelPath } from "./support/models.js";
 import { compareTrainedAdapter } from "./support/adapter-vs-node-llama-cpp.js";
 

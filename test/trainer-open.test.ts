@@ -2,12 +2,12 @@
 // parameters, same step), waits for the model's running call without blocking the event loop,
 // rejects with createTrainer's errors, and a prebuilt session is adopted once, by its own model.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nativeAddon, loadModel, type Model } from "../src/index.js";
+import { nativeAddon, loadModel, modelSampleTokenizer, tokenizeSample, type Model } from "../src/index.js";
 import { addonMissing } from "./support/addon.js";
 import { testModelPath, tinyModelPath } from "./support/models.js";
 
 const missing = addonMissing("openTrainer tests");
-const sample = { prompt: "User bought a phone.", reasoning: "A case protects it.", recommendation: "Apex Phone Case" };
+const record = { prompt: "User bought a phone.", reasoning: "A case protects it.", recommendation: "Apex Phone Case" };
 const opts = { lora: { rank: 4, alpha: 8, seed: 3 }, optimizer: { lr: 1e-2 } };
 let model: Model;
 
@@ -20,6 +20,7 @@ describe.skipIf(missing !== null)("openTrainer", () => {
   it("builds the trainer createTrainer builds: same parameters, same steps", async () => {
     const a = model.createTrainer(opts);
     const b = await model.openTrainer(opts);
+    const sample = tokenizeSample(modelSampleTokenizer(model), record);
     expect(b.paramNames()).toEqual(a.paramNames());
     for (const name of a.paramNames()) expect(b.getParam(name)).toEqual(a.getParam(name));
     for (let i = 0; i < 2; i++) {

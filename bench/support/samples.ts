@@ -1,6 +1,6 @@
 // Seeded random training samples for the training benchmarks: the first token is BOS, the first
 // half of each sample is prompt, then a quarter reasoning and a quarter recommendation.
-import { Segment, type TokenizedSample } from "../../src/train/samples.js";
+import { Segment, type TokenizedSample } from "../../src/engine/train-batch.js";
 
 export function randomTrainSamples(n: number, len: number, vocab: number): TokenizedSample[] {
   const out: TokenizedSample[] = [];

@@ -3,12 +3,13 @@
 //   users.jsonl  one `{user, train, valid, test, candidates: {valid, test}}` per line
 //   stats.json   `{users, items, interactions, density, skipped?, source, raw?, kcore?, options?}`
 // Every later stage (prompts, teacher, training, evaluation, baselines, export) reads it back with
-// `readDataset`, which checks the shape and the cross-references and says which line is wrong.
-import { createReadStream, existsSync, readFileSync } from "node:fs";
+// `readDataset` / `readDatasetSync`, the one reader, which checks the shape and the
+// cross-references and says which line is wrong.
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { z } from "zod";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { readLinesSync } from "../util/jsonl.js";
 import type { ProtocolStats } from "./protocol.js";
 import type { DatasetStats, Item, UserSplit } from "./types.js";
 
@@ -73,10 +74,9 @@ export function writeDataset(dir: string, data: { items: readonly Item[]; users:
   writeFileAtomic(join(dir, STATS_FILE), JSON.stringify(data.stats, null, 2) + "\n");
 }
 
-async function* jsonLines(path: string): AsyncGenerator<{ value: unknown; line: number }> {
-  const rl = createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity });
+function* jsonLines(path: string): Generator<{ value: unknown; line: number }> {
   let line = 0;
-  for await (const text of rl) {
+  for (const text of readLinesSync(path)) {
     line++;
     if (text.trim() === "") continue;
     let value: unknown;
@@ -100,13 +100,18 @@ function check<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
 
 /** Reads a prepared dataset folder and checks that users only reference known items. */
 export async function readDataset(dir: string): Promise<Dataset> {
+  return readDatasetSync(dir);
+}
+
+/** readDataset on this thread: for callers that cannot wait (prompt workers, run stages). */
+export function readDatasetSync(dir: string): Dataset {
   for (const f of [ITEMS_FILE, USERS_FILE, STATS_FILE]) {
     if (!existsSync(join(dir, f))) throw new Error(`${join(dir, f)} is missing: is ${dir} a dataset folder made by \`msr-rec prepare\`?`);
   }
   const items: Item[] = [];
   const itemsById = new Map<string, Item>();
   const itemsPath = join(dir, ITEMS_FILE);
-  for await (const { value, line } of jsonLines(itemsPath)) {
+  for (const { value, line } of jsonLines(itemsPath)) {
     const where = `${itemsPath}:${line}`;
     const { id, title, ...rest } = check(itemLine, value, where);
     const attributes: Item["attributes"] = {};
@@ -118,7 +123,7 @@ export async function readDataset(dir: string): Promise<Dataset> {
   }
   const users: UserSplit[] = [];
   const usersPath = join(dir, USERS_FILE);
-  for await (const { value, line } of jsonLines(usersPath)) {
+  for (const { value, line } of jsonLines(usersPath)) {
     const where = `${usersPath}:${line}`;
     const u = check(userLine, value, where);
     for (const id of [...u.train, u.valid, u.test, ...u.candidates.valid, ...u.candidates.test]) {

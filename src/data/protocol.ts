@@ -9,15 +9,24 @@
 //      from the prepared item pool (seeded per user), then shuffled.
 // Same inputs + seed give identical outputs: every random draw comes from `Rng` streams derived
 // from (seed, purpose), and every set is visited in a canonical order.
-import { Rng } from "./rng.js";
+import { Rng } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 import { computeStats, type DatasetStats, type Interaction, type Item, type UserSplit } from "./types.js";
 
-/** Items of history shown in prompts (METHOD.md §1 *choice*; matches the baselines' truncation). */
+/**
+ * How many of the most recent history items a prompt shows (METHOD.md §1 *choice*); also the
+ * sequence length of the RecBole export, so the sequential baselines see the same window.
+ */
 export const HISTORY_LENGTH = 10;
 export const DEFAULT_KCORE = 5;
 export const DEFAULT_USERS = 1500;
 export const DEFAULT_CANDIDATES = 6;
-export const DEFAULT_SEED = 1;
+/**
+ * The one default seed: a run's seed when its config names none, and the default of every command
+ * that repeats a step of a run on its own (prepare, prompts, synthesize, baselines), so that each
+ * gives what a default run gives.
+ */
+export const DEFAULT_SEED = 42;
 
 export interface ProtocolOptions {
   /** Minimum interactions per user and per item (0 or 1 = no filter). */
@@ -52,9 +61,9 @@ export function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The last `HISTORY_LENGTH` (or `n`) items of a history, oldest first. */
-export function recentHistory(history: readonly string[], n = HISTORY_LENGTH): string[] {
-  return history.slice(Math.max(0, history.length - n));
+/** The last `HISTORY_LENGTH` (or `n`) items of a history, oldest first; none for n <= 0. */
+export function recentHistory<T>(history: readonly T[], n: number = HISTORY_LENGTH): T[] {
+  return n <= 0 ? [] : history.slice(Math.max(0, history.length - n));
 }
 
 /**
@@ -174,17 +183,25 @@ function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet
   return rng.sample(pool.filter((i) => !exclude.has(i)), count);
 }
 
+/** What is wrong with protocol options: the one check of them, for `prepare`, the run config and library calls. */
+export function protocolOptionIssues(o: ProtocolOptions): OptionIssue[] {
+  return issuesOf({
+    users: [o.users, rule.positiveInteger],
+    kcore: [o.kcore, rule.integerAtLeast(0)],
+    candidates: [o.candidates, rule.integerAtLeast(2)],
+    seed: [o.seed, rule.integer],
+  });
+}
+
 /** Runs the whole protocol on raw interactions and the items that have titles. */
 export function applyProtocol(interactions: readonly Interaction[], items: ReadonlyMap<string, Item>, options: ProtocolOptions = {}): PreparedData {
+  throwIssues(protocolOptionIssues(options));
   const opts: Required<ProtocolOptions> = {
     kcore: options.kcore ?? DEFAULT_KCORE,
     users: options.users ?? DEFAULT_USERS,
     candidates: options.candidates ?? DEFAULT_CANDIDATES,
     seed: options.seed ?? DEFAULT_SEED,
   };
-  if (!Number.isInteger(opts.candidates) || opts.candidates < 2) throw new Error(`--candidates must be an integer >= 2, got ${opts.candidates}`);
-  if (!Number.isInteger(opts.users) || opts.users < 1) throw new Error(`--users must be a positive integer, got ${opts.users}`);
-  if (!Number.isInteger(opts.kcore) || opts.kcore < 0) throw new Error(`--kcore must be a non-negative integer, got ${opts.kcore}`);
 
   const raw = computeStats(new Set(interactions.map((i) => i.user)).size, new Set(interactions.map((i) => i.item)).size, interactions.length);
   const titled = interactions.filter((i) => items.has(i.item));

@@ -17,8 +17,8 @@
 //
 // `prepareSynthetic` runs the generated interactions through the same protocol as real data
 // (k-core, sampling, leave-one-out, candidates) and returns what `prepare` writes.
-import { applyProtocol, type PreparedData, type ProtocolOptions } from "./protocol.js";
-import { Rng } from "./rng.js";
+import { applyProtocol, DEFAULT_SEED, type PreparedData, type ProtocolOptions } from "./protocol.js";
+import { Rng } from "../util/random.js";
 import type { Interaction, Item } from "./types.js";
 
 export interface SyntheticOptions {
@@ -86,7 +86,7 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
   const maxLen = options.maxLength ?? 20;
   const accessoryRate = options.accessoryRate ?? 0.55;
   const loyalty = options.brandLoyalty ?? 0.6;
-  const seed = options.seed ?? 1;
+  const seed = options.seed ?? DEFAULT_SEED;
   if (!(nItems >= 4 * FAMILIES.length)) throw new Error(`synthetic catalog needs at least ${4 * FAMILIES.length} items, got ${nItems}`);
   if (!(minLen >= 1 && maxLen >= minLen)) throw new Error(`synthetic sequence lengths need 1 <= minLength <= maxLength, got ${minLen}..${maxLen}`);
 
@@ -175,6 +175,6 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
 export function prepareSynthetic(synthetic: SyntheticOptions = {}, protocol: ProtocolOptions = {}): PreparedData & { source: string } {
   const { items, interactions } = generateSynthetic(synthetic);
   const prepared = applyProtocol(interactions, items, { ...protocol, seed: protocol.seed ?? synthetic.seed });
-  const o = { users: 1500, items: 600, minLength: 8, maxLength: 20, seed: 1, ...synthetic };
+  const o = { users: 1500, items: 600, minLength: 8, maxLength: 20, seed: DEFAULT_SEED, ...synthetic };
   return { ...prepared, source: `synthetic(users=${o.users}, items=${o.items}, length=${o.minLength}..${o.maxLength}, seed=${o.seed})` };
 }

@@ -6,14 +6,17 @@
 //   const r = await trainer.step(samples, { alpha: 0.7, beta: 0.3 });   // one AdamW update
 //   await trainer.saveAdapter("adapter.gguf");
 //
-// Samples are {prompt, reasoning, recommendation} strings (tokenized here, see
-// src/train/samples.ts) or pre-tokenized {tokens, segments}. One step() is one optimizer update
-// over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
+// Samples are tokens with a loss segment per token ({tokens, segments}, src/engine/train-batch.ts);
+// the method turns its {prompt, reasoning, recommendation} text into them (src/train/samples.ts).
+// One step() is one optimizer update over all its samples; they are packed natively into
+// micro-batches of `microBatchTokens`. Each update's learning rate comes from the schedule in
+// src/engine/schedule.ts at the trainer's own step count, so a restored checkpoint continues it.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
 import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
-import { learningRate, type ScheduleKind } from "../train/schedule.js";
-import { isTokenized, sampleTokenizer, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
+import { learningRate, type ScheduleKind } from "./schedule.js";
+import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
 export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ["q", "k", "v", "o", "gate", "up", "down"];
@@ -114,7 +117,6 @@ export class Trainer {
    */
   constructor(
     private readonly native: NativeTrainer,
-    private readonly tokenizer: SampleTokenizer,
     opts: TrainerOptions,
     private readonly enqueue: <T>(op: () => Promise<T>) => Promise<T> = (op) => op(),
   ) {
@@ -149,18 +151,13 @@ export class Trainer {
     return learningRate(this.steps, { ...this.optimizer });
   }
 
-  /** Tokenizes string samples; tokenized ones pass through. */
-  tokenize(samples: readonly TrainSample[]): TokenizedSample[] {
-    return samples.map((s) => (isTokenized(s) ? s : tokenizeSample(this.tokenizer, s)));
-  }
-
   /** Gradients over `samples` and (every gradAccum-th call) one AdamW update. */
-  async step(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<StepResult> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async step(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<StepResult> {
+    const batch = toNativeBatch(samples);
     return this.enqueue(() => this.stepNow(batch, opts));
   }
 
-  private async stepNow(batch: ReturnType<typeof toNativeBatch>, opts: StepOptions): Promise<StepResult> {
+  private async stepNow(batch: NativeBatch, opts: StepOptions): Promise<StepResult> {
     const first = this.pendingCalls === 0;
     const last = this.pendingCalls + 1 >= this.gradAccum;
     const lr = this.currentLr();
@@ -186,8 +183,8 @@ export class Trainer {
   }
 
   /** The same loss terms without any update. */
-  async evaluate(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async evaluate(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult> {
+    const batch = toNativeBatch(samples);
     const r = await this.enqueue(() => this.native.evaluate(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 }));
     return pickEval(r);
   }
@@ -237,8 +234,8 @@ export class Trainer {
     return this.native.getGrad(name);
   }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
-  async gradients(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
-    const batch = toNativeBatch(this.tokenize(samples));
+  async gradients(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
+    const batch = toNativeBatch(samples);
     const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
@@ -260,20 +257,38 @@ function pickEval(r: NativeStepStats): EvalResult {
   return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens };
 }
 
+/**
+ * What is wrong with trainer options, keyed by option path ("lora.rank", "optimizer.lr"): the one
+ * check of these options, which `msr-rec train` and the run config report under their own names.
+ * The native trainer repeats the AdamW ones for callers of the raw addon.
+ */
+export function trainerOptionIssues(opts: TrainerOptions): OptionIssue[] {
+  const o = opts.optimizer ?? {};
+  const targets = opts.lora?.targets;
+  const unknownTarget = targets?.find((t) => !DEFAULT_LORA_TARGETS.includes(t));
+  return [
+    ...issuesOf({
+      mode: [opts.mode, rule.oneOf(["lora", "full"])],
+      device: [opts.device, rule.oneOf(["auto", "cpu", "gpu"])],
+      "lora.rank": [opts.lora?.rank, rule.positiveInteger],
+      "lora.alpha": [opts.lora?.alpha, rule.positive],
+      "lora.seed": [opts.lora?.seed, rule.integer],
+      microBatchTokens: [opts.microBatchTokens, rule.positiveInteger],
+      gradAccum: [opts.gradAccum, rule.positiveInteger],
+      contextSize: [opts.contextSize, rule.positiveInteger],
+      threads: [opts.threads, rule.positiveInteger],
+      "optimizer.lr": [o.lr, rule.positive],
+      "optimizer.schedule": [o.schedule, rule.oneOf(["constant", "linear", "cosine"])],
+      "optimizer.warmupSteps": [o.warmupSteps, rule.integerAtLeast(0)],
+      "optimizer.weightDecay": [o.weightDecay, rule.nonNegative],
+      "optimizer.clipGradNorm": [o.clipGradNorm, rule.nonNegative],
+    }),
+    ...(unknownTarget !== undefined ? [{ key: "lora.targets", problem: `has an unknown LoRA target '${unknownTarget}' (use ${DEFAULT_LORA_TARGETS.join(",")})` }] : []),
+  ];
+}
+
 function checkOptions(opts: TrainerOptions): void {
-  const posInt = (v: number | undefined, name: string) => {
-    if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new Error(`${name} must be a positive integer (got ${v})`);
-  };
-  if (opts.mode !== undefined && opts.mode !== "lora" && opts.mode !== "full") throw new Error(`mode must be "lora" or "full" (got ${String(opts.mode)})`);
-  if (opts.device !== undefined && !["auto", "cpu", "gpu"].includes(opts.device)) throw new Error(`device must be "auto", "cpu" or "gpu" (got ${String(opts.device)})`);
-  posInt(opts.lora?.rank, "lora.rank");
-  posInt(opts.microBatchTokens, "microBatchTokens");
-  posInt(opts.gradAccum, "gradAccum");
-  posInt(opts.contextSize, "contextSize");
-  const lr = opts.optimizer?.lr;
-  if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) throw new Error(`optimizer.lr must be a positive number (got ${lr})`);
-  const s = opts.optimizer?.schedule;
-  if (s !== undefined && !["constant", "linear", "cosine"].includes(s)) throw new Error(`optimizer.schedule must be constant, linear or cosine (got ${s})`);
+  throwIssues(trainerOptionIssues(opts));
 }
 
 type TrainerHost = NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> };
@@ -299,29 +314,20 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
   };
 }
 
-function wrap(handle: NativeTrainer, model: NativeModel, opts: TrainerOptions, enqueue?: <T>(op: () => Promise<T>) => Promise<T>): Trainer {
-  let tokenizer: SampleTokenizer;
-  try {
-    tokenizer = sampleTokenizer((t, o) => model.tokenize(t, o), model.info().eos, "createTrainer: the model");
-  } catch (e) {
-    handle.dispose();
-    throw e;
-  }
-  return new Trainer(handle, tokenizer, opts, enqueue);
-}
-
 /**
  * Creates a trainer on a loaded model's native handle (Model.createTrainer passes its own), on the
  * calling thread: it waits for the model's running call and builds the parameters (and, for real
  * checkpoints, weight copies and transposes) before returning. `openTrainer` does the same work
- * off the JS thread. Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down; AdamW lr 2e-4,
- * constant schedule.
+ * off the JS thread. Defaults: LoRA rank 8, alpha 32 on q,k,v,o,gate,up,down, seed 0; AdamW lr
+ * 2e-4; 512-token micro-batches; α/β 0.7/0.3 per step. Where a choice is open the engine is
+ * neutral: a constant rate with no warmup, no clipping, no weight decay. A fine-tuning run states
+ * its own choices on top (src/train/options.ts: cosine decay, warmup, clipping at 1).
  */
 export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Trainer {
   checkOptions(opts);
   const { model, enqueue } = hostParts(modelOrHandle);
   const handle = new (native().Trainer)(model, nativeTrainerOptions(opts));
-  return wrap(handle, model, opts, enqueue);
+  return new Trainer(handle, opts, enqueue);
 }
 
 /**
@@ -336,5 +342,5 @@ export async function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptio
   const build = () => native().buildTrainSession(model, nopts);
   const session = await (enqueue ? enqueue(build) : build());
   const handle = new (native().Trainer)(model, nopts, session);
-  return wrap(handle, model, opts, enqueue);
+  return new Trainer(handle, opts, enqueue);
 }

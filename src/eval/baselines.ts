@@ -7,7 +7,8 @@
 // shuffled, so this adds no position bias of its own). HitRatio@1 = hits / users.
 // For the test split the history is train + valid (the valid item is the most recent); for the
 // valid split it is train alone. Counts never include valid or test items of any user.
-import { Rng } from "../data/rng.js";
+import { Rng } from "../util/random.js";
+import { DEFAULT_SEED } from "../data/protocol.js";
 import type { UserSplit } from "../data/types.js";
 
 export type BaselineName = "random" | "popularity" | "markov";
@@ -58,7 +59,7 @@ function argmaxBy(candidates: readonly string[], ...scores: ((c: string) => numb
   return best;
 }
 
-export function buildBaseline(name: BaselineName, users: readonly UserSplit[], seed = 1): BaselineModel {
+export function buildBaseline(name: BaselineName, users: readonly UserSplit[], seed = DEFAULT_SEED): BaselineModel {
   const counts = trainingCounts(users);
   const pop = (c: string): number => counts.get(c) ?? 0;
   switch (name) {
@@ -91,7 +92,7 @@ export interface BaselineResult {
 }
 
 /** HitRatio@1 of one baseline on one split. */
-export function evaluateBaseline(name: BaselineName, users: readonly UserSplit[], split: EvalSplit = "test", seed = 1): BaselineResult {
+export function evaluateBaseline(name: BaselineName, users: readonly UserSplit[], split: EvalSplit = "test", seed = DEFAULT_SEED): BaselineResult {
   const model = buildBaseline(name, users, seed);
   let hits = 0;
   for (const u of users) if (model.choose(u, split) === u[split]) hits++;

@@ -8,7 +8,7 @@
 // llama_model_quantize, so those files are what llama-quantize writes. Same options → same bytes.
 import { join } from "node:path";
 import { llamaCppSourceDir } from "../util/paths.js";
-import { Rng, hashString } from "./prng.js";
+import { Rng, hashString } from "../util/random.js";
 import { readGguf } from "./reader.js";
 import type { GgufMetadata } from "./types.js";
 import { gguf, writeGguf, type GgufTensorInput } from "./writer.js";

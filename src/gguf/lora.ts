@@ -5,7 +5,7 @@
 //   <W>.lora_b  ggml shape [rank, out]
 // so that W' = W + (alpha / rank) · B·A  (row-major A: rank×in, B: out×rank).
 // Also a random-adapter generator for tests and a reader.
-import { Rng, hashString } from "./prng.js";
+import { Rng, hashString } from "../util/random.js";
 import { readGguf, metaNumber, metaString, type GgufFile } from "./reader.js";
 import type { GgufMetadata, GgufTensorInfo } from "./types.js";
 import { gguf, writeGguf, type GgufTensorInput } from "./writer.js";

@@ -1,10 +1,31 @@
 // The run configuration: one zod schema with the paper's defaults, commented where they come from,
 // plus named presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
 // re-run with the same file reproduces (and skips) finished stages.
+//
+// The schema types every field. An option that a lower layer uses (the protocol's, the prompts',
+// the trainer's and the training loop's, τ) is checked by that layer's rule, reported here under
+// its config path (see `reportIssues`); the rest belong to the pipeline and are checked here.
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
-import { TRAIN_DEFAULTS } from "../train/run.js";
-import { DEFAULT_SEED } from "../prompts/dataset.js";
+import { TRAIN_DEFAULTS, trainRunOptionIssues, type TrainSettings } from "../train/options.js";
+import { DEFAULT_CANDIDATES, DEFAULT_KCORE, DEFAULT_SEED, DEFAULT_USERS, HISTORY_LENGTH, protocolOptionIssues } from "../data/protocol.js";
+import { sampleOptionIssues } from "../prompts/dataset.js";
+import { synthesisOptionIssues, DEFAULT_MAX_RETRIES } from "../teacher/synthesize.js";
+import { loopOptionIssues } from "../train/loop.js";
+import { trainerOptionIssues } from "../engine/trainer.js";
+import type { OptionIssue } from "../util/options.js";
+
+/** Adds an owner's issues to a zod check, each at the config path `paths[key]` names. */
+function reportIssues(ctx: z.RefinementCtx, issues: readonly OptionIssue[], paths: Readonly<Record<string, readonly (string | number)[]>>): void {
+  const seen = new Set<string>();
+  for (const i of issues) {
+    const path = paths[i.key] ?? [i.key];
+    const id = `${path.join(".")}\u0000${i.problem}`;
+    if (seen.has(id)) continue; // one config field can feed two owners' options (the seed)
+    seen.add(id);
+    ctx.addIssue({ code: "custom", path: [...path], message: i.problem });
+  }
+}
 
 export const DATASET_SOURCES = ["synthetic", "amazon-2014", "amazon-2018", "amazon-2023", "recbole", "llara"] as const;
 
@@ -20,12 +41,12 @@ const DatasetConfig = z.object({
   // Domain name shown to the model in prompts ([dataset] placeholder).
   domain: z.string().default("products"),
   // Paper: sample 1,500 users after the 5-core filter.
-  users: z.number().int().positive().default(1500),
-  kCore: z.number().int().min(1).default(5),
+  users: z.number().default(DEFAULT_USERS),
+  kCore: z.number().default(DEFAULT_KCORE),
   // METHOD §1 choice: the most recent 10 items are shown in prompts.
-  historyLength: z.number().int().positive().default(10),
+  historyLength: z.number().default(HISTORY_LENGTH),
   // Paper: ground truth + 5 unobserved items.
-  candidates: z.number().int().min(2).default(6),
+  candidates: z.number().default(DEFAULT_CANDIDATES),
   // Size of the synthetic catalog (only for source "synthetic").
   syntheticItems: z.number().int().positive().default(200),
 });
@@ -47,9 +68,9 @@ const ModelConfig = z.object({
     .optional(),
   // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
   pretrainEpochs: z.number().int().min(0).default(0),
-  pretrainLearningRate: z.number().positive().default(1e-3),
+  pretrainLearningRate: z.number().default(1e-3),
   // Documents per pretraining update.
-  pretrainBatchSize: z.number().int().positive().default(16),
+  pretrainBatchSize: z.number().default(16),
   // Pretraining exercises whose candidate list lacks the item bought next, answered with the
   // teacher's choice among the listed items: the answer can only be copied from the list.
   // How many per step (0 = none).
@@ -60,6 +81,10 @@ const ModelConfig = z.object({
   threads: z.number().int().positive().optional(),
   gpuLayers: z.number().int().min(0).default(0),
   contextSize: z.number().int().positive().default(4096),
+}).superRefine((m, ctx) => {
+  // The pretraining's rate is the trainer's option and its batch size the training loop's.
+  reportIssues(ctx, trainerOptionIssues({ optimizer: { lr: m.pretrainLearningRate } }), { "optimizer.lr": ["pretrainLearningRate"] });
+  reportIssues(ctx, loopOptionIssues({ batchSize: m.pretrainBatchSize }), { batchSize: ["pretrainBatchSize"] });
 });
 
 const TeacherConfig = z.object({
@@ -73,28 +98,28 @@ const TeacherConfig = z.object({
   apiKeyEnv: z.string().default("OPENAI_API_KEY"),
   // τ: valid reasoning paths kept per sample; METHOD §2: up to 3 invalid paths retried per
   // sample, so at most τ + maxRetries teacher calls.
-  tau: z.number().int().positive().default(1),
-  maxRetries: z.number().int().min(0).default(3),
-});
+  tau: z.number().default(1),
+  maxRetries: z.number().default(DEFAULT_MAX_RETRIES),
+}).superRefine((t, ctx) => reportIssues(ctx, synthesisOptionIssues(t), {}));
 
-// The fine-tuning defaults are TRAIN_DEFAULTS (src/train/run.ts), shared with `msr-rec train`.
+// The fine-tuning defaults are TRAIN_DEFAULTS (src/train/options.ts), shared with `msr-rec train`.
 const T = TRAIN_DEFAULTS;
-const TrainConfig = z.object({
+const TrainSection = z.object({
   // Eq. 2: loss = α·loss_rea + β·loss_rec (paper 0.7 / 0.3).
-  alpha: z.number().min(0).default(T.alpha),
-  beta: z.number().min(0).default(T.beta),
+  alpha: z.number().default(T.alpha),
+  beta: z.number().default(T.beta),
   // Paper: LoRA rank 8, alpha 32; 5 epochs, batch 32 (micro-batches with accumulation).
-  loraRank: z.number().int().positive().default(T.rank),
-  loraAlpha: z.number().positive().default(T.loraAlpha),
-  epochs: z.number().int().positive().default(T.epochs),
-  batchSize: z.number().int().positive().default(T.batchSize),
-  learningRate: z.number().positive().default(T.lr),
+  loraRank: z.number().default(T.rank),
+  loraAlpha: z.number().default(T.loraAlpha),
+  epochs: z.number().default(T.epochs),
+  batchSize: z.number().default(T.batchSize),
+  learningRate: z.number().default(T.lr),
   // Not in the paper: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
   // clipping (0 = off), AdamW weight decay, tokens per packed micro-batch.
-  warmupSteps: z.union([z.number().int().min(0), z.literal("auto")]).default(T.warmupSteps),
-  clipGradNorm: z.number().min(0).default(T.clipGradNorm),
-  weightDecay: z.number().min(0).default(T.weightDecay),
-  microBatchTokens: z.number().int().positive().default(T.microBatchTokens),
+  warmupSteps: z.union([z.number(), z.literal("auto")]).default(T.warmupSteps),
+  clipGradNorm: z.number().default(T.clipGradNorm),
+  weightDecay: z.number().default(T.weightDecay),
+  microBatchTokens: z.number().default(T.microBatchTokens),
   // Longest training sample (prompt + output) in tokens: a longer one loses its oldest history
   // items until it fits; the train stage logs how many were cut (train/fit-<split>.json).
   maxSampleTokens: z.number().int().positive().default(2048),
@@ -105,8 +130,40 @@ const TrainConfig = z.object({
   reasoningSteps: z.array(z.number().int().min(1).max(4)).min(1).default([1, 2, 3, 4]),
   // Optimizer steps between checkpoints (one is also written at every epoch end): a killed train
   // stage continues from the last one.
-  checkpointEvery: z.number().int().positive().default(50),
+  checkpointEvery: z.number().default(T.checkpointEvery),
 });
+
+/**
+ * The train section as the options of a fine-tuning run (src/train/options.ts): what every train
+ * variant starts from and what the section is checked as. The run's seed seeds the LoRA init and
+ * the sample order.
+ */
+export function trainSettings(t: z.infer<typeof TrainSection>, seed: number): TrainSettings {
+  return {
+    mode: "lora",
+    epochs: t.epochs,
+    batchSize: t.batchSize,
+    alpha: t.alpha,
+    beta: t.beta,
+    lr: t.learningRate,
+    warmupSteps: t.warmupSteps,
+    schedule: T.schedule,
+    rank: t.loraRank,
+    loraAlpha: t.loraAlpha,
+    targets: T.targets,
+    seed,
+    microBatchTokens: t.microBatchTokens,
+    weightDecay: t.weightDecay,
+    clipGradNorm: t.clipGradNorm,
+    checkpointEvery: t.checkpointEvery,
+  };
+}
+
+/** Run option names → train section fields, where they differ. */
+const TRAIN_FIELDS: Record<string, string[]> = { lr: ["learningRate"], rank: ["loraRank"] };
+
+// The seed is checked with the dataset (it is the protocol's too): 0 stands in for it here.
+const TrainConfig = TrainSection.superRefine((t, ctx) => reportIssues(ctx, trainRunOptionIssues(trainSettings(t, 0)), TRAIN_FIELDS));
 
 const InferConfig = z.object({
   // Paper: temperature 0.7, up to 1,024 new tokens.
@@ -143,17 +200,20 @@ const AblationConfig = z.object({
   baseZeroShot: z.boolean().default(true),
   // Figure 6: α/β sweep; each pair trains its own adapter.
   sweep: z.boolean().default(true),
-  sweepPairs: z.array(z.tuple([z.number().min(0), z.number().min(0)])).default([
+  sweepPairs: z.array(z.tuple([z.number(), z.number()])).default([
     [0.3, 0.7],
     [0.5, 0.5],
     [0.7, 0.3],
     [0.9, 0.1],
   ]),
-});
+}).superRefine((a, ctx) =>
+  // Each pair is a variant's loss weights, checked as the training loop checks its α and β.
+  a.sweepPairs.forEach(([alpha, beta], i) => reportIssues(ctx, loopOptionIssues({ alpha, beta }), { alpha: ["sweepPairs", i, 0], beta: ["sweepPairs", i, 1] })),
+);
 
 export const RunConfigSchema = z.object({
   runDir: z.string().default("runs/default"),
-  seed: z.number().int().default(DEFAULT_SEED),
+  seed: z.number().default(DEFAULT_SEED),
   dataset: DatasetConfig.prefault({}),
   model: ModelConfig.prefault({}),
   teacher: TeacherConfig.prefault({}),
@@ -161,6 +221,15 @@ export const RunConfigSchema = z.object({
   infer: InferConfig.prefault({}),
   eval: EvalConfig.prefault({}),
   ablations: AblationConfig.prefault({}),
+}).superRefine((c, ctx) => {
+  // The dataset's protocol options with the run's seed, which also seeds prompts and training.
+  const d = c.dataset;
+  const issues = [
+    ...protocolOptionIssues({ users: d.users, kcore: d.kCore, candidates: d.candidates, seed: c.seed }),
+    ...sampleOptionIssues({ historyLength: d.historyLength, seed: c.seed }),
+    ...trainRunOptionIssues(trainSettings(c.train, c.seed)).filter((i) => i.key === "seed"),
+  ];
+  reportIssues(ctx, issues, { users: ["dataset", "users"], kcore: ["dataset", "kCore"], candidates: ["dataset", "candidates"], historyLength: ["dataset", "historyLength"], seed: ["seed"] });
 });
 
 type ParsedConfig = z.infer<typeof RunConfigSchema>;
@@ -221,7 +290,6 @@ export function parseRunConfig(input: unknown, origin = "config"): RunConfig {
   if (missing.length) {
     throw new Error(`${origin} is missing what a run needs:\n${missing.map((m) => `  ${m}`).join("\n")}\nThe synthetic catalog, a random model and the rule teacher are the defaults of --preset demo and --preset tiny only.`);
   }
-  if (c.train.alpha + c.train.beta <= 0) throw new Error(`${origin}: train.alpha + train.beta must be > 0`);
   return c as RunConfig;
 }
 

@@ -2,7 +2,7 @@
 // settings; adapters are handed to generate/score as the engine's LoRA choice lists.
 import { loadModel, type LoraChoice, type Model } from "../engine/index.js";
 import type { RunConfig } from "./config.js";
-import type { InferenceEngine } from "./stage-infer.js";
+import type { InferenceEngine } from "./stages/infer.js";
 
 export type EngineModel = Model;
 export type LoraSelection = readonly LoraChoice[];

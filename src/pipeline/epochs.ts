@@ -3,7 +3,7 @@
 import type { Trainer } from "../engine/trainer.js";
 import { ProgressBar } from "../util/progress.js";
 import { runTrainingLoop, stepsPerEpoch, type StepLog } from "../train/loop.js";
-import type { TrainSample } from "../train/samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 export interface EpochLoopOptions {
   epochs: number;
@@ -28,8 +28,7 @@ export interface EpochLoopOptions {
 }
 
 /** The trainer's loop (seeded epoch order, one update per batch) with a progress bar and epoch means. */
-export async function runEpochs(trainer: Trainer, samples: readonly TrainSample[], o: EpochLoopOptions): Promise<void> {
-  const tokenized = trainer.tokenize(samples);
+export async function runEpochs(trainer: Trainer, tokenized: readonly TokenizedSample[], o: EpochLoopOptions): Promise<void> {
   const perEpoch = stepsPerEpoch(tokenized.length, o.batchSize);
   let bar: ProgressBar | null = null;
   // The running mean of the epoch's loss travels in the checkpoint, so a resumed epoch reports

@@ -3,25 +3,23 @@
 // (`base` creates the base model when the config names none, and pretrains it on the catalog
 // text in full mode: the demo's model starts from random weights). Each stage is skipped when
 // its marker matches its inputs, re-run from scratch otherwise, except that a killed base or
-// train stage continues from its checkpoints; `only` / `from` pick stages.
+// train stage continues from its checkpoints; `only` / `from` pick stages. Each stage, with the
+// inputs its marker hashes, lives in its own file under ./stages/.
 import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import { writeReport } from "../report/index.js";
-import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
-import type { MetricsFile } from "./results.js";
-import { evalStage } from "./stage-eval.js";
-import { prepareStage, sftStage, synthesizeStage } from "./stage-data.js";
-import { mergeSynthesisShards } from "./synthesis-shards.js";
-import { inferStage, mergeInferStage } from "./stage-infer.js";
+import { runLayout } from "../run/layout.js";
+import type { MetricsFile } from "../run/results.js";
 import type { Shard } from "../teacher/synthesize.js";
-import { inferVariants } from "./variants.js";
-import { baseModelPath, baseStage } from "./stage-base.js";
-import { trainStage } from "./stage-train.js";
-import { openInferenceEngine } from "./engine.js";
-import { reasoningQuality } from "./stage-quality.js";
-import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageName, type StageSpec } from "./stages.js";
-import { testReferences } from "./stage-data.js";
+import type { RunConfig } from "./config.js";
+import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageContext, type StageName, type StageSpec } from "./stages.js";
+import { prepareSpec } from "./stages/prepare.js";
+import { baseSpec } from "./stages/base.js";
+import { synthesizeSpec } from "./stages/synthesize.js";
+import { sftSpec } from "./stages/sft.js";
+import { trainSpec } from "./stages/train.js";
+import { inferSpec } from "./stages/infer.js";
+import { evalSpec } from "./stages/eval.js";
+import { reportSpec } from "./stages/report.js";
 
 export interface RunOptions {
   /** Run just this stage (it runs even when finished; earlier stages must be finished). */
@@ -49,60 +47,17 @@ export interface RunSummary {
   metrics: MetricsFile | null;
 }
 
-/** The inputs each stage's result depends on (besides the stage before it). */
-function stageSpecs(c: RunConfig, o: RunOptions, state: { skipped: string[]; metrics: MetricsFile | null }): StageSpec[] {
-  const log = o.log ?? (() => {});
-  const ruleTeacher = c.teacher.kind === "rule";
-  return [
-    { stage: "prepare", inputs: { dataset: c.dataset, seed: c.seed }, outputs: ["dataset"], run: () => prepareStage(c) },
-    { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], resumable: true, run: () => baseStage(c, log, o.quiet) },
-    {
-      stage: "synthesize",
-      inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
-      // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
-      outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(ruleTeacher ? ["teacher/answers.jsonl"] : [])],
-      run: async () => {
-        if (o.mergeShards && !o.shard) log(`[synthesize] merged ${mergeSynthesisShards(c.runDir)} shard answers into the run's store`);
-        await synthesizeStage(c, o.shard);
-      },
-    },
-    { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps }, outputs: ["sft"], run: () => sftStage(c) },
-    { stage: "train", inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], resumable: true, run: () => trainStage(c, log, o.quiet) },
-    {
-      stage: "infer",
-      inputs: { infer: c.infer, ablations: c.ablations },
-      // Only the merged per-variant files: shards under infer/shards/ survive a re-run.
-      outputs: inferVariants(c).map((v) => `infer/${v.name}.jsonl`),
-      run: async () => {
-        if (o.mergeShards && !o.shard) {
-          log(`[infer] merged ${mergeInferStage(c)} shard records`);
-          return;
-        }
-        const engine = await openInferenceEngine(c, baseModelPath(c));
-        try {
-          await inferStage(c, engine, { log, quiet: o.quiet, ...(o.shard ? { shard: o.shard } : {}) });
-        } finally {
-          engine.dispose();
-        }
-      },
-    },
-    {
-      stage: "eval",
-      inputs: { eval: c.eval },
-      outputs: ["metrics.json", "results.md", "predictions.jsonl"],
-      run: async () => {
-        const refs = testReferences(c);
-        const q = await reasoningQuality(c, state.skipped, [...refs.values()]);
-        try {
-          state.metrics = await evalStage(c, refs, q.quality, state.skipped);
-        } finally {
-          q.dispose();
-        }
-      },
-    },
-    { stage: "report", inputs: {}, outputs: ["report.html"], run: async () => void writeReport(c.runDir) },
-  ];
-}
+/** Each stage's spec (src/pipeline/stages/<name>.ts: its inputs, outputs and work), in run order. */
+const STAGE_SPECS: Record<StageName, (x: StageContext) => StageSpec> = {
+  prepare: prepareSpec,
+  base: baseSpec,
+  synthesize: synthesizeSpec,
+  sft: sftSpec,
+  train: trainSpec,
+  infer: inferSpec,
+  eval: evalSpec,
+  report: reportSpec,
+};
 
 /** Runs (or resumes) the pipeline for `c` in `c.runDir`. */
 export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<RunSummary> {
@@ -110,7 +65,8 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   mkdirSync(c.runDir, { recursive: true });
   const log = o.log ?? (() => {});
   const state = { skipped: [] as string[], metrics: null as MetricsFile | null };
-  const specs = stageSpecs(c, o, state);
+  const x: StageContext = { c, log, quiet: o.quiet, shard: o.shard, mergeShards: o.mergeShards, state };
+  const specs = STAGES.map((stage) => STAGE_SPECS[stage](x));
   const first = o.only ?? o.from;
   const startAt = first ? STAGES.indexOf(first) : 0;
   if (o.to && o.only) throw new Error("use either --only or --to, not both");

@@ -4,8 +4,8 @@
 // even with no history at all is an error naming the user.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SftSample } from "./stage-data.js";
-import type { TokenizedSample } from "../train/samples.js";
+import type { SftSample } from "./run-data.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 export interface FitResult {
   records: SftSample[];

@@ -10,6 +10,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import type { MetricsFile } from "../run/results.js";
+import type { Shard } from "../teacher/synthesize.js";
+import type { RunConfig } from "./config.js";
 
 export const STAGES = ["prepare", "base", "synthesize", "sft", "train", "infer", "eval", "report"] as const;
 export type StageName = (typeof STAGES)[number];
@@ -76,6 +79,19 @@ export interface StageSpec {
   /** The stage continues its own partial outputs (checkpoints) after a kill with unchanged inputs. */
   resumable?: boolean;
   run: () => Promise<void>;
+}
+
+/** What each stage's spec is made from (src/pipeline/stages/<name>.ts exports `<name>Spec`). */
+export interface StageContext {
+  c: RunConfig;
+  log: (msg: string) => void;
+  quiet?: boolean;
+  /** With only "synthesize" or "infer": run this shard's users only (no marker until merged). */
+  shard?: Shard;
+  /** With only "synthesize" or "infer": merge the finished shards. */
+  mergeShards?: boolean;
+  /** What the stages of one run collect: notes for metrics.json, and the metrics once eval ran. */
+  state: { skipped: string[]; metrics: MetricsFile | null };
 }
 
 export interface RunStageFlags {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { AnswerStore, parseStoreText } from "../teacher/store.js";
 import { shardDirName, type Shard } from "../teacher/synthesize.js";
-import { runLayout } from "./layout.js";
+import { runLayout } from "../run/layout.js";
 
 export function synthesisShardDir(runDir: string, shard: Shard): string {
   return join(runLayout(runDir).teacher, "shards", shardDirName(shard));

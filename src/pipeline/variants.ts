@@ -2,7 +2,7 @@
 // it uses (a train variant, or none for the base model) and its prompt mode, and says which rows
 // of the results it feeds.
 import type { PreparedDataset } from "../prompts/dataset.js";
-import type { RowKind } from "./results.js";
+import type { RowKind } from "../run/results.js";
 import { trainVariants, type RunConfig } from "./config.js";
 
 export interface InferVariant {

@@ -5,9 +5,6 @@
 export const REASONING_START = "[reasoning_start]";
 export const REASONING_END = "[reasoning_end]";
 
-/** How many of the most recent history items a prompt shows (METHOD.md §1). */
-export const DEFAULT_HISTORY_LENGTH = 10;
-
 export interface PromptContext {
   /** Domain name shown to the model, e.g. "movie" or "Electronics". */
   dataset: string;
@@ -30,11 +27,6 @@ export function fillTemplate(template: string, ctx: PromptContext): string {
     "[candidates]": formatTitleList(ctx.candidates),
   };
   return template.replace(/\[dataset\]|\[history\]|\[candidates\]/g, (p) => values[p]!);
-}
-
-/** The last `n` items of a history (the prompt's window). */
-export function recentHistory<T>(items: readonly T[], n: number = DEFAULT_HISTORY_LENGTH): T[] {
-  return n <= 0 ? [] : items.slice(Math.max(0, items.length - n));
 }
 
 /** `[reasoning_start]\n<steps 1–4>\n[reasoning_end] <title>`: the reasoning-enhanced target. */

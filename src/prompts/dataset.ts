@@ -1,6 +1,5 @@
-// Reads a prepared dataset folder (items.jsonl, users.jsonl, stats.json) and turns users into
-// prompt samples. Kept small and local so prompt building does not wait on the data stage's
-// reader; the file shapes are the data stage's contract (see src/data/types.ts).
+// Turns the users of a prepared dataset folder (read by src/data/dataset.ts, the one reader) into
+// prompt samples.
 //
 // Splits: `test` (history = train + valid, target = test), `valid` (history = train, target =
 // valid), and `train` (history = train minus its last item, target = that item). The train split
@@ -9,18 +8,13 @@
 // negatives would learn to avoid exactly the items the validation split offers it. Without a
 // catalog (`sampleFor` called bare) it falls back to the validation set with the validation item
 // replaced by the train target, for tools that have no item list.
-import { existsSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename } from "node:path";
+import { readDatasetSync } from "../data/dataset.js";
 import type { Item, UserSplit } from "../data/types.js";
-import { DEFAULT_HISTORY_LENGTH, recentHistory, type PromptContext } from "./build.js";
-import { Rng } from "../data/rng.js";
-
-/**
- * A run's seed when its config names none. The train split's negatives are drawn from it, so every
- * tool that builds train-split prompts outside a run (synthesize, prompts) defaults to it too and
- * sends the prompts a default run sends.
- */
-export const DEFAULT_SEED = 42;
+import type { PromptContext } from "./build.js";
+import { Rng } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
+import { DEFAULT_SEED, HISTORY_LENGTH, recentHistory } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {
@@ -62,64 +56,14 @@ export interface PromptSample {
   targetIndex: number;
 }
 
-function readJsonl(file: string): unknown[] {
-  if (!existsSync(file)) throw new Error(`${file} not found; prepare the dataset first (msr-rec prepare)`);
-  const out: unknown[] = [];
-  readFileSync(file, "utf8").split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      throw new Error(`${file}:${i + 1} is not valid JSON; re-run the prepare step`);
-    }
-  });
-  return out;
-}
-
-function toItem(raw: unknown, where: string): Item {
-  if (typeof raw !== "object" || raw === null) throw new Error(`${where}: expected an object {id, title, ...}`);
-  const { id, title, attributes, ...rest } = raw as Record<string, unknown>;
-  if ((typeof id !== "string" && typeof id !== "number") || typeof title !== "string") {
-    throw new Error(`${where}: an item needs a string or number "id" and a string "title"`);
-  }
-  const attrs = (typeof attributes === "object" && attributes !== null ? attributes : rest) as Item["attributes"];
-  return { id: String(id), title, attributes: attrs };
-}
-
-function toUser(raw: unknown, where: string): UserSplit {
-  const u = raw as Partial<Record<keyof UserSplit, unknown>>;
-  const c = u?.candidates as { valid?: unknown; test?: unknown } | undefined;
-  if (u === null || typeof u !== "object" || u.user === undefined || !Array.isArray(u.train) || u.valid === undefined || u.test === undefined || !Array.isArray(c?.valid) || !Array.isArray(c?.test)) {
-    throw new Error(`${where}: expected {user, train:[ids], valid, test, candidates:{valid:[ids], test:[ids]}}`);
-  }
-  return {
-    user: String(u.user),
-    train: u.train.map(String),
-    valid: String(u.valid),
-    test: String(u.test),
-    candidates: { valid: (c.valid as unknown[]).map(String), test: (c.test as unknown[]).map(String) },
-  };
-}
-
+/** A prepared dataset folder as prompts use it, read (and checked) by the data layer's reader. */
 export function readPreparedDataset(dir: string, name?: string): PreparedDataset {
-  const items = new Map<string, Item>();
-  readJsonl(join(dir, "items.jsonl")).forEach((r, i) => {
-    const item = toItem(r, `${join(dir, "items.jsonl")}:${i + 1}`);
-    items.set(item.id, item);
-  });
-  const users = readJsonl(join(dir, "users.jsonl")).map((r, i) => toUser(r, `${join(dir, "users.jsonl")}:${i + 1}`));
-  let statsName: string | undefined;
-  const statsFile = join(dir, "stats.json");
-  if (existsSync(statsFile)) {
-    const s = JSON.parse(readFileSync(statsFile, "utf8")) as Record<string, unknown>;
-    const n = s.name ?? s.dataset;
-    if (typeof n === "string") statsName = n;
-  }
-  return { name: name ?? statsName ?? basename(dir), items, users };
+  const d = readDatasetSync(dir);
+  return { name: name ?? d.stats.name ?? basename(dir), items: d.itemsById, users: d.users };
 }
 
 /** The prompt sample of one user for one split (see the header for what each split means). */
-export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, catalog?: TrainCatalog): PromptSample {
+export function sampleFor(u: UserSplit, split: Split, historyLength = HISTORY_LENGTH, catalog?: TrainCatalog): PromptSample {
   let full: string[];
   let target: string;
   let candidates: string[];
@@ -142,7 +86,13 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = DEFAULT_HI
   return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex };
 }
 
-export function samplesFor(ds: PreparedDataset, split: Split, historyLength = DEFAULT_HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
+/** What is wrong with the options of a prompt job (the window and the train split's seed). */
+export function sampleOptionIssues(o: { historyLength?: number; seed?: number }): OptionIssue[] {
+  return issuesOf({ historyLength: [o.historyLength, rule.integerAtLeast(0)], seed: [o.seed, rule.integer] });
+}
+
+export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
+  throwIssues(sampleOptionIssues({ historyLength, seed }));
   const catalog = { itemIds: [...ds.items.keys()], seed };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }

@@ -1,7 +1,7 @@
 // report.html: a single self-contained page (inline CSS and SVG, no scripts, no server) with
 // Table 1, the results table beside the baselines, the ablations, the α/β sweep, loss curves,
 // the PPL distributions of agreeing vs disagreeing sides, and reasoning examples side by side.
-import type { MetricsFile, MetricsRow, PredictionRecord, TrainLogLine } from "../pipeline/results.js";
+import type { MetricsFile, MetricsRow, PredictionRecord, TrainLogLine } from "../run/results.js";
 import { barChart, emptyPlot, escapeXml as esc, histogram, lineChart, type Series } from "./svg.js";
 
 export interface ReportData {

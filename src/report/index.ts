@@ -2,8 +2,9 @@
 // dataset/stats.json, config.json). Missing optional files give empty panels, not errors.
 import { existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { parseJsonLines, runLayout } from "../pipeline/layout.js";
-import type { MetricsFile, PredictionRecord, TrainLogLine } from "../pipeline/results.js";
+import { parseJsonLines } from "../util/jsonl.js";
+import { runLayout } from "../run/layout.js";
+import type { MetricsFile, PredictionRecord, TrainLogLine } from "../run/results.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { renderReport, type ReportData } from "./html.js";
 

@@ -15,6 +15,7 @@
 import type { Item, UserSplit } from "../data/types.js";
 import type { PromptSample } from "../prompts/dataset.js";
 import type { Teacher, TeacherAnswer, TeacherRequest } from "./types.js";
+import { hashString, mulberry32 } from "../util/random.js";
 
 const WINDOW = 3;
 const RECENCY = 0.75;
@@ -36,27 +37,6 @@ interface CandidateScore {
   attr: number;
   pop: number;
   numericGap: number;
-}
-
-/** FNV-1a, for seeds and shard assignment: stable across runs and platforms. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function numericValue(v: string): number | null {
@@ -192,7 +172,7 @@ export class RulesTeacher implements Teacher {
       if (s.score > scores[best]!.score) best = i;
     });
     if (attempt === 0) return best;
-    const rnd = mulberry32(fnv1a(`${sample.split}\u0000${sample.user}\u0000${attempt}`));
+    const rnd = mulberry32(hashString(`${sample.split}\u0000${sample.user}\u0000${attempt}`));
     const top = scores[best]!.score;
     const p = scores.map((s) => Math.exp((s.score - top) / SAMPLING_TEMPERATURE));
     let u = rnd() * p.reduce((a, b) => a + b, 0);

@@ -9,11 +9,12 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { PromptSample, Split } from "../prompts/dataset.js";
-import { fnv1a } from "./rules.js";
+import { hashString } from "../util/random.js";
 import { prunePath, type RejectReason } from "./prune.js";
 import { AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
 import { shardFromScheduler } from "../util/scheduler-shard.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 /**
  * METHOD §2: invalid paths are retried up to 3 times per sample, so a sample costs at most
@@ -100,11 +101,17 @@ export function attemptBound(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "m
   return o.maxAttempts ?? o.tau + (o.maxRetries ?? DEFAULT_MAX_RETRIES);
 }
 
-export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOptions): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
+/** What is wrong with τ and the attempt bound: the one check, for the command line, the run config and synthesize(). */
+export function synthesisOptionIssues(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "maxAttempts">): OptionIssue[] {
+  const issues = issuesOf({ tau: [o.tau, rule.positiveInteger], maxRetries: [o.maxRetries, rule.integerAtLeast(0)] });
   const maxAttempts = attemptBound(o);
-  if (o.maxRetries !== undefined && (!Number.isInteger(o.maxRetries) || o.maxRetries < 0)) throw new Error(`maxRetries must be a non-negative integer, got ${o.maxRetries}`);
-  if (!Number.isInteger(o.tau) || o.tau < 1) throw new Error(`tau must be a positive integer (valid paths per sample), got ${o.tau}`);
-  if (!Number.isInteger(maxAttempts) || maxAttempts < o.tau) throw new Error(`maxAttempts (${maxAttempts}) must be an integer >= tau (${o.tau})`);
+  if (issues.length === 0 && (!Number.isInteger(maxAttempts) || maxAttempts < o.tau)) issues.push({ key: "maxAttempts", problem: `(${maxAttempts}) must be an integer >= tau (${o.tau})` });
+  return issues;
+}
+
+export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOptions): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
+  throwIssues(synthesisOptionIssues(o));
+  const maxAttempts = attemptBound(o);
   const stats = emptyStats(o, jobs.length);
   const perJob: ReasoningRecord[][] = jobs.map(() => []);
   let next = 0;
@@ -196,7 +203,7 @@ export function parseShard(s: string, env: Readonly<Record<string, string | unde
 
 /** Users are split by a hash of their id: the same user lands in the same shard on every machine. */
 export function inShard(user: string, shard: Shard): boolean {
-  return fnv1a(user) % shard.count === shard.index;
+  return hashString(user) % shard.count === shard.index;
 }
 
 export function shardDirName(shard: Shard): string {

@@ -13,7 +13,9 @@
 import { existsSync, appendFileSync } from "node:fs";
 import { keepJsonLines } from "../util/jsonl.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
-import type { TokenizedSample } from "./samples.js";
+import { mulberry32 } from "../util/random.js";
+import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 /** What the loop needs from a Trainer (src/engine/trainer.ts). */
 export interface LoopTrainer {
@@ -84,14 +86,7 @@ export function stepsPerEpoch(nSamples: number, batchSize: number): number {
 
 /** A seeded permutation of 0..n-1 (mulberry32 + Fisher–Yates), the same for the same (seed, epoch). */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35));
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
@@ -105,11 +100,33 @@ function truncateLog(path: string, step: number): void {
   keepJsonLines<{ step?: number }>(path, (l) => l.step! <= step);
 }
 
+/** Checkpoint interval when none is given. */
+export const DEFAULT_CHECKPOINT_EVERY = 50;
+
+/**
+ * What is wrong with the loop's options, keyed by their names here: the one check of epochs,
+ * batch size, checkpoint interval, step bound and loss weights, wherever they come from.
+ */
+export function loopOptionIssues(o: Partial<Pick<TrainLoopOptions, "epochs" | "batchSize" | "checkpointEvery" | "maxSteps" | "alpha" | "beta">>): OptionIssue[] {
+  const issues = issuesOf({
+    alpha: [o.alpha, rule.nonNegative],
+    beta: [o.beta, rule.nonNegative],
+    epochs: [o.epochs, rule.positiveInteger],
+    batchSize: [o.batchSize, rule.positiveInteger],
+    checkpointEvery: [o.checkpointEvery, rule.positiveInteger],
+    maxSteps: [o.maxSteps, rule.positiveInteger],
+  });
+  // Both weights 0: every token's loss weight is 0 and nothing is learnt.
+  if (o.alpha === 0 && o.beta === 0) issues.push({ key: "alpha", problem: "must be > 0 when beta is 0 (with both loss weights 0 nothing is learnt)" });
+  return issues;
+}
+
+const LOOP_WORDS: Record<string, string> = { batchSize: "batch size" };
+
 export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly TokenizedSample[], o: TrainLoopOptions): Promise<StepLog[]> {
   if (samples.length === 0) throw new Error("no training samples: the data file is empty");
-  if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) throw new Error(`batch size must be a positive integer (got ${o.batchSize})`);
-  if (!Number.isInteger(o.epochs) || o.epochs <= 0) throw new Error(`epochs must be a positive integer (got ${o.epochs})`);
-  const every = o.checkpointEvery ?? 50;
+  throwIssues(loopOptionIssues(o), (k) => LOOP_WORDS[k] ?? k);
+  const every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   const perEpoch = stepsPerEpoch(samples.length, o.batchSize);
   let start = { epoch: 0, batch: 0 };
   if (o.resume && o.checkpointPath && existsSync(o.checkpointPath)) {

@@ -1,5 +1,7 @@
 // SFT samples (METHOD.md §3): {prompt, reasoning, recommendation} strings become tokens with a
-// role per token. The output the model learns is the training target of src/prompts/build.ts,
+// role per token (the engine's loss segments, src/engine/train-batch.ts): the engine trains on
+// tokens only, and this is where the method's text and markers become them. The output the model
+// learns is the training target of src/prompts/build.ts,
 //   [reasoning_start]\n<reasoning>\n[reasoning_end] <recommendation>   then EOS,
 // tokenized as one string (as the scorer and generation see it). Prompt tokens (with BOS) and the
 // start marker carry no loss, the tokens strictly between the markers form y_rea, and y_rec runs
@@ -7,23 +9,12 @@
 // markers with nothing between them): it has no y_rea and counts only in the recommendation term.
 // The markers are plain text (no new vocabulary entries).
 import { formatTrainingTarget, REASONING_END, REASONING_START } from "../prompts/build.js";
-
-export { REASONING_END, REASONING_START };
-
-/** Token roles; the numeric codes are what the native trainer reads. */
-export const Segment = { prompt: 0, reasoning: 1, recommendation: 2 } as const;
-export type SegmentCode = (typeof Segment)[keyof typeof Segment];
+import { Segment, type TokenizedSample } from "../engine/train-batch.js";
 
 export interface SftRecord {
   prompt: string;
   reasoning: string;
   recommendation: string;
-}
-
-/** A sample as token ids with one segment code per token. */
-export interface TokenizedSample {
-  tokens: Int32Array;
-  segments: Uint8Array;
 }
 
 export type TrainSample = TokenizedSample | SftRecord;
@@ -40,8 +31,18 @@ export function sampleTokenizer(tokenize: SampleTokenizer["tokenize"], eos: numb
   return { tokenize, eosToken: eos };
 }
 
+/** A loaded model's tokenizer (src/engine/model.ts) as training uses it. */
+export function modelSampleTokenizer(model: { tokenize: SampleTokenizer["tokenize"]; info: { eos: number; path: string } }): SampleTokenizer {
+  return sampleTokenizer((t, o) => model.tokenize(t, o), model.info.eos, model.info.path);
+}
+
 export function isTokenized(s: TrainSample): s is TokenizedSample {
   return (s as TokenizedSample).tokens instanceof Int32Array;
+}
+
+/** The trainer's input: records tokenized with `tok`, tokenized samples passed through. */
+export function tokenizeSamples(tok: SampleTokenizer, samples: readonly TrainSample[]): TokenizedSample[] {
+  return samples.map((s) => (isTokenized(s) ? s : tokenizeSample(tok, s)));
 }
 
 /**
@@ -102,26 +103,5 @@ export function trainedPrefix(tokenize: SampleTokenizer["tokenize"], prompt: str
   const out = new Int32Array(p.length + (behaviorOnly ? nB : nA));
   out.set(p, 0);
   out.set(body.subarray(0, out.length - p.length), p.length);
-  return out;
-}
-
-/** The flat layout the native trainer takes: samples end to end plus their lengths. */
-export interface NativeBatch {
-  tokens: Int32Array;
-  lengths: Int32Array;
-  segments: Uint8Array;
-}
-
-export function toNativeBatch(samples: readonly TokenizedSample[]): NativeBatch {
-  const n = samples.reduce((a, s) => a + s.tokens.length, 0);
-  const out: NativeBatch = { tokens: new Int32Array(n), lengths: new Int32Array(samples.length), segments: new Uint8Array(n) };
-  let off = 0;
-  samples.forEach((s, i) => {
-    if (s.segments.length !== s.tokens.length) throw new Error(`sample ${i}: segments must have one entry per token`);
-    out.tokens.set(s.tokens, off);
-    out.segments.set(s.segments, off);
-    out.lengths[i] = s.tokens.length;
-    off += s.tokens.length;
-  });
   return out;
 }

@@ -8,7 +8,8 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import { loadModel } from "../engine/model.js";
-import { sampleTokenizer, tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
+import { modelSampleTokenizer, tokenizeSample, type SftRecord } from "./samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 import type { TokenizeJob } from "./tokenize-worker.js";
 
 /** Without an explicit thread count, one worker per this many records (up to the cores, at most 8). */
@@ -43,7 +44,7 @@ export async function tokenizeRecords(modelPath: string, records: readonly SftRe
   if (threads === 1) {
     const m = await loadModel(modelPath, { vocabOnly: true, threads: 1 });
     try {
-      const tok = sampleTokenizer((t, opts) => m.tokenize(t, opts), m.info.eos, modelPath);
+      const tok = modelSampleTokenizer(m);
       return records.map((r) => tokenizeSample(tok, r));
     } finally {
       m.dispose();

@@ -2,7 +2,8 @@
 // weights) and turns a chunk of SFT records into tokens with roles, exactly as the trainer does.
 import { workerData } from "piscina";
 import { loadModel } from "../engine/model.js";
-import { sampleTokenizer, tokenizeSample, type SftRecord, type TokenizedSample } from "./samples.js";
+import { modelSampleTokenizer, tokenizeSample, type SftRecord } from "./samples.js";
+import type { TokenizedSample } from "../engine/train-batch.js";
 
 export interface TokenizeJob {
   modelPath: string;
@@ -12,6 +13,6 @@ const model = loadModel((workerData as TokenizeJob).modelPath, { vocabOnly: true
 
 export default async function tokenizeChunk(records: SftRecord[]): Promise<TokenizedSample[]> {
   const m = await model;
-  const tok = sampleTokenizer((t, o) => m.tokenize(t, o), m.info.eos, m.info.path);
+  const tok = modelSampleTokenizer(m);
   return records.map((r) => tokenizeSample(tok, r));
 }

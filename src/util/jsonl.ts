@@ -1,7 +1,30 @@
 // JSON-lines input and atomic output for CLI commands and run logs.
-import { createReadStream, createWriteStream, existsSync, readFileSync, renameSync, rmSync, type WriteStream } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, type WriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import { StringDecoder } from "node:string_decoder";
 import { writeFileAtomic } from "./atomic-write.js";
+
+/**
+ * The lines of a UTF-8 text file, read in 1 MiB chunks on this thread: no whole-file string, so
+ * files past V8's string limit (~512 MB) read too. A trailing "\r" is dropped (CRLF files).
+ */
+export function* readLinesSync(path: string): Generator<string> {
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    const decoder = new StringDecoder("utf8");
+    let rest = "";
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+      const lines = (rest + decoder.write(buf.subarray(0, n))).split("\n");
+      rest = lines.pop()!;
+      for (const l of lines) yield l.endsWith("\r") ? l.slice(0, -1) : l;
+    }
+    rest += decoder.end();
+    if (rest !== "") yield rest.endsWith("\r") ? rest.slice(0, -1) : rest;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Reads every line of a JSONL file; a malformed line is an error naming the file and line. */
 export async function readJsonl<T = unknown>(path: string): Promise<T[]> {
@@ -75,4 +98,22 @@ export function keepJsonLines<T>(path: string, keep: (line: T) => boolean): void
       }
     });
   writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
+}
+
+/** Reads a JSON-lines file into values (blank lines skipped); names the file and line on bad JSON. */
+export function parseJsonLines<T>(text: string, path: string): T[] {
+  const out: T[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch (e) {
+      throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete the file and re-run its stage`);
+    }
+  });
+  return out;
+}
+
+export function toJsonLines(values: readonly unknown[]): string {
+  return values.length ? values.map((v) => JSON.stringify(v)).join("\n") + "\n" : "";
 }

@@ -7,8 +7,8 @@ import type { Command } from "commander";
 import { rmSync } from "node:fs";
 import { presetConfig, trainVariants } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
-import { renderResultsTable } from "../../pipeline/results.js";
-import { runLayout } from "../../pipeline/layout.js";
+import { renderResultsTable } from "../../run/results.js";
+import { runLayout } from "../../run/layout.js";
 
 interface DemoCliOptions {
   runDir: string;

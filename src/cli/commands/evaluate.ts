@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { resolveCliConfig } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
-import { renderResultsTable } from "../../pipeline/results.js";
+import { renderResultsTable } from "../../run/results.js";
 
 export function register(program: Command): void {
   program

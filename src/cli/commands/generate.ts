@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { loadModel } from "../../engine/index.js";
 import { readJsonl, writeJsonlAtomically } from "../../util/jsonl.js";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 
 interface GenerateCliOptions {
   model: string;

@@ -3,9 +3,9 @@
 import type { Command } from "commander";
 import { resolveCliConfig } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
-import { renderResultsTable } from "../../pipeline/results.js";
+import { renderResultsTable } from "../../run/results.js";
 import { STAGES, parseStageName } from "../../pipeline/stages.js";
-import { runLayout } from "../../pipeline/layout.js";
+import { runLayout } from "../../run/layout.js";
 import { parseShard } from "../../teacher/synthesize.js";
 
 interface PipelineCliOptions {

@@ -4,11 +4,13 @@
 import type { Command } from "commander";
 import { basename } from "node:path";
 import { formatStatsTable, writeDataset, type DatasetFileStats } from "../../data/dataset.js";
-import { DEFAULT_CANDIDATES, DEFAULT_KCORE, DEFAULT_SEED, DEFAULT_USERS, applyProtocol } from "../../data/protocol.js";
+import { DEFAULT_CANDIDATES, DEFAULT_KCORE, DEFAULT_SEED, DEFAULT_USERS, applyProtocol, protocolOptionIssues } from "../../data/protocol.js";
+import { issuesOf, rule, throwIssues } from "../../util/options.js";
+import { flagNames, numberArg } from "../parse.js";
 import { SOURCE_FORMATS, readSource, type SourceFormat } from "../../data/read.js";
 import { prepareSynthetic } from "../../data/synthetic.js";
 import type { ReadOptions } from "../../data/types.js";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 
 interface PrepareCliOptions {
   format: string;
@@ -43,10 +45,10 @@ function progressBars(): NonNullable<ReadOptions["onProgress"]> {
   };
 }
 
-function int(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
+/** A count only this command takes (catalog sizes, parser threads): a positive integer. */
+function positiveIntegerArg(flag: string, v: string | undefined): number | undefined {
+  const n = numberArg(v);
+  throwIssues(issuesOf({ [flag]: [n, rule.positiveInteger] }));
   return n;
 }
 
@@ -69,12 +71,13 @@ export function register(program: Command): void {
     .option("--min-length <n>", "synthetic: shortest purchase sequence", "8")
     .option("--max-length <n>", "synthetic: longest purchase sequence", "20")
     .action(async (o: PrepareCliOptions) => {
-      const protocol = { users: int("users", o.users, 1), kcore: int("kcore", o.kcore, 0), candidates: int("candidates", o.candidates, 2), seed: int("seed", o.seed, 0) };
+      const protocol = { users: numberArg(o.users), kcore: numberArg(o.kcore), candidates: numberArg(o.candidates), seed: numberArg(o.seed) };
+      throwIssues(protocolOptionIssues(protocol), flagNames());
       let stats: DatasetFileStats;
       let prepared;
       if (o.format === "synthetic") {
         prepared = prepareSynthetic(
-          { users: int("synthetic-users", o.syntheticUsers, 1) ?? protocol.users, items: int("items", o.items, 1), minLength: int("min-length", o.minLength, 1), maxLength: int("max-length", o.maxLength, 1), seed: protocol.seed },
+          { users: positiveIntegerArg("--synthetic-users", o.syntheticUsers) ?? protocol.users, items: positiveIntegerArg("--items", o.items), minLength: positiveIntegerArg("--min-length", o.minLength), maxLength: positiveIntegerArg("--max-length", o.maxLength), seed: protocol.seed },
           protocol,
         );
         stats = { ...prepared.stats, source: prepared.source };
@@ -83,7 +86,7 @@ export function register(program: Command): void {
         if (!o.input) throw new Error(`--input is required for --format ${o.format}`);
         const started = Date.now();
         process.stderr.write(`reading ${o.format} from ${o.input}...\n`);
-        const raw = await readSource(o.format as SourceFormat, o.input, { meta: o.meta, skipBad: o.skipBad, threads: int("threads", o.threads, 1), onProgress: progressBars() });
+        const raw = await readSource(o.format as SourceFormat, o.input, { meta: o.meta, skipBad: o.skipBad, threads: positiveIntegerArg("--threads", o.threads), onProgress: progressBars() });
         process.stderr.write(`read ${raw.interactions.length} interactions, ${raw.items.size} titled items in ${((Date.now() - started) / 1000).toFixed(1)} s${raw.skipped ? `, skipped ${raw.skipped} malformed lines` : ""}\n`);
         if ("untitled" in raw && typeof raw.untitled === "number" && raw.untitled > 0) process.stderr.write(`${raw.untitled} reviewed items have no usable title in the metadata and are dropped\n`);
         prepared = applyProtocol(raw.interactions, raw.items, protocol);

@@ -3,13 +3,15 @@
 //   msr-rec prompts --data runs/x/data --kind item --split test --out runs/x/prompts-item.jsonl
 // With --count-tokens MODEL.gguf each line also gets the prompt's length in that model's tokens.
 import type { Command } from "commander";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
-import { DEFAULT_SEED, SPLITS, type Split } from "../../prompts/dataset.js";
+import { DEFAULT_SEED, HISTORY_LENGTH } from "../../data/protocol.js";
+import { sampleOptionIssues, SPLITS, type Split } from "../../prompts/dataset.js";
+import { issuesOf, rule, throwIssues } from "../../util/options.js";
+import { flagNames, numberArg } from "../parse.js";
 import { isPromptKind, loadTemplates, PROMPT_KINDS } from "../../prompts/templates.js";
 import { defaultPromptThreads, PromptPool, SAMPLES_PER_WORKER } from "../../prompts/pool.js";
 import { withTokenCounts } from "../../prompts/records.js";
-import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
 
 interface PromptsOptions {
   data: string;
@@ -33,7 +35,7 @@ export function register(program: Command): void {
     .option("--split <split>", SPLITS.join(" | "), "test")
     .requiredOption("--out <file>", "output JSONL file")
     .option("--threads <n>", `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`)
-    .option("--history <n>", "most recent history items shown", String(DEFAULT_HISTORY_LENGTH))
+    .option("--history <n>", "most recent history items shown", String(HISTORY_LENGTH))
     .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so train prompts match the run's", String(DEFAULT_SEED))
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")
@@ -41,12 +43,11 @@ export function register(program: Command): void {
     .action(async (o: PromptsOptions) => {
       if (!isPromptKind(o.kind)) throw new Error(`--kind must be one of ${PROMPT_KINDS.join(", ")}, got "${o.kind}"`);
       if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
-      const threads = o.threads === undefined ? undefined : Number(o.threads);
-      const history = Number(o.history);
-      if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got "${o.threads}"`);
-      if (!Number.isInteger(history) || history < 0) throw new Error(`--history must be a non-negative integer, got "${o.history}"`);
-      const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${o.seed}"`);
+      const threads = numberArg(o.threads);
+      const history = numberArg(o.history);
+      const seed = numberArg(o.seed);
+      throwIssues(issuesOf({ threads: [threads, rule.positiveInteger] }), flagNames());
+      throwIssues(sampleOptionIssues({ historyLength: history, seed }), flagNames({ historyLength: "--history" }));
       const template = loadTemplates(o.templates)[o.kind];
       const t0 = Date.now();
       const pool = PromptPool.fromFolder({ dataDir: o.data, datasetName: o.datasetName, split: o.split as Split, historyLength: history, seed, kind: o.kind, template }, { threads });

@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { loadModel, type LoraChoice } from "../../engine/index.js";
 import { readJsonl, writeJsonlAtomically } from "../../util/jsonl.js";
-import { ProgressBar } from "../progress.js";
+import { ProgressBar } from "../../util/progress.js";
 
 interface ScoreCliOptions {
   model: string;

@@ -6,12 +6,14 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { ProgressBar } from "../../util/progress.js";
-import { DEFAULT_HISTORY_LENGTH } from "../../prompts/build.js";
-import { DEFAULT_SEED, readPreparedDataset, SPLITS, type Split } from "../../prompts/dataset.js";
+import { DEFAULT_SEED, HISTORY_LENGTH } from "../../data/protocol.js";
+import { readPreparedDataset, sampleOptionIssues, SPLITS, type Split } from "../../prompts/dataset.js";
+import { issuesOf, rule, throwIssues } from "../../util/options.js";
+import { flagNames, numberArg } from "../parse.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { synthesisJobs } from "../../teacher/jobs.js";
 import { AnswerStore } from "../../teacher/store.js";
-import { mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, DEFAULT_MAX_RETRIES } from "../../teacher/synthesize.js";
+import { mergeShards, parseShard, shardDirName, synthesize, synthesisOptionIssues, writeSynthesisOutput, DEFAULT_MAX_RETRIES } from "../../teacher/synthesize.js";
 import { createTeacher, type TeacherKind } from "../../teacher/factory.js";
 
 interface SynthesizeOptions {
@@ -36,9 +38,10 @@ interface SynthesizeOptions {
   seed: string;
 }
 
-function positiveInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
+/** A count only this command takes (requests in flight, answer length): a positive integer. */
+function positiveIntegerArg(flag: string, v: string): number {
+  const n = numberArg(v);
+  throwIssues(issuesOf({ [flag]: [n, rule.positiveInteger] }));
   return n;
 }
 
@@ -55,7 +58,7 @@ export function register(program: Command): void {
     .option("--tau <n>", "valid reasoning paths wanted per sample", "1")
     .option("--max-retries <n>", "invalid paths retried per sample (at most tau + n teacher calls)", String(DEFAULT_MAX_RETRIES))
     .option("--split <split>", `which split to build samples from: ${SPLITS.join(" | ")}`, "train")
-    .option("--history-length <n>", "most recent items shown in prompts (a run's dataset.historyLength)", String(DEFAULT_HISTORY_LENGTH))
+    .option("--history-length <n>", "most recent items shown in prompts (a run's dataset.historyLength)", String(HISTORY_LENGTH))
     .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so the prompts and stored answers match the run's", String(DEFAULT_SEED))
     .option("--temperature <t>", "sampling temperature for LLM teachers", "0.7")
     .option("--max-tokens <n>", "answer length bound for LLM teachers", "2048")
@@ -73,17 +76,17 @@ export function register(program: Command): void {
       if (!o.data) throw new Error("--data <dir> is required (a prepared dataset folder)");
       if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
       if (!["openai", "local", "rules"].includes(o.teacher)) throw new Error(`--teacher must be openai, local or rules, got "${o.teacher}"`);
-      const tau = positiveInt("tau", o.tau);
-      const maxRetries = Number(o.maxRetries);
-      if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new Error(`--max-retries must be a non-negative integer, got "${o.maxRetries}"`);
-      const concurrency = positiveInt("concurrency", o.concurrency);
+      const tau = numberArg(o.tau);
+      const maxRetries = numberArg(o.maxRetries);
+      throwIssues(synthesisOptionIssues({ tau, maxRetries }), flagNames());
+      const concurrency = positiveIntegerArg("--concurrency", o.concurrency);
       const shard = o.shard ? parseShard(o.shard) : undefined;
       const outDir = shard ? join(o.out, shardDirName(shard)) : o.out;
 
       const ds = readPreparedDataset(o.data, o.datasetName);
-      const historyLength = positiveInt("history-length", o.historyLength);
-      const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${o.seed}"`);
+      const historyLength = numberArg(o.historyLength);
+      const seed = numberArg(o.seed);
+      throwIssues(sampleOptionIssues({ historyLength, seed }), flagNames());
       const jobs = synthesisJobs(ds, loadTemplates(o.templates), o.split as Split, shard, historyLength, seed);
       const teacher = await createTeacher({
         kind: o.teacher as TeacherKind,
@@ -93,7 +96,7 @@ export function register(program: Command): void {
         apiKeyEnv: o.apiKeyEnv,
         concurrency,
         temperature: Number(o.temperature),
-        maxTokens: positiveInt("max-tokens", o.maxTokens ?? "2048"),
+        maxTokens: positiveIntegerArg("--max-tokens", o.maxTokens ?? "2048"),
       });
       const store = AnswerStore.open(join(outDir, "answers.jsonl"));
       const bar = new ProgressBar(`synthesize ${o.teacher}`, jobs.length);

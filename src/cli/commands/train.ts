@@ -3,9 +3,12 @@
 // The work is in src/train/run.ts.
 import type { Command } from "commander";
 import { ProgressBar } from "../../util/progress.js";
-import { runTraining, TRAIN_DEFAULTS, type TrainRunOptions } from "../../train/run.js";
-import { DEFAULT_LORA_TARGETS, type LoraTarget } from "../../engine/trainer.js";
-import type { ScheduleKind } from "../../train/schedule.js";
+import { runTraining } from "../../train/run.js";
+import { checkTrainRunOptions, TRAIN_DEFAULTS, type TrainRunOptions } from "../../train/options.js";
+import type { LoraTarget } from "../../engine/trainer.js";
+import { issuesOf, rule, throwIssues } from "../../util/options.js";
+import { flagNames, numberArg } from "../parse.js";
+import type { ScheduleKind } from "../../engine/schedule.js";
 import type { TrainDevice } from "../../engine/bindings.js";
 
 export interface TrainCliOptions {
@@ -38,52 +41,44 @@ export interface TrainCliOptions {
   dequantize?: boolean;
 }
 
-function num(v: string, flag: string, { int = false, min = -Infinity } = {}): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min) {
-    throw new Error(`${flag} must be ${int ? "an integer" : "a number"}${min > -Infinity ? ` >= ${min}` : ""}, got "${v}"`);
-  }
-  return n;
-}
+/** The run option each flag sets, where the flag is not the option's name in kebab case. */
+const FLAGS = { batchSize: "--batch", warmupSteps: "--warmup", clipGradNorm: "--clip" };
 
-/** The command line's options as the training run takes them (validated). */
+/** The command line's options as the training run takes them, checked by their owners' rules. */
 export function trainRunOptions(o: TrainCliOptions): TrainRunOptions {
-  if (o.mode !== "lora" && o.mode !== "full") throw new Error(`--mode must be lora or full, got "${o.mode}"`);
-  if (!["auto", "cpu", "gpu"].includes(o.device)) throw new Error(`--device must be auto, cpu or gpu, got "${o.device}"`);
-  if (!["constant", "linear", "cosine"].includes(o.schedule)) throw new Error(`--schedule must be constant, linear or cosine, got "${o.schedule}"`);
-  const targets = o.targets.split(",").map((t) => t.trim()).filter(Boolean);
-  for (const t of targets) {
-    if (!DEFAULT_LORA_TARGETS.includes(t as LoraTarget)) throw new Error(`--targets: unknown target "${t}" (use ${DEFAULT_LORA_TARGETS.join(",")})`);
-  }
-  return {
+  const opts: TrainRunOptions = {
     model: o.model,
     data: o.data,
     out: o.out,
-    mode: o.mode,
-    epochs: num(o.epochs, "--epochs", { int: true, min: 1 }),
-    batchSize: num(o.batch, "--batch", { int: true, min: 1 }),
-    alpha: num(o.alpha, "--alpha", { min: 0 }),
-    beta: num(o.beta, "--beta", { min: 0 }),
-    lr: num(o.lr, "--lr", { min: 0 }),
-    warmupSteps: o.warmup === "auto" ? "auto" : num(o.warmup, "--warmup", { int: true, min: 0 }),
+    mode: o.mode as TrainRunOptions["mode"],
+    epochs: numberArg(o.epochs),
+    batchSize: numberArg(o.batch),
+    alpha: numberArg(o.alpha),
+    beta: numberArg(o.beta),
+    lr: numberArg(o.lr),
+    warmupSteps: o.warmup === "auto" ? "auto" : numberArg(o.warmup),
     schedule: o.schedule as ScheduleKind,
-    rank: num(o.rank, "--rank", { int: true, min: 1 }),
-    loraAlpha: num(o.loraAlpha, "--lora-alpha", { min: 0 }),
-    targets: targets as LoraTarget[],
-    seed: num(o.seed, "--seed", { int: true, min: 0 }),
-    microBatchTokens: num(o.microBatchTokens, "--micro-batch-tokens", { int: true, min: 1 }),
-    weightDecay: num(o.weightDecay, "--weight-decay", { min: 0 }),
-    clipGradNorm: num(o.clip, "--clip", { min: 0 }),
-    threads: o.threads ? num(o.threads, "--threads", { int: true, min: 1 }) : undefined,
+    rank: numberArg(o.rank),
+    loraAlpha: numberArg(o.loraAlpha),
+    targets: o.targets.split(",").map((t) => t.trim()).filter(Boolean) as LoraTarget[],
+    seed: numberArg(o.seed),
+    microBatchTokens: numberArg(o.microBatchTokens),
+    weightDecay: numberArg(o.weightDecay),
+    clipGradNorm: numberArg(o.clip),
+    threads: numberArg(o.threads),
     device: o.device as TrainDevice,
     logPath: o.log,
     checkpointPath: o.checkpoint,
-    checkpointEvery: num(o.checkpointEvery, "--checkpoint-every", { int: true, min: 1 }),
+    checkpointEvery: numberArg(o.checkpointEvery),
     resume: !!o.resume,
-    maxSteps: o.maxSteps ? num(o.maxSteps, "--max-steps", { int: true, min: 1 }) : undefined,
+    maxSteps: numberArg(o.maxSteps),
     saveEachEpoch: !!o.saveEachEpoch,
     dequantize: !!o.dequantize,
   };
+  checkTrainRunOptions(opts, flagNames(FLAGS));
+  // --threads sets the model's thread count (loadModel), not a trainer option.
+  throwIssues(issuesOf({ threads: [opts.threads, rule.positiveInteger] }), flagNames());
+  return opts;
 }
 
 export async function runTrainCli(o: TrainCliOptions): Promise<void> {

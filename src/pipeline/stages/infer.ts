@@ -3,20 +3,23 @@
 // shard (i/N) only that shard's slice of users runs and the output goes to infer/shards/, to be
 // merged; seeds follow each user's global position, so merged shards equal an unsharded run.
 import { existsSync } from "node:fs";
-import { fillTemplate } from "../prompts/build.js";
-import { trainedPrefix } from "../train/samples.js";
-import { contextFor, sampleFor, type PreparedDataset } from "../prompts/dataset.js";
-import { loadTemplates, type PromptTemplates } from "../prompts/templates.js";
-import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../infer/bidirectional.js";
-import { generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../infer/generate.js";
-import { parseOutput } from "../infer/parse.js";
-import type { Detokenize } from "../infer/align.js";
-import { mergeInferShards, writeInferRecords, type InferRecord } from "../infer/records.js";
-import type { Shard } from "../teacher/synthesize.js";
-import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
-import { loadRunDataset } from "./stage-data.js";
-import { inferVariants, testUsers, type InferVariant } from "./variants.js";
+import { fillTemplate } from "../../prompts/build.js";
+import { trainedPrefix } from "../../train/samples.js";
+import { contextFor, sampleFor, type PreparedDataset } from "../../prompts/dataset.js";
+import { loadTemplates, type PromptTemplates } from "../../prompts/templates.js";
+import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../../infer/bidirectional.js";
+import { generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../../infer/generate.js";
+import { parseOutput } from "../../infer/parse.js";
+import type { Detokenize } from "../../infer/align.js";
+import { mergeInferShards, writeInferRecords, type InferRecord } from "../../infer/records.js";
+import type { Shard } from "../../teacher/synthesize.js";
+import type { RunConfig } from "../config.js";
+import { runLayout } from "../../run/layout.js";
+import { loadRunDataset } from "../run-data.js";
+import { inferVariants, testUsers, type InferVariant } from "../variants.js";
+import { openInferenceEngine } from "../engine.js";
+import { baseModelPath } from "./base.js";
+import type { StageContext, StageSpec } from "../stages.js";
 
 /** What inference needs from a loaded model: generation, a scorer, adapters by path. */
 export interface InferenceEngine<L> extends TextGenerator<L> {
@@ -129,4 +132,25 @@ export function mergeInferStage(c: RunConfig): number {
   let n = 0;
   for (const v of inferVariants(c)) n += mergeInferShards(`${L.infer}/shards`, v.name, L.inferOutputs(v.name), order);
   return n;
+}
+
+export function inferSpec({ c, log, quiet, shard, mergeShards }: StageContext): StageSpec {
+  return {
+    stage: "infer",
+    inputs: { infer: c.infer, ablations: c.ablations },
+    // Only the merged per-variant files: shards under infer/shards/ survive a re-run.
+    outputs: inferVariants(c).map((v) => `infer/${v.name}.jsonl`),
+    run: async () => {
+      if (mergeShards && !shard) {
+        log(`[infer] merged ${mergeInferStage(c)} shard records`);
+        return;
+      }
+      const engine = await openInferenceEngine(c, baseModelPath(c));
+      try {
+        await inferStage(c, engine, { log, quiet, ...(shard ? { shard } : {}) });
+      } finally {
+        engine.dispose();
+      }
+    },
+  };
 }

@@ -1,5 +1,5 @@
 // Shapes of the run's result files (metrics.json, predictions.jsonl, train.jsonl) and the
-// Table-2-style results.md renderer. Shared by the pipeline, the CLI and the report.
+// Table-2-style results.md renderer. Below the pipeline and the report, which both use them.
 
 export type RowKind = "baseline" | "msr" | "ablation" | "sweep";
 

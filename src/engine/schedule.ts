@@ -1,5 +1,8 @@
 // Learning-rate schedules as small pure functions of the optimizer step (0-based): linear warmup
 // to the peak, then constant, linear decay or cosine decay to `minLrRatio`·peak at `totalSteps`.
+// Generic, so the engine owns it: the Trainer takes a schedule among its options and computes each
+// update's rate from its own step count (restored with a checkpoint), rather than taking a rate
+// per step from its caller.
 
 export type ScheduleKind = "constant" | "linear" | "cosine";
 

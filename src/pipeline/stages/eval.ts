@@ -1,21 +1,27 @@
 // Eval stage: every inference variant → rows of metrics.json (HitRatio@1 hits/all and hits/valid,
 // ValidRatio, strict HitRatio@1, reasoning-quality scores where computable), the classic
 // baselines on the same test users, results.md and predictions.jsonl (the fused MSR-Rec run).
-import { existsSync } from "node:fs";
-import { buildBaseline, BASELINES } from "../eval/baselines.js";
-import { recommendationMetrics, type RecommendationOutcome } from "../eval/metrics.js";
-import { readInferRecords, reviveSide, type InferRecord } from "../infer/records.js";
-import type { SideResult } from "../infer/bidirectional.js";
-import type { FusionDecision } from "../infer/fusion.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import type { RunConfig } from "./config.js";
-import { runLayout, toJsonLines } from "./layout.js";
-import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "./results.js";
-import { renderResultsMarkdown } from "./results.js";
-import { loadRunDataset } from "./stage-data.js";
-import { sampleFor } from "../prompts/dataset.js";
-import { truncationNotes } from "./sft-fit.js";
-import { inferVariants, testUsers, type InferVariant } from "./variants.js";
+// The references for the reasoning metrics are the teacher's kept test-split paths.
+import { existsSync, readFileSync } from "node:fs";
+import { buildBaseline, BASELINES } from "../../eval/baselines.js";
+import { recommendationMetrics, type RecommendationOutcome } from "../../eval/metrics.js";
+import { readInferRecords, reviveSide, type InferRecord } from "../../infer/records.js";
+import type { SideResult } from "../../infer/bidirectional.js";
+import type { FusionDecision } from "../../infer/fusion.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import type { RunConfig } from "../config.js";
+import { runLayout } from "../../run/layout.js";
+import { parseJsonLines, toJsonLines } from "../../util/jsonl.js";
+import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "../../run/results.js";
+import { renderResultsMarkdown } from "../../run/results.js";
+import { loadRunDataset } from "../run-data.js";
+import { sampleFor } from "../../prompts/dataset.js";
+import { truncationNotes } from "../sft-fit.js";
+import { inferVariants, testUsers, type InferVariant } from "../variants.js";
+import type { ReasoningRecord } from "../../teacher/synthesize.js";
+import { reasoningQuality } from "../reasoning-quality.js";
+import type { StageContext, StageSpec } from "../stages.js";
+import { selectReasoningSteps } from "./sft.js";
 
 /** One generated reasoning, the teacher's reference for the same user, and the user's context. */
 export interface ReasoningPair {
@@ -186,4 +192,32 @@ function rowsFor(v: InferVariant): Array<[string, RowKind, Pick]> {
     rows.push(["MSR-Rec (constrained)", "ablation", pickConstrained]);
   }
   return rows;
+}
+
+/** user → the teacher's kept reasoning for the test split (the reference for reasoning metrics). */
+export function testReferences(c: RunConfig): Map<string, string> {
+  const L = runLayout(c.runDir);
+  const refs = new Map<string, string>();
+  if (!existsSync(L.reasoning)) return refs;
+  for (const r of parseJsonLines<ReasoningRecord>(readFileSync(L.reasoning, "utf8"), L.reasoning)) {
+    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user)) refs.set(r.user, selectReasoningSteps(r.reasoning, c.train.reasoningSteps));
+  }
+  return refs;
+}
+
+export function evalSpec({ c, state }: StageContext): StageSpec {
+  return {
+    stage: "eval",
+    inputs: { eval: c.eval },
+    outputs: ["metrics.json", "results.md", "predictions.jsonl"],
+    run: async () => {
+      const refs = testReferences(c);
+      const q = await reasoningQuality(c, state.skipped, [...refs.values()]);
+      try {
+        state.metrics = await evalStage(c, refs, q.quality, state.skipped);
+      } finally {
+        q.dispose();
+      }
+    },
+  };
 }

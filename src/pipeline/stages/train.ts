@@ -3,24 +3,26 @@
 // the best epoch by one criterion for every variant (see epoch-select.ts) is kept.
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createTrainer, type TrainerOptions } from "../engine/trainer.js";
-import { TRAIN_DEFAULTS, trainerOptionsFor } from "../train/run.js";
-import { loadTemplates } from "../prompts/templates.js";
-import { sampleFor } from "../prompts/dataset.js";
-import { formatBehaviorTarget } from "../prompts/build.js";
-import type { TokenizedSample } from "../train/samples.js";
-import { tokenizeRecords } from "../train/tokenize-pool.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import { keepJsonLines } from "../util/jsonl.js";
-import { trainVariants, type RunConfig, type TrainVariant } from "./config.js";
-import { runLayout } from "./layout.js";
-import type { TrainLogLine } from "./results.js";
-import { loadRunDataset, readSftSamples, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "./stage-data.js";
-import { fitToTokenBudget } from "./sft-fit.js";
-import { loadAdapter, openModel, type EngineModel } from "./engine.js";
-import { baseModelPath } from "./stage-base.js";
-import { runEpochs } from "./epochs.js";
-import { betterEpoch, type EpochScore } from "./epoch-select.js";
+import { createTrainer, type TrainerOptions } from "../../engine/trainer.js";
+import { trainerOptionsFor } from "../../train/options.js";
+import { loadTemplates } from "../../prompts/templates.js";
+import { sampleFor } from "../../prompts/dataset.js";
+import { formatBehaviorTarget } from "../../prompts/build.js";
+import type { TokenizedSample } from "../../engine/train-batch.js";
+import { tokenizeRecords } from "../../train/tokenize-pool.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import { keepJsonLines } from "../../util/jsonl.js";
+import { trainSettings, trainVariants, type RunConfig, type TrainVariant } from "../config.js";
+import { runLayout } from "../../run/layout.js";
+import type { TrainLogLine } from "../../run/results.js";
+import { loadRunDataset, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "../run-data.js";
+import { readSftSamples } from "./sft.js";
+import { fitToTokenBudget } from "../sft-fit.js";
+import { loadAdapter, openModel, type EngineModel } from "../engine.js";
+import { baseModelPath } from "./base.js";
+import { runEpochs } from "../epochs.js";
+import { betterEpoch, type EpochScore } from "../epoch-select.js";
+import type { StageContext, StageSpec } from "../stages.js";
 
 /**
  * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored in
@@ -77,8 +79,7 @@ function truncateTrainLog(path: string, variant: string, steps: number, epochs: 
 
 /** The trainer options of every variant: the same mapping `msr-rec train` uses (trainerOptionsFor). */
 export function variantTrainerOptions(c: RunConfig, totalSteps: number): TrainerOptions {
-  const t = c.train;
-  return trainerOptionsFor({ mode: "lora", rank: t.loraRank, loraAlpha: t.loraAlpha, targets: TRAIN_DEFAULTS.targets, seed: c.seed, lr: t.learningRate, warmupSteps: t.warmupSteps, schedule: TRAIN_DEFAULTS.schedule, weightDecay: t.weightDecay, clipGradNorm: t.clipGradNorm, microBatchTokens: t.microBatchTokens }, totalSteps);
+  return trainerOptionsFor(trainSettings(c.train, c.seed), totalSteps);
 }
 
 /**
@@ -203,4 +204,8 @@ export async function trainStage(c: RunConfig, log: (m: string) => void, quiet =
   mkdirSync(runLayout(c.runDir).train, { recursive: true });
   const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning), log);
   for (const v of variants) await trainVariant(c, v, data, log, quiet);
+}
+
+export function trainSpec({ c, log, quiet }: StageContext): StageSpec {
+  return { stage: "train", inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], resumable: true, run: () => trainStage(c, log, quiet) };
 }

@@ -4,9 +4,9 @@ import { meteorText } from "../eval/meteor.js";
 import { gptScore } from "../eval/gptscore.js";
 import { bertScore, meanBertScore } from "../eval/bertscore.js";
 import type { RunConfig } from "./config.js";
-import type { ReasoningQuality } from "./stage-eval.js";
+import type { ReasoningQuality } from "./stages/eval.js";
 import { openModel } from "./engine.js";
-import { baseModelPath } from "./stage-base.js";
+import { baseModelPath } from "./stages/base.js";
 
 /**
  * Reasoning-quality scorers for the eval stage. METEOR needs nothing; GPTScore scores each

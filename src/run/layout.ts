@@ -1,5 +1,5 @@
-// Where each artifact lives inside a run folder. One place, so the stages, the CLI commands and
-// the report agree on paths.
+// Where each artifact lives inside a run folder. One place, below the pipeline and the report, so
+// the stages, the CLI commands and the report agree on paths.
 import { join } from "node:path";
 
 export const runLayout = (runDir: string) => ({
@@ -25,21 +25,3 @@ export const runLayout = (runDir: string) => ({
 });
 
 export type RunLayout = ReturnType<typeof runLayout>;
-
-/** Reads a JSON-lines file into values (blank lines skipped); names the file and line on bad JSON. */
-export function parseJsonLines<T>(text: string, path: string): T[] {
-  const out: T[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    try {
-      out.push(JSON.parse(line) as T);
-    } catch (e) {
-      throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete the file and re-run its stage`);
-    }
-  });
-  return out;
-}
-
-export function toJsonLines(values: readonly unknown[]): string {
-  return values.length ? values.map((v) => JSON.stringify(v)).join("\n") + "\n" : "";
-}

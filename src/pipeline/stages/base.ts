@@ -3,22 +3,25 @@
 // training sequences, so that a few million random weights learn the words and the prompt shapes.
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { initModel } from "../gguf/init-model.js";
-import { createTrainer } from "../engine/trainer.js";
-import type { Item } from "../data/types.js";
-import { Rng } from "../data/rng.js";
-import { RulesTeacher } from "../teacher/rules.js";
-import { fillTemplate } from "../prompts/build.js";
-import type { PreparedDataset } from "../prompts/dataset.js";
-import { loadTemplates } from "../prompts/templates.js";
-import { stepsPerEpoch } from "../train/loop.js";
-import { tokenizeRecords } from "../train/tokenize-pool.js";
-import { writeFileAtomic } from "../util/atomic-write.js";
-import type { RunConfig } from "./config.js";
-import { runLayout } from "./layout.js";
-import { loadRunDataset, type SftSample } from "./stage-data.js";
-import { openModel } from "./engine.js";
-import { runEpochs } from "./epochs.js";
+import { initModel } from "../../gguf/init-model.js";
+import { createTrainer } from "../../engine/trainer.js";
+import type { Item } from "../../data/types.js";
+import { Rng } from "../../util/random.js";
+import { recentHistory } from "../../data/protocol.js";
+import { RulesTeacher } from "../../teacher/rules.js";
+import { fillTemplate } from "../../prompts/build.js";
+import type { PreparedDataset } from "../../prompts/dataset.js";
+import { loadTemplates } from "../../prompts/templates.js";
+import { stepsPerEpoch } from "../../train/loop.js";
+import { TRAIN_DEFAULTS } from "../../train/options.js";
+import { tokenizeRecords } from "../../train/tokenize-pool.js";
+import { writeFileAtomic } from "../../util/atomic-write.js";
+import type { RunConfig } from "../config.js";
+import { runLayout } from "../../run/layout.js";
+import { loadRunDataset, type SftSample } from "../run-data.js";
+import { openModel } from "../engine.js";
+import { runEpochs } from "../epochs.js";
+import type { StageContext, StageSpec } from "../stages.js";
 
 /** The base model a run fine-tunes: the configured file, or the one the base stage made. */
 export function baseModelPath(c: RunConfig): string {
@@ -97,7 +100,7 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
     // The last training item is the target of the user's SFT sample: left out.
     for (let k = 1; k < u.train.length - 1; k++) {
       const target = u.train[k]!;
-      const history = u.train.slice(Math.max(0, k - h), k);
+      const history = recentHistory(u.train.slice(0, k), h);
       const ctx = { dataset: ds.name, history: history.map(title), candidates: [] as string[] };
       if (c.model.pretrainOpenSteps) docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
       const seen = new Set(u.train.slice(0, k + 1));
@@ -154,8 +157,10 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   try {
     const trainer = createTrainer(model, {
       mode: "full",
-      optimizer: { lr: c.model.pretrainLearningRate, schedule: "cosine", totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: 1 },
-      microBatchTokens: 512,
+      // A fine-tuning run's schedule, clipping and micro-batches, with the pretraining's own rate
+      // and a warmup of 5% of the steps.
+      optimizer: { lr: c.model.pretrainLearningRate, schedule: TRAIN_DEFAULTS.schedule, totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: TRAIN_DEFAULTS.clipGradNorm },
+      microBatchTokens: TRAIN_DEFAULTS.microBatchTokens,
     });
     try {
       // Each pretraining epoch has its own corpus, so the stage checkpoints between epochs: a
@@ -178,4 +183,8 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   } finally {
     model.dispose();
   }
+}
+
+export function baseSpec({ c, log, quiet }: StageContext): StageSpec {
+  return { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], resumable: true, run: () => baseStage(c, log, quiet) };
 }

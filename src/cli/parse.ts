@@ -1,0 +1,16 @@
+// Command-line values. Only their syntax is read here (text to a number); whether a value is
+// allowed is the rule of the option's owner (src/util/options.ts), reported under the flag.
+import type { OptionNames } from "../util/options.js";
+
+/** A flag's number: NaN for text that is not one (so the owner's rule names it), undefined passes. */
+export function numberArg(text: string): number;
+export function numberArg(text: string | undefined): number | undefined;
+export function numberArg(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  return text.trim() === "" ? Number.NaN : Number(text);
+}
+
+/** Option keys as flags: `batchSize` is `--batch-size` unless `flags` names it otherwise. */
+export function flagNames(flags: Readonly<Record<string, string>> = {}): OptionNames {
+  return (key) => flags[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}

@@ -1,0 +1,76 @@
+// Synthesize stage: teacher prompts for every user's train split, the validation users and the
+// test users; the teacher's reasoning pruned by τ (METHOD §2). A paid teacher's answers.jsonl
+// lives outside the stage's outputs, so a re-run reuses it instead of paying again.
+import { join } from "node:path";
+import { loadTemplates } from "../../prompts/templates.js";
+import { fillTemplate } from "../../prompts/build.js";
+import { contextFor, sampleFor, type PreparedDataset, type PromptSample } from "../../prompts/dataset.js";
+import { RulesTeacher } from "../../teacher/rules.js";
+import { AnswerStore } from "../../teacher/store.js";
+import { createTeacher } from "../../teacher/factory.js";
+import { inShard, synthesize, writeSynthesisOutput, type Shard, type SynthesisJob } from "../../teacher/synthesize.js";
+import type { Teacher } from "../../teacher/types.js";
+import { runLayout } from "../../run/layout.js";
+import type { RunConfig } from "../config.js";
+import { loadRunDataset, trainCatalog, validationUsers } from "../run-data.js";
+import { mergeSynthesisShards, synthesisShardDir } from "../synthesis-shards.js";
+import type { StageContext, StageSpec } from "../stages.js";
+import { testUsers } from "../variants.js";
+
+async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> {
+  if (c.teacher.kind === "rule") return new RulesTeacher(ds.items, ds.users);
+  if (c.teacher.kind === "openai" && !c.teacher.endpoint) {
+    throw new Error('teacher.kind "openai" needs teacher.endpoint (e.g. "https://api.deepseek.com") and teacher.model (e.g. "deepseek-reasoner")');
+  }
+  return createTeacher({
+    kind: c.teacher.kind,
+    dataset: ds,
+    baseUrls: c.teacher.endpoint ? [c.teacher.endpoint] : [],
+    model: c.teacher.model,
+    apiKeyEnv: c.teacher.apiKeyEnv,
+  });
+}
+
+/**
+ * Synthesis stage: teacher prompts for every user's train split, the validation users and the test
+ * users. With a shard, only that shard's users, into teacher/shards/ (see synthesis-shards.ts).
+ */
+export async function synthesizeStage(c: RunConfig, shard?: Shard): Promise<void> {
+  const L = runLayout(c.runDir);
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const samples: PromptSample[] = [
+    ...ds.users.filter((u) => u.train.length > 0).map((u) => sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))),
+    ...validationUsers(c, ds).map((u) => sampleFor(u, "valid", c.dataset.historyLength)),
+    // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
+    ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
+  ];
+  const jobs: SynthesisJob[] = samples.filter((sample) => !shard || inShard(sample.user, shard)).map((sample) => {
+    const ctx = contextFor(ds, sample);
+    return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
+  });
+  // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
+  const outDir = shard ? synthesisShardDir(c.runDir, shard) : L.teacher;
+  const store = AnswerStore.open(join(outDir, "answers.jsonl"));
+  const teacher = await makeTeacher(c, ds);
+  try {
+    const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxRetries: c.teacher.maxRetries });
+    writeSynthesisOutput(outDir, records, stats);
+  } finally {
+    store.close();
+    await teacher.close?.();
+  }
+}
+
+export function synthesizeSpec({ c, log, shard, mergeShards }: StageContext): StageSpec {
+  return {
+    stage: "synthesize",
+    inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
+    // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
+    outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(c.teacher.kind === "rule" ? ["teacher/answers.jsonl"] : [])],
+    run: async () => {
+      if (mergeShards && !shard) log(`[synthesize] merged ${mergeSynthesisShards(c.runDir)} shard answers into the run's store`);
+      await synthesizeStage(c, shard);
+    },
+  };
+}
