@@ -73,7 +73,10 @@ describe("examples/slurm", () => {
       });
     }
     const shards = readdirSync(join(work, "slurm", "teacher", "shards")).sort();
-    expect(shards).toEqual(["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
+    expect(shards).toEqual(["layout.json", "shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
+    // The first task recorded the array: ids 1-3 are shards 0-2 of 3, for any task resubmitted later.
+    expect(JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", "layout.json"), "utf8"))).toMatchObject({ scheduler: "slurm", arrayJobId: "77", min: 1, step: 1, count: 3 });
+    shards.shift();
     // The tasks split the samples between them: each asked only for its own users.
     const perShard = shards.map((d) => (JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", d, "synthesis-stats.json"), "utf8")) as { samples: number }).samples);
     expect(perShard.every((n) => n > 0 && n < stats(single).samples)).toBe(true);
@@ -91,6 +94,34 @@ describe("examples/slurm", () => {
       expect(spawnSync("bash", ["-n", join(examples, "slurm", f)]).status, f).toBe(0);
     }
   });
+});
+
+describe("msr-rec synthesize outside the pipeline", () => {
+  it("shards under a Slurm array, merged, equal a single run byte for byte; a shard made with another tau is refused until redone", () => {
+    const data = join(work, "standalone-data");
+    run(process.execPath, [cli, "prepare", "--format", "synthetic", "--users", "60", "--items", "120", "--out", data]);
+    const args = (out: string, tau = "1") => [cli, "synthesize", "--data", data, "--teacher", "rules", "--tau", tau, "--split", "train", "--out", join(work, out)];
+    run(process.execPath, args("standalone-single"));
+    const array = (id: number) => ({ SLURM_ARRAY_JOB_ID: "88", SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_MAX: "2", SLURM_ARRAY_TASK_STEP: "1", SLURM_ARRAY_TASK_COUNT: "3" });
+    for (const id of [2, 0, 1]) run(process.execPath, [...args("standalone-sharded"), "--shard", "auto"], array(id));
+    const file = (out: string, f = "reasoning.jsonl") => readFileSync(join(work, out, f));
+    // In shard order the same lines make another file: what the merge used to write.
+    const inShardOrder = Buffer.concat([0, 1, 2].map((i) => file("standalone-sharded", `shard-${i}-of-3/reasoning.jsonl`)));
+    expect(inShardOrder.equals(file("standalone-single"))).toBe(false);
+    run(process.execPath, [...args("standalone-sharded"), "--merge"]);
+    expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
+
+    // Shard 1 redone with tau 2: the merge with tau 1 names it and the command that redoes it.
+    run(process.execPath, [...args("standalone-sharded", "2"), "--shard", "1/3"]);
+    const refused = spawnSync(process.execPath, [...args("standalone-sharded"), "--merge"], { cwd: work, encoding: "utf8" });
+    expect(refused.status).not.toBe(0);
+    const redo = /redo it: (msr-rec synthesize .*)$/m.exec(refused.stderr)?.[1];
+    expect(refused.stderr).toMatch(/synthesize shard 1\/3 was made from other inputs \(tau: 2 then, 1 now\)/);
+    expect(redo).toBe(`msr-rec synthesize --data ${data} --teacher rules --tau 1 --split train --out ${join(work, "standalone-sharded")} --shard 1/3`);
+    run(process.execPath, [cli, ...redo!.split(" ").slice(1)]);
+    run(process.execPath, [...args("standalone-sharded"), "--merge"]);
+    expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
+  }, 300_000);
 });
 
 describe("examples/kubernetes", () => {
