@@ -125,7 +125,7 @@ describe("msr-rec synthesize outside the pipeline", () => {
 });
 
 describe("examples/kubernetes", () => {
-  it("the Indexed Job's command at every completion index, then the merge Job's, equal the single run", () => {
+  it("the Indexed Job's command at each completion index, an index retried by shard-retry.yaml, then the merge Job's, equal the single run", () => {
     const job = manifest("synthesize-shards.yaml");
     expect(job.kind).toBe("Job");
     expect(job.spec.completionMode).toBe("Indexed");
@@ -140,11 +140,21 @@ describe("examples/kubernetes", () => {
       expect(cmd.slice(0, 2)).toEqual(["npx", "msr-rec"]);
       return [cli, ...cmd.slice(2).map((a) => (a === "/runs/run.json" ? config : a))];
     };
+    // Index 1 used up its retries; the others completed.
     for (let index = 0; index < count; index++) {
-      run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
+      if (index !== 1) run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
     }
     const merge = manifest("synthesize-merge.yaml").spec.template.spec.containers[0]!.command;
     const [mergeStep] = merge[2]!.split(" && ");
+    const refused = spawnSync(process.execPath, local(mergeStep!.split(" ")), { cwd: work, encoding: "utf8" });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`synthesize shard 1/${count} is missing; run it: msr-rec pipeline --config ${config} --only synthesize --shard 1/${count}`);
+    // shard-retry.yaml runs it as a plain Job: Kubernetes puts the container's STAGE and SHARD
+    // into its command's $(STAGE) and $(SHARD).
+    const retry = manifest("shard-retry.yaml").spec.template.spec.containers[0]!;
+    expect(retry.env?.filter((e) => e.value !== undefined).map((e) => e.name)).toEqual(["STAGE", "SHARD"]);
+    const vars: Record<string, string> = { STAGE: "synthesize", SHARD: `1/${count}` };
+    run(process.execPath, local(retry.command.map((a) => a.replace(/\$\((\w+)\)/g, (_, k: string) => vars[k]!))));
     run(process.execPath, local(mergeStep!.split(" ")));
     expect(reasoning(config)).toBe(reasoning(single));
     expect(stats(config).requested).toBe(0);
@@ -152,7 +162,7 @@ describe("examples/kubernetes", () => {
 
   it("every manifest parses as a batch/v1 Job mounting the shared run folder", () => {
     const files = readdirSync(join(examples, "kubernetes")).filter((f) => f.endsWith(".yaml"));
-    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
+    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "shard-retry.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
     for (const f of files) {
       const m = parseYaml(readFileSync(join(examples, "kubernetes", f), "utf8")) as JobManifest & { apiVersion: string };
       expect(m.apiVersion, f).toBe("batch/v1");
