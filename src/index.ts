@@ -9,6 +9,11 @@ export { OpenAIChatClient, OpenAITeacher, ChatRequestError, type EndpointConfig,
 export { RulesTeacher } from "./teacher/rules.js";
 export { AnswerStore, type StoredAnswer } from "./teacher/store.js";
 export { synthesize, mergeShards, parseShard, type ReasoningRecord, type SynthesisStats, type SynthesisJob } from "./teacher/synthesize.js";
+// Splitting work over scheduler tasks: shard folders checked by fingerprint, the CPUs a process may use.
+export { ShardFolders, type ShardMarker } from "./util/shard-folders.js";
+export { fingerprint, fileDigest, describeChange, type Fingerprint, type FingerprintInputs } from "./util/fingerprint.js";
+export { parseShardSpec, resolveSchedulerShard, type Shard, type ShardSpec, type ArrayLayout } from "./util/scheduler-shard.js";
+export { allowedCpus, cpuLimits, describeCpus, type CpuLimits } from "./util/cpus.js";
 export { prunePath, parseChain } from "./teacher/prune.js";
 export type { Teacher, TeacherAnswer, TeacherRequest } from "./teacher/types.js";
 // Metrics.

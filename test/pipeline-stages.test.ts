@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { hashInputs, markerPath, readMarker, runStage, stableStringify } from "../src/pipeline/stages.js";
 import { parseRunConfig, presetConfig, trainVariants, PRESETS } from "../src/pipeline/config.js";
 import { inferVariants } from "../src/pipeline/variants.js";
-import { mergeInferShards, readInferRecords, writeInferRecords, type InferRecord } from "../src/infer/records.js";
+import { inferShardFile, mergeInferShards, readInferRecords, writeInferRecords, type InferRecord } from "../src/infer/records.js";
 import { candidateGrammar, parseOutput } from "../src/infer/parse.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "msr-stages-"));
@@ -173,13 +173,13 @@ describe("inference shards", () => {
   it("merges all N shards in dataset order and refuses incomplete or overlapping sets", () => {
     const dir = tmp();
     try {
-      const shards = join(dir, "shards");
-      writeInferRecords(join(shards, "msr.0-of-2.jsonl"), [rec("u3"), rec("u1")]);
-      expect(() => mergeInferShards(shards, "msr", join(dir, "msr.jsonl"))).toThrow(/shard 1\/2 .* is missing/);
-      writeInferRecords(join(shards, "msr.1-of-2.jsonl"), [rec("u2")]);
+      const shards = [0, 1].map((i) => join(dir, "shards", `shard-${i}-of-2`));
+      writeInferRecords(inferShardFile(shards[0]!, "msr"), [rec("u3"), rec("u1")]);
+      expect(() => mergeInferShards(shards, "msr", join(dir, "msr.jsonl"))).toThrow(/shard 1\/2 has no "msr" records .* is missing/);
+      writeInferRecords(inferShardFile(shards[1]!, "msr"), [rec("u2")]);
       expect(mergeInferShards(shards, "msr", join(dir, "msr.jsonl"), ["u1", "u2", "u3"])).toBe(3);
       expect(readInferRecords(join(dir, "msr.jsonl")).map((r) => r.user)).toEqual(["u1", "u2", "u3"]);
-      writeInferRecords(join(shards, "msr.1-of-2.jsonl"), [rec("u2"), rec("u1")]);
+      writeInferRecords(inferShardFile(shards[1]!, "msr"), [rec("u2"), rec("u1")]);
       expect(() => mergeInferShards(shards, "msr", join(dir, "msr.jsonl"))).toThrow(/appears in two shards/);
       expect(readFileSync(join(dir, "msr.jsonl"), "utf8").split("\n").filter(Boolean)).toHaveLength(3);
     } finally {

@@ -212,6 +212,24 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     expect((await runPipeline(c, { quiet: true })).ran).toEqual(["eval", "report"]);
   });
 
+  it("a merge refuses an infer shard made with another temperature, naming it and its command; redone, it merges as before", async () => {
+    // The shards of the test above are there and match the config; shard 1 is redone hotter.
+    const L = runLayout(dir);
+    const variants = ["msr", "msr-full", "wo-reason", "base-zero-shot"];
+    const merged = variants.map((v) => readFileSync(L.inferOutputs(v), "utf8"));
+    const hotter: RunConfig = { ...c, infer: { ...c.infer, temperature: c.infer.temperature + 0.5 } };
+    await runPipeline(hotter, { only: "infer", shard: { index: 1, count: 2 }, quiet: true });
+    const merge = () => runPipeline(c, { only: "infer", mergeShards: true, force: true, quiet: true });
+    await expect(merge()).rejects.toThrow(
+      new RegExp(`infer shard 1/2 was made from other inputs \\(infer\\.temperature: ${hotter.infer.temperature} then, ${c.infer.temperature} now\\); redo it: msr-rec pipeline --config ${L.config} --only infer --shard 1/2\n`),
+    );
+    expect(readFileSync(L.inferOutputs("msr"), "utf8")).toBe(merged[0]); // nothing half-merged
+    await runPipeline(c, { only: "infer", shard: { index: 1, count: 2 }, quiet: true });
+    expect((await merge()).ran).toEqual(["infer"]);
+    variants.forEach((v, i) => expect(readFileSync(L.inferOutputs(v), "utf8"), v).toBe(merged[i]));
+    await runPipeline(c, { quiet: true });
+  });
+
   it("a run killed inside base or train continues from its checkpoints to the same model, adapters and log", async () => {
     // Two pretraining and two training epochs with a checkpoint after every step; the prepared
     // dataset is shared (its inputs are unchanged). A kill is a throw from the progress log at the

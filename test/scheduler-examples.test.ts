@@ -73,7 +73,10 @@ describe("examples/slurm", () => {
       });
     }
     const shards = readdirSync(join(work, "slurm", "teacher", "shards")).sort();
-    expect(shards).toEqual(["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
+    expect(shards).toEqual(["layout.json", "shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
+    // The first task recorded the array: ids 1-3 are shards 0-2 of 3, for any task resubmitted later.
+    expect(JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", "layout.json"), "utf8"))).toMatchObject({ scheduler: "slurm", arrayJobId: "77", min: 1, step: 1, count: 3 });
+    shards.shift();
     // The tasks split the samples between them: each asked only for its own users.
     const perShard = shards.map((d) => (JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", d, "synthesis-stats.json"), "utf8")) as { samples: number }).samples);
     expect(perShard.every((n) => n > 0 && n < stats(single).samples)).toBe(true);
@@ -93,8 +96,36 @@ describe("examples/slurm", () => {
   });
 });
 
+describe("msr-rec synthesize outside the pipeline", () => {
+  it("shards under a Slurm array, merged, equal a single run byte for byte; a shard made with another tau is refused until redone", () => {
+    const data = join(work, "standalone-data");
+    run(process.execPath, [cli, "prepare", "--format", "synthetic", "--users", "60", "--items", "120", "--out", data]);
+    const args = (out: string, tau = "1") => [cli, "synthesize", "--data", data, "--teacher", "rules", "--tau", tau, "--split", "train", "--out", join(work, out)];
+    run(process.execPath, args("standalone-single"));
+    const array = (id: number) => ({ SLURM_ARRAY_JOB_ID: "88", SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_MAX: "2", SLURM_ARRAY_TASK_STEP: "1", SLURM_ARRAY_TASK_COUNT: "3" });
+    for (const id of [2, 0, 1]) run(process.execPath, [...args("standalone-sharded"), "--shard", "auto"], array(id));
+    const file = (out: string, f = "reasoning.jsonl") => readFileSync(join(work, out, f));
+    // In shard order the same lines make another file: what the merge used to write.
+    const inShardOrder = Buffer.concat([0, 1, 2].map((i) => file("standalone-sharded", `shard-${i}-of-3/reasoning.jsonl`)));
+    expect(inShardOrder.equals(file("standalone-single"))).toBe(false);
+    run(process.execPath, [...args("standalone-sharded"), "--merge"]);
+    expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
+
+    // Shard 1 redone with tau 2: the merge with tau 1 names it and the command that redoes it.
+    run(process.execPath, [...args("standalone-sharded", "2"), "--shard", "1/3"]);
+    const refused = spawnSync(process.execPath, [...args("standalone-sharded"), "--merge"], { cwd: work, encoding: "utf8" });
+    expect(refused.status).not.toBe(0);
+    const redo = /redo it: (msr-rec synthesize .*)$/m.exec(refused.stderr)?.[1];
+    expect(refused.stderr).toMatch(/synthesize shard 1\/3 was made from other inputs \(tau: 2 then, 1 now\)/);
+    expect(redo).toBe(`msr-rec synthesize --data ${data} --teacher rules --tau 1 --split train --out ${join(work, "standalone-sharded")} --shard 1/3`);
+    run(process.execPath, [cli, ...redo!.split(" ").slice(1)]);
+    run(process.execPath, [...args("standalone-sharded"), "--merge"]);
+    expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
+  }, 300_000);
+});
+
 describe("examples/kubernetes", () => {
-  it("the Indexed Job's command at every completion index, then the merge Job's, equal the single run", () => {
+  it("the Indexed Job's command at each completion index, an index retried by shard-retry.yaml, then the merge Job's, equal the single run", () => {
     const job = manifest("synthesize-shards.yaml");
     expect(job.kind).toBe("Job");
     expect(job.spec.completionMode).toBe("Indexed");
@@ -109,11 +140,21 @@ describe("examples/kubernetes", () => {
       expect(cmd.slice(0, 2)).toEqual(["npx", "msr-rec"]);
       return [cli, ...cmd.slice(2).map((a) => (a === "/runs/run.json" ? config : a))];
     };
+    // Index 1 used up its retries; the others completed.
     for (let index = 0; index < count; index++) {
-      run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
+      if (index !== 1) run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
     }
     const merge = manifest("synthesize-merge.yaml").spec.template.spec.containers[0]!.command;
     const [mergeStep] = merge[2]!.split(" && ");
+    const refused = spawnSync(process.execPath, local(mergeStep!.split(" ")), { cwd: work, encoding: "utf8" });
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`synthesize shard 1/${count} is missing; run it: msr-rec pipeline --config ${config} --only synthesize --shard 1/${count}`);
+    // shard-retry.yaml runs it as a plain Job: Kubernetes puts the container's STAGE and SHARD
+    // into its command's $(STAGE) and $(SHARD).
+    const retry = manifest("shard-retry.yaml").spec.template.spec.containers[0]!;
+    expect(retry.env?.filter((e) => e.value !== undefined).map((e) => e.name)).toEqual(["STAGE", "SHARD"]);
+    const vars: Record<string, string> = { STAGE: "synthesize", SHARD: `1/${count}` };
+    run(process.execPath, local(retry.command.map((a) => a.replace(/\$\((\w+)\)/g, (_, k: string) => vars[k]!))));
     run(process.execPath, local(mergeStep!.split(" ")));
     expect(reasoning(config)).toBe(reasoning(single));
     expect(stats(config).requested).toBe(0);
@@ -121,7 +162,7 @@ describe("examples/kubernetes", () => {
 
   it("every manifest parses as a batch/v1 Job mounting the shared run folder", () => {
     const files = readdirSync(join(examples, "kubernetes")).filter((f) => f.endsWith(".yaml"));
-    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
+    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "shard-retry.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
     for (const f of files) {
       const m = parseYaml(readFileSync(join(examples, "kubernetes", f), "utf8")) as JobManifest & { apiVersion: string };
       expect(m.apiVersion, f).toBe("batch/v1");

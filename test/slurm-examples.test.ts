@@ -1,9 +1,11 @@
 // examples/slurm on a real one-node Slurm (scripts/slurm-local.sh): submit.sh runs a whole tiny
 // run with synthesize and infer split over 3-task arrays, and every output equals a single
 // unsharded run's byte for byte. Then an array task fails: the merge waits on its dependency,
-// and the ways a user would recover are tried as they would type them.
+// and the ways a user would recover (examples/slurm/README.md) are tried as they would type them.
+// A shard made before a config change is refused by the merge until it is redone, and a job's
+// engine threads follow its --cpus-per-task.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,10 +19,10 @@ const work = mkdtempSync(join(tmpdir(), "msr-rec-slurm-e2e-"));
 let slurm: SlurmCluster | null = null;
 
 /** A run config (one thread, so a sharded run and the reference compute the same floats). */
-function runConfig(name: string): string {
+function runConfig(name: string, extra: Record<string, unknown> = {}): string {
   const file = join(work, `${name}.json`);
-  const model = { path: tinyModelPath(), pretrainEpochs: 0 }; // the rule teacher is free and deterministic
-  writeFileSync(file, JSON.stringify({ preset: "tiny", runDir: join(work, name), threads: 1, model, dataset: { users: 24 } }));
+  const model = { path: tinyModelPath(), pretrainEpochs: 0, threads: 1 }; // the rule teacher is free and deterministic
+  writeFileSync(file, JSON.stringify({ preset: "tiny", runDir: join(work, name), model, dataset: { users: 24 }, ...extra }));
   return file;
 }
 
@@ -153,12 +155,9 @@ describe("a failed array task on a one-node Slurm", () => {
     expect(reasoning("renumbered")).toBe(reasoning("single"));
   }, 600_000);
 
-  // Fails today: a task resubmitted alone (`sbatch --array=1 ... auto/3`) is the only task of a
-  // new array whose MIN is 1, and `--shard auto` numbers shards from the array's MIN
-  // (src/util/scheduler-shard.ts), so it runs shard 0/3 again and shard 1 stays missing. Passes
-  // once --shard auto/N (an explicit count) takes the index from SLURM_ARRAY_TASK_ID itself, or
-  // once the run records which array task ran which shard.
-  it.fails("recovers by resubmitting index 1 as a one-task array with the shard count given", async (ctx) => {
+  // The array ran `--shard auto/3` (submit.sh gives the count) and its first task recorded the
+  // array's layout: the only task of a new array, id 1, is shard 1/3 again.
+  it("recovers by resubmitting index 1 as a one-task array with the shard count given", async (ctx) => {
     if (!slurm) return ctx.skip("no Slurm cluster on this machine (see the printed reason)");
     const run = flakyRun("reindexed");
     await failed(run);
@@ -167,10 +166,74 @@ describe("a failed array task on a one-node Slurm", () => {
     const retry = slurm.sbatch(["--array=1", "--job-name=msr-rec-synthesize-retry", "--cpus-per-task=1", "--mem=1G", `--output=${log}`, join(slurmDir, "shards.sbatch"), "synthesize", "auto/3"], run.env, work);
     await slurm.waitJobs([retry], 180_000);
     console.log(`the task resubmitted as --array=1 ran: ${readFileSync(log, "utf8").split("\n")[0]}`);
-    expect(readFileSync(log, "utf8")).toContain("[synthesize] shard 1/3");
+    expect(readFileSync(log, "utf8")).toContain(`[synthesize] shard 1/3 (task 1 of array ${run.array} (--array=0-2), as recorded by its first task)`);
     slurm.scontrol("update", `JobId=${run.merge}`, `Dependency=afterok:${run.array}_0:${run.array}_2:${retry}_1`);
     const jobs = await slurm.waitJobs([run.merge], 180_000);
     expect(jobs.map((j) => j.state)).toEqual(["COMPLETED"]);
     expect(reasoning("reindexed")).toBe(reasoning("single"));
   }, 600_000);
+});
+
+describe("a shard made before a config change, on a one-node Slurm", () => {
+  it("the merge refuses it, naming it and its command; redone as a one-task array, a new merge equals a single run", async (ctx) => {
+    if (!slurm) return ctx.skip("no Slurm cluster on this machine (see the printed reason)");
+    const ids = submit(runConfig("stale"), { STOP_AFTER: "synthesize" });
+    await slurm.waitJobs([...ids.values()], 240_000);
+    // τ goes from 1 to 2; tasks 0 and 2 are redone as an array listed unevenly (the recorded
+    // layout places them); task 1 is not.
+    const config = runConfig("stale", { teacher: { tau: 2 } });
+    const env = { RUN_CONFIG: config, MSR_REC: `${process.execPath} ${cli}` };
+    const sbatch = (name: string, args: string[]) => slurm!.sbatch([`--job-name=${name}`, "--cpus-per-task=1", "--mem=1G", `--output=${join(work, "logs", "%x-%j.log")}`, ...args], env, work);
+    const redone = sbatch("stale-redo", ["--array=0,2", join(slurmDir, "shards.sbatch"), "synthesize", "auto/3"]);
+    const refused = sbatch("stale-merge", [`--dependency=afterok:${redone}`, join(slurmDir, "merge.sbatch"), "synthesize"]);
+    // The next stage, as submit.sh chains it: it waits behind the merge.
+    const next = sbatch("stale-sft", [`--dependency=afterok:${refused}`, "--kill-on-invalid-dep=no", join(slurmDir, "single.sbatch"), "sft"]);
+    const first = await slurm.waitJobs([redone, refused], 180_000);
+    console.log(`after changing teacher.tau and redoing shards 0 and 2:\n${jobTable(first)}`);
+    expect(first.map((j) => `${j.id} ${j.state}`)).toEqual([`${redone}_0 COMPLETED`, `${redone}_2 COMPLETED`, `${refused} FAILED`]);
+    const log = readFileSync(join(work, "logs", `stale-merge-${refused}.log`), "utf8");
+    expect(log).toContain(`synthesize shard 1/3 was made from other inputs (teacher.tau: 1 then, 2 now); redo it: msr-rec pipeline --config ${config} --only synthesize --shard 1/3`);
+    expect(log).not.toMatch(/shard [02]\/3/);
+
+    const last = sbatch("stale-redo", ["--array=1", join(slurmDir, "shards.sbatch"), "synthesize", "auto/3"]);
+    const merge = sbatch("stale-merge", [`--dependency=afterok:${last}`, join(slurmDir, "merge.sbatch"), "synthesize"]);
+    slurm.scontrol("update", `JobId=${next}`, `Dependency=afterok:${merge}`);
+    const second = await slurm.waitJobs([last, merge, next], 180_000);
+    console.log(`after redoing shard 1, merging again and hanging the next stage on the new merge:\n${jobTable(second)}`);
+    expect(second.map((j) => `${j.name} ${j.state}`)).toEqual(["stale-redo COMPLETED", "stale-merge COMPLETED", "stale-sft COMPLETED"]);
+    // The reference: the single run's prepared folder, synthesized with τ = 2 in one process.
+    cpSync(join(work, "single"), join(work, "single-tau2"), { recursive: true });
+    const reference = runConfig("single-tau2", { teacher: { tau: 2 } });
+    const r = spawnSync(process.execPath, [cli, "pipeline", "--config", reference, "--only", "synthesize"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(reasoning("stale")).toBe(reasoning("single-tau2"));
+    expect(reasoning("stale")).not.toBe(reasoning("single"));
+  }, 600_000);
+});
+
+describe("threads inside a Slurm job", () => {
+  it("the engine's default thread count follows --cpus-per-task, not the node's CPUs", async (ctx) => {
+    if (!slurm) return ctx.skip("no Slurm cluster on this machine (see the printed reason)");
+    const nodeCpus = Number(slurm.run("sinfo", ["-h", "-o", "%c"]).trim());
+    const probe = join(work, "threads.mjs");
+    const dist = join(packageRoot, "dist", "src");
+    writeFileSync(probe, [
+      `import { loadModel } from ${JSON.stringify(join(dist, "engine", "index.js"))};`,
+      `import { describeCpus } from ${JSON.stringify(join(dist, "util", "cpus.js"))};`,
+      `const m = await loadModel(${JSON.stringify(tinyModelPath())});`,
+      "console.log(JSON.stringify({ threads: m.info.threads, cpus: describeCpus() }));",
+      "m.dispose();",
+    ].join("\n"));
+    const asked = [...new Set([1, Math.min(2, nodeCpus)])];
+    const ids = asked.map((n) => slurm!.sbatch([`--cpus-per-task=${n}`, "--mem=1G", `--output=${join(work, "logs", `threads-${n}.log`)}`, `--wrap=${process.execPath} ${probe}`]));
+    const jobs = await slurm.waitJobs(ids, 120_000);
+    console.log(`${nodeCpus}-CPU node:\n${jobTable(jobs)}`);
+    for (const n of asked) {
+      const out = JSON.parse(readFileSync(join(work, "logs", `threads-${n}.log`), "utf8").trim()) as { threads: number; cpus: string };
+      console.log(`--cpus-per-task=${n}: ${out.threads} engine threads; ${out.cpus}`);
+      expect(out.threads).toBe(n);
+      // task/none binds nothing: the affinity is the whole node, the allocation comes from Slurm.
+      expect(out.cpus).toBe(`${n} CPU${n === 1 ? "" : "s"} (affinity ${nodeCpus}, Slurm job ${n})`);
+    }
+  }, 180_000);
 });

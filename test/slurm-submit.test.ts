@@ -32,17 +32,20 @@ function dryRun(env: Record<string, string> = {}, submit = join(slurmDir, "submi
   return { stdout: r.stdout, jobs: lines.map((l) => l.split(" ").slice(1)) };
 }
 const script = (args: string[]) => args.find((a) => a.endsWith(".sbatch"))!.split("/").pop()!;
+/** The job script and its arguments, e.g. "shards.sbatch synthesize auto/4". */
+const command = (args: string[]) => args.slice(args.findIndex((a) => a.endsWith(".sbatch"))).join(" ").replace(/^\S*\//, "");
 const withPrefix = (args: string[], p: string) => args.filter((a) => a.startsWith(p));
 
 describe("examples/slurm/submit.sh", () => {
   it("chains base, the synthesize array, its merge, train, the infer array, its merge and report", () => {
     const { jobs } = dryRun({ SHARDS: "4" });
-    expect(jobs.map((a) => `${a.find((x) => x.startsWith("--job-name="))!.slice(11)} ${script(a)} ${a.at(-1)}`)).toEqual([
+    // The arrays give the shard count: a task resubmitted alone is still shard i of SHARDS.
+    expect(jobs.map((a) => `${a.find((x) => x.startsWith("--job-name="))!.slice(11)} ${command(a)}`)).toEqual([
       "msr-rec-base single.sbatch base",
-      "msr-rec-synthesize shards.sbatch synthesize",
+      "msr-rec-synthesize shards.sbatch synthesize auto/4",
       "msr-rec-synthesize-merge merge.sbatch synthesize",
       "msr-rec-train single.sbatch train",
-      "msr-rec-infer shards.sbatch infer",
+      "msr-rec-infer shards.sbatch infer auto/4",
       "msr-rec-infer-merge merge.sbatch infer",
       "msr-rec-report single.sbatch report",
     ]);
@@ -74,9 +77,9 @@ describe("examples/slurm/submit.sh", () => {
   });
 
   it("stops after the stage STOP_AFTER names", () => {
-    const names = (stop: string) => dryRun({ STOP_AFTER: stop }).jobs.map((a) => `${script(a)} ${a.at(-1)}`);
+    const names = (stop: string) => dryRun({ STOP_AFTER: stop }).jobs.map(command);
     expect(names("prepare")).toEqual(["single.sbatch prepare"]);
-    expect(names("synthesize")).toEqual(["single.sbatch base", "shards.sbatch synthesize", "merge.sbatch synthesize"]);
+    expect(names("synthesize")).toEqual(["single.sbatch base", "shards.sbatch synthesize auto/8", "merge.sbatch synthesize"]);
     expect(names("sft").at(-1)).toBe("single.sbatch sft");
     expect(names("infer").at(-1)).toBe("merge.sbatch infer");
     expect(names("eval").at(-1)).toBe("single.sbatch eval");

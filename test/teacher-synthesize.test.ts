@@ -8,7 +8,9 @@ import type { Item, UserSplit } from "../src/data/types.js";
 import type { PromptSample } from "../src/prompts/dataset.js";
 import { sampleFor } from "../src/prompts/dataset.js";
 import { AnswerStore } from "../src/teacher/store.js";
-import { inShard, mergeShards, parseShard, shardDirName, synthesize, writeSynthesisOutput, type SynthesisJob } from "../src/teacher/synthesize.js";
+import { inShard, mergeShards, parseShard, synthesize, writeSynthesisOutput, type SynthesisJob } from "../src/teacher/synthesize.js";
+import { ShardFolders } from "../src/util/shard-folders.js";
+import { fingerprint } from "../src/util/fingerprint.js";
 import { RulesTeacher, itemFeatures } from "../src/teacher/rules.js";
 import { prunePath } from "../src/teacher/prune.js";
 import type { Teacher, TeacherAnswer, TeacherRequest } from "../src/teacher/types.js";
@@ -101,28 +103,38 @@ describe("synthesize", () => {
     await expect(synthesize([job("a")], { teacher: new ScriptedTeacher({}), store, tau: 4, maxAttempts: 3 })).rejects.toThrow(/maxAttempts \(3\) must be an integer >= tau/);
   });
 
-  it("shards partition users deterministically and merge back together", async () => {
+  it("shards partition users deterministically and merge back into the single run's lines, byte for byte", async () => {
     const users = Array.from({ length: 40 }, (_, i) => `user${i}`);
     const shards = [0, 1, 2].map((i) => parseShard(`${i}/3`));
     for (const u of users) expect(shards.filter((s) => inShard(u, s)).length).toBe(1);
     expect(() => parseShard("3/3")).toThrow(/0 <= i < N/);
+    // Some users get two valid paths (tau 2), some none: the lines per sample vary.
+    const script = Object.fromEntries(users.map((u, i) => [u, i % 3 === 0 ? [chain("Fargo")] : [chain("Heat"), chain("Heat")]]));
+    const jobs = users.map((u) => job(u));
+    const single = tmpStore();
+    const one = await synthesize(jobs, { teacher: new ScriptedTeacher(script), store: single.store, tau: 2, maxRetries: 0 });
+    writeSynthesisOutput(single.dir, one.records, one.stats);
+
     const out = mkdtempSync(join(tmpdir(), "msr-shards-"));
-    const script = Object.fromEntries(users.map((u) => [u, [chain("Heat")]]));
-    for (const s of shards.slice(0, 2)) {
-      const dir = join(out, shardDirName(s));
-      const store = AnswerStore.open(join(dir, "answers.jsonl"));
-      const r = await synthesize(users.filter((u) => inShard(u, s)).map((u) => job(u)), { teacher: new ScriptedTeacher(script), store, tau: 1 });
+    const folders = new ShardFolders(out, "synthesize", (s) => `redo ${s.index}/${s.count}`);
+    const current = fingerprint({ tau: 2 }, {});
+    const runShard = async (s: { index: number; count: number }) => {
+      const dir = folders.begin(s, current);
+      const r = await synthesize(jobs.filter((j) => inShard(j.sample.user, s)), { teacher: new ScriptedTeacher(script), store: AnswerStore.open(join(dir, "answers.jsonl")), tau: 2, maxRetries: 0 });
       writeSynthesisOutput(dir, r.records, r.stats);
-    }
-    expect(() => mergeShards(out)).toThrow(/shard 2\/3 is not finished/);
-    const last = join(out, shardDirName(shards[2]!));
-    const r = await synthesize(users.filter((u) => inShard(u, shards[2]!)).map((u) => job(u)), { teacher: new ScriptedTeacher(script), store: AnswerStore.open(join(last, "answers.jsonl")), tau: 1 });
-    writeSynthesisOutput(last, r.records, r.stats);
-    const merged = mergeShards(out);
-    expect(merged.records).toBe(40);
+      folders.finish(s, current);
+    };
+    // Shard 1 first: the merge must not take the order in which shards finished.
+    for (const s of [shards[1]!, shards[0]!]) await runShard(s);
+    expect(() => mergeShards(folders, jobs, current, out)).toThrow(/synthesize shard 2\/3 is missing; run it: redo 2\/3/);
+    await runShard(shards[2]!);
+    const merged = mergeShards(folders, jobs, current, out);
+    expect(merged.records).toBe(one.records.length);
     expect(merged.stats.samples).toBe(40);
-    const lines = readFileSync(join(out, "reasoning.jsonl"), "utf8").trim().split("\n");
-    expect(new Set(lines.map((l) => (JSON.parse(l) as { user: string }).user)).size).toBe(40);
+    // Shard order would put the users of shard 0 first; the merge writes the single run's order.
+    expect(readFileSync(join(out, "reasoning.jsonl"))).toEqual(readFileSync(join(single.dir, "reasoning.jsonl")));
+    const stats = JSON.parse(readFileSync(join(out, "synthesis-stats.json"), "utf8")) as Record<string, unknown>;
+    expect({ ...stats, requested: 0, reused: 0 }).toEqual({ ...one.stats, requested: 0, reused: 0 });
   });
 });
 

@@ -5,8 +5,8 @@
 #
 # What it does, and why, on Slurm 22.05:
 # - `scontrol requeue ARRAY_TASK` for each failed task: the task runs again as the same index of
-#   the same array, so `--shard auto` picks the same shard. (A new `sbatch --array=I` does not:
-#   it is an array of one task, and its only task is shard 0 of 1.)
+#   the same array, so `--shard auto` picks the same shard. (A new `sbatch --array=I ... auto/N`
+#   does too, as a new job: see README.md.)
 # - `scontrol update JobId=ARRAY_TASK StartTime=now`: a requeued job otherwise waits out Slurm's
 #   requeue delay (about two minutes) first.
 # - `scontrol update JobId=MERGE_JOB Dependency=afterok:ARRAY_0:ARRAY_1:...`: the merge's
@@ -14,8 +14,9 @@
 #   completes, because the array keeps its worst exit code; a dependency on the tasks one by one
 #   is evaluated afresh.
 # slurmctld forgets finished jobs MinJobAge seconds after they end (300 by default): later,
-# resubmit the missing shard by its number (`sbatch shards.sbatch STAGE I/N`, which runs shard I
-# of N as a plain job) and point the merge at it with `scontrol update ... Dependency=`.
+# resubmit the missing shard (`sbatch --array=I shards.sbatch STAGE auto/N`, or
+# `sbatch shards.sbatch STAGE I/N` as a plain job) and point the merge at it with
+# `scontrol update ... Dependency=` (README.md has the commands).
 set -euo pipefail
 array=${1:?usage: retry-shards.sh ARRAY_JOB MERGE_JOB}
 merge=${2:?usage: retry-shards.sh ARRAY_JOB MERGE_JOB}

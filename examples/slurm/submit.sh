@@ -19,8 +19,10 @@
 #                 above the run's folder or this one, else this repository's dist]
 #   DRY_RUN=1     print the sbatch commands instead of submitting them
 #
-# A failed array task leaves the merge pending (DependencyNeverSatisfied); fix the cause and run
-# examples/slurm/retry-shards.sh ARRAY_JOB MERGE_JOB (it says what it does and why).
+# The arrays run `--shard auto/SHARDS`: array task i is shard i of SHARDS, also when it is
+# resubmitted alone. A failed array task leaves the merge pending (DependencyNeverSatisfied); fix
+# the cause and run examples/slurm/retry-shards.sh ARRAY_JOB MERGE_JOB, or see README.md in this
+# folder for the other ways to recover.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 fail() { echo "submit.sh: $*" >&2; exit 2; }
@@ -102,14 +104,14 @@ submit() {
 
 submit "$(upto prepare base)" "" "${stage_resources[@]}" "$here/single.sbatch" "$(upto prepare base)"
 if runs synthesize; then
-  submit synthesize "$job" "${stage_resources[@]}" --array=0-$((shards - 1)) "$here/shards.sbatch" synthesize
+  submit synthesize "$job" "${stage_resources[@]}" --array=0-$((shards - 1)) "$here/shards.sbatch" synthesize "auto/$shards"
   submit synthesize-merge "$job" "${merge_resources[@]}" "$here/merge.sbatch" synthesize
 fi
 if runs sft; then
   submit "$(upto sft train)" "$job" "${stage_resources[@]}" "$here/single.sbatch" "$(upto sft train)"
 fi
 if runs infer; then
-  submit infer "$job" "${stage_resources[@]}" --array=0-$((shards - 1)) "$here/shards.sbatch" infer
+  submit infer "$job" "${stage_resources[@]}" --array=0-$((shards - 1)) "$here/shards.sbatch" infer "auto/$shards"
   submit infer-merge "$job" "${merge_resources[@]}" "$here/merge.sbatch" infer
 fi
 if runs eval; then

@@ -14,3 +14,21 @@ export function numberArg(text: string | undefined): number | undefined {
 export function flagNames(flags: Readonly<Record<string, string>> = {}): OptionNames {
   return (key) => flags[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
+
+const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * The command that runs shard `i/N` of what this process merges: this very command line with
+ * `--merge` (and any --shard) replaced by `--shard i/N`, for the messages that name a shard to redo.
+ */
+export function shardCommandLine(argv: readonly string[] = process.argv): (shard: { index: number; count: number }) => string {
+  const args: string[] = [];
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--merge") continue;
+    if (a === "--shard") { i++; continue; }
+    if (a.startsWith("--shard=")) continue;
+    args.push(a);
+  }
+  return (s) => ["msr-rec", ...args, "--shard", `${s.index}/${s.count}`].map(shellWord).join(" ");
+}

@@ -17,6 +17,11 @@ export const ITEMS_FILE = "items.jsonl";
 export const USERS_FILE = "users.jsonl";
 export const STATS_FILE = "stats.json";
 
+/** The files of a dataset folder, by their names (what a piece of work read, for its fingerprint). */
+export function datasetFiles(dir: string): Record<string, string> {
+  return Object.fromEntries([ITEMS_FILE, USERS_FILE, STATS_FILE].map((f) => [`dataset/${f}`, join(dir, f)]));
+}
+
 /** stats.json: Table-1 numbers plus where the data came from and how it was filtered. */
 export interface DatasetFileStats extends DatasetStats {
   source: string;

@@ -3,10 +3,11 @@ import { native, type NativeGenerateOptions, type NativeModel, type NativeModelI
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
+import { allowedCpus } from "../util/cpus.js";
 import { createTrainer as newTrainer, openTrainer as openNewTrainer, type Trainer, type TrainerOptions } from "./trainer.js";
 
 export interface LoadModelOptions {
-  /** CPU threads for decoding (default: all hardware threads). */
+  /** CPU threads for decoding (default: the CPUs this process may use, see src/util/cpus.ts). */
   threads?: number;
   /** Layers to offload to the GPU in a CUDA build (default 0). */
   gpuLayers?: number;
@@ -49,7 +50,7 @@ export class Model {
   /** @internal */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
     if (typeof path !== "string" || path.length === 0) throw new TypeError("loadModel(path): path must be a non-empty string");
-    return new Model(await native().loadModel(path, options));
+    return new Model(await native().loadModel(path, { ...options, threads: options.threads ?? Math.min(allowedCpus(), 512 /* native kMaxThreads */) }));
   }
 
   tokenize(text: string, options: { addBos?: boolean; special?: boolean } = {}): Int32Array {

@@ -4,12 +4,13 @@
 // are the _M mixes, the kinds people download: Q4_K = Q4_K_M).
 import { renameSync, rmSync } from "node:fs";
 import { native } from "../engine/bindings.js";
+import { allowedCpus } from "../util/cpus.js";
 import { WEIGHT_TYPES, initModel, isFloatWeightType, type InitModelOptions, type InitModelResult, type WeightType } from "./init-model.js";
 
 export interface CreateModelOptions extends Omit<InitModelOptions, "weightType"> {
   /** Default F32. */
   weightType?: WeightType;
-  /** Quantizer threads (default: all cores). */
+  /** Quantizer threads (default: the CPUs this process may use, see src/util/cpus.ts). */
   threads?: number;
 }
 
@@ -23,7 +24,7 @@ export async function createModel(opts: CreateModelOptions): Promise<InitModelRe
   const tmp = `${opts.out}.tmp-${tag}`;
   try {
     const r = initModel({ ...opts, weightType: "F16", out: f16 });
-    await native().quantizeModel(f16, tmp, type, opts.threads ? { threads: opts.threads } : {});
+    await native().quantizeModel(f16, tmp, type, { threads: opts.threads ?? allowedCpus() });
     renameSync(tmp, opts.out);
     return { ...r, path: opts.out };
   } finally {

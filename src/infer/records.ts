@@ -1,7 +1,7 @@
 // The per-variant inference output file (infer/<variant>.jsonl), one line per test user, and the
-// shard helpers: `--shard i/N` writes infer/shards/<variant>.i-of-N.jsonl, `mergeInferShards`
-// concatenates all N into infer/<variant>.jsonl once every shard is there.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+// shard helpers: `--shard i/N` writes <variant>.jsonl into the shard's folder
+// (infer/shards/shard-i-of-N/), `mergeInferShards` joins all N into infer/<variant>.jsonl.
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { FusionDecision } from "./fusion.js";
@@ -43,20 +43,22 @@ export function writeInferRecords(path: string, records: readonly InferRecord[])
   writeFileAtomic(path, records.map((r) => JSON.stringify(r)).join("\n") + (records.length ? "\n" : ""));
 }
 
-/** Merges infer/shards/<variant>.i-of-N.jsonl (all N present) into `outFile`, in user order of `order`. */
-export function mergeInferShards(shardDir: string, variant: string, outFile: string, order?: readonly string[]): number {
-  const re = new RegExp(`^${variant.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(\\d+)-of-(\\d+)\\.jsonl$`);
-  const files = existsSync(shardDir) ? readdirSync(shardDir).filter((f) => re.test(f)) : [];
-  if (files.length === 0) throw new Error(`no shards of "${variant}" in ${shardDir}; run \`msr-rec infer --shard i/N\` first`);
-  const counts = new Set(files.map((f) => Number(re.exec(f)![2])));
-  if (counts.size !== 1) throw new Error(`${shardDir} mixes shard counts for "${variant}" (${[...counts].join(", ")}); remove the stale ones`);
-  const n = [...counts][0]!;
+/** A variant's file in a shard's folder. */
+export function inferShardFile(shardDir: string, variant: string): string {
+  return join(shardDir, `${variant}.jsonl`);
+}
+
+/**
+ * Merges a variant's file of every shard folder in `shardDirs` (all N, in shard order) into
+ * `outFile`, in the user order of `order`.
+ */
+export function mergeInferShards(shardDirs: readonly string[], variant: string, outFile: string, order?: readonly string[]): number {
   const records: InferRecord[] = [];
-  for (let i = 0; i < n; i++) {
-    const f = join(shardDir, `${variant}.${i}-of-${n}.jsonl`);
-    if (!existsSync(f)) throw new Error(`shard ${i}/${n} of "${variant}" is missing (${f}); run \`msr-rec infer --shard ${i}/${n}\` before merging`);
+  shardDirs.forEach((dir, i) => {
+    const f = inferShardFile(dir, variant);
+    if (!existsSync(f)) throw new Error(`shard ${i}/${shardDirs.length} has no "${variant}" records (${f} is missing); redo that shard before merging`);
     records.push(...readInferRecords(f));
-  }
+  });
   if (order) {
     const pos = new Map(order.map((u, i) => [u, i]));
     records.sort((a, b) => (pos.get(a.user) ?? Infinity) - (pos.get(b.user) ?? Infinity));

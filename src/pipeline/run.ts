@@ -9,8 +9,10 @@ import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { runLayout } from "../run/layout.js";
 import type { MetricsFile } from "../run/results.js";
-import type { Shard } from "../teacher/synthesize.js";
 import type { RunConfig } from "./config.js";
+import { fingerprint } from "../util/fingerprint.js";
+import type { Shard, ShardSpec } from "../util/scheduler-shard.js";
+import { ShardFolders } from "../util/shard-folders.js";
 import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageContext, type StageName, type StageSpec } from "./stages.js";
 import { prepareSpec } from "./stages/prepare.js";
 import { baseSpec } from "./stages/base.js";
@@ -33,12 +35,19 @@ export interface RunOptions {
   log?: (msg: string) => void;
   quiet?: boolean;
   /**
-   * With only "synthesize" or "infer": run just this shard's users, into teacher/shards/ or
-   * infer/shards/ (no stage marker; merge afterwards).
+   * With only "synthesize" or "infer": run just this shard's users (i/N, or auto from the
+   * scheduler), into teacher/shards/ or infer/shards/ (no stage marker; merge afterwards).
    */
-  shard?: Shard;
-  /** With only "synthesize" or "infer": merge the finished shards (synthesize then runs, paying nothing). */
+  shard?: ShardSpec;
+  /**
+   * With only "synthesize" or "infer": merge the finished shards (synthesize then runs, paying
+   * nothing). Shards made from other inputs than the current ones are refused.
+   */
   mergeShards?: boolean;
+  /** The command that runs one shard, named when a merge refuses it (default: `msr-rec pipeline` on the run's config.json). */
+  shardCommand?: (stage: StageName, shard: Shard) => string;
+  /** The scheduler's variables for --shard auto (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RunSummary {
@@ -65,15 +74,21 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   mkdirSync(c.runDir, { recursive: true });
   const log = o.log ?? (() => {});
   const state = { skipped: [] as string[], metrics: null as MetricsFile | null };
-  const x: StageContext = { c, log, quiet: o.quiet, shard: o.shard, mergeShards: o.mergeShards, state };
+  const x: StageContext = { c, log, quiet: o.quiet, state };
   const specs = STAGES.map((stage) => STAGE_SPECS[stage](x));
   const first = o.only ?? o.from;
   const startAt = first ? STAGES.indexOf(first) : 0;
   if (o.to && o.only) throw new Error("use either --only or --to, not both");
-  if ((o.shard || o.mergeShards) && o.only !== "synthesize" && o.only !== "infer") {
+  const split = o.shard !== undefined || o.mergeShards === true;
+  const target = split ? specs.find((s) => s.stage === o.only)?.sharded : undefined;
+  if (split && !target) {
     throw new Error("shards split the synthesize and infer stages only: use --shard / --merge with --only synthesize or --only infer");
   }
   if (o.shard && o.mergeShards) throw new Error("use --shard to run a shard and --merge afterwards, not both at once");
+  const shardCommand = o.shardCommand ?? ((stage: StageName, s: Shard) => `msr-rec pipeline --config ${L.config} --only ${stage} --shard ${s.index}/${s.count}`);
+  const folders = target ? new ShardFolders(target.root, o.only!, (s) => shardCommand(o.only!, s)) : undefined;
+  // Found before anything runs, so that a task of a badly shaped array stops at once.
+  const resolved = o.shard && folders ? folders.resolve(o.shard, o.env) : undefined;
   if (o.to && STAGES.indexOf(o.to) < startAt) throw new Error(`--to ${o.to} comes before --from ${first}; stages, in order: ${STAGES.join(", ")}`);
   const summary: RunSummary = { ran: [], skipped: [], metrics: null };
   let hash = "";
@@ -92,12 +107,26 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
     }
     // Written once the prerequisites hold, so a refused run leaves the folder's config alone.
     if (i === startAt || (o.only && spec.stage === o.only)) writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
-    if (o.shard) {
-      // A shard is part of a stage, not a finished one: no marker until the shards are merged.
-      log(`[${spec.stage}] shard ${o.shard.index}/${o.shard.count}`);
-      await spec.run();
+    if (folders && spec.sharded) {
+      // The shards' inputs: this stage's settings, the earlier stages' (their chained hash) and the files it reads.
+      const current = fingerprint({ ...(spec.inputs as object), "earlier stages": hash }, spec.sharded.files());
+      if (resolved) {
+        // A shard is part of a stage, not a finished one: no marker until the shards are merged.
+        const { shard, how, layout } = resolved;
+        log(`[${spec.stage}] shard ${shard.index}/${shard.count}${how ? ` (${how})` : ""}`);
+        const dir = folders.begin(shard, current, layout);
+        await spec.sharded.runShard(shard, dir);
+        folders.finish(shard, current, how);
+        summary.ran.push(spec.stage);
+        break;
+      }
+      const dirs = folders.readyForMerge(current, log);
+      const merge = spec.sharded.merge;
+      const r = await runStage(c.runDir, hash, { ...spec, run: () => merge(dirs) }, true, log);
+      hash = r.hash;
+      upstreamRan = true;
       summary.ran.push(spec.stage);
-      break;
+      continue;
     }
     // Once a stage has re-run, everything after it re-runs too, from scratch: its inputs are new
     // files. A stage named by --only / --from runs even when finished: that is what was asked

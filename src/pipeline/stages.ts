@@ -10,8 +10,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
+import { stableStringify } from "../util/fingerprint.js";
 import type { MetricsFile } from "../run/results.js";
-import type { Shard } from "../teacher/synthesize.js";
+import type { Shard } from "../util/scheduler-shard.js";
 import type { RunConfig } from "./config.js";
 
 export const STAGES = ["prepare", "base", "synthesize", "sft", "train", "infer", "eval", "report"] as const;
@@ -25,18 +26,7 @@ export interface StageMarker {
   outputs: string[];
 }
 
-/** JSON with sorted keys, so equal values hash equally whatever their key order. */
-export function stableStringify(v: unknown): string {
-  if (v === undefined) return "null";
-  if (v === null || typeof v !== "object") return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(stableStringify).join(",")}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .filter((k) => o[k] !== undefined)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stableStringify(o[k])}`)
-    .join(",")}}`;
-}
+export { stableStringify };
 
 export function hashInputs(...parts: unknown[]): string {
   return createHash("sha256").update(stableStringify(parts)).digest("hex").slice(0, 16);
@@ -79,6 +69,24 @@ export interface StageSpec {
   /** The stage continues its own partial outputs (checkpoints) after a kill with unchanged inputs. */
   resumable?: boolean;
   run: () => Promise<void>;
+  /** A stage that can be split into shards of its users (`--shard i/N`, then `--merge`). */
+  sharded?: ShardedStage;
+}
+
+/**
+ * How a stage runs split: each shard into its own folder under `root` (util/shard-folders.ts),
+ * then a merge that finishes the stage as a single run would. A shard's fingerprint is the
+ * stage's inputs, the earlier stages' settings and the files `files` names, so a merge never
+ * joins shards made from different inputs.
+ */
+export interface ShardedStage {
+  root: string;
+  /** The files the shards' records depend on, by the name shown in messages → path. */
+  files: () => Record<string, string>;
+  /** Runs one shard, writing into `dir`. */
+  runShard: (shard: Shard, dir: string) => Promise<void>;
+  /** Joins the shards in `dirs` (all N, checked, in shard order) into the stage's outputs. */
+  merge: (dirs: string[]) => Promise<void>;
 }
 
 /** What each stage's spec is made from (src/pipeline/stages/<name>.ts exports `<name>Spec`). */
@@ -86,10 +94,6 @@ export interface StageContext {
   c: RunConfig;
   log: (msg: string) => void;
   quiet?: boolean;
-  /** With only "synthesize" or "infer": run this shard's users only (no marker until merged). */
-  shard?: Shard;
-  /** With only "synthesize" or "infer": merge the finished shards. */
-  mergeShards?: boolean;
   /** What the stages of one run collect: notes for metrics.json, and the metrics once eval ran. */
   state: { skipped: string[]; metrics: MetricsFile | null };
 }

@@ -3,32 +3,32 @@
 // answers in teacher/shards/shard-i-of-N/answers.jsonl. The merge copies every shard's answers
 // into the run's own store and then runs the stage as usual: every prompt is found answered, so
 // nothing is paid twice and the result is exactly the single-process run's.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { datasetFiles } from "../data/dataset.js";
+import { defaultTemplatesDir } from "../prompts/templates.js";
 import { AnswerStore, parseStoreText } from "../teacher/store.js";
-import { shardDirName, type Shard } from "../teacher/synthesize.js";
 import { runLayout } from "../run/layout.js";
+import type { RunConfig } from "./config.js";
 
-export function synthesisShardDir(runDir: string, shard: Shard): string {
-  return join(runLayout(runDir).teacher, "shards", shardDirName(shard));
+/** The folder of the stage's shard-i-of-N folders (util/shard-folders.ts). */
+export function synthesisShardsRoot(runDir: string): string {
+  return join(runLayout(runDir).teacher, "shards");
 }
 
-/** Copies the answers of all N finished shards into teacher/answers.jsonl; returns how many were new. */
-export function mergeSynthesisShards(runDir: string): number {
-  const root = join(runLayout(runDir).teacher, "shards");
-  const dirs = existsSync(root) ? readdirSync(root).filter((d) => /^shard-\d+-of-\d+$/.test(d)) : [];
-  if (dirs.length === 0) throw new Error(`no synthesis shards in ${root}; run \`msr-rec pipeline --only synthesize --shard i/N\` (or --shard auto) first`);
-  const counts = new Set(dirs.map((d) => Number(/-of-(\d+)$/.exec(d)![1])));
-  if (counts.size !== 1) throw new Error(`${root} mixes shard counts (${[...counts].join(", ")}); keep the shards of one N`);
-  const n = [...counts][0]!;
+/** The files a shard's answers depend on besides the config: the dataset, the teacher template, a local teacher's model. */
+export function synthesisInputFiles(c: RunConfig): Record<string, string> {
+  const files: Record<string, string> = { ...datasetFiles(runLayout(c.runDir).dataset), "teacher template": join(defaultTemplatesDir(), "teacher.txt") };
+  if (c.teacher.kind === "local" && c.teacher.model) files["teacher model"] = c.teacher.model;
+  return files;
+}
+
+/** Copies the answers of the finished shards in `dirs` into teacher/answers.jsonl; returns how many were new. */
+export function copyShardAnswers(runDir: string, dirs: readonly string[]): number {
   const store = AnswerStore.open(join(runLayout(runDir).teacher, "answers.jsonl"));
   let added = 0;
   try {
-    for (let index = 0; index < n; index++) {
-      const dir = synthesisShardDir(runDir, { index, count: n });
-      if (!existsSync(join(dir, "synthesis-stats.json"))) {
-        throw new Error(`synthesis shard ${index}/${n} is not finished (${dir}); run \`msr-rec pipeline --only synthesize --shard ${index}/${n}\` before merging`);
-      }
+    for (const dir of dirs) {
       const file = join(dir, "answers.jsonl");
       if (!existsSync(file)) continue; // a shard without users asks nothing
       for (const a of parseStoreText(readFileSync(file, "utf8"), file).answers) {

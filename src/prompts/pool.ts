@@ -4,9 +4,9 @@
 // back in input order. With one thread, or when no compiled worker exists (running from
 // TypeScript sources), the same promptJsonl runs on this thread.
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
+import { allowedCpus } from "../util/cpus.js";
 import { readPreparedDataset, samplesFor, type PromptSample, type Split } from "./dataset.js";
 import { promptJsonl, type PromptSetup } from "./records.js";
 import type { WorkerJob } from "./worker.js";
@@ -45,7 +45,7 @@ export function defaultPromptWorker(): string | undefined {
 }
 
 export function defaultPromptThreads(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
+  return Math.min(8, allowedCpus());
 }
 
 /** Whether a run with these options would use worker threads. */

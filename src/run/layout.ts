@@ -17,7 +17,6 @@ export const runLayout = (runDir: string) => ({
   trainLog: join(runDir, "train.jsonl"),
   infer: join(runDir, "infer"),
   inferOutputs: (variant: string) => join(runDir, "infer", `${variant}.jsonl`),
-  inferShard: (variant: string, i: number, n: number) => join(runDir, "infer", "shards", `${variant}.${i}-of-${n}.jsonl`),
   metrics: join(runDir, "metrics.json"),
   results: join(runDir, "results.md"),
   predictions: join(runDir, "predictions.jsonl"),

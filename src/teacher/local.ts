@@ -4,13 +4,14 @@
 import type { Llama, LlamaChatSession, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { existsSync } from "node:fs";
 import type { Teacher, TeacherAnswer, TeacherRequest } from "./types.js";
+import { allowedCpus } from "../util/cpus.js";
 
 export interface LocalTeacherOptions {
   modelPath: string;
   temperature?: number;
   maxTokens?: number;
   contextSize?: number;
-  /** CPU threads for evaluation (default: node-llama-cpp's choice, all cores). */
+  /** CPU threads for evaluation (default: the CPUs this process may use, see src/util/cpus.ts). */
   threads?: number;
   gpuLayers?: number | "auto";
   /** Backend: "auto" picks CUDA/Vulkan/Metal when available; false forces the CPU. */
@@ -37,7 +38,7 @@ export class LocalTeacher implements Teacher {
     const { getLlama, LlamaChatSession, LlamaLogLevel } = await import("node-llama-cpp");
     const llama = await getLlama({ gpu: o.gpu ?? "auto", logLevel: LlamaLogLevel.error });
     const llm = await llama.loadModel({ modelPath: o.modelPath, gpuLayers: o.gpuLayers ?? "auto" });
-    const context = await llm.createContext({ contextSize: o.contextSize ?? 4096, ...(o.threads ? { threads: o.threads } : {}) });
+    const context = await llm.createContext({ contextSize: o.contextSize ?? 4096, threads: o.threads ?? allowedCpus() });
     const session = new LlamaChatSession({ contextSequence: context.getSequence() });
     return new LocalTeacher(o.modelPath, llama, llm, context, session, o);
   }

@@ -5,7 +5,7 @@
 //
 // Output (one folder per run or shard): answers.jsonl (the store), reasoning.jsonl (one line per
 // kept path, or one behavior-only line per sample without a path) and synthesis-stats.json.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import type { PromptSample, Split } from "../prompts/dataset.js";
@@ -13,7 +13,9 @@ import { hashString } from "../util/random.js";
 import { prunePath, type RejectReason } from "./prune.js";
 import { AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
-import { shardFromScheduler } from "../util/scheduler-shard.js";
+import { isAuto, parseShardSpec, shardFromScheduler, type Shard } from "../util/scheduler-shard.js";
+import { shardDirName, type ShardFolders } from "../util/shard-folders.js";
+import type { Fingerprint } from "../util/fingerprint.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 /**
@@ -180,24 +182,18 @@ export function writeSynthesisOutput(dir: string, records: readonly ReasoningRec
 
 // ---- sharding -----------------------------------------------------------------------------
 
-export interface Shard {
-  index: number;
-  count: number;
-}
+export type { Shard };
+export { shardDirName };
 
 /**
  * Parses "i/N" (0-based i, 0 <= i < N), or "auto" / "auto/N": the shard of this task of a Slurm job
- * array or Kubernetes Indexed Job, read from `env` (see util/scheduler-shard.ts).
+ * array or Kubernetes Indexed Job, read from `env` (see util/scheduler-shard.ts; without the
+ * layout a shards folder records, so a resubmitted task is taken as a whole array).
  */
 export function parseShard(s: string, env: Readonly<Record<string, string | undefined>> = process.env): Shard {
-  if (s.trim().startsWith("auto")) {
-    const { index, count } = shardFromScheduler(s, env);
-    return { index, count };
-  }
-  const m = /^(\d+)\/(\d+)$/.exec(s.trim());
-  const index = m ? Number(m[1]) : NaN;
-  const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), or auto, got "${s}"`);
+  const spec = parseShardSpec(s);
+  if (!isAuto(spec)) return spec;
+  const { index, count } = shardFromScheduler(s, env);
   return { index, count };
 }
 
@@ -206,31 +202,39 @@ export function inShard(user: string, shard: Shard): boolean {
   return hashString(user) % shard.count === shard.index;
 }
 
-export function shardDirName(shard: Shard): string {
-  return `shard-${shard.index}-of-${shard.count}`;
-}
+const sampleKey = (r: { split: Split; user: string }) => `${r.split}/${r.user}`;
 
-/** Concatenates every shard's reasoning.jsonl (all N must be finished) and sums their stats. */
-export function mergeShards(outDir: string): { records: number; stats: SynthesisStats } {
-  const dirs = existsSync(outDir) ? readdirSync(outDir).filter((d) => /^shard-\d+-of-\d+$/.test(d)) : [];
-  if (dirs.length === 0) throw new Error(`no shard-i-of-N folders in ${outDir}; run synthesize with --shard first`);
-  const counts = new Set(dirs.map((d) => Number(/-of-(\d+)$/.exec(d)![1])));
-  if (counts.size !== 1) throw new Error(`${outDir} mixes shard counts (${[...counts].join(", ")}); keep one N`);
-  const n = [...counts][0]!;
-  const lines: string[] = [];
+/**
+ * Joins the N finished shards in `folders` (each checked against the current inputs `current`:
+ * see util/shard-folders.ts) into `outDir`: reasoning.jsonl in the order of `jobs`, the jobs of
+ * the whole run, so the file is byte for byte a single run's; their stats summed.
+ */
+export function mergeShards(folders: ShardFolders, jobs: readonly SynthesisJob[], current: Fingerprint, outDir: string, log?: (m: string) => void): { records: number; stats: SynthesisStats } {
+  const dirs = folders.readyForMerge(current, log);
+  const bySample = new Map<string, string[]>();
   let merged: SynthesisStats | null = null;
-  for (let i = 0; i < n; i++) {
-    const dir = join(outDir, shardDirName({ index: i, count: n }));
-    const statsFile = join(dir, "synthesis-stats.json");
-    if (!existsSync(statsFile)) throw new Error(`shard ${i}/${n} is not finished (${statsFile} missing); run it (msr-rec synthesize --shard ${i}/${n}) before merging`);
-    const st = JSON.parse(readFileSync(statsFile, "utf8")) as SynthesisStats;
-    for (const l of readFileSync(join(dir, "reasoning.jsonl"), "utf8").split("\n")) if (l.trim()) lines.push(l);
+  for (const dir of dirs) {
+    const st = JSON.parse(readFileSync(join(dir, "synthesis-stats.json"), "utf8")) as SynthesisStats;
+    for (const line of readFileSync(join(dir, "reasoning.jsonl"), "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      const key = sampleKey(JSON.parse(line) as ReasoningRecord);
+      const lines = bySample.get(key) ?? bySample.set(key, []).get(key)!;
+      lines.push(line);
+    }
     if (!merged) merged = { ...st, rejected: { ...st.rejected } };
     else {
       for (const k of ["samples", "attempts", "requested", "reused", "accepted", "samplesWithPaths", "behaviorOnly"] as const) merged[k] += st[k];
       for (const k of Object.keys(merged.rejected) as RejectReason[]) merged.rejected[k] += st.rejected[k] ?? 0;
     }
   }
+  const lines: string[] = [];
+  for (const j of jobs) {
+    const own = bySample.get(sampleKey(j.sample));
+    if (!own) throw new Error(`no shard in ${folders.root} holds the sample ${sampleKey(j.sample)}; the shards were made for another sample set: redo them`);
+    lines.push(...own);
+    bySample.delete(sampleKey(j.sample));
+  }
+  if (bySample.size > 0) throw new Error(`the shards in ${folders.root} hold samples this run does not have (${[...bySample.keys()].slice(0, 3).join(", ")}); redo them`);
   writeFileAtomic(join(outDir, "reasoning.jsonl"), lines.join("\n") + (lines.length ? "\n" : ""));
   writeFileAtomic(join(outDir, "synthesis-stats.json"), JSON.stringify(merged, null, 2) + "\n");
   return { records: lines.length, stats: merged! };

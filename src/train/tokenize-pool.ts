@@ -4,9 +4,9 @@
 // exactly what the trainer would have produced on the main thread, in input order. Small jobs
 // stay on this thread: a worker's start-up (about a second) pays only on thousands of samples.
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
+import { allowedCpus } from "../util/cpus.js";
 import { loadModel } from "../engine/model.js";
 import { modelSampleTokenizer, tokenizeSample, type SftRecord } from "./samples.js";
 import type { TokenizedSample } from "../engine/train-batch.js";
@@ -33,7 +33,7 @@ function defaultWorker(): string | undefined {
 export function tokenizeThreads(n: number, o: TokenizePoolOptions = {}): number {
   const chunk = o.chunkSize ?? 256;
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`chunkSize must be a positive integer, got ${o.chunkSize}`);
-  const wanted = o.threads ?? Math.min(8, availableParallelism(), Math.ceil(n / RECORDS_PER_TOKENIZER));
+  const wanted = o.threads ?? Math.min(8, allowedCpus(), Math.ceil(n / RECORDS_PER_TOKENIZER));
   const threads = Math.max(1, Math.min(wanted, Math.ceil(n / chunk)));
   return threads > 1 && (o.workerFile ?? defaultWorker()) !== undefined ? threads : 1;
 }

@@ -5,7 +5,8 @@
 import type { Command } from "commander";
 import { resolveCliConfig } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
-import { parseShard } from "../../teacher/synthesize.js";
+import { parseShardSpec } from "../../util/scheduler-shard.js";
+import { shardCommandLine } from "../parse.js";
 
 interface InferCliOptions {
   config?: string;
@@ -34,8 +35,8 @@ export function register(program: Command): void {
         only: "infer",
         force: o.force === true || o.merge === true,
         log,
-        ...(o.shard ? { shard: parseShard(o.shard) } : {}),
-        ...(o.merge ? { mergeShards: true } : {}),
+        ...(o.shard ? { shard: parseShardSpec(o.shard) } : {}),
+        ...(o.merge ? { mergeShards: true, shardCommand: (_stage, s) => shardCommandLine()(s) } : {}),
       });
     });
 }

@@ -6,7 +6,8 @@ import { runPipeline } from "../../pipeline/run.js";
 import { renderResultsTable } from "../../run/results.js";
 import { STAGES, parseStageName } from "../../pipeline/stages.js";
 import { runLayout } from "../../run/layout.js";
-import { parseShard } from "../../teacher/synthesize.js";
+import { parseShardSpec } from "../../util/scheduler-shard.js";
+import { shardCommandLine } from "../parse.js";
 
 interface PipelineCliOptions {
   config?: string;
@@ -42,8 +43,8 @@ export function register(program: Command): void {
         ...(o.from ? { from: parseStageName(o.from, "--from") } : {}),
         ...(o.to ? { to: parseStageName(o.to, "--to") } : {}),
         force: o.force === true || o.merge === true,
-        ...(o.shard ? { shard: parseShard(o.shard) } : {}),
-        ...(o.merge ? { mergeShards: true } : {}),
+        ...(o.shard ? { shard: parseShardSpec(o.shard) } : {}),
+        ...(o.merge ? { mergeShards: true, shardCommand: (_stage, s) => shardCommandLine()(s) } : {}),
         log: (m) => process.stderr.write(`${m}\n`),
       });
       process.stderr.write(`ran: ${s.ran.join(", ") || "nothing"}; up to date: ${s.skipped.join(", ") || "none"} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);

@@ -65,7 +65,7 @@ export function register(program: Command): void {
     .option("--candidates <n>", "candidate-set size, ground truth included", String(DEFAULT_CANDIDATES))
     .option("--seed <n>", "seed for sampling and candidates", String(DEFAULT_SEED))
     .option("--skip-bad", "skip malformed lines (counted in stats.json) instead of stopping at the first")
-    .option("--threads <n>", "parser worker threads (default: cores, at most 8, for inputs over 16 MB; 1 = main thread)")
+    .option("--threads <n>", "parser worker threads (default: the CPUs this process may use, at most 8, for inputs over 16 MB; 1 = main thread)")
     .option("--synthetic-users <n>", "synthetic: shoppers to generate (default: --users)")
     .option("--items <n>", "synthetic: catalog size", "600")
     .option("--min-length <n>", "synthetic: shortest purchase sequence", "8")

@@ -7,9 +7,9 @@
 // Malformed lines throw `<file>:<line>: <what>` (the first in file order), or with `skipBad`
 // are counted and skipped.
 import { existsSync, statSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
+import { allowedCpus } from "../../util/cpus.js";
 import { readByteChunks } from "./lines.js";
 import { parseChunk, type ChunkResult, type ChunkTask, type LineKind } from "./parse-chunk.js";
 import type { LineRecord } from "./records.js";
@@ -58,7 +58,7 @@ export function defaultWorkerFile(): string | undefined {
 }
 
 export function defaultThreads(): number {
-  return Math.max(1, Math.min(8, availableParallelism()));
+  return Math.min(8, allowedCpus());
 }
 
 /** Below this much input, starting workers costs more than it saves: parse on the main thread. */

@@ -1,23 +1,26 @@
 // Infer stage: for every inference variant (see variants.ts) generate on the test users with the
 // variant's adapter, parse, score PPL and fuse; one infer/<variant>.jsonl per variant. With a
-// shard (i/N) only that shard's slice of users runs and the output goes to infer/shards/, to be
-// merged; seeds follow each user's global position, so merged shards equal an unsharded run.
+// shard (i/N) only that shard's slice of users runs, into infer/shards/shard-i-of-N/<variant>.jsonl,
+// to be merged; seeds follow each user's global position, so merged shards equal an unsharded run.
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { fillTemplate } from "../../prompts/build.js";
 import { trainedPrefix } from "../../train/samples.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../../prompts/dataset.js";
-import { loadTemplates, type PromptTemplates } from "../../prompts/templates.js";
+import { defaultTemplatesDir, loadTemplates, type PromptTemplates } from "../../prompts/templates.js";
 import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../../infer/bidirectional.js";
 import { generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../../infer/generate.js";
 import { parseOutput } from "../../infer/parse.js";
 import type { Detokenize } from "../../infer/align.js";
-import { mergeInferShards, writeInferRecords, type InferRecord } from "../../infer/records.js";
-import type { Shard } from "../../teacher/synthesize.js";
+import { inferShardFile, mergeInferShards, writeInferRecords, type InferRecord } from "../../infer/records.js";
+import type { Shard } from "../../util/scheduler-shard.js";
+import { describeCpus } from "../../util/cpus.js";
+import { datasetFiles } from "../../data/dataset.js";
 import type { RunConfig } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import { loadRunDataset } from "../run-data.js";
 import { inferVariants, testUsers, type InferVariant } from "../variants.js";
-import { openInferenceEngine } from "../engine.js";
+import { openInferenceEngine, type LoraSelection } from "../engine.js";
 import { baseModelPath } from "./base.js";
 import type { StageContext, StageSpec } from "../stages.js";
 
@@ -109,48 +112,65 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   });
 }
 
-/** The infer stage (or one shard of it). `only` restricts to named variants. */
-export async function inferStage<L>(c: RunConfig, engine: InferenceEngine<L>, opts: { shard?: Shard; only?: string[]; quiet?: boolean; log?: (m: string) => void } = {}): Promise<void> {
+/** The infer stage, or one shard of it into `part.dir`. `only` restricts to named variants. */
+export async function inferStage<L>(c: RunConfig, engine: InferenceEngine<L>, opts: { part?: { shard: Shard; dir: string }; only?: string[]; quiet?: boolean; log?: (m: string) => void } = {}): Promise<void> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
-  const cases = inferenceCases(c, ds, loadTemplates(), opts.shard);
+  const cases = inferenceCases(c, ds, loadTemplates(), opts.part?.shard);
   for (const v of inferVariants(c)) {
     if (opts.only && !opts.only.includes(v.name)) continue;
     const t0 = Date.now();
     const records = await inferVariant(c, engine, v, cases, opts.quiet);
-    const out = opts.shard ? L.inferShard(v.name, opts.shard.index, opts.shard.count) : L.inferOutputs(v.name);
+    const out = opts.part ? inferShardFile(opts.part.dir, v.name) : L.inferOutputs(v.name);
     writeInferRecords(out, records);
     opts.log?.(`[infer] ${v.label}: ${records.length} users in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${out}`);
   }
 }
 
-/** Merges every variant's shards into infer/<variant>.jsonl. */
-export function mergeInferStage(c: RunConfig): number {
+/** Merges every variant's shards (the folders `dirs`, all N in order) into infer/<variant>.jsonl. */
+export function mergeInferStage(c: RunConfig, dirs: readonly string[]): number {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const order = testUsers(c, ds).map((u) => u.user);
   let n = 0;
-  for (const v of inferVariants(c)) n += mergeInferShards(`${L.infer}/shards`, v.name, L.inferOutputs(v.name), order);
+  for (const v of inferVariants(c)) n += mergeInferShards(dirs, v.name, L.inferOutputs(v.name), order);
   return n;
 }
 
-export function inferSpec({ c, log, quiet, shard, mergeShards }: StageContext): StageSpec {
+/**
+ * The files the shards' records depend on besides the config: the dataset, the inference
+ * templates, the base model and each variant's adapter.
+ */
+function inferInputFiles(c: RunConfig): Record<string, string> {
+  const L = runLayout(c.runDir);
+  const files: Record<string, string> = { ...datasetFiles(L.dataset), "base model": baseModelPath(c) };
+  for (const kind of ["user", "item", "full"]) files[`${kind} template`] = join(defaultTemplatesDir(), `${kind}.txt`);
+  for (const v of inferVariants(c)) if (v.adapter !== null) files[`train/${v.adapter}/adapter.gguf`] = L.adapter(v.adapter);
+  return files;
+}
+
+async function withEngine(c: RunConfig, log: (m: string) => void, work: (engine: InferenceEngine<LoraSelection>) => Promise<void>): Promise<void> {
+  const engine = await openInferenceEngine(c, baseModelPath(c));
+  log(`[infer] ${engine.threads} engine threads; this process may use ${describeCpus()}`);
+  try {
+    await work(engine);
+  } finally {
+    engine.dispose();
+  }
+}
+
+export function inferSpec({ c, log, quiet }: StageContext): StageSpec {
   return {
     stage: "infer",
     inputs: { infer: c.infer, ablations: c.ablations },
     // Only the merged per-variant files: shards under infer/shards/ survive a re-run.
     outputs: inferVariants(c).map((v) => `infer/${v.name}.jsonl`),
-    run: async () => {
-      if (mergeShards && !shard) {
-        log(`[infer] merged ${mergeInferStage(c)} shard records`);
-        return;
-      }
-      const engine = await openInferenceEngine(c, baseModelPath(c));
-      try {
-        await inferStage(c, engine, { log, quiet, ...(shard ? { shard } : {}) });
-      } finally {
-        engine.dispose();
-      }
+    run: () => withEngine(c, log, (engine) => inferStage(c, engine, { log, quiet })),
+    sharded: {
+      root: join(runLayout(c.runDir).infer, "shards"),
+      files: () => inferInputFiles(c),
+      runShard: (shard, dir) => withEngine(c, log, (engine) => inferStage(c, engine, { log, quiet, part: { shard, dir } })),
+      merge: async (dirs) => log(`[infer] merged ${mergeInferStage(c, dirs)} shard records`),
     },
   };
 }

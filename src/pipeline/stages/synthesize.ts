@@ -13,7 +13,7 @@ import type { Teacher } from "../../teacher/types.js";
 import { runLayout } from "../../run/layout.js";
 import type { RunConfig } from "../config.js";
 import { loadRunDataset, trainCatalog, validationUsers } from "../run-data.js";
-import { mergeSynthesisShards, synthesisShardDir } from "../synthesis-shards.js";
+import { copyShardAnswers, synthesisInputFiles, synthesisShardsRoot } from "../synthesis-shards.js";
 import type { StageContext, StageSpec } from "../stages.js";
 import { testUsers } from "../variants.js";
 
@@ -33,9 +33,9 @@ async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> 
 
 /**
  * Synthesis stage: teacher prompts for every user's train split, the validation users and the test
- * users. With a shard, only that shard's users, into teacher/shards/ (see synthesis-shards.ts).
+ * users. With a shard, only that shard's users, into the shard's folder (see synthesis-shards.ts).
  */
-export async function synthesizeStage(c: RunConfig, shard?: Shard): Promise<void> {
+export async function synthesizeStage(c: RunConfig, part?: { shard: Shard; dir: string }): Promise<void> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
@@ -45,12 +45,12 @@ export async function synthesizeStage(c: RunConfig, shard?: Shard): Promise<void
     // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
     ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
   ];
-  const jobs: SynthesisJob[] = samples.filter((sample) => !shard || inShard(sample.user, shard)).map((sample) => {
+  const jobs: SynthesisJob[] = samples.filter((sample) => !part || inShard(sample.user, part.shard)).map((sample) => {
     const ctx = contextFor(ds, sample);
     return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
   });
   // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
-  const outDir = shard ? synthesisShardDir(c.runDir, shard) : L.teacher;
+  const outDir = part ? part.dir : L.teacher;
   const store = AnswerStore.open(join(outDir, "answers.jsonl"));
   const teacher = await makeTeacher(c, ds);
   try {
@@ -62,15 +62,21 @@ export async function synthesizeStage(c: RunConfig, shard?: Shard): Promise<void
   }
 }
 
-export function synthesizeSpec({ c, log, shard, mergeShards }: StageContext): StageSpec {
+export function synthesizeSpec({ c, log }: StageContext): StageSpec {
   return {
     stage: "synthesize",
     inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
     // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
     outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(c.teacher.kind === "rule" ? ["teacher/answers.jsonl"] : [])],
-    run: async () => {
-      if (mergeShards && !shard) log(`[synthesize] merged ${mergeSynthesisShards(c.runDir)} shard answers into the run's store`);
-      await synthesizeStage(c, shard);
+    run: () => synthesizeStage(c),
+    sharded: {
+      root: synthesisShardsRoot(c.runDir),
+      files: () => synthesisInputFiles(c),
+      runShard: (shard, dir) => synthesizeStage(c, { shard, dir }),
+      merge: async (dirs) => {
+        log(`[synthesize] merged ${copyShardAnswers(c.runDir, dirs)} shard answers into the run's store`);
+        await synthesizeStage(c);
+      },
     },
   };
 }
