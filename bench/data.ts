@@ -42,7 +42,7 @@ function generateAmazon2018(dir: string, mb: number): { meta: string; reviews: s
     also_buy: Array.from({ length: rng.int(8) }, () => `B${String(rng.int(1e6)).padStart(9, "0")}`),
   }));
   const reviews = join(dir, "Bench_5.json");
-  writeLines(reviews, (n) => JSON.stringify({
+  writeLines(reviews, () => JSON.stringify({
     overall: 1 + rng.int(5), verified: true, reviewTime: "01 1, 2018", reviewerID: `A${rng.int(200000)}`, asin: `B${String(rng.int(300000)).padStart(9, "0")}`,
     reviewerName: "Someone", reviewText: `${word()} ${word()} works great. `.repeat(1 + rng.int(6)), summary: `${word()} stars`, unixReviewTime: 1.3e9 + rng.int(1e8),
   }));

@@ -8,7 +8,7 @@
 // batching saves, which wall time on a shared machine does not.
 // Texts are real: synthetic-catalog users, the user/item templates, the rule teacher's reasoning.
 import { prepareSynthetic } from "../src/data/synthetic.js";
-import { loadModel, type Model } from "../src/engine/index.js";
+import { loadModel } from "../src/engine/index.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { inferBidirectional, scoreReasonings, type InferenceCase } from "../src/infer/bidirectional.js";
 import { fillTemplate } from "../src/prompts/build.js";

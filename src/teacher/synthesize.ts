@@ -11,7 +11,7 @@ import { writeFileAtomic } from "../util/atomic-write.js";
 import type { PromptSample, Split } from "../prompts/dataset.js";
 import { fnv1a } from "./rules.js";
 import { prunePath, type RejectReason } from "./prune.js";
-import { AnswerStore, hashPrompt } from "./store.js";
+import { type AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
 import { shardFromScheduler } from "../util/scheduler-shard.js";
 
