@@ -6,9 +6,12 @@
 // bandwidth (bytes copied / time). Goal: fused ≥ 0.5× copy. Extra memory is what each method
 // allocates beyond the logits and the gradient output.
 import { native } from "../src/engine/bindings.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, timeRuns, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
 
-const THREADS = Number(process.env.MSR_REC_BENCH_THREADS) || 2;
+export const description = "fused cross-entropy vs its naive reference, ggml's dense CE and a memory copy";
+export const flags = {
+  threads: { kind: "number", default: 2, help: "threads of the fused kernel and of ggml's dense CE" },
+} as const satisfies SuiteFlags;
 
 function randomLogits(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -20,7 +23,8 @@ function randomLogits(n: number, seed: number): Float32Array {
   return a;
 }
 
-export async function run(): Promise<BenchResult> {
+export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
+  const THREADS = args.threads;
   const res = newResult("ce");
   const addon = native();
   const cases: [number, number][] = [
@@ -38,10 +42,12 @@ export async function run(): Promise<BenchResult> {
     const bytes = rows * vocab * 4;
     // Both write into one preallocated buffer, so neither pays page faults inside the timing.
     const out = new Float32Array(rows * vocab).fill(1);
-    const copyMs = await medianMs(() => out.set(logits), 5, 1);
-    const fusedMs = await medianMs(() => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { threads: THREADS, gradOut: out }), 5, 1);
+    const copy = await timeRuns(() => out.set(logits), 5, 1);
+    const fused = await timeRuns(() => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { threads: THREADS, gradOut: out }), 5, 1);
+    const [copyMs, fusedMs] = [copy.medianMs, fused.medianMs];
     res.results.push({ name: `copy ${tag}`, value: bytes / copyMs / 1e6, unit: "GB/s" });
     res.results.push({ name: `fused ${tag}`, value: fusedMs, unit: "ms" });
+    res.results.push({ name: `fused ${tag} margin of error (95% CI of the mean)`, value: fused.rmePercent, unit: "%" });
     res.results.push({ name: `fused ${tag} logits`, value: bytes / fusedMs / 1e6, unit: "GB/s" });
     res.results.push({ name: `fused ${tag} extra memory`, value: (rows * 8) / 2 ** 20, unit: "MiB" });
     res.ratios[`fused/copy bandwidth ${tag}`] = copyMs / fusedMs;

@@ -1,7 +1,8 @@
 // Data benchmark: parsing throughput (MB/s) of a generated Amazon-2018-format file, one thread vs
 // the piscina pool (same parser, same chunks), and the time of the protocol (de-duplication,
 // iterative k-core, sampling, leave-one-out, candidates) on a million-interaction log.
-// Sizes: MSR_BENCH_DATA_MB (default 32) of metadata + as much again of reviews.
+// Sizes: --mb (default 32) MB of metadata + as much again of reviews. Timed with tinybench; the
+// parse rows carry its margin of error (95% CI of the mean), as shared machines make them noisy.
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,12 @@ import type { LineKind } from "../src/data/formats/parse-chunk.js";
 import { applyProtocol } from "../src/data/protocol.js";
 import { Rng } from "../src/util/random.js";
 import type { Interaction, Item } from "../src/data/types.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, timeRuns, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
+
+export const description = "parsing throughput of a generated Amazon-format file (worker pool vs one thread), the protocol's time";
+export const flags = {
+  mb: { kind: "number", default: 32, help: "MB of generated metadata, and as much again of reviews" },
+} as const satisfies SuiteFlags;
 
 const WORDS = ["Wireless", "Headphones", "Charger", "Cable", "Case", "Pro", "Ultra", "Stand", "Mouse", "Keyboard", "USB-C", "HDMI", "Camera", "Lens", "Tripod", "Speaker"];
 
@@ -42,7 +48,7 @@ function generateAmazon2018(dir: string, mb: number): { meta: string; reviews: s
     also_buy: Array.from({ length: rng.int(8) }, () => `B${String(rng.int(1e6)).padStart(9, "0")}`),
   }));
   const reviews = join(dir, "Bench_5.json");
-  writeLines(reviews, (n) => JSON.stringify({
+  writeLines(reviews, () => JSON.stringify({
     overall: 1 + rng.int(5), verified: true, reviewTime: "01 1, 2018", reviewerID: `A${rng.int(200000)}`, asin: `B${String(rng.int(300000)).padStart(9, "0")}`,
     reviewerName: "Someone", reviewText: `${word()} ${word()} works great. `.repeat(1 + rng.int(6)), summary: `${word()} stars`, unixReviewTime: 1.3e9 + rng.int(1e8),
   }));
@@ -63,11 +69,11 @@ function generateLog(n: number): { interactions: Interaction[]; items: Map<strin
   return { interactions, items };
 }
 
-export async function run(): Promise<BenchResult> {
+export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
   const result = newResult("data");
   // Shared machines make wall times noisy: record how busy this one was when the suite started.
   result.results.push({ name: "load average (1 min) at start", value: loadavg()[0]!, unit: "runnable" });
-  const mb = Number(process.env.MSR_BENCH_DATA_MB ?? 32);
+  const mb = args.mb;
   const dir = mkdtempSync(join(tmpdir(), "msr-bench-data-"));
   try {
     const files = generateAmazon2018(dir, mb);
@@ -90,12 +96,16 @@ export async function run(): Promise<BenchResult> {
           records = 0;
           await parseFile(path, kind as LineKind, { threads: 1, pool: p }, () => void records++);
         };
-        const one = await medianMs(parse(undefined), 3, 1);
-        result.results.push({ name: `${name} parse, main thread (${size.toFixed(0)} MB, ${records} lines)`, value: size / (one / 1000), unit: "MB/s" });
+        const one = await timeRuns(parse(undefined), 3, 1);
+        const oneName = `${name} parse, main thread (${size.toFixed(0)} MB, ${records} lines)`;
+        result.results.push({ name: oneName, value: size / (one.medianMs / 1000), unit: "MB/s" });
+        result.results.push({ name: `${oneName}: margin of error`, value: one.rmePercent, unit: "%" });
         if (pool) {
-          const pooled = await medianMs(parse(pool), 3, 1);
-          result.results.push({ name: `${name} parse, pool of ${threads} workers`, value: size / (pooled / 1000), unit: "MB/s" });
-          result.ratios[`${name} parse: pool / main thread`] = one / pooled;
+          const pooled = await timeRuns(parse(pool), 3, 1);
+          const poolName = `${name} parse, pool of ${threads} workers`;
+          result.results.push({ name: poolName, value: size / (pooled.medianMs / 1000), unit: "MB/s" });
+          result.results.push({ name: `${poolName}: margin of error`, value: pooled.rmePercent, unit: "%" });
+          result.ratios[`${name} parse: pool / main thread`] = one.medianMs / pooled.medianMs;
         }
       }
     } finally {

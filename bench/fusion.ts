@@ -8,7 +8,7 @@
 // batching saves, which wall time on a shared machine does not.
 // Texts are real: synthetic-catalog users, the user/item templates, the rule teacher's reasoning.
 import { prepareSynthetic } from "../src/data/synthetic.js";
-import { loadModel, type Model } from "../src/engine/index.js";
+import { loadModel } from "../src/engine/index.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import { inferBidirectional, scoreReasonings, type InferenceCase } from "../src/infer/bidirectional.js";
 import { fillTemplate } from "../src/prompts/build.js";
@@ -16,9 +16,12 @@ import { contextFor, sampleFor } from "../src/prompts/dataset.js";
 import { loadTemplates } from "../src/prompts/templates.js";
 import { RulesTeacher } from "../src/teacher/rules.js";
 import { prunePath, parseChain } from "../src/teacher/prune.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
+
+export const description = "PPL fusion (score both sides + fuse) vs one request at a time and node-llama-cpp; KV layouts; end-to-end users/s";
+export const flags = {} as const satisfies SuiteFlags;
 
 interface TokenRequest {
   prompt: Int32Array;

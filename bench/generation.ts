@@ -11,8 +11,11 @@
 // per-sequence decoding; one thread measures the work each layout does.
 import { loadModel, type Model } from "../src/engine/index.js";
 import { benchUsers } from "./fusion.js";
-import { newResult, type BenchResult } from "./lib.js";
+import { newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
+
+export const description = "long batched generation (small preset, 32 and 64 parallel): per-sequence KV streams vs the unified cache";
+export const flags = {} as const satisfies SuiteFlags;
 
 const MAX_TOKENS = 256;
 

@@ -8,27 +8,33 @@
 //     wall time (goal under 5 min) and its scoring-and-fusion part (goal under 1 min).
 // Each weight type runs in its own process (bench/support/gpu-8b-child.ts). When the tools cannot
 // be built or run, our numbers are still reported and a result says why the tools' are missing.
-// Env: MSR_REC_BENCH_8B_PRESET (llama3-8b), MSR_REC_BENCH_8B_TYPES (F16,Q4_0),
-//      MSR_REC_BENCH_8B_USERS (1500), MSR_REC_BENCH_8B_TOKENS (256 new tokens per side),
-//      MSR_REC_BENCH_8B_GPU_LAYERS (99 with a CUDA addon, else 0), MSR_REC_BENCH_8B_PARALLEL
-//      (sequences generated together in the inference run: 256 on the GPU, 32 on the CPU),
-//      MSR_REC_BENCH_LLAMA_TOOLS (a folder holding llama-bench and llama-batched-bench; unset:
-//      built into .cache/llama-tools-<cpu|cuda>), MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS (extra
-//      configure arguments for that build, space-separated).
+// `npm run bench -- gpu-8b --help` lists the flags that shrink it (preset, types, users, tokens) or
+// point it at llama.cpp tools already built.
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { native } from "../src/engine/bindings.js";
-import type { ModelPreset } from "../src/gguf/init-model.js";
-import { newResult, type BenchResult } from "./lib.js";
+import { newResult, oneOfEach, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
 import type { ChildArgs, ChildResult } from "./support/gpu-8b-child.js";
 import { batchedBenchTgSpeed, buildLlamaTools, parseLlamaBenchJson, runTool, toolsIn, type LlamaTools } from "./support/llama-tools.js";
+import { presetNamed, quantizedModelPath } from "./support/models.js";
 import { gpuName } from "./support/nvidia-smi.js";
-import { modelPath } from "./train-memory.js";
+
+export const description = "(GPU) Llama-3-8B-shaped model: scorer vs llama-bench, generation vs llama-batched-bench, 1,500 users' inference";
+export const flags = {
+  preset: { kind: "string", default: "llama3-8b", help: "init-model preset of the measured model" },
+  types: { kind: "list", default: ["F16", "Q4_0"], help: "weight types, each in its own process (F16, Q4_0)" },
+  users: { kind: "number", default: 1500, help: "synthetic users of the inference run (ratios are scaled to 1,500)" },
+  tokens: { kind: "number", default: 256, help: "new tokens generated per side in the inference run" },
+  "gpu-layers": { kind: "number", help: "layers offloaded (default: 99 with a CUDA addon, else 0)" },
+  parallel: { kind: "number", help: "sequences generated together in the inference run (default: 256 on the GPU, 32 on the CPU)" },
+  threads: { kind: "number", default: 2, help: "CPU threads of the quantizer" },
+  "llama-tools": { kind: "string", help: "a folder holding llama-bench and llama-batched-bench (default: built into .cache/llama-tools-<cpu|cuda>)" },
+  "llama-tools-cmake-args": { kind: "string", default: "", help: "extra configure arguments for that build, space-separated" },
+} as const satisfies SuiteFlags;
 
 const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const childScript = fileURLToPath(new URL(`./support/gpu-8b-child${ext}`, import.meta.url));
-const env = process.env;
 
 function runChild(a: ChildArgs): ChildResult {
   const r = spawnSync(process.execPath, [childScript, JSON.stringify(a)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
@@ -40,29 +46,29 @@ function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 160);
 }
 
-export async function run(): Promise<BenchResult> {
+export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
   const cudaAddon = /CUDA/.test(native().systemInfo());
   const gpu = gpuName();
   const res = newResult("gpu-8b");
   if (gpu) res.machine = `${gpu}; ${res.machine}`;
-  const preset = (env.MSR_REC_BENCH_8B_PRESET ?? "llama3-8b") as ModelPreset;
-  const types = (env.MSR_REC_BENCH_8B_TYPES ?? "F16,Q4_0").split(",").map((t) => t.trim().toUpperCase()) as ("F16" | "Q4_0")[];
-  const users = Number(env.MSR_REC_BENCH_8B_USERS ?? 1500);
-  const tokens = Number(env.MSR_REC_BENCH_8B_TOKENS ?? 256);
-  const gpuLayers = Number(env.MSR_REC_BENCH_8B_GPU_LAYERS ?? (cudaAddon ? 99 : 0));
-  const parallel = Number(env.MSR_REC_BENCH_8B_PARALLEL ?? (gpuLayers > 0 ? 256 : 32));
+  const preset = presetNamed(args.preset);
+  const types = oneOfEach("types", args.types, ["F16", "Q4_0"] as const);
+  const { users, tokens } = args;
+  const gpuLayers = args["gpu-layers"] ?? (cudaAddon ? 99 : 0);
+  const parallel = args.parallel ?? (gpuLayers > 0 ? 256 : 32);
   res.results.push({ name: `addon backend: ${cudaAddon ? "CUDA" : "CPU"}, ${gpuLayers} layers offloaded`, value: gpuLayers, unit: "layers" });
 
   let tools: LlamaTools | null = null;
   let toolsError = "";
   try {
     const backend = cudaAddon ? "cuda" : "cpu";
-    if (env.MSR_REC_BENCH_LLAMA_TOOLS) {
-      tools = toolsIn(env.MSR_REC_BENCH_LLAMA_TOOLS, backend);
-      if (!tools) throw new Error(`no llama-bench and llama-batched-bench in ${env.MSR_REC_BENCH_LLAMA_TOOLS}`);
+    const dir = args["llama-tools"];
+    if (dir) {
+      tools = toolsIn(dir, backend);
+      if (!tools) throw new Error(`no llama-bench and llama-batched-bench in ${dir}`);
     } else {
       const t0 = performance.now();
-      tools = buildLlamaTools(backend, (env.MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS ?? "").split(" ").filter(Boolean));
+      tools = buildLlamaTools(backend, args["llama-tools-cmake-args"].split(" ").filter(Boolean));
       res.results.push({ name: `llama.cpp tools (${backend}) build`, value: (performance.now() - t0) / 1000, unit: "s" });
     }
   } catch (e) {
@@ -70,7 +76,7 @@ export async function run(): Promise<BenchResult> {
   }
 
   for (const type of types) {
-    const path = await modelPath(preset, type);
+    const path = await quantizedModelPath(preset, type, args.threads);
     const tag = `${preset} ${type}`;
     const m = runChild({ path, gpuLayers, users, tokens, parallel });
     const ourPp = m.scorerTokens / (m.scorerMs / 1000);

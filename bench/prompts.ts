@@ -11,7 +11,10 @@ import { readPreparedDataset, samplesFor, type PromptSample } from "../src/promp
 import { PromptPool, usesWorkers } from "../src/prompts/pool.js";
 import { promptJsonl, type PromptSetup } from "../src/prompts/records.js";
 import { loadTemplates } from "../src/prompts/templates.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
+
+export const description = "prompt building (prompts/s): worker pool vs one thread";
+export const flags = {} as const satisfies SuiteFlags;
 
 const USERS = 6000;
 

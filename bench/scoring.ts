@@ -5,9 +5,12 @@
 // - batched generation of 16 prompts vs the same prompts one after another.
 // Reported for the tiny and small presets.
 import { loadModel, type Model, type ScoreRequest } from "../src/index.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
+
+export const description = "batched scorer vs node-llama-cpp and an all-logits forward; batched vs sequential generation";
+export const flags = {} as const satisfies SuiteFlags;
 
 const TITLES = ["Apex Phone Case", "Sonix Wireless Headphones Pro", "Zen Yoga Mat", "Volt USB-C Charger", "Nimbus Laptop Sleeve", "Aero Running Shoes"];
 

@@ -6,9 +6,12 @@
 import { availableParallelism } from "node:os";
 import { loadModel, type ScoreRequest } from "../src/engine/index.js";
 import { createTrainer } from "../src/engine/trainer.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { randomTrainSamples } from "./support/samples.js";
+
+export const description = "(CUDA build + GPU) LoRA training on the GPU vs all CPU cores, and vs GPU scoring";
+export const flags = {} as const satisfies SuiteFlags;
 
 export async function run(): Promise<BenchResult> {
   const res = newResult("train-gpu");

@@ -4,9 +4,12 @@
 // scoring. Tiny and small presets.
 import { loadModel, type ScoreRequest } from "../src/index.js";
 import { createTrainer } from "../src/engine/trainer.js";
-import { medianMs, newResult, type BenchResult } from "./lib.js";
+import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { randomTrainSamples } from "./support/samples.js";
+
+export const description = "LoRA training tokens/s vs forward-only scoring tokens/s on the same model and tokens";
+export const flags = {} as const satisfies SuiteFlags;
 
 export async function run(): Promise<BenchResult> {
   const res = newResult("train");

@@ -4,7 +4,12 @@
 // Usage: node scripts/build-native.mjs [--cuda] [--cuda-arch "80;90"] [--out DIR] [--force]
 // Env: MSR_REC_CUDA=1 (same as --cuda: the way to ask for CUDA through `npm install`, which passes
 // no flags to a dependency's script), MSR_REC_PORTABLE=1 (no -march=native), MSR_REC_JOBS=N,
-// CUDA_ARCHITECTURES, CXX, CUDACXX.
+// MSR_REC_CACHE (the llama.cpp library cache's folder), CUDA_ARCHITECTURES, CC, CXX, CUDACXX.
+//
+// CPU builds link llama.cpp's static libraries from a per-user cache (scripts/llama-lib-cache.mjs),
+// building them there first when no entry matches, so a second checkout or a project installing
+// msr-rec compiles only the addon's own sources. CUDA builds, and any build where the cache cannot
+// be used, compile llama.cpp inside the addon's build as before.
 //
 // It runs as npm's `install` step both in this repository and where msr-rec is installed as a
 // dependency, so it needs nothing but the published files and the runtime dependencies.
@@ -16,14 +21,15 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { unpackGitBundle } from "./unpack-git-bundle.mjs";
+import { ensureLlamaLibraries, libraryKey } from "./llama-lib-cache.mjs";
+import { bundleHead, unpackGitBundle } from "./unpack-git-bundle.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const cuda = args.includes("--cuda") || process.env.MSR_REC_CUDA === "1";
 const force = args.includes("--force");
 const archIdx = args.indexOf("--cuda-arch");
-const cudaArch = archIdx >= 0 ? args[archIdx + 1] : process.env.CUDA_ARCHITECTURES ?? "native";
+const cudaArch = archIdx >= 0 ? args[archIdx + 1] : (process.env.CUDA_ARCHITECTURES ?? "native");
 const outIdx = args.indexOf("--out");
 const outDir = outIdx >= 0 ? join(root, args[outIdx + 1]) : join(root, cuda ? "build-cuda" : "build");
 const llamaDir = join(root, ".cache", "llama.cpp");
@@ -44,12 +50,21 @@ function which(cmd, versionArg = "--version") {
 }
 
 function checkToolchain() {
-  if (!which("cmake")) fail(`cmake was not found on PATH. Install CMake >= 3.19 (Debian/Ubuntu: \`apt-get install cmake\`, macOS: \`brew install cmake\`) and run ${rerun} again.`);
+  if (!which("cmake"))
+    fail(
+      `cmake was not found on PATH. Install CMake >= 3.19 (Debian/Ubuntu: \`apt-get install cmake\`, macOS: \`brew install cmake\`) and run ${rerun} again.`,
+    );
   const cxx = process.env.CXX ?? "c++";
-  if (!which(cxx)) fail(`no C++ compiler (${cxx}) was found. Install g++ or clang++ (Debian/Ubuntu: \`apt-get install build-essential\`) and run ${rerun} again.`);
+  if (!which(cxx))
+    fail(
+      `no C++ compiler (${cxx}) was found. Install g++ or clang++ (Debian/Ubuntu: \`apt-get install build-essential\`) and run ${rerun} again.`,
+    );
   if (cuda) {
     const nvcc = process.env.CUDACXX ?? "nvcc";
-    if (!which(nvcc)) fail(`CUDA was asked for (--cuda or MSR_REC_CUDA=1) but nvcc was not found. Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads) and put nvcc on PATH (or set CUDACXX), then run ${rerunCuda} again.`);
+    if (!which(nvcc))
+      fail(
+        `CUDA was asked for (--cuda or MSR_REC_CUDA=1) but nvcc was not found. Install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads) and put nvcc on PATH (or set CUDACXX), then run ${rerunCuda} again.`,
+      );
   }
 }
 
@@ -65,14 +80,26 @@ function packageDir(name) {
 function llamaBundle() {
   const pkgDir = packageDir("node-llama-cpp");
   const bundle = join(pkgDir, "llama", "gitRelease.bundle");
-  if (!existsSync(bundle)) fail(`node-llama-cpp's llama.cpp bundle is missing (${bundle}). Reinstall dependencies with \`npm install\`.`);
+  if (!existsSync(bundle))
+    fail(`node-llama-cpp's llama.cpp bundle is missing (${bundle}). Reinstall dependencies with \`npm install\`.`);
   const info = JSON.parse(readFileSync(join(pkgDir, "llama", "llama.cpp.info.json"), "utf8"));
-  return { bundle, tag: info.tag };
+  let commit;
+  try {
+    commit = bundleHead(bundle);
+  } catch (err) {
+    fail(
+      `could not read ${bundle}: ${err.message}. Reinstall node-llama-cpp (\`npm install\`) and run ${rerun} again.`,
+    );
+  }
+  return { bundle, tag: info.tag, commit };
 }
 
-function ensureLlamaSource({ bundle, tag }) {
+// The unpacked source is recorded by tag and commit: a tag names a node-llama-cpp release's
+// llama.cpp, the commit what the bundle really holds.
+function ensureLlamaSource({ bundle, tag, commit }) {
   const tagFile = join(llamaDir, ".msr-rec-tag");
-  if (existsSync(tagFile) && readFileSync(tagFile, "utf8") === tag) return;
+  const id = `${tag} ${commit}`;
+  if (existsSync(tagFile) && readFileSync(tagFile, "utf8") === id) return;
   mkdirSync(dirname(llamaDir), { recursive: true });
   // Unpacked beside the target and renamed into place, so a killed unpack never looks finished.
   const tmp = `${llamaDir}.tmp-${process.pid}`;
@@ -82,9 +109,11 @@ function ensureLlamaSource({ bundle, tag }) {
     unpackGitBundle(bundle, tmp);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    fail(`could not unpack ${bundle}: ${err.message}. Reinstall node-llama-cpp (\`npm install\`) and run ${rerun} again.`);
+    fail(
+      `could not unpack ${bundle}: ${err.message}. Reinstall node-llama-cpp (\`npm install\`) and run ${rerun} again.`,
+    );
   }
-  writeFileSync(join(tmp, ".msr-rec-tag"), tag);
+  writeFileSync(join(tmp, ".msr-rec-tag"), id);
   renameSync(tmp, llamaDir);
 }
 
@@ -97,21 +126,60 @@ function hashTree(h, dir) {
   }
 }
 
+const optionsFile = join(root, "cmake", "llama-options.cmake");
+
+/** Where a CPU build's llama.cpp libraries come from in the cache (nothing is built here), or "". */
+function plannedLlamaPrefix(commit) {
+  if (cuda) return "";
+  try {
+    return libraryKey({ commit, optionsFile, ggmlNative: !portable }).dir;
+  } catch {
+    return "";
+  }
+}
+
+/** The cached llama.cpp libraries' prefix for a CPU build, or "" to build llama.cpp in the addon's build. */
+function llamaPrefix(commit, jobs) {
+  if (cuda) return "";
+  try {
+    return ensureLlamaLibraries({ llamaDir, commit, optionsFile, ggmlNative: !portable, jobs });
+  } catch (err) {
+    console.warn(
+      `msr-rec: the llama.cpp library cache could not be used (${err.message}); building llama.cpp inside the addon's build instead`,
+    );
+    return "";
+  }
+}
+
 checkToolchain();
 const bundle = llamaBundle();
 ensureLlamaSource(bundle);
+const portable = process.env.MSR_REC_PORTABLE === "1";
+const jobs = String(Number(process.env.MSR_REC_JOBS) || Math.max(1, (await import("node:os")).availableParallelism()));
 
+// The stamp: everything that goes into the addon, the library cache's entry named by its path (its
+// name is its key). A built addon holds the libraries it linked, so an up-to-date addon needs no
+// entry, even one since removed from the cache.
 const h = createHash("sha256");
 hashTree(h, join(root, "native"));
+hashTree(h, join(root, "cmake"));
 h.update(readFileSync(join(root, "CMakeLists.txt")));
-h.update(bundle.tag).update(JSON.stringify({ cuda, cudaArch, node: process.versions.modules }));
-const stamp = h.digest("hex");
+h.update(`${bundle.tag} ${bundle.commit}`).update(
+  JSON.stringify({ cuda, cudaArch, portable, node: process.versions.modules }),
+);
+const addonStamp = h.digest("hex");
 const stampFile = join(outDir, ".msr-rec-stamp");
 const addon = join(outDir, "Release", "msr_rec.node");
-if (!force && existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
+const stampFor = (prefix) => `${addonStamp} ${prefix || "llama.cpp built in the addon's build"}`;
+const upToDate =
+  existsSync(addon) &&
+  existsSync(stampFile) &&
+  readFileSync(stampFile, "utf8") === stampFor(plannedLlamaPrefix(bundle.commit));
+if (!force && upToDate) {
   console.log(`msr-rec: native addon is up to date (${addon})`);
   process.exit(0);
 }
+const prefix = llamaPrefix(bundle.commit, jobs);
 
 const cmakeJs = join(packageDir("cmake-js"), "bin", "cmake-js");
 const nodeAddonApi = packageDir("node-addon-api");
@@ -119,13 +187,24 @@ const defs = [
   `--CDLLAMA_CPP_DIR=${llamaDir}`,
   `--CDNODE_ADDON_API_DIR=${nodeAddonApi}`,
   `--CDMSR_REC_CUDA=${cuda ? "ON" : "OFF"}`,
-  `--CDGGML_NATIVE=${process.env.MSR_REC_PORTABLE === "1" ? "OFF" : "ON"}`,
+  `--CDGGML_NATIVE=${portable ? "OFF" : "ON"}`,
+  `--CDMSR_REC_LLAMA_PREFIX=${prefix}`,
 ];
 if (cuda) defs.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArch}`);
-const jobs = String(Number(process.env.MSR_REC_JOBS) || Math.max(1, (await import("node:os")).availableParallelism()));
-console.log(`msr-rec: building the native addon (${cuda ? "CUDA" : "CPU"}, llama.cpp ${bundle.tag}, ${jobs} jobs) into ${outDir}`);
-const r = spawnSync(process.execPath, [cmakeJs, "build", "-d", root, "-O", outDir, "-p", jobs, "-m", ...defs],
-  { stdio: "inherit", cwd: root });
-if (r.status !== 0) fail("cmake-js exited with an error (see the compiler output above).");
-writeFileSync(stampFile, stamp);
+console.log(
+  `msr-rec: building the native addon (${cuda ? "CUDA" : "CPU"}, llama.cpp ${bundle.tag}, ${jobs} jobs) into ${outDir}`,
+);
+// Configured every time: cmake-js's build step alone keeps a build folder's first configuration,
+// so a changed option (portable, the library prefix) would otherwise never reach CMake.
+for (const step of [
+  ["configure", ...defs],
+  ["build", "-p", jobs],
+]) {
+  const r = spawnSync(process.execPath, [cmakeJs, step[0], "-d", root, "-O", outDir, "-m", ...step.slice(1)], {
+    stdio: "inherit",
+    cwd: root,
+  });
+  if (r.status !== 0) fail(`cmake-js ${step[0]} exited with an error (see the output above).`);
+}
+writeFileSync(stampFile, stampFor(prefix));
 console.log(`msr-rec: built ${addon}`);

@@ -17,7 +17,8 @@
 #      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels),
 #      SECTIONS (comma-separated subset of ce,build,compare,train-check,train-gpu,train-memory-gpu,
 #      gpu-8b; default all; a short booking of a GPU machine runs the ones it needs, e.g.
-#      SECTIONS=build,train-memory-gpu).
+#      SECTIONS=build,train-memory-gpu), TRAIN_MEMORY_GPU_ARGS and GPU_8B_ARGS (more flags for those
+#      bench suites, e.g. GPU_8B_ARGS="--types Q4_0 --users 300"; `npm run bench -- gpu-8b --help`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/cuda-check.sh OUTDIR}"
@@ -68,14 +69,17 @@ if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
   fi
   if want train-memory-gpu; then
     echo "== LoRA training memory of a Llama-3-8B-shaped model on the GPU (Q4_0, F16)"
-    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" node dist/bench/run.js train-memory-gpu | tee "$out/train-memory-gpu.txt" \
+    # shellcheck disable=SC2086 # the extra flags are meant to split into words
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-memory-gpu --threads "$jobs" ${TRAIN_MEMORY_GPU_ARGS:-} \
+      | tee "$out/train-memory-gpu.txt" \
       && cp bench/results/train-memory-gpu.json "$out/" || status=1
   fi
   if want gpu-8b; then
     echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"
-    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" MSR_REC_BENCH_THREADS="$jobs" \
-      MSR_REC_BENCH_LLAMA_TOOLS_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" \
-      node dist/bench/run.js gpu-8b | tee "$out/gpu-8b.txt" \
+    # shellcheck disable=SC2086 # the extra flags are meant to split into words
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js gpu-8b --threads "$jobs" \
+      --llama-tools-cmake-args "-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" ${GPU_8B_ARGS:-} \
+      | tee "$out/gpu-8b.txt" \
       && cp bench/results/gpu-8b.json "$out/" || status=1
   fi
 fi

@@ -8,7 +8,7 @@
 // keyed by their SHA-1 ("<type> <size>\0<data>"), so a corrupt pack fails the hash lookups
 // instead of writing wrong files.
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 
@@ -149,6 +149,18 @@ function writeTree(objects, sha, dir) {
     else if (mode === "160000") mkdirSync(path, { recursive: true }); // submodule: left empty, as git clone does
     else writeFileSync(path, get(objects, child, "blob"), { mode: mode === "100755" ? 0o755 : 0o644 });
   }
+}
+
+/** The commit sha of the bundle's HEAD (or its only ref), read from its header alone. */
+export function bundleHead(bundlePath) {
+  const fd = openSync(bundlePath, "r");
+  const buf = Buffer.alloc(1 << 16);
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  closeSync(fd);
+  const { refs } = parseHeader(buf.subarray(0, n));
+  const head = refs.find((r) => r.ref === "HEAD") ?? refs[0];
+  if (!head) throw new Error("git bundle: no refs");
+  return head.sha;
 }
 
 /** Writes the working tree of the bundle's HEAD (or its only ref) into `dest` (created). Returns the commit sha. */

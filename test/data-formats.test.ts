@@ -180,7 +180,7 @@ describe("LLaRA format", () => {
   it("rebuilds users from sliding-window lines and reads id2name", async () => {
     const dir = tmp();
     const seq = Array.from({ length: 13 }, (_, i) => i); // one user, 13 items: windows slide after 10
-    const lines = seq.slice(0, -0 || undefined).map((_, n) => JSON.stringify({ history: seq.slice(Math.max(0, n - 10), n), next: seq[n] }));
+    const lines = seq.map((_, n) => JSON.stringify({ history: seq.slice(Math.max(0, n - 10), n), next: seq[n] }));
     write(dir, "train.jsonl", [...lines, JSON.stringify({ history: [], next: 20 }), JSON.stringify({ history: [20], next: 21 })]);
     write(dir, "test.jsonl", [JSON.stringify({ history: [3, 20], next: 5 }), JSON.stringify({ history: [21, 7], next: 8 })]);
     write(dir, "id2name.txt", [...seq, 20, 21].map((i) => `${i}::Artist ${i}`));

@@ -153,7 +153,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
 
   it("a shard samples every user with the seed the unsharded run gives it", async () => {
     // Prompt j of one generate call is sampled with seed + j: record which seed each prompt got.
-    const seeds = async (cases: TestCase[], shardOf?: number) => {
+    const seeds = async (cases: TestCase[]) => {
       const got = new Map<string, number>();
       const { engine } = recordingEngine(bytes("[reasoning_end] Apex Phone"));
       const inner = engine.generate;

@@ -130,9 +130,9 @@ describe("run config", () => {
     for (const piece of ["dataset.source", "model.path", "teacher.kind"]) expect(all).toContain(piece);
     expect(refusal(() => parseRunConfig({}))).toBe(all.replace('preset "paper"', "config"));
     // Each piece alone is named alone.
-    expect(refusal(() => parseRunConfig({ ...real, model: {} }))).toMatch(/missing what a run needs:\n  model\.path[^\n]*\nThe synthetic/);
-    expect(refusal(() => parseRunConfig({ ...real, dataset: {} }))).toMatch(/needs:\n  dataset\.source[^\n]*\nThe synthetic/);
-    expect(refusal(() => parseRunConfig({ ...real, teacher: {} }))).toMatch(/needs:\n  teacher\.kind[^\n]*\nThe synthetic/);
+    expect(refusal(() => parseRunConfig({ ...real, model: {} }))).toMatch(/missing what a run needs:\n {2}model\.path[^\n]*\nThe synthetic/);
+    expect(refusal(() => parseRunConfig({ ...real, dataset: {} }))).toMatch(/needs:\n {2}dataset\.source[^\n]*\nThe synthetic/);
+    expect(refusal(() => parseRunConfig({ ...real, teacher: {} }))).toMatch(/needs:\n {2}teacher\.kind[^\n]*\nThe synthetic/);
     // Stated explicitly, the stand-ins are allowed; demo and tiny default to them.
     expect(parseRunConfig({ dataset: { source: "synthetic" }, model: { initSize: "small" }, teacher: { kind: "rule" } }).model.initSize).toBe("small");
     for (const name of ["demo", "tiny"] as const) expect(presetConfig(name)).toMatchObject({ dataset: { source: "synthetic" }, model: { initSize: "tiny" }, teacher: { kind: "rule" } });

@@ -19,10 +19,6 @@ import { Segment } from "../src/engine/train-batch.js";
 import { loadModel } from "../src/engine/index.js";
 import { addonMissing } from "./support/addon.js";
 
-function readInferLines(text: string): Array<{ user: string; candidateIds: string[]; targetIndex: number }> {
-  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { user: string; candidateIds: string[]; targetIndex: number });
-}
-
 function readInferRecordsText(text: string): InferRecord[] {
   return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as InferRecord);
 }

@@ -94,7 +94,7 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
   };
   const answerOf = opts.answerFor;
 
-  let server: Server = createServer((req, res) => void handle(req, res));
+  const server: Server = createServer((req, res) => void handle(req, res));
   server.on("connection", (s) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
@@ -105,7 +105,10 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
   // A crash: stop listening, cut connections with unanswered requests, let idle ones end cleanly.
   api.crash = async () => {
     const busy = new Set([...pending].map((r) => r.socket));
-    for (const s of sockets) (busy.has(s) ? s.destroy() : s.end());
+    for (const s of sockets) {
+      if (busy.has(s)) s.destroy();
+      else s.end();
+    }
     await new Promise<void>((r) => server.close(() => r()));
   };
   api.close = async () => {
@@ -188,10 +191,9 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const answered = new Map<string, number>();
     const arrivals = new Map<string, number[]>();
     let total = 0;
-    let api!: FakeApi;
     const crashAfter = 11;
     const fault = faultPlan(truth);
-    api = await startFakeApi({
+    const api: FakeApi = await startFakeApi({
       answered,
       arrivals,
       answerFor: (p) => chainFor(truth.get(p)!),
@@ -248,7 +250,7 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     process.env.MSR_TEST_KEY_D = "sk-do-not-print";
     const client = clientFor([url], "MSR_TEST_KEY_D");
-    const err = await client.chat({ messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e as ChatRequestError);
+    const err = (await client.chat({ messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e)) as ChatRequestError;
     expect(err).toBeInstanceOf(ChatRequestError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/HTTP 401 \(check the key in MSR_TEST_KEY_D\)/);

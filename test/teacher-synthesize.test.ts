@@ -143,7 +143,7 @@ describe("rule-based teacher features", () => {
     const f = itemFeatures({
       id: "x",
       title: "Armorly Slim Case for Sonix Phones",
-      attributes: { brand: "Armorly", forBrand: "Sonix", kind: "accessory", price: "$12.99", categories: [["Electronics", "Cases"]], description: "A slim case." },
+      attributes: { brand: "Armorly", forBrand: "Sonix", kind: "accessory", price: "$12.99", categories: ["Electronics", "Cases"], description: "A slim case." },
     });
     expect([...f.categorical].sort()).toEqual(["Armorly", "Cases", "Electronics", "Sonix"]);
     expect(f.numeric).toEqual(new Map([["price", 12.99]]));

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
-import { createTrainer, type Trainer } from "../src/engine/trainer.js";
+import { createTrainer } from "../src/engine/trainer.js";
 import { runTrainingLoop } from "../src/train/loop.js";
 import { Segment } from "../src/engine/train-batch.js";
 import { packageRoot } from "../src/util/paths.js";

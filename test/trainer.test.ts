@@ -3,12 +3,12 @@
 // target, the loss definition against a JS reference, α/β and prompt masking, packing,
 // reproducibility, memorisation, adapter round trip through the scorer, full mode + saveModel,
 // checkpoints and bad input.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native, type NativeModel } from "../src/engine/bindings.js";
-import { createTrainer, type Trainer, type LoraTarget } from "../src/engine/trainer.js";
+import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import { tokenizeSample } from "../src/train/samples.js";
 import { Segment, type TokenizedSample } from "../src/engine/train-batch.js";
 import { testModelPath, tinyModelPath } from "./support/models.js";

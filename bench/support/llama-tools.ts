@@ -24,7 +24,7 @@ export function cudaAvailable(): boolean {
   return onPath("nvcc", ["--version"]) && nvidiaGpuVisible();
 }
 
-/** The tools in `dir` (MSR_REC_BENCH_LLAMA_TOOLS), if both binaries are there. */
+/** The tools in `dir` (the gpu-8b suite's --llama-tools), if both binaries are there. */
 export function toolsIn(dir: string, backend: "cpu" | "cuda"): LlamaTools | null {
   for (const sub of ["", "bin"]) {
     const bench = join(dir, sub, "llama-bench");

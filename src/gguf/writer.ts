@@ -163,7 +163,7 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
     writeValue(w, key, value);
   }
   let offset = 0;
-  tensors.forEach((t, i) => {
+  tensors.forEach((t) => {
     w.string(t.name);
     w.u32(t.shape.length);
     for (const d of t.shape) w.u64(d);

@@ -155,7 +155,8 @@ export function binCounts(values: number[], edges: number[]): number[] {
 export function histogram(title: string, xLabel: string, series: Array<{ name: string; values: number[] }>, bins = 20): string {
   const all = series.flatMap((s) => s.values.filter(Number.isFinite));
   if (all.length === 0) return emptyPlot(title, "no data");
-  let lo = Math.min(...all), hi = Math.max(...all);
+  const lo = Math.min(...all);
+  let hi = Math.max(...all);
   if (hi === lo) hi = lo + 1;
   const edges = Array.from({ length: bins + 1 }, (_, i) => lo + ((hi - lo) * i) / bins);
   const counts = series.map((s) => binCounts(s.values, edges));

@@ -176,7 +176,7 @@ export class OpenAIChatClient {
     let last: ChatRequestError | undefined;
     for (let retry = 0; retry <= this.o.maxRetries; retry++) {
       const e = await this.acquire(signal);
-      let wait = 0;
+      let wait: number;
       try {
         return { ...(await this.once(e, req, signal)), tries: retry + 1 };
       } catch (err) {

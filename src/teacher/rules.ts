@@ -131,7 +131,11 @@ export class RulesTeacher implements Teacher {
           const hf = this.features.get(hid)?.categorical;
           if (hf && f.categorical.size > 0) {
             let k = 0;
-            for (const x of f.categorical) if (hf.has(x)) (k++, shared.set(x, (shared.get(x) ?? 0) + 1));
+            for (const x of f.categorical) {
+              if (!hf.has(x)) continue;
+              k++;
+              shared.set(x, (shared.get(x) ?? 0) + 1);
+            }
             attr += (w[j]! * k) / f.categorical.size;
           }
         });

@@ -11,7 +11,7 @@ import { writeFileAtomic } from "../util/atomic-write.js";
 import type { PromptSample, Split } from "../prompts/dataset.js";
 import { hashString } from "../util/random.js";
 import { prunePath, type RejectReason } from "./prune.js";
-import { AnswerStore, hashPrompt } from "./store.js";
+import { type AnswerStore, hashPrompt } from "./store.js";
 import type { Teacher } from "./types.js";
 import { isAuto, parseShardSpec, shardFromScheduler, type Shard } from "../util/scheduler-shard.js";
 import { shardDirName, type ShardFolders } from "../util/shard-folders.js";

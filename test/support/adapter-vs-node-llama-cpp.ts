@@ -50,4 +50,3 @@ export async function compareTrainedAdapter(model: NativeModel, modelPath: strin
   }
 }
 
-export const adapterFile = (dir: string, name: string) => join(dir, `${name}.gguf`);

@@ -26,14 +26,14 @@ const grammar = mostly(fc.constantFrom('root ::= "Apex" | "Zen"', "root ::= [a-z
 const scoreOp = fc.record({
   kind: fc.constant("score" as const),
   options: fc.record({ contextSize: maybe(size(16, 1024)), sequences: maybe(size(1, 64)), batchSize: maybe(size(1, 512)), waveTokens: maybe(size(1, 1024)) }, { requiredKeys: [] }),
-  requests: mostly(fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 1, maxLength: 5 }), fc.constant([])),
+  requests: mostly(fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 1, maxLength: 5 }), fc.constant([] as { prompt: number[]; continuation: number[] }[])),
   scale: maybe(scale),
   disposeEarly: mostly(fc.constant(false), fc.constant(true)),
 });
 
 const generateOp = fc.record({
   kind: fc.constant("generate" as const),
-  prompts: mostly(fc.array(tokens(16), { minLength: 1, maxLength: 5 }), fc.constant([])),
+  prompts: mostly(fc.array(tokens(16), { minLength: 1, maxLength: 5 }), fc.constant([] as number[][])),
   options: fc.record(
     {
       maxTokens: maybe(mostly(fc.integer({ min: 1, max: 12 }), fc.constantFrom(0, -1, 1e9, 2.5, NaN))),
