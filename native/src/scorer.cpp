@@ -400,7 +400,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
 
 // ---- JS surface ---------------------------------------------------------------------------
 
-void Scorer::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function Scorer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Scorer",
                                     {
                                         Method<&Scorer::Score>("score"),
@@ -409,7 +409,7 @@ void Scorer::Init(Napi::Env env, Napi::Object exports) {
                                         Method<&Scorer::Dispose>("dispose"),
                                         Getter<&Scorer::GetConfig>("config"),
                                     });
-  exports.Set("Scorer", ctor);
+  return ctor;
 }
 
 Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer>(info) { guard(info.Env(), [&] { init(info); }); }

@@ -63,7 +63,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
 
 class Scorer : public Wrap<Scorer> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
   void Finalize(Napi::Env env) override;
 

@@ -11,8 +11,6 @@
 #include "llama-model.h"
 #include "model.h"
 #include "train_arch.h"
-#include "train_bench.h"
-#include "train_out_prod_check.h"
 #include "train_io.h"
 #include "train_reference.h"
 
@@ -88,6 +86,8 @@ const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const Napi::Valu
   return *p;
 }
 
+}  // namespace
+
 // fusedCrossEntropy(logits, rows, vocab, targets, weights|null, {reference?, threads?, grad?, gradOut?})
 //   -> {loss, logprobs: Float32Array, grad?: Float32Array}. Synchronous: for tests and benches.
 Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
@@ -142,6 +142,8 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   if (want_grad) out.Set("grad", grad);
   return out;
 }
+
+namespace {
 
 // The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
 struct TrainerArgs {
@@ -205,6 +207,8 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
   return a;
 }
 
+}  // namespace
+
 // buildTrainSession(model, options) -> Promise<External>: the slow part of creating a trainer
 // (parameters, dequantized copies, transposes) in a worker, so the JS thread neither blocks on
 // it nor waits for the model's lock while another call runs.
@@ -227,9 +231,7 @@ Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
       });
 }
 
-}  // namespace
-
-void Trainer::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function Trainer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Trainer",
                                     {
                                         Method<&Trainer::Step>("step"),
@@ -247,12 +249,7 @@ void Trainer::Init(Napi::Env env, Napi::Object exports) {
                                         Method<&Trainer::LoadCheckpoint>("loadCheckpoint"),
                                         Method<&Trainer::Dispose>("dispose"),
                                     });
-  exports.Set("Trainer", ctor);
-  exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
-  exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
-  exports.Set("outProdCheck", Napi::Function::New(env, guarded_fn<OutProdCheck>));
-  exports.Set("buildTrainSession", Napi::Function::New(env, guarded_fn<BuildTrainSession>));
-  InitTrainArch(env, exports);
+  return ctor;
 }
 
 

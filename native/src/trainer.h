@@ -1,5 +1,6 @@
 // Trainer: the JS-visible wrapper of a TrainSession (LoRA or full training of a LLaMA-family
-// model), plus the module function fusedCrossEntropy (the CE kernel's test/bench entry point).
+// model), plus the module functions buildTrainSession (a session built off the JS thread, adopted
+// by `new Trainer`) and fusedCrossEntropy (the CE kernel's test/bench entry point).
 #pragma once
 #include <atomic>
 #include <memory>
@@ -11,7 +12,7 @@ namespace msr {
 
 class Trainer : public Wrap<Trainer> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Trainer(const Napi::CallbackInfo& info);
   void init(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
@@ -44,5 +45,10 @@ class Trainer : public Wrap<Trainer> {
   std::shared_ptr<State> state_;
   int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
 };
+
+// buildTrainSession(model, options) -> Promise<External>, for `new Trainer(model, options, session)`.
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info);
+// fusedCrossEntropy(logits, rows, vocab, targets, weights|null, options?) -> {loss, logprobs, grad?}.
+Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info);
 
 }  // namespace msr
