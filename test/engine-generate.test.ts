@@ -2,6 +2,7 @@
 // time, grammar-constrained output.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { argmax } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
@@ -29,7 +30,7 @@ describe("generate", () => {
     const p = model.tokenize(prompts[0]!);
     const all = Int32Array.from([...p, ...r!.tokens]);
     const scorer = model.createScorer();
-    const logits = await scorer.logits(all);
+    const logits = await scorerLogits(scorer, all);
     const V = model.info.vocabSize;
     // The tiny random model's distribution is nearly flat, so two logits can tie to ~1e-6; the
     // generator decodes token by token and the reference all at once, so accept a tie within

@@ -2,6 +2,7 @@
 // invariances: batching, shared-prompt fan-out, batch size and request order change nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model, type ScoreRequest, type ScoreResult } from "../src/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { expectClose, naiveLogprob } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
@@ -32,7 +33,7 @@ describe("scorer", () => {
       const p = model.tokenize(requests[i]!.prompt as string);
       const c = model.tokenize(requests[i]!.continuation as string, { addBos: false });
       const all = Int32Array.from([...p, ...c]);
-      const logits = await scorer.logits(all);
+      const logits = await scorerLogits(scorer, all);
       const V = model.info.vocabSize;
       const want = Array.from(c, (t, j) => naiveLogprob(logits.subarray((p.length - 1 + j) * V, (p.length + j) * V), t));
       expectClose(got[i]!.tokenLogprobs, want, 1e-4);

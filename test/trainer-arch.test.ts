@@ -14,6 +14,7 @@ import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import type { WeightType } from "../src/gguf/init-model.js";
 import { Segment } from "../src/train/samples.js";
 import { archModelPath, refusedModelPath, type ArchPreset } from "./support/arch-models.js";
+import { gradient, referenceLogits, trainingLogits } from "./support/dev.js";
 import { mulberry32 as rng, randomSample } from "./support/random.js";
 import { centralDifference } from "./support/reference.js";
 
@@ -90,12 +91,12 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     const t = createTrainer(model, { lora: { rank: 4, alpha: 8, seed: 3 } });
     randomizeLora(t, 9, 0.05);
     const tokens = sample(21, 24, 0, 0).tokens;
-    const mine = await t.logits(tokens);
-    const ref = await t.referenceLogits(tokens);
+    const mine = await trainingLogits(t, tokens);
+    const ref = await referenceLogits(t, tokens);
     const diff = relDiff(mine, ref);
     // The adapter must matter, or the comparison would not test it.
     for (const n of t.paramNames()) if (n.endsWith("lora_b")) t.setParam(n, new Float32Array(t.getParam(n).length));
-    const without = relDiff(await t.logits(tokens), ref);
+    const without = relDiff(await trainingLogits(t, tokens), ref);
     console.log(`forward ${preset} ${type}: max ${diff.max.toExponential(2)}, rms ${diff.rms.toExponential(2)} (without the adapter: ${without.rms.toExponential(2)})`);
     expect(diff.max).toBeLessThan(tolMax);
     expect(diff.rms).toBeLessThan(tolRms);
@@ -118,7 +119,7 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     expect(b.info.mappedWeightBytes).toBe(0);
     if (a.info.mappedWeightBytes + a.info.weightCopyBytes > 0) expect(a.info.mappedWeightBytes).toBeGreaterThan(4 * a.info.weightCopyBytes);
     const tokens = sample(22, 20, 0, 0).tokens;
-    const dl = maxRelDiff(await a.logits(tokens), await b.logits(tokens));
+    const dl = maxRelDiff(await trainingLogits(a, tokens), await trainingLogits(b, tokens));
     expect(dl).toBeLessThan(1e-5);
     randomizeLora(a, 5, 0.05);
     randomizeLora(b, 5, 0.05);
@@ -127,7 +128,7 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     expect(Math.abs(la - lb)).toBeLessThan(1e-5 * lb);
     let worst = 0;
     for (const n of a.paramNames()) {
-      const d = maxRelDiff(a.getGrad(n), b.getGrad(n));
+      const d = maxRelDiff(gradient(a, n), gradient(b, n));
       worst = Math.max(worst, d);
       expect(d, n).toBeLessThan(1e-3);
     }
@@ -150,7 +151,7 @@ describe("gradients match finite differences on float bases", () => {
     const rand = rng(77);
     const failures: string[] = [];
     for (const name of names) {
-      const grad = t.getGrad(name);
+      const grad = gradient(t, name);
       const value = t.getParam(name);
       expect(grad.some((g) => g !== 0), `${name} has a non-zero gradient`).toBe(true);
       for (let k = 0; k < picks; k++) {
@@ -283,7 +284,7 @@ describe("backward reading the weights as stored", () => {
       expect(Math.abs(g.loss - ref.loss)).toBeLessThan(1e-6 * ref.loss);
       let worst = 0;
       for (const n of cached.paramNames()) {
-        const d = maxRelDiff(t.getGrad(n), cached.getGrad(n));
+        const d = maxRelDiff(gradient(t, n), gradient(cached, n));
         worst = Math.max(worst, d);
         expect(d, n).toBeLessThan(1e-4);
       }

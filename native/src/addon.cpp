@@ -17,9 +17,10 @@
 #include "quantize.h"
 #include "scorer.h"
 #include "train_arch.h"
-#include "train_bench.h"
-#include "train_out_prod_check.h"
 #include "trainer.h"
+#if MSR_REC_DEV
+#include "dev.h"
+#endif
 
 namespace {
 
@@ -75,9 +76,20 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", msr::Trainer::Init(env));
   set_function<msr::BuildTrainSession>(env, exports, "buildTrainSession");
   set_function<msr::Trainability>(env, exports, "trainability");
-  set_function<msr::FusedCrossEntropy>(env, exports, "fusedCrossEntropy");
-  set_function<msr::DenseCrossEntropyGgml>(env, exports, "denseCrossEntropyGgml");
-  set_function<msr::OutProdCheck>(env, exports, "outProdCheck");
+
+#if MSR_REC_DEV
+  // Development hooks (native/dev/dev.h): tests and benchmarks only, absent from installed builds.
+  Napi::Object dev = Napi::Object::New(env);
+  set_function<msr::dev::FusedCrossEntropy>(env, dev, "fusedCrossEntropy");
+  set_function<msr::dev::DenseCrossEntropyGgml>(env, dev, "denseCrossEntropyGgml");
+  set_function<msr::dev::OutProdCheck>(env, dev, "outProdCheck");
+  set_function<msr::dev::ScorerDecodeOnly>(env, dev, "scorerDecodeOnly");
+  set_function<msr::dev::ScorerLogits>(env, dev, "scorerLogits");
+  set_function<msr::dev::TrainerLogits>(env, dev, "trainerLogits");
+  set_function<msr::dev::TrainerReferenceLogits>(env, dev, "trainerReferenceLogits");
+  set_function<msr::dev::TrainerGrad>(env, dev, "trainerGrad");
+  exports.Set("dev", dev);
+#endif
   return exports;
 }
 

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <map>
 
 #include "fused_ce.h"
@@ -366,49 +366,16 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   return results;
 }
 
-std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras) {
-  const size_t nv = static_cast<size_t>(s.model->n_vocab);
-  std::vector<float> out(tokens.size() * nv);
-  std::lock_guard<std::mutex> lock(s.model->mutex);
-  s.model->check_alive("scorer.logits");
-  if (s.disposed) throw UserError("scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
-  s.ensure_context("scorer.logits");
-  if (tokens.size() > s.n_ctx) throw UserError("scorer.logits: more tokens than the scorer's context of " + std::to_string(s.n_ctx) + " cells");
-  ScopedLoras scoped_loras(s.ctx, loras);
-  llama_memory_clear(llama_get_memory(s.ctx), true);
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
-  for (size_t start = 0; start < tokens.size(); start += s.n_batch) {
-    size_t end = std::min(tokens.size(), start + s.n_batch);
-    batch.n_tokens = 0;
-    for (size_t i = start; i < end; i++) {
-      int32_t b = batch.n_tokens++;
-      batch.token[b] = tokens[i];
-      batch.pos[b] = static_cast<llama_pos>(i);
-      batch.n_seq_id[b] = 1;
-      batch.seq_id[b][0] = 0;
-      batch.logits[b] = true;
-    }
-    if (llama_decode(s.ctx, batch) != 0) {
-      llama_batch_free(batch);
-      throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
-    }
-    std::copy(llama_get_logits(s.ctx), llama_get_logits(s.ctx) + (end - start) * nv, out.begin() + start * nv);
-  }
-  llama_batch_free(batch);
-  return out;
-}
-
 // ---- JS surface ---------------------------------------------------------------------------
 
 Napi::Function Scorer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Scorer",
                                     {
                                         Method<&Scorer::Score>("score"),
-                                        Method<&Scorer::DecodeOnly>("decodeOnly"),
-                                        Method<&Scorer::Logits>("logits"),
                                         Method<&Scorer::Dispose>("dispose"),
                                         Getter<&Scorer::GetConfig>("config"),
                                     });
+  addon_data(env).scorer = Napi::Persistent(ctor);
   return ctor;
 }
 
@@ -486,92 +453,77 @@ Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value Scorer::Score(const Napi::CallbackInfo& info) { return Run(info, true); }
-Napi::Value Scorer::DecodeOnly(const Napi::CallbackInfo& info) { return Run(info, false); }
+ScorerPtr Scorer::alive(Napi::Env env, const char* what) const {
+  if (!state_) throw Napi::Error::New(env, std::string(what) + ": the scorer was disposed; create a new one with model.createScorer()");
+  if (state_->model->disposed) throw Napi::Error::New(env, std::string(what) + ": the model was disposed; load it again with loadModel()");
+  return state_;
+}
 
-Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?})");
-  if (!state_) throw Napi::Error::New(env, "scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  ScorerPtr st = state_;
-  if (st->model->disposed) throw Napi::Error::New(env, "scorer.score: the model was disposed; load it again with loadModel()");
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
-  Napi::Array arr = info[0].As<Napi::Array>();
+ScorerPtr scorer_from_js(const Napi::Value& v, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).scorer.Value())) {
+    throw Napi::TypeError::New(v.Env(), "expected a Scorer (from model.createScorer)");
+  }
+  return Scorer::Unwrap(v.As<Napi::Object>())->alive(v.Env(), what);
+}
+
+std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
+  Napi::Array arr = v.As<Napi::Array>();
   if (arr.Length() == 0) throw Napi::Error::New(env, "scorer.score: the request list is empty; pass at least one {prompt, continuation}");
-  auto reqs = std::make_shared<std::vector<ScoreRequest>>(arr.Length());
+  std::vector<ScoreRequest> reqs(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
-    Napi::Object o = v.As<Napi::Object>();
-    auto& r = (*reqs)[i];
+    Napi::Value e = arr.Get(i);
+    if (!e.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
+    Napi::Object o = e.As<Napi::Object>();
+    auto& r = reqs[i];
     r.prompt = get_tokens(o.Get("prompt"), "prompt");
     r.continuation = get_tokens(o.Get("continuation"), "continuation");
     std::string where = "requests[" + std::to_string(i) + "]";
     if (r.prompt.empty()) throw Napi::Error::New(env, where + ": the prompt has no tokens; give at least one (e.g. tokenize with addBos: true)");
     if (r.continuation.empty()) throw Napi::Error::New(env, where + ": the continuation is empty; there is nothing to score");
     size_t len = r.prompt.size() + r.continuation.size() - 1;
-    if (len > static_cast<size_t>(st->model->n_ctx_train)) {
+    if (len > static_cast<size_t>(s.model->n_ctx_train)) {
       throw Napi::RangeError::New(env, where + " spans " + std::to_string(len) + " positions but the model's training context is " +
-                                           std::to_string(st->model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
+                                           std::to_string(s.model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
     }
-    if (len > st->n_ctx) {
+    if (len > s.n_ctx) {
       throw Napi::RangeError::New(env, where + " needs " + std::to_string(len) + " context cells but the scorer's context holds " +
-                                           std::to_string(st->n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
+                                           std::to_string(s.n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
     }
     try {
-      check_token_range(*st->model, r.prompt, (where + ".prompt").c_str());
-      check_token_range(*st->model, r.continuation, (where + ".continuation").c_str());
+      check_token_range(*s.model, r.prompt, (where + ".prompt").c_str());
+      check_token_range(*s.model, r.continuation, (where + ".continuation").c_str());
     } catch (const UserError& e) {
       throw Napi::RangeError::New(env, e.what());
     }
   }
+  return reqs;
+}
+
+Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?})");
+  ScorerPtr st = alive(env, "scorer.score");
+  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[0], *st));
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   auto loras = parse_lora_option(opts, st->model);
   auto results = std::make_shared<std::vector<ScoreResult>>();
   return PromiseWorker::Run(
-      env, [st, reqs, loras, results, reduce]() { *results = score_requests(*st, *reqs, loras, reduce); },
-      [results, reduce](Napi::Env env) -> Napi::Value {
+      env, [st, reqs, loras, results]() { *results = score_requests(*st, *reqs, loras, true); },
+      [results](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const ScoreResult& r = (*results)[i];
           Napi::Object o = Napi::Object::New(env);
-          if (reduce) {
-            auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
-            std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
-            o.Set("tokenLogprobs", lp);
-            o.Set("logprob", r.logprob);
-            o.Set("ppl", r.ppl);
-          }
+          auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
+          std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
+          o.Set("tokenLogprobs", lp);
+          o.Set("logprob", r.logprob);
+          o.Set("ppl", r.ppl);
           out.Set(static_cast<uint32_t>(i), o);
         }
         return out;
-      });
-}
-
-Napi::Value Scorer::Logits(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "logits(tokens: Int32Array, options?: {lora?})");
-  if (!state_) throw Napi::Error::New(env, "scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
-  ScorerPtr st = state_;
-  auto tokens = std::make_shared<std::vector<llama_token>>(get_tokens(info[0], "tokens"));
-  if (tokens->empty() || tokens->size() > st->n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
-  if (tokens->size() > static_cast<size_t>(st->model->n_ctx_train)) {
-    throw Napi::RangeError::New(env, "scorer.logits: more tokens than the model's training context (" + std::to_string(st->model->n_ctx_train) + ")");
-  }
-  try {
-    check_token_range(*st->model, *tokens, "scorer.logits");
-  } catch (const UserError& e) {
-    throw Napi::RangeError::New(env, e.what());
-  }
-  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto loras = parse_lora_option(opts, st->model);
-  auto out = std::make_shared<std::vector<float>>();
-  return PromiseWorker::Run(
-      env, [st, tokens, loras, out]() { *out = sequence_logits(*st, *tokens, loras); },
-      [out](Napi::Env env) -> Napi::Value {
-        auto a = Napi::Float32Array::New(env, out->size());
-        std::copy(out->begin(), out->end(), a.Data());
-        return a;
       });
 }
 

@@ -57,27 +57,29 @@ using ScorerPtr = std::shared_ptr<ScorerState>;
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
                                         bool reduce);
 
-// Full [tokens x vocab] logits of one sequence, every position: the naive path tests compare
-// against. Never used for scoring (it hands a vocabulary-sized array per token to JS).
-std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras);
+// A JS request list as ScoreRequests, each checked against the scorer and the model (throws a JS
+// Error naming the request and the fix).
+std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s);
 
 class Scorer : public Wrap<Scorer> {
  public:
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
   void Finalize(Napi::Env env) override;
+  // The state behind this scorer; throws a JS Error naming `what` when it or its model was disposed.
+  ScorerPtr alive(Napi::Env env, const char* what) const;
 
  private:
   void init(const Napi::CallbackInfo& info);
   void release(Napi::Env env);
   Napi::Value Score(const Napi::CallbackInfo& info);
-  Napi::Value DecodeOnly(const Napi::CallbackInfo& info);
-  Napi::Value Logits(const Napi::CallbackInfo& info);
-  Napi::Value Run(const Napi::CallbackInfo& info, bool reduce);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
   ScorerPtr state_;
   int64_t reported_bytes_ = 0;
 };
+
+// Scorer::alive on the Scorer behind a JS value (a TypeError for anything else).
+ScorerPtr scorer_from_js(const Napi::Value& v, const char* what);
 
 }  // namespace msr

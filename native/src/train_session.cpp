@@ -184,17 +184,4 @@ void TrainSession::adamw_update(const AdamW& o) {
   }
 }
 
-std::vector<float> TrainSession::logits(const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) throw UserError("logits: pass at least one token");
-  if (static_cast<int>(tokens.size()) > graph_->n_ctx()) throw UserError("logits: more tokens than the training context");
-  PackedBatch b;
-  b.tokens = tokens;
-  for (size_t j = 0; j < tokens.size(); j++) {
-    if (tokens[j] < 0 || tokens[j] >= graph_->n_vocab()) throw UserError("logits: token id out of the vocabulary");
-    b.positions.push_back(static_cast<int32_t>(j));
-    b.sample_of.push_back(0);
-  }
-  return graph_->logits(b);
-}
-
 }  // namespace msr

@@ -44,8 +44,6 @@ class TrainSession {
   // UserError on bad input or a non-finite loss/gradient (then nothing is updated).
   StepStats step(const SampleBatch& batch, const LossWeights& lw, const AdamW* opt, bool zero_grads = true);
   StepStats evaluate(const SampleBatch& batch, const LossWeights& lw);
-  // Logits of every position of one sample ([len][n_vocab]).
-  std::vector<float> logits(const std::vector<int32_t>& tokens);
 
   TrainGraph& graph() { return *graph_; }
   int64_t steps_done() const { return steps_; }

@@ -67,35 +67,19 @@ export class Scorer {
     return this.model.enqueue(() => this.handle().score(reqs, { lora }));
   }
 
-  /** The same decodes with logits at every position and no log-prob work (benchmark ceiling). */
-  async decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
-    const reqs = this.toNative(requests);
-    const lora = toNativeLora(options.lora);
-    return this.model.enqueue(async () => {
-      await this.handle().decodeOnly(reqs, { lora });
-    });
-  }
-
-  /**
-   * Full [tokens x vocab] logits of one token sequence at every position, row-major. For tests
-   * and debugging only: it is the naive path the fused reduction is checked against.
-   */
-  async logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
-    const lora = toNativeLora(options.lora);
-    return this.model.enqueue(() => this.handle().logits(tokens, { lora }));
-  }
-
   dispose(): void {
     this.#native?.dispose();
     this.#native = undefined;
   }
 
-  private handle(): NativeScorer {
+  /** @internal The native handle, for the development hooks (tests, benches). */
+  handle(): NativeScorer {
     if (!this.#native) throw new Error("the scorer was disposed; create a new one with model.createScorer()");
     return this.#native;
   }
 
-  private toNative(requests: readonly ScoreRequest[]): NativeScoreRequest[] {
+  /** @internal Requests as token arrays (prompts with BOS, continuations without). */
+  toNative(requests: readonly ScoreRequest[]): NativeScoreRequest[] {
     if (!Array.isArray(requests)) throw new TypeError("score() takes an array of {prompt, continuation}");
     return requests.map((r, i) => {
       if (r === null || typeof r !== "object") throw new TypeError(`requests[${i}] must be {prompt, continuation}`);

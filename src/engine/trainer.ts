@@ -232,27 +232,20 @@ export class Trainer {
   setParam(name: string, values: Float32Array): void {
     this.native.setParam(name, values);
   }
-  /** Gradient accumulated by the last step() (all of it when that step did not update). */
-  getGrad(name: string): Float32Array {
-    return this.native.getGrad(name);
-  }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
   async gradients(samples: readonly TrainSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
     const batch = toNativeBatch(this.tokenize(samples));
     const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
-  /** The training graph's logits for one sequence, [tokens.length × vocab] row-major. */
-  logits(tokens: Int32Array): Promise<Float32Array> {
-    return this.enqueue(() => this.native.logits(tokens));
-  }
-  /** llama.cpp's own logits (llama_decode with this trainer's adapter) for the same tokens. */
-  referenceLogits(tokens: Int32Array): Promise<Float32Array> {
-    return this.enqueue(() => this.native.referenceLogits(tokens));
-  }
 
   dispose(): void {
     this.native.dispose();
+  }
+
+  /** @internal The native handle, for the development hooks (tests, benches). */
+  handle(): NativeTrainer {
+    return this.native;
   }
 }
 
