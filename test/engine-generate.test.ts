@@ -55,6 +55,21 @@ describe("generate", () => {
     }
   });
 
+  it("profile: true adds the call's timings and changes no output", async () => {
+    const opts = { maxTokens: 6, temperature: 0, parallel: 2, kvLayout: "unified" as const };
+    const plain = await model.generate(prompts, opts);
+    expect(plain.profile).toBeUndefined();
+    const profiled = await model.generate(prompts, { ...opts, profile: true });
+    expect(profiled.map((r) => r.text)).toEqual(plain.map((r) => r.text));
+    const p = profiled.profile!;
+    expect(p).toMatchObject({ slots: 2, layout: "unified" });
+    // Each decode step samples at most one token per slot, and every token came from one.
+    const tokens = profiled.reduce((n, r) => n + r.tokens.length, 0);
+    expect(p.decodes).toBeGreaterThanOrEqual(Math.ceil(tokens / 2));
+    expect(p.decodeMs).toBeGreaterThan(0);
+    for (const ms of [p.sampleMs, p.otherMs]) expect(ms).toBeGreaterThanOrEqual(0);
+  });
+
   it("respects maxTokens and stop strings", async () => {
     const [r] = await model.generate([prompts[1]!], { maxTokens: 5, temperature: 0 });
     expect(r!.tokens.length).toBeLessThanOrEqual(5);

@@ -83,6 +83,21 @@ describe("scorer", () => {
     expectClose(a!.tokenLogprobs, b!.tokenLogprobs, 0);
   });
 
+  it("profile: true adds the call's timings and changes no result", async () => {
+    const scorer = model.createScorer({ contextSize: 512, kvLayout: "unified" });
+    const plain = await scorer.score(requests);
+    expect(plain.profile).toBeUndefined();
+    const profiled = await scorer.score(requests, { profile: true });
+    expectClose(flat(profiled), flat(plain), 0);
+    const p = profiled.profile!;
+    expect(p.layout).toBe("unified");
+    expect(p.waves).toBeGreaterThanOrEqual(1);
+    expect(p.decodes).toBeGreaterThanOrEqual(p.waves);
+    for (const ms of [p.decodeMs, p.logprobMs, p.otherMs]) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(p.decodeMs).toBeGreaterThan(0);
+    scorer.dispose();
+  });
+
   it("queues concurrent calls on one scorer and returns each its own results", async () => {
     const scorer = model.createScorer({ contextSize: 512 });
     const calls = requests.map((r) => scorer.score([r]));

@@ -14,7 +14,7 @@ import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import type { WeightType } from "../src/gguf/init-model.js";
 import { Segment } from "../src/train/samples.js";
 import { archModelPath, refusedModelPath, type ArchPreset } from "./support/arch-models.js";
-import { gradient, referenceLogits, trainingLogits } from "./support/dev.js";
+import { gradient, openDevTrainer, referenceLogits, trainingLogits } from "./support/dev.js";
 import { mulberry32 as rng, randomSample } from "./support/random.js";
 import { centralDifference } from "./support/reference.js";
 
@@ -246,11 +246,12 @@ describe("LoRA training on quantized bases", () => {
 describe("backward reading the weights as stored", () => {
   // On the CPU every out_prod of the backward (dx = Wᵀ dy of each frozen projection and of the
   // output matrix, the LoRA gradients) runs as out_prod_cpu, reading W as stored. Against ggml's
-  // own products on F32 transposes of the same weights, both as the older path kept them (cached
-  // for these small models, MSR_REC_TRAIN_OUT_PROD=ggml) and as it made them in the graph slice by
-  // slice: the same sums in other orders, equal to float rounding (measured, relative to the
-  // largest gradient of each tensor: as stored at most 2.2e-5, sliced at most 4e-6; the kernel
-  // itself is checked against float64 sums in train-out-prod.test.ts).
+  // own products on F32 transposes of the same weights, the GPU's backward run on the CPU (the
+  // development setting transposedBackward), both with the transposes cached (they fit the default
+  // budget for these small models) and made in the graph slice by slice (transposeBudgetMb 0): the
+  // same sums in other orders, equal to float rounding (measured, relative to the largest gradient
+  // of each tensor: as stored at most 2.2e-5, sliced at most 4e-6; the kernel itself is checked
+  // against float64 sums in train-out-prod.test.ts). Each trainer's pass profile shows which path ran.
   it.each([
     ["tiny-qwen3", "F32"],
     ["tiny-llama3", "BF16"],
@@ -261,26 +262,26 @@ describe("backward reading the weights as stored", () => {
   ] as [ArchPreset, WeightType][])("%s %s", async (preset, type) => {
     const model = await load(preset, type);
     const samples = [sample(1, 5, 6, 4), sample(2, 4, 0, 5)];
-    const stored = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
-    const withEnv = (env: Record<string, string>): Trainer => {
-      Object.assign(process.env, env);
-      try {
-        return createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
-      } finally {
-        for (const k of Object.keys(env)) delete process.env[k];
-      }
-    };
-    const cached = withEnv({ MSR_REC_TRAIN_OUT_PROD: "ggml" });
+    const options = { lora: { rank: 2, alpha: 8, seed: 1 }, profile: true };
+    const stored = createTrainer(model, options);
+    const cached = await openDevTrainer(model, options, { transposedBackward: true });
     // No cached transposes, and slices of 64 KB (64 rows at width 256), so weights and the LM head
     // are transposed in several slices each.
-    const inGraph = withEnv({ MSR_REC_TRAIN_OUT_PROD: "ggml", MSR_REC_TRAIN_TRANSPOSE_MB: "0", MSR_REC_TRAIN_SLICE_MB: "0.0625" });
+    const inGraph = await openDevTrainer(model, { ...options, transposeBudgetMb: 0 }, { transposedBackward: true, sliceMb: 0.0625 });
     expect(stored.info.transposeBytes).toBe(0);
     expect(cached.info.transposeBytes).toBeGreaterThan(0);
     expect(inGraph.info.transposeBytes).toBe(0);
     for (const t of [stored, cached, inGraph]) randomizeLora(t, 2, 0.1);
     const ref = await cached.gradients(samples);
+    const [cachedPass] = ref.profile!.passes;
+    expect(cachedPass!.outProds.transposedWeights).toBeGreaterThan(0);
+    expect(cachedPass!.outProds).toMatchObject({ asStored: 0, transposedInGraph: 0 });
     for (const t of [stored, inGraph]) {
       const g = await t.gradients(samples);
+      const [pass] = g.profile!.passes;
+      if (t === stored) expect(pass!.outProds).toMatchObject({ asStored: pass!.outProds.total, transposedWeights: 0 });
+      else expect(pass!.outProds.transposedInGraph).toBe(pass!.outProds.transposedWeights);
+      if (t === inGraph) expect(pass!.outProds.transposedInGraph).toBeGreaterThan(0);
       expect(Math.abs(g.loss - ref.loss)).toBeLessThan(1e-6 * ref.loss);
       let worst = 0;
       for (const n of cached.paramNames()) {

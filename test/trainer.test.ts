@@ -319,6 +319,35 @@ describe("packing and reproducibility", () => {
     reversed.dispose();
   });
 
+  it("profile: true reports each micro-batch's pass and changes no number", async () => {
+    const data = [sample(50, 4, 6, 3), sample(51, 5, 5, 4), sample(52, 6, 4, 2)];
+    const options = { lora: { rank: 4, seed: 11 }, microBatchTokens: 20 };
+    const plain = createTrainer(model, options);
+    const profiled = createTrainer(model, { ...options, profile: true });
+    const a = await plain.step(data);
+    const b = await profiled.step(data);
+    expect(a.profile).toBeUndefined();
+    expect(b.loss).toBe(a.loss);
+    expect(b.gradNorm).toBe(a.gradNorm);
+    const passes = b.profile!.passes;
+    expect(passes.length).toBe(3); // one sample per micro-batch of 20 tokens
+    expect(passes.reduce((n, p) => n + p.tokens, 0)).toBe(b.tokens);
+    expect(passes.reduce((n, p) => n + p.lossRows, 0)).toBe(b.lossTokens);
+    for (const p of passes) {
+      expect(p.forwardMs).toBeGreaterThan(0);
+      expect(p.backwardMs).toBeGreaterThan(0);
+      expect(p.computeBytes).toBeGreaterThan(0);
+      // The CPU reads every weight as stored in the backward.
+      expect(p.outProds.total).toBeGreaterThan(0);
+      expect(p.outProds.asStored).toBe(p.outProds.total);
+    }
+    const e = await profiled.evaluate(data);
+    expect(e.loss).toBe((await plain.evaluate(data)).loss);
+    expect(e.profile!.passes.map((p) => p.backwardMs)).toEqual([0, 0, 0]);
+    plain.dispose();
+    profiled.dispose();
+  });
+
   it("a fixed seed reproduces the first 10 losses exactly", async () => {
     const data = [sample(50, 4, 6, 3), sample(51, 5, 5, 4)];
     const run = async () => {

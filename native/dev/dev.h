@@ -46,6 +46,10 @@ Napi::Value TrainerLogits(const Napi::CallbackInfo& info);
 Napi::Value TrainerReferenceLogits(const Napi::CallbackInfo& info);
 // trainerGrad(trainer, name) -> Float32Array: the gradient accumulated for one parameter.
 Napi::Value TrainerGrad(const Napi::CallbackInfo& info);
+// buildTrainSession(model, options, {transposedBackward?, sliceMb?, profileNodes?}) -> Promise<session>:
+//   product buildTrainSession with TrainDevSettings (train_graph.h); `new Trainer(model, options,
+//   session)` adopts the session as it adopts a product one.
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info);
 
 // ---- train_reference.cpp ----
 // Logits of every position ([tokens.size()][n_vocab]) from llama.cpp's own graph (llama_decode, no

@@ -1,6 +1,7 @@
 // The trainer's development hooks (see dev.h): the training graph's logits and llama_decode's for
-// the same tokens (the forward-equality tests), and a parameter's accumulated gradient (the
-// finite-difference tests).
+// the same tokens (the forward-equality tests), a parameter's accumulated gradient (the
+// finite-difference tests), and sessions built with development settings.
+#include <cmath>
 #include <cstring>
 
 #include "dev.h"
@@ -71,6 +72,21 @@ Napi::Value TrainerGrad(const Napi::CallbackInfo& info) {
   const TrainParam* p = st->session->graph().find(name);
   if (!p) throw Napi::Error::New(env, "no trainable parameter named '" + name + "'; see trainer.paramNames()");
   return to_f32(env, p->grad_data(), static_cast<size_t>(p->numel()));
+}
+
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
+  const char* signature = "buildTrainSession(model, options, settings: {transposedBackward?, sliceMb?, profileNodes?})";
+  require_args(info, 3, signature);
+  TrainerArgs args = parse_trainer_args(info, signature);
+  if (!info[2].IsObject()) throw Napi::TypeError::New(info.Env(), std::string("expected ") + signature);
+  Napi::Object d = info[2].As<Napi::Object>();
+  TrainDevSettings& dev = args.cfg.dev;
+  dev.transposed_backward = get_bool(d, "transposedBackward", false);
+  dev.slice_mb = get_number(d, "sliceMb", dev.slice_mb);
+  if (!(dev.slice_mb > 0 && std::isfinite(dev.slice_mb))) throw Napi::RangeError::New(info.Env(), "sliceMb must be a finite number > 0");
+  dev.profile_nodes = get_bool(d, "profileNodes", false);
+  if (dev.profile_nodes) args.cfg.profile = true;  // the node times travel in the pass profiles
+  return build_session_async(info.Env(), args);
 }
 
 }  // namespace msr::dev

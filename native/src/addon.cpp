@@ -88,6 +88,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set_function<msr::dev::TrainerLogits>(env, dev, "trainerLogits");
   set_function<msr::dev::TrainerReferenceLogits>(env, dev, "trainerReferenceLogits");
   set_function<msr::dev::TrainerGrad>(env, dev, "trainerGrad");
+  set_function<msr::dev::BuildTrainSession>(env, dev, "buildTrainSession");
   exports.Set("dev", dev);
 #endif
   return exports;

@@ -4,8 +4,6 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <deque>
 
 namespace msr {
@@ -157,7 +155,7 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
 }
 
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
-                                           const GenerateOptions& opt) {
+                                           const GenerateOptions& opt, GenerateProfile* profile) {
   const ModelState& m = *model;
   const size_t n = prompts.size();
   std::vector<GenerateResult> results(n);
@@ -195,9 +193,6 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
                     std::to_string(plan.stream_cells) + " a request needs; use kvLayout \"unified\"");
   }
   llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
-  // MSR_REC_GENERATE_PROFILE=1: per call, time in llama_decode, in sampling (logit checks, the
-  // sampler chains with their grammars, stop strings) and the rest, to stderr.
-  static const bool profile = std::getenv("MSR_REC_GENERATE_PROFILE") != nullptr;
   using clock = std::chrono::steady_clock;
   const auto t_call = clock::now();
   double t_decode = 0, t_sample = 0;
@@ -358,8 +353,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
     }
     if (profile) {
       const double total = std::chrono::duration<double>(clock::now() - t_call).count();
-      std::fprintf(stderr, "msr-rec generate: %zu prompts, %d slots, %s, %zu decodes: decode %.1f ms, sampling %.1f ms, other %.1f ms\n", n,
-                   slots, plan.per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_sample, 1e3 * (total - t_decode - t_sample));
+      *profile = GenerateProfile{slots, plan.per_seq, n_decodes, 1e3 * t_decode, 1e3 * t_sample, 1e3 * (total - t_decode - t_sample)};
     }
   } catch (...) {
     llama_batch_free(batch);
@@ -436,7 +430,9 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
     else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
   opt.loras = parse_lora_option(o, model);
+  opt.profile = get_bool(o, "profile", false);
   auto results = std::make_shared<std::vector<GenerateResult>>();
+  auto profile = opt.profile ? std::make_shared<GenerateProfile>() : nullptr;
   // The call's own context (KV cache and the logits rows of its slots), reported while it runs; a
   // plan that fails here fails the same way in the worker, with its message.
   int64_t call_bytes = 0;
@@ -446,8 +442,8 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   } catch (const UserError&) {
   }
   return PromiseWorker::Run(
-      env, [model, prompts, opt, results]() { *results = generate_batch(model, *prompts, opt); },
-      [results](Napi::Env env) -> Napi::Value {
+      env, [model, prompts, opt, results, profile]() { *results = generate_batch(model, *prompts, opt, profile.get()); },
+      [results, profile](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const auto& r = (*results)[i];
@@ -456,6 +452,16 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
           obj.Set("tokens", to_int32_array(env, r.tokens));
           obj.Set("finishReason", r.finish_reason);
           out.Set(static_cast<uint32_t>(i), obj);
+        }
+        if (profile) {
+          Napi::Object p = Napi::Object::New(env);
+          p.Set("slots", profile->slots);
+          p.Set("layout", profile->per_sequence ? "per-sequence" : "unified");
+          p.Set("decodes", static_cast<double>(profile->decodes));
+          p.Set("decodeMs", profile->decode_ms);
+          p.Set("sampleMs", profile->sample_ms);
+          p.Set("otherMs", profile->other_ms);
+          out.Set("profile", p);
         }
         return out;
       },

@@ -32,6 +32,16 @@ struct GenerateOptions {
   int32_t context_size = 0;  // 0 = enough for `parallel` prompts of the longest length
   std::vector<LoraChoice> loras;
   KvLayout kv_layout = KvLayout::Auto;
+  bool profile = false;  // report the call's timings (GenerateProfile)
+};
+
+// Where one generate call's time went (its `profile` option).
+struct GenerateProfile {
+  int32_t slots = 0;
+  bool per_sequence = false;  // the KV layout the call ran in
+  size_t decodes = 0;
+  // llama_decode; sampling (logit checks, the sampler chains with their grammars, stop strings); the rest
+  double decode_ms = 0, sample_ms = 0, other_ms = 0;
 };
 
 struct GenerateResult {
@@ -53,8 +63,9 @@ struct ContextPlan {
 };
 ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llama_token>>& prompts, const GenerateOptions& opt);
 
+// `profile` (when given) receives the call's timings.
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
-                                           const GenerateOptions& opt);
+                                           const GenerateOptions& opt, GenerateProfile* profile = nullptr);
 
 namespace Generator {
 Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model);  // model.generate(prompts, opts)

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 
 #include "fused_ce.h"
@@ -188,7 +186,7 @@ void check_finite_results(std::vector<ScoreResult>& results, const std::vector<L
 }  // namespace
 
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
-                                        bool reduce) {
+                                        bool reduce, ScoreProfile* profile) {
   std::vector<ScoreResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
   const ModelState& m = *s.model;
@@ -226,13 +224,10 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   std::vector<int32_t> targets;
   std::vector<float> lps;
 
-  // MSR_REC_SCORER_PROFILE=1: where a call's time goes (decode, log-prob reduction, the rest),
-  // printed to stderr.
-  static const bool profile = std::getenv("MSR_REC_SCORER_PROFILE") != nullptr;
   using clock = std::chrono::steady_clock;
   const auto t_call = clock::now();
   double t_decode = 0, t_reduce = 0;
-  size_t n_decodes = 0;
+  size_t n_decodes = 0, n_waves = 0;
   // Decodes one batch (tokens of the current wave) and reduces its output rows.
   auto run_batch = [&](const std::vector<const WaveToken*>& sel) {
     batch.n_tokens = 0;
@@ -294,6 +289,7 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
         seqs += q;
       }
       llama_memory_clear(mem, true);
+      n_waves++;
       std::vector<WaveToken> toks = wave_tokens(wave, reqs, !reduce);
       if (!per_seq) {
         for (size_t start = 0; start < toks.size(); start += n_batch) {
@@ -353,9 +349,7 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
     }
     if (profile) {
       const double total = std::chrono::duration<double>(clock::now() - t_call).count();
-      std::fprintf(stderr, "msr-rec scorer: %zu requests, %s, %zu decodes: decode %.1f ms, log-prob reduction %.1f ms, other %.1f ms\n",
-                   reqs.size(), per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_reduce,
-                   1e3 * (total - t_decode - t_reduce));
+      *profile = ScoreProfile{per_seq, n_waves, n_decodes, 1e3 * t_decode, 1e3 * t_reduce, 1e3 * (total - t_decode - t_reduce)};
     }
   } catch (...) {
     llama_batch_free(batch);
@@ -453,6 +447,22 @@ Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   return o;
 }
 
+namespace {
+
+// {layout, waves, decodes, decodeMs, logprobMs, otherMs} (NativeScoreProfile in src/engine/bindings.ts).
+Napi::Object profile_to_js(Napi::Env env, const ScoreProfile& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("layout", p.per_sequence ? "per-sequence" : "unified");
+  o.Set("waves", static_cast<double>(p.waves));
+  o.Set("decodes", static_cast<double>(p.decodes));
+  o.Set("decodeMs", p.decode_ms);
+  o.Set("logprobMs", p.reduce_ms);
+  o.Set("otherMs", p.other_ms);
+  return o;
+}
+
+}  // namespace
+
 ScorerPtr Scorer::alive(Napi::Env env, const char* what) const {
   if (!state_) throw Napi::Error::New(env, std::string(what) + ": the scorer was disposed; create a new one with model.createScorer()");
   if (state_->model->disposed) throw Napi::Error::New(env, std::string(what) + ": the model was disposed; load it again with loadModel()");
@@ -503,15 +513,16 @@ std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerS
 
 Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?})");
+  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?, profile?})");
   ScorerPtr st = alive(env, "scorer.score");
   auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[0], *st));
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   auto loras = parse_lora_option(opts, st->model);
   auto results = std::make_shared<std::vector<ScoreResult>>();
+  auto profile = get_bool(opts, "profile", false) ? std::make_shared<ScoreProfile>() : nullptr;
   return PromiseWorker::Run(
-      env, [st, reqs, loras, results]() { *results = score_requests(*st, *reqs, loras, true); },
-      [results](Napi::Env env) -> Napi::Value {
+      env, [st, reqs, loras, results, profile]() { *results = score_requests(*st, *reqs, loras, true, profile.get()); },
+      [results, profile](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const ScoreResult& r = (*results)[i];
@@ -523,6 +534,7 @@ Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
           o.Set("ppl", r.ppl);
           out.Set(static_cast<uint32_t>(i), o);
         }
+        if (profile) out.Set("profile", profile_to_js(env, *profile));
         return out;
       });
 }

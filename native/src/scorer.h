@@ -52,10 +52,18 @@ struct ScorerState {
 };
 using ScorerPtr = std::shared_ptr<ScorerState>;
 
+// Where one call's time went (score's `profile` option).
+struct ScoreProfile {
+  bool per_sequence = false;  // the KV layout the call ran in
+  size_t waves = 0, decodes = 0;
+  double decode_ms = 0, reduce_ms = 0, other_ms = 0;  // llama_decode, the log-prob reduction, the rest
+};
+
 // Scores the requests; with `reduce` false it instead decodes the same tokens with logits at every
-// position and no log-prob work (the throughput ceiling the benchmark compares against).
+// position and no log-prob work (the throughput ceiling the benchmark compares against). `profile`
+// (when given) receives the call's timings.
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
-                                        bool reduce);
+                                        bool reduce, ScoreProfile* profile = nullptr);
 
 // A JS request list as ScoreRequests, each checked against the scorer and the model (throws a JS
 // Error naming the request and the fix).

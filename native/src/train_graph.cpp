@@ -137,7 +137,7 @@ void TrainGraph::init() {
   check_trainable(m, cfg_.mode, cfg_.dequantize);
   n_vocab_ = model_->n_vocab;
   // Graph capacity: about 250 nodes per layer are used (forward, backward, LoRA); three times that
-  // and room for slices of in-graph transposes (GPU, or MSR_REC_TRAIN_OUT_PROD=ggml), as a power of
+  // and room for slices of in-graph transposes (GPU, or the transposed_backward setting), as a power of
   // two, at least 16384 (a 16-layer model: 16384; the graph's tables are sized by it: 1.2 MiB).
   graph_nodes_ = 16384;
   while (graph_nodes_ < 2048 + 768 * m.layers.size()) graph_nodes_ *= 2;
@@ -166,8 +166,8 @@ void TrainGraph::init() {
     if (!backend_) throw UserError("training: could not start ggml's CPU backend");
     ggml_backend_cpu_set_n_threads(backend_, std::max(1, cfg_.n_threads));
   }
-  if (const char* mb = std::getenv("MSR_REC_TRAIN_SLICE_MB")) slice_bytes_ = std::atof(mb) * 1048576.0;
-  if (const char* op = std::getenv("MSR_REC_TRAIN_OUT_PROD")) own_out_prod_ = std::strcmp(op, "ggml") != 0;
+  slice_bytes_ = cfg_.dev.slice_mb * 1048576.0;
+  own_out_prod_ = !cfg_.dev.transposed_backward;
   reader_ = std::make_unique<WeightReader>(model_->path);
   init_params();
   reader_.reset();  // only needed to make the copies and transposes
@@ -203,23 +203,23 @@ std::string TrainGraph::device_name() const {
 
 // LoRA mode: which transposes the backward keeps cached (created in ctx, keyed by the weight
 // tensor the graph uses). On the CPU none: out_prod_cpu reads the weights as stored, faster than
-// a mul_mat on cached F32 transposes and without their 4 bytes per parameter (the older path
-// remains with MSR_REC_TRAIN_OUT_PROD=ggml, for comparisons). On a GPU the backward's dx = Wᵀ dy
-// needs each frozen projection transposed; cached F32 copies are fastest but cost 4 bytes per
-// parameter whatever the weights' type, so they are kept only within a budget:
-// MSR_REC_TRAIN_TRANSPOSE_MB, else half the GPU's free memory (with MSR_REC_TRAIN_OUT_PROD=ggml on
-// the CPU: a quarter of the model's size but at least 256 MB and at most 2048 MB). Whatever is not
-// cached is transposed inside the graph, one weight at a time, and freed after use (inline_transpose).
+// a mul_mat on cached F32 transposes and without their 4 bytes per parameter. On a GPU the
+// backward's dx = Wᵀ dy needs each frozen projection transposed; cached F32 copies are fastest but
+// cost 4 bytes per parameter whatever the weights' type, so they are kept only within a budget:
+// the transposeBudgetMb option, else half the GPU's free memory (with the development setting
+// transposed_backward on the CPU: a quarter of the model's size but at least 256 MB and at most
+// 2048 MB). Whatever is not cached is transposed inside the graph, one weight at a time, and freed
+// after use (inline_transpose).
 // The copies are F32: a product with F16 weights rounds its other operand to F16 too, and
 // backpropagated gradients (often below F16's 6e-5 normal range) would lose their low bits or
 // flush to zero (measured: 4% gradient error on an F16 model).
 void TrainGraph::plan_transposes(ggml_context* ctx) {
   if (cfg_.mode != TrainMode::Lora) return;
   const llama_model& m = *model_->model;
-  const char* env = std::getenv("MSR_REC_TRAIN_TRANSPOSE_MB");
+  const bool budget_given = cfg_.transpose_budget_mb >= 0;
   const double mib = 1024.0 * 1024.0;
-  double cap = env ? std::atof(env) * mib : std::clamp(0.25 * static_cast<double>(llama_model_size(&m)), 256 * mib, 2048 * mib);
-  if (!env && cfg_.gpu) {
+  double cap = budget_given ? cfg_.transpose_budget_mb * mib : std::clamp(0.25 * static_cast<double>(llama_model_size(&m)), 256 * mib, 2048 * mib);
+  if (!budget_given && cfg_.gpu) {
     size_t free = 0, total = 0;
     ggml_backend_dev_memory(ggml_backend_get_device(backend_), &free, &total);
     cap = 0.5 * static_cast<double>(free);
@@ -476,7 +476,7 @@ void TrainGraph::check_ops_supported(ggml_cgraph* g) const {
     if (!ggml_backend_supports_op(backend_, node)) {
       throw UserError(std::string("training on the GPU: ") + device_name() + " cannot run the graph's " + ggml_op_desc(node) + " (" +
                       node->name + ", src0 type " + (node->src[0] ? ggml_type_name(node->src[0]->type) : "-") +
-                      "); train on the CPU, or raise MSR_REC_TRAIN_TRANSPOSE_MB so the backward uses transposed weights");
+                      "); train on the CPU, or raise the trainer's transposeBudgetMb option so the backward uses transposed weights");
     }
   }
 }
@@ -493,9 +493,8 @@ const TrainParam* TrainGraph::find(const std::string& name) const {
 }
 
 // CPU: the backward's out_prods (dx = Wᵀ dy of every weight, the LoRA and full-mode weight
-// gradients) run as out_prod_cpu, reading W as stored and the other operand in place, unless
-// MSR_REC_TRAIN_OUT_PROD=ggml asks for the older transposes and mul_mats (kept for comparisons; a
-// GPU always uses those).
+// gradients) run as out_prod_cpu, reading W as stored and the other operand in place, unless the
+// development setting transposed_backward asks for the GPU's transposes and mul_mats.
 bool TrainGraph::cpu_out_prod() const { return own_out_prod_ && !cfg_.gpu; }
 
 const ggml_tensor* TrainGraph::output_weight() const {
@@ -624,8 +623,8 @@ ggml_tensor* TrainGraph::inline_transpose(ggml_context* ctx, ggml_tensor* w) con
 }
 
 // Wᵀ dy without a cached transpose, over slices of W's rows (32 MB of F32 each: 4096 rows of
-// Llama 3.2 1B's LM head, 1024 of its ffn_down; MSR_REC_TRAIN_SLICE_MB changes it, which tests use
-// to get several slices from tiny weights): each slice transposed to F32 inside the graph,
+// Llama 3.2 1B's LM head, 1024 of its ffn_down; the development setting slice_mb changes it, which
+// tests use to get several slices from tiny weights): each slice transposed to F32 inside the graph,
 // multiplied with its rows of dy and freed, so the backward never holds more than a slice or two
 // instead of an F32 copy of a weight (1 GB for that LM head). Returns the partial products; their
 // sum is Wᵀ dy.
@@ -654,7 +653,7 @@ ggml_tensor* TrainGraph::output_backward(ggml_context* ctx, ggml_tensor* w_out, 
 // (ggml's out_prod is a slow loop on the CPU, takes only F32 on CUDA and aborts on BF16). Same
 // shape and values, done before allocation. Returns whether nodes were added (the graph must
 // then be rebuilt so they come before their users).
-bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const {
+bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node, PassProfile& prof) const {
   int rewritten = 0, out_prods = 0, inlined = 0;
   for (int i = first_node; i < ggml_graph_n_nodes(g); i++) {
     ggml_tensor* node = ggml_graph_node(g, i);
@@ -691,9 +690,9 @@ bool TrainGraph::use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int f
     node->src[0] = wt;
     node->src[1] = dy;
   }
-  if (std::getenv("MSR_REC_TRAIN_PROFILE")) {
-    std::fprintf(stderr, "msr-rec train: %d of %d out_prod nodes use transposed weights (%d transposed in the graph)\n", rewritten, out_prods, inlined);
-  }
+  prof.out_prods = out_prods;
+  prof.transposed_weights = rewritten;
+  prof.transposed_in_graph = inlined;
   return inlined > 0;
 }
 
@@ -728,20 +727,11 @@ void compute(ggml_backend_t backend, ggml_cgraph* g, const char* what) {
   }
 }
 
-// MSR_REC_TRAIN_PROFILE=2: the graph runs one node at a time (no fusion) and the time per kind of
-// node (op, weight type, shape class) is printed, largest first. A diagnostic, not for training.
-bool profile_nodes() {
-  static const bool on = [] {
-    const char* p = std::getenv("MSR_REC_TRAIN_PROFILE");
-    return p && std::atoi(p) >= 2;
-  }();
-  return on;
-}
-
-void profile_by_op(ggml_backend_t backend, ggml_cgraph* g, int i0, int i1, const char* what, bool single_thread) {
+// TrainDevSettings::profile_nodes: the graph runs one node at a time (no fusion) and the time per
+// kind of node (op, weight type, shape class) is returned, largest first. A diagnostic, not for training.
+std::vector<PassProfile::NodeKind> time_nodes(ggml_backend_t backend, ggml_cgraph* g, int i0, int i1, const char* what, bool single_thread) {
   using clock = std::chrono::steady_clock;
   std::map<std::string, std::pair<double, int>> by;
-  double total = 0;
   for (int i = i0; i < i1; i++) {
     ggml_tensor* node = ggml_graph_node(g, i);
     ggml_cgraph one = ggml_graph_view(g, i, i + 1);
@@ -767,17 +757,11 @@ void profile_by_op(ggml_backend_t backend, ggml_cgraph* g, int i0, int i1, const
     }
     by[key].first += ms;
     by[key].second++;
-    total += ms;
   }
-  std::vector<std::pair<double, std::string>> rows;
-  for (const auto& [k, v] : by) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, " (%d nodes)", v.second);
-    rows.push_back({v.first, k + buf});
-  }
-  std::sort(rows.rbegin(), rows.rend());
-  std::fprintf(stderr, "msr-rec train profile, %s: %.1f ms (%s) over %d nodes\n", what, total, single_thread ? "thread CPU time" : "wall", i1 - i0);
-  for (size_t r = 0; r < rows.size() && r < 25; r++) std::fprintf(stderr, "  %8.1f ms  %s\n", rows[r].first, rows[r].second.c_str());
+  std::vector<PassProfile::NodeKind> kinds;
+  for (const auto& [k, v] : by) kinds.push_back({k, v.first, v.second});
+  std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  return kinds;
 }
 
 }  // namespace
@@ -855,10 +839,10 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
         }
       }
     }
-    const bool added = use_transposed_weights(ctx, g, n_fwd);
+    const bool added = use_transposed_weights(ctx, g, n_fwd, res.profile);
     // Full mode: dWout = h Gᵀ, added after the autodiff so it never tries to differentiate it.
     if (w_out_grad) ggml_build_forward_expand(g, ggml_add_inplace(ctx, w_out_grad, ggml_out_prod(ctx, h, G)));
-    if (!on_gpu()) g = out_prods_as_mul_mats(ctx, g, n_fwd, added);
+    if (!on_gpu()) g = out_prods_as_mul_mats(ctx, g, n_fwd, added, res.profile);
     else if (added) g = rebuild(ctx, g, n_fwd);
   }
   check_ops_supported(g);
@@ -868,39 +852,45 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
     for (auto& p : params_) ggml_backend_tensor_memset(p.dev_grad, 0, 0, ggml_nbytes(p.dev_grad));
   }
 
-  // MSR_REC_TRAIN_PROFILE=1 prints the time of each phase of every micro-batch to stderr.
-  static const bool profile = std::getenv("MSR_REC_TRAIN_PROFILE") != nullptr;
   using clock = std::chrono::steady_clock;
+  const bool by_node = cfg_.dev.profile_nodes, single_thread = cfg_.n_threads <= 1;
+  PassProfile& prof = res.profile;
   const auto t0 = clock::now();
   ggml_cgraph fwd = ggml_graph_view(g, 0, n_fwd);
-  if (profile_nodes()) profile_by_op(backend_, g, 0, n_fwd, "forward", cfg_.n_threads <= 1);
+  if (by_node) prof.forward_nodes = time_nodes(backend_, g, 0, n_fwd, "forward", single_thread);
   else compute(backend_, &fwd, "forward");
   const auto t1 = clock::now();
   res.weighted_loss = fused_ce(logits, b, G, res.row_logprobs);
   const auto t2 = clock::now();
   if (backward) {
     ggml_cgraph bwd = ggml_graph_view(g, n_fwd, ggml_graph_n_nodes(g));
-    if (profile_nodes()) profile_by_op(backend_, g, n_fwd, ggml_graph_n_nodes(g), "backward", cfg_.n_threads <= 1);
+    if (by_node) prof.backward_nodes = time_nodes(backend_, g, n_fwd, ggml_graph_n_nodes(g), "backward", single_thread);
     else compute(backend_, &bwd, "backward");
     if (on_gpu()) add_device_grads();
   }
-  if (profile) {
+  if (cfg_.profile) {
     const auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
-    std::fprintf(stderr, "msr-rec train: T=%zu R=%lld forward %.1f ms, fused CE %.1f ms, backward %.1f ms (%d nodes, %d leafs, %.1f MiB of graph metadata, %.1f MiB compute buffer)\n",
-                 b.tokens.size(), static_cast<long long>(R), ms(t0, t1), ms(t1, t2), ms(t2, clock::now()), ggml_graph_n_nodes(g), g->n_leafs,
-                 ggml_used_mem(ctx) / 1048576.0, ggml_gallocr_get_buffer_size(galloc_, 0) / 1048576.0);
+    prof.tokens = static_cast<int64_t>(b.tokens.size());
+    prof.rows = R;
+    prof.forward_ms = ms(t0, t1);
+    prof.cross_entropy_ms = ms(t1, t2);
+    prof.backward_ms = backward ? ms(t2, clock::now()) : 0.0;
+    prof.graph_nodes = ggml_graph_n_nodes(g);
+    prof.graph_leafs = g->n_leafs;
+    prof.graph_metadata_bytes = static_cast<double>(ggml_used_mem(ctx));
+    prof.compute_bytes = static_cast<double>(ggml_gallocr_get_buffer_size(galloc_, 0));
   }
   return res;
 }
 
 // ggml's CPU out_prod is a loop of vector multiply-adds. Each out_prod node becomes out_prod_cpu
 // in place (same operands, nothing added) when it supports the operands, which is every one the
-// training graph makes; otherwise (or with MSR_REC_TRAIN_OUT_PROD=ggml) the same product as a
+// training graph makes; otherwise (or with the development setting transposed_backward) the same product as a
 // mul_mat over contiguous transposes, out_prod(a, b) = a·bᵀ = mul_mat(aᵀ, bᵀ) with the same
 // broadcasting over dims 2–3, in ggml's tiled GEMM. Rewritten nodes keep their place; the graph
 // is rebuilt in order when copies were added, so they come before their users and the forward
 // part (the first n_fwd nodes) is unchanged.
-ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const {
+ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway, PassProfile& prof) const {
   const auto transposed = [ctx](ggml_tensor* t) {
     if (t->op == GGML_OP_TRANSPOSE && ggml_is_contiguous(t->src[0])) return t->src[0];  // (tᵀ)ᵀ = t
     return ggml_cont(ctx, ggml_transpose(ctx, t));
@@ -921,9 +911,8 @@ ggml_cgraph* TrainGraph::out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g
     node->src[1] = b;
     rewritten++;
   }
-  if (std::getenv("MSR_REC_TRAIN_PROFILE")) {
-    std::fprintf(stderr, "msr-rec train: %d out_prod nodes run as out_prod_cpu (%s kernel), %d as mul_mats of transposes\n", own, out_prod_isa(), rewritten);
-  }
+  prof.as_stored = own;
+  prof.as_mul_mats = rewritten;
   return rewritten > 0 || rebuild_anyway ? rebuild(ctx, g, n_fwd) : g;
 }
 

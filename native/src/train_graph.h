@@ -20,6 +20,21 @@ class WeightReader;
 
 enum class TrainMode { Lora, Full };
 
+// Settings only the development hooks set (native/dev: dev.buildTrainSession), for tests and
+// measurements; the product leaves them at their defaults.
+struct TrainDevSettings {
+  // CPU: the GPU's backward (dx = Wᵀ dy as a mul_mat on F32 transposes of the frozen weights,
+  // cached within the transpose budget or made inside the graph) instead of out_prod_cpu, so that
+  // tests on a machine without a GPU cover that path too.
+  bool transposed_backward = false;
+  // F32 bytes per slice of a weight transposed inside the graph (sliced_transposed_products):
+  // tests use small slices to get several from tiny weights.
+  double slice_mb = 32;
+  // Runs each node of the graph alone (no fusion) and reports the time per kind of node in the
+  // pass profile: where a pass's time goes, at the cost of the fused kernels.
+  bool profile_nodes = false;
+};
+
 struct TrainConfig {
   TrainMode mode = TrainMode::Lora;
   int rank = 8;
@@ -32,6 +47,13 @@ struct TrainConfig {
   bool gpu = false;
   // Full mode on a quantized model: train F32 copies of its weights (refused otherwise).
   bool dequantize = false;
+  // LoRA mode: MiB of F32 transposes of the frozen weights the backward keeps (GPU; < 0: half of
+  // the GPU's free memory). The weights that do not fit are transposed inside the graph, a slice
+  // at a time, and freed after use: slower, but no memory held between passes.
+  double transpose_budget_mb = -1;
+  // Each pass reports its phase times, graph sizes and how the backward's products ran (PassProfile).
+  bool profile = false;
+  TrainDevSettings dev;
 };
 
 // One trainable tensor with its gradient accumulator. `base` is the model tensor it belongs to
@@ -63,9 +85,29 @@ struct PackedBatch {
   std::vector<float> weights;
 };
 
+// Where one pass's time went (TrainConfig::profile).
+struct PassProfile {
+  int64_t tokens = 0, rows = 0;
+  double forward_ms = 0, cross_entropy_ms = 0, backward_ms = 0;
+  int graph_nodes = 0, graph_leafs = 0;
+  double graph_metadata_bytes = 0, compute_bytes = 0;
+  // The backward's out_prod nodes and how they ran: as out_prod_cpu reading the weight as stored,
+  // as a mul_mat with a transposed frozen weight (cached or made in the graph), or as a mul_mat of
+  // contiguous transposes of both operands.
+  int out_prods = 0, as_stored = 0, transposed_weights = 0, transposed_in_graph = 0, as_mul_mats = 0;
+  // TrainDevSettings::profile_nodes only: milliseconds per kind of node, largest first.
+  struct NodeKind {
+    std::string kind;
+    double ms;
+    int count;
+  };
+  std::vector<NodeKind> forward_nodes, backward_nodes;
+};
+
 struct PassResult {
   double weighted_loss = 0;         // sum over rows of -w * logprob
   std::vector<float> row_logprobs;  // [rows]
+  PassProfile profile;              // filled when TrainConfig::profile
 };
 
 class TrainGraph {
@@ -111,7 +153,7 @@ class TrainGraph {
   void upload_params();
   void add_device_grads();
   void check_ops_supported(ggml_cgraph* g) const;
-  ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway) const;
+  ggml_cgraph* out_prods_as_mul_mats(ggml_context* ctx, ggml_cgraph* g, int n_fwd, bool rebuild_anyway, PassProfile& prof) const;
   static ggml_cgraph* rebuild(ggml_context* ctx, ggml_cgraph* g, int n_fwd);
   ggml_tensor* inline_transpose(ggml_context* ctx, ggml_tensor* w) const;
   ggml_tensor* output_backward(ggml_context* ctx, ggml_tensor* w_out, ggml_tensor* G) const;
@@ -151,8 +193,8 @@ class TrainGraph {
   // LoRA mode: the frozen output matrix transposed to (n_vocab, n_embd), so dLoss/dh = W^T G is one
   // fast mul_mat instead of ggml's out_prod over a transposed G.
   ggml_tensor* output_t_ = nullptr;
-  // LoRA mode on a GPU (or on the CPU with MSR_REC_TRAIN_OUT_PROD=ggml), when they fit the budget
-  // (plan_transposes: MSR_REC_TRAIN_TRANSPOSE_MB): transposed copies of
+  // LoRA mode on a GPU (or on the CPU with TrainDevSettings::transposed_backward), when they fit
+  // the budget (plan_transposes: TrainConfig::transpose_budget_mb): transposed copies of
   // the frozen projection weights, so the backward's dx = Wᵀ dy runs as a mul_mat instead of
   // ggml's out_prod over a transposed dy (several times slower on CPU; CUDA's out_prod takes F32
   // weights only). Keyed by the weight tensor the graph uses (the device copy on a GPU).
@@ -160,7 +202,7 @@ class TrainGraph {
   std::vector<const ggml_tensor*> frozen_;  // LoRA mode: every frozen projection as the graph uses it
   bool own_out_prod_ = true;  // CPU: out_prod_cpu for the backward's out_prods (cpu_out_prod)
   double slice_bytes_ = 32.0 * 1048576.0;  // F32 bytes per slice of an in-graph transpose (sliced_transposed_products)
-  bool use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node) const;
+  bool use_transposed_weights(ggml_context* ctx, ggml_cgraph* g, int first_node, PassProfile& prof) const;
   bool cpu_out_prod() const;
   // CPU LoRA with a rank that is not a multiple of 16: per LoRA param, a zero tensor of its shape
   // with the rank padded (A: (in, R), B: (R, out)) that project() places A and B into (read only,

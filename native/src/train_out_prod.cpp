@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -89,14 +88,9 @@ Isa pick(const std::string& w) {
   return {"generic", op_generic::compute};
 }
 
-// MSR_REC_OUT_PROD_ISA=generic|avx2 forces a lesser kernel; else the best supported.
-Isa pick_isa() {
-  const char* want = std::getenv("MSR_REC_OUT_PROD_ISA");
-  return pick(want ? want : "");
-}
-
+// The best kernel this CPU runs (tests run the others through out_prod_compute_isa).
 const Isa& isa() {
-  static const Isa chosen = pick_isa();
+  static const Isa chosen = pick("");
   return chosen;
 }
 

@@ -33,6 +33,7 @@ struct StepStats {
   double loss = 0, loss_reasoning = 0, loss_recommendation = 0, grad_norm = 0;
   int64_t tokens = 0, loss_tokens = 0;
   int reasoning_samples = 0, recommendation_samples = 0;
+  std::vector<PassProfile> passes;  // one per micro-batch when the trainer profiles (TrainConfig::profile)
 };
 
 class TrainSession {

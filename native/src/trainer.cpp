@@ -53,6 +53,51 @@ SampleBatch get_batch(const Napi::Value& v) {
   return b;
 }
 
+Napi::Array node_kinds_to_js(Napi::Env env, const std::vector<PassProfile::NodeKind>& kinds) {
+  Napi::Array a = Napi::Array::New(env, kinds.size());
+  for (uint32_t i = 0; i < kinds.size(); i++) {
+    Napi::Object k = Napi::Object::New(env);
+    k.Set("kind", kinds[i].kind);
+    k.Set("ms", kinds[i].ms);
+    k.Set("count", kinds[i].count);
+    a.Set(i, k);
+  }
+  return a;
+}
+
+// {passes: [...]}: one entry per micro-batch (see NativeTrainProfile in src/engine/bindings.ts).
+Napi::Object profile_to_js(Napi::Env env, const std::vector<PassProfile>& passes) {
+  Napi::Array a = Napi::Array::New(env, passes.size());
+  for (uint32_t i = 0; i < passes.size(); i++) {
+    const PassProfile& p = passes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", static_cast<double>(p.tokens));
+    o.Set("lossRows", static_cast<double>(p.rows));
+    o.Set("forwardMs", p.forward_ms);
+    o.Set("crossEntropyMs", p.cross_entropy_ms);
+    o.Set("backwardMs", p.backward_ms);
+    o.Set("graphNodes", p.graph_nodes);
+    o.Set("graphLeafs", p.graph_leafs);
+    o.Set("graphMetadataBytes", p.graph_metadata_bytes);
+    o.Set("computeBytes", p.compute_bytes);
+    Napi::Object op = Napi::Object::New(env);
+    op.Set("total", p.out_prods);
+    op.Set("asStored", p.as_stored);
+    op.Set("transposedWeights", p.transposed_weights);
+    op.Set("transposedInGraph", p.transposed_in_graph);
+    op.Set("asMulMats", p.as_mul_mats);
+    o.Set("outProds", op);
+    if (!p.forward_nodes.empty() || !p.backward_nodes.empty()) {
+      o.Set("forwardNodes", node_kinds_to_js(env, p.forward_nodes));
+      o.Set("backwardNodes", node_kinds_to_js(env, p.backward_nodes));
+    }
+    a.Set(i, o);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("passes", a);
+  return out;
+}
+
 Napi::Object stats_to_js(Napi::Env env, const StepStats& st, bool with_grad) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", st.loss);
@@ -63,6 +108,7 @@ Napi::Object stats_to_js(Napi::Env env, const StepStats& st, bool with_grad) {
   o.Set("reasoningSamples", st.reasoning_samples);
   o.Set("recommendationSamples", st.recommendation_samples);
   if (with_grad) o.Set("gradNorm", st.grad_norm);
+  if (!st.passes.empty()) o.Set("profile", profile_to_js(env, st.passes));
   return o;
 }
 
@@ -89,17 +135,13 @@ struct PrebuiltSession {
 // as the session would otherwise be read as one.
 const napi_type_tag kPrebuiltSessionTag = {0x6d73722d72656331ull, 0x7472736573736e31ull};
 
-// The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
-struct TrainerArgs {
-  ModelPtr model;
-  TrainConfig cfg;
-  int micro = 0;
-};
+}  // namespace
 
 // Parses (model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads,
-// device, dequantize}) and refuses unsupported models and modes before anything is allocated.
-// device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
-// (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
+// device, dequantize, transposeBudgetMb, profile}) and refuses unsupported models and modes before
+// anything is allocated. device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was
+// loaded with gpuLayers (its layer weights are in device memory) and the build has a GPU backend,
+// else the CPU.
 TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature) {
   Napi::Env env = info.Env();
   require_args(info, 1, signature);
@@ -120,6 +162,10 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
   cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
   a.micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
   cfg.dequantize = get_bool(o, "dequantize", false);
+  const double budget = get_number(o, "transposeBudgetMb", -1);
+  if (!(budget == -1 || (budget >= 0 && std::isfinite(budget)))) throw Napi::RangeError::New(env, "transposeBudgetMb must be a finite number >= 0");
+  cfg.transpose_budget_mb = budget;
+  cfg.profile = get_bool(o, "profile", false);
   // Refused architectures and modes fail here, before anything below reads the model's layers.
   try {
     check_trainable(*model->model, cfg.mode, cfg.dequantize);
@@ -141,16 +187,13 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
   return a;
 }
 
-}  // namespace
-
-// buildTrainSession(model, options) -> Promise<External>: the slow part of creating a trainer
-// (parameters, dequantized copies, transposes) in a worker, so the JS thread neither blocks on
-// it nor waits for the model's lock while another call runs.
-Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
-  auto args = std::make_shared<TrainerArgs>(parse_trainer_args(info, "buildTrainSession(model, options?)"));
+// The slow part of creating a trainer (parameters, dequantized copies, transposes) in a worker,
+// so the JS thread neither blocks on it nor waits for the model's lock while another call runs.
+Napi::Value build_session_async(Napi::Env env, const TrainerArgs& parsed) {
+  auto args = std::make_shared<TrainerArgs>(parsed);
   auto built = std::make_shared<std::unique_ptr<TrainSession>>();
   return PromiseWorker::Run(
-      info.Env(),
+      env,
       [args, built] {
         std::lock_guard<std::mutex> lock(args->model->mutex);
         args->model->check_alive("createTrainer");
@@ -163,6 +206,10 @@ Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
         ext.TypeTag(&kPrebuiltSessionTag);
         return ext;
       });
+}
+
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
+  return build_session_async(info.Env(), parse_trainer_args(info, "buildTrainSession(model, options?)"));
 }
 
 Napi::Function Trainer::Init(Napi::Env env) {

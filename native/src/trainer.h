@@ -52,6 +52,18 @@ class Trainer : public Wrap<Trainer> {
   int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
 };
 
+// The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
+struct TrainerArgs {
+  ModelPtr model;
+  TrainConfig cfg;
+  int micro = 0;
+};
+// (model, options) as `new Trainer` and buildTrainSession take them; throws a JS Error for bad
+// options and for models or modes the training graph refuses, before anything is allocated.
+TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature);
+// Builds the session in a worker; resolves with the External `new Trainer(model, options, session)` adopts.
+Napi::Value build_session_async(Napi::Env env, const TrainerArgs& args);
+
 // acquire() on the Trainer behind a JS value (a TypeError for anything else).
 TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what);
 

@@ -49,7 +49,7 @@ export type NativeModel = Brand<{
   detokenize(tokens: TokenArray, options?: { special?: boolean }): string;
   tokenPieces(tokens: TokenArray): string[];
   loadLora(path: string): Promise<NativeLoraAdapter>;
-  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResult[]>;
+  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResults>;
   /** Last-layer hidden state (after the final norm) of every token: [tokens × embeddingSize] per text. */
   embed(texts: TokenArray[], options?: { batchTokens?: number }): Promise<Float32Array[]>;
   dispose(): void;
@@ -80,9 +80,27 @@ export interface NativeScoreResult {
 /** The scorer's and the generator's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
 export type NativeKvLayout = "auto" | "unified" | "per-sequence";
 
+/** Where one score call's time went (its `profile` option), in milliseconds. */
+export interface NativeScoreProfile {
+  /** The KV layout the call ran in. */
+  layout: "unified" | "per-sequence";
+  waves: number;
+  decodes: number;
+  /** llama_decode. */
+  decodeMs: number;
+  /** The fused log-prob reduction of the logits rows. */
+  logprobMs: number;
+  /** Everything else: planning, batch filling, context (re)creation, checks. */
+  otherMs: number;
+}
+
+/** Results in request order; `profile` only when the call asked for it. */
+export type NativeScoreResults = NativeScoreResult[] & { profile?: NativeScoreProfile };
+
 export type NativeScorer = Brand<{
   readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } | null;
-  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<NativeScoreResult[]>;
+  /** profile: add the call's timings to the results (`results.profile`). */
+  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[]; profile?: boolean }): Promise<NativeScoreResults>;
   dispose(): void;
 }, "Scorer">;
 
@@ -120,6 +138,8 @@ export interface NativeGenerateOptions {
    */
   kvLayout?: NativeKvLayout;
   lora?: NativeLoraChoice[];
+  /** Add the call's timings to the results (`results.profile`). */
+  profile?: boolean;
 }
 
 export interface NativeGenerateResult {
@@ -128,6 +148,21 @@ export interface NativeGenerateResult {
   finishReason: "eos" | "stop" | "length";
 }
 
+/** Where one generate call's time went (its `profile` option), in milliseconds. */
+export interface NativeGenerateProfile {
+  slots: number;
+  /** The KV layout the call ran in. */
+  layout: "unified" | "per-sequence";
+  decodes: number;
+  /** llama_decode. */
+  decodeMs: number;
+  /** Logit checks and the sampler chains (grammars included), stop strings. */
+  sampleMs: number;
+  otherMs: number;
+}
+
+/** Results in prompt order; `profile` only when the call asked for it. */
+export type NativeGenerateResults = NativeGenerateResult[] & { profile?: NativeGenerateProfile };
 
 // ---- Trainer (native/src/trainer*.cpp) ----
 // (types for the trainer's native surface live in this section)
@@ -149,6 +184,41 @@ export interface NativeStepStats {
   recommendationSamples: number;
   /** Only from step(). */
   gradNorm?: number;
+  /** Only from a trainer created with profile: true. */
+  profile?: NativeTrainProfile;
+}
+
+/** One micro-batch's forward and backward pass, as a trainer with profile: true reports it. */
+export interface NativeTrainPassProfile {
+  tokens: number;
+  /** Rows whose logits carry a loss. */
+  lossRows: number;
+  forwardMs: number;
+  /** The fused cross-entropy over the loss rows (loss, log-probs, dLoss/dlogits). */
+  crossEntropyMs: number;
+  /** 0 in evaluate(). */
+  backwardMs: number;
+  graphNodes: number;
+  graphLeafs: number;
+  graphMetadataBytes: number;
+  /** The pass's compute buffer: activations and the backward's temporaries. */
+  computeBytes: number;
+  /**
+   * The backward's out_prod nodes and how they ran: asStored (out_prod_cpu reading the weight as
+   * stored: the CPU), transposedWeights (a mul_mat with a frozen weight transposed to F32: the GPU;
+   * transposedInGraph of them transposed inside the graph, past transposeBudgetMb), asMulMats (a
+   * mul_mat of contiguous transposes of both operands).
+   */
+  outProds: { total: number; asStored: number; transposedWeights: number; transposedInGraph: number; asMulMats: number };
+  /** @internal Development setting profileNodes only: milliseconds per kind of node, largest first. */
+  forwardNodes?: { kind: string; ms: number; count: number }[];
+  /** @internal */
+  backwardNodes?: { kind: string; ms: number; count: number }[];
+}
+
+export interface NativeTrainProfile {
+  /** One entry per micro-batch of the call, in order. */
+  passes: NativeTrainPassProfile[];
 }
 
 export interface NativeTrainerInfo {
@@ -191,6 +261,14 @@ export interface NativeTrainerOptions {
   device?: TrainDevice;
   /** Full mode on a quantized model: train F32 copies of its weights (refused without it). */
   dequantize?: boolean;
+  /**
+   * LoRA on a GPU: MiB of F32 transposes of the frozen weights the backward keeps between passes
+   * (default: half the GPU's free memory). Weights past it are transposed inside each pass's graph
+   * instead: slower, less memory held. The CPU reads weights as stored and keeps none.
+   */
+  transposeBudgetMb?: number;
+  /** Every step() and evaluate() result carries a profile of its passes (NativeTrainProfile). */
+  profile?: boolean;
 }
 
 export interface NativeStepOptions {
@@ -332,6 +410,18 @@ export interface NativeDevAddon {
   trainerReferenceLogits(trainer: NativeTrainer, tokens: TokenArray): Promise<Float32Array>;
   /** The gradient accumulated for one parameter by the last step (all of it when that step did not update). */
   trainerGrad(trainer: NativeTrainer, name: string): Float32Array;
+  /** buildTrainSession with development settings; `new Trainer(model, options, session)` adopts it. */
+  buildTrainSession(model: NativeModel, options: NativeTrainerOptions, settings: NativeTrainDevSettings): Promise<NativeTrainSession>;
+}
+
+/** @internal TrainDevSettings (native/src/train_graph.h). */
+export interface NativeTrainDevSettings {
+  /** CPU: the GPU's backward (mul_mats with F32 transposes of the frozen weights) instead of out_prod_cpu. */
+  transposedBackward?: boolean;
+  /** MiB of F32 per slice of a weight transposed inside the graph (default 32). */
+  sliceMb?: number;
+  /** Run the graph node by node and report each kind of node's time in the pass profiles. */
+  profileNodes?: boolean;
 }
 
 /** Where the addon is: $MSR_REC_ADDON, else the CUDA build if present, else the CPU build. */

@@ -11,7 +11,7 @@
 // over all its samples; they are packed natively into micro-batches of `microBatchTokens`.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
-import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
+import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type NativeTrainProfile, type NativeTrainSession, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "../train/schedule.js";
 import { isTokenized, sampleTokenizer, toNativeBatch, tokenizeSample, type SampleTokenizer, type TokenizedSample, type TrainSample } from "../train/samples.js";
 
@@ -53,7 +53,14 @@ export interface TrainerOptions {
    * always uses the quantized weights as they are.
    */
   dequantize?: boolean;
+  /** LoRA on a GPU: MiB of cached F32 weight transposes for the backward (see NativeTrainerOptions.transposeBudgetMb). */
+  transposeBudgetMb?: number;
+  /** Every step() and evaluate() result carries `profile`: each micro-batch's phase times and graph sizes. */
+  profile?: boolean;
 }
+
+/** Where a step's or evaluation's time went (TrainerOptions.profile). */
+export type TrainProfile = NativeTrainProfile;
 
 export interface StepOptions {
   /** Weight of the reasoning loss (default 0.7). */
@@ -73,6 +80,8 @@ export interface EvalResult {
   tokens: number;
   /** Tokens that carry a loss. */
   lossTokens: number;
+  /** Only with TrainerOptions.profile. */
+  profile?: TrainProfile;
 }
 
 export interface StepResult extends EvalResult {
@@ -250,7 +259,7 @@ export class Trainer {
 }
 
 function pickEval(r: NativeStepStats): EvalResult {
-  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens };
+  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens, ...(r.profile ? { profile: r.profile } : {}) };
 }
 
 function checkOptions(opts: TrainerOptions): void {
@@ -289,6 +298,8 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.device ? { device: opts.device } : {}),
     ...(opts.dequantize ? { dequantize: true } : {}),
+    ...(opts.transposeBudgetMb !== undefined ? { transposeBudgetMb: opts.transposeBudgetMb } : {}),
+    ...(opts.profile ? { profile: true } : {}),
   };
 }
 
@@ -322,11 +333,20 @@ export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions =
  * model's earlier calls (it joins the model's call queue), and the returned promise rejects with
  * the same errors createTrainer throws.
  */
-export async function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Promise<Trainer> {
+export function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Promise<Trainer> {
+  return openTrainerWith(modelOrHandle, opts, (model, nopts) => native().buildTrainSession(model, nopts));
+}
+
+/** @internal openTrainer with the session built by `buildSession` (the development hooks build one with their own settings). */
+export async function openTrainerWith(
+  modelOrHandle: TrainerHost,
+  opts: TrainerOptions,
+  buildSession: (model: NativeModel, options: NativeTrainerOptions) => Promise<NativeTrainSession>,
+): Promise<Trainer> {
   checkOptions(opts);
   const { model, enqueue } = hostParts(modelOrHandle);
   const nopts = nativeTrainerOptions(opts);
-  const build = () => native().buildTrainSession(model, nopts);
+  const build = () => buildSession(model, nopts);
   const session = await (enqueue ? enqueue(build) : build());
   const handle = new (native().Trainer)(model, nopts, session);
   return wrap(handle, model, opts, enqueue);
