@@ -64,102 +64,6 @@ void ScorerState::ensure_per_sequence_context(const char* what, uint32_t cells) 
 
 namespace {
 
-// A prompt evaluated once for `members` (indices into the request list).
-struct Group {
-  const std::vector<llama_token>* prompt;
-  std::vector<size_t> members;
-  size_t cells(const std::vector<ScoreRequest>& reqs) const {
-    size_t n = prompt->size();
-    for (size_t m : members) n += reqs[m].continuation.size() - 1;  // the last token is never fed
-    return n;
-  }
-};
-
-// One token of a wave: where it goes and which (request, continuation index) its logits predict.
-struct WaveToken {
-  llama_token token;
-  llama_pos pos;
-  std::vector<llama_seq_id> seqs;
-  // For an output row: the requests and continuation positions it predicts (several for a shared
-  // prompt's last token, one otherwise). Empty = no logits needed.
-  std::vector<std::pair<size_t, size_t>> predicts;
-};
-
-std::vector<Group> group_by_prompt(const std::vector<ScoreRequest>& reqs, uint32_t n_seq, uint32_t n_ctx) {
-  std::map<std::vector<llama_token>, size_t> index;
-  std::vector<Group> groups;
-  for (size_t i = 0; i < reqs.size(); i++) {
-    auto it = index.find(reqs[i].prompt);
-    if (it == index.end()) {
-      index.emplace(reqs[i].prompt, groups.size());
-      groups.push_back({&reqs[i].prompt, {i}});
-    } else {
-      groups[it->second].members.push_back(i);
-    }
-  }
-  // Split groups that exceed the sequence slots or the context: each part re-evaluates the prompt.
-  std::vector<Group> out;
-  for (auto& g : groups) {
-    Group cur{g.prompt, {}};
-    size_t cells = g.prompt->size();
-    for (size_t m : g.members) {
-      size_t add = reqs[m].continuation.size() - 1;
-      if (!cur.members.empty() && (cur.members.size() >= n_seq || cells + add > n_ctx)) {
-        out.push_back(cur);
-        cur.members.clear();
-        cells = g.prompt->size();
-      }
-      cur.members.push_back(m);
-      cells += add;
-    }
-    out.push_back(cur);
-  }
-  return out;
-}
-
-// Per call: the per-sequence layout when no two requests share a prompt (a shared prompt's tokens
-// carry several sequence ids, which only a unified cache can hold; forcing per-sequence then
-// re-evaluates the prompt for each request) and at least two streams of the longest request fit
-// the context's cells; kept for later calls it fits, so one-request calls do not remake it.
-bool use_per_sequence(const ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<Group>& groups, uint32_t longest) {
-  if (s.layout == KvLayout::Unified) return false;
-  if (s.layout == KvLayout::PerSequence) return true;
-  for (const Group& g : groups) {
-    if (g.members.size() > 1) return false;
-  }
-  const uint32_t want = (longest + 255) / 256 * 256;
-  if (s.ctx && s.ctx_per_seq && s.stream_cells >= want) return true;
-  if (reqs.size() == 1) return false;
-  return s.n_ctx / want >= 2 && s.n_seq >= 2;
-}
-
-std::vector<WaveToken> wave_tokens(const std::vector<Group>& wave, const std::vector<ScoreRequest>& reqs, bool all_logits) {
-  std::vector<WaveToken> toks;
-  llama_seq_id next_seq = 0;
-  for (const Group& g : wave) {
-    std::vector<llama_seq_id> seqs;
-    for (size_t k = 0; k < g.members.size(); k++) seqs.push_back(next_seq + static_cast<llama_seq_id>(k));
-    const auto& p = *g.prompt;
-    for (size_t j = 0; j < p.size(); j++) {
-      WaveToken t{p[j], static_cast<llama_pos>(j), seqs, {}};
-      if (j + 1 == p.size()) {
-        for (size_t m : g.members) t.predicts.push_back({m, 0});
-      } else if (all_logits) {
-        t.predicts.push_back({g.members[0], SIZE_MAX});
-      }
-      toks.push_back(std::move(t));
-    }
-    for (size_t k = 0; k < g.members.size(); k++) {
-      const auto& c = reqs[g.members[k]].continuation;
-      for (size_t j = 0; j + 1 < c.size(); j++) {
-        toks.push_back({c[j], static_cast<llama_pos>(p.size() + j), {seqs[k]}, {{g.members[k], j + 1}}});
-      }
-    }
-    next_seq += static_cast<llama_seq_id>(g.members.size());
-  }
-  return toks;
-}
-
 // Sums each request's log-probs and computes its PPL; a NaN or infinite value anywhere is an error
 // naming its cause rather than a number handed to the caller.
 void check_finite_results(std::vector<ScoreResult>& results, const std::vector<LoraChoice>& loras) {
@@ -183,179 +87,116 @@ void check_finite_results(std::vector<ScoreResult>& results, const std::vector<L
   }
 }
 
+ScorerLayoutState layout_state(const ScorerState& s) { return {s.layout, s.ctx && s.ctx_per_seq, s.stream_cells, s.n_ctx, s.n_seq}; }
+
+// The geometry of the context the call runs in (ensure_context / ensure_per_sequence_context made it).
+ScoreGeometry geometry(const ScorerState& s, bool per_seq) {
+  ScoreGeometry g;
+  g.per_seq = per_seq;
+  g.n_batch = llama_n_batch(s.ctx);
+  if (per_seq) {
+    g.group_seqs = 1, g.group_cells = s.stream_cells;
+    g.wave_seqs = s.streams, g.wave_cells = UINT32_MAX;
+  } else {
+    g.group_seqs = s.n_seq, g.group_cells = s.n_ctx;
+    g.wave_seqs = s.n_seq, g.wave_cells = s.n_wave;
+  }
+  return g;
+}
+
+// Runs the plan on the scorer's context: each wave from an empty cache, each batch decoded and its
+// output rows reduced into `results` (when `reduce`). Caller holds the model's lock.
+void execute_plan(ScorerState& s, const ScorePlan& plan, const std::vector<ScoreRequest>& reqs, bool reduce, std::vector<ScoreResult>& results,
+                  ScoreProfile& prof) {
+  using clock = std::chrono::steady_clock;
+  const ModelState& m = *s.model;
+  llama_memory_t mem = llama_get_memory(s.ctx);
+  ScopedBatch scoped(static_cast<int32_t>(llama_n_batch(s.ctx)), static_cast<int32_t>(s.n_seq));
+  llama_batch& batch = scoped.batch;
+  std::vector<const PlannedToken*> rows;
+  std::vector<int32_t> targets;
+  std::vector<float> lps;
+  for (const PlannedWave& wave : plan.waves) {
+    llama_memory_clear(mem, true);
+    for (const std::vector<uint32_t>& sel : wave.batches) {
+      batch.n_tokens = 0;
+      rows.clear();
+      for (uint32_t i : sel) {
+        const PlannedToken& t = wave.tokens[i];
+        int32_t b = batch.n_tokens++;
+        batch.token[b] = t.token;
+        batch.pos[b] = t.pos;
+        batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
+        for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
+        batch.logits[b] = !t.predicts.empty();
+        if (!t.predicts.empty()) rows.push_back(&t);
+      }
+      const auto t0 = clock::now();
+      int32_t rc = llama_decode(s.ctx, batch);
+      if (rc != 0) {
+        throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
+                        "; try a larger contextSize or a smaller batch");
+      }
+      const auto t1 = clock::now();
+      prof.decode_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+      prof.decodes++;
+      if (!reduce || rows.empty()) continue;
+      // One fused pass over all output rows, each with its first target; extra targets of a
+      // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
+      const float* logits = llama_get_logits(s.ctx);
+      targets.resize(rows.size());
+      lps.resize(rows.size());
+      for (size_t r = 0; r < rows.size(); r++) {
+        auto [req, j] = rows[r]->predicts[0];
+        targets[r] = reqs[req].continuation[j];
+      }
+      fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0, m.n_threads);
+      for (size_t r = 0; r < rows.size(); r++) {
+        const float* x = logits + r * static_cast<size_t>(m.n_vocab);
+        for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
+          auto [req, j] = rows[r]->predicts[k];
+          float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
+          results[req].token_logprobs[j] = lp;
+        }
+      }
+      prof.reduce_ms += std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
                                         bool reduce, ScoreProfile* profile) {
   std::vector<ScoreResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
-  const ModelState& m = *s.model;
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.score");
   if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  uint32_t longest = 0;
-  for (const auto& r : reqs) longest = std::max<uint32_t>(longest, static_cast<uint32_t>(r.prompt.size() + r.continuation.size() - 1));
-  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
-  const bool per_seq = use_per_sequence(s, reqs, groups, longest);
-  // Per-sequence: one request per stream (a shared prompt is evaluated once per member), a wave is
-  // as many requests as there are streams, and attention never spans requests, so no cell cap.
-  uint32_t wave_seqs = s.n_seq, wave_cells = s.n_wave;
-  if (per_seq) {
-    s.ensure_per_sequence_context("scorer.score", longest);
-    groups = group_by_prompt(reqs, 1, s.stream_cells);
-    // Longest first: waves hold requests of similar lengths, and pieces of equal size from
-    // consecutive sequences decode together (see the wave loop).
-    std::stable_sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) { return a.cells(reqs) > b.cells(reqs); });
-    wave_seqs = s.streams;
-    wave_cells = UINT32_MAX;
-  } else {
-    s.ensure_context("scorer.score");
-  }
+  const auto t_call = std::chrono::steady_clock::now();
+  // The layout first (it decides the context), then the context, then the plan on its geometry.
+  const LayoutChoice layout = choose_layout(reqs, layout_state(s));
+  if (layout.per_seq) s.ensure_per_sequence_context("scorer.score", layout.longest);
+  else s.ensure_context("scorer.score");
   for (size_t i = 0; i < reqs.size(); i++) {
     if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 > s.n_ctx) {
       throw UserError("scorer.score: requests[" + std::to_string(i) + "] does not fit the context of " + std::to_string(s.n_ctx) +
                       " cells llama.cpp made; create the scorer with a larger contextSize");
     }
   }
-  const uint32_t n_batch = llama_n_batch(s.ctx);
-  ScopedLoras scoped_loras(s.ctx, loras);
-  llama_memory_t mem = llama_get_memory(s.ctx);
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, static_cast<int32_t>(s.n_seq));
-  std::vector<int32_t> targets;
-  std::vector<float> lps;
-
-  using clock = std::chrono::steady_clock;
-  const auto t_call = clock::now();
-  double t_decode = 0, t_reduce = 0;
-  size_t n_decodes = 0, n_waves = 0;
-  // Decodes one batch (tokens of the current wave) and reduces its output rows.
-  auto run_batch = [&](const std::vector<const WaveToken*>& sel) {
-    batch.n_tokens = 0;
-    std::vector<const WaveToken*> rows;
-    for (const WaveToken* tp : sel) {
-      const WaveToken& t = *tp;
-      int32_t b = batch.n_tokens++;
-      batch.token[b] = t.token;
-      batch.pos[b] = t.pos;
-      batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
-      for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
-      batch.logits[b] = !t.predicts.empty();
-      if (!t.predicts.empty()) rows.push_back(&t);
-    }
-    const auto t0 = clock::now();
-    int32_t rc = llama_decode(s.ctx, batch);
-    if (rc != 0) {
-      throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
-                      "; try a larger contextSize or a smaller batch");
-    }
-    const auto t1 = clock::now();
-    t_decode += std::chrono::duration<double>(t1 - t0).count();
-    n_decodes++;
-    if (!reduce || rows.empty()) return;
-    // One fused pass over all output rows, each with its first target; extra targets of a
-    // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
-    const float* logits = llama_get_logits(s.ctx);
-    targets.resize(rows.size());
-    lps.resize(rows.size());
-    for (size_t r = 0; r < rows.size(); r++) {
-      auto [req, j] = rows[r]->predicts[0];
-      targets[r] = reqs[req].continuation[j];
-    }
-    fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0,
-                 m.n_threads);
-    for (size_t r = 0; r < rows.size(); r++) {
-      const float* x = logits + r * static_cast<size_t>(m.n_vocab);
-      for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
-        auto [req, j] = rows[r]->predicts[k];
-        float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
-        results[req].token_logprobs[j] = lp;
-      }
-    }
-    t_reduce += std::chrono::duration<double>(clock::now() - t1).count();
-  };
-
-  try {
-    size_t gi = 0;
-    std::vector<const WaveToken*> sel;
-    while (gi < groups.size()) {
-      // Fill one wave with whole groups while cells and sequence slots last.
-      std::vector<Group> wave;
-      size_t cells = 0, seqs = 0;
-      while (gi < groups.size()) {
-        size_t c = groups[gi].cells(reqs), q = groups[gi].members.size();
-        if (!wave.empty() && (cells + c > wave_cells || seqs + q > wave_seqs)) break;
-        wave.push_back(groups[gi++]);
-        cells += c;
-        seqs += q;
-      }
-      llama_memory_clear(mem, true);
-      n_waves++;
-      std::vector<WaveToken> toks = wave_tokens(wave, reqs, !reduce);
-      if (!per_seq) {
-        for (size_t start = 0; start < toks.size(); start += n_batch) {
-          sel.clear();
-          for (size_t i = start; i < std::min(toks.size(), start + n_batch); i++) sel.push_back(&toks[i]);
-          run_batch(sel);
-        }
-        continue;
-      }
-      // Per-sequence: llama.cpp splits a batch into ubatches with the same number of tokens from
-      // each sequence (the fewest any of them has left), and its CPU flash attention accumulates
-      // in f16 when a stream has fewer than 64 query rows in a ubatch (f32 from 64). Batches are
-      // therefore made of pieces of equal size from consecutive sequences (the wave is sorted
-      // longest first): each sequence is cut into pieces of T = batch / sequences tokens with the
-      // last two balanced, so no piece is short unless its request is, and the results match
-      // the unified layout's.
-      const size_t n = wave.size();
-      const size_t T = std::max<size_t>(1, n_batch / n);
-      std::vector<size_t> off(n + 1, 0);
-      std::vector<std::vector<size_t>> pieces(n);
-      for (size_t k = 0; k < n; k++) {
-        const size_t len = wave[k].cells(reqs);
-        off[k + 1] = off[k] + len;
-        const size_t p = (len + T - 1) / T;
-        for (size_t i = 0; i + 2 < p; i++) pieces[k].push_back(T);
-        if (p == 1) {
-          pieces[k].push_back(len);
-        } else {
-          const size_t rest = len - (p - 2) * T, a = (rest + 1) / 2;
-          pieces[k].push_back(a);
-          pieces[k].push_back(rest - a);
-        }
-      }
-      std::vector<size_t> done(n, 0);  // tokens of each sequence decoded so far
-      for (size_t round = 0;; round++) {
-        bool any = false;
-        for (size_t k = 0; k < n;) {
-          if (round >= pieces[k].size()) {
-            k++;
-            continue;
-          }
-          any = true;
-          // A run of consecutive sequences whose piece this round has the same size.
-          const size_t size = pieces[k][round];
-          size_t e = k;
-          sel.clear();
-          while (e < n && round < pieces[e].size() && pieces[e][round] == size) {
-            for (size_t i = 0; i < size; i++) sel.push_back(&toks[off[e] + done[e] + i]);
-            done[e] += size;
-            e++;
-          }
-          run_batch(sel);
-          k = e;
-        }
-        if (!any) break;
-      }
-    }
-    if (profile) {
-      const double total = std::chrono::duration<double>(clock::now() - t_call).count();
-      *profile = ScoreProfile{per_seq, n_waves, n_decodes, 1e3 * t_decode, 1e3 * t_reduce, 1e3 * (total - t_decode - t_reduce)};
-    }
-  } catch (...) {
-    llama_batch_free(batch);
-    throw;
+  const ScorePlan plan = plan_score(reqs, geometry(s, layout.per_seq), !reduce);
+  ScoreProfile prof;
+  prof.per_sequence = layout.per_seq;
+  prof.waves = plan.waves.size();
+  {
+    ScopedLoras scoped_loras(s.ctx, loras);
+    execute_plan(s, plan, reqs, reduce, results, prof);
   }
-  llama_batch_free(batch);
+  if (profile) {
+    const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_call).count();
+    prof.other_ms = total - prof.decode_ms - prof.reduce_ms;
+    *profile = prof;
+  }
   if (reduce) check_finite_results(results, loras);
   return results;
 }

@@ -1,34 +1,25 @@
 // Scorer: batched log-prob scoring of {prompt, continuation} token requests on one llama_context.
 //
-// Per call: requests sharing a prompt are grouped and the prompt is evaluated once for all of
-// them (its tokens carry every member's sequence id); each continuation is then decoded in its
-// own sequence. Groups are packed into "waves" that fill the context (unified KV cache) and the
-// sequence slots; each wave is decoded in chunks of at most batchSize tokens. When no two requests
-// share a prompt, the call may instead run on a per-sequence context (kv_unified = false: one KV
-// stream per sequence, so a token attends over its own request's cells only, not the whole wave's);
-// the scorer holds one context at a time and remakes it when a call needs the other layout (see
-// choose_layout in scorer.cpp). Logits are requested
-// only where a continuation token is predicted, and reduced natively by fused_ce_cpu (max,
-// log-sum-exp in double, target logit) — JS never receives a vocabulary-sized array.
+// A call is planned first (score_plan.h: which layout, which prompts are shared, which tokens go
+// into which wave and batch), then run: each wave from an empty KV cache, batch by batch. The
+// scorer holds one context at a time, unified or per-sequence (kv_unified = false: one KV stream
+// per sequence, so a token attends over its own request's cells only), and remakes it when a call
+// needs the other layout. Logits are requested only where a continuation token is predicted, and
+// reduced natively by fused_ce_cpu (max, log-sum-exp in double, target logit) — JS never receives
+// a vocabulary-sized array.
 #pragma once
 #include "common.h"
+#include "kv_layout.h"
 #include "lora.h"
+#include "score_plan.h"
 
 namespace msr {
-
-struct ScoreRequest {
-  std::vector<llama_token> prompt;
-  std::vector<llama_token> continuation;
-};
 
 struct ScoreResult {
   std::vector<float> token_logprobs;
   double logprob = 0.0;
   double ppl = 0.0;
 };
-
-// kvLayout option: Auto picks per call; the others force a layout (results do not depend on it).
-enum class KvLayout { Auto, Unified, PerSequence };
 
 struct ScorerState {
   ModelPtr model;

@@ -5,8 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "llama-cpp.h"
 #include "llama-model.h"
-#include "train_graph.h"
+#include "train_config.h"
 
 namespace msr {
 
@@ -102,7 +103,7 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
         mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
         mp.use_extra_bufts = false;
         take_llama_errors();
-        llama_model* m = llama_model_load_from_file(path.c_str(), mp);
+        llama_model_ptr m(llama_model_load_from_file(path.c_str(), mp));
         if (!m) {
           const std::string why = take_llama_errors();
           throw UserError("trainability: llama.cpp cannot load " + path + (why.empty() ? "" : " (" + why + ")"));
@@ -111,7 +112,6 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
         out->lora = training_refusal(*m, TrainMode::Lora, false);
         out->full = training_refusal(*m, TrainMode::Full, false);
         out->full_dequantize = training_refusal(*m, TrainMode::Full, true);
-        llama_model_free(m);
       },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
