@@ -2,8 +2,8 @@
 // float64 sums and against ggml's own F32 path (the weight dequantized, transposed and multiplied
 // with ggml_mul_mat), for test/train-out-prod.test.ts and quick benchmarks.
 #include <algorithm>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -46,7 +46,8 @@ ggml_type type_by_name(const std::string& name) {
       for (size_t i = 0; i < name.size(); i++) same = same && std::tolower(name[i]) == std::tolower(n[i]);
       if (!same) continue;
       if (!checkable(static_cast<ggml_type>(t))) {
-        throw UserError("outProdCheck: weight type " + name + " cannot be made from random values here (ggml quantizes it only with an importance "
+        throw UserError("outProdCheck: weight type " + name +
+                        " cannot be made from random values here (ggml quantizes it only with an importance "
                         "matrix, or does not dequantize it); use F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, IQ4_NL or another such type");
       }
       return static_cast<ggml_type>(t);
@@ -86,12 +87,14 @@ Napi::Value OutProdCheck(const Napi::CallbackInfo& info) {
   const std::string layout = get_optional_string(o, "layout", "dy");
   if (layout != "dy" && layout != "act") throw UserError("outProdCheck: layout must be \"dy\" or \"act\"");
   const std::string isa = get_optional_string(o, "isa", "");
-  if (!isa.empty() && isa != "avx512" && isa != "avx2" && isa != "generic") throw UserError("outProdCheck: isa must be \"avx512\", \"avx2\" or \"generic\"");
+  if (!isa.empty() && isa != "avx512" && isa != "avx2" && isa != "generic")
+    throw UserError("outProdCheck: isa must be \"avx512\", \"avx2\" or \"generic\"");
   Split rng{static_cast<uint64_t>(get_int(o, "seed", 1, 0, int64_t{1} << 53))};
   if (M % ggml_blck_size(type) != 0) throw UserError("outProdCheck: m, k, n must be positive and m a multiple of the type's block size");
   // Refused before any size product can overflow or any allocation is tried.
   const double largest = std::max({static_cast<double>(M) * K * GA, static_cast<double>(K) * N * HB, static_cast<double>(M) * N * HB});
-  if (largest > 1e12) throw UserError("outProdCheck: out of memory: an operand would hold " + std::to_string(largest) + " values; use smaller m, k, n");
+  if (largest > 1e12)
+    throw UserError("outProdCheck: out of memory: an operand would hold " + std::to_string(largest) + " values; use smaller m, k, n");
 
   // a: GA matrices of K rows of M values in `type`; af: the same values as F32 (what the op must use).
   std::vector<float> src(static_cast<size_t>(M * K * GA));
@@ -176,7 +179,7 @@ Napi::Value OutProdCheck(const Napi::CallbackInfo& info) {
   ggml_tensor* mine = out_prod_cpu(ctx, ta, bt);
   // ggml: Aᵀ as F32 (dequantized, transposed, contiguous), times bᵀ: mul_mat contracts over K.
   ggml_tensor* at = ggml_cont(ctx, ggml_transpose(ctx, type == GGML_TYPE_F32 ? ta : ggml_cast(ctx, ta, GGML_TYPE_F32)));  // (K, M, GA)
-  ggml_tensor* theirs = ggml_mul_mat(ctx, at, ggml_cont(ctx, ggml_transpose(ctx, bt)));                                 // (M, N, HB)
+  ggml_tensor* theirs = ggml_mul_mat(ctx, at, ggml_cont(ctx, ggml_transpose(ctx, bt)));                                   // (M, N, HB)
   ggml_gallocr_ptr galloc_owner(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend)));
   ggml_gallocr_t galloc = galloc_owner.get();
   ggml_cgraph* g1 = ggml_new_graph(ctx);

@@ -18,14 +18,14 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
   const size_t need_one = std::min(longest + static_cast<size_t>(opt.max_tokens), n_train);
   int32_t slots = std::max<int32_t>(1, std::min<int32_t>(opt.parallel, static_cast<int32_t>(n)));
   if (opt.context_size > 0 && static_cast<size_t>(opt.context_size) < need_one) {
-    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens plus maxTokens " + std::to_string(opt.max_tokens) +
-                    " needs " + std::to_string(need_one) + " context cells but contextSize is " + std::to_string(opt.context_size) +
+    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens plus maxTokens " + std::to_string(opt.max_tokens) + " needs " +
+                    std::to_string(need_one) + " context cells but contextSize is " + std::to_string(opt.context_size) +
                     "; raise contextSize or lower maxTokens");
   }
   // More slots than sequences the context holds at once could never run together: cap them.
   if (opt.context_size > 0) slots = std::max<int32_t>(1, std::min<int32_t>(slots, static_cast<int32_t>(opt.context_size / need_one)));
-  const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots))
-                                              : static_cast<uint32_t>(need_one * slots);
+  const uint32_t n_ctx =
+      opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots)) : static_cast<uint32_t>(need_one * slots);
   const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
   ContextPlan plan{slots, n_ctx, n_batch, n_train};
 

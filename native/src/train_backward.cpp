@@ -112,8 +112,7 @@ void read_stored_weights(ggml_cgraph* g, int n_fwd, const TrainWeights& weights)
   }
 }
 
-bool use_transposed_weights(ggml_context* ctx, const BackwardSettings& s, const TrainWeights& weights, ggml_cgraph* g, int n_fwd,
-                            PassProfile& prof) {
+bool use_transposed_weights(ggml_context* ctx, const BackwardSettings& s, const TrainWeights& weights, ggml_cgraph* g, int n_fwd, PassProfile& prof) {
   int rewritten = 0, out_prods = 0, inlined = 0;
   for (int i = n_fwd; i < ggml_graph_n_nodes(g); i++) {
     ggml_tensor* node = ggml_graph_node(g, i);

@@ -33,8 +33,7 @@ void read_stored_weights(ggml_cgraph* g, int n_fwd, const TrainWeights& weights)
 // Rewrites backward nodes dx = out_prod(W, transpose(dy)) with a frozen W into mul_mat(Wᵀ, dy),
 // on the cached transpose when there is one, else on one made in the graph. Returns whether
 // nodes were added (the graph must then be rebuilt so they come before their users).
-bool use_transposed_weights(ggml_context* ctx, const BackwardSettings& s, const TrainWeights& weights, ggml_cgraph* g, int n_fwd,
-                            PassProfile& prof);
+bool use_transposed_weights(ggml_context* ctx, const BackwardSettings& s, const TrainWeights& weights, ggml_cgraph* g, int n_fwd, PassProfile& prof);
 
 // The last step: CPU out_prods become out_prod_cpu (or mul_mats of transposes), and the graph is
 // rebuilt in dependency order when nodes were added (`added`, or here).

@@ -13,7 +13,17 @@
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's avx512fintrin.h starts some intrinsics from an _mm512_undefined_*() value initialised
+// from itself, which -Wmaybe-uninitialized reports wherever the AVX-512 kernel inlines them (GCC
+// bug 105593, fixed in GCC 13): silenced for the intrinsics' headers only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #define MSR_WTP_X86 1
 #else
 #define MSR_WTP_X86 0

@@ -45,7 +45,8 @@ void TrainWeights::make_host_copies(const llama_model& m, const std::vector<cons
       at = nullptr;  // the file cannot be read: stored() says so, or reads the weight back from its device
     }
     if (at) {
-      if (ggml_backend_tensor_alloc(buf, c, const_cast<void*>(at)) != GGML_STATUS_SUCCESS) throw UserError("training: could not use the model's mapped weights");
+      if (ggml_backend_tensor_alloc(buf, c, const_cast<void*>(at)) != GGML_STATUS_SUCCESS)
+        throw UserError("training: could not use the model's mapped weights");
       mapped_bytes_ += static_cast<double>(ggml_nbytes(w));
     } else {
       unmapped = true;

@@ -64,16 +64,18 @@ class TrainWeights {
  private:
   ggml_context* own_ctx(const llama_model& m);  // made on first use
 
-  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> copies_;  // model tensor -> host or device copy
-  ggml_context_ptr host_ctx_;  // CPU: host copies (mapped ones live in the model's buffer)
-  ggml_backend_buffer_ptr host_buf_;  // the host copies that are not mapped
+  // Model tensor -> its host or device copy.
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> copies_;
+  // CPU: the host copies (mapped ones live in the model's buffer) and the buffer of those that are not.
+  ggml_context_ptr host_ctx_;
+  ggml_backend_buffer_ptr host_buf_;
   double mapped_bytes_ = 0;
   ggml_context_ptr own_ctx_;  // what allocate() allocates: device copies (GPU) and transposes
   ggml_backend_buffer_ptr own_buf_;
   // The frozen projections as the graph uses them, and the transposes kept of them (keyed alike).
   std::vector<const ggml_tensor*> frozen_;
   std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
-  ggml_tensor* output_t_ = nullptr;  // the output matrix transposed to (n_vocab, n_embd)
+  ggml_tensor* output_t_ = nullptr;      // the output matrix transposed to (n_vocab, n_embd)
   const ggml_tensor* output_ = nullptr;  // ... of this weight (as the graph uses it)
 };
 
