@@ -5,7 +5,7 @@
 // and writes the gradient once, so "GB/s of logits" (logit bytes / time) is compared with copy
 // bandwidth (bytes copied / time). Goal: fused ≥ 0.5× copy. Extra memory is what each method
 // allocates beyond the logits and the gradient output.
-import { native } from "../src/engine/bindings.js";
+import { devAddon } from "../src/engine/bindings.js";
 import { medianMs, newResult, timeRuns, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
 
 export const description = "fused cross-entropy vs its naive reference, ggml's dense CE and a memory copy";
@@ -26,7 +26,7 @@ function randomLogits(n: number, seed: number): Float32Array {
 export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
   const THREADS = args.threads;
   const res = newResult("ce");
-  const addon = native();
+  const addon = devAddon();
   const cases: [number, number][] = [
     [512, 32000],
     [2048, 32000],

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/index.js";
 import { findTensor, readGguf, readTensorF32 } from "../src/gguf/reader.js";
+import { referenceLogits } from "./support/dev.js";
 import { tinyModelPath } from "./support/models.js";
 import { presetConfig } from "../src/pipeline/config.js";
 import { reasoningQuality } from "../src/pipeline/reasoning-quality.js";
@@ -34,7 +35,7 @@ describe("model.embed", () => {
     const file = readGguf(tinyModelPath());
     const w = readTensorF32(file, findTensor(file, "output.weight")); // [vocab][dim] row-major
     const trainer = model.createTrainer({ lora: { rank: 1 } }); // B = 0: the base model's logits
-    const logits = await trainer.referenceLogits(tokens);
+    const logits = await referenceLogits(trainer, tokens);
     trainer.dispose();
     let worst = 0;
     for (let p = 0; p < tokens.length; p++) {

@@ -2,6 +2,7 @@
 // time, grammar-constrained output.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { argmax } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
@@ -29,7 +30,7 @@ describe("generate", () => {
     const p = model.tokenize(prompts[0]!);
     const all = Int32Array.from([...p, ...r!.tokens]);
     const scorer = model.createScorer();
-    const logits = await scorer.logits(all);
+    const logits = await scorerLogits(scorer, all);
     const V = model.info.vocabSize;
     // The tiny random model's distribution is nearly flat, so two logits can tie to ~1e-6; the
     // generator decodes token by token and the reference all at once, so accept a tie within
@@ -52,6 +53,21 @@ describe("generate", () => {
       const [alone] = await model.generate([prompts[i]!], { ...opts, seed: opts.seed + i, parallel: 1 });
       expect(together[i]!.text, prompts[i]).toBe(alone!.text);
     }
+  });
+
+  it("profile: true adds the call's timings and changes no output", async () => {
+    const opts = { maxTokens: 6, temperature: 0, parallel: 2, kvLayout: "unified" as const };
+    const plain = await model.generate(prompts, opts);
+    expect(plain.profile).toBeUndefined();
+    const profiled = await model.generate(prompts, { ...opts, profile: true });
+    expect(profiled.map((r) => r.text)).toEqual(plain.map((r) => r.text));
+    const p = profiled.profile!;
+    expect(p).toMatchObject({ slots: 2, layout: "unified" });
+    // Each decode step samples at most one token per slot, and every token came from one.
+    const tokens = profiled.reduce((n, r) => n + r.tokens.length, 0);
+    expect(p.decodes).toBeGreaterThanOrEqual(Math.ceil(tokens / 2));
+    expect(p.decodeMs).toBeGreaterThan(0);
+    for (const ms of [p.sampleMs, p.otherMs]) expect(ms).toBeGreaterThanOrEqual(0);
   });
 
   it("respects maxTokens and stop strings", async () => {

@@ -3,6 +3,7 @@
 // nearly fill a per-sequence stream. Tolerance 1e-4 on every token log-prob (observed ~2e-6).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model, type ScoreRequest, type ScoreResult } from "../src/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { expectClose } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
@@ -73,7 +74,7 @@ describe("scorer KV layouts", () => {
     const got: number[][] = [];
     for (const reqs of [distinct, shared, distinct, long, distinct.slice(0, 1), shared]) got.push(flat(await auto.score(reqs)));
     // Full logits go through the unified context: the scorer switches back for them.
-    expect((await auto.logits(distinct[0]!.prompt)).length).toBe(distinct[0]!.prompt.length * model.info.vocabSize);
+    expect((await scorerLogits(auto, distinct[0]!.prompt)).length).toBe(distinct[0]!.prompt.length * model.info.vocabSize);
     got.push(flat(await auto.score(distinct)));
     auto.dispose();
     const want = [distinct, shared, distinct, long, distinct.slice(0, 1), shared, distinct];

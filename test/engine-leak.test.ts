@@ -4,7 +4,8 @@
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadModel, nativeAddon, type Model } from "../src/index.js";
+import { native } from "../src/engine/bindings.js";
+import { loadModel, type Model } from "../src/index.js";
 import { tinyLoraPath, tinyModelPath } from "./support/models.js";
 
 const MB = 2 ** 20;
@@ -84,7 +85,7 @@ describe("memory", () => {
   });
 
   it("reports scorer, adapter and per-call context memory to V8 and releases it", async () => {
-    const reported = () => nativeAddon().reportedExternalMemory();
+    const reported = () => native().reportedExternalMemory();
     // The total is V8's external memory, Node's own buffers included, so compare within a few KB.
     const near = (actual: number, expected: number) => expect(Math.abs(actual - expected)).toBeLessThan(4096);
     // Typed arrays the earlier tests left for the garbage collector leave the total when they are

@@ -5,6 +5,7 @@
 // are computed here from the model's logits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/engine/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { tinyModelPath } from "./support/models.js";
 import { addonMissing } from "./support/addon.js";
 
@@ -38,7 +39,7 @@ describe.skipIf(missing !== null)("sampling order", () => {
     const prompt = "The user bought a phone and then";
     const tokens = model.tokenize(prompt, { addBos: true });
     const scorer = model.createScorer({ contextSize: 256 });
-    const all = await scorer.logits(tokens);
+    const all = await scorerLogits(scorer, tokens);
     scorer.dispose();
     const vocab = model.info.vocabSize;
     const last = all.subarray((tokens.length - 1) * vocab, tokens.length * vocab);

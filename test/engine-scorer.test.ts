@@ -2,6 +2,7 @@
 // invariances: batching, shared-prompt fan-out, batch size and request order change nothing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model, type ScoreRequest, type ScoreResult } from "../src/index.js";
+import { scorerLogits } from "./support/dev.js";
 import { expectClose, naiveLogprob } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
@@ -32,7 +33,7 @@ describe("scorer", () => {
       const p = model.tokenize(requests[i]!.prompt as string);
       const c = model.tokenize(requests[i]!.continuation as string, { addBos: false });
       const all = Int32Array.from([...p, ...c]);
-      const logits = await scorer.logits(all);
+      const logits = await scorerLogits(scorer, all);
       const V = model.info.vocabSize;
       const want = Array.from(c, (t, j) => naiveLogprob(logits.subarray((p.length - 1 + j) * V, (p.length + j) * V), t));
       expectClose(got[i]!.tokenLogprobs, want, 1e-4);
@@ -80,6 +81,21 @@ describe("scorer", () => {
     const [a] = await scorer.score([{ prompt: prompts[0]!, continuation: continuations[0]! }]);
     const [b] = await scorer.score([{ prompt: model.tokenize(prompts[0]!), continuation: Array.from(model.tokenize(continuations[0]!, { addBos: false })) }]);
     expectClose(a!.tokenLogprobs, b!.tokenLogprobs, 0);
+  });
+
+  it("profile: true adds the call's timings and changes no result", async () => {
+    const scorer = model.createScorer({ contextSize: 512, kvLayout: "unified" });
+    const plain = await scorer.score(requests);
+    expect(plain.profile).toBeUndefined();
+    const profiled = await scorer.score(requests, { profile: true });
+    expectClose(flat(profiled), flat(plain), 0);
+    const p = profiled.profile!;
+    expect(p.layout).toBe("unified");
+    expect(p.waves).toBeGreaterThanOrEqual(1);
+    expect(p.decodes).toBeGreaterThanOrEqual(p.waves);
+    for (const ms of [p.decodeMs, p.logprobMs, p.otherMs]) expect(ms).toBeGreaterThanOrEqual(0);
+    expect(p.decodeMs).toBeGreaterThan(0);
+    scorer.dispose();
   });
 
   it("queues concurrent calls on one scorer and returns each its own results", async () => {

@@ -4,7 +4,7 @@
 // all-equal rows and zero weights. Tolerance: tol_abs + tol_rel·|ref| with tol_rel 1e-5 (float32
 // exponentials summed in double) and tol_abs 1e-6 for gradient entries (float32 storage).
 import { describe, expect, it } from "vitest";
-import { native } from "../src/engine/bindings.js";
+import { devAddon } from "../src/engine/bindings.js";
 import { mulberry32 as mulberry } from "./support/random.js";
 
 function makeCase(rows: number, vocab: number, kind: "random" | "extreme" | "equal", seed: number) {
@@ -49,7 +49,7 @@ function expectAllClose(got: ArrayLike<number>, want: ArrayLike<number>, abs: nu
 }
 
 describe("fused cross-entropy kernel", () => {
-  const ce = () => native().fusedCrossEntropy;
+  const ce = () => devAddon().fusedCrossEntropy;
 
   for (const kind of ["random", "extreme", "equal"] as const) {
     it(`matches the naive reference and a JS log-softmax on ${kind} rows`, () => {

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { trainRunOptions, type TrainCliOptions } from "../src/cli/commands/train.js";
-import { loadModel, nativeAddon } from "../src/index.js";
+import { quantizeModel } from "../src/engine/model-files.js";
+import { loadModel } from "../src/index.js";
 import { readGguf } from "../src/gguf/reader.js";
 import { ggmlTypeName } from "../src/gguf/types.js";
 import { runTraining } from "../src/train/run.js";
@@ -28,7 +29,7 @@ function cliOptions(over: Partial<TrainCliOptions>): TrainCliOptions {
 describe.skipIf(missing !== null)("msr-rec train --dequantize", () => {
   it("refuses full mode on a Q8_0 model without it, and trains F32 weights with it", async () => {
     const q8 = join(dir, "tiny-q8_0.gguf");
-    await nativeAddon().quantizeModel(tinyModelPath(), q8, "Q8_0");
+    await quantizeModel(tinyModelPath(), q8, "Q8_0");
     expect(readGguf(q8).tensors.some((t) => ggmlTypeName(t.type) === "Q8_0")).toBe(true);
     const data = join(dir, "sft.jsonl");
     const rec = { prompt: "User bought a phone.", reasoning: "A case protects it.", recommendation: "Apex Phone Case" };

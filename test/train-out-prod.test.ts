@@ -11,7 +11,7 @@
 // terms, summed in levels of 64; measured at most 3e-7), and never more than 4× ggml's F32 path's
 // error + 2e-7 (measured: equal to it within 2× on K ≥ 200).
 import { describe, expect, it } from "vitest";
-import { native } from "../src/engine/bindings.js";
+import { devAddon } from "../src/engine/bindings.js";
 import { addonMissing } from "./support/addon.js";
 
 const missing = addonMissing("out_prod kernel tests");
@@ -31,7 +31,7 @@ describe.skipIf(missing)("out_prod_cpu", () => {
       for (const isa of isas) {
         let r;
         try {
-          r = native().outProdCheck({ type, m, k, n, threads, layout, isa, seed: m + k + n });
+          r = devAddon().outProdCheck({ type, m, k, n, threads, layout, isa, seed: m + k + n });
         } catch (e) {
           expect(String(e)).toMatch(/cannot run the/);  // a kernel this CPU lacks
           continue;
@@ -49,7 +49,7 @@ describe.skipIf(missing)("out_prod_cpu", () => {
     for (const type of ["F32", "F16"]) {
       for (const layout of ["dy", "act"] as const) {
         for (const [m, k, n, batches, groups] of [[32, 100, 90, 8, 2], [64, 64, 64, 4, 4], [16, 512, 512, 6, 3]]) {
-          const r = native().outProdCheck({ type, m: m!, k: k!, n: n!, batches, groups, threads: 2, layout });
+          const r = devAddon().outProdCheck({ type, m: m!, k: k!, n: n!, batches, groups, threads: 2, layout });
           const what = `${type} ${layout} ${m}x${k}x${n} batches ${batches} groups ${groups}`;
           expect(r.errTerms, what).toBeLessThan(1e-6);
           expect(r.errTerms, what).toBeLessThan(4 * r.ggmlErrTerms + 2e-7);
@@ -59,6 +59,6 @@ describe.skipIf(missing)("out_prod_cpu", () => {
   });
 
   it("refuses a shape whose rows are not whole blocks", () => {
-    expect(() => native().outProdCheck({ type: "Q4_K", m: 300, k: 8, n: 2 })).toThrow(/multiple of the type's block size/);
+    expect(() => devAddon().outProdCheck({ type: "Q4_K", m: 300, k: 8, n: 2 })).toThrow(/multiple of the type's block size/);
   });
 });

@@ -14,6 +14,7 @@ import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import type { WeightType } from "../src/gguf/init-model.js";
 import { Segment } from "../src/engine/train-batch.js";
 import { archModelPath, refusedModelPath, type ArchPreset } from "./support/arch-models.js";
+import { gradient, openDevTrainer, referenceLogits, trainingLogits } from "./support/dev.js";
 import { mulberry32 as rng, randomSample } from "./support/random.js";
 import { centralDifference } from "./support/reference.js";
 
@@ -90,12 +91,12 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     const t = createTrainer(model, { lora: { rank: 4, alpha: 8, seed: 3 } });
     randomizeLora(t, 9, 0.05);
     const tokens = sample(21, 24, 0, 0).tokens;
-    const mine = await t.logits(tokens);
-    const ref = await t.referenceLogits(tokens);
+    const mine = await trainingLogits(t, tokens);
+    const ref = await referenceLogits(t, tokens);
     const diff = relDiff(mine, ref);
     // The adapter must matter, or the comparison would not test it.
     for (const n of t.paramNames()) if (n.endsWith("lora_b")) t.setParam(n, new Float32Array(t.getParam(n).length));
-    const without = relDiff(await t.logits(tokens), ref);
+    const without = relDiff(await trainingLogits(t, tokens), ref);
     console.log(`forward ${preset} ${type}: max ${diff.max.toExponential(2)}, rms ${diff.rms.toExponential(2)} (without the adapter: ${without.rms.toExponential(2)})`);
     expect(diff.max).toBeLessThan(tolMax);
     expect(diff.rms).toBeLessThan(tolRms);
@@ -118,7 +119,7 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     expect(b.info.mappedWeightBytes).toBe(0);
     if (a.info.mappedWeightBytes + a.info.weightCopyBytes > 0) expect(a.info.mappedWeightBytes).toBeGreaterThan(4 * a.info.weightCopyBytes);
     const tokens = sample(22, 20, 0, 0).tokens;
-    const dl = maxRelDiff(await a.logits(tokens), await b.logits(tokens));
+    const dl = maxRelDiff(await trainingLogits(a, tokens), await trainingLogits(b, tokens));
     expect(dl).toBeLessThan(1e-5);
     randomizeLora(a, 5, 0.05);
     randomizeLora(b, 5, 0.05);
@@ -127,7 +128,7 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     expect(Math.abs(la - lb)).toBeLessThan(1e-5 * lb);
     let worst = 0;
     for (const n of a.paramNames()) {
-      const d = maxRelDiff(a.getGrad(n), b.getGrad(n));
+      const d = maxRelDiff(gradient(a, n), gradient(b, n));
       worst = Math.max(worst, d);
       expect(d, n).toBeLessThan(1e-3);
     }
@@ -150,7 +151,7 @@ describe("gradients match finite differences on float bases", () => {
     const rand = rng(77);
     const failures: string[] = [];
     for (const name of names) {
-      const grad = t.getGrad(name);
+      const grad = gradient(t, name);
       const value = t.getParam(name);
       expect(grad.some((g) => g !== 0), `${name} has a non-zero gradient`).toBe(true);
       for (let k = 0; k < picks; k++) {
@@ -245,11 +246,12 @@ describe("LoRA training on quantized bases", () => {
 describe("backward reading the weights as stored", () => {
   // On the CPU every out_prod of the backward (dx = Wᵀ dy of each frozen projection and of the
   // output matrix, the LoRA gradients) runs as out_prod_cpu, reading W as stored. Against ggml's
-  // own products on F32 transposes of the same weights, both as the older path kept them (cached
-  // for these small models, MSR_REC_TRAIN_OUT_PROD=ggml) and as it made them in the graph slice by
-  // slice: the same sums in other orders, equal to float rounding (measured, relative to the
-  // largest gradient of each tensor: as stored at most 2.2e-5, sliced at most 4e-6; the kernel
-  // itself is checked against float64 sums in train-out-prod.test.ts).
+  // own products on F32 transposes of the same weights, the GPU's backward run on the CPU (the
+  // development setting transposedBackward), both with the transposes cached (they fit the default
+  // budget for these small models) and made in the graph slice by slice (transposeBudgetMb 0): the
+  // same sums in other orders, equal to float rounding (measured, relative to the largest gradient
+  // of each tensor: as stored at most 2.2e-5, sliced at most 4e-6; the kernel itself is checked
+  // against float64 sums in train-out-prod.test.ts). Each trainer's pass profile shows which path ran.
   it.each([
     ["tiny-qwen3", "F32"],
     ["tiny-llama3", "BF16"],
@@ -260,30 +262,30 @@ describe("backward reading the weights as stored", () => {
   ] as [ArchPreset, WeightType][])("%s %s", async (preset, type) => {
     const model = await load(preset, type);
     const samples = [sample(1, 5, 6, 4), sample(2, 4, 0, 5)];
-    const stored = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
-    const withEnv = (env: Record<string, string>): Trainer => {
-      Object.assign(process.env, env);
-      try {
-        return createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
-      } finally {
-        for (const k of Object.keys(env)) delete process.env[k];
-      }
-    };
-    const cached = withEnv({ MSR_REC_TRAIN_OUT_PROD: "ggml" });
+    const options = { lora: { rank: 2, alpha: 8, seed: 1 }, profile: true };
+    const stored = createTrainer(model, options);
+    const cached = await openDevTrainer(model, options, { transposedBackward: true });
     // No cached transposes, and slices of 64 KB (64 rows at width 256), so weights and the LM head
     // are transposed in several slices each.
-    const inGraph = withEnv({ MSR_REC_TRAIN_OUT_PROD: "ggml", MSR_REC_TRAIN_TRANSPOSE_MB: "0", MSR_REC_TRAIN_SLICE_MB: "0.0625" });
+    const inGraph = await openDevTrainer(model, { ...options, transposeBudgetMb: 0 }, { transposedBackward: true, sliceMb: 0.0625 });
     expect(stored.info.transposeBytes).toBe(0);
     expect(cached.info.transposeBytes).toBeGreaterThan(0);
     expect(inGraph.info.transposeBytes).toBe(0);
     for (const t of [stored, cached, inGraph]) randomizeLora(t, 2, 0.1);
     const ref = await cached.gradients(samples);
+    const [cachedPass] = ref.profile!.passes;
+    expect(cachedPass!.outProds.transposedWeights).toBeGreaterThan(0);
+    expect(cachedPass!.outProds).toMatchObject({ asStored: 0, transposedInGraph: 0 });
     for (const t of [stored, inGraph]) {
       const g = await t.gradients(samples);
+      const [pass] = g.profile!.passes;
+      if (t === stored) expect(pass!.outProds).toMatchObject({ asStored: pass!.outProds.total, transposedWeights: 0 });
+      else expect(pass!.outProds.transposedInGraph).toBe(pass!.outProds.transposedWeights);
+      if (t === inGraph) expect(pass!.outProds.transposedInGraph).toBeGreaterThan(0);
       expect(Math.abs(g.loss - ref.loss)).toBeLessThan(1e-6 * ref.loss);
       let worst = 0;
       for (const n of cached.paramNames()) {
-        const d = maxRelDiff(t.getGrad(n), cached.getGrad(n));
+        const d = maxRelDiff(gradient(t, n), gradient(cached, n));
         worst = Math.max(worst, d);
         expect(d, n).toBeLessThan(1e-4);
       }

@@ -2,7 +2,8 @@
 // parameters, same step), waits for the model's running call without blocking the event loop,
 // rejects with createTrainer's errors, and a prebuilt session is adopted once, by its own model.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nativeAddon, loadModel, modelSampleTokenizer, tokenizeSample, type Model } from "../src/index.js";
+import { native } from "../src/engine/bindings.js";
+import { loadModel, modelSampleTokenizer, tokenizeSample, type Model } from "../src/index.js";
 import { addonMissing } from "./support/addon.js";
 import { testModelPath, tinyModelPath } from "./support/models.js";
 
@@ -54,9 +55,9 @@ describe.skipIf(missing !== null)("openTrainer", () => {
 
   it("adopts a prebuilt session once, and only with the model it was built for", async () => {
     const other = await loadModel(testModelPath({ seed: 1 }), { threads: 2 });
-    const Ctor = nativeAddon().Trainer;
+    const Ctor = native().Trainer;
     const nopts = { mode: "lora" as const, rank: 4, loraAlpha: 8 };
-    const session = await nativeAddon().buildTrainSession(model.handle(), nopts);
+    const session = await native().buildTrainSession(model.handle(), nopts);
     expect(() => new Ctor(other.handle(), nopts, session)).toThrow(/belongs to another model/);
     const t = new Ctor(model.handle(), nopts, session);
     expect(() => new Ctor(model.handle(), nopts, session)).toThrow(/already used/);

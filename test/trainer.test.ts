@@ -11,6 +11,7 @@ import { native, type NativeModel } from "../src/engine/bindings.js";
 import { createTrainer, type Trainer } from "../src/engine/trainer.js";
 import { tokenizeSample } from "../src/train/samples.js";
 import { Segment, type TokenizedSample } from "../src/engine/train-batch.js";
+import { gradient, referenceLogits, trainingLogits } from "./support/dev.js";
 import { testModelPath, tinyModelPath } from "./support/models.js";
 import { mulberry32 as rng, randomSample as sample } from "./support/random.js";
 import { centralDifference } from "./support/reference.js";
@@ -75,7 +76,7 @@ function maxViolation(got: ArrayLike<number>, want: ArrayLike<number>, abs: numb
 async function jsLoss(t: Trainer, samples: TokenizedSample[], alpha: number, beta: number) {
   const per: { rea?: number; rec?: number }[] = [];
   for (const s of samples) {
-    const logits = await t.logits(s.tokens);
+    const logits = await trainingLogits(t, s.tokens);
     const sums = { rea: [0, 0], rec: [0, 0] };
     for (let p = 1; p < s.tokens.length; p++) {
       const seg = s.segments[p];
@@ -106,13 +107,13 @@ describe("training graph forward", () => {
     const t = createTrainer(model, { lora: { rank: 4, alpha: 8, seed: 3 } });
     randomizeLora(t, 9, 0.05);
     const tokens = sample(21, 40, 0, 0).tokens;
-    const mine = await t.logits(tokens);
-    const ref = await t.referenceLogits(tokens);
+    const mine = await trainingLogits(t, tokens);
+    const ref = await referenceLogits(t, tokens);
     // Same math, different op order and threads: float32 rounding differences only.
     expect(maxViolation(mine, ref, 1e-4, 1e-3)).toBeNull();
     // The adapter must matter, or the comparison would not test it.
     for (const n of t.paramNames()) if (n.endsWith("lora_b")) t.setParam(n, new Float32Array(t.getParam(n).length));
-    const base = await t.logits(tokens);
+    const base = await trainingLogits(t, tokens);
     expect(maxViolation(base, ref, 1e-4, 1e-3)).not.toBeNull();
     t.dispose();
   });
@@ -124,7 +125,7 @@ describe("training graph forward", () => {
     const tokens = sample(21, 40, 0, 0).tokens;
     // With F16 weights both sides round activations to F16 (unit roundoff 2^-11 ≈ 4.9e-4) at
     // different points; logits are ~0.4 at most, so 5e-4 absolute (measured worst: 1.6e-4).
-    expect(maxViolation(await t.logits(tokens), await t.referenceLogits(tokens), 5e-4, 1e-3)).toBeNull();
+    expect(maxViolation(await trainingLogits(t, tokens), await referenceLogits(t, tokens), 5e-4, 1e-3)).toBeNull();
     const data = [sample(60, 6, 8, 4)];
     const first = (await t.step(data)).loss;
     for (let i = 0; i < 4; i++) await t.step(data);
@@ -136,8 +137,8 @@ describe("training graph forward", () => {
   it("in full mode equals llama_decode of the base model", async () => {
     const t = createTrainer(model, { mode: "full" });
     const tokens = sample(22, 33, 0, 0).tokens;
-    const mine = await t.logits(tokens);
-    const ref = await t.referenceLogits(tokens);
+    const mine = await trainingLogits(t, tokens);
+    const ref = await referenceLogits(t, tokens);
     expect(maxViolation(mine, ref, 1e-4, 1e-3)).toBeNull();
     t.dispose();
   });
@@ -163,7 +164,7 @@ describe("gradients", () => {
     for (const target of ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]) {
       for (const which of ["lora_a", "lora_b"]) {
         const name = `blk.0.${target}.weight.${which}`;
-        const grad = t.getGrad(name);
+        const grad = gradient(t, name);
         const value = t.getParam(name);
         for (let k = 0; k < 3; k++) {
           const i = Math.floor(rand() * value.length);
@@ -202,7 +203,7 @@ describe("gradients", () => {
     ];
     const failures: string[] = [];
     for (const [name, i] of picks) {
-      const g = t.getGrad(name)[i]!;
+      const g = gradient(t, name)[i]!;
       const h = name.endsWith("norm.weight") ? 1e-2 : 2e-3;  // norms are ~1, projections ~0.02
       const fd = await centralDifference(t, name, i, h, samples);
       // Loss noise ~1e-6 over 2h = 4e-3 gives ~2.5e-4 of FD noise; 3e-4 + 2e-2·|fd| covers it.
@@ -245,9 +246,9 @@ describe("loss definition", () => {
     const s = [sample(20, 4, 6, 4), sample(21, 3, 5, 3)];
     const asPrompt = s.map((x) => ({ tokens: x.tokens, segments: x.segments.map((g) => (g === Segment.reasoning ? Segment.prompt : g)) }));
     const a = await t.gradients(s, { alpha: 0, beta: 0.3 });
-    const ga = t.paramNames().map((n) => t.getGrad(n));
+    const ga = t.paramNames().map((n) => gradient(t, n));
     const b = await t.gradients(asPrompt, { alpha: 0.9, beta: 0.3 });
-    const gb = t.paramNames().map((n) => t.getGrad(n));
+    const gb = t.paramNames().map((n) => gradient(t, n));
     expect(a.lossReasoning).toBeGreaterThan(0);
     expect(b.lossReasoning).toBe(0);
     expect(a.lossRecommendation).toBeCloseTo(b.lossRecommendation, 6);
@@ -261,9 +262,9 @@ describe("loss definition", () => {
     const s = [sample(30, 4, 5, 4)];
     const promptOnly = { tokens: sample(31, 9, 0, 0).tokens, segments: new Uint8Array(9) };
     const a = await t.gradients(s);
-    const ga = t.paramNames().map((n) => t.getGrad(n));
+    const ga = t.paramNames().map((n) => gradient(t, n));
     const b = await t.gradients([...s, promptOnly]);
-    const gb = t.paramNames().map((n) => t.getGrad(n));
+    const gb = t.paramNames().map((n) => gradient(t, n));
     expect(b.loss).toBeCloseTo(a.loss, 6);
     ga.forEach((g, k) => expect(sameGradient(gb[k]!, g)).toBeNull());
     await expect(t.evaluate([promptOnly])).rejects.toThrow(/nothing to learn/);
@@ -300,7 +301,7 @@ describe("packing and reproducibility", () => {
     const a = await packed.gradients(samples);
     const b = await single.gradients(samples);
     expect(close(a.loss, b.loss, 1e-6, 1e-5)).toBe(true);
-    for (const n of packed.paramNames()) expect(sameGradient(packed.getGrad(n), single.getGrad(n), 1e-3), n).toBeNull();
+    for (const n of packed.paramNames()) expect(sameGradient(gradient(packed, n), gradient(single, n), 1e-3), n).toBeNull();
     // The packed/unpacked difference is the size of a change of summation order alone: the same
     // packed batch with its samples in reverse order (same math, other sums) differs as much.
     const reversed = createTrainer(model, { lora: { rank: 2, seed: 8 }, microBatchTokens: 512 });
@@ -309,14 +310,43 @@ describe("packing and reproducibility", () => {
     let packing = 0;
     let reordering = 0;
     for (const n of packed.paramNames()) {
-      packing = Math.max(packing, relativeRms(packed.getGrad(n), single.getGrad(n)));
-      reordering = Math.max(reordering, relativeRms(reversed.getGrad(n), packed.getGrad(n)));
+      packing = Math.max(packing, relativeRms(gradient(packed, n), gradient(single, n)));
+      reordering = Math.max(reordering, relativeRms(gradient(reversed, n), gradient(packed, n)));
     }
     console.log(`packed vs one sample per micro-batch: ${packing.toExponential(2)} relative RMS; packed vs packed reversed: ${reordering.toExponential(2)}`);
     expect(packing).toBeLessThan(4 * reordering + 1e-6);
     packed.dispose();
     single.dispose();
     reversed.dispose();
+  });
+
+  it("profile: true reports each micro-batch's pass and changes no number", async () => {
+    const data = [sample(50, 4, 6, 3), sample(51, 5, 5, 4), sample(52, 6, 4, 2)];
+    const options = { lora: { rank: 4, seed: 11 }, microBatchTokens: 20 };
+    const plain = createTrainer(model, options);
+    const profiled = createTrainer(model, { ...options, profile: true });
+    const a = await plain.step(data);
+    const b = await profiled.step(data);
+    expect(a.profile).toBeUndefined();
+    expect(b.loss).toBe(a.loss);
+    expect(b.gradNorm).toBe(a.gradNorm);
+    const passes = b.profile!.passes;
+    expect(passes.length).toBe(3); // one sample per micro-batch of 20 tokens
+    expect(passes.reduce((n, p) => n + p.tokens, 0)).toBe(b.tokens);
+    expect(passes.reduce((n, p) => n + p.lossRows, 0)).toBe(b.lossTokens);
+    for (const p of passes) {
+      expect(p.forwardMs).toBeGreaterThan(0);
+      expect(p.backwardMs).toBeGreaterThan(0);
+      expect(p.computeBytes).toBeGreaterThan(0);
+      // The CPU reads every weight as stored in the backward.
+      expect(p.outProds.total).toBeGreaterThan(0);
+      expect(p.outProds.asStored).toBe(p.outProds.total);
+    }
+    const e = await profiled.evaluate(data);
+    expect(e.loss).toBe((await plain.evaluate(data)).loss);
+    expect(e.profile!.passes.map((p) => p.backwardMs)).toEqual([0, 0, 0]);
+    plain.dispose();
+    profiled.dispose();
   });
 
   it("a fixed seed reproduces the first 10 losses exactly", async () => {

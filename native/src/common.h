@@ -121,6 +121,16 @@ Napi::Value guarded_fn(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&] { return F(info); });
 }
 
+// llama_batch_init's arrays, freed when the scope ends however it ends (a thrown error included).
+class ScopedBatch {
+ public:
+  ScopedBatch(int32_t n_tokens, int32_t n_seq_max) : batch(llama_batch_init(n_tokens, 0, n_seq_max)) {}
+  ~ScopedBatch() { llama_batch_free(batch); }
+  ScopedBatch(const ScopedBatch&) = delete;
+  ScopedBatch& operator=(const ScopedBatch&) = delete;
+  llama_batch batch;
+};
+
 // Tells V8 about native memory held by a JS object (negative to release it). Never throws: it runs
 // in finalizers, where an exception (e.g. while the environment shuts down) would terminate.
 void adjust_external_memory(Napi::Env env, int64_t delta) noexcept;
@@ -165,6 +175,8 @@ void check_token_range(const ModelState& m, const std::vector<llama_token>& toke
 struct AddonData {
   Napi::FunctionReference model;
   Napi::FunctionReference lora;
+  Napi::FunctionReference scorer;
+  Napi::FunctionReference trainer;
 };
 AddonData& addon_data(Napi::Env env);
 

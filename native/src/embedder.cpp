@@ -4,18 +4,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "llama-cpp.h"
+
 namespace msr {
-
-namespace {
-
-struct ContextGuard {
-  llama_context* ctx;
-  ~ContextGuard() {
-    if (ctx) llama_free(ctx);
-  }
-};
-
-}  // namespace
 
 std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::vector<std::vector<llama_token>>& texts, int32_t batch_tokens) {
   size_t longest = 0;
@@ -42,56 +33,51 @@ std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::v
   std::lock_guard<std::mutex> lock(model->mutex);
   model->check_alive("embed");
   take_llama_errors();
-  ContextGuard guard{llama_init_from_model(model->model, cparams)};
-  if (!guard.ctx) throw UserError("embed: could not create a context (" + take_llama_errors() + ")");
+  llama_context_ptr ctx(llama_init_from_model(model->model, cparams));
+  if (!ctx) throw UserError("embed: could not create a context (" + take_llama_errors() + ")");
   const int n_embd = llama_model_n_embd(model->model);
   std::vector<std::vector<float>> out(texts.size());
-  llama_batch batch = llama_batch_init(n_batch, 0, 1);
+  ScopedBatch scoped(n_batch, 1);
+  llama_batch& batch = scoped.batch;
   size_t next = 0;
-  try {
-    while (next < texts.size()) {
-      // One wave: whole texts, each its own sequence, until the batch or the sequence slots are full.
-      batch.n_tokens = 0;
-      std::vector<size_t> wave;
-      while (next < texts.size() && static_cast<int32_t>(wave.size()) < max_seqs &&
-             batch.n_tokens + static_cast<int32_t>(texts[next].size()) <= n_batch) {
-        const auto& t = texts[next];
-        for (size_t p = 0; p < t.size(); p++) {
-          const int32_t i = batch.n_tokens++;
-          batch.token[i] = t[p];
-          batch.pos[i] = static_cast<llama_pos>(p);
-          batch.n_seq_id[i] = 1;
-          batch.seq_id[i][0] = static_cast<llama_seq_id>(wave.size());
-          batch.logits[i] = 1;
-        }
-        wave.push_back(next++);
+  while (next < texts.size()) {
+    // One wave: whole texts, each its own sequence, until the batch or the sequence slots are full.
+    batch.n_tokens = 0;
+    std::vector<size_t> wave;
+    while (next < texts.size() && static_cast<int32_t>(wave.size()) < max_seqs &&
+           batch.n_tokens + static_cast<int32_t>(texts[next].size()) <= n_batch) {
+      const auto& t = texts[next];
+      for (size_t p = 0; p < t.size(); p++) {
+        const int32_t i = batch.n_tokens++;
+        batch.token[i] = t[p];
+        batch.pos[i] = static_cast<llama_pos>(p);
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = static_cast<llama_seq_id>(wave.size());
+        batch.logits[i] = 1;
       }
-      if (batch.n_tokens > 0) {
-        llama_memory_clear(llama_get_memory(guard.ctx), true);
-        if (llama_decode(guard.ctx, batch) != 0) throw UserError("embed: llama_decode failed (" + take_llama_errors() + ")");
-      }
-      int32_t row = 0;
-      for (size_t w : wave) {
-        auto& v = out[w];
-        v.resize(texts[w].size() * static_cast<size_t>(n_embd));
-        for (size_t p = 0; p < texts[w].size(); p++, row++) {
-          const float* e = llama_get_embeddings_ith(guard.ctx, row);
-          if (!e) throw UserError("embed: llama.cpp returned no embedding for a token");
-          for (int k = 0; k < n_embd; k++) {
-            if (!std::isfinite(e[k])) {
-              throw UserError("embed: texts[" + std::to_string(w) + "] token " + std::to_string(p) +
-                              " got a non-finite hidden state (NaN/inf); the model's weights may be damaged");
-            }
+      wave.push_back(next++);
+    }
+    if (batch.n_tokens > 0) {
+      llama_memory_clear(llama_get_memory(ctx.get()), true);
+      if (llama_decode(ctx.get(), batch) != 0) throw UserError("embed: llama_decode failed (" + take_llama_errors() + ")");
+    }
+    int32_t row = 0;
+    for (size_t w : wave) {
+      auto& v = out[w];
+      v.resize(texts[w].size() * static_cast<size_t>(n_embd));
+      for (size_t p = 0; p < texts[w].size(); p++, row++) {
+        const float* e = llama_get_embeddings_ith(ctx.get(), row);
+        if (!e) throw UserError("embed: llama.cpp returned no embedding for a token");
+        for (int k = 0; k < n_embd; k++) {
+          if (!std::isfinite(e[k])) {
+            throw UserError("embed: texts[" + std::to_string(w) + "] token " + std::to_string(p) +
+                            " got a non-finite hidden state (NaN/inf); the model's weights may be damaged");
           }
-          std::memcpy(v.data() + p * n_embd, e, n_embd * sizeof(float));
         }
+        std::memcpy(v.data() + p * n_embd, e, n_embd * sizeof(float));
       }
     }
-  } catch (...) {
-    llama_batch_free(batch);
-    throw;
   }
-  llama_batch_free(batch);
   return out;
 }
 

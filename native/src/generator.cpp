@@ -1,12 +1,13 @@
+// Batched generation (see generator.h): samplers, the decoding loop that follows a call's plan
+// (generate_plan.h), and the JS entry point.
 #include "generator.h"
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <deque>
+
+#include "llama-cpp.h"
 
 namespace msr {
 
@@ -100,71 +101,212 @@ void check_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t 
   }
 }
 
+// One generate call's decoding loop on the context its plan made: prompts are admitted into free
+// slots, each step's batch is built from the slots' pending tokens (and, in the unified cache,
+// prompt prefill), decoded, and every slot with a logits row samples its next token.
+class GenerationRun {
+ public:
+  GenerationRun(const ModelState& m, llama_context* ctx, const ContextPlan& plan, const std::vector<std::vector<llama_token>>& prompts,
+                const GenerateOptions& opt, std::vector<SamplerPtr>& samplers, std::vector<GenerateResult>& results)
+      : m_(m), ctx_(ctx), mem_(llama_get_memory(ctx)), plan_(plan), prompts_(prompts), opt_(opt), samplers_(samplers), results_(results),
+        slots_(plan.slots), scoped_batch_(static_cast<int32_t>(plan.n_batch), 1), batch_(scoped_batch_.batch) {}
+
+  // Until every prompt has finished.
+  void run() {
+    while (finished_ < prompts_.size()) {
+      admit();
+      if (plan_.per_seq) step_per_sequence();
+      else step_unified();
+    }
+  }
+
+  size_t decodes = 0;
+  double decode_seconds = 0, sample_seconds = 0;
+
+ private:
+  using clock = std::chrono::steady_clock;
+
+  llama_seq_id seq_of(const Slot& s) const { return static_cast<llama_seq_id>(&s - slots_.data()); }
+
+  // Free slots take the next prompts. Unified: only while the cells reserved by running prompts
+  // leave room for the next one's (reserved_cells); per-sequence: every stream holds any prompt.
+  void admit() {
+    for (Slot& s : slots_) {
+      if (s.req >= 0 || next_req_ >= prompts_.size()) continue;
+      if (!plan_.per_seq && reserved_ + reserved_cells(prompts_[next_req_].size(), opt_, plan_) > plan_.n_ctx) continue;
+      s.req = static_cast<int64_t>(next_req_);
+      s.sampler = std::move(samplers_[next_req_]);
+      s.fed = 0;
+      s.pos = 0;
+      s.text.clear();
+      s.piece_ends.clear();
+      s.pending_token = false;
+      reserved_ += reserved_cells(prompts_[s.req].size(), opt_, plan_);
+      next_req_++;
+    }
+  }
+
+  // Per-sequence: a new prompt is decoded on its own (one stream, up to a batch per ubatch), then
+  // sampled (mixed into the step it would split the step into several ubatches); then one token
+  // per running slot.
+  void step_per_sequence() {
+    if (next_req_ == prompts_.size()) make_running_slots_contiguous();
+    for (Slot& s : slots_) {
+      if (s.req < 0 || s.fed == prompts_[s.req].size()) continue;
+      const auto& p = prompts_[s.req];
+      while (s.fed < p.size()) {
+        batch_.n_tokens = 0;
+        while (s.fed < p.size() && batch_.n_tokens < static_cast<int32_t>(plan_.n_batch)) {
+          s.fed++;
+          push(s, p[s.fed - 1], s.fed == p.size());
+        }
+        decode();
+      }
+      sample(s);
+    }
+    batch_.n_tokens = 0;
+    for (Slot& s : slots_) {
+      if (s.req >= 0 && s.pending_token) {
+        push(s, s.next, true);
+        s.pending_token = false;
+      }
+    }
+    if (batch_.n_tokens == 0) return;  // every new prompt ended at its first token
+    decode();
+    sample_all();
+  }
+
+  // llama.cpp splits a multi-stream batch into ubatches of equal token counts from consecutive
+  // sequence ids, so a decode step (one token per running slot) is one ubatch only when the
+  // running slots are contiguous: once no request waits, the last running slot moves into the
+  // first free one (a copy of its stream, made by the next decode).
+  void make_running_slots_contiguous() {
+    for (;;) {
+      auto free_it = std::find_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.req < 0; });
+      auto last_it = std::find_if(slots_.rbegin(), slots_.rend(), [](const Slot& s) { return s.req >= 0; });
+      if (free_it == slots_.end() || last_it == slots_.rend() || free_it > last_it.base() - 1) break;
+      Slot& to = *free_it;
+      Slot& from = *(last_it.base() - 1);
+      llama_memory_seq_cp(mem_, seq_of(from), seq_of(to), -1, -1);
+      llama_memory_seq_rm(mem_, seq_of(from), -1, -1);
+      std::swap(to, from);
+    }
+  }
+
+  // Unified: decoding slots first (one token each), then prompt prefill with what room is left.
+  void step_unified() {
+    batch_.n_tokens = 0;
+    for (Slot& s : slots_) {
+      s.batch_index = -1;
+      if (s.req >= 0 && s.pending_token) {
+        push(s, s.next, true);
+        s.pending_token = false;
+      }
+    }
+    for (Slot& s : slots_) {
+      if (s.req < 0) continue;
+      const auto& p = prompts_[s.req];
+      while (s.fed < p.size() && batch_.n_tokens < static_cast<int32_t>(plan_.n_batch)) {
+        s.fed++;
+        push(s, p[s.fed - 1], s.fed == p.size());
+      }
+    }
+    if (batch_.n_tokens == 0) throw UserError("generate: internal scheduling error (no work while prompts remain)");
+    decode();
+    sample_all();
+  }
+
+  void push(Slot& s, llama_token t, bool logits) {
+    int32_t b = batch_.n_tokens++;
+    batch_.token[b] = t;
+    batch_.pos[b] = s.pos++;
+    batch_.n_seq_id[b] = 1;
+    batch_.seq_id[b][0] = seq_of(s);
+    batch_.logits[b] = logits;
+    if (logits) s.batch_index = b;
+  }
+
+  void decode() {
+    const auto t0 = clock::now();
+    int32_t rc = llama_decode(ctx_, batch_);
+    decode_seconds += std::chrono::duration<double>(clock::now() - t0).count();
+    decodes++;
+    if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
+  }
+
+  void sample_all() {
+    for (Slot& s : slots_) {
+      if (s.req >= 0 && s.batch_index >= 0) sample(s);
+    }
+  }
+
+  // Samples the slot's next token from its logits row of the last decode.
+  void sample(Slot& s) {
+    struct AddTime {
+      double& t;
+      clock::time_point t0;
+      ~AddTime() { t += std::chrono::duration<double>(clock::now() - t0).count(); }
+    } add{sample_seconds, clock::now()};
+    auto& r = results_[s.req];
+    check_logits(m_, ctx_, s.batch_index, s.req, r.tokens.size());
+    llama_token t = llama_sampler_sample(s.sampler.get(), ctx_, s.batch_index);
+    s.batch_index = -1;
+    if (llama_vocab_is_eog(m_.vocab, t)) {
+      finish(s, "eos");
+      return;
+    }
+    r.tokens.push_back(t);
+    s.text += token_piece(m_, t);
+    s.piece_ends.push_back(s.text.size());
+    const size_t stop_at = opt_.stop.empty() ? std::string::npos : find_stop(s.text, opt_.stop);
+    if (stop_at != std::string::npos) {
+      finish(s, "stop", stop_at);
+    } else if (static_cast<int32_t>(r.tokens.size()) >= opt_.max_tokens || prompts_[s.req].size() + r.tokens.size() >= plan_.n_train) {
+      finish(s, "length");
+    } else {
+      s.next = t;
+      s.pending_token = true;
+    }
+  }
+
+  void finish(Slot& s, const char* reason, size_t stop_at = std::string::npos) {
+    auto& r = results_[s.req];
+    r.finish_reason = reason;
+    if (stop_at != std::string::npos) {
+      trim_at_stop(m_, s, stop_at, r);
+    } else {
+      r.text = detokenize(m_, r.tokens, false);
+    }
+    llama_memory_seq_rm(mem_, seq_of(s), -1, -1);
+    reserved_ -= reserved_cells(prompts_[s.req].size(), opt_, plan_);
+    s.req = -1;
+    s.sampler.reset();
+    finished_++;
+  }
+
+  const ModelState& m_;
+  llama_context* ctx_;
+  llama_memory_t mem_;
+  const ContextPlan& plan_;
+  const std::vector<std::vector<llama_token>>& prompts_;
+  const GenerateOptions& opt_;
+  std::vector<SamplerPtr>& samplers_;
+  std::vector<GenerateResult>& results_;
+  std::vector<Slot> slots_;
+  ScopedBatch scoped_batch_;
+  llama_batch& batch_;
+  size_t next_req_ = 0, finished_ = 0;
+  size_t reserved_ = 0;  // unified: cells reserved by running prompts (reserved_cells)
+};
+
 }  // namespace
 
-ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llama_token>>& prompts, const GenerateOptions& opt) {
-  const size_t n = prompts.size();
-  size_t longest = 0;
-  for (const auto& p : prompts) longest = std::max(longest, p.size());
-  // A sequence never runs past the model's training context: it finishes there with "length".
-  const size_t n_train = static_cast<size_t>(m.n_ctx_train);
-  if (longest >= n_train) {
-    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens leaves no room in the model's training context of " +
-                    std::to_string(n_train) + " positions (model.info.contextLength); shorten the prompt");
-  }
-  const size_t need_one = std::min(longest + static_cast<size_t>(opt.max_tokens), n_train);
-  int32_t slots = std::max<int32_t>(1, std::min<int32_t>(opt.parallel, static_cast<int32_t>(n)));
-  if (opt.context_size > 0 && static_cast<size_t>(opt.context_size) < need_one) {
-    throw UserError("generate: a prompt of " + std::to_string(longest) + " tokens plus maxTokens " + std::to_string(opt.max_tokens) +
-                    " needs " + std::to_string(need_one) + " context cells but contextSize is " + std::to_string(opt.context_size) +
-                    "; raise contextSize or lower maxTokens");
-  }
-  // More slots than sequences the context holds at once could never run together: cap them.
-  if (opt.context_size > 0) slots = std::max<int32_t>(1, std::min<int32_t>(slots, static_cast<int32_t>(opt.context_size / need_one)));
-  const uint32_t n_ctx = opt.context_size > 0 ? static_cast<uint32_t>(std::min<size_t>(opt.context_size, need_one * slots))
-                                              : static_cast<uint32_t>(need_one * slots);
-  const uint32_t n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(slots));
-  ContextPlan plan{slots, n_ctx, n_batch, n_train};
-
-  // Per-sequence: every stream holds the longest prompt plus maxTokens (llama.cpp pads streams to
-  // 256 cells), so any request fits any free slot and admission needs no cell accounting.
-  const uint32_t stream = static_cast<uint32_t>((need_one + 255) / 256 * 256);
-  const size_t max_seq = llama_max_parallel_sequences();
-  int32_t ps_slots = std::min<int32_t>(slots, static_cast<int32_t>(max_seq));
-  if (opt.context_size > 0) ps_slots = std::min<int32_t>(ps_slots, static_cast<int32_t>(opt.context_size / stream));
-  bool per_seq = false;
-  if (opt.kv_layout == KvLayout::PerSequence) {
-    if (ps_slots < 1) {
-      throw UserError("generate: kvLayout \"per-sequence\" gives each slot a stream of " + std::to_string(stream) +
-                      " cells (the longest prompt plus maxTokens, rounded up to 256) but contextSize is " + std::to_string(opt.context_size) +
-                      "; raise contextSize to at least " + std::to_string(stream) + " or use kvLayout \"unified\"");
-    }
-    per_seq = true;
-  } else if (opt.kv_layout == KvLayout::Auto) {
-    // Unified when it is as cheap: one slot (nothing to separate), or sequences so short that a
-    // stream would be mostly padding (the whole unified cache then spans a few hundred cells), or a
-    // contextSize that holds fewer streams than the unified cache holds sequences.
-    per_seq = slots >= 2 && need_one >= 128 && ps_slots == slots;
-  }
-  if (per_seq) {
-    plan.slots = ps_slots;
-    plan.per_seq = true;
-    plan.stream_cells = stream;
-    plan.n_ctx = stream * static_cast<uint32_t>(ps_slots);
-    plan.n_batch = std::max<uint32_t>(512, static_cast<uint32_t>(ps_slots));
-  }
-  return plan;
-}
-
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
-                                           const GenerateOptions& opt) {
+                                           const GenerateOptions& opt, GenerateProfile* profile) {
   const ModelState& m = *model;
   const size_t n = prompts.size();
   std::vector<GenerateResult> results(n);
   const ContextPlan plan = plan_context(m, prompts, opt);
-  const int32_t slots = plan.slots;
-  const uint32_t n_ctx = plan.n_ctx, n_batch = plan.n_batch;
-  const size_t n_train = plan.n_train;
 
   // Build every sampler up front so a bad grammar fails before any work.
   std::vector<SamplerPtr> samplers;
@@ -173,201 +315,25 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
 
   std::lock_guard<std::mutex> lock(model->mutex);
   model->check_alive("generate");
-  auto cparams = llama_context_default_params();
-  cparams.n_ctx = n_ctx;
-  cparams.n_seq_max = static_cast<uint32_t>(slots);
-  cparams.n_batch = n_batch;
-  cparams.n_ubatch = std::min<uint32_t>(n_batch, 512);
-  cparams.kv_unified = !plan.per_seq;
-  cparams.n_threads = m.n_threads;
-  cparams.n_threads_batch = m.n_threads;
-  cparams.no_perf = true;
   take_llama_errors();
-  llama_context* ctx = llama_init_from_model(m.model, cparams);
+  llama_context_ptr ctx(llama_init_from_model(m.model, context_params(m, plan)));
   if (!ctx) {
     throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel" +
                     (plan.per_seq ? ", or kvLayout \"unified\"" : ""));
   }
-  if (plan.per_seq && llama_n_ctx_seq(ctx) < plan.stream_cells) {
-    const uint32_t made = llama_n_ctx_seq(ctx);
-    llama_free(ctx);
-    throw UserError("generate: llama.cpp made streams of " + std::to_string(made) + " cells, fewer than the " +
+  if (plan.per_seq && llama_n_ctx_seq(ctx.get()) < plan.stream_cells) {
+    throw UserError("generate: llama.cpp made streams of " + std::to_string(llama_n_ctx_seq(ctx.get())) + " cells, fewer than the " +
                     std::to_string(plan.stream_cells) + " a request needs; use kvLayout \"unified\"");
   }
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, 1);
-  // MSR_REC_GENERATE_PROFILE=1: per call, time in llama_decode, in sampling (logit checks, the
-  // sampler chains with their grammars, stop strings) and the rest, to stderr.
-  static const bool profile = std::getenv("MSR_REC_GENERATE_PROFILE") != nullptr;
-  using clock = std::chrono::steady_clock;
-  const auto t_call = clock::now();
-  double t_decode = 0, t_sample = 0;
-  size_t n_decodes = 0;
-  try {
-    ScopedLoras scoped_loras(ctx, opt.loras);
-    llama_memory_t mem = llama_get_memory(ctx);
-    std::vector<Slot> slot(slots);
-    auto seq_of = [&](const Slot& s) { return static_cast<llama_seq_id>(&s - slot.data()); };
-    size_t next_req = 0, finished = 0;
-    // Unified: cells reserved by running sequences (prompt + max_tokens each): admission control
-    // keeps the shared cache from overflowing whatever order sequences finish in. Per-sequence:
-    // every stream holds any request, so a free slot is enough.
-    size_t reserved = 0;
-    auto reserve_of = [&](int64_t req) { return std::min(prompts[req].size() + static_cast<size_t>(opt.max_tokens), n_train); };
-    auto finish = [&](Slot& s, const char* reason, size_t stop_at = std::string::npos) {
-      auto& r = results[s.req];
-      r.finish_reason = reason;
-      if (stop_at != std::string::npos) {
-        trim_at_stop(m, s, stop_at, r);
-      } else {
-        r.text = detokenize(m, r.tokens, false);
-      }
-      llama_memory_seq_rm(mem, seq_of(s), -1, -1);
-      reserved -= reserve_of(s.req);
-      s.req = -1;
-      s.sampler.reset();
-      finished++;
-    };
-    // Samples the slot's next token from its logits row of the last decode.
-    auto sample = [&](Slot& s) {
-      const auto t0 = clock::now();
-      struct Add {
-        double& t;
-        clock::time_point t0;
-        ~Add() { t += std::chrono::duration<double>(clock::now() - t0).count(); }
-      } add{t_sample, t0};
-      auto& r = results[s.req];
-      check_logits(m, ctx, s.batch_index, s.req, r.tokens.size());
-      llama_token t = llama_sampler_sample(s.sampler.get(), ctx, s.batch_index);
-      s.batch_index = -1;
-      if (llama_vocab_is_eog(m.vocab, t)) {
-        finish(s, "eos");
-        return;
-      }
-      r.tokens.push_back(t);
-      s.text += token_piece(m, t);
-      s.piece_ends.push_back(s.text.size());
-      const size_t stop_at = opt.stop.empty() ? std::string::npos : find_stop(s.text, opt.stop);
-      if (stop_at != std::string::npos) {
-        finish(s, "stop", stop_at);
-      } else if (static_cast<int32_t>(r.tokens.size()) >= opt.max_tokens || prompts[s.req].size() + r.tokens.size() >= n_train) {
-        finish(s, "length");
-      } else {
-        s.next = t;
-        s.pending_token = true;
-      }
-    };
-    auto push = [&](Slot& s, llama_token t, bool logits) {
-      int32_t b = batch.n_tokens++;
-      batch.token[b] = t;
-      batch.pos[b] = s.pos++;
-      batch.n_seq_id[b] = 1;
-      batch.seq_id[b][0] = seq_of(s);
-      batch.logits[b] = logits;
-      if (logits) s.batch_index = b;
-    };
-    auto decode = [&]() {
-      const auto t0 = clock::now();
-      int32_t rc = llama_decode(ctx, batch);
-      t_decode += std::chrono::duration<double>(clock::now() - t0).count();
-      n_decodes++;
-      if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
-    };
-
-    while (finished < n) {
-      for (Slot& s : slot) {
-        if (s.req < 0 && next_req < n && (plan.per_seq || reserved + reserve_of(static_cast<int64_t>(next_req)) <= n_ctx)) {
-          s.req = static_cast<int64_t>(next_req);
-          s.sampler = std::move(samplers[next_req]);
-          s.fed = 0;
-          s.pos = 0;
-          s.text.clear();
-          s.piece_ends.clear();
-          s.pending_token = false;
-          reserved += reserve_of(s.req);
-          next_req++;
-        }
-      }
-      if (plan.per_seq) {
-        // llama.cpp splits a multi-stream batch into ubatches of equal token counts from
-        // consecutive sequence ids, so a decode step (one token per running slot) is one ubatch
-        // only when the running slots are contiguous: once no request waits, the last running slot
-        // moves into the first free one (a copy of its stream, made by the next decode).
-        if (next_req == n) {
-          for (;;) {
-            auto free_it = std::find_if(slot.begin(), slot.end(), [](const Slot& s) { return s.req < 0; });
-            auto last_it = std::find_if(slot.rbegin(), slot.rend(), [](const Slot& s) { return s.req >= 0; });
-            if (free_it == slot.end() || last_it == slot.rend() || free_it > last_it.base() - 1) break;
-            Slot& to = *free_it;
-            Slot& from = *(last_it.base() - 1);
-            llama_memory_seq_cp(mem, seq_of(from), seq_of(to), -1, -1);
-            llama_memory_seq_rm(mem, seq_of(from), -1, -1);
-            std::swap(to, from);
-          }
-        }
-        // A new prompt is decoded on its own (one stream, up to a batch per ubatch), then sampled;
-        // mixed into the step it would split the step into several ubatches.
-        for (Slot& s : slot) {
-          if (s.req < 0 || s.fed == prompts[s.req].size()) continue;
-          const auto& p = prompts[s.req];
-          while (s.fed < p.size()) {
-            batch.n_tokens = 0;
-            while (s.fed < p.size() && batch.n_tokens < static_cast<int32_t>(n_batch)) {
-              s.fed++;
-              push(s, p[s.fed - 1], s.fed == p.size());
-            }
-            decode();
-          }
-          sample(s);
-        }
-        batch.n_tokens = 0;
-        for (Slot& s : slot) {
-          if (s.req >= 0 && s.pending_token) {
-            push(s, s.next, true);
-            s.pending_token = false;
-          }
-        }
-        if (batch.n_tokens == 0) continue;  // every new prompt ended at its first token
-        decode();
-        for (Slot& s : slot) {
-          if (s.req >= 0 && s.batch_index >= 0) sample(s);
-        }
-        continue;
-      }
-      batch.n_tokens = 0;
-      // Decoding slots first (one token each), then prompt prefill with what room is left.
-      for (Slot& s : slot) {
-        s.batch_index = -1;
-        if (s.req >= 0 && s.pending_token) {
-          push(s, s.next, true);
-          s.pending_token = false;
-        }
-      }
-      for (Slot& s : slot) {
-        if (s.req < 0) continue;
-        const auto& p = prompts[s.req];
-        while (s.fed < p.size() && batch.n_tokens < static_cast<int32_t>(n_batch)) {
-          s.fed++;
-          push(s, p[s.fed - 1], s.fed == p.size());
-        }
-      }
-      if (batch.n_tokens == 0) throw UserError("generate: internal scheduling error (no work while prompts remain)");
-      decode();
-      for (Slot& s : slot) {
-        if (s.req >= 0 && s.batch_index >= 0) sample(s);
-      }
-    }
-    if (profile) {
-      const double total = std::chrono::duration<double>(clock::now() - t_call).count();
-      std::fprintf(stderr, "msr-rec generate: %zu prompts, %d slots, %s, %zu decodes: decode %.1f ms, sampling %.1f ms, other %.1f ms\n", n,
-                   slots, plan.per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_sample, 1e3 * (total - t_decode - t_sample));
-    }
-  } catch (...) {
-    llama_batch_free(batch);
-    llama_free(ctx);
-    throw;
+  const auto t_call = std::chrono::steady_clock::now();
+  ScopedLoras scoped_loras(ctx.get(), opt.loras);
+  GenerationRun run(m, ctx.get(), plan, prompts, opt, samplers, results);
+  run.run();
+  if (profile) {
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_call).count();
+    *profile = GenerateProfile{plan.slots, plan.per_seq, run.decodes, 1e3 * run.decode_seconds, 1e3 * run.sample_seconds,
+                               1e3 * (total - run.decode_seconds - run.sample_seconds)};
   }
-  llama_batch_free(batch);
-  llama_free(ctx);
   return results;
 }
 
@@ -436,7 +402,9 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
     else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
   opt.loras = parse_lora_option(o, model);
+  opt.profile = get_bool(o, "profile", false);
   auto results = std::make_shared<std::vector<GenerateResult>>();
+  auto profile = opt.profile ? std::make_shared<GenerateProfile>() : nullptr;
   // The call's own context (KV cache and the logits rows of its slots), reported while it runs; a
   // plan that fails here fails the same way in the worker, with its message.
   int64_t call_bytes = 0;
@@ -446,8 +414,8 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   } catch (const UserError&) {
   }
   return PromiseWorker::Run(
-      env, [model, prompts, opt, results]() { *results = generate_batch(model, *prompts, opt); },
-      [results](Napi::Env env) -> Napi::Value {
+      env, [model, prompts, opt, results, profile]() { *results = generate_batch(model, *prompts, opt, profile.get()); },
+      [results, profile](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const auto& r = (*results)[i];
@@ -456,6 +424,16 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
           obj.Set("tokens", to_int32_array(env, r.tokens));
           obj.Set("finishReason", r.finish_reason);
           out.Set(static_cast<uint32_t>(i), obj);
+        }
+        if (profile) {
+          Napi::Object p = Napi::Object::New(env);
+          p.Set("slots", profile->slots);
+          p.Set("layout", profile->per_sequence ? "per-sequence" : "unified");
+          p.Set("decodes", static_cast<double>(profile->decodes));
+          p.Set("decodeMs", profile->decode_ms);
+          p.Set("sampleMs", profile->sample_ms);
+          p.Set("otherMs", profile->other_ms);
+          out.Set("profile", p);
         }
         return out;
       },

@@ -56,7 +56,7 @@ LoraState::~LoraState() {
   }
 }
 
-void LoraAdapter::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function LoraAdapter::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "LoraAdapter",
                                     {
                                         Method<&LoraAdapter::Dispose>("dispose"),
@@ -64,7 +64,7 @@ void LoraAdapter::Init(Napi::Env env, Napi::Object exports) {
                                         Getter<&LoraAdapter::GetAlpha>("alpha"),
                                     });
   addon_data(env).lora = Napi::Persistent(ctor);
-  exports.Set("LoraAdapter", ctor);
+  return ctor;
 }
 
 LoraAdapter::LoraAdapter(const Napi::CallbackInfo& info) : Wrap<LoraAdapter>(info) {

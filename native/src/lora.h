@@ -47,7 +47,7 @@ class ScopedLoras {
 
 class LoraAdapter : public Wrap<LoraAdapter> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   static Napi::Value Load(const Napi::CallbackInfo& info, const ModelPtr& model);  // -> Promise<LoraAdapter>
   explicit LoraAdapter(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;

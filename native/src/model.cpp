@@ -10,7 +10,7 @@
 
 namespace msr {
 
-void Model::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function Model::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Model",
                                     {
                                         Method<&Model::Info>("info"),
@@ -23,8 +23,7 @@ void Model::Init(Napi::Env env, Napi::Object exports) {
                                         Method<&Model::Dispose>("dispose"),
                                     });
   addon_data(env).model = Napi::Persistent(ctor);
-  exports.Set("Model", ctor);
-  exports.Set("loadModel", Napi::Function::New(env, guarded_fn<&Model::Load>));
+  return ctor;
 }
 
 // Constructed only from Load's completion with an External<ModelPtr>; JS cannot make one.

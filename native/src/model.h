@@ -6,13 +6,14 @@ namespace msr {
 
 class Model : public Wrap<Model> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  // Defines the class for this environment and returns its constructor (registered by addon.cpp).
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Value Load(const Napi::CallbackInfo& info);  // loadModel(path, opts) -> Promise<Model>
   explicit Model(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
   const ModelPtr& state() const { return state_; }
 
  private:
-  static Napi::Value Load(const Napi::CallbackInfo& info);  // loadModel(path, opts) -> Promise<Model>
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Tokenize(const Napi::CallbackInfo& info);
   Napi::Value Detokenize(const Napi::CallbackInfo& info);

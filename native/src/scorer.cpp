@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cmath>
 #include <map>
 
@@ -66,102 +64,6 @@ void ScorerState::ensure_per_sequence_context(const char* what, uint32_t cells) 
 
 namespace {
 
-// A prompt evaluated once for `members` (indices into the request list).
-struct Group {
-  const std::vector<llama_token>* prompt;
-  std::vector<size_t> members;
-  size_t cells(const std::vector<ScoreRequest>& reqs) const {
-    size_t n = prompt->size();
-    for (size_t m : members) n += reqs[m].continuation.size() - 1;  // the last token is never fed
-    return n;
-  }
-};
-
-// One token of a wave: where it goes and which (request, continuation index) its logits predict.
-struct WaveToken {
-  llama_token token;
-  llama_pos pos;
-  std::vector<llama_seq_id> seqs;
-  // For an output row: the requests and continuation positions it predicts (several for a shared
-  // prompt's last token, one otherwise). Empty = no logits needed.
-  std::vector<std::pair<size_t, size_t>> predicts;
-};
-
-std::vector<Group> group_by_prompt(const std::vector<ScoreRequest>& reqs, uint32_t n_seq, uint32_t n_ctx) {
-  std::map<std::vector<llama_token>, size_t> index;
-  std::vector<Group> groups;
-  for (size_t i = 0; i < reqs.size(); i++) {
-    auto it = index.find(reqs[i].prompt);
-    if (it == index.end()) {
-      index.emplace(reqs[i].prompt, groups.size());
-      groups.push_back({&reqs[i].prompt, {i}});
-    } else {
-      groups[it->second].members.push_back(i);
-    }
-  }
-  // Split groups that exceed the sequence slots or the context: each part re-evaluates the prompt.
-  std::vector<Group> out;
-  for (auto& g : groups) {
-    Group cur{g.prompt, {}};
-    size_t cells = g.prompt->size();
-    for (size_t m : g.members) {
-      size_t add = reqs[m].continuation.size() - 1;
-      if (!cur.members.empty() && (cur.members.size() >= n_seq || cells + add > n_ctx)) {
-        out.push_back(cur);
-        cur.members.clear();
-        cells = g.prompt->size();
-      }
-      cur.members.push_back(m);
-      cells += add;
-    }
-    out.push_back(cur);
-  }
-  return out;
-}
-
-// Per call: the per-sequence layout when no two requests share a prompt (a shared prompt's tokens
-// carry several sequence ids, which only a unified cache can hold; forcing per-sequence then
-// re-evaluates the prompt for each request) and at least two streams of the longest request fit
-// the context's cells; kept for later calls it fits, so one-request calls do not remake it.
-bool use_per_sequence(const ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<Group>& groups, uint32_t longest) {
-  if (s.layout == KvLayout::Unified) return false;
-  if (s.layout == KvLayout::PerSequence) return true;
-  for (const Group& g : groups) {
-    if (g.members.size() > 1) return false;
-  }
-  const uint32_t want = (longest + 255) / 256 * 256;
-  if (s.ctx && s.ctx_per_seq && s.stream_cells >= want) return true;
-  if (reqs.size() == 1) return false;
-  return s.n_ctx / want >= 2 && s.n_seq >= 2;
-}
-
-std::vector<WaveToken> wave_tokens(const std::vector<Group>& wave, const std::vector<ScoreRequest>& reqs, bool all_logits) {
-  std::vector<WaveToken> toks;
-  llama_seq_id next_seq = 0;
-  for (const Group& g : wave) {
-    std::vector<llama_seq_id> seqs;
-    for (size_t k = 0; k < g.members.size(); k++) seqs.push_back(next_seq + static_cast<llama_seq_id>(k));
-    const auto& p = *g.prompt;
-    for (size_t j = 0; j < p.size(); j++) {
-      WaveToken t{p[j], static_cast<llama_pos>(j), seqs, {}};
-      if (j + 1 == p.size()) {
-        for (size_t m : g.members) t.predicts.push_back({m, 0});
-      } else if (all_logits) {
-        t.predicts.push_back({g.members[0], SIZE_MAX});
-      }
-      toks.push_back(std::move(t));
-    }
-    for (size_t k = 0; k < g.members.size(); k++) {
-      const auto& c = reqs[g.members[k]].continuation;
-      for (size_t j = 0; j + 1 < c.size(); j++) {
-        toks.push_back({c[j], static_cast<llama_pos>(p.size() + j), {seqs[k]}, {{g.members[k], j + 1}}});
-      }
-    }
-    next_seq += static_cast<llama_seq_id>(g.members.size());
-  }
-  return toks;
-}
-
 // Sums each request's log-probs and computes its PPL; a NaN or infinite value anywhere is an error
 // naming its cause rather than a number handed to the caller.
 void check_finite_results(std::vector<ScoreResult>& results, const std::vector<LoraChoice>& loras) {
@@ -185,231 +87,131 @@ void check_finite_results(std::vector<ScoreResult>& results, const std::vector<L
   }
 }
 
+ScorerLayoutState layout_state(const ScorerState& s) { return {s.layout, s.ctx && s.ctx_per_seq, s.stream_cells, s.n_ctx, s.n_seq}; }
+
+// The geometry of the context the call runs in (ensure_context / ensure_per_sequence_context made it).
+ScoreGeometry geometry(const ScorerState& s, bool per_seq) {
+  ScoreGeometry g;
+  g.per_seq = per_seq;
+  g.n_batch = llama_n_batch(s.ctx);
+  if (per_seq) {
+    g.group_seqs = 1, g.group_cells = s.stream_cells;
+    g.wave_seqs = s.streams, g.wave_cells = UINT32_MAX;
+  } else {
+    g.group_seqs = s.n_seq, g.group_cells = s.n_ctx;
+    g.wave_seqs = s.n_seq, g.wave_cells = s.n_wave;
+  }
+  return g;
+}
+
+// Runs the plan on the scorer's context: each wave from an empty cache, each batch decoded and its
+// output rows reduced into `results` (when `reduce`). Caller holds the model's lock.
+void execute_plan(ScorerState& s, const ScorePlan& plan, const std::vector<ScoreRequest>& reqs, bool reduce, std::vector<ScoreResult>& results,
+                  ScoreProfile& prof) {
+  using clock = std::chrono::steady_clock;
+  const ModelState& m = *s.model;
+  llama_memory_t mem = llama_get_memory(s.ctx);
+  ScopedBatch scoped(static_cast<int32_t>(llama_n_batch(s.ctx)), static_cast<int32_t>(s.n_seq));
+  llama_batch& batch = scoped.batch;
+  std::vector<const PlannedToken*> rows;
+  std::vector<int32_t> targets;
+  std::vector<float> lps;
+  for (const PlannedWave& wave : plan.waves) {
+    llama_memory_clear(mem, true);
+    for (const std::vector<uint32_t>& sel : wave.batches) {
+      batch.n_tokens = 0;
+      rows.clear();
+      for (uint32_t i : sel) {
+        const PlannedToken& t = wave.tokens[i];
+        int32_t b = batch.n_tokens++;
+        batch.token[b] = t.token;
+        batch.pos[b] = t.pos;
+        batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
+        for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
+        batch.logits[b] = !t.predicts.empty();
+        if (!t.predicts.empty()) rows.push_back(&t);
+      }
+      const auto t0 = clock::now();
+      int32_t rc = llama_decode(s.ctx, batch);
+      if (rc != 0) {
+        throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
+                        "; try a larger contextSize or a smaller batch");
+      }
+      const auto t1 = clock::now();
+      prof.decode_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+      prof.decodes++;
+      if (!reduce || rows.empty()) continue;
+      // One fused pass over all output rows, each with its first target; extra targets of a
+      // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
+      const float* logits = llama_get_logits(s.ctx);
+      targets.resize(rows.size());
+      lps.resize(rows.size());
+      for (size_t r = 0; r < rows.size(); r++) {
+        auto [req, j] = rows[r]->predicts[0];
+        targets[r] = reqs[req].continuation[j];
+      }
+      fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0, m.n_threads);
+      for (size_t r = 0; r < rows.size(); r++) {
+        const float* x = logits + r * static_cast<size_t>(m.n_vocab);
+        for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
+          auto [req, j] = rows[r]->predicts[k];
+          float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
+          results[req].token_logprobs[j] = lp;
+        }
+      }
+      prof.reduce_ms += std::chrono::duration<double, std::milli>(clock::now() - t1).count();
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
-                                        bool reduce) {
+                                        bool reduce, ScoreProfile* profile) {
   std::vector<ScoreResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
-  const ModelState& m = *s.model;
   std::lock_guard<std::mutex> lock(s.model->mutex);
   s.model->check_alive("scorer.score");
   if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  uint32_t longest = 0;
-  for (const auto& r : reqs) longest = std::max<uint32_t>(longest, static_cast<uint32_t>(r.prompt.size() + r.continuation.size() - 1));
-  std::vector<Group> groups = group_by_prompt(reqs, s.n_seq, s.n_ctx);
-  const bool per_seq = use_per_sequence(s, reqs, groups, longest);
-  // Per-sequence: one request per stream (a shared prompt is evaluated once per member), a wave is
-  // as many requests as there are streams, and attention never spans requests, so no cell cap.
-  uint32_t wave_seqs = s.n_seq, wave_cells = s.n_wave;
-  if (per_seq) {
-    s.ensure_per_sequence_context("scorer.score", longest);
-    groups = group_by_prompt(reqs, 1, s.stream_cells);
-    // Longest first: waves hold requests of similar lengths, and pieces of equal size from
-    // consecutive sequences decode together (see the wave loop).
-    std::stable_sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) { return a.cells(reqs) > b.cells(reqs); });
-    wave_seqs = s.streams;
-    wave_cells = UINT32_MAX;
-  } else {
-    s.ensure_context("scorer.score");
-  }
+  const auto t_call = std::chrono::steady_clock::now();
+  // The layout first (it decides the context), then the context, then the plan on its geometry.
+  const LayoutChoice layout = choose_layout(reqs, layout_state(s));
+  if (layout.per_seq) s.ensure_per_sequence_context("scorer.score", layout.longest);
+  else s.ensure_context("scorer.score");
   for (size_t i = 0; i < reqs.size(); i++) {
     if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 > s.n_ctx) {
       throw UserError("scorer.score: requests[" + std::to_string(i) + "] does not fit the context of " + std::to_string(s.n_ctx) +
                       " cells llama.cpp made; create the scorer with a larger contextSize");
     }
   }
-  const uint32_t n_batch = llama_n_batch(s.ctx);
-  ScopedLoras scoped_loras(s.ctx, loras);
-  llama_memory_t mem = llama_get_memory(s.ctx);
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(n_batch), 0, static_cast<int32_t>(s.n_seq));
-  std::vector<int32_t> targets;
-  std::vector<float> lps;
-
-  // MSR_REC_SCORER_PROFILE=1: where a call's time goes (decode, log-prob reduction, the rest),
-  // printed to stderr.
-  static const bool profile = std::getenv("MSR_REC_SCORER_PROFILE") != nullptr;
-  using clock = std::chrono::steady_clock;
-  const auto t_call = clock::now();
-  double t_decode = 0, t_reduce = 0;
-  size_t n_decodes = 0;
-  // Decodes one batch (tokens of the current wave) and reduces its output rows.
-  auto run_batch = [&](const std::vector<const WaveToken*>& sel) {
-    batch.n_tokens = 0;
-    std::vector<const WaveToken*> rows;
-    for (const WaveToken* tp : sel) {
-      const WaveToken& t = *tp;
-      int32_t b = batch.n_tokens++;
-      batch.token[b] = t.token;
-      batch.pos[b] = t.pos;
-      batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
-      for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
-      batch.logits[b] = !t.predicts.empty();
-      if (!t.predicts.empty()) rows.push_back(&t);
-    }
-    const auto t0 = clock::now();
-    int32_t rc = llama_decode(s.ctx, batch);
-    if (rc != 0) {
-      throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
-                      "; try a larger contextSize or a smaller batch");
-    }
-    const auto t1 = clock::now();
-    t_decode += std::chrono::duration<double>(t1 - t0).count();
-    n_decodes++;
-    if (!reduce || rows.empty()) return;
-    // One fused pass over all output rows, each with its first target; extra targets of a
-    // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
-    const float* logits = llama_get_logits(s.ctx);
-    targets.resize(rows.size());
-    lps.resize(rows.size());
-    for (size_t r = 0; r < rows.size(); r++) {
-      auto [req, j] = rows[r]->predicts[0];
-      targets[r] = reqs[req].continuation[j];
-    }
-    fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0,
-                 m.n_threads);
-    for (size_t r = 0; r < rows.size(); r++) {
-      const float* x = logits + r * static_cast<size_t>(m.n_vocab);
-      for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
-        auto [req, j] = rows[r]->predicts[k];
-        float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
-        results[req].token_logprobs[j] = lp;
-      }
-    }
-    t_reduce += std::chrono::duration<double>(clock::now() - t1).count();
-  };
-
-  try {
-    size_t gi = 0;
-    std::vector<const WaveToken*> sel;
-    while (gi < groups.size()) {
-      // Fill one wave with whole groups while cells and sequence slots last.
-      std::vector<Group> wave;
-      size_t cells = 0, seqs = 0;
-      while (gi < groups.size()) {
-        size_t c = groups[gi].cells(reqs), q = groups[gi].members.size();
-        if (!wave.empty() && (cells + c > wave_cells || seqs + q > wave_seqs)) break;
-        wave.push_back(groups[gi++]);
-        cells += c;
-        seqs += q;
-      }
-      llama_memory_clear(mem, true);
-      std::vector<WaveToken> toks = wave_tokens(wave, reqs, !reduce);
-      if (!per_seq) {
-        for (size_t start = 0; start < toks.size(); start += n_batch) {
-          sel.clear();
-          for (size_t i = start; i < std::min(toks.size(), start + n_batch); i++) sel.push_back(&toks[i]);
-          run_batch(sel);
-        }
-        continue;
-      }
-      // Per-sequence: llama.cpp splits a batch into ubatches with the same number of tokens from
-      // each sequence (the fewest any of them has left), and its CPU flash attention accumulates
-      // in f16 when a stream has fewer than 64 query rows in a ubatch (f32 from 64). Batches are
-      // therefore made of pieces of equal size from consecutive sequences (the wave is sorted
-      // longest first): each sequence is cut into pieces of T = batch / sequences tokens with the
-      // last two balanced, so no piece is short unless its request is, and the results match
-      // the unified layout's.
-      const size_t n = wave.size();
-      const size_t T = std::max<size_t>(1, n_batch / n);
-      std::vector<size_t> off(n + 1, 0);
-      std::vector<std::vector<size_t>> pieces(n);
-      for (size_t k = 0; k < n; k++) {
-        const size_t len = wave[k].cells(reqs);
-        off[k + 1] = off[k] + len;
-        const size_t p = (len + T - 1) / T;
-        for (size_t i = 0; i + 2 < p; i++) pieces[k].push_back(T);
-        if (p == 1) {
-          pieces[k].push_back(len);
-        } else {
-          const size_t rest = len - (p - 2) * T, a = (rest + 1) / 2;
-          pieces[k].push_back(a);
-          pieces[k].push_back(rest - a);
-        }
-      }
-      std::vector<size_t> done(n, 0);  // tokens of each sequence decoded so far
-      for (size_t round = 0;; round++) {
-        bool any = false;
-        for (size_t k = 0; k < n;) {
-          if (round >= pieces[k].size()) {
-            k++;
-            continue;
-          }
-          any = true;
-          // A run of consecutive sequences whose piece this round has the same size.
-          const size_t size = pieces[k][round];
-          size_t e = k;
-          sel.clear();
-          while (e < n && round < pieces[e].size() && pieces[e][round] == size) {
-            for (size_t i = 0; i < size; i++) sel.push_back(&toks[off[e] + done[e] + i]);
-            done[e] += size;
-            e++;
-          }
-          run_batch(sel);
-          k = e;
-        }
-        if (!any) break;
-      }
-    }
-    if (profile) {
-      const double total = std::chrono::duration<double>(clock::now() - t_call).count();
-      std::fprintf(stderr, "msr-rec scorer: %zu requests, %s, %zu decodes: decode %.1f ms, log-prob reduction %.1f ms, other %.1f ms\n",
-                   reqs.size(), per_seq ? "per-sequence" : "unified", n_decodes, 1e3 * t_decode, 1e3 * t_reduce,
-                   1e3 * (total - t_decode - t_reduce));
-    }
-  } catch (...) {
-    llama_batch_free(batch);
-    throw;
+  const ScorePlan plan = plan_score(reqs, geometry(s, layout.per_seq), !reduce);
+  ScoreProfile prof;
+  prof.per_sequence = layout.per_seq;
+  prof.waves = plan.waves.size();
+  {
+    ScopedLoras scoped_loras(s.ctx, loras);
+    execute_plan(s, plan, reqs, reduce, results, prof);
   }
-  llama_batch_free(batch);
+  if (profile) {
+    const double total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_call).count();
+    prof.other_ms = total - prof.decode_ms - prof.reduce_ms;
+    *profile = prof;
+  }
   if (reduce) check_finite_results(results, loras);
   return results;
 }
 
-std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras) {
-  const size_t nv = static_cast<size_t>(s.model->n_vocab);
-  std::vector<float> out(tokens.size() * nv);
-  std::lock_guard<std::mutex> lock(s.model->mutex);
-  s.model->check_alive("scorer.logits");
-  if (s.disposed) throw UserError("scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
-  s.ensure_context("scorer.logits");
-  if (tokens.size() > s.n_ctx) throw UserError("scorer.logits: more tokens than the scorer's context of " + std::to_string(s.n_ctx) + " cells");
-  ScopedLoras scoped_loras(s.ctx, loras);
-  llama_memory_clear(llama_get_memory(s.ctx), true);
-  llama_batch batch = llama_batch_init(static_cast<int32_t>(s.n_batch), 0, 1);
-  for (size_t start = 0; start < tokens.size(); start += s.n_batch) {
-    size_t end = std::min(tokens.size(), start + s.n_batch);
-    batch.n_tokens = 0;
-    for (size_t i = start; i < end; i++) {
-      int32_t b = batch.n_tokens++;
-      batch.token[b] = tokens[i];
-      batch.pos[b] = static_cast<llama_pos>(i);
-      batch.n_seq_id[b] = 1;
-      batch.seq_id[b][0] = 0;
-      batch.logits[b] = true;
-    }
-    if (llama_decode(s.ctx, batch) != 0) {
-      llama_batch_free(batch);
-      throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
-    }
-    std::copy(llama_get_logits(s.ctx), llama_get_logits(s.ctx) + (end - start) * nv, out.begin() + start * nv);
-  }
-  llama_batch_free(batch);
-  return out;
-}
-
 // ---- JS surface ---------------------------------------------------------------------------
 
-void Scorer::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function Scorer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Scorer",
                                     {
                                         Method<&Scorer::Score>("score"),
-                                        Method<&Scorer::DecodeOnly>("decodeOnly"),
-                                        Method<&Scorer::Logits>("logits"),
                                         Method<&Scorer::Dispose>("dispose"),
                                         Getter<&Scorer::GetConfig>("config"),
                                     });
-  exports.Set("Scorer", ctor);
+  addon_data(env).scorer = Napi::Persistent(ctor);
+  return ctor;
 }
 
 Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer>(info) { guard(info.Env(), [&] { init(info); }); }
@@ -486,92 +288,95 @@ Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value Scorer::Score(const Napi::CallbackInfo& info) { return Run(info, true); }
-Napi::Value Scorer::DecodeOnly(const Napi::CallbackInfo& info) { return Run(info, false); }
+namespace {
 
-Napi::Value Scorer::Run(const Napi::CallbackInfo& info, bool reduce) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?})");
-  if (!state_) throw Napi::Error::New(env, "scorer.score: the scorer was disposed; create a new one with model.createScorer()");
-  ScorerPtr st = state_;
-  if (st->model->disposed) throw Napi::Error::New(env, "scorer.score: the model was disposed; load it again with loadModel()");
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
-  Napi::Array arr = info[0].As<Napi::Array>();
+// {layout, waves, decodes, decodeMs, logprobMs, otherMs} (NativeScoreProfile in src/engine/bindings.ts).
+Napi::Object profile_to_js(Napi::Env env, const ScoreProfile& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("layout", p.per_sequence ? "per-sequence" : "unified");
+  o.Set("waves", static_cast<double>(p.waves));
+  o.Set("decodes", static_cast<double>(p.decodes));
+  o.Set("decodeMs", p.decode_ms);
+  o.Set("logprobMs", p.reduce_ms);
+  o.Set("otherMs", p.other_ms);
+  return o;
+}
+
+}  // namespace
+
+ScorerPtr Scorer::alive(Napi::Env env, const char* what) const {
+  if (!state_) throw Napi::Error::New(env, std::string(what) + ": the scorer was disposed; create a new one with model.createScorer()");
+  if (state_->model->disposed) throw Napi::Error::New(env, std::string(what) + ": the model was disposed; load it again with loadModel()");
+  return state_;
+}
+
+ScorerPtr scorer_from_js(const Napi::Value& v, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).scorer.Value())) {
+    throw Napi::TypeError::New(v.Env(), "expected a Scorer (from model.createScorer)");
+  }
+  return Scorer::Unwrap(v.As<Napi::Object>())->alive(v.Env(), what);
+}
+
+std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
+  Napi::Array arr = v.As<Napi::Array>();
   if (arr.Length() == 0) throw Napi::Error::New(env, "scorer.score: the request list is empty; pass at least one {prompt, continuation}");
-  auto reqs = std::make_shared<std::vector<ScoreRequest>>(arr.Length());
+  std::vector<ScoreRequest> reqs(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
-    Napi::Object o = v.As<Napi::Object>();
-    auto& r = (*reqs)[i];
+    Napi::Value e = arr.Get(i);
+    if (!e.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
+    Napi::Object o = e.As<Napi::Object>();
+    auto& r = reqs[i];
     r.prompt = get_tokens(o.Get("prompt"), "prompt");
     r.continuation = get_tokens(o.Get("continuation"), "continuation");
     std::string where = "requests[" + std::to_string(i) + "]";
     if (r.prompt.empty()) throw Napi::Error::New(env, where + ": the prompt has no tokens; give at least one (e.g. tokenize with addBos: true)");
     if (r.continuation.empty()) throw Napi::Error::New(env, where + ": the continuation is empty; there is nothing to score");
     size_t len = r.prompt.size() + r.continuation.size() - 1;
-    if (len > static_cast<size_t>(st->model->n_ctx_train)) {
+    if (len > static_cast<size_t>(s.model->n_ctx_train)) {
       throw Napi::RangeError::New(env, where + " spans " + std::to_string(len) + " positions but the model's training context is " +
-                                           std::to_string(st->model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
+                                           std::to_string(s.model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
     }
-    if (len > st->n_ctx) {
+    if (len > s.n_ctx) {
       throw Napi::RangeError::New(env, where + " needs " + std::to_string(len) + " context cells but the scorer's context holds " +
-                                           std::to_string(st->n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
+                                           std::to_string(s.n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
     }
     try {
-      check_token_range(*st->model, r.prompt, (where + ".prompt").c_str());
-      check_token_range(*st->model, r.continuation, (where + ".continuation").c_str());
+      check_token_range(*s.model, r.prompt, (where + ".prompt").c_str());
+      check_token_range(*s.model, r.continuation, (where + ".continuation").c_str());
     } catch (const UserError& e) {
       throw Napi::RangeError::New(env, e.what());
     }
   }
+  return reqs;
+}
+
+Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?, profile?})");
+  ScorerPtr st = alive(env, "scorer.score");
+  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[0], *st));
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   auto loras = parse_lora_option(opts, st->model);
   auto results = std::make_shared<std::vector<ScoreResult>>();
+  auto profile = get_bool(opts, "profile", false) ? std::make_shared<ScoreProfile>() : nullptr;
   return PromiseWorker::Run(
-      env, [st, reqs, loras, results, reduce]() { *results = score_requests(*st, *reqs, loras, reduce); },
-      [results, reduce](Napi::Env env) -> Napi::Value {
+      env, [st, reqs, loras, results, profile]() { *results = score_requests(*st, *reqs, loras, true, profile.get()); },
+      [results, profile](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const ScoreResult& r = (*results)[i];
           Napi::Object o = Napi::Object::New(env);
-          if (reduce) {
-            auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
-            std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
-            o.Set("tokenLogprobs", lp);
-            o.Set("logprob", r.logprob);
-            o.Set("ppl", r.ppl);
-          }
+          auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
+          std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
+          o.Set("tokenLogprobs", lp);
+          o.Set("logprob", r.logprob);
+          o.Set("ppl", r.ppl);
           out.Set(static_cast<uint32_t>(i), o);
         }
+        if (profile) out.Set("profile", profile_to_js(env, *profile));
         return out;
-      });
-}
-
-Napi::Value Scorer::Logits(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "logits(tokens: Int32Array, options?: {lora?})");
-  if (!state_) throw Napi::Error::New(env, "scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
-  ScorerPtr st = state_;
-  auto tokens = std::make_shared<std::vector<llama_token>>(get_tokens(info[0], "tokens"));
-  if (tokens->empty() || tokens->size() > st->n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
-  if (tokens->size() > static_cast<size_t>(st->model->n_ctx_train)) {
-    throw Napi::RangeError::New(env, "scorer.logits: more tokens than the model's training context (" + std::to_string(st->model->n_ctx_train) + ")");
-  }
-  try {
-    check_token_range(*st->model, *tokens, "scorer.logits");
-  } catch (const UserError& e) {
-    throw Napi::RangeError::New(env, e.what());
-  }
-  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto loras = parse_lora_option(opts, st->model);
-  auto out = std::make_shared<std::vector<float>>();
-  return PromiseWorker::Run(
-      env, [st, tokens, loras, out]() { *out = sequence_logits(*st, *tokens, loras); },
-      [out](Napi::Env env) -> Napi::Value {
-        auto a = Napi::Float32Array::New(env, out->size());
-        std::copy(out->begin(), out->end(), a.Data());
-        return a;
       });
 }
 

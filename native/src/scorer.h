@@ -1,34 +1,25 @@
 // Scorer: batched log-prob scoring of {prompt, continuation} token requests on one llama_context.
 //
-// Per call: requests sharing a prompt are grouped and the prompt is evaluated once for all of
-// them (its tokens carry every member's sequence id); each continuation is then decoded in its
-// own sequence. Groups are packed into "waves" that fill the context (unified KV cache) and the
-// sequence slots; each wave is decoded in chunks of at most batchSize tokens. When no two requests
-// share a prompt, the call may instead run on a per-sequence context (kv_unified = false: one KV
-// stream per sequence, so a token attends over its own request's cells only, not the whole wave's);
-// the scorer holds one context at a time and remakes it when a call needs the other layout (see
-// choose_layout in scorer.cpp). Logits are requested
-// only where a continuation token is predicted, and reduced natively by fused_ce_cpu (max,
-// log-sum-exp in double, target logit) — JS never receives a vocabulary-sized array.
+// A call is planned first (score_plan.h: which layout, which prompts are shared, which tokens go
+// into which wave and batch), then run: each wave from an empty KV cache, batch by batch. The
+// scorer holds one context at a time, unified or per-sequence (kv_unified = false: one KV stream
+// per sequence, so a token attends over its own request's cells only), and remakes it when a call
+// needs the other layout. Logits are requested only where a continuation token is predicted, and
+// reduced natively by fused_ce_cpu (max, log-sum-exp in double, target logit) — JS never receives
+// a vocabulary-sized array.
 #pragma once
 #include "common.h"
+#include "kv_layout.h"
 #include "lora.h"
+#include "score_plan.h"
 
 namespace msr {
-
-struct ScoreRequest {
-  std::vector<llama_token> prompt;
-  std::vector<llama_token> continuation;
-};
 
 struct ScoreResult {
   std::vector<float> token_logprobs;
   double logprob = 0.0;
   double ppl = 0.0;
 };
-
-// kvLayout option: Auto picks per call; the others force a layout (results do not depend on it).
-enum class KvLayout { Auto, Unified, PerSequence };
 
 struct ScorerState {
   ModelPtr model;
@@ -52,32 +43,42 @@ struct ScorerState {
 };
 using ScorerPtr = std::shared_ptr<ScorerState>;
 
-// Scores the requests; with `reduce` false it instead decodes the same tokens with logits at every
-// position and no log-prob work (the throughput ceiling the benchmark compares against).
-std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
-                                        bool reduce);
+// Where one call's time went (score's `profile` option).
+struct ScoreProfile {
+  bool per_sequence = false;  // the KV layout the call ran in
+  size_t waves = 0, decodes = 0;
+  double decode_ms = 0, reduce_ms = 0, other_ms = 0;  // llama_decode, the log-prob reduction, the rest
+};
 
-// Full [tokens x vocab] logits of one sequence, every position: the naive path tests compare
-// against. Never used for scoring (it hands a vocabulary-sized array per token to JS).
-std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token>& tokens, const std::vector<LoraChoice>& loras);
+// Scores the requests; with `reduce` false it instead decodes the same tokens with logits at every
+// position and no log-prob work (the throughput ceiling the benchmark compares against). `profile`
+// (when given) receives the call's timings.
+std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreRequest>& reqs, const std::vector<LoraChoice>& loras,
+                                        bool reduce, ScoreProfile* profile = nullptr);
+
+// A JS request list as ScoreRequests, each checked against the scorer and the model (throws a JS
+// Error naming the request and the fix).
+std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s);
 
 class Scorer : public Wrap<Scorer> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
   void Finalize(Napi::Env env) override;
+  // The state behind this scorer; throws a JS Error naming `what` when it or its model was disposed.
+  ScorerPtr alive(Napi::Env env, const char* what) const;
 
  private:
   void init(const Napi::CallbackInfo& info);
   void release(Napi::Env env);
   Napi::Value Score(const Napi::CallbackInfo& info);
-  Napi::Value DecodeOnly(const Napi::CallbackInfo& info);
-  Napi::Value Logits(const Napi::CallbackInfo& info);
-  Napi::Value Run(const Napi::CallbackInfo& info, bool reduce);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
   ScorerPtr state_;
   int64_t reported_bytes_ = 0;
 };
+
+// Scorer::alive on the Scorer behind a JS value (a TypeError for anything else).
+ScorerPtr scorer_from_js(const Napi::Value& v, const char* what);
 
 }  // namespace msr

@@ -4,10 +4,10 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <map>
 
+#include "llama-cpp.h"
 #include "llama-model.h"
-#include "train_graph.h"
+#include "train_config.h"
 
 namespace msr {
 
@@ -81,8 +81,6 @@ void check_trainable(const llama_model& m, TrainMode mode, bool dequantize) {
   if (!why.empty()) throw UserError(why);
 }
 
-namespace {
-
 // trainability(path): the model is loaded with no_alloc (structure and types only, no weights
 // read), so it is quick for any size.
 Napi::Value Trainability(const Napi::CallbackInfo& info) {
@@ -105,7 +103,7 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
         mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
         mp.use_extra_bufts = false;
         take_llama_errors();
-        llama_model* m = llama_model_load_from_file(path.c_str(), mp);
+        llama_model_ptr m(llama_model_load_from_file(path.c_str(), mp));
         if (!m) {
           const std::string why = take_llama_errors();
           throw UserError("trainability: llama.cpp cannot load " + path + (why.empty() ? "" : " (" + why + ")"));
@@ -114,7 +112,6 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
         out->lora = training_refusal(*m, TrainMode::Lora, false);
         out->full = training_refusal(*m, TrainMode::Full, false);
         out->full_dequantize = training_refusal(*m, TrainMode::Full, true);
-        llama_model_free(m);
       },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
@@ -125,52 +122,6 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
         o.Set("fullWithDequantize", reason(out->full_dequantize));
         return o;
       });
-}
-
-// quantizeModel(src, dst, type, {threads}): llama.cpp's llama_model_quantize, i.e. what
-// `llama-quantize src dst TYPE` writes (K types are the _M mixes, as downloads usually are).
-Napi::Value QuantizeModel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 3, "quantizeModel(src: string, dst: string, type: string, options?: {threads?})");
-  const std::string src = get_string(info[0], "src"), dst = get_string(info[1], "dst"), type = get_string(info[2], "type");
-  Napi::Object o = info.Length() > 3 && info[3].IsObject() ? info[3].As<Napi::Object>() : Napi::Object::New(env);
-  const int threads = static_cast<int>(get_number(o, "threads", 0));
-  static const std::map<std::string, llama_ftype> kTypes{
-      {"F16", LLAMA_FTYPE_MOSTLY_F16},       {"BF16", LLAMA_FTYPE_MOSTLY_BF16},     {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},
-      {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},     {"Q4_K", LLAMA_FTYPE_MOSTLY_Q4_K_M},   {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
-      {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q5_K", LLAMA_FTYPE_MOSTLY_Q5_K_M},   {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
-      {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},     {"IQ4_NL", LLAMA_FTYPE_MOSTLY_IQ4_NL},
-  };
-  auto it = kTypes.find(type);
-  if (it == kTypes.end()) {
-    std::string names;
-    for (const auto& [k, v] : kTypes) names += (names.empty() ? "" : ", ") + k;
-    throw Napi::TypeError::New(env, "quantizeModel: unknown type '" + type + "'; use one of " + names);
-  }
-  const llama_ftype ftype = it->second;
-  return PromiseWorker::Run(
-      env,
-      [src, dst, ftype, threads]() {
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(src, ec)) throw UserError("quantizeModel: no model file at " + src);
-        auto qp = llama_model_quantize_default_params();
-        qp.ftype = ftype;
-        qp.nthread = threads;
-        take_llama_errors();
-        if (llama_model_quantize(src.c_str(), dst.c_str(), &qp) != 0) {
-          const std::string why = take_llama_errors();
-          std::filesystem::remove(dst, ec);
-          throw UserError("quantizeModel: llama.cpp could not quantize " + src + (why.empty() ? "" : " (" + why + ")"));
-        }
-      },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
-}
-
-}  // namespace
-
-void InitTrainArch(Napi::Env env, Napi::Object exports) {
-  exports.Set("trainability", Napi::Function::New(env, guarded_fn<Trainability>));
-  exports.Set("quantizeModel", Napi::Function::New(env, guarded_fn<QuantizeModel>));
 }
 
 }  // namespace msr

@@ -1,7 +1,6 @@
 // What the training graph supports, decided from a llama_model's structure alone (architecture,
 // hyper-parameters, which tensors exist and their types) before anything is allocated, plus the
-// JS entry points that expose it: trainability(path) for `msr-rec info` and quantizeModel() (llama.cpp's
-// own quantizer, for generated test and bench models).
+// JS entry point that exposes it: trainability(path) for `msr-rec info`.
 #pragma once
 #include <string>
 
@@ -24,8 +23,8 @@ void check_trainable(const llama_model& m, TrainMode mode, bool dequantize);
 // True when a weight of this type is quantized (not F32, F16 or BF16).
 bool is_quantized(int ggml_type);
 
-// Module functions: trainability(path) -> Promise<{architecture, lora, full, fullWithDequantize}>
-// (each null when that mode works, else the reason) and quantizeModel(src, dst, type, {threads}).
-void InitTrainArch(Napi::Env env, Napi::Object exports);
+// trainability(path) -> Promise<{architecture, lora, full, fullWithDequantize}>: each null when
+// that mode works, else the reason.
+Napi::Value Trainability(const Napi::CallbackInfo& info);
 
 }  // namespace msr

@@ -39,7 +39,7 @@ bool out_prod_isa_available(const char* isa);
 void out_prod_compute_isa(const char* isa, ggml_type type, const void* a, int64_t M, int64_t K, size_t row_bytes, const float* b, int64_t sk,
                           int64_t sn, int64_t N, float* out, int ith, int nth);
 
-// Which kernel the CPU runs ("avx512", "avx2" or "generic"; MSR_REC_OUT_PROD_ISA forces a lesser one).
+// Which kernel the graph op runs: the best this CPU supports ("avx512", "avx2" or "generic").
 const char* out_prod_isa();
 
 }  // namespace msr

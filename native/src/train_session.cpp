@@ -108,14 +108,15 @@ StepStats TrainSession::run(const SampleBatch& batch, const LossWeights& lw, boo
   Plan plan = plan_batch(batch, lw, graph_->n_vocab(), graph_->n_ctx(), micro_batch_tokens_);
   std::vector<double> rea(batch.lengths.size(), 0.0), rec(batch.lengths.size(), 0.0);
   if (backward && zero_grads) graph_->zero_grads();
+  StepStats st;
   for (size_t mb = 0; mb < plan.micro.size(); mb++) {
     PassResult r = graph_->run(plan.micro[mb], backward);
     for (size_t k = 0; k < r.row_logprobs.size(); k++) {
       const auto [i, s] = plan.row_owner[mb][k];
       (s == kReasoning ? rea : rec)[i] -= r.row_logprobs[k];
     }
+    if (graph_->config().profile) st.passes.push_back(std::move(r.profile));
   }
-  StepStats st;
   for (size_t i = 0; i < rea.size(); i++) {
     if (plan.n_rea[i]) st.loss_reasoning += rea[i] / plan.n_rea[i] / plan.N_rea;
     if (plan.n_rec[i]) st.loss_recommendation += rec[i] / plan.n_rec[i] / plan.N_rec;
@@ -182,19 +183,6 @@ void TrainSession::adamw_update(const AdamW& o) {
       w[j] = w[j] * decay - step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + eps);
     }
   }
-}
-
-std::vector<float> TrainSession::logits(const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) throw UserError("logits: pass at least one token");
-  if (static_cast<int>(tokens.size()) > graph_->n_ctx()) throw UserError("logits: more tokens than the training context");
-  PackedBatch b;
-  b.tokens = tokens;
-  for (size_t j = 0; j < tokens.size(); j++) {
-    if (tokens[j] < 0 || tokens[j] >= graph_->n_vocab()) throw UserError("logits: token id out of the vocabulary");
-    b.positions.push_back(static_cast<int32_t>(j));
-    b.sample_of.push_back(0);
-  }
-  return graph_->logits(b);
 }
 
 }  // namespace msr

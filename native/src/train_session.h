@@ -33,6 +33,7 @@ struct StepStats {
   double loss = 0, loss_reasoning = 0, loss_recommendation = 0, grad_norm = 0;
   int64_t tokens = 0, loss_tokens = 0;
   int reasoning_samples = 0, recommendation_samples = 0;
+  std::vector<PassProfile> passes;  // one per micro-batch when the trainer profiles (TrainConfig::profile)
 };
 
 class TrainSession {
@@ -44,8 +45,6 @@ class TrainSession {
   // UserError on bad input or a non-finite loss/gradient (then nothing is updated).
   StepStats step(const SampleBatch& batch, const LossWeights& lw, const AdamW* opt, bool zero_grads = true);
   StepStats evaluate(const SampleBatch& batch, const LossWeights& lw);
-  // Logits of every position of one sample ([len][n_vocab]).
-  std::vector<float> logits(const std::vector<int32_t>& tokens);
 
   TrainGraph& graph() { return *graph_; }
   int64_t steps_done() const { return steps_; }

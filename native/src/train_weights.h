@@ -1,59 +1,82 @@
-// Reading a frozen model weight's values wherever llama.cpp put it. Weights in host or device
-// buffers are read back through ggml; weights llama.cpp repacked for its CPU GEMM (CPU_REPACK and
-// other extra buffer types: Q4_0, Q4_K, IQ4_NL, and Q8_0 on ARM) cannot be read back, so their
-// stored bytes come from the GGUF file instead.
+// TrainWeights: the frozen weights as a training graph reads them, wherever llama.cpp put them.
+//  - CPU: host tensors for the weights ggml cannot read back (repacked for llama.cpp's CPU
+//    kernels, or in GPU memory when the model was loaded with gpuLayers), in their stored type, so
+//    the graph multiplies with them as they are. Where the model's file mapping holds a weight's
+//    bytes (WeightReader::mapped: llama.cpp's default, mmap) the tensor points there and costs no
+//    memory; otherwise it is a copy read from the file. A model loaded with repack: false needs none.
+//  - GPU: device copies of the weights that are not already in memory the GPU backend can use.
+//  - LoRA mode: F32 transposes of the frozen projections and of the output matrix for the
+//    backward's dx = Wᵀ dy (GPU, or the transposed_backward development setting), kept within the
+//    transpose budget (plan_transposes).
 #pragma once
 #include <cstdint>
-#include <cstdio>
-#include <string>
+#include <utility>
 #include <vector>
 
 #include "ggml-backend.h"
+#include "ggml-cpp.h"
 #include "ggml.h"
+#include "train_config.h"
 
-struct gguf_context;
+struct llama_model;
 
 namespace msr {
 
-class WeightReader {
- public:
-  explicit WeightReader(std::string model_path) : path_(std::move(model_path)) {}
-  ~WeightReader();
-  WeightReader(const WeightReader&) = delete;
-  WeightReader& operator=(const WeightReader&) = delete;
+class WeightReader;
 
-  // True when ggml can read the weight's buffer back (host memory or a GPU).
-  static bool readable(const ggml_tensor* w);
-  // The weight's bytes in its own type and layout (ggml_nbytes(w) of them).
-  std::vector<uint8_t> stored(const ggml_tensor* w);
-  // Where the weight's bytes, as stored in the file, already are in this process: llama.cpp maps
-  // the GGUF and places the tensors it does not repack in that mapping, so the file region of a
-  // repacked weight is mapped too (and resident: the repacking read it). Found from `refs`, model
-  // tensors in host memory (norms, embeddings): mapping base = their data - their file offset,
-  // which must agree for all of them, with w's range inside their buffer and its first and last
-  // bytes equal to the file's. Null when any of that fails (no mmap, another layout): copy instead.
-  // On success *buffer is the model's buffer holding that range.
-  const void* mapped(const ggml_tensor* w, const std::vector<const ggml_tensor*>& refs, ggml_backend_buffer_t* buffer);
-  // Its values as F32 (dequantized when needed).
-  std::vector<float> f32(const ggml_tensor* w);
-  // dst (ne1, ne0) = srcᵀ as F32 or F16.
-  void transpose_into(const ggml_tensor* src, ggml_tensor* dst);
+// The matrix the logits are made with: the output weight, or a tied model's token embeddings.
+const ggml_tensor* output_weight(const llama_model& m);
+
+class TrainWeights {
+ public:
+  // CPU: host tensors (mapped or copied) for those of `frozen` ggml cannot read back.
+  void make_host_copies(const llama_model& m, const std::vector<const ggml_tensor*>& frozen, WeightReader& reader);
+  // GPU: device copies of those of `weights` the backend cannot use where they are; made now,
+  // allocated by allocate().
+  void make_device_copies(const llama_model& m, ggml_backend_t backend, const std::vector<const ggml_tensor*>& weights);
+  // LoRA mode: the transposes the backward keeps (see train_weights.cpp), in host memory on the
+  // CPU and beside the device copies on a GPU; made now, allocated by allocate().
+  void plan_transposes(const llama_model& m, const TrainConfig& cfg, ggml_backend_t backend);
+  // Allocates what make_device_copies and plan_transposes made (on `backend` when `gpu`, else in
+  // host memory), uploads the copies and fills the transposes.
+  void allocate(ggml_backend_t backend, bool gpu, WeightReader& reader);
+
+  // The tensor holding `base`'s stored bytes that the graph reads: its copy, or `base` itself.
+  ggml_tensor* stored(const ggml_tensor* base) const;
+  // What a forward product multiplies with instead of `resolved` (the tensor the graph would read
+  // for `base`): on the CPU, a frozen weight llama.cpp repacked for its kernels is multiplied as
+  // repacked (about twice as fast for Q4_0 on x86, as llama.cpp's own graphs do); everything else
+  // (the backward) reads the stored bytes.
+  ggml_tensor* for_product(const ggml_tensor* base, ggml_tensor* resolved, bool gpu) const;
+  // Model tensor -> its host or device copy, for the backward's switch to stored bytes.
+  const std::vector<std::pair<const ggml_tensor*, ggml_tensor*>>& copies() const { return copies_; }
+
+  // LoRA mode: whether `w` (as the graph uses it) is a frozen projection, its cached transpose (or
+  // null: transposed inside the graph), and the output matrix's.
+  bool is_frozen_projection(const ggml_tensor* w) const;
+  ggml_tensor* transposed(const ggml_tensor* w) const;
+  ggml_tensor* output_transposed() const { return output_t_; }
+
+  double copy_bytes() const { return host_buf_ ? static_cast<double>(ggml_backend_buffer_get_size(host_buf_.get())) : 0.0; }
+  double mapped_bytes() const { return mapped_bytes_; }
+  double transpose_bytes() const;
 
  private:
-  void open_file();
-  // The weight's offset in the file, checked against its name, type and size (-1 when not there).
-  int64_t file_offset(const ggml_tensor* w);
-  bool read_at(int64_t off, void* dst, size_t n);
+  ggml_context* own_ctx(const llama_model& m);  // made on first use
 
-  std::string path_;
-  gguf_context* gguf_ = nullptr;  // opened on the first weight that must come from the file
-  FILE* file_ = nullptr;
+  // Model tensor -> its host or device copy.
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> copies_;
+  // CPU: the host copies (mapped ones live in the model's buffer) and the buffer of those that are not.
+  ggml_context_ptr host_ctx_;
+  ggml_backend_buffer_ptr host_buf_;
+  double mapped_bytes_ = 0;
+  ggml_context_ptr own_ctx_;  // what allocate() allocates: device copies (GPU) and transposes
+  ggml_backend_buffer_ptr own_buf_;
+  // The frozen projections as the graph uses them, and the transposes kept of them (keyed alike).
+  std::vector<const ggml_tensor*> frozen_;
+  std::vector<std::pair<const ggml_tensor*, ggml_tensor*>> frozen_t_;
+  ggml_tensor* output_t_ = nullptr;      // the output matrix transposed to (n_vocab, n_embd)
+  const ggml_tensor* output_ = nullptr;  // ... of this weight (as the graph uses it)
 };
-
-// CPU graph op: dst (ne1, ne0) F32 = wᵀ, dequantizing w (any type ggml reads; rows contiguous, as
-// for a weight or a view of whole rows) in one threaded, cache-tiled pass. Cheaper than the
-// cast + strided transposed copy it replaces (one write of the F32 result instead of three passes
-// over F32 data), which matters when the backward transposes every frozen weight each step.
-ggml_tensor* dequant_transpose(ggml_context* ctx, ggml_tensor* w);
 
 }  // namespace msr

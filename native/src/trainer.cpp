@@ -6,15 +6,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "fused_ce.h"
 #include "gguf.h"
 #include "llama-model.h"
 #include "model.h"
 #include "train_arch.h"
-#include "train_bench.h"
-#include "train_out_prod_check.h"
 #include "train_io.h"
-#include "train_reference.h"
 
 namespace msr {
 
@@ -30,11 +26,6 @@ void check_adamw(Napi::Env env, const AdamW& o) {
   if (!std::isfinite(o.weight_decay) || o.weight_decay < 0) bad("weightDecay must be a finite number >= 0");
   if (!std::isfinite(o.clip) || o.clip < 0) bad("clip must be a finite number >= 0 (0 = off)");
 }
-
-struct BusyRelease {
-  std::atomic<bool>& busy;
-  ~BusyRelease() { busy = false; }
-};
 
 std::vector<std::string> get_string_list(const Napi::Object& o, const char* key, std::vector<std::string> fallback) {
   Napi::Value v = o.Get(key);
@@ -62,6 +53,51 @@ SampleBatch get_batch(const Napi::Value& v) {
   return b;
 }
 
+Napi::Array node_kinds_to_js(Napi::Env env, const std::vector<PassProfile::NodeKind>& kinds) {
+  Napi::Array a = Napi::Array::New(env, kinds.size());
+  for (uint32_t i = 0; i < kinds.size(); i++) {
+    Napi::Object k = Napi::Object::New(env);
+    k.Set("kind", kinds[i].kind);
+    k.Set("ms", kinds[i].ms);
+    k.Set("count", kinds[i].count);
+    a.Set(i, k);
+  }
+  return a;
+}
+
+// {passes: [...]}: one entry per micro-batch (see NativeTrainProfile in src/engine/bindings.ts).
+Napi::Object profile_to_js(Napi::Env env, const std::vector<PassProfile>& passes) {
+  Napi::Array a = Napi::Array::New(env, passes.size());
+  for (uint32_t i = 0; i < passes.size(); i++) {
+    const PassProfile& p = passes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", static_cast<double>(p.tokens));
+    o.Set("lossRows", static_cast<double>(p.rows));
+    o.Set("forwardMs", p.forward_ms);
+    o.Set("crossEntropyMs", p.cross_entropy_ms);
+    o.Set("backwardMs", p.backward_ms);
+    o.Set("graphNodes", p.graph_nodes);
+    o.Set("graphLeafs", p.graph_leafs);
+    o.Set("graphMetadataBytes", p.graph_metadata_bytes);
+    o.Set("computeBytes", p.compute_bytes);
+    Napi::Object op = Napi::Object::New(env);
+    op.Set("total", p.out_prods);
+    op.Set("asStored", p.as_stored);
+    op.Set("transposedWeights", p.transposed_weights);
+    op.Set("transposedInGraph", p.transposed_in_graph);
+    op.Set("asMulMats", p.as_mul_mats);
+    o.Set("outProds", op);
+    if (!p.forward_nodes.empty() || !p.backward_nodes.empty()) {
+      o.Set("forwardNodes", node_kinds_to_js(env, p.forward_nodes));
+      o.Set("backwardNodes", node_kinds_to_js(env, p.backward_nodes));
+    }
+    a.Set(i, o);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("passes", a);
+  return out;
+}
+
 Napi::Object stats_to_js(Napi::Env env, const StepStats& st, bool with_grad) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("loss", st.loss);
@@ -72,6 +108,7 @@ Napi::Object stats_to_js(Napi::Env env, const StepStats& st, bool with_grad) {
   o.Set("reasoningSamples", st.reasoning_samples);
   o.Set("recommendationSamples", st.recommendation_samples);
   if (with_grad) o.Set("gradNorm", st.grad_norm);
+  if (!st.passes.empty()) o.Set("profile", profile_to_js(env, st.passes));
   return o;
 }
 
@@ -88,68 +125,6 @@ const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const Napi::Valu
   return *p;
 }
 
-// fusedCrossEntropy(logits, rows, vocab, targets, weights|null, {reference?, threads?, grad?, gradOut?})
-//   -> {loss, logprobs: Float32Array, grad?: Float32Array}. Synchronous: for tests and benches.
-Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 5, "fusedCrossEntropy(logits: Float32Array, rows, vocab, targets: Int32Array, weights: Float32Array | null, options?)");
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw Napi::TypeError::New(env, "logits must be a Float32Array");
-  }
-  auto logits = info[0].As<Napi::Float32Array>();
-  if (!info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "rows and vocab must be numbers");
-  const int64_t rows = static_cast<int64_t>(info[1].As<Napi::Number>().DoubleValue());
-  const int64_t vocab = static_cast<int64_t>(info[2].As<Napi::Number>().DoubleValue());
-  std::vector<int32_t> targets = get_tokens(info[3], "targets");
-  if (rows <= 0 || vocab <= 0 || static_cast<int64_t>(logits.ElementLength()) != rows * vocab) {
-    throw Napi::RangeError::New(env, "logits must hold rows × vocab values (rows, vocab > 0)");
-  }
-  if (static_cast<int64_t>(targets.size()) != rows) throw Napi::RangeError::New(env, "targets must have one entry per row");
-  for (int32_t t : targets) {
-    if (t < 0 || t >= vocab) throw Napi::RangeError::New(env, "target id " + std::to_string(t) + " is outside [0, vocab)");
-  }
-  const float* weights = nullptr;
-  if (!info[4].IsNull() && !info[4].IsUndefined()) {
-    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      throw Napi::TypeError::New(env, "weights must be a Float32Array or null");
-    }
-    auto w = info[4].As<Napi::Float32Array>();
-    if (static_cast<int64_t>(w.ElementLength()) != rows) throw Napi::RangeError::New(env, "weights must have one entry per row");
-    weights = w.Data();
-  }
-  Napi::Object opts = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
-  const bool reference = get_bool(opts, "reference", false);
-  const bool want_grad = get_bool(opts, "grad", true);
-  // Beyond kMaxThreads the kernel would only add start-up cost; more is clamped, not refused.
-  const double threads_opt = get_number(opts, "threads", 1);
-  const int threads = threads_opt >= 1 ? static_cast<int>(std::min<double>(threads_opt, kMaxThreads)) : 1;
-  auto logprobs = Napi::Float32Array::New(env, rows);
-  // gradOut: a caller-owned buffer to write into (benchmarks reuse one instead of faulting in a fresh one per call).
-  Napi::Value out_v = opts.Get("gradOut");
-  Napi::Float32Array grad;
-  if (want_grad && out_v.IsTypedArray() && out_v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
-    grad = out_v.As<Napi::Float32Array>();
-    if (static_cast<int64_t>(grad.ElementLength()) != rows * vocab) throw Napi::RangeError::New(env, "gradOut must hold rows × vocab values");
-  } else if (want_grad) {
-    grad = Napi::Float32Array::New(env, rows * vocab);
-  }
-  float* g = want_grad ? grad.Data() : nullptr;
-  double loss = reference ? fused_ce_reference(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab)
-                          : fused_ce_cpu(logits.Data(), rows, vocab, vocab, targets.data(), weights, logprobs.Data(), g, vocab, threads);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("loss", loss);
-  out.Set("logprobs", logprobs);
-  if (want_grad) out.Set("grad", grad);
-  return out;
-}
-
-// The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
-struct TrainerArgs {
-  ModelPtr model;
-  TrainConfig cfg;
-  int micro = 0;
-};
-
 // A session built off the JS thread by buildTrainSession, handed to `new Trainer(model, options,
 // session)` as an External. It remembers its model so it cannot be adopted by another one.
 struct PrebuiltSession {
@@ -160,10 +135,13 @@ struct PrebuiltSession {
 // as the session would otherwise be read as one.
 const napi_type_tag kPrebuiltSessionTag = {0x6d73722d72656331ull, 0x7472736573736e31ull};
 
+}  // namespace
+
 // Parses (model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads,
-// device, dequantize}) and refuses unsupported models and modes before anything is allocated.
-// device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was loaded with gpuLayers
-// (its layer weights are in device memory) and the build has a GPU backend, else the CPU.
+// device, dequantize, transposeBudgetMb, profile}) and refuses unsupported models and modes before
+// anything is allocated. device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was
+// loaded with gpuLayers (its layer weights are in device memory) and the build has a GPU backend,
+// else the CPU.
 TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature) {
   Napi::Env env = info.Env();
   require_args(info, 1, signature);
@@ -184,6 +162,10 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
   cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
   a.micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
   cfg.dequantize = get_bool(o, "dequantize", false);
+  const double budget = get_number(o, "transposeBudgetMb", -1);
+  if (!(budget == -1 || (budget >= 0 && std::isfinite(budget)))) throw Napi::RangeError::New(env, "transposeBudgetMb must be a finite number >= 0");
+  cfg.transpose_budget_mb = budget;
+  cfg.profile = get_bool(o, "profile", false);
   // Refused architectures and modes fail here, before anything below reads the model's layers.
   try {
     check_trainable(*model->model, cfg.mode, cfg.dequantize);
@@ -205,14 +187,13 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
   return a;
 }
 
-// buildTrainSession(model, options) -> Promise<External>: the slow part of creating a trainer
-// (parameters, dequantized copies, transposes) in a worker, so the JS thread neither blocks on
-// it nor waits for the model's lock while another call runs.
-Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
-  auto args = std::make_shared<TrainerArgs>(parse_trainer_args(info, "buildTrainSession(model, options?)"));
+// The slow part of creating a trainer (parameters, dequantized copies, transposes) in a worker,
+// so the JS thread neither blocks on it nor waits for the model's lock while another call runs.
+Napi::Value build_session_async(Napi::Env env, const TrainerArgs& parsed) {
+  auto args = std::make_shared<TrainerArgs>(parsed);
   auto built = std::make_shared<std::unique_ptr<TrainSession>>();
   return PromiseWorker::Run(
-      info.Env(),
+      env,
       [args, built] {
         std::lock_guard<std::mutex> lock(args->model->mutex);
         args->model->check_alive("createTrainer");
@@ -227,34 +208,28 @@ Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
       });
 }
 
-}  // namespace
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info) {
+  return build_session_async(info.Env(), parse_trainer_args(info, "buildTrainSession(model, options?)"));
+}
 
-void Trainer::Init(Napi::Env env, Napi::Object exports) {
+Napi::Function Trainer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Trainer",
                                     {
                                         Method<&Trainer::Step>("step"),
                                         Method<&Trainer::Evaluate>("evaluate"),
-                                        Method<&Trainer::Logits>("logits"),
-                                        Method<&Trainer::ReferenceLogits>("referenceLogits"),
                                         Method<&Trainer::Info>("info"),
                                         Method<&Trainer::ParamNames>("paramNames"),
                                         Method<&Trainer::GetParam>("getParam"),
                                         Method<&Trainer::SetParam>("setParam"),
-                                        Method<&Trainer::GetGrad>("getGrad"),
                                         Method<&Trainer::SaveAdapter>("saveAdapter"),
                                         Method<&Trainer::SaveModel>("saveModel"),
                                         Method<&Trainer::SaveCheckpoint>("saveCheckpoint"),
                                         Method<&Trainer::LoadCheckpoint>("loadCheckpoint"),
                                         Method<&Trainer::Dispose>("dispose"),
                                     });
-  exports.Set("Trainer", ctor);
-  exports.Set("fusedCrossEntropy", Napi::Function::New(env, guarded_fn<FusedCrossEntropy>));
-  exports.Set("denseCrossEntropyGgml", Napi::Function::New(env, guarded_fn<DenseCrossEntropyGgml>));
-  exports.Set("outProdCheck", Napi::Function::New(env, guarded_fn<OutProdCheck>));
-  exports.Set("buildTrainSession", Napi::Function::New(env, guarded_fn<BuildTrainSession>));
-  InitTrainArch(env, exports);
+  addon_data(env).trainer = Napi::Persistent(ctor);
+  return ctor;
 }
-
 
 // new Trainer(model, options, session?): see parse_trainer_args; `session` (from
 // buildTrainSession) is adopted instead of building one here, on the JS thread.
@@ -265,7 +240,7 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer>(info) {
 void Trainer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   TrainerArgs a = parse_trainer_args(info, "new Trainer(model, options?, session?)");
-  state_ = std::make_shared<State>();
+  state_ = std::make_shared<TrainerState>();
   if (info.Length() > 2 && !info[2].IsUndefined()) {
     if (!info[2].IsExternal() || !info[2].As<Napi::External<PrebuiltSession>>().CheckTypeTag(&kPrebuiltSessionTag)) {
       throw Napi::TypeError::New(env, "new Trainer: the third argument must be a session from buildTrainSession");
@@ -291,7 +266,7 @@ void Trainer::release_memory(Napi::Env env) {
 
 void Trainer::Finalize(Napi::Env env) { release_memory(env); }
 
-std::shared_ptr<Trainer::State> Trainer::acquire(Napi::Env env, const char* what) {
+TrainerStatePtr Trainer::acquire(Napi::Env env, const char* what) {
   if (!state_ || !state_->session) throw Napi::Error::New(env, std::string("trainer.") + what + ": the trainer was disposed");
   state_->session->graph().model()->check_alive(what);
   bool expected = false;
@@ -299,6 +274,13 @@ std::shared_ptr<Trainer::State> Trainer::acquire(Napi::Env env, const char* what
     throw Napi::Error::New(env, std::string("trainer.") + what + ": another call on this trainer is still running; await it first");
   }
   return state_;
+}
+
+TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).trainer.Value())) {
+    throw Napi::TypeError::New(v.Env(), "expected a Trainer (from createTrainer)");
+  }
+  return Trainer::Unwrap(v.As<Napi::Object>())->acquire(v.Env(), what);
 }
 
 Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
@@ -348,37 +330,6 @@ Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info) {
       [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, false); });
 }
 
-Napi::Value Trainer::Logits(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.logits(tokens)");
-  auto tokens = get_tokens(info[0], "tokens");
-  auto st = acquire(env, "logits");
-  auto out = std::make_shared<std::vector<float>>();
-  return PromiseWorker::Run(
-      env,
-      [st, tokens, out]() {
-        BusyRelease release{st->busy};
-        std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
-        *out = st->session->logits(tokens);
-      },
-      [out](Napi::Env env) -> Napi::Value { return to_f32(env, out->data(), out->size()); });
-}
-
-Napi::Value Trainer::ReferenceLogits(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.referenceLogits(tokens)");
-  auto tokens = get_tokens(info[0], "tokens");
-  auto st = acquire(env, "referenceLogits");
-  auto out = std::make_shared<std::vector<float>>();
-  return PromiseWorker::Run(
-      env,
-      [st, tokens, out]() {
-        BusyRelease release{st->busy};
-        *out = reference_logits(*st->session, tokens);  // takes the model mutex itself
-      },
-      [out](Napi::Env env) -> Napi::Value { return to_f32(env, out->data(), out->size()); });
-}
-
 Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!state_ || !state_->session) throw Napi::Error::New(env, "trainer.info: the trainer was disposed");
@@ -423,15 +374,6 @@ Napi::Value Trainer::GetParam(const Napi::CallbackInfo& info) {
   BusyRelease release{st->busy};
   const TrainParam& p = param_by_name(env, *st->session, info[0]);
   return to_f32(env, p.data(), static_cast<size_t>(p.numel()));
-}
-
-Napi::Value Trainer::GetGrad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.getGrad(name)");
-  auto st = acquire(env, "getGrad");
-  BusyRelease release{st->busy};
-  const TrainParam& p = param_by_name(env, *st->session, info[0]);
-  return to_f32(env, p.grad_data(), static_cast<size_t>(p.numel()));
 }
 
 Napi::Value Trainer::SetParam(const Napi::CallbackInfo& info) {

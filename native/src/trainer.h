@@ -1,5 +1,6 @@
 // Trainer: the JS-visible wrapper of a TrainSession (LoRA or full training of a LLaMA-family
-// model), plus the module function fusedCrossEntropy (the CE kernel's test/bench entry point).
+// model), plus the module function buildTrainSession (a session built off the JS thread, adopted
+// by `new Trainer`).
 #pragma once
 #include <atomic>
 #include <memory>
@@ -9,40 +10,64 @@
 
 namespace msr {
 
+// A trainer's session, shared with in-flight workers so a dispose() during a step cannot free it
+// under them. `busy` makes calls exclusive: one at a time, a second one is refused.
+struct TrainerState {
+  std::unique_ptr<TrainSession> session;
+  std::atomic<bool> busy{false};
+};
+using TrainerStatePtr = std::shared_ptr<TrainerState>;
+
+// Clears a trainer's busy flag when the call that set it ends.
+struct BusyRelease {
+  std::atomic<bool>& busy;
+  ~BusyRelease() { busy = false; }
+};
+
 class Trainer : public Wrap<Trainer> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports);
+  static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Trainer(const Napi::CallbackInfo& info);
   void init(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
+  // Marks the trainer busy (throws if it already is or was disposed) and returns its state for a
+  // call; the caller releases it with BusyRelease.
+  TrainerStatePtr acquire(Napi::Env env, const char* what);
 
  private:
-  // Shared with in-flight workers so a dispose() during a step cannot free the session under it.
-  struct State {
-    std::unique_ptr<TrainSession> session;
-    std::atomic<bool> busy{false};
-  };
-
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
-  Napi::Value Logits(const Napi::CallbackInfo& info);
-  Napi::Value ReferenceLogits(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value ParamNames(const Napi::CallbackInfo& info);
   Napi::Value GetParam(const Napi::CallbackInfo& info);
   Napi::Value SetParam(const Napi::CallbackInfo& info);
-  Napi::Value GetGrad(const Napi::CallbackInfo& info);
   Napi::Value SaveAdapter(const Napi::CallbackInfo& info);
   Napi::Value SaveModel(const Napi::CallbackInfo& info);
   Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info);
   Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
-  // Marks the trainer busy (throws if it already is or was disposed) and returns the state for a worker.
-  std::shared_ptr<State> acquire(Napi::Env env, const char* what);
   void release_memory(Napi::Env env);
-  std::shared_ptr<State> state_;
+  TrainerStatePtr state_;
   int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
 };
+
+// The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
+struct TrainerArgs {
+  ModelPtr model;
+  TrainConfig cfg;
+  int micro = 0;
+};
+// (model, options) as `new Trainer` and buildTrainSession take them; throws a JS Error for bad
+// options and for models or modes the training graph refuses, before anything is allocated.
+TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature);
+// Builds the session in a worker; resolves with the External `new Trainer(model, options, session)` adopts.
+Napi::Value build_session_async(Napi::Env env, const TrainerArgs& args);
+
+// acquire() on the Trainer behind a JS value (a TypeError for anything else).
+TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what);
+
+// buildTrainSession(model, options) -> Promise<External>, for `new Trainer(model, options, session)`.
+Napi::Value BuildTrainSession(const Napi::CallbackInfo& info);
 
 }  // namespace msr

@@ -5,6 +5,13 @@
 // - Every method returning a Promise runs off the main thread (AsyncWorker); getters are sync.
 // - Token arrays cross as Int32Array; results never include vocabulary-sized arrays.
 // - Methods throw (or reject with) an Error whose message says what to do; no call aborts.
+// - Environment: MSR_REC_ADDON=/path/to/msr_rec.node picks the addon (addonPath below);
+//   MSR_REC_LOG=0|1|2|3 sets llama.cpp's log level when the addon loads (silent by default; its
+//   error lines are folded into our exceptions either way; setLogLevel changes it later). The
+//   native code reads no other environment variable.
+// - The development hooks (native/dev: naive references, kernel checks, benchmark baselines) are
+//   typed here too, as NativeDevAddon, but marked @internal: they reach tests and benches through
+//   devAddon() and are left out of the published declarations (tsconfig's stripInternal).
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -42,7 +49,7 @@ export type NativeModel = Brand<{
   detokenize(tokens: TokenArray, options?: { special?: boolean }): string;
   tokenPieces(tokens: TokenArray): string[];
   loadLora(path: string): Promise<NativeLoraAdapter>;
-  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResult[]>;
+  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResults>;
   /** Last-layer hidden state (after the final norm) of every token: [tokens × embeddingSize] per text. */
   embed(texts: TokenArray[], options?: { batchTokens?: number }): Promise<Float32Array[]>;
   dispose(): void;
@@ -73,13 +80,27 @@ export interface NativeScoreResult {
 /** The scorer's and the generator's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
 export type NativeKvLayout = "auto" | "unified" | "per-sequence";
 
+/** Where one score call's time went (its `profile` option), in milliseconds. */
+export interface NativeScoreProfile {
+  /** The KV layout the call ran in. */
+  layout: "unified" | "per-sequence";
+  waves: number;
+  decodes: number;
+  /** llama_decode. */
+  decodeMs: number;
+  /** The fused log-prob reduction of the logits rows. */
+  logprobMs: number;
+  /** Everything else: planning, batch filling, context (re)creation, checks. */
+  otherMs: number;
+}
+
+/** Results in request order; `profile` only when the call asked for it. */
+export type NativeScoreResults = NativeScoreResult[] & { profile?: NativeScoreProfile };
+
 export type NativeScorer = Brand<{
   readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } | null;
-  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<NativeScoreResult[]>;
-  /** Same batching with logits at every position and no log-prob work: the benchmark ceiling. */
-  decodeOnly(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<object[]>;
-  /** Full [tokens x vocab] logits of one sequence (tests only). */
-  logits(tokens: TokenArray, options?: { lora?: NativeLoraChoice[] }): Promise<Float32Array>;
+  /** profile: add the call's timings to the results (`results.profile`). */
+  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[]; profile?: boolean }): Promise<NativeScoreResults>;
   dispose(): void;
 }, "Scorer">;
 
@@ -117,6 +138,8 @@ export interface NativeGenerateOptions {
    */
   kvLayout?: NativeKvLayout;
   lora?: NativeLoraChoice[];
+  /** Add the call's timings to the results (`results.profile`). */
+  profile?: boolean;
 }
 
 export interface NativeGenerateResult {
@@ -124,6 +147,22 @@ export interface NativeGenerateResult {
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
 }
+
+/** Where one generate call's time went (its `profile` option), in milliseconds. */
+export interface NativeGenerateProfile {
+  slots: number;
+  /** The KV layout the call ran in. */
+  layout: "unified" | "per-sequence";
+  decodes: number;
+  /** llama_decode. */
+  decodeMs: number;
+  /** Logit checks and the sampler chains (grammars included), stop strings. */
+  sampleMs: number;
+  otherMs: number;
+}
+
+/** Results in prompt order; `profile` only when the call asked for it. */
+export type NativeGenerateResults = NativeGenerateResult[] & { profile?: NativeGenerateProfile };
 
 // ---- Trainer (native/src/trainer*.cpp) ----
 // (types for the trainer's native surface live in this section)
@@ -145,6 +184,41 @@ export interface NativeStepStats {
   recommendationSamples: number;
   /** Only from step(). */
   gradNorm?: number;
+  /** Only from a trainer created with profile: true. */
+  profile?: NativeTrainProfile;
+}
+
+/** One micro-batch's forward and backward pass, as a trainer with profile: true reports it. */
+export interface NativeTrainPassProfile {
+  tokens: number;
+  /** Rows whose logits carry a loss. */
+  lossRows: number;
+  forwardMs: number;
+  /** The fused cross-entropy over the loss rows (loss, log-probs, dLoss/dlogits). */
+  crossEntropyMs: number;
+  /** 0 in evaluate(). */
+  backwardMs: number;
+  graphNodes: number;
+  graphLeafs: number;
+  graphMetadataBytes: number;
+  /** The pass's compute buffer: activations and the backward's temporaries. */
+  computeBytes: number;
+  /**
+   * The backward's out_prod nodes and how they ran: asStored (out_prod_cpu reading the weight as
+   * stored: the CPU), transposedWeights (a mul_mat with a frozen weight transposed to F32: the GPU;
+   * transposedInGraph of them transposed inside the graph, past transposeBudgetMb), asMulMats (a
+   * mul_mat of contiguous transposes of both operands).
+   */
+  outProds: { total: number; asStored: number; transposedWeights: number; transposedInGraph: number; asMulMats: number };
+  /** @internal Development setting profileNodes only: milliseconds per kind of node, largest first. */
+  forwardNodes?: { kind: string; ms: number; count: number }[];
+  /** @internal */
+  backwardNodes?: { kind: string; ms: number; count: number }[];
+}
+
+export interface NativeTrainProfile {
+  /** One entry per micro-batch of the call, in order. */
+  passes: NativeTrainPassProfile[];
 }
 
 export interface NativeTrainerInfo {
@@ -187,6 +261,14 @@ export interface NativeTrainerOptions {
   device?: TrainDevice;
   /** Full mode on a quantized model: train F32 copies of its weights (refused without it). */
   dequantize?: boolean;
+  /**
+   * LoRA on a GPU: MiB of F32 transposes of the frozen weights the backward keeps between passes
+   * (default: half the GPU's free memory). Weights past it are transposed inside each pass's graph
+   * instead: slower, less memory held. The CPU reads weights as stored and keeps none.
+   */
+  transposeBudgetMb?: number;
+  /** Every step() and evaluate() result carries a profile of its passes (NativeTrainProfile). */
+  profile?: boolean;
 }
 
 export interface NativeStepOptions {
@@ -207,19 +289,14 @@ export interface NativeStepOptions {
   lossScale?: number;
 }
 
-/** Step, evaluate, logits, save and load are async and exclusive: a second call while one runs throws. */
+/** Step, evaluate, save and load are async and exclusive: a second call while one runs throws. */
 export type NativeTrainer = Brand<{
   step(batch: NativeTrainBatch, options?: NativeStepOptions): Promise<NativeStepStats>;
   evaluate(batch: NativeTrainBatch, options?: { alpha?: number; beta?: number }): Promise<NativeStepStats>;
-  /** [tokens × vocab] logits of the training graph (tests only: never for long inputs). */
-  logits(tokens: TokenArray): Promise<Float32Array>;
-  /** [tokens × vocab] logits of llama_decode with the trainer's current adapter. */
-  referenceLogits(tokens: TokenArray): Promise<Float32Array>;
   info(): NativeTrainerInfo;
   paramNames(): string[];
   getParam(name: string): Float32Array;
   setParam(name: string, values: Float32Array): void;
-  getGrad(name: string): Float32Array;
   saveAdapter(path: string): Promise<void>;
   saveModel(path: string): Promise<void>;
   saveCheckpoint(path: string, state?: string): Promise<void>;
@@ -238,17 +315,41 @@ export interface NativeTrainability {
   fullWithDequantize: string | null;
 }
 
+export interface NativeAddon {
+  systemInfo(): string;
+  setLogLevel(level: 0 | 1 | 2 | 3): void;
+  /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
+  reportedExternalMemory(): number;
+  /** repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy of them. */
+  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean }): Promise<NativeModel>;
+  /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
+  quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
+  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number; kvLayout?: NativeKvLayout }) => NativeScorer;
+  /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */
+  Trainer: new (model: NativeModel, options?: NativeTrainerOptions, session?: NativeTrainSession) => NativeTrainer;
+  /** Builds a trainer's session (parameters, weight copies, transposes) off the JS thread. */
+  buildTrainSession(model: NativeModel, options?: NativeTrainerOptions): Promise<NativeTrainSession>;
+  /** Whether the model at `path` can be trained; each mode is null when it can, else the reason (train_arch.cpp). */
+  trainability(path: string): Promise<NativeTrainability>;
+  /** @internal Present when the addon was built with its development hooks (a repository checkout). */
+  dev?: NativeDevAddon;
+}
+
+// ---- Development hooks (native/dev/dev.h) ----
+
+/** @internal */
 export interface NativeFusedCeResult {
   loss: number;
   logprobs: Float32Array;
   grad?: Float32Array;
 }
 
-export interface NativeAddon {
-  /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */
-  Trainer: new (model: NativeModel, options?: NativeTrainerOptions, session?: NativeTrainSession) => NativeTrainer;
-  /** Builds a trainer's session (parameters, weight copies, transposes) off the JS thread. */
-  buildTrainSession(model: NativeModel, options?: NativeTrainerOptions): Promise<NativeTrainSession>;
+/**
+ * @internal Entry points for tests and benchmarks, never used by the product: naive references,
+ * kernel checks and baselines, and the internals of a scorer or trainer. Each takes the native
+ * object a product method would have been called on.
+ */
+export interface NativeDevAddon {
   /** The fused CE kernel (or its naive reference) on host logits [rows × vocab]. */
   fusedCrossEntropy(
     logits: Float32Array,
@@ -263,7 +364,8 @@ export interface NativeAddon {
    * random operands: its error against float64 sums and ggml's F32 path's (the weight dequantized,
    * transposed and multiplied with mul_mat), each as max |err| / Σ|terms| and / max |exact|.
    * layout "dy": b = transpose of a contiguous (k, n) dy; "act": b contiguous (n, k). isa: run that
-   * kernel directly (isaErr*, 2-D only), besides the graph's.
+   * kernel directly (isaErr*, 2-D only), besides the graph's (which runs the best this CPU has).
+   * Weight types ggml quantizes only with an importance matrix (IQ2_XXS, IQ1_S, ...) are refused.
    */
   outProdCheck(options: {
     type: string;
@@ -298,20 +400,28 @@ export interface NativeAddon {
     targets: Int32Array,
     options?: { threads?: number; backward?: boolean; runs?: number },
   ): { loss: number; ms: number; extraBytes: number };
+  /** The scorer's batching with logits at every position and no log-prob work: the benchmark ceiling. */
+  scorerDecodeOnly(scorer: NativeScorer, requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<void>;
+  /** Full [tokens × vocab] logits of one sequence: the naive path the scorer's reduction is tested against. */
+  scorerLogits(scorer: NativeScorer, tokens: TokenArray, options?: { lora?: NativeLoraChoice[] }): Promise<Float32Array>;
+  /** [tokens × vocab] logits of the training graph (never for long inputs). */
+  trainerLogits(trainer: NativeTrainer, tokens: TokenArray): Promise<Float32Array>;
+  /** [tokens × vocab] logits of llama_decode with the trainer's current adapter. */
+  trainerReferenceLogits(trainer: NativeTrainer, tokens: TokenArray): Promise<Float32Array>;
+  /** The gradient accumulated for one parameter by the last step (all of it when that step did not update). */
+  trainerGrad(trainer: NativeTrainer, name: string): Float32Array;
+  /** buildTrainSession with development settings; `new Trainer(model, options, session)` adopts it. */
+  buildTrainSession(model: NativeModel, options: NativeTrainerOptions, settings: NativeTrainDevSettings): Promise<NativeTrainSession>;
 }
 
-export interface NativeAddon {
-  systemInfo(): string;
-  setLogLevel(level: 0 | 1 | 2 | 3): void;
-  /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
-  reportedExternalMemory(): number;
-  /** repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy of them. */
-  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean }): Promise<NativeModel>;
-  /** Whether the model at `path` can be trained; each mode is null when it can, else the reason (train_arch.cpp). */
-  trainability(path: string): Promise<NativeTrainability>;
-  /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
-  quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
-  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number; kvLayout?: NativeKvLayout }) => NativeScorer;
+/** @internal TrainDevSettings (native/src/train_graph.h). */
+export interface NativeTrainDevSettings {
+  /** CPU: the GPU's backward (mul_mats with F32 transposes of the frozen weights) instead of out_prod_cpu. */
+  transposedBackward?: boolean;
+  /** MiB of F32 per slice of a weight transposed inside the graph (default 32). */
+  sliceMb?: number;
+  /** Run the graph node by node and report each kind of node's time in the pass profiles. */
+  profileNodes?: boolean;
 }
 
 /** Where the addon is: $MSR_REC_ADDON, else the CUDA build if present, else the CPU build. */
@@ -335,4 +445,14 @@ let addon: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (!addon) addon = createRequire(import.meta.url)(addonPath()) as NativeAddon;
   return addon;
+}
+
+/** @internal The development hooks of the loaded addon (tests and benchmarks only). */
+export function devAddon(): NativeDevAddon {
+  const dev = native().dev;
+  if (!dev) {
+    throw new Error(`the addon at ${addonPath()} was built without its development hooks (native/dev, only in a repository checkout); ` +
+      "build it there with `npm run build:native`");
+  }
+  return dev;
 }

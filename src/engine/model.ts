@@ -1,5 +1,5 @@
 // Model: a loaded GGUF (llama.cpp) with tokenization, LoRA adapters, scorers and generation.
-import { native, type NativeGenerateOptions, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
+import { native, type NativeGenerateOptions, type NativeGenerateProfile, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
@@ -36,6 +36,9 @@ export interface GenerateResult {
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
 }
+
+/** Where a generate call's time went (its `profile` option): see NativeGenerateProfile. */
+export type GenerateProfile = NativeGenerateProfile;
 
 export class Model {
   #native: NativeModel | undefined;
@@ -85,7 +88,7 @@ export class Model {
   }
 
   /** Generates a continuation for every prompt (strings are tokenized with BOS). */
-  async generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[]> {
+  async generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[] & { profile?: GenerateProfile }> {
     if (!Array.isArray(prompts)) throw new TypeError("generate() takes an array of prompts");
     const toks = prompts.map((p) => (typeof p === "string" ? this.tokenize(p) : p));
     const { lora, ...rest } = options;

@@ -1,7 +1,7 @@
 // Batched log-prob scoring: log P(continuation | prompt) per token, in as few decodes as fit.
 // Prompts are tokenized with the model's BOS rule, continuations without BOS (so the prompt's
 // tokenization never shifts); pass token arrays to control tokenization yourself.
-import type { NativeKvLayout, NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
+import type { NativeKvLayout, NativeScoreProfile, NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
 import { toNativeLora, type LoraChoice } from "./lora.js";
 import type { Model } from "./model.js";
 
@@ -17,6 +17,15 @@ export interface ScoreResult {
   logprob: number;
   /** exp(-mean(tokenLogprobs)). */
   ppl: number;
+}
+
+/** Where a score call's time went: see NativeScoreProfile. */
+export type ScoreProfile = NativeScoreProfile;
+
+export interface ScoreOptions {
+  lora?: readonly LoraChoice[];
+  /** Add the call's timings (decode, log-prob reduction, the rest) to the results as `results.profile`. */
+  profile?: boolean;
 }
 
 export interface ScorerOptions {
@@ -61,28 +70,11 @@ export class Scorer {
   }
 
   /** Scores every request; results come back in request order. Bad input rejects with the reason. */
-  async score(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<ScoreResult[]> {
+  async score(requests: readonly ScoreRequest[], options: ScoreOptions = {}): Promise<ScoreResult[] & { profile?: ScoreProfile }> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
-    return this.model.enqueue(() => this.handle().score(reqs, { lora }));
-  }
-
-  /** The same decodes with logits at every position and no log-prob work (benchmark ceiling). */
-  async decodeOnly(requests: readonly ScoreRequest[], options: { lora?: readonly LoraChoice[] } = {}): Promise<void> {
-    const reqs = this.toNative(requests);
-    const lora = toNativeLora(options.lora);
-    return this.model.enqueue(async () => {
-      await this.handle().decodeOnly(reqs, { lora });
-    });
-  }
-
-  /**
-   * Full [tokens x vocab] logits of one token sequence at every position, row-major. For tests
-   * and debugging only: it is the naive path the fused reduction is checked against.
-   */
-  async logits(tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
-    const lora = toNativeLora(options.lora);
-    return this.model.enqueue(() => this.handle().logits(tokens, { lora }));
+    const profile = options.profile === true;
+    return this.model.enqueue(() => this.handle().score(reqs, { lora, profile }));
   }
 
   dispose(): void {
@@ -90,12 +82,14 @@ export class Scorer {
     this.#native = undefined;
   }
 
-  private handle(): NativeScorer {
+  /** @internal The native handle, for the development hooks (tests, benches). */
+  handle(): NativeScorer {
     if (!this.#native) throw new Error("the scorer was disposed; create a new one with model.createScorer()");
     return this.#native;
   }
 
-  private toNative(requests: readonly ScoreRequest[]): NativeScoreRequest[] {
+  /** @internal Requests as token arrays (prompts with BOS, continuations without). */
+  toNative(requests: readonly ScoreRequest[]): NativeScoreRequest[] {
     if (!Array.isArray(requests)) throw new TypeError("score() takes an array of {prompt, continuation}");
     return requests.map((r, i) => {
       if (r === null || typeof r !== "object") throw new TypeError(`requests[${i}] must be {prompt, continuation}`);

@@ -13,7 +13,7 @@
 // src/engine/schedule.ts at the trainer's own step count, so a restored checkpoint continues it.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
-import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type TrainDevice } from "./bindings.js";
+import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type NativeTrainProfile, type NativeTrainSession, type TrainDevice } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
@@ -56,7 +56,14 @@ export interface TrainerOptions {
    * always uses the quantized weights as they are.
    */
   dequantize?: boolean;
+  /** LoRA on a GPU: MiB of cached F32 weight transposes for the backward (see NativeTrainerOptions.transposeBudgetMb). */
+  transposeBudgetMb?: number;
+  /** Every step() and evaluate() result carries `profile`: each micro-batch's phase times and graph sizes. */
+  profile?: boolean;
 }
+
+/** Where a step's or evaluation's time went (TrainerOptions.profile). */
+export type TrainProfile = NativeTrainProfile;
 
 export interface StepOptions {
   /** Weight of the reasoning loss (default 0.7). */
@@ -76,6 +83,8 @@ export interface EvalResult {
   tokens: number;
   /** Tokens that carry a loss. */
   lossTokens: number;
+  /** Only with TrainerOptions.profile. */
+  profile?: TrainProfile;
 }
 
 export interface StepResult extends EvalResult {
@@ -229,32 +238,25 @@ export class Trainer {
   setParam(name: string, values: Float32Array): void {
     this.native.setParam(name, values);
   }
-  /** Gradient accumulated by the last step() (all of it when that step did not update). */
-  getGrad(name: string): Float32Array {
-    return this.native.getGrad(name);
-  }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
   async gradients(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
     const batch = toNativeBatch(samples);
     const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
-  /** The training graph's logits for one sequence, [tokens.length × vocab] row-major. */
-  logits(tokens: Int32Array): Promise<Float32Array> {
-    return this.enqueue(() => this.native.logits(tokens));
-  }
-  /** llama.cpp's own logits (llama_decode with this trainer's adapter) for the same tokens. */
-  referenceLogits(tokens: Int32Array): Promise<Float32Array> {
-    return this.enqueue(() => this.native.referenceLogits(tokens));
-  }
 
   dispose(): void {
     this.native.dispose();
   }
+
+  /** @internal The native handle, for the development hooks (tests, benches). */
+  handle(): NativeTrainer {
+    return this.native;
+  }
 }
 
 function pickEval(r: NativeStepStats): EvalResult {
-  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens };
+  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens, ...(r.profile ? { profile: r.profile } : {}) };
 }
 
 /**
@@ -277,6 +279,7 @@ export function trainerOptionIssues(opts: TrainerOptions): OptionIssue[] {
       gradAccum: [opts.gradAccum, rule.positiveInteger],
       contextSize: [opts.contextSize, rule.positiveInteger],
       threads: [opts.threads, rule.positiveInteger],
+      transposeBudgetMb: [opts.transposeBudgetMb, rule.nonNegative],
       "optimizer.lr": [o.lr, rule.positive],
       "optimizer.schedule": [o.schedule, rule.oneOf(["constant", "linear", "cosine"])],
       "optimizer.warmupSteps": [o.warmupSteps, rule.integerAtLeast(0)],
@@ -311,6 +314,8 @@ function nativeTrainerOptions(opts: TrainerOptions): NativeTrainerOptions {
     ...(opts.threads ? { threads: opts.threads } : {}),
     ...(opts.device ? { device: opts.device } : {}),
     ...(opts.dequantize ? { dequantize: true } : {}),
+    ...(opts.transposeBudgetMb !== undefined ? { transposeBudgetMb: opts.transposeBudgetMb } : {}),
+    ...(opts.profile ? { profile: true } : {}),
   };
 }
 
@@ -335,11 +340,20 @@ export function createTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions =
  * model's earlier calls (it joins the model's call queue), and the returned promise rejects with
  * the same errors createTrainer throws.
  */
-export async function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Promise<Trainer> {
+export function openTrainer(modelOrHandle: TrainerHost, opts: TrainerOptions = {}): Promise<Trainer> {
+  return openTrainerWith(modelOrHandle, opts, (model, nopts) => native().buildTrainSession(model, nopts));
+}
+
+/** @internal openTrainer with the session built by `buildSession` (the development hooks build one with their own settings). */
+export async function openTrainerWith(
+  modelOrHandle: TrainerHost,
+  opts: TrainerOptions,
+  buildSession: (model: NativeModel, options: NativeTrainerOptions) => Promise<NativeTrainSession>,
+): Promise<Trainer> {
   checkOptions(opts);
   const { model, enqueue } = hostParts(modelOrHandle);
   const nopts = nativeTrainerOptions(opts);
-  const build = () => native().buildTrainSession(model, nopts);
+  const build = () => buildSession(model, nopts);
   const session = await (enqueue ? enqueue(build) : build());
   const handle = new (native().Trainer)(model, nopts, session);
   return new Trainer(handle, opts, enqueue);

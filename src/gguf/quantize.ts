@@ -3,7 +3,7 @@
 // is what `llama-quantize model-f16.gguf out.gguf TYPE` writes for a converted checkpoint (K types
 // are the _M mixes, the kinds people download: Q4_K = Q4_K_M).
 import { renameSync, rmSync } from "node:fs";
-import { native } from "../engine/bindings.js";
+import { quantizeModel } from "../engine/model-files.js";
 import { allowedCpus } from "../util/cpus.js";
 import { WEIGHT_TYPES, initModel, isFloatWeightType, type InitModelOptions, type InitModelResult, type WeightType } from "./init-model.js";
 
@@ -24,7 +24,7 @@ export async function createModel(opts: CreateModelOptions): Promise<InitModelRe
   const tmp = `${opts.out}.tmp-${tag}`;
   try {
     const r = initModel({ ...opts, weightType: "F16", out: f16 });
-    await native().quantizeModel(f16, tmp, type, { threads: opts.threads ?? allowedCpus() });
+    await quantizeModel(f16, tmp, type, { threads: opts.threads ?? allowedCpus() });
     renameSync(tmp, opts.out);
     return { ...r, path: opts.out };
   } finally {

@@ -6,6 +6,7 @@ import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Token }
 import { expect } from "vitest";
 import type { NativeModel } from "../../src/engine/bindings.js";
 import { createTrainer } from "../../src/engine/trainer.js";
+import { trainingLogits } from "./dev.js";
 
 export interface AdapterComparison {
   /** The trainer graph's log softmax for `tok` at the compared position. */
@@ -21,7 +22,7 @@ export async function compareTrainedAdapter(model: NativeModel, modelPath: strin
     for (let i = 0; i < 15; i++) await t.step([sample]);
     await t.saveAdapter(adapterPath);
     const prefix = tokens.slice(0, 9);
-    const logits = await t.logits(prefix);
+    const logits = await trainingLogits(t, prefix);
     const V = t.info.vocabSize;
     const last = logits.slice((prefix.length - 1) * V, prefix.length * V);
     let m = -Infinity;

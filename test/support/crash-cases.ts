@@ -2,7 +2,8 @@
 // child process by test/engine-crash-corpus.test.ts (the runner is crash-child.ts). A case either
 // resolves with a value its `check` accepts or throws an ordinary Error whose message matches
 // `error`; a child that dies by a signal, aborts or exits abnormally fails the test.
-import { loadModel, nativeAddon, type Model } from "../../src/engine/index.js";
+import { devAddon, native } from "../../src/engine/bindings.js";
+import { loadModel, type Model } from "../../src/engine/index.js";
 import { gguf, readGguf, readTensorBytes, writeGguf, type GgufValue } from "../../src/gguf/index.js";
 
 /** Files the parent makes before the children start (generated models and damaged adapters). */
@@ -289,7 +290,7 @@ export const CASES: Record<string, CrashCase> = {
   },
 
   "score: logits past the model's training context": {
-    run: (f) => withModel(f, (m) => m.createScorer({ contextSize: 1024 }).logits(Int32Array.from({ length: 600 }, (_, i) => 100 + i))),
+    run: (f) => withModel(f, (m) => devAddon().scorerLogits(m.createScorer({ contextSize: 1024 }).handle(), Int32Array.from({ length: 600 }, (_, i) => 100 + i))),
     error: /training context/,
   },
   "score: contextSize NaN": {
@@ -297,7 +298,7 @@ export const CASES: Record<string, CrashCase> = {
     error: /contextSize/,
   },
   "score: a native Scorer made from something that is not a model": {
-    run: async () => new (nativeAddon().Scorer)({} as never, {}),
+    run: async () => new (native().Scorer)({} as never, {}),
     error: /expected a Model/,
   },
 
@@ -531,8 +532,8 @@ export const CASES: Record<string, CrashCase> = {
       const other = await loadModel(f.model, TINY);
       try {
         const opts = { mode: "lora" as const, rank: 2 };
-        const session = await nativeAddon().buildTrainSession(m.handle(), opts);
-        const Ctor = nativeAddon().Trainer;
+        const session = await native().buildTrainSession(m.handle(), opts);
+        const Ctor = native().Trainer;
         try {
           new Ctor(other.handle(), opts, session);
           throw new Error("adopted by another model");
@@ -548,7 +549,7 @@ export const CASES: Record<string, CrashCase> = {
     error: /already used/,
   },
   "trainer: a session argument that is not from buildTrainSession": {
-    run: (f) => withModel(f, async (m) => new (nativeAddon().Trainer)(m.handle(), { rank: 2 }, {} as never)),
+    run: (f) => withModel(f, async (m) => new (native().Trainer)(m.handle(), { rank: 2 }, {} as never)),
     error: /third argument must be a session from buildTrainSession/,
   },
   "trainer: openTrainer on a fused-QKV model, and after model.dispose()": {
@@ -570,25 +571,25 @@ export const CASES: Record<string, CrashCase> = {
 
   // ---- fusedCrossEntropy ----
   "fusedCrossEntropy: Float64Array logits": {
-    run: async () => nativeAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
+    run: async () => devAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
     error: /Float32Array/,
   },
   "fusedCrossEntropy: Int32Array weights": {
-    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, Int32Array.from([0, 1]), new Int32Array(2) as unknown as Float32Array),
+    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, Int32Array.from([0, 1]), new Int32Array(2) as unknown as Float32Array),
     error: /weights/,
   },
   "fusedCrossEntropy: Float32Array targets": {
-    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, new Float32Array([0, 1]) as unknown as Int32Array, null),
+    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, new Float32Array([0, 1]) as unknown as Int32Array, null),
     error: /targets/,
   },
   "fusedCrossEntropy: rows as a string": {
-    run: async () => nativeAddon().fusedCrossEntropy(new Float32Array(8), "2" as unknown as number, 4, Int32Array.from([0, 1]), null),
+    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), "2" as unknown as number, 4, Int32Array.from([0, 1]), null),
     error: /rows/,
   },
   "fusedCrossEntropy: threads 100000": {
     run: async () => {
       const rows = 64, vocab = 1 << 18;
-      const r = nativeAddon().fusedCrossEntropy(new Float32Array(rows * vocab), rows, vocab, new Int32Array(rows), null, { threads: 100000, grad: false });
+      const r = devAddon().fusedCrossEntropy(new Float32Array(rows * vocab), rows, vocab, new Int32Array(rows), null, { threads: 100000, grad: false });
       return r.loss;
     },
     check: (v) => {
@@ -596,19 +597,43 @@ export const CASES: Record<string, CrashCase> = {
     },
   },
   "outProdCheck: threads 1e9": {
-    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, threads: 1e9 }),
+    run: async () => devAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, threads: 1e9 }),
     error: /threads must be 1\.\.512/,
   },
   "outProdCheck: an unknown layout": {
-    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, layout: "bogus" as never }),
+    run: async () => devAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, layout: "bogus" as never }),
     error: /layout must be "dy" or "act"/,
   },
   "outProdCheck: an operand too large to allocate": {
-    run: async () => nativeAddon().outProdCheck({ type: "F32", m: 1e9, k: 1e9, n: 1 }),
+    run: async () => devAddon().outProdCheck({ type: "F32", m: 1e9, k: 1e9, n: 1 }),
     error: /out of memory/,
   },
   "outProdCheck: a weight type given as a number": {
-    run: async () => nativeAddon().outProdCheck({ type: 3 as never, m: 64, k: 4, n: 4 }),
-    error: /string was expected/,
+    run: async () => devAddon().outProdCheck({ type: 3 as never, m: 64, k: 4, n: 4 }),
+    error: /type must be a string/,
+  },
+  "outProdCheck: a type ggml quantizes only with an importance matrix (IQ2_XXS)": {
+    run: async () => devAddon().outProdCheck({ type: "IQ2_XXS", m: 256, k: 4, n: 4 }),
+    error: /IQ2_XXS cannot be made from random values/,
+  },
+  "outProdCheck: a type that is not a weight type (I32)": {
+    run: async () => devAddon().outProdCheck({ type: "I32", m: 64, k: 4, n: 4 }),
+    error: /I32 cannot be made from random values/,
+  },
+  "outProdCheck: m NaN and an unknown isa": {
+    run: async () => {
+      try {
+        devAddon().outProdCheck({ type: "F32", m: NaN, k: 4, n: 4 });
+      } catch (e) {
+        if (!/m must be an integer/.test((e as Error).message)) throw e;
+        return devAddon().outProdCheck({ type: "F32", m: 64, k: 4, n: 4, isa: "neon" as never });
+      }
+      throw new Error("accepted m: NaN");
+    },
+    error: /isa must be "avx512", "avx2" or "generic"/,
+  },
+  "denseCrossEntropyGgml: a target past the vocabulary": {
+    run: async () => devAddon().denseCrossEntropyGgml(new Float32Array(8), 2, 4, Int32Array.from([0, 7])),
+    error: /target id 7 is outside/,
   },
 };

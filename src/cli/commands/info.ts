@@ -1,7 +1,7 @@
 // `msr-rec info`: a summary of a GGUF model or LoRA adapter, read with msr-rec's own GGUF reader
 // (header only, so it is instant even for multi-GB files), and for a model whether it can be trained.
 import type { Command } from "commander";
-import { native } from "../../engine/bindings.js";
+import { trainability } from "../../engine/model-files.js";
 import { isLoraAdapter, readLoraAdapter } from "../../gguf/lora.js";
 import { metaArrayLength, metaNumber, metaString, readGguf } from "../../gguf/reader.js";
 import { ggmlTypeName } from "../../gguf/types.js";
@@ -68,7 +68,7 @@ export function describeGguf(path: string): string {
  * checks on the model's structure (loaded without its weights, so instant for any size).
  */
 export async function describeTrainability(path: string): Promise<string> {
-  const t = await native().trainability(path);
+  const t = await trainability(path);
   const full = t.full === null ? "yes" : t.fullWithDequantize === null ? "only as F32 copies of the quantized weights (dequantize: true)" : `no: ${t.full}`;
   return table([
     ["trainable (lora)", t.lora === null ? "yes" : `no: ${t.lora}`],

@@ -1,0 +1,11 @@
+// quantizeModel(src, dst, type, {threads}) -> Promise<void>: llama.cpp's llama_model_quantize, i.e.
+// what `llama-quantize src dst TYPE` writes (K types are the _M mixes, as downloads usually are).
+// Models of a quantized weight type are made this way from an F16 one (src/gguf/quantize.ts).
+#pragma once
+#include <napi.h>
+
+namespace msr {
+
+Napi::Value QuantizeModel(const Napi::CallbackInfo& info);
+
+}  // namespace msr
