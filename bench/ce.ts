@@ -43,7 +43,11 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     // Both write into one preallocated buffer, so neither pays page faults inside the timing.
     const out = new Float32Array(rows * vocab).fill(1);
     const copy = await timeRuns(() => out.set(logits), 5, 1);
-    const fused = await timeRuns(() => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { threads: THREADS, gradOut: out }), 5, 1);
+    const fused = await timeRuns(
+      () => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { threads: THREADS, gradOut: out }),
+      5,
+      1,
+    );
     const [copyMs, fusedMs] = [copy.medianMs, fused.medianMs];
     res.results.push({ name: `copy ${tag}`, value: bytes / copyMs / 1e6, unit: "GB/s" });
     res.results.push({ name: `fused ${tag}`, value: fusedMs, unit: "ms" });
@@ -52,13 +56,25 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     res.results.push({ name: `fused ${tag} extra memory`, value: (rows * 8) / 2 ** 20, unit: "MiB" });
     res.ratios[`fused/copy bandwidth ${tag}`] = copyMs / fusedMs;
     if (rows <= 2048) {
-      const refMs = await medianMs(() => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { reference: true, gradOut: out }), 1, 0);
+      const refMs = await medianMs(
+        () => addon.fusedCrossEntropy(logits, rows, vocab, targets, weights, { reference: true, gradOut: out }),
+        1,
+        0,
+      );
       res.results.push({ name: `naive reference ${tag}`, value: refMs, unit: "ms" });
-      res.results.push({ name: `naive reference ${tag} extra memory`, value: (vocab * 8 + rows * 4) / 2 ** 20, unit: "MiB" });
+      res.results.push({
+        name: `naive reference ${tag} extra memory`,
+        value: (vocab * 8 + rows * 4) / 2 ** 20,
+        unit: "MiB",
+      });
       res.ratios[`fused speed-up vs naive ${tag}`] = refMs / fusedMs;
     }
     if (rows * vocab <= 2048 * 32000) {
-      const dense = addon.denseCrossEntropyGgml(logits, rows, vocab, targets, { threads: THREADS, backward: true, runs: 3 });
+      const dense = addon.denseCrossEntropyGgml(logits, rows, vocab, targets, {
+        threads: THREADS,
+        backward: true,
+        runs: 3,
+      });
       res.results.push({ name: `ggml dense CE fwd+bwd ${tag}`, value: dense.ms, unit: "ms" });
       res.results.push({ name: `ggml dense CE ${tag} extra memory`, value: dense.extraBytes / 2 ** 20, unit: "MiB" });
       res.ratios[`fused speed-up vs ggml dense ${tag}`] = dense.ms / fusedMs;

@@ -20,7 +20,8 @@ import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
-export const description = "PPL fusion (score both sides + fuse) vs one request at a time and node-llama-cpp; KV layouts; end-to-end users/s";
+export const description =
+  "PPL fusion (score both sides + fuse) vs one request at a time and node-llama-cpp; KV layouts; end-to-end users/s";
 export const flags = {} as const satisfies SuiteFlags;
 
 interface TokenRequest {
@@ -49,8 +50,20 @@ export async function benchUsers(n: number): Promise<BenchUser[]> {
     const pr = prunePath(a.content, ctx.candidates, s.targetIndex);
     const userText = `${steps[0] ?? ""}\n${steps[3] ?? ""}`.trim() || (pr.valid ? pr.reasoning : a.content);
     const itemText = `${steps[1] ?? ""}\n${steps[2] ?? ""}`.trim() || userText;
-    const kase: InferenceCase = { user: u.user, prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) }, candidateIds: s.candidates, candidateTitles: [...ctx.candidates], targetIndex: s.targetIndex };
-    out.push({ kase, requests: [{ prompt: fillTemplate(templates.user, ctx), continuation: userText }, { prompt: fillTemplate(templates.item, ctx), continuation: itemText }] });
+    const kase: InferenceCase = {
+      user: u.user,
+      prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) },
+      candidateIds: s.candidates,
+      candidateTitles: [...ctx.candidates],
+      targetIndex: s.targetIndex,
+    };
+    out.push({
+      kase,
+      requests: [
+        { prompt: fillTemplate(templates.user, ctx), continuation: userText },
+        { prompt: fillTemplate(templates.item, ctx), continuation: itemText },
+      ],
+    });
   }
   return out;
 }
@@ -58,7 +71,10 @@ export async function benchUsers(n: number): Promise<BenchUser[]> {
 function fuseAll(users: BenchUser[], ppl: number[]): number {
   let agree = 0;
   users.forEach((u, i) => {
-    const d = fuseByPerplexity({ choice: u.kase.candidateIds[0]!, ppl: ppl[2 * i]! }, { choice: u.kase.candidateIds[i % 2]!, ppl: ppl[2 * i + 1]! });
+    const d = fuseByPerplexity(
+      { choice: u.kase.candidateIds[0]!, ppl: ppl[2 * i]! },
+      { choice: u.kase.candidateIds[i % 2]!, ppl: ppl[2 * i + 1]! },
+    );
     if (d.case === "agree") agree++;
   });
   return agree;
@@ -95,70 +111,123 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   // context (the tiny preset's 512 positions: item-side reasonings run to ~500 tokens after prompts
   // of ~300).
   const nTrain = model.info.contextLength;
-  const requests: TokenRequest[] = users.flatMap((u) => u.requests).map((r) => {
-    const prompt = model.tokenize(r.prompt);
-    const continuation = model.tokenize(r.continuation, { addBos: false });
-    return { prompt, continuation: continuation.subarray(0, Math.max(1, nTrain - prompt.length + 1)) };
-  });
+  const requests: TokenRequest[] = users
+    .flatMap((u) => u.requests)
+    .map((r) => {
+      const prompt = model.tokenize(r.prompt);
+      const continuation = model.tokenize(r.continuation, { addBos: false });
+      return { prompt, continuation: continuation.subarray(0, Math.max(1, nTrain - prompt.length + 1)) };
+    });
   // The scorer's KV size decides how many sequences share a decode wave: measured at three sizes
   // (requests are ~450 and ~800 tokens on the small preset), against one request at a time
   // through the 1024-cell scorer. The requests share no prompts, so the default layout ("auto")
   // decodes them in per-sequence KV streams where two or more fit; the unified cache, where every
   // token of a wave attends over the wave's whole KV range, is measured alongside in the same run.
   const sizes = [1024, 2048, 8192];
-  const scorers = new Map(sizes.map((ctx) => [ctx, model.createScorer({ contextSize: ctx, sequences: 32, batchSize: Math.min(2048, ctx) })] as const));
+  const scorers = new Map(
+    sizes.map(
+      (ctx) => [ctx, model.createScorer({ contextSize: ctx, sequences: 32, batchSize: Math.min(2048, ctx) })] as const,
+    ),
+  );
   const batched = new Map<number, number>();
   const unifiedBatched = new Map<number, number>();
   for (const ctx of sizes) {
     const sc = scorers.get(ctx)!;
     const ms = await medianMs(async () => fuseAll(users, await scoreReasonings(sc, requests, undefined)), 3, 1);
     batched.set(ctx, users.length / (ms / 1000));
-    const un = model.createScorer({ contextSize: ctx, sequences: 32, batchSize: Math.min(2048, ctx), kvLayout: "unified" });
+    const un = model.createScorer({
+      contextSize: ctx,
+      sequences: 32,
+      batchSize: Math.min(2048, ctx),
+      kvLayout: "unified",
+    });
     const unMs = await medianMs(async () => fuseAll(users, await scoreReasonings(un, requests, undefined)), 3, 1);
     unifiedBatched.set(ctx, users.length / (unMs / 1000));
     un.dispose();
   }
   const scorer = scorers.get(1024)!;
-  const singleMs = await medianMs(async () => {
-    const ppl: number[] = [];
-    for (const r of requests) ppl.push((await scorer.score([r]))[0]!.ppl);
-    fuseAll(users, ppl);
-  }, 3, 1);
+  const singleMs = await medianMs(
+    async () => {
+      const ppl: number[] = [];
+      for (const r of requests) ppl.push((await scorer.score([r]))[0]!.ppl);
+      fuseAll(users, ppl);
+    },
+    3,
+    1,
+  );
   const single = users.length / (singleMs / 1000);
   // The work each way, as CPU seconds of this process (all threads): unlike wall time, other
   // programs on the machine barely change it. Both ways decode the same tokens and compute the LM
   // head on the same positions, so batching can only save per-call costs and idle threads.
   const bestCtx = [...batched.entries()].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
-  const batchedCpu = await cpuSeconds(async () => fuseAll(users, await scoreReasonings(scorers.get(bestCtx)!, requests, undefined)));
+  const batchedCpu = await cpuSeconds(async () =>
+    fuseAll(users, await scoreReasonings(scorers.get(bestCtx)!, requests, undefined)),
+  );
   const singleCpu = await cpuSeconds(async () => {
     const ppl: number[] = [];
     for (const r of requests) ppl.push((await scorer.score([r]))[0]!.ppl);
     fuseAll(users, ppl);
   });
   const nTheirs = preset === "tiny" ? 4 : 2;
-  const theirs = 1 / (await nodeLlamaCppSecondsPerUser(path, Array.from({ length: nTheirs }, (_, i) => [requests[2 * i]!, requests[2 * i + 1]!])));
-  for (const [ctx, v] of batched) result.results.push({ name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx})`, value: v, unit: "users/s" });
-  for (const [ctx, v] of unifiedBatched) result.results.push({ name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx}, unified cache forced)`, value: v, unit: "users/s" });
+  const theirs =
+    1 /
+    (await nodeLlamaCppSecondsPerUser(
+      path,
+      Array.from({ length: nTheirs }, (_, i) => [requests[2 * i]!, requests[2 * i + 1]!]),
+    ));
+  for (const [ctx, v] of batched)
+    result.results.push({
+      name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx})`,
+      value: v,
+      unit: "users/s",
+    });
+  for (const [ctx, v] of unifiedBatched)
+    result.results.push({
+      name: `${preset}: PPL fusion, one batched scorer call (KV ${ctx}, unified cache forced)`,
+      value: v,
+      unit: "users/s",
+    });
   result.results.push(
     { name: `${preset}: PPL fusion, one request at a time`, value: single, unit: "users/s" },
-    { name: `${preset}: PPL fusion CPU time per user, one batched scorer call (KV ${bestCtx})`, value: batchedCpu / users.length, unit: "cpu-s/user" },
-    { name: `${preset}: PPL fusion CPU time per user, one request at a time`, value: singleCpu / users.length, unit: "cpu-s/user" },
+    {
+      name: `${preset}: PPL fusion CPU time per user, one batched scorer call (KV ${bestCtx})`,
+      value: batchedCpu / users.length,
+      unit: "cpu-s/user",
+    },
+    {
+      name: `${preset}: PPL fusion CPU time per user, one request at a time`,
+      value: singleCpu / users.length,
+      unit: "cpu-s/user",
+    },
     { name: `${preset}: PPL fusion via node-llama-cpp controlledEvaluate`, value: theirs, unit: "users/s" },
   );
   const best = Math.max(...batched.values());
   result.ratios[`${preset}: best batched / one at a time`] = best / single;
-  result.ratios[`${preset}: best batched, unified cache forced / one at a time`] = Math.max(...unifiedBatched.values()) / single;
+  result.ratios[`${preset}: best batched, unified cache forced / one at a time`] =
+    Math.max(...unifiedBatched.values()) / single;
   result.ratios[`${preset}: best batched / node-llama-cpp`] = best / theirs;
   result.ratios[`${preset}: CPU time one at a time / best batched (the work batching saves)`] = singleCpu / batchedCpu;
 
   // End to end: both sides generated (32 new tokens each), parsed, scored, fused.
   const e2eUsers = users.slice(0, 16).map((u) => u.kase);
   const e2eMs = await medianMs(
-    () => inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, { generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 }, batchSize: 32, pplConditioning: "prompt", constrained: false, codec: { tokenize: (t, o) => model.tokenize(t, o), detokenize: (t) => model.detokenize(t) }, quiet: true }),
+    () =>
+      inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, {
+        generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 },
+        batchSize: 32,
+        pplConditioning: "prompt",
+        constrained: false,
+        codec: { tokenize: (t, o) => model.tokenize(t, o), detokenize: (t) => model.detokenize(t) },
+        quiet: true,
+      }),
     3,
     1,
   );
-  result.results.push({ name: `${preset}: end-to-end bidirectional inference (32 new tokens per side)`, value: e2eUsers.length / (e2eMs / 1000), unit: "users/s" });
+  result.results.push({
+    name: `${preset}: end-to-end bidirectional inference (32 new tokens per side)`,
+    value: e2eUsers.length / (e2eMs / 1000),
+    unit: "users/s",
+  });
   for (const sc of scorers.values()) sc.dispose();
   model.dispose();
 }

@@ -14,21 +14,38 @@ import { benchUsers } from "./fusion.js";
 import { newResult, type BenchResult, type SuiteFlags } from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 
-export const description = "long batched generation (small preset, 32 and 64 parallel): per-sequence KV streams vs the unified cache";
+export const description =
+  "long batched generation (small preset, 32 and 64 parallel): per-sequence KV streams vs the unified cache";
 export const flags = {} as const satisfies SuiteFlags;
 
 const MAX_TOKENS = 256;
 
-async function tokensPerSecond(model: Model, prompts: Int32Array[], parallel: number, kvLayout: "unified" | "per-sequence"): Promise<number> {
+async function tokensPerSecond(
+  model: Model,
+  prompts: Int32Array[],
+  parallel: number,
+  kvLayout: "unified" | "per-sequence",
+): Promise<number> {
   const t0 = performance.now();
-  const rs = await model.generate(prompts, { maxTokens: MAX_TOKENS, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, parallel, kvLayout });
+  const rs = await model.generate(prompts, {
+    maxTokens: MAX_TOKENS,
+    temperature: 0.7,
+    topK: 40,
+    topP: 0.95,
+    seed: 1,
+    parallel,
+    kvLayout,
+  });
   const secs = (performance.now() - t0) / 1000;
   return rs.reduce((n, r) => n + r.tokens.length, 0) / secs;
 }
 
 export async function run(): Promise<BenchResult> {
   const result = newResult("generation");
-  for (const [threads, sizes] of [[undefined, [32, 64]], [1, [64]]] as const) {
+  for (const [threads, sizes] of [
+    [undefined, [32, 64]],
+    [1, [64]],
+  ] as const) {
     const model = await loadModel(benchModelPath("small"), threads ? { threads } : {});
     const users = await benchUsers(32);
     const tok = (p: string | Int32Array): Int32Array => (typeof p === "string" ? model.tokenize(p) : p);
@@ -42,8 +59,16 @@ export async function run(): Promise<BenchResult> {
       const perSeq = await tokensPerSecond(model, prompts.slice(0, parallel), parallel, "per-sequence");
       const unified = await tokensPerSecond(model, prompts.slice(0, parallel), parallel, "unified");
       result.results.push(
-        { name: `small: ${parallel} prompts x ${MAX_TOKENS} new tokens, ${parallel} parallel${t}, per-sequence KV streams`, value: perSeq, unit: "tokens/s" },
-        { name: `small: ${parallel} prompts x ${MAX_TOKENS} new tokens, ${parallel} parallel${t}, unified KV cache`, value: unified, unit: "tokens/s" },
+        {
+          name: `small: ${parallel} prompts x ${MAX_TOKENS} new tokens, ${parallel} parallel${t}, per-sequence KV streams`,
+          value: perSeq,
+          unit: "tokens/s",
+        },
+        {
+          name: `small: ${parallel} prompts x ${MAX_TOKENS} new tokens, ${parallel} parallel${t}, unified KV cache`,
+          value: unified,
+          unit: "tokens/s",
+        },
       );
       result.ratios[`small: per-sequence / unified generation, ${parallel} parallel${t}`] = perSeq / unified;
     }

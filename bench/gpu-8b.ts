@@ -16,28 +16,50 @@ import { fileURLToPath } from "node:url";
 import { native } from "../src/engine/bindings.js";
 import { newResult, oneOfEach, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
 import type { ChildArgs, ChildResult } from "./support/gpu-8b-child.js";
-import { batchedBenchTgSpeed, buildLlamaTools, parseLlamaBenchJson, runTool, toolsIn, type LlamaTools } from "./support/llama-tools.js";
+import {
+  batchedBenchTgSpeed,
+  buildLlamaTools,
+  parseLlamaBenchJson,
+  runTool,
+  toolsIn,
+  type LlamaTools,
+} from "./support/llama-tools.js";
 import { presetNamed, quantizedModelPath } from "./support/models.js";
 import { gpuName } from "./support/nvidia-smi.js";
 
-export const description = "(GPU) Llama-3-8B-shaped model: scorer vs llama-bench, generation vs llama-batched-bench, 1,500 users' inference";
+export const description =
+  "(GPU) Llama-3-8B-shaped model: scorer vs llama-bench, generation vs llama-batched-bench, 1,500 users' inference";
 export const flags = {
   preset: { kind: "string", default: "llama3-8b", help: "init-model preset of the measured model" },
   types: { kind: "list", default: ["F16", "Q4_0"], help: "weight types, each in its own process (F16, Q4_0)" },
   users: { kind: "number", default: 1500, help: "synthetic users of the inference run (ratios are scaled to 1,500)" },
   tokens: { kind: "number", default: 256, help: "new tokens generated per side in the inference run" },
   "gpu-layers": { kind: "number", help: "layers offloaded (default: 99 with a CUDA addon, else 0)" },
-  parallel: { kind: "number", help: "sequences generated together in the inference run (default: 256 on the GPU, 32 on the CPU)" },
+  parallel: {
+    kind: "number",
+    help: "sequences generated together in the inference run (default: 256 on the GPU, 32 on the CPU)",
+  },
   threads: { kind: "number", default: 2, help: "CPU threads of the quantizer" },
-  "llama-tools": { kind: "string", help: "a folder holding llama-bench and llama-batched-bench (default: built into .cache/llama-tools-<cpu|cuda>)" },
-  "llama-tools-cmake-args": { kind: "string", default: "", help: "extra configure arguments for that build, space-separated" },
+  "llama-tools": {
+    kind: "string",
+    help: "a folder holding llama-bench and llama-batched-bench (default: built into .cache/llama-tools-<cpu|cuda>)",
+  },
+  "llama-tools-cmake-args": {
+    kind: "string",
+    default: "",
+    help: "extra configure arguments for that build, space-separated",
+  },
 } as const satisfies SuiteFlags;
 
 const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 const childScript = fileURLToPath(new URL(`./support/gpu-8b-child${ext}`, import.meta.url));
 
 function runChild(a: ChildArgs): ChildResult {
-  const r = spawnSync(process.execPath, [childScript, JSON.stringify(a)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [childScript, JSON.stringify(a)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(`gpu-8b child failed on ${a.path} (exit ${r.status ?? r.signal})`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as ChildResult;
 }
@@ -56,7 +78,11 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
   const { users, tokens } = args;
   const gpuLayers = args["gpu-layers"] ?? (cudaAddon ? 99 : 0);
   const parallel = args.parallel ?? (gpuLayers > 0 ? 256 : 32);
-  res.results.push({ name: `addon backend: ${cudaAddon ? "CUDA" : "CPU"}, ${gpuLayers} layers offloaded`, value: gpuLayers, unit: "layers" });
+  res.results.push({
+    name: `addon backend: ${cudaAddon ? "CUDA" : "CPU"}, ${gpuLayers} layers offloaded`,
+    value: gpuLayers,
+    unit: "layers",
+  });
 
   let tools: LlamaTools | null = null;
   let toolsError = "";
@@ -69,7 +95,11 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     } else {
       const t0 = performance.now();
       tools = buildLlamaTools(backend, args["llama-tools-cmake-args"].split(" ").filter(Boolean));
-      res.results.push({ name: `llama.cpp tools (${backend}) build`, value: (performance.now() - t0) / 1000, unit: "s" });
+      res.results.push({
+        name: `llama.cpp tools (${backend}) build`,
+        value: (performance.now() - t0) / 1000,
+        unit: "s",
+      });
     }
   } catch (e) {
     toolsError = firstLine(e);
@@ -85,21 +115,58 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     res.results.push(
       { name: `${tag}: model file`, value: statSync(path).size / 2 ** 30, unit: "GiB" },
       { name: `${tag}: load`, value: m.loadMs / 1000, unit: "s" },
-      { name: `${tag}: ours, scorer, 16 x 512 tokens (256 prompt + 256 scored), micro-batch 512`, value: ourPp, unit: "tokens/s" },
-      { name: `${tag}: ours, generation, 64 prompts x 128 tokens, 128 new, 64 parallel (prompt processing removed)`, value: ourTg, unit: "tokens/s" },
-      { name: `${tag}: ours, generation, 64 parallel, including prompt processing`, value: m.genTokens / (m.genMs / 1000), unit: "tokens/s" },
+      {
+        name: `${tag}: ours, scorer, 16 x 512 tokens (256 prompt + 256 scored), micro-batch 512`,
+        value: ourPp,
+        unit: "tokens/s",
+      },
+      {
+        name: `${tag}: ours, generation, 64 prompts x 128 tokens, 128 new, 64 parallel (prompt processing removed)`,
+        value: ourTg,
+        unit: "tokens/s",
+      },
+      {
+        name: `${tag}: ours, generation, 64 parallel, including prompt processing`,
+        value: m.genTokens / (m.genMs / 1000),
+        unit: "tokens/s",
+      },
       { name: `${tag}: inference, users`, value: m.users, unit: "users" },
       { name: `${tag}: inference, mean prompt length`, value: m.promptTokensMean, unit: "tokens" },
-      { name: `${tag}: inference, whole (${tokens} new tokens per side, ${parallel} parallel)`, value: m.inferMs / 1000, unit: "s" },
+      {
+        name: `${tag}: inference, whole (${tokens} new tokens per side, ${parallel} parallel)`,
+        value: m.inferMs / 1000,
+        unit: "s",
+      },
       { name: `${tag}: inference, generation part`, value: m.inferGenerateMs / 1000, unit: "s" },
-      { name: `${tag}: inference, scoring and fusion part (parse, one scorer call, Eq. 3)`, value: scoreFuseS, unit: "s" },
-      { name: `${tag}: inference, the scorer call alone (${m.inferScoredRequests} requests)`, value: m.inferScoreMs / 1000, unit: "s" },
+      {
+        name: `${tag}: inference, scoring and fusion part (parse, one scorer call, Eq. 3)`,
+        value: scoreFuseS,
+        unit: "s",
+      },
+      {
+        name: `${tag}: inference, the scorer call alone (${m.inferScoredRequests} requests)`,
+        value: m.inferScoreMs / 1000,
+        unit: "s",
+      },
       { name: `${tag}: inference, tokens generated`, value: m.inferGenerated, unit: "tokens" },
-      { name: `${tag}: inference, generation rate`, value: m.inferGenerated / (m.inferGenerateMs / 1000), unit: "tokens/s" },
-      { name: `${tag}: building the synthetic users' prompts (not in the inference time)`, value: m.casesMs / 1000, unit: "s" },
+      {
+        name: `${tag}: inference, generation rate`,
+        value: m.inferGenerated / (m.inferGenerateMs / 1000),
+        unit: "tokens/s",
+      },
+      {
+        name: `${tag}: building the synthetic users' prompts (not in the inference time)`,
+        value: m.casesMs / 1000,
+        unit: "s",
+      },
       { name: `${tag}: peak host RSS`, value: m.peakRssBytes / 2 ** 20, unit: "MiB" },
     );
-    if (m.gpuMemoryUsedMiB !== null) res.results.push({ name: `${tag}: GPU memory in use after inference (whole device)`, value: m.gpuMemoryUsedMiB, unit: "MiB" });
+    if (m.gpuMemoryUsedMiB !== null)
+      res.results.push({
+        name: `${tag}: GPU memory in use after inference (whole device)`,
+        value: m.gpuMemoryUsedMiB,
+        unit: "MiB",
+      });
     // Scaled to the goals' 1,500 users when fewer were run (a linear estimate: flagged in the name).
     const scale = 1500 / m.users;
     const est = scale === 1 ? "" : ` (x${scale.toFixed(1)} estimate from ${m.users} users)`;
@@ -107,11 +174,18 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     res.ratios[`${tag}: scoring and fusion of 1500 users / 1 min goal${est}`] = (scale * scoreFuseS) / 60;
 
     if (!tools) {
-      res.results.push({ name: `${tag}: llama.cpp tools unavailable, no baseline: ${toolsError}`, value: 0, unit: "n/a" });
+      res.results.push({
+        name: `${tag}: llama.cpp tools unavailable, no baseline: ${toolsError}`,
+        value: 0,
+        unit: "n/a",
+      });
       continue;
     }
     try {
-      const lb = parseLlamaBenchJson(runTool(tools.bench, ["-m", path, "-p", "512", "-n", "0", "-ngl", String(gpuLayers), "-o", "json"]).stdout, 512);
+      const lb = parseLlamaBenchJson(
+        runTool(tools.bench, ["-m", path, "-p", "512", "-n", "0", "-ngl", String(gpuLayers), "-o", "json"]).stdout,
+        512,
+      );
       res.results.push({ name: `${tag}: llama-bench pp512`, value: lb.avg_ts, unit: "tokens/s" });
       res.ratios[`${tag}: scorer / llama-bench pp512 (goal >= 0.9)`] = ourPp / lb.avg_ts;
     } catch (e) {
@@ -119,9 +193,32 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
     }
     try {
       // Each of the 64 sequences holds 128 prompt + 128 generated tokens.
-      const out = runTool(tools.batchedBench, ["-m", path, "-c", String(64 * 256), "-b", "2048", "-ub", "512", "-npp", "128", "-ntg", "128", "-npl", "64", "-ngl", String(gpuLayers), "--output-format", "jsonl"]);
+      const out = runTool(tools.batchedBench, [
+        "-m",
+        path,
+        "-c",
+        String(64 * 256),
+        "-b",
+        "2048",
+        "-ub",
+        "512",
+        "-npp",
+        "128",
+        "-ntg",
+        "128",
+        "-npl",
+        "64",
+        "-ngl",
+        String(gpuLayers),
+        "--output-format",
+        "jsonl",
+      ]);
       const sTg = batchedBenchTgSpeed(out.stdout + out.stderr, 64, 128, 128);
-      res.results.push({ name: `${tag}: llama-batched-bench S_TG, npp 128, ntg 128, npl 64`, value: sTg, unit: "tokens/s" });
+      res.results.push({
+        name: `${tag}: llama-batched-bench S_TG, npp 128, ntg 128, npl 64`,
+        value: sTg,
+        unit: "tokens/s",
+      });
       res.ratios[`${tag}: generation 64 parallel / llama-batched-bench S_TG`] = ourTg / sTg;
     } catch (e) {
       res.results.push({ name: `${tag}: llama-batched-bench failed: ${firstLine(e)}`, value: 0, unit: "n/a" });

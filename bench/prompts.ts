@@ -28,38 +28,79 @@ export async function run(): Promise<BenchResult> {
     const cores = Math.max(2, Math.min(8, availableParallelism()));
     const n = data.users.length;
 
-    const oneThread = await medianMs(() => {
-      const ds = readPreparedDataset(dir);
-      const setup: PromptSetup = { dataset: ds.name, kind: "teacher", template, titles: new Map([...ds.items].map(([id, it]) => [id, it.title])) };
-      return promptJsonl(setup, samplesFor(ds, "test"));
-    }, 5, 1);
-    result.results.push({ name: `one-shot, one thread, ${n} prompts`, value: n / (oneThread / 1000), unit: "prompts/s" });
+    const oneThread = await medianMs(
+      () => {
+        const ds = readPreparedDataset(dir);
+        const setup: PromptSetup = {
+          dataset: ds.name,
+          kind: "teacher",
+          template,
+          titles: new Map([...ds.items].map(([id, it]) => [id, it.title])),
+        };
+        return promptJsonl(setup, samplesFor(ds, "test"));
+      },
+      5,
+      1,
+    );
+    result.results.push({
+      name: `one-shot, one thread, ${n} prompts`,
+      value: n / (oneThread / 1000),
+      unit: "prompts/s",
+    });
     if (!usesWorkers({ threads: cores })) {
-      result.results.push({ name: "pool skipped: no compiled worker (run the bench from dist/)", value: 0, unit: "prompts/s" });
+      result.results.push({
+        name: "pool skipped: no compiled worker (run the bench from dist/)",
+        value: 0,
+        unit: "prompts/s",
+      });
       return result;
     }
-    const oneShotPool = await medianMs(async () => {
-      const pool = PromptPool.fromFolder({ dataDir: dir, split: "test", historyLength: 10, kind: "teacher", template }, { threads: cores });
-      try {
-        return await pool.build();
-      } finally {
-        await pool.destroy();
-      }
-    }, 5, 1);
-    result.results.push({ name: `one-shot, pool of ${cores} threads incl. start-up, ${n} prompts`, value: n / (oneShotPool / 1000), unit: "prompts/s" });
+    const oneShotPool = await medianMs(
+      async () => {
+        const pool = PromptPool.fromFolder(
+          { dataDir: dir, split: "test", historyLength: 10, kind: "teacher", template },
+          { threads: cores },
+        );
+        try {
+          return await pool.build();
+        } finally {
+          await pool.destroy();
+        }
+      },
+      5,
+      1,
+    );
+    result.results.push({
+      name: `one-shot, pool of ${cores} threads incl. start-up, ${n} prompts`,
+      value: n / (oneShotPool / 1000),
+      unit: "prompts/s",
+    });
     result.ratios["one-shot: pool / one thread"] = oneThread / oneShotPool;
 
     // Steady state: 20 copies of the users (as a 120k-user dataset), samples in memory.
     const ds = readPreparedDataset(dir);
-    const setup: PromptSetup = { dataset: ds.name, kind: "teacher", template, titles: new Map([...ds.items].map(([id, it]) => [id, it.title])) };
+    const setup: PromptSetup = {
+      dataset: ds.name,
+      kind: "teacher",
+      template,
+      titles: new Map([...ds.items].map(([id, it]) => [id, it.title])),
+    };
     const base = samplesFor(ds, "test");
     const samples: PromptSample[] = Array.from({ length: 20 }, () => base).flat();
     const single = await medianMs(() => promptJsonl(setup, samples), 5, 1);
-    result.results.push({ name: `warm, one thread, ${samples.length} prompts`, value: samples.length / (single / 1000), unit: "prompts/s" });
+    result.results.push({
+      name: `warm, one thread, ${samples.length} prompts`,
+      value: samples.length / (single / 1000),
+      unit: "prompts/s",
+    });
     const warm = PromptPool.fromSamples(setup, samples, { threads: cores });
     try {
       const steady = await medianMs(() => warm.build(), 5, 1);
-      result.results.push({ name: `warm, pool of ${cores} threads, ${samples.length} prompts`, value: samples.length / (steady / 1000), unit: "prompts/s" });
+      result.results.push({
+        name: `warm, pool of ${cores} threads, ${samples.length} prompts`,
+        value: samples.length / (steady / 1000),
+        unit: "prompts/s",
+      });
       result.ratios["warm: pool / one thread"] = single / steady;
     } finally {
       await warm.destroy();

@@ -10,22 +10,37 @@ import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
-export const description = "batched scorer vs node-llama-cpp and an all-logits forward; batched vs sequential generation";
+export const description =
+  "batched scorer vs node-llama-cpp and an all-logits forward; batched vs sequential generation";
 export const flags = {} as const satisfies SuiteFlags;
 
-const TITLES = ["Apex Phone Case", "Sonix Wireless Headphones Pro", "Zen Yoga Mat", "Volt USB-C Charger", "Nimbus Laptop Sleeve", "Aero Running Shoes"];
+const TITLES = [
+  "Apex Phone Case",
+  "Sonix Wireless Headphones Pro",
+  "Zen Yoga Mat",
+  "Volt USB-C Charger",
+  "Nimbus Laptop Sleeve",
+  "Aero Running Shoes",
+];
 
 function requestsFor(users: number): ScoreRequest[] {
   const reqs: ScoreRequest[] = [];
   for (let u = 0; u < users; u++) {
     const prompt = `User ${u} interacted with: ${TITLES.slice(0, 1 + (u % 5)).join(", ")}. Candidates: ${TITLES.join(", ")}. Recommend one item:`;
-    for (const t of TITLES) reqs.push({ prompt, continuation: ` ${t} because it matches the user's recent purchases.` });
+    for (const t of TITLES)
+      reqs.push({ prompt, continuation: ` ${t} because it matches the user's recent purchases.` });
   }
   return reqs;
 }
 
 function countTokens(model: Model, reqs: ScoreRequest[]): number {
-  return reqs.reduce((n, r) => n + model.tokenize(r.prompt as string).length + model.tokenize(r.continuation as string, { addBos: false }).length, 0);
+  return reqs.reduce(
+    (n, r) =>
+      n +
+      model.tokenize(r.prompt as string).length +
+      model.tokenize(r.continuation as string, { addBos: false }).length,
+    0,
+  );
 }
 
 async function nodeLlamaCppTokensPerSecond(path: string, reqs: ScoreRequest[], ours: Model): Promise<number> {
@@ -65,18 +80,29 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   result.ratios[`${preset}: scorer / node-llama-cpp (goal >= 20)`] = ours / theirs;
   result.ratios[`${preset}: scorer / all-logits forward (goal >= 0.85)`] = ours / ceiling;
 
-  const prompts = Array.from({ length: 16 }, (_, i) => `User ${i} likes ${TITLES[i % TITLES.length]}. Step 1 - Preference Recognition:`);
+  const prompts = Array.from(
+    { length: 16 },
+    (_, i) => `User ${i} likes ${TITLES[i % TITLES.length]}. Step 1 - Preference Recognition:`,
+  );
   const gen = { maxTokens: 32, temperature: 0 };
   let genTokens = 0;
-  const batchedMs = await medianMs(async () => {
-    const rs = await model.generate(prompts, { ...gen, parallel: 16 });
-    genTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
-  }, 3, 1);
+  const batchedMs = await medianMs(
+    async () => {
+      const rs = await model.generate(prompts, { ...gen, parallel: 16 });
+      genTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
+    },
+    3,
+    1,
+  );
   let seqTokens = 0;
-  const sequentialMs = await medianMs(async () => {
-    seqTokens = 0;
-    for (const p of prompts) seqTokens += (await model.generate([p], { ...gen, parallel: 1 }))[0]!.tokens.length;
-  }, 3, 1);
+  const sequentialMs = await medianMs(
+    async () => {
+      seqTokens = 0;
+      for (const p of prompts) seqTokens += (await model.generate([p], { ...gen, parallel: 1 }))[0]!.tokens.length;
+    },
+    3,
+    1,
+  );
   const batched = genTokens / (batchedMs / 1000);
   const sequential = seqTokens / (sequentialMs / 1000);
   result.results.push(

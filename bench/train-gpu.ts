@@ -25,7 +25,10 @@ export async function run(): Promise<BenchResult> {
     if (!res.machine.startsWith(gpu.info.deviceName)) res.machine = `${gpu.info.deviceName}; ${res.machine}`;
     const gpuMs = await medianMs(() => gpu.step(data), 5, 2);
     const scorer = gpuModel.createScorer({ contextSize: 4096, sequences: 16 });
-    const reqs: ScoreRequest[] = data.map((d) => ({ prompt: d.tokens.slice(0, 128), continuation: d.tokens.slice(128) }));
+    const reqs: ScoreRequest[] = data.map((d) => ({
+      prompt: d.tokens.slice(0, 128),
+      continuation: d.tokens.slice(128),
+    }));
     const scoreMs = await medianMs(() => scorer.score(reqs), 5, 2);
     scorer.dispose();
     gpu.dispose();
@@ -38,8 +41,16 @@ export async function run(): Promise<BenchResult> {
     cpuModel.dispose();
 
     res.results.push({ name: `${preset} LoRA training, GPU`, value: tokens / (gpuMs / 1000), unit: "tokens/s" });
-    res.results.push({ name: `${preset} LoRA training, CPU (${availableParallelism()} threads)`, value: tokens / (cpuMs / 1000), unit: "tokens/s" });
-    res.results.push({ name: `${preset} scoring (forward only), GPU`, value: tokens / (scoreMs / 1000), unit: "tokens/s" });
+    res.results.push({
+      name: `${preset} LoRA training, CPU (${availableParallelism()} threads)`,
+      value: tokens / (cpuMs / 1000),
+      unit: "tokens/s",
+    });
+    res.results.push({
+      name: `${preset} scoring (forward only), GPU`,
+      value: tokens / (scoreMs / 1000),
+      unit: "tokens/s",
+    });
     res.ratios[`${preset} GPU/CPU training throughput`] = cpuMs / gpuMs;
     res.ratios[`${preset} GPU training/scoring throughput`] = scoreMs / gpuMs;
   }

@@ -21,7 +21,8 @@ import { fileURLToPath } from "node:url";
 import { newResult, type BenchResult, type FlagValues, type SuiteFlags } from "./lib.js";
 import { presetNamed, quantizedModelPath } from "./support/models.js";
 
-export const description = "peak RSS of LoRA training vs the model file (Llama-3.2-1B shape, F16/Q8_0/Q4_0), training vs scoring";
+export const description =
+  "peak RSS of LoRA training vs the model file (Llama-3.2-1B shape, F16/Q8_0/Q4_0), training vs scoring";
 export const flags = {
   preset: { kind: "string", default: "llama3-1b", help: "init-model preset of the measured model" },
   tokens: { kind: "number", default: 64, help: "tokens of the one training sample" },
@@ -49,11 +50,23 @@ export interface ChildResult {
 }
 
 /** One measurement in its own process (bench/support/train-memory-child.ts). */
-export function measure(path: string, repack: boolean, samples: number, len: number, steps: number, threads: number, gpuLayers = 0): ChildResult {
-  const r = spawnSync(process.execPath, [child, path, repack ? "1" : "0", String(samples), String(len), String(steps), String(threads), String(gpuLayers)], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+export function measure(
+  path: string,
+  repack: boolean,
+  samples: number,
+  len: number,
+  steps: number,
+  threads: number,
+  gpuLayers = 0,
+): ChildResult {
+  const r = spawnSync(
+    process.execPath,
+    [child, path, repack ? "1" : "0", String(samples), String(len), String(steps), String(threads), String(gpuLayers)],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   if (r.status !== 0) throw new Error(`train-memory child failed on ${path} (exit ${r.status})`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as ChildResult;
 }
@@ -63,7 +76,12 @@ export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> 
   const mib = (b: number) => b / 2 ** 20;
   const preset = presetNamed(args.preset);
   const { tokens: len, threads } = args;
-  const cases: ["F16" | "Q8_0" | "Q4_0", boolean][] = [["F16", false], ["Q8_0", false], ["Q4_0", false], ["Q4_0", true]];
+  const cases: ["F16" | "Q8_0" | "Q4_0", boolean][] = [
+    ["F16", false],
+    ["Q8_0", false],
+    ["Q4_0", false],
+    ["Q4_0", true],
+  ];
   for (const [type, repack] of cases) {
     const path = await quantizedModelPath(preset, type, threads);
     const file = statSync(path).size;

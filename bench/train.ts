@@ -17,7 +17,11 @@ export async function run(): Promise<BenchResult> {
     const model = await loadModel(benchModelPath(preset));
     const data = randomTrainSamples(8, 128, model.info.vocabSize);
     const tokens = data.reduce((a, s) => a + s.tokens.length, 0);
-    const trainer = createTrainer(model.handle(), { lora: { rank: 8, alpha: 32 }, microBatchTokens: 512, optimizer: { lr: 1e-4 } });
+    const trainer = createTrainer(model.handle(), {
+      lora: { rank: 8, alpha: 32 },
+      microBatchTokens: 512,
+      optimizer: { lr: 1e-4 },
+    });
     const trainMs = await medianMs(() => trainer.step(data), 3, 1);
     const scorer = model.createScorer({ contextSize: 512, sequences: 8 });
     const reqs: ScoreRequest[] = data.map((d) => ({ prompt: d.tokens.slice(0, 64), continuation: d.tokens.slice(64) }));

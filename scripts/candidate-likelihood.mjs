@@ -42,7 +42,8 @@ for (const u of testUsers(c, ds)) {
 const model = await loadModel(baseModelPath(c), { threads: c.model.threads });
 const scorer = model.createScorer({ contextSize: c.model.contextSize });
 const hitRatio = (scores, better) => {
-  let off = 0, hits = 0;
+  let off = 0,
+    hits = 0;
   for (const t of targets) {
     let best = 0;
     for (let k = 1; k < t.n; k++) if (better(scores[off + k], scores[off + best])) best = k;
@@ -53,7 +54,9 @@ const hitRatio = (scores, better) => {
 };
 const report = async (label, opts) => {
   const s = await scorer.score(requests, opts);
-  console.log(`${label}: HitRatio@1 by summed log-prob ${hitRatio(s, (a, b) => a.logprob > b.logprob)}, by per-token PPL ${hitRatio(s, (a, b) => a.ppl < b.ppl)}`);
+  console.log(
+    `${label}: HitRatio@1 by summed log-prob ${hitRatio(s, (a, b) => a.logprob > b.logprob)}, by per-token PPL ${hitRatio(s, (a, b) => a.ppl < b.ppl)}`,
+  );
 };
 await report("base model", {});
 const adapter = await model.loadLora(L.adapter("msr"));

@@ -22,13 +22,24 @@ async function run(gpuLayers) {
   const t0 = performance.now();
   const res = await scorer.score(reqs);
   const ms = performance.now() - t0;
-  const tokens = reqs.reduce((n, r) => n + model.tokenize(r.prompt).length + model.tokenize(r.continuation, { addBos: false }).length, 0);
+  const tokens = reqs.reduce(
+    (n, r) => n + model.tokenize(r.prompt).length + model.tokenize(r.continuation, { addBos: false }).length,
+    0,
+  );
   model.dispose();
   return { res, tokensPerSecond: tokens / (ms / 1000) };
 }
 const cpu = await run(0);
 const gpu = await run(999);
 let maxDiff = 0;
-cpu.res.forEach((r, i) => r.tokenLogprobs.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - gpu.res[i].tokenLogprobs[j])))));
-console.log(JSON.stringify({ maxAbsLogprobDiff: maxDiff, cpuTokensPerSecond: cpu.tokensPerSecond, gpuTokensPerSecond: gpu.tokensPerSecond }));
+cpu.res.forEach((r, i) =>
+  r.tokenLogprobs.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - gpu.res[i].tokenLogprobs[j])))),
+);
+console.log(
+  JSON.stringify({
+    maxAbsLogprobDiff: maxDiff,
+    cpuTokensPerSecond: cpu.tokensPerSecond,
+    gpuTokensPerSecond: gpu.tokensPerSecond,
+  }),
+);
 if (!(maxDiff < 1e-2)) process.exitCode = 1;

@@ -16,7 +16,7 @@ import { initModel } from "../dist/src/gguf/init-model.js";
 
 const dir = mkdtempSync(join(tmpdir(), "msr-rec-train-gpu-"));
 let seed = 99;
-const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 
 function samples(n, len, vocab) {
   return Array.from({ length: n }, (_, i) => {
@@ -30,7 +30,8 @@ function samples(n, len, vocab) {
 
 /** max |a − b| over max |b|: float rounding in another summation order stays far below 1e-3. */
 function relDiff(a, b) {
-  let d = 0, s = 0;
+  let d = 0,
+    s = 0;
   for (let i = 0; i < b.length; i++) {
     if (!Number.isFinite(a[i])) return Infinity;
     d = Math.max(d, Math.abs(a[i] - b[i]));
@@ -49,7 +50,11 @@ function report(c) {
 
 // The last case stores the weights as F16, as published models do.
 // Arguments pick cases by name (e.g. `small-F16`); none runs them all.
-const cases = [["tiny", "F32"], ["small", "F32"], ["small", "F16"]].filter(([p, w]) => process.argv.length <= 2 || process.argv.includes(`${p}-${w}`));
+const cases = [
+  ["tiny", "F32"],
+  ["small", "F32"],
+  ["small", "F16"],
+].filter(([p, w]) => process.argv.length <= 2 || process.argv.includes(`${p}-${w}`));
 for (const [preset, weightType] of cases) {
   const path = join(dir, `${preset}-${weightType}.gguf`);
   initModel({ preset, vocab: "llama-spm", seed: 5, out: path, weightType });
@@ -59,9 +64,17 @@ for (const [preset, weightType] of cases) {
   const data = samples(6, 96, vocab);
   for (const mode of weightType === "F32" ? ["lora", "full"] : ["lora"]) {
     const make = (model, device, gradAccum) =>
-      createTrainer(model.handle(), { mode, device, gradAccum, lora: { rank: 4, alpha: 8, seed: 7 }, microBatchTokens: 256, optimizer: { lr: mode === "lora" ? 1e-2 : 1e-3 } });
+      createTrainer(model.handle(), {
+        mode,
+        device,
+        gradAccum,
+        lora: { rank: 4, alpha: 8, seed: 7 },
+        microBatchTokens: 256,
+        optimizer: { lr: mode === "lora" ? 1e-2 : 1e-3 },
+      });
     const pair = (gradAccum) => {
-      const c = make(cpuModel, "cpu", gradAccum), g = make(gpuModel, "gpu", gradAccum);
+      const c = make(cpuModel, "cpu", gradAccum),
+        g = make(gpuModel, "gpu", gradAccum);
       if (mode === "lora") {
         // Random B as well as A, so the adapter changes the outputs and every gradient carries signal.
         for (const name of c.paramNames()) {
@@ -79,15 +92,18 @@ for (const [preset, weightType] of cases) {
     const dev = devAddon();
     const logits = (t) => dev.trainerLogits(t.handle(), data[0].tokens);
     const diff = { logits: relDiff(await logits(g), await logits(c)) };
-    const sc = await c.step(data), sg = await g.step(data);
+    const sc = await c.step(data),
+      sg = await g.step(data);
     diff.loss = Math.abs(sg.loss - sc.loss) / Math.abs(sc.loss);
     diff.grad = 0;
-    for (const name of c.paramNames()) diff.grad = Math.max(diff.grad, relDiff(dev.trainerGrad(g.handle(), name), dev.trainerGrad(c.handle(), name)));
+    for (const name of c.paramNames())
+      diff.grad = Math.max(diff.grad, relDiff(dev.trainerGrad(g.handle(), name), dev.trainerGrad(c.handle(), name)));
     c.dispose();
     g.dispose();
     // Five updates from the same start.
     const [c5, g5] = pair(1);
-    const lossesCpu = [], lossesGpu = [];
+    const lossesCpu = [],
+      lossesGpu = [];
     for (let s = 0; s < 5; s++) {
       lossesCpu.push((await c5.step(data)).loss);
       lossesGpu.push((await g5.step(data)).loss);

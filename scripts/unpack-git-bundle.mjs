@@ -38,8 +38,14 @@ function parseHeader(buf) {
 function applyDelta(base, delta) {
   let pos = 0;
   const varint = () => {
-    let v = 0, shift = 0, c;
-    do { c = delta[pos++]; v += (c & 0x7f) * 2 ** shift; shift += 7; } while (c & 0x80);
+    let v = 0,
+      shift = 0,
+      c;
+    do {
+      c = delta[pos++];
+      v += (c & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (c & 0x80);
     return v;
   };
   if (varint() !== base.length) throw new Error("git bundle: delta base size mismatch");
@@ -48,7 +54,8 @@ function applyDelta(base, delta) {
   while (pos < delta.length) {
     const op = delta[pos++];
     if (op & 0x80) {
-      let off = 0, size = 0;
+      let off = 0,
+        size = 0;
       for (let i = 0; i < 4; i++) if (op & (1 << i)) off |= delta[pos++] << (8 * i);
       for (let i = 0; i < 3; i++) if (op & (0x10 << i)) size |= delta[pos++] << (8 * i);
       off >>>= 0;
@@ -86,11 +93,15 @@ function readPack(buf, start) {
     let c = buf[pos++];
     const type = (c >> 4) & 7;
     while (c & 0x80) c = buf[pos++]; // the inflated size is checked by inflate itself
-    let baseOffset = -1, baseSha = null;
+    let baseOffset = -1,
+      baseSha = null;
     if (type === OFS_DELTA) {
       c = buf[pos++];
       let back = c & 0x7f;
-      while (c & 0x80) { c = buf[pos++]; back = (back + 1) * 128 + (c & 0x7f); }
+      while (c & 0x80) {
+        c = buf[pos++];
+        back = (back + 1) * 128 + (c & 0x7f);
+      }
       baseOffset = offset - back;
     } else if (type === REF_DELTA) {
       baseSha = buf.toString("hex", pos, pos + 20);
@@ -146,7 +157,8 @@ function writeTree(objects, sha, dir) {
     const path = join(dir, name);
     if (mode === "40000") writeTree(objects, child, path);
     else if (mode === "120000") symlinkSync(get(objects, child, "blob").toString(), path);
-    else if (mode === "160000") mkdirSync(path, { recursive: true }); // submodule: left empty, as git clone does
+    else if (mode === "160000")
+      mkdirSync(path, { recursive: true }); // submodule: left empty, as git clone does
     else writeFileSync(path, get(objects, child, "blob"), { mode: mode === "100755" ? 0o755 : 0o644 });
   }
 }

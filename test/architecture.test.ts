@@ -42,7 +42,11 @@ function folderOf(srcPath: string): string {
 /** Relative module specifiers of every import, export-from and dynamic import in `code`. */
 export function importSpecifiers(code: string): string[] {
   const out: string[] = [];
-  const patterns = [/\b(?:import|export)\s[^;]*?\bfrom\s*["']([^"']+)["']/g, /\bimport\s*["']([^"']+)["']/g, /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g];
+  const patterns = [
+    /\b(?:import|export)\s[^;]*?\bfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+  ];
   const withoutComments = code.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
   for (const re of patterns) for (const m of withoutComments.matchAll(re)) if (m[1]!.startsWith(".")) out.push(m[1]!);
   return out;
@@ -101,7 +105,11 @@ describe("architecture", () => {
   const arrows = folderArrows();
 
   it("reads the imports it checks", () => {
-    expect(importSpecifiers(`import { a } from "./a.js";\nexport type { B } from "../b/b.js";\nimport "./side.js";\nconst m = await import("../c/c.js");\n// import { no } from "../x.js";`)).toEqual(["./a.js", "../b/b.js", "./side.js", "../c/c.js"]);
+    expect(
+      importSpecifiers(
+        `import { a } from "./a.js";\nexport type { B } from "../b/b.js";\nimport "./side.js";\nconst m = await import("../c/c.js");\n// import { no } from "../x.js";`,
+      ),
+    ).toEqual(["./a.js", "../b/b.js", "./side.js", "../c/c.js"]);
     // The checks below see real arrows (the CLI reaches the pipeline, the pipeline the engine).
     expect(arrows.some((a) => a.from === "cli" && a.to === "pipeline")).toBe(true);
     expect(arrows.some((a) => a.from === "pipeline" && a.to === "engine")).toBe(true);
@@ -113,7 +121,9 @@ describe("architecture", () => {
   });
 
   it("has no import that climbs the layer order", () => {
-    const climbing = arrows.filter((a) => layerOf(a.to) > layerOf(a.from)).map((a) => `${a.file} -> ${a.target} (${a.from} may not import ${a.to})`);
+    const climbing = arrows
+      .filter((a) => layerOf(a.to) > layerOf(a.from))
+      .map((a) => `${a.file} -> ${a.target} (${a.from} may not import ${a.to})`);
     expect(climbing).toEqual([]);
   });
 

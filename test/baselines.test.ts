@@ -16,16 +16,39 @@ import { buildBaseline, evaluateBaseline, trainingCounts, trainingTransitions } 
 
 // Training counts: p 3, q 3, s 2, r 1, t 1. Transitions: p→q 2, q→s 2, q→r 1, s→t 1, t→p 1.
 const users: UserSplit[] = [
-  { user: "U1", train: ["p", "q", "r"], valid: "s", test: "t", candidates: { valid: ["s", "w", "q"], test: ["p", "t", "u"] } },
-  { user: "U2", train: ["q", "s", "t", "p"], valid: "r", test: "u", candidates: { valid: ["r", "v", "w"], test: ["v", "u", "w"] } },
-  { user: "U3", train: ["p", "q", "s"], valid: "u", test: "r", candidates: { valid: ["w", "u", "t"], test: ["r", "t", "v"] } },
+  {
+    user: "U1",
+    train: ["p", "q", "r"],
+    valid: "s",
+    test: "t",
+    candidates: { valid: ["s", "w", "q"], test: ["p", "t", "u"] },
+  },
+  {
+    user: "U2",
+    train: ["q", "s", "t", "p"],
+    valid: "r",
+    test: "u",
+    candidates: { valid: ["r", "v", "w"], test: ["v", "u", "w"] },
+  },
+  {
+    user: "U3",
+    train: ["p", "q", "s"],
+    valid: "u",
+    test: "r",
+    candidates: { valid: ["w", "u", "t"], test: ["r", "t", "v"] },
+  },
 ];
 
 describe("baselines on a hand-checked fixture", () => {
   it("counts training items and transitions only", () => {
     expect(Object.fromEntries(trainingCounts(users))).toEqual({ p: 3, q: 3, r: 1, s: 2, t: 1 });
     const t = trainingTransitions(users);
-    expect(Object.fromEntries([...t].map(([k, v]) => [k, Object.fromEntries(v)]))).toEqual({ p: { q: 2 }, q: { r: 1, s: 2 }, s: { t: 1 }, t: { p: 1 } });
+    expect(Object.fromEntries([...t].map(([k, v]) => [k, Object.fromEntries(v)]))).toEqual({
+      p: { q: 2 },
+      q: { r: 1, s: 2 },
+      s: { t: 1 },
+      t: { p: 1 },
+    });
   });
 
   it("popularity and Markov pick what a hand computation picks", () => {
@@ -38,7 +61,13 @@ describe("baselines on a hand-checked fixture", () => {
     // Valid split (history = train): U1 last r → none → q (3); U2 last p → q not a candidate → popularity r; U3 last s → t.
     expect(users.map((u) => pop.choose(u, "valid"))).toEqual(["q", "r", "t"]);
     expect(users.map((u) => markov.choose(u, "valid"))).toEqual(["q", "r", "t"]);
-    expect(evaluateBaseline("popularity", users, "test")).toEqual({ name: "popularity", split: "test", hits: 1, users: 3, hitRatio1: 1 / 3 });
+    expect(evaluateBaseline("popularity", users, "test")).toEqual({
+      name: "popularity",
+      split: "test",
+      hits: 1,
+      users: 3,
+      hitRatio1: 1 / 3,
+    });
     expect(evaluateBaseline("markov", users, "test").hits).toBe(2);
     expect(evaluateBaseline("markov", users, "valid").hits).toBe(1);
   });
@@ -47,9 +76,10 @@ describe("baselines on a hand-checked fixture", () => {
     const p = prepareSynthetic({ users: 1500, items: 200, seed: 9 });
     const a = evaluateBaseline("random", p.users, "test", 3);
     expect(evaluateBaseline("random", p.users, "test", 3)).toEqual(a);
-    const sd = Math.sqrt((1 / 6) * (5 / 6) / a.users);
+    const sd = Math.sqrt(((1 / 6) * (5 / 6)) / a.users);
     expect(Math.abs(a.hitRatio1 - 1 / 6)).toBeLessThan(4 * sd);
-    const r1 = buildBaseline("random", p.users, 1), r2 = buildBaseline("random", p.users, 2);
+    const r1 = buildBaseline("random", p.users, 1),
+      r2 = buildBaseline("random", p.users, 2);
     expect(p.users.some((u) => r1.choose(u, "test") !== r2.choose(u, "test"))).toBe(true);
     for (const u of p.users.slice(0, 50)) expect(u.candidates.test).toContain(r1.choose(u, "test"));
   });
@@ -65,13 +95,21 @@ describe("RecBole export", () => {
     expect(rows[0]).toBe("user_id:token\titem_id:token\ttimestamp:float");
     // RecBole LS: sort each user's rows by timestamp, last = test, second last = valid.
     const byUser = new Map<string, [number, string][]>();
-    for (const row of rows.slice(1).reverse()) { // reversed: order must come from the timestamps
+    for (const row of rows.slice(1).reverse()) {
+      // reversed: order must come from the timestamps
       const [u, i, t] = row.split("\t");
       byUser.set(u!, [...(byUser.get(u!) ?? []), [Number(t), i!]]);
     }
     for (const u of p.users) {
-      const seq = byUser.get(u.user)!.sort((a, b) => a[0] - b[0]).map(([, i]) => i);
-      expect({ train: seq.slice(0, -2), valid: seq.at(-2), test: seq.at(-1) }).toEqual({ train: u.train, valid: u.valid, test: u.test });
+      const seq = byUser
+        .get(u.user)!
+        .sort((a, b) => a[0] - b[0])
+        .map(([, i]) => i);
+      expect({ train: seq.slice(0, -2), valid: seq.at(-2), test: seq.at(-1) }).toEqual({
+        train: u.train,
+        valid: u.valid,
+        test: u.test,
+      });
     }
     const items = readFileSync(join(out, "toy.item"), "utf8").trim().split("\n");
     expect(items.length).toBe(p.items.length + 1);
@@ -87,7 +125,9 @@ describe("CLI: prepare → baselines → export", () => {
   it("runs end to end on the synthetic catalog", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-cli-"));
     const out: string[] = [];
-    const spy = vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    const spy = vi
+      .spyOn(process.stdout, "write")
+      .mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
     const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     try {
       const run = async (...args: string[]): Promise<void> => {
@@ -95,17 +135,37 @@ describe("CLI: prepare → baselines → export", () => {
         for (const r of [registerPrepare, registerBaselines, registerExport]) r(program);
         await program.parseAsync(["node", "msr-rec", ...args]);
       };
-      await run("prepare", "--format", "synthetic", "--out", join(dir, "ds"), "--users", "300", "--items", "150", "--seed", "2");
+      await run(
+        "prepare",
+        "--format",
+        "synthetic",
+        "--out",
+        join(dir, "ds"),
+        "--users",
+        "300",
+        "--items",
+        "150",
+        "--seed",
+        "2",
+      );
       expect(out.join("")).toMatch(/prepared\s+300\s+/);
       const ds = await readDataset(join(dir, "ds"));
       expect(ds.users).toHaveLength(300);
       await run("baselines", "--data", join(dir, "ds"));
       const markov = evaluateBaseline("markov", ds.users, "test");
-      expect(out.join("")).toContain(`markov     ${String(markov.hits).padStart(6)}    300  ${markov.hitRatio1.toFixed(4)}`);
+      expect(out.join("")).toContain(
+        `markov     ${String(markov.hits).padStart(6)}    300  ${markov.hitRatio1.toFixed(4)}`,
+      );
       await run("export", "--data", join(dir, "ds"), "--out", join(dir, "rb", "syn"));
-      expect(readFileSync(join(dir, "rb", "syn", "syn.inter"), "utf8").split("\n").length).toBe(ds.stats.interactions + 2);
-      await expect(run("prepare", "--format", "amazon2020", "--out", join(dir, "x"))).rejects.toThrow(/unknown --format/);
-      await expect(run("prepare", "--format", "recbole", "--out", join(dir, "x"))).rejects.toThrow(/--input is required/);
+      expect(readFileSync(join(dir, "rb", "syn", "syn.inter"), "utf8").split("\n").length).toBe(
+        ds.stats.interactions + 2,
+      );
+      await expect(run("prepare", "--format", "amazon2020", "--out", join(dir, "x"))).rejects.toThrow(
+        /unknown --format/,
+      );
+      await expect(run("prepare", "--format", "recbole", "--out", join(dir, "x"))).rejects.toThrow(
+        /--input is required/,
+      );
     } finally {
       spy.mockRestore();
       err.mockRestore();

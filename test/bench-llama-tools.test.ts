@@ -88,7 +88,18 @@ describe("parseBatchedBench", () => {
   it("reads every row of the markdown table, skipping the log line, header and rule", () => {
     const rows = parseBatchedBench(BATCHED_BENCH_MD);
     expect(rows).toHaveLength(2);
-    expect(rows[1]).toEqual({ pp: 16, tg: 16, pl: 8, nKv: 256, tPp: 0.368, speedPp: 347.52, tTg: 5.54, speedTg: 23.1, t: 5.908, speed: 43.33 });
+    expect(rows[1]).toEqual({
+      pp: 16,
+      tg: 16,
+      pl: 8,
+      nKv: 256,
+      tPp: 0.368,
+      speedPp: 347.52,
+      tTg: 5.54,
+      speedTg: 23.1,
+      t: 5.908,
+      speed: 43.33,
+    });
   });
 
   it("reads the JSONL format", () => {

@@ -80,7 +80,8 @@ function treeDigest(root: string): Map<string, string> {
       const st = lstatSync(p);
       if (st.isDirectory()) walk(p, r);
       else if (st.isSymbolicLink()) out.set(r, `link:${readlinkSync(p)}`);
-      else out.set(r, `file:${(st.mode & 0o111) ? "x" : "-"}:${createHash("sha1").update(readFileSync(p)).digest("hex")}`);
+      else
+        out.set(r, `file:${st.mode & 0o111 ? "x" : "-"}:${createHash("sha1").update(readFileSync(p)).digest("hex")}`);
     }
   };
   walk(root, "");

@@ -10,7 +10,11 @@ import { expectClose } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "msr-rec-cli-"));
-const lines = (p: string) => readFileSync(p, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (p: string) =>
+  readFileSync(p, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe("CLI", () => {
   it("score writes one result per line, equal to the library's", async () => {
@@ -21,7 +25,15 @@ describe("CLI", () => {
     const input = join(dir, "in.jsonl");
     const out = join(dir, "out.jsonl");
     writeFileSync(input, reqs.map((r) => JSON.stringify(r)).join("\n") + "\n");
-    await runScore({ model: tinyModelPath(), input, out, loraScale: "1", threads: "1", contextSize: "512", chunk: "1" });
+    await runScore({
+      model: tinyModelPath(),
+      input,
+      out,
+      loraScale: "1",
+      threads: "1",
+      contextSize: "512",
+      chunk: "1",
+    });
     const got = lines(out);
     const model = await loadModel(tinyModelPath(), { threads: 1 });
     const want = await model.createScorer({ contextSize: 512 }).score(reqs);
@@ -38,7 +50,9 @@ describe("CLI", () => {
     const input = join(dir, "bad.jsonl");
     const out = join(dir, "bad-out.jsonl");
     writeFileSync(input, '{"prompt":"a","continuation":"b"}\n{"prompt": 3}\n');
-    await expect(runScore({ model: tinyModelPath(), input, out, loraScale: "1", contextSize: "512", chunk: "8" })).rejects.toThrow(/bad\.jsonl:2/);
+    await expect(
+      runScore({ model: tinyModelPath(), input, out, loraScale: "1", contextSize: "512", chunk: "8" }),
+    ).rejects.toThrow(/bad\.jsonl:2/);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -47,9 +61,28 @@ describe("CLI", () => {
     const input = join(dir, "prompts.jsonl");
     const out = join(dir, "gen.jsonl");
     writeFileSync(input, prompts.map((prompt) => JSON.stringify({ prompt })).join("\n"));
-    await runGenerate({ model: tinyModelPath(), input, out, maxTokens: "6", temperature: "0.8", topP: "0.95", topK: "40", seed: "5", parallel: "2", loraScale: "1", threads: "1" });
+    await runGenerate({
+      model: tinyModelPath(),
+      input,
+      out,
+      maxTokens: "6",
+      temperature: "0.8",
+      topP: "0.95",
+      topK: "40",
+      seed: "5",
+      parallel: "2",
+      loraScale: "1",
+      threads: "1",
+    });
     const model = await loadModel(tinyModelPath(), { threads: 1 });
-    const want = await model.generate(prompts, { maxTokens: 6, temperature: 0.8, topP: 0.95, topK: 40, seed: 5, parallel: 2 });
+    const want = await model.generate(prompts, {
+      maxTokens: 6,
+      temperature: 0.8,
+      topP: 0.95,
+      topK: 40,
+      seed: 5,
+      parallel: 2,
+    });
     expect(lines(out)).toEqual(want.map((w) => ({ text: w.text, finishReason: w.finishReason })));
     model.dispose();
   });

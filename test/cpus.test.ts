@@ -33,7 +33,17 @@ describe("allowed CPUs", () => {
     if (!existsSync(cli)) return ctx.skip("dist/ is not built (npx tsc -p tsconfig.json)");
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SLURM_")));
     const child = (prefix: string[]) => {
-      const r = spawnSync(prefix[0]!, [...prefix.slice(1), process.execPath, "--input-type=module", "-e", `import { allowedCpus } from ${JSON.stringify(cli)}; console.log(allowedCpus())`], { env, encoding: "utf8" });
+      const r = spawnSync(
+        prefix[0]!,
+        [
+          ...prefix.slice(1),
+          process.execPath,
+          "--input-type=module",
+          "-e",
+          `import { allowedCpus } from ${JSON.stringify(cli)}; console.log(allowedCpus())`,
+        ],
+        { env, encoding: "utf8" },
+      );
       expect(r.status, r.stderr).toBe(0);
       return Number(r.stdout.trim());
     };
@@ -54,17 +64,33 @@ describe("allowed CPUs", () => {
   });
 
   it("reads a cgroup v1 CFS quota, and a container whose mount root is its own cgroup", () => {
-    const v1 = fakeProc("v1", [`31 30 0:28 / ${join(work, "v1", "cpu")} rw,relatime - cgroup cgroup rw,cpu,cpuacct`], "4:memory:/x\n3:cpu,cpuacct:/slurm/job7\n", {
-      "cpu/cpu.cfs_quota_us": "-1\n",
-      "cpu/cpu.cfs_period_us": "100000\n",
-      "cpu/slurm/job7/cpu.cfs_quota_us": "150000\n",
-      "cpu/slurm/job7/cpu.cfs_period_us": "100000\n",
-    });
+    const v1 = fakeProc(
+      "v1",
+      [`31 30 0:28 / ${join(work, "v1", "cpu")} rw,relatime - cgroup cgroup rw,cpu,cpuacct`],
+      "4:memory:/x\n3:cpu,cpuacct:/slurm/job7\n",
+      {
+        "cpu/cpu.cfs_quota_us": "-1\n",
+        "cpu/cpu.cfs_period_us": "100000\n",
+        "cpu/slurm/job7/cpu.cfs_quota_us": "150000\n",
+        "cpu/slurm/job7/cpu.cfs_period_us": "100000\n",
+      },
+    );
     expect(cgroupCpuQuota(v1)).toBe(1);
-    const pod = fakeProc("pod", [`40 22 0:30 /kubepods/pod1 ${join(work, "pod", "cg")} rw - cgroup2 cgroup2 rw`], "0::/kubepods/pod1\n", { "cg/cpu.max": "400000 100000\n" });
+    const pod = fakeProc(
+      "pod",
+      [`40 22 0:30 /kubepods/pod1 ${join(work, "pod", "cg")} rw - cgroup2 cgroup2 rw`],
+      "0::/kubepods/pod1\n",
+      { "cg/cpu.max": "400000 100000\n" },
+    );
     expect(cgroupCpuQuota(pod)).toBe(4);
     // No quota anywhere, or no cgroup files at all.
-    expect(cgroupCpuQuota(fakeProc("none", [`30 22 0:27 / ${join(work, "none", "cg")} rw - cgroup2 cgroup2 rw`], "0::/\n", { "cg/cpu.max": "max 100000\n" }))).toBeNull();
+    expect(
+      cgroupCpuQuota(
+        fakeProc("none", [`30 22 0:27 / ${join(work, "none", "cg")} rw - cgroup2 cgroup2 rw`], "0::/\n", {
+          "cg/cpu.max": "max 100000\n",
+        }),
+      ),
+    ).toBeNull();
     expect(cgroupCpuQuota(join(work, "no-such-proc"))).toBeNull();
     expect([quotaCpus(50000, 100000), quotaCpus(-1, 100000), quotaCpus(300000, 100000)]).toEqual([1, null, 3]);
   });
@@ -75,6 +101,8 @@ describe("allowed CPUs", () => {
     expect(allowedCpus({ proc, affinity: 8, env: { SLURM_CPUS_ON_NODE: "3" } })).toBe(3);
     expect(allowedCpus({ proc, affinity: 2, env: { SLURM_CPUS_PER_TASK: "16" } })).toBe(2);
     expect(allowedCpus({ proc, affinity: 0, env: {} })).toBe(1);
-    expect(describeCpus(cpuLimits({ proc, affinity: 2, env: { SLURM_CPUS_PER_TASK: "1" } }))).toBe("1 CPU (affinity 2, Slurm job 1)");
+    expect(describeCpus(cpuLimits({ proc, affinity: 2, env: { SLURM_CPUS_PER_TASK: "1" } }))).toBe(
+      "1 CPU (affinity 2, Slurm job 1)",
+    );
   });
 });

@@ -98,14 +98,24 @@ describe("synthetic catalog", () => {
     expect(Math.abs(hr("random") - 1 / 6)).toBeLessThan(0.06);
     // An accessory's device family appears earlier in the same user's history most of the time.
     const byId = new Map(p.items.map((i) => [i.id, i]));
-    let acc = 0, preceded = 0;
+    let acc = 0,
+      preceded = 0;
     for (const u of p.users) {
       const seq = [...u.train, u.valid, u.test];
       seq.forEach((id, j) => {
         const a = byId.get(id)!.attributes;
         if (a.kind !== "accessory") return;
         acc++;
-        if (seq.slice(0, j).some((prev) => byId.get(prev)!.attributes.category === a.forCategory && byId.get(prev)!.attributes.brand === a.forBrand)) preceded++;
+        if (
+          seq
+            .slice(0, j)
+            .some(
+              (prev) =>
+                byId.get(prev)!.attributes.category === a.forCategory &&
+                byId.get(prev)!.attributes.brand === a.forBrand,
+            )
+        )
+          preceded++;
       });
     }
     expect(acc).toBeGreaterThan(100);

@@ -27,10 +27,25 @@ const write = (dir: string, name: string, lines: string[], gz = false): string =
 
 describe("Python literal parser", () => {
   it("parses the literal forms found in Amazon 2014 metadata", () => {
-    expect(parsePythonLiteral(`{'asin': '0000031852', 'title': "Girls' Ballet Tutu", 'price': 3.17, 'related': {'also_bought': ['B00JHONN1S', 'B002BZX8Z6']}, 'categories': [['Sports & Outdoors', 'Other Sports', 'Dance']], 'ok': True, 'no': None, 'f': False}`)).toEqual({
-      asin: "0000031852", title: "Girls' Ballet Tutu", price: 3.17, related: { also_bought: ["B00JHONN1S", "B002BZX8Z6"] }, categories: [["Sports & Outdoors", "Other Sports", "Dance"]], ok: true, no: null, f: false,
+    expect(
+      parsePythonLiteral(
+        `{'asin': '0000031852', 'title': "Girls' Ballet Tutu", 'price': 3.17, 'related': {'also_bought': ['B00JHONN1S', 'B002BZX8Z6']}, 'categories': [['Sports & Outdoors', 'Other Sports', 'Dance']], 'ok': True, 'no': None, 'f': False}`,
+      ),
+    ).toEqual({
+      asin: "0000031852",
+      title: "Girls' Ballet Tutu",
+      price: 3.17,
+      related: { also_bought: ["B00JHONN1S", "B002BZX8Z6"] },
+      categories: [["Sports & Outdoors", "Other Sports", "Dance"]],
+      ok: true,
+      no: null,
+      f: false,
     });
-    expect(parsePythonLiteral(String.raw`('a\'b', "c\"d", 'tab\there', '\x41\u00e9\U0001F600', '\101', -1.5e3, 7, (), [1,], {1: 'x',})`)).toEqual(["a'b", 'c"d', "tab\there", "Aé😀", "A", -1500, 7, [], [1], { 1: "x" }]);
+    expect(
+      parsePythonLiteral(
+        String.raw`('a\'b', "c\"d", 'tab\there', '\x41\u00e9\U0001F600', '\101', -1.5e3, 7, (), [1,], {1: 'x',})`,
+      ),
+    ).toEqual(["a'b", 'c"d', "tab\there", "Aé😀", "A", -1500, 7, [], [1], { 1: "x" }]);
     expect(parsePythonLiteral(String.raw`r'C:\path' + 1`.slice(0, 10))).toBe(String.raw`C:\path`);
     for (const bad of ["{'a': }", "{'a' 1}", "'unterminated", "[1, 2", "{'a': eval('x')}", "{'a': 1} junk", ""]) {
       expect(() => parsePythonLiteral(bad)).toThrow(SyntaxError);
@@ -68,7 +83,7 @@ describe("title cleaning", () => {
   it("strips HTML, decodes entities, drops code-like titles, parses prices", () => {
     expect(cleanTitle("<span class='a'>Sonix &amp; Co.&nbsp;Headphones</span>")).toBe("Sonix & Co. Headphones");
     expect(cleanTitle("Caf&#233; &#x27;Mug&#x27;")).toBe("Café 'Mug'");
-    expect(cleanTitle('var aPageStart = (new Date()).getTime();')).toBeUndefined();
+    expect(cleanTitle("var aPageStart = (new Date()).getTime();")).toBeUndefined();
     expect(cleanTitle("<div></div>")).toBeUndefined();
     expect(cleanTitle("   ")).toBeUndefined();
     expect(cleanTitle(42)).toBeUndefined();
@@ -82,21 +97,33 @@ describe("title cleaning", () => {
 describe("Amazon formats", () => {
   it("2014: JSON reviews + Python-literal metadata, gzip, malformed lines", async () => {
     const dir = tmp();
-    const reviews = write(dir, "reviews_Cat_5.json.gz", [
-      JSON.stringify({ reviewerID: "A1", asin: "B1", overall: 5.0, unixReviewTime: 1400000000 }),
-      JSON.stringify({ reviewerID: "A1", asin: "B2", overall: 3.0, unixReviewTime: 1300000000 }),
-      "{broken",
-      JSON.stringify({ reviewerID: "A2", asin: "B3", overall: 4.0 }),
-      JSON.stringify({ reviewerID: "A2", asin: "B1", overall: 1.0, unixReviewTime: 1200000000 }),
-    ], true);
-    const meta = write(dir, "meta_Cat.json.gz", [
-      `{'asin': 'B1', 'title': "Kid's Tutu &amp; Bow", 'brand': 'Acme', 'price': 3.17, 'categories': [['Sports', 'Dance'], ['Clothing']], 'description': 'Pink.'}`,
-      `{'asin': 'B2', 'related': {'also_bought': ['B1']}}`,
-      `{'asin': 'B3', 'title': 'Third', 'salesRank': {'Toys': 7}}`,
-      `{'asin': 'B1', 'title': 'Duplicate, ignored'}`,
-      `{'asin': 'B9', 'title': 'Never reviewed'}`,
-    ], true);
-    await expect(readAmazon("2014", reviews, meta, { threads: 1 })).rejects.toThrow(/reviews_Cat_5\.json\.gz:3: not valid JSON/);
+    const reviews = write(
+      dir,
+      "reviews_Cat_5.json.gz",
+      [
+        JSON.stringify({ reviewerID: "A1", asin: "B1", overall: 5.0, unixReviewTime: 1400000000 }),
+        JSON.stringify({ reviewerID: "A1", asin: "B2", overall: 3.0, unixReviewTime: 1300000000 }),
+        "{broken",
+        JSON.stringify({ reviewerID: "A2", asin: "B3", overall: 4.0 }),
+        JSON.stringify({ reviewerID: "A2", asin: "B1", overall: 1.0, unixReviewTime: 1200000000 }),
+      ],
+      true,
+    );
+    const meta = write(
+      dir,
+      "meta_Cat.json.gz",
+      [
+        `{'asin': 'B1', 'title': "Kid's Tutu &amp; Bow", 'brand': 'Acme', 'price': 3.17, 'categories': [['Sports', 'Dance'], ['Clothing']], 'description': 'Pink.'}`,
+        `{'asin': 'B2', 'related': {'also_bought': ['B1']}}`,
+        `{'asin': 'B3', 'title': 'Third', 'salesRank': {'Toys': 7}}`,
+        `{'asin': 'B1', 'title': 'Duplicate, ignored'}`,
+        `{'asin': 'B9', 'title': 'Never reviewed'}`,
+      ],
+      true,
+    );
+    await expect(readAmazon("2014", reviews, meta, { threads: 1 })).rejects.toThrow(
+      /reviews_Cat_5\.json\.gz:3: not valid JSON/,
+    );
     const d = await readAmazon("2014", reviews, meta, { threads: 1, skipBad: true });
     expect(d.skipped).toBe(2); // line 3 (bad JSON) and line 4 (no unixReviewTime)
     expect(d.interactions).toEqual([
@@ -105,12 +132,25 @@ describe("Amazon formats", () => {
       { user: "A2", item: "B1", time: 1200000000, rating: 1, order: 2 },
     ]);
     expect([...d.items.keys()]).toEqual(["B1"]); // B2 has no title, B3 was only in a skipped review
-    expect(d.items.get("B1")).toEqual({ id: "B1", title: "Kid's Tutu & Bow", attributes: { brand: "Acme", price: 3.17, categories: ["Sports", "Dance", "Clothing"], description: "Pink." } });
+    expect(d.items.get("B1")).toEqual({
+      id: "B1",
+      title: "Kid's Tutu & Bow",
+      attributes: { brand: "Acme", price: 3.17, categories: ["Sports", "Dance", "Clothing"], description: "Pink." },
+    });
     expect(d.untitled).toBe(1);
-    const badMeta = write(dir, "meta_bad.json", [`{'asin': 'B1', 'title': 'ok'}`, `{'asin': 'B2', 'title': __import__('os')}`]);
-    await expect(readAmazon("2014", reviews, badMeta, { threads: 1, skipBad: false })).rejects.toThrow(/reviews_Cat_5.json.gz:3/);
-    const onlyGood = write(dir, "reviews_ok.json", [JSON.stringify({ reviewerID: "A", asin: "B2", unixReviewTime: 1 })]);
-    await expect(readAmazon("2014", onlyGood, badMeta, { threads: 1 })).rejects.toThrow(/meta_bad\.json:2: not a Python dict literal/);
+    const badMeta = write(dir, "meta_bad.json", [
+      `{'asin': 'B1', 'title': 'ok'}`,
+      `{'asin': 'B2', 'title': __import__('os')}`,
+    ]);
+    await expect(readAmazon("2014", reviews, badMeta, { threads: 1, skipBad: false })).rejects.toThrow(
+      /reviews_Cat_5.json.gz:3/,
+    );
+    const onlyGood = write(dir, "reviews_ok.json", [
+      JSON.stringify({ reviewerID: "A", asin: "B2", unixReviewTime: 1 }),
+    ]);
+    await expect(readAmazon("2014", onlyGood, badMeta, { threads: 1 })).rejects.toThrow(
+      /meta_bad\.json:2: not a Python dict literal/,
+    );
   });
 
   it("2018: strict JSON metadata with HTML titles and string prices", async () => {
@@ -120,13 +160,39 @@ describe("Amazon formats", () => {
       JSON.stringify({ reviewerID: "U", asin: "X2", overall: 4, unixReviewTime: 20 }),
       JSON.stringify({ reviewerID: "U", asin: "X3", overall: 4, unixReviewTime: 30 }),
     ]);
-    const meta = write(dir, "meta_Cat.json.gz", [
-      JSON.stringify({ asin: "X1", title: "<b>Sonix</b> Wireless&nbsp;Headphones", brand: "Sonix", category: ["Electronics", "Headphones"], price: "$12.99", main_cat: "All Electronics", description: ["Great <i>sound</i>."] }),
-      JSON.stringify({ asin: "X2", title: 'var aPageStart = (new Date()).getTime();\nvar ue_mid = "ATVPDKIKX0DER";' }),
-      JSON.stringify({ asin: "X3", title: "Cable", price: ".a-section{margin:0}" }),
-    ], true);
+    const meta = write(
+      dir,
+      "meta_Cat.json.gz",
+      [
+        JSON.stringify({
+          asin: "X1",
+          title: "<b>Sonix</b> Wireless&nbsp;Headphones",
+          brand: "Sonix",
+          category: ["Electronics", "Headphones"],
+          price: "$12.99",
+          main_cat: "All Electronics",
+          description: ["Great <i>sound</i>."],
+        }),
+        JSON.stringify({
+          asin: "X2",
+          title: 'var aPageStart = (new Date()).getTime();\nvar ue_mid = "ATVPDKIKX0DER";',
+        }),
+        JSON.stringify({ asin: "X3", title: "Cable", price: ".a-section{margin:0}" }),
+      ],
+      true,
+    );
     const d = await readAmazon("2018", reviews, meta, { threads: 1 });
-    expect(d.items.get("X1")).toEqual({ id: "X1", title: "Sonix Wireless Headphones", attributes: { brand: "Sonix", categories: ["Electronics", "Headphones"], mainCategory: "All Electronics", price: 12.99, description: "Great sound." } });
+    expect(d.items.get("X1")).toEqual({
+      id: "X1",
+      title: "Sonix Wireless Headphones",
+      attributes: {
+        brand: "Sonix",
+        categories: ["Electronics", "Headphones"],
+        mainCategory: "All Electronics",
+        price: 12.99,
+        description: "Great sound.",
+      },
+    });
     expect(d.items.has("X2")).toBe(false);
     expect(d.items.get("X3")!.attributes).toEqual({});
   });
@@ -138,12 +204,28 @@ describe("Amazon formats", () => {
       JSON.stringify({ user_id: "AG", asin: "C2", parent_asin: "P2", timestamp: "1588687728924", rating: 2.0 }),
     ]);
     const meta = write(dir, "meta_Cat.jsonl", [
-      JSON.stringify({ parent_asin: "P1", title: "Mug", store: "Acme", categories: ["Home", "Kitchen"], features: ["Ceramic", "12 oz"], description: [], price: 9.5 }),
+      JSON.stringify({
+        parent_asin: "P1",
+        title: "Mug",
+        store: "Acme",
+        categories: ["Home", "Kitchen"],
+        features: ["Ceramic", "12 oz"],
+        description: [],
+        price: 9.5,
+      }),
       JSON.stringify({ parent_asin: "P2", title: "Plate", price: null }),
     ]);
     const d = await readAmazon("2023", reviews, meta, { threads: 1 });
-    expect(d.interactions.map((i) => [i.item, i.time])).toEqual([["P1", 1588687728.923], ["P2", 1588687728.924]]);
-    expect(d.items.get("P1")!.attributes).toEqual({ brand: "Acme", categories: ["Home", "Kitchen"], features: ["Ceramic", "12 oz"], price: 9.5 });
+    expect(d.interactions.map((i) => [i.item, i.time])).toEqual([
+      ["P1", 1588687728.923],
+      ["P2", 1588687728.924],
+    ]);
+    expect(d.items.get("P1")!.attributes).toEqual({
+      brand: "Acme",
+      categories: ["Home", "Kitchen"],
+      features: ["Ceramic", "12 oz"],
+      price: 9.5,
+    });
     await expect(readAmazon("2023", reviews, undefined)).rejects.toThrow(/--meta/);
   });
 });
@@ -151,8 +233,19 @@ describe("Amazon formats", () => {
 describe("RecBole atomic files", () => {
   it("reads typed headers, token_seq titles and attributes; reports bad rows by line", async () => {
     const dir = tmp();
-    write(dir, "toy.inter", ["user_id:token\titem_id:token\trating:float\ttimestamp:float", "1\t10\t4\t100", "1\t11\t3\t90", "", "2\t10\t5\t50"]);
-    write(dir, "toy.item", ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq", '10\tThe "Big" Movie\t1995\tAction Comedy', "11\tSmall\t1996\tDrama", "12\tUnused\t1997\tDrama"]);
+    write(dir, "toy.inter", [
+      "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+      "1\t10\t4\t100",
+      "1\t11\t3\t90",
+      "",
+      "2\t10\t5\t50",
+    ]);
+    write(dir, "toy.item", [
+      "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq",
+      '10\tThe "Big" Movie\t1995\tAction Comedy',
+      "11\tSmall\t1996\tDrama",
+      "12\tUnused\t1997\tDrama",
+    ]);
     const d = await readRecbole(dir);
     expect(d.interactions).toEqual([
       { user: "1", item: "10", time: 100, rating: 4, order: 0 },
@@ -166,7 +259,12 @@ describe("RecBole atomic files", () => {
     expect((await readRecbole(join(dir, "toy.inter"))).interactions).toHaveLength(3);
 
     const bad = tmp();
-    write(bad, "b.inter.gz", ["user_id:token\titem_id:token\ttimestamp:float", "1\t10\t5", "1\t11", "2\t12\tsoon"], true);
+    write(
+      bad,
+      "b.inter.gz",
+      ["user_id:token\titem_id:token\ttimestamp:float", "1\t10\t5", "1\t11", "2\t12\tsoon"],
+      true,
+    );
     await expect(readRecbole(bad)).rejects.toThrow(/b\.inter\.gz:3: expected 3 tab-separated columns, found 2/);
     const skipped = await readRecbole(bad, { skipBad: true });
     expect(skipped.skipped).toBe(2);
@@ -181,9 +279,20 @@ describe("LLaRA format", () => {
     const dir = tmp();
     const seq = Array.from({ length: 13 }, (_, i) => i); // one user, 13 items: windows slide after 10
     const lines = seq.map((_, n) => JSON.stringify({ history: seq.slice(Math.max(0, n - 10), n), next: seq[n] }));
-    write(dir, "train.jsonl", [...lines, JSON.stringify({ history: [], next: 20 }), JSON.stringify({ history: [20], next: 21 })]);
-    write(dir, "test.jsonl", [JSON.stringify({ history: [3, 20], next: 5 }), JSON.stringify({ history: [21, 7], next: 8 })]);
-    write(dir, "id2name.txt", [...seq, 20, 21].map((i) => `${i}::Artist ${i}`));
+    write(dir, "train.jsonl", [
+      ...lines,
+      JSON.stringify({ history: [], next: 20 }),
+      JSON.stringify({ history: [20], next: 21 }),
+    ]);
+    write(dir, "test.jsonl", [
+      JSON.stringify({ history: [3, 20], next: 5 }),
+      JSON.stringify({ history: [21, 7], next: 8 }),
+    ]);
+    write(
+      dir,
+      "id2name.txt",
+      [...seq, 20, 21].map((i) => `${i}::Artist ${i}`),
+    );
     const d = await readLlara(dir, { threads: 1 });
     const byUser = new Map<string, string[]>();
     for (const i of d.interactions) byUser.set(i.user, [...(byUser.get(i.user) ?? []), i.item]);
@@ -211,7 +320,9 @@ function compileWorker(): string {
   const out = tmp();
   const src = join(import.meta.dirname, "..", "src", "data", "formats");
   for (const f of readdirSync(src).filter((f) => f.endsWith(".ts"))) {
-    const js = ts.transpileModule(readFileSync(join(src, f), "utf8"), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false } }).outputText;
+    const js = ts.transpileModule(readFileSync(join(src, f), "utf8"), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
+    }).outputText;
     const dest = join(out, "src", "data", "formats", f.replace(/\.ts$/, ".js"));
     mkdirSync(dirname(dest), { recursive: true });
     writeFileSync(dest, js);
@@ -241,16 +352,33 @@ describe("parse pool", () => {
   it("gives the same records in the same order as the main thread, and the same first error", async () => {
     const worker = compileWorker();
     const dir = tmp();
-    const lines = Array.from({ length: 5000 }, (_, i) => (i === 3777 || i === 4100 ? `{"asin": ${i}` : JSON.stringify({ asin: `B${i}`, title: i % 7 ? `Item &amp; ${i}` : "<script>x</script>", price: `$${i}.5` })));
+    const lines = Array.from({ length: 5000 }, (_, i) =>
+      i === 3777 || i === 4100
+        ? `{"asin": ${i}`
+        : JSON.stringify({ asin: `B${i}`, title: i % 7 ? `Item &amp; ${i}` : "<script>x</script>", price: `$${i}.5` }),
+    );
     const path = write(dir, "meta.json.gz", lines, true);
-    const collect = async (threads: number, skipBad: boolean): Promise<{ records: [number, LineRecord][]; skipped: number }> => {
+    const collect = async (
+      threads: number,
+      skipBad: boolean,
+    ): Promise<{ records: [number, LineRecord][]; skipped: number }> => {
       const records: [number, LineRecord][] = [];
-      const { skipped } = await parseFile(path, "amazon2018-meta", { threads, skipBad, workerFile: worker, chunkBytes: 20_000 }, (r, line) => records.push([line, r]));
+      const { skipped } = await parseFile(
+        path,
+        "amazon2018-meta",
+        { threads, skipBad, workerFile: worker, chunkBytes: 20_000 },
+        (r, line) => records.push([line, r]),
+      );
       return { records, skipped };
     };
     const progress: [number, number][] = [];
     const plain = write(dir, "meta.json", lines);
-    await parseFile(plain, "amazon2018-meta", { threads: 1, skipBad: true, chunkBytes: 20_000, onProgress: (a, b) => progress.push([a, b]) }, () => undefined);
+    await parseFile(
+      plain,
+      "amazon2018-meta",
+      { threads: 1, skipBad: true, chunkBytes: 20_000, onProgress: (a, b) => progress.push([a, b]) },
+      () => undefined,
+    );
     expect(progress.length).toBeGreaterThan(1);
     expect(progress.at(-1)).toEqual([statSync(plain).size, statSync(plain).size]);
     expect(progress.every(([a], k) => k === 0 || a >= progress[k - 1]![0])).toBe(true);

@@ -17,7 +17,9 @@ import { runLayout } from "../src/run/layout.js";
 
 async function cli(...args: string[]): Promise<string> {
   const out: string[] = [];
-  const spy = vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+  const spy = vi
+    .spyOn(process.stdout, "write")
+    .mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
   const err = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
   try {
     const program = new Command("msr-rec").exitOverride();
@@ -45,7 +47,23 @@ describe("one default seed", () => {
       const d = c.dataset;
       // The stage generates twice the kept users (at least 100) as shoppers.
       const shoppers = Math.max(2 * d.users, 100);
-      await cli("prepare", "--format", "synthetic", "--out", join(dir, "cli"), "--users", String(d.users), "--synthetic-users", String(shoppers), "--items", String(d.syntheticItems), "--kcore", String(d.kCore), "--candidates", String(d.candidates));
+      await cli(
+        "prepare",
+        "--format",
+        "synthetic",
+        "--out",
+        join(dir, "cli"),
+        "--users",
+        String(d.users),
+        "--synthetic-users",
+        String(shoppers),
+        "--items",
+        String(d.syntheticItems),
+        "--kcore",
+        String(d.kCore),
+        "--candidates",
+        String(d.candidates),
+      );
       const users = (p: string) => readFileSync(join(p, "users.jsonl"), "utf8");
       expect(users(join(dir, "cli"))).toBe(users(runLayout(c.runDir).dataset));
 

@@ -18,7 +18,10 @@ beforeAll(async () => {
   names.forEach((n, i) => results.set(n, done[i]!));
   // MSR_REC_CRASH_SUMMARY=1: one line per case (how it ended), e.g. to compare two addon builds.
   if (process.env.MSR_REC_CRASH_SUMMARY) {
-    for (const [n, r] of results) console.log(`${n}: ${r.signal ?? `exit ${r.code}`} ${r.outcome?.outcome ?? "-"} ${(r.outcome?.checkError ?? r.outcome?.message ?? "").slice(0, 120)}`);
+    for (const [n, r] of results)
+      console.log(
+        `${n}: ${r.signal ?? `exit ${r.code}`} ${r.outcome?.outcome ?? "-"} ${(r.outcome?.checkError ?? r.outcome?.message ?? "").slice(0, 120)}`,
+      );
   }
 }, 300_000);
 

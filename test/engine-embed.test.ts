@@ -17,7 +17,11 @@ beforeAll(async () => {
 });
 afterAll(() => model?.dispose());
 
-const texts = ["The user bought a phone case after a new phone.", "Hello", "Candidates: Sonix Wireless Headphones, Apex Phone Case, Zen Yoga Mat."];
+const texts = [
+  "The user bought a phone case after a new phone.",
+  "Hello",
+  "Candidates: Sonix Wireless Headphones, Apex Phone Case, Zen Yoga Mat.",
+];
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
@@ -71,16 +75,23 @@ describe("model.embed", () => {
 
 describe("as the eval stage's BERTScore encoder", () => {
   it("scores identical texts 1 and unrelated ones lower, with contextual vectors, rescaled over several pairs", async () => {
-    const c = presetConfig("tiny", { model: { path: tinyModelPath() }, eval: { bertscore: true, gptscore: false, meteor: false } });
+    const c = presetConfig("tiny", {
+      model: { path: tinyModelPath() },
+      eval: { bertscore: true, gptscore: false, meteor: false },
+    });
     const { quality, dispose } = await reasoningQuality(c, []);
     const text = "the phone case fits the phone";
     const same = await quality.bertscore!([{ candidate: text, reference: text, context: "" }]);
-    const other = await quality.bertscore!([{ candidate: text, reference: "a yoga mat for running shoes", context: "" }]);
+    const other = await quality.bertscore!([
+      { candidate: text, reference: "a yoga mat for running shoes", context: "" },
+    ]);
     // Several pairs: rescaled against mismatched pairs, so matching pairs give 1 and pairs no
     // closer than the mismatched baseline give about 0 or less.
     const texts3 = [text, "a yoga mat for running shoes", "wireless earbuds with a charging case"];
     const matched = await quality.bertscore!(texts3.map((t) => ({ candidate: t, reference: t, context: "" })));
-    const shifted = await quality.bertscore!(texts3.map((t, i) => ({ candidate: t, reference: texts3[(i + 2) % 3]!, context: "" })));
+    const shifted = await quality.bertscore!(
+      texts3.map((t, i) => ({ candidate: t, reference: texts3[(i + 2) % 3]!, context: "" })),
+    );
     dispose();
     expect(same).toBeGreaterThan(0.999);
     expect(other).toBeLessThan(same - 0.01);

@@ -67,7 +67,9 @@ describe("bad input", () => {
     const a = await model.loadLora(tinyLoraPath(1));
     const s = model.createScorer();
     for (const scale of [NaN, Infinity, -Infinity]) {
-      await expect(s.score([{ prompt: "a", continuation: "b" }], { lora: [{ adapter: a, scale }] })).rejects.toThrow(/finite/);
+      await expect(s.score([{ prompt: "a", continuation: "b" }], { lora: [{ adapter: a, scale }] })).rejects.toThrow(
+        /finite/,
+      );
     }
     a.dispose();
   });

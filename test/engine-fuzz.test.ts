@@ -16,7 +16,14 @@ describe("engine fuzz", () => {
   it(`${SEEDS.length} × ${RUNS} random call sequences end in a result or an Error`, async () => {
     const file = await buildChild();
     const fixtures = await makeFixtures(mkdtempSync(join(tmpdir(), "msr-rec-fuzz-")));
-    const results = await pool(SEEDS, 2, (seed) => runChild(file, ["fuzz", JSON.stringify({ seed, runs: RUNS, timeLimitMs: RUNS > 200 ? 500_000 : 40_000 })], fixtures, 600_000));
+    const results = await pool(SEEDS, 2, (seed) =>
+      runChild(
+        file,
+        ["fuzz", JSON.stringify({ seed, runs: RUNS, timeLimitMs: RUNS > 200 ? 500_000 : 40_000 })],
+        fixtures,
+        600_000,
+      ),
+    );
     for (const r of results) {
       expect(r.signal, describeChild(r)).toBeNull();
       expect(r.code, describeChild(r)).toBe(0);
@@ -25,6 +32,8 @@ describe("engine fuzz", () => {
       // Enough runs get past option checks into native code for the property to mean something.
       expect(r.outcome!.resolvedRuns!, describeChild(r)).toBeGreaterThan(r.outcome!.runs! / 10);
     }
-    console.log(`fuzz runs: ${results.map((r) => `${r.outcome?.runs} (${r.outcome?.resolvedRuns} returned a result)`).join(" + ")}`);
+    console.log(
+      `fuzz runs: ${results.map((r) => `${r.outcome?.runs} (${r.outcome?.resolvedRuns} returned a result)`).join(" + ")}`,
+    );
   }, 1_200_000);
 });

@@ -24,7 +24,10 @@ function tokens(n: number, seed: number): Int32Array {
   });
 }
 
-async function bothLayouts(prompts: Int32Array[], opts: GenerateOptions): Promise<[GenerateResult[], GenerateResult[]]> {
+async function bothLayouts(
+  prompts: Int32Array[],
+  opts: GenerateOptions,
+): Promise<[GenerateResult[], GenerateResult[]]> {
   const unified = await model.generate(prompts, { ...opts, kvLayout: "unified" });
   const perSeq = await model.generate(prompts, { ...opts, kvLayout: "per-sequence" });
   return [unified, perSeq];
@@ -61,7 +64,13 @@ describe("generate KV layouts", () => {
     const prompts = [70, 64, 270, 90, 117, 150, 66, 80, 200].map((n, i) => tokens(n, 100 + i));
     const alone = async (i: number, opts: GenerateOptions): Promise<GenerateResult> =>
       (await model.generate([prompts[i]!], { ...opts, seed: opts.seed! + i, parallel: 1 }))[0]!;
-    const free = await model.generate(prompts, { maxTokens: 30, temperature: 0.8, seed: 9, parallel: 9, kvLayout: "per-sequence" });
+    const free = await model.generate(prompts, {
+      maxTokens: 30,
+      temperature: 0.8,
+      seed: 9,
+      parallel: 9,
+      kvLayout: "per-sequence",
+    });
     // A stop string taken from each of three outputs: those prompts stop early, at different steps.
     const stop = [1, 4, 7].map((i) => free[i]!.text.slice(6 + i, 9 + i)).filter((s) => s.trim().length === 3);
     expect(stop.length).toBeGreaterThan(0);
@@ -75,18 +84,42 @@ describe("generate KV layouts", () => {
     const titles = ["Apex Phone Case", "Zen Yoga Mat", "Sonix Wireless Headphones and a Long Cable"];
     const grammar = `root ::= ${titles.map((t) => JSON.stringify(t)).join(" | ")}`;
     const grammars = prompts.map((_, i) => (i % 3 === 0 ? null : grammar));
-    const gp = await model.generate(prompts, { maxTokens: 30, temperature: 1.1, seed: 2, parallel: 3, grammars, kvLayout: "per-sequence" });
+    const gp = await model.generate(prompts, {
+      maxTokens: 30,
+      temperature: 1.1,
+      seed: 2,
+      parallel: 3,
+      grammars,
+      kvLayout: "per-sequence",
+    });
     for (let i = 0; i < prompts.length; i++) {
       if (i % 3 !== 0) expect(titles).toContain(gp[i]!.text.trim());
-      expectSame([(await model.generate([prompts[i]!], { maxTokens: 30, temperature: 1.1, seed: 2 + i, parallel: 1, grammar: grammars[i] ?? undefined }))[0]!], [gp[i]!]);
+      expectSame(
+        [
+          (
+            await model.generate([prompts[i]!], {
+              maxTokens: 30,
+              temperature: 1.1,
+              seed: 2 + i,
+              parallel: 1,
+              grammar: grammars[i] ?? undefined,
+            })
+          )[0]!,
+        ],
+        [gp[i]!],
+      );
     }
   });
 
   it("refuses an unknown layout and a contextSize too small for one stream, with what to do", async () => {
     const prompts = [tokens(100, 1), tokens(50, 2)];
-    await expect(model.generate(prompts, { maxTokens: 8, kvLayout: "paged" as "auto" })).rejects.toThrow(/kvLayout must be "auto", "unified" or "per-sequence"/);
+    await expect(model.generate(prompts, { maxTokens: 8, kvLayout: "paged" as "auto" })).rejects.toThrow(
+      /kvLayout must be "auto", "unified" or "per-sequence"/,
+    );
     // 108 cells hold the longest sequence unified, but a stream is 256 cells.
-    await expect(model.generate(prompts, { maxTokens: 8, contextSize: 200, kvLayout: "per-sequence" })).rejects.toThrow(/stream of 256 cells.*raise contextSize to at least 256 or use kvLayout "unified"/);
+    await expect(model.generate(prompts, { maxTokens: 8, contextSize: 200, kvLayout: "per-sequence" })).rejects.toThrow(
+      /stream of 256 cells.*raise contextSize to at least 256 or use kvLayout "unified"/,
+    );
     const [u] = await model.generate(prompts, { maxTokens: 8, temperature: 0, contextSize: 200, kvLayout: "unified" });
     const [a] = await model.generate(prompts, { maxTokens: 8, temperature: 0, contextSize: 200 });
     expect(Array.from(a!.tokens)).toEqual(Array.from(u!.tokens));

@@ -7,7 +7,13 @@ import { argmax } from "./support/reference.js";
 import { tinyModelPath } from "./support/models.js";
 
 let model: Model;
-const prompts = ["The user bought a phone", "Recommend one item:", "Step 1 - Preference Recognition:", "Hello there", "Candidates are"];
+const prompts = [
+  "The user bought a phone",
+  "Recommend one item:",
+  "Step 1 - Preference Recognition:",
+  "Hello there",
+  "Candidates are",
+];
 
 beforeAll(async () => {
   model = await loadModel(tinyModelPath(), { threads: 2 });
@@ -83,7 +89,12 @@ describe("generate", () => {
   it("a grammar restricting output to a list of titles always yields one of them", async () => {
     const titles = ["Apex Phone Case", "Zen Yoga Mat", "Sonix Wireless Headphones"];
     const grammar = `root ::= ${titles.map((t) => JSON.stringify(t)).join(" | ")}`;
-    const results = await model.generate(Array(8).fill("Recommend one item:"), { maxTokens: 24, temperature: 1.2, seed: 11, grammar });
+    const results = await model.generate(Array(8).fill("Recommend one item:"), {
+      maxTokens: 24,
+      temperature: 1.2,
+      seed: 11,
+      grammar,
+    });
     for (const r of results) expect(titles).toContain(r.text.trim());
     expect(new Set(results.map((r) => r.text.trim())).size).toBeGreaterThan(1);
   });

@@ -14,8 +14,18 @@ afterAll(() => model?.dispose());
 const titles = (xs: string[]) => `root ::= ${xs.map((t) => JSON.stringify(t)).join(" | ")}`;
 
 describe("generate with one grammar per prompt", () => {
-  const prompts = ["The user bought a phone. Recommend:", "Candidates: Zen Yoga Mat, Apex Case. Pick:", "Hello there", "Step 1 -"];
-  const grammars = [titles(["Apex Phone Case", "Sonix Charger"]), titles(["Zen Yoga Mat", "Apex Case"]), null, titles(["yes", "no"])];
+  const prompts = [
+    "The user bought a phone. Recommend:",
+    "Candidates: Zen Yoga Mat, Apex Case. Pick:",
+    "Hello there",
+    "Step 1 -",
+  ];
+  const grammars = [
+    titles(["Apex Phone Case", "Sonix Charger"]),
+    titles(["Zen Yoga Mat", "Apex Case"]),
+    null,
+    titles(["yes", "no"]),
+  ];
 
   it("constrains each prompt by its own grammar, as if each ran alone", async () => {
     for (const temperature of [0, 0.9]) {
@@ -36,8 +46,14 @@ describe("generate with one grammar per prompt", () => {
   });
 
   it("refuses a count that does not match the prompts, both options at once, and names a bad grammar", async () => {
-    await expect(model.generate(prompts, { grammars: grammars.slice(1) })).rejects.toThrow(/grammars has 3 entries for 4 prompts/);
-    await expect(model.generate(prompts, { grammars, grammar: titles(["x"]) })).rejects.toThrow(/either grammar .* or grammars/);
-    await expect(model.generate(prompts.slice(0, 2), { grammars: [titles(["a"]), "root ::= ("] })).rejects.toThrow(/grammars\[1\] is not valid GBNF/);
+    await expect(model.generate(prompts, { grammars: grammars.slice(1) })).rejects.toThrow(
+      /grammars has 3 entries for 4 prompts/,
+    );
+    await expect(model.generate(prompts, { grammars, grammar: titles(["x"]) })).rejects.toThrow(
+      /either grammar .* or grammars/,
+    );
+    await expect(model.generate(prompts.slice(0, 2), { grammars: [titles(["a"]), "root ::= ("] })).rejects.toThrow(
+      /grammars\[1\] is not valid GBNF/,
+    );
   });
 });

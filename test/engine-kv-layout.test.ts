@@ -29,7 +29,11 @@ function tokens(n: number, seed: number): Int32Array {
   });
 }
 
-async function scoreWith(kvLayout: "auto" | "unified" | "per-sequence", reqs: ScoreRequest[], opts: { contextSize: number; sequences?: number; batchSize?: number }): Promise<ScoreResult[]> {
+async function scoreWith(
+  kvLayout: "auto" | "unified" | "per-sequence",
+  reqs: ScoreRequest[],
+  opts: { contextSize: number; sequences?: number; batchSize?: number },
+): Promise<ScoreResult[]> {
   const s = model.createScorer({ ...opts, kvLayout });
   try {
     return await s.score(reqs);
@@ -38,7 +42,10 @@ async function scoreWith(kvLayout: "auto" | "unified" | "per-sequence", reqs: Sc
   }
 }
 
-async function expectSameAcrossLayouts(reqs: ScoreRequest[], opts: { contextSize: number; sequences?: number; batchSize?: number }): Promise<void> {
+async function expectSameAcrossLayouts(
+  reqs: ScoreRequest[],
+  opts: { contextSize: number; sequences?: number; batchSize?: number },
+): Promise<void> {
   const unified = flat(await scoreWith("unified", reqs, opts));
   expectClose(flat(await scoreWith("per-sequence", reqs, opts)), unified, TOL);
   expectClose(flat(await scoreWith("auto", reqs, opts)), unified, TOL);
@@ -46,7 +53,10 @@ async function expectSameAcrossLayouts(reqs: ScoreRequest[], opts: { contextSize
 
 describe("scorer KV layouts", () => {
   it("agree on requests with distinct prompts of varied lengths, more requests than sequences", async () => {
-    const reqs = Array.from({ length: 11 }, (_, i) => ({ prompt: tokens(20 + 13 * i, i), continuation: tokens(5 + 17 * i, 100 + i) }));
+    const reqs = Array.from({ length: 11 }, (_, i) => ({
+      prompt: tokens(20 + 13 * i, i),
+      continuation: tokens(5 + 17 * i, 100 + i),
+    }));
     await expectSameAcrossLayouts(reqs, { contextSize: 1024, sequences: 4 });
     // A small batch: sequences are decoded in pieces of batch / streams tokens.
     await expectSameAcrossLayouts(reqs, { contextSize: 2048, sequences: 8, batchSize: 96 });
@@ -54,31 +64,46 @@ describe("scorer KV layouts", () => {
 
   it("agree on requests that share prompts (per-sequence evaluates each member's prompt itself)", async () => {
     const prompts = [tokens(40, 1), tokens(90, 2), tokens(7, 3)];
-    const reqs = prompts.flatMap((prompt, p) => Array.from({ length: 5 }, (_, k) => ({ prompt, continuation: tokens(3 + 11 * k, 10 * p + k) })));
+    const reqs = prompts.flatMap((prompt, p) =>
+      Array.from({ length: 5 }, (_, k) => ({ prompt, continuation: tokens(3 + 11 * k, 10 * p + k) })),
+    );
     await expectSameAcrossLayouts(reqs, { contextSize: 1024, sequences: 4 });
   });
 
   it("agree on requests that nearly fill a stream, more of them than streams", async () => {
     // 255 and 511 cells: streams of 256 and 512 cells (the tiny model's training context is 512).
-    const near256 = Array.from({ length: 5 }, (_, i) => ({ prompt: tokens(100 + i, 200 + i), continuation: tokens(156 - i, 300 + i) }));
-    const near512 = Array.from({ length: 3 }, (_, i) => ({ prompt: tokens(300, 400 + i), continuation: tokens(212 - 2 * i, 500 + i) }));
+    const near256 = Array.from({ length: 5 }, (_, i) => ({
+      prompt: tokens(100 + i, 200 + i),
+      continuation: tokens(156 - i, 300 + i),
+    }));
+    const near512 = Array.from({ length: 3 }, (_, i) => ({
+      prompt: tokens(300, 400 + i),
+      continuation: tokens(212 - 2 * i, 500 + i),
+    }));
     await expectSameAcrossLayouts(near256, { contextSize: 1024, sequences: 8 });
     await expectSameAcrossLayouts([...near256, ...near512], { contextSize: 1024, sequences: 8, batchSize: 512 });
   });
 
   it("agree when one auto scorer switches layouts between calls", async () => {
-    const distinct = Array.from({ length: 6 }, (_, i) => ({ prompt: tokens(30 + i, 600 + i), continuation: tokens(20 + 3 * i, 700 + i) }));
+    const distinct = Array.from({ length: 6 }, (_, i) => ({
+      prompt: tokens(30 + i, 600 + i),
+      continuation: tokens(20 + 3 * i, 700 + i),
+    }));
     const shared = distinct.map((r, i) => ({ prompt: distinct[0]!.prompt, continuation: tokens(10 + i, 800 + i) }));
     const long = [{ prompt: tokens(300, 900), continuation: tokens(150, 901) }, ...distinct];
     const auto = model.createScorer({ contextSize: 1024, sequences: 8 });
     const got: number[][] = [];
-    for (const reqs of [distinct, shared, distinct, long, distinct.slice(0, 1), shared]) got.push(flat(await auto.score(reqs)));
+    for (const reqs of [distinct, shared, distinct, long, distinct.slice(0, 1), shared])
+      got.push(flat(await auto.score(reqs)));
     // Full logits go through the unified context: the scorer switches back for them.
-    expect((await scorerLogits(auto, distinct[0]!.prompt)).length).toBe(distinct[0]!.prompt.length * model.info.vocabSize);
+    expect((await scorerLogits(auto, distinct[0]!.prompt)).length).toBe(
+      distinct[0]!.prompt.length * model.info.vocabSize,
+    );
     got.push(flat(await auto.score(distinct)));
     auto.dispose();
     const want = [distinct, shared, distinct, long, distinct.slice(0, 1), shared, distinct];
-    for (let i = 0; i < want.length; i++) expectClose(got[i]!, flat(await scoreWith("unified", want[i]!, { contextSize: 1024, sequences: 8 })), TOL);
+    for (let i = 0; i < want.length; i++)
+      expectClose(got[i]!, flat(await scoreWith("unified", want[i]!, { contextSize: 1024, sequences: 8 })), TOL);
   });
 
   it("reports the layout option and refuses an unknown one", () => {
@@ -88,6 +113,8 @@ describe("scorer KV layouts", () => {
     const p = model.createScorer({ contextSize: 512, kvLayout: "per-sequence" });
     expect(p.config.kvLayout).toBe("per-sequence");
     p.dispose();
-    expect(() => model.createScorer({ contextSize: 512, kvLayout: "paged" as "auto" })).toThrow(/kvLayout must be "auto", "unified" or "per-sequence"/);
+    expect(() => model.createScorer({ contextSize: 512, kvLayout: "paged" as "auto" })).toThrow(
+      /kvLayout must be "auto", "unified" or "per-sequence"/,
+    );
   });
 });

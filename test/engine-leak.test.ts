@@ -34,7 +34,10 @@ async function rssGrowth(n: number, cycle: () => Promise<unknown>): Promise<numb
 
 describe("memory", () => {
   let model: Model;
-  const reqs = Array.from({ length: 4 }, (_, i) => ({ prompt: `user ${i} liked`, continuation: " a phone case and a charger" }));
+  const reqs = Array.from({ length: 4 }, (_, i) => ({
+    prompt: `user ${i} liked`,
+    continuation: " a phone case and a charger",
+  }));
   beforeAll(async () => {
     model = await loadModel(tinyModelPath(), { threads: 2 });
   });
@@ -65,7 +68,9 @@ describe("memory", () => {
   });
 
   it("keeps RSS bounded over 200 generate and 200 embed calls", async () => {
-    const gen = await rssGrowth(200, () => model.generate(["The user bought", "Next"], { maxTokens: 4, temperature: 0.7, seed: 1 }));
+    const gen = await rssGrowth(200, () =>
+      model.generate(["The user bought", "Next"], { maxTokens: 4, temperature: 0.7, seed: 1 }),
+    );
     const emb = await rssGrowth(200, () => model.embed(["Apex Phone Case", "a charger"]));
     // Each call makes and frees its own context (several MB of logits and compute buffers).
     expect(gen).toBeLessThan(16 * MB);
@@ -73,7 +78,10 @@ describe("memory", () => {
   });
 
   it("keeps RSS bounded over 200 trainer create/step/dispose cycles", async () => {
-    const sample = { tokens: Int32Array.from({ length: 24 }, (_, i) => (i === 0 ? 1 : 100 + i)), segments: Uint8Array.from({ length: 24 }, (_, i) => (i < 8 ? 0 : i < 16 ? 1 : 2)) };
+    const sample = {
+      tokens: Int32Array.from({ length: 24 }, (_, i) => (i === 0 ? 1 : 100 + i)),
+      segments: Uint8Array.from({ length: 24 }, (_, i) => (i < 8 ? 0 : i < 16 ? 1 : 2)),
+    };
     const growth = await rssGrowth(200, async () => {
       const t = model.createTrainer({ lora: { rank: 2 } });
       await t.step([sample]);
@@ -104,7 +112,7 @@ describe("memory", () => {
     base = await baseline();
     const a = await model.loadLora(tinyLoraPath(1));
     // Every lora_a / lora_b tensor of the rank-4 adapter on all 7 targets of both layers, in F32.
-    const perLayer = (64 + 64) + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 128) + (64 + 128) + (128 + 64);
+    const perLayer = 64 + 64 + (64 + 32) + (64 + 32) + (64 + 64) + (64 + 128) + (64 + 128) + (128 + 64);
     near(reported() - base, 2 * perLayer * 4 * 4);
     a.dispose();
     near(reported(), base);

@@ -44,14 +44,28 @@ describe("LoRA adapters", () => {
     const refA = await ref([{ adapter: a, scale: 1 }]);
     const refB = await ref([{ adapter: b, scale: 1 }]);
     const refHalfA = await ref([{ adapter: a, scale: 0.5 }]);
-    const refAB = await ref([{ adapter: a, scale: 1 }, { adapter: b, scale: 1 }]);
+    const refAB = await ref([
+      { adapter: a, scale: 1 },
+      { adapter: b, scale: 1 },
+    ]);
     expect(Math.max(...refA.map((v, i) => Math.abs(v - refB[i]!)))).toBeGreaterThan(1e-3);
     for (let round = 0; round < 2; round++) {
       expectClose(flat(await s.score(reqs, { lora: [{ adapter: a, scale: 1 }] })), refA, 1e-5);
       expectClose(flat(await s.score(reqs, { lora: [{ adapter: b, scale: 1 }] })), refB, 1e-5);
       expectClose(flat(await s.score(reqs)), refNone, 1e-5);
       expectClose(flat(await s.score(reqs, { lora: [{ adapter: a, scale: 0.5 }] })), refHalfA, 1e-5);
-      expectClose(flat(await s.score(reqs, { lora: [{ adapter: a, scale: 1 }, { adapter: b, scale: 1 }] })), refAB, 1e-5);
+      expectClose(
+        flat(
+          await s.score(reqs, {
+            lora: [
+              { adapter: a, scale: 1 },
+              { adapter: b, scale: 1 },
+            ],
+          }),
+        ),
+        refAB,
+        1e-5,
+      );
     }
   });
 
@@ -62,7 +76,9 @@ describe("LoRA adapters", () => {
     const [plainAgain] = await model.generate(["The user likes"], opts);
     expect(plainAgain!.text).toBe(plain!.text);
     const s = model.createScorer();
-    const [argA] = await s.score([{ prompt: "The user likes", continuation: withA!.tokens }], { lora: [{ adapter: a, scale: 1 }] });
+    const [argA] = await s.score([{ prompt: "The user likes", continuation: withA!.tokens }], {
+      lora: [{ adapter: a, scale: 1 }],
+    });
     expect(argA!.tokenLogprobs.length).toBe(withA!.tokens.length);
   });
 

@@ -1,6 +1,13 @@
 // Agreement with node-llama-cpp (its own prebuilt llama.cpp, loaded in the same process) on the
 // same tiny model and text: its next-token probabilities equal ours within 1e-4.
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import {
+  getLlama,
+  LlamaLogLevel,
+  type ControlledEvaluateInputItem,
+  type Llama,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model } from "../src/index.js";
 import { tinyLoraPath, tinyModelPath } from "./support/models.js";
@@ -21,9 +28,15 @@ afterAll(async () => {
 });
 
 async function theirProbabilities(tokens: number[], lora?: string): Promise<Map<number, number>> {
-  const ctx = await theirs.createContext({ contextSize: 128, threads: 1, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
+  const ctx = await theirs.createContext({
+    contextSize: 128,
+    threads: 1,
+    ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
+  });
   try {
-    const input = tokens.map((t, i): ControlledEvaluateInputItem => (i === tokens.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token)));
+    const input = tokens.map((t, i): ControlledEvaluateInputItem =>
+      i === tokens.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token),
+    );
     const res = await ctx.getSequence().controlledEvaluate(input);
     const probs = res[tokens.length - 1]?.next?.probabilities;
     if (!probs) throw new Error("node-llama-cpp returned no probabilities");
@@ -43,7 +56,10 @@ describe("agreement with node-llama-cpp", () => {
       const probs = await theirProbabilities(tokens, adapterPath);
       // Ours: score every candidate next token as a one-token continuation (one shared prompt).
       const adapter = adapterPath ? await ours.loadLora(adapterPath) : undefined;
-      const candidates = [...probs.entries()].sort((a, b) => b[1] - a[1]).slice(0, 200).map(([t]) => t);
+      const candidates = [...probs.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 200)
+        .map(([t]) => t);
       const scored = await ours.createScorer({ sequences: 64 }).score(
         candidates.map((t) => ({ prompt: tokens, continuation: [t] })),
         { lora: adapter ? [{ adapter, scale: 1 }] : undefined },

@@ -48,7 +48,10 @@ describe.skipIf(missing !== null)("sampling order", () => {
     const untempered = nucleus(last, 1, p);
     expect(tempered.size).toBeGreaterThan(untempered.size);
     // 300 draws of the first new token, prompt i with seed 1 + i.
-    const out = await model.generate(Array.from({ length: 300 }, () => tokens), { maxTokens: 1, temperature: T, topK: 0, topP: p, seed: 1, parallel: 32 });
+    const out = await model.generate(
+      Array.from({ length: 300 }, () => tokens),
+      { maxTokens: 1, temperature: T, topK: 0, topP: p, seed: 1, parallel: 32 },
+    );
     const drawn = out.map((o) => o.tokens[0]!);
     for (const t of drawn) expect(tempered.has(t), `token ${t}`).toBe(true);
     expect(drawn.some((t) => !untempered.has(t))).toBe(true);

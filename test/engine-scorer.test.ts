@@ -14,7 +14,9 @@ const prompts = [
   "Hello",
 ];
 const continuations = [" Apex Phone Case", " The best choice is the yoga mat because", " world and more words", "!"];
-const requests: ScoreRequest[] = prompts.flatMap((prompt) => continuations.map((continuation) => ({ prompt, continuation })));
+const requests: ScoreRequest[] = prompts.flatMap((prompt) =>
+  continuations.map((continuation) => ({ prompt, continuation })),
+);
 
 beforeAll(async () => {
   model = await loadModel(tinyModelPath(), { threads: 2 });
@@ -35,9 +37,14 @@ describe("scorer", () => {
       const all = Int32Array.from([...p, ...c]);
       const logits = await scorerLogits(scorer, all);
       const V = model.info.vocabSize;
-      const want = Array.from(c, (t, j) => naiveLogprob(logits.subarray((p.length - 1 + j) * V, (p.length + j) * V), t));
+      const want = Array.from(c, (t, j) =>
+        naiveLogprob(logits.subarray((p.length - 1 + j) * V, (p.length + j) * V), t),
+      );
       expectClose(got[i]!.tokenLogprobs, want, 1e-4);
-      expect(got[i]!.logprob).toBeCloseTo(want.reduce((a, b) => a + b, 0), 3);
+      expect(got[i]!.logprob).toBeCloseTo(
+        want.reduce((a, b) => a + b, 0),
+        3,
+      );
       expect(got[i]!.ppl).toBeCloseTo(Math.exp(-got[i]!.logprob / c.length), 6);
     }
     scorer.dispose();
@@ -65,7 +72,14 @@ describe("scorer", () => {
 
   it("does not depend on batch size, sequence slots, context size or request order", async () => {
     const base = await model.createScorer({ contextSize: 512 }).score(requests);
-    for (const opts of [{ batchSize: 7, contextSize: 64, sequences: 2 }, { batchSize: 64, sequences: 1, contextSize: 128 }, { batchSize: 512, sequences: 64, contextSize: 2048 }, { batchSize: 16, sequences: 64, contextSize: 512 }, { contextSize: 2048, waveTokens: 1 }, { contextSize: 2048, waveTokens: 2048 }]) {
+    for (const opts of [
+      { batchSize: 7, contextSize: 64, sequences: 2 },
+      { batchSize: 64, sequences: 1, contextSize: 128 },
+      { batchSize: 512, sequences: 64, contextSize: 2048 },
+      { batchSize: 16, sequences: 64, contextSize: 512 },
+      { contextSize: 2048, waveTokens: 1 },
+      { contextSize: 2048, waveTokens: 2048 },
+    ]) {
       const s = model.createScorer(opts);
       expectClose(flat(await s.score(requests)), flat(base), 1e-4);
       s.dispose();
@@ -79,7 +93,12 @@ describe("scorer", () => {
   it("accepts token arrays and strings alike", async () => {
     const scorer = model.createScorer();
     const [a] = await scorer.score([{ prompt: prompts[0]!, continuation: continuations[0]! }]);
-    const [b] = await scorer.score([{ prompt: model.tokenize(prompts[0]!), continuation: Array.from(model.tokenize(continuations[0]!, { addBos: false })) }]);
+    const [b] = await scorer.score([
+      {
+        prompt: model.tokenize(prompts[0]!),
+        continuation: Array.from(model.tokenize(continuations[0]!, { addBos: false })),
+      },
+    ]);
     expectClose(a!.tokenLogprobs, b!.tokenLogprobs, 0);
   });
 

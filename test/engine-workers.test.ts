@@ -9,7 +9,14 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addonPath, createTrainer, loadModel, modelSampleTokenizer, tokenizeSamples, type Model } from "../src/index.js";
+import {
+  addonPath,
+  createTrainer,
+  loadModel,
+  modelSampleTokenizer,
+  tokenizeSamples,
+  type Model,
+} from "../src/index.js";
 import { tokenizeRecords, tokenizeThreads } from "../src/train/tokenize-pool.js";
 import type { SftRecord } from "../src/train/samples.js";
 import { packageRoot } from "../src/util/paths.js";
@@ -21,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => model?.dispose());
 
-const TEXTS = ["Apex Phone Case fits the user's phone", "ünïcode — \"quoted\" title, vol. 7", ""];
+const TEXTS = ["Apex Phone Case fits the user's phone", 'ünïcode — "quoted" title, vol. 7', ""];
 
 /** Loads the addon in a worker thread, tokenizes TEXTS with a vocabOnly model there, and exits. */
 function tokenizeInWorker(modelPath: string): Promise<number[][]> {
@@ -43,7 +50,9 @@ function tokenizeInWorker(modelPath: string): Promise<number[][]> {
 
 describe("the addon in worker threads", () => {
   it("a worker's load leaves the main thread's model, scorer and adapters working", async () => {
-    const before = await model.createScorer({ contextSize: 128, sequences: 1 }).score([{ prompt: "a b c", continuation: " d e" }]);
+    const before = await model
+      .createScorer({ contextSize: 128, sequences: 1 })
+      .score([{ prompt: "a b c", continuation: " d e" }]);
     const inWorker = await tokenizeInWorker(tinyModelPath());
     expect(inWorker).toEqual(TEXTS.map((t) => Array.from(model.tokenize(t))));
     // Main-thread objects made after the worker is gone: the class checks still hold.
@@ -101,6 +110,8 @@ describe.skipIf(noWorker !== null)("tokenizeRecords", () => {
 
   it("a bad record fails the job with the trainer's message", async () => {
     const bad = [...records.slice(0, 100), { prompt: "p", reasoning: "", recommendation: " " }];
-    await expect(tokenizeRecords(tinyModelPath(), bad, { threads: 2, chunkSize: 64, workerFile })).rejects.toThrow(/empty recommendation/);
+    await expect(tokenizeRecords(tinyModelPath(), bad, { threads: 2, chunkSize: 64, workerFile })).rejects.toThrow(
+      /empty recommendation/,
+    );
   });
 });

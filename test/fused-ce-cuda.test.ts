@@ -10,7 +10,8 @@ import { packageRoot } from "../src/util/paths.js";
 
 const hasGpu = spawnSync("nvidia-smi", ["-L"], { encoding: "utf8" }).status === 0;
 const hasNvcc = spawnSync(process.env.CUDACXX ?? "nvcc", ["--version"], { encoding: "utf8" }).status === 0;
-if (!hasGpu || !hasNvcc) console.log(`fused-ce-cuda: skipped (${!hasNvcc ? "nvcc not found" : "no NVIDIA GPU visible to nvidia-smi"})`);
+if (!hasGpu || !hasNvcc)
+  console.log(`fused-ce-cuda: skipped (${!hasNvcc ? "nvcc not found" : "no NVIDIA GPU visible to nvidia-smi"})`);
 
 describe.skipIf(!hasGpu || !hasNvcc)("CUDA fused cross-entropy", () => {
   it("matches the naive reference on every case", () => {
@@ -20,7 +21,17 @@ describe.skipIf(!hasGpu || !hasNvcc)("CUDA fused cross-entropy", () => {
     const k = join(packageRoot, "native", "kernels");
     const build = spawnSync(
       process.env.CUDACXX ?? "nvcc",
-      ["-O2", "-std=c++17", "-DMSR_REC_CUDA=1", `-I${k}`, join(packageRoot, "native", "tests", "fused_ce_cuda_test.cu"), join(k, "fused_ce.cu"), join(k, "fused_ce_cpu.cpp"), "-o", exe],
+      [
+        "-O2",
+        "-std=c++17",
+        "-DMSR_REC_CUDA=1",
+        `-I${k}`,
+        join(packageRoot, "native", "tests", "fused_ce_cuda_test.cu"),
+        join(k, "fused_ce.cu"),
+        join(k, "fused_ce_cpu.cpp"),
+        "-o",
+        exe,
+      ],
       { encoding: "utf8" },
     );
     expect(build.status, build.stderr).toBe(0);

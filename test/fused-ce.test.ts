@@ -31,7 +31,8 @@ function jsReference(logits: Float32Array, rows: number, vocab: number, targets:
     const lse = m + Math.log(s);
     lps[r] = logits[r * vocab + targets[r]!]! - lse;
     loss -= weights[r]! * lps[r]!;
-    for (let j = 0; j < vocab; j++) grad[r * vocab + j] = weights[r]! * (Math.exp(logits[r * vocab + j]! - lse) - (j === targets[r] ? 1 : 0));
+    for (let j = 0; j < vocab; j++)
+      grad[r * vocab + j] = weights[r]! * (Math.exp(logits[r * vocab + j]! - lse) - (j === targets[r] ? 1 : 0));
   }
   return { loss, lps, grad };
 }
@@ -53,7 +54,8 @@ describe("fused cross-entropy kernel", () => {
 
   for (const kind of ["random", "extreme", "equal"] as const) {
     it(`matches the naive reference and a JS log-softmax on ${kind} rows`, () => {
-      const rows = 24, vocab = 3001;
+      const rows = 24,
+        vocab = 3001;
       const { logits, targets, weights } = makeCase(rows, vocab, kind, 7);
       const fast = ce()(logits, rows, vocab, targets, weights, { threads: 2 });
       const ref = ce()(logits, rows, vocab, targets, weights, { reference: true });
@@ -68,9 +70,10 @@ describe("fused cross-entropy kernel", () => {
   }
 
   it("gives zero-weight rows their log-prob and an all-zero gradient", () => {
-    const rows = 8, vocab = 500;
+    const rows = 8,
+      vocab = 500;
     const { logits, targets } = makeCase(rows, vocab, "random", 3);
-    const weights = new Float32Array(rows);  // all zero
+    const weights = new Float32Array(rows); // all zero
     const r = ce()(logits, rows, vocab, targets, weights, { threads: 2 });
     expect(r.loss).toBe(0);
     expect(r.grad!.every((g) => g === 0)).toBe(true);
@@ -78,7 +81,8 @@ describe("fused cross-entropy kernel", () => {
   });
 
   it("all-equal rows give log-prob −log(vocab) and gradient w/vocab off-target", () => {
-    const rows = 3, vocab = 1000;
+    const rows = 3,
+      vocab = 1000;
     const logits = new Float32Array(rows * vocab).fill(-7.5);
     const targets = Int32Array.of(0, 500, 999);
     const weights = Float32Array.of(1, 2, 0.5);
@@ -89,7 +93,8 @@ describe("fused cross-entropy kernel", () => {
   });
 
   it("without a gradient buffer it still returns loss and log-probs (the scorer's use)", () => {
-    const rows = 5, vocab = 777;
+    const rows = 5,
+      vocab = 777;
     const { logits, targets, weights } = makeCase(rows, vocab, "random", 11);
     const a = ce()(logits, rows, vocab, targets, weights, { grad: false });
     const b = ce()(logits, rows, vocab, targets, weights);

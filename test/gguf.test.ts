@@ -80,14 +80,19 @@ describe("writeGguf → readGguf", () => {
     expect(file.dataOffset % 32).toBe(0);
     expect([...file.metadata.keys()]).toEqual([...meta.keys()]);
     for (const [k, v] of meta) expect(file.metadata.get(k), k).toEqual(v);
-    expect(file.tensors.map((t) => [t.name, t.shape, t.type])).toEqual([["a.f32", [3, 5], 0], ["b.f16", [4, 2, 3], 1], ["c.scalarish", [1], 0]]);
+    expect(file.tensors.map((t) => [t.name, t.shape, t.type])).toEqual([
+      ["a.f32", [3, 5], 0],
+      ["b.f16", [4, 2, 3], 1],
+      ["c.scalarish", [1], 0],
+    ]);
     for (const t of file.tensors) expect(t.offset % 32, t.name).toBe(0);
     const floatData = (i: number) => (tensors[i] as { data: Float32Array }).data;
     expect(Array.from(readTensorF32(file, "a.f32"))).toEqual(Array.from(floatData(0)));
     // F16 values come back rounded to the nearest half, i.e. within half an ulp (2^-11 relative)
     const b = floatData(1);
     const back = readTensorF32(file, "b.f16");
-    for (let i = 0; i < b.length; i++) expect(Math.abs(back[i]! - b[i]!)).toBeLessThanOrEqual(Math.abs(b[i]!) * 2 ** -11 + 1e-12);
+    for (let i = 0; i < b.length; i++)
+      expect(Math.abs(back[i]! - b[i]!)).toBeLessThanOrEqual(Math.abs(b[i]!) * 2 ** -11 + 1e-12);
     expect(back.some((x, i) => x !== b[i])).toBe(true); // really stored as F16
     expect(readTensorF32(file, "c.scalarish")[0]).toBe(42);
   });
@@ -106,13 +111,22 @@ describe("writeGguf → readGguf", () => {
         const mine = Array.from(v.value as ArrayLike<unknown>);
         const got = other as unknown[];
         expect(got.length, k).toBe(mine.length);
-        expect(got.map((x) => (typeof x === "bigint" ? x : typeof mine[0] === "bigint" ? BigInt(x as number) : x)), k).toEqual(mine);
+        expect(
+          got.map((x) => (typeof x === "bigint" ? x : typeof mine[0] === "bigint" ? BigInt(x as number) : x)),
+          k,
+        ).toEqual(mine);
       } else if (typeof v.value === "bigint") expect(BigInt(other as number | bigint), k).toBe(v.value);
       else expect(other, k).toEqual(v.value);
     }
-    expect(theirs.tensorInfo?.map((t) => [t.name, t.dimensions.map(Number), Number(t.ggmlType), Number(t.offset), Number(t.fileOffset)])).toEqual(
-      ours.tensors.map((t) => [t.name, t.shape, t.type, t.offset, ours.dataOffset + t.offset]),
-    );
+    expect(
+      theirs.tensorInfo?.map((t) => [
+        t.name,
+        t.dimensions.map(Number),
+        Number(t.ggmlType),
+        Number(t.offset),
+        Number(t.fileOffset),
+      ]),
+    ).toEqual(ours.tensors.map((t) => [t.name, t.shape, t.type, t.offset, ours.dataOffset + t.offset]));
   });
 
   it("reads llama.cpp's bundled vocab file like node-llama-cpp does", async () => {
@@ -122,15 +136,23 @@ describe("writeGguf → readGguf", () => {
     const tokens = ours.metadata.get("tokenizer.ggml.tokens");
     expect(tokens?.type === "array" && tokens.value).toEqual(nested(theirs.metadata, "tokenizer.ggml.tokens"));
     const scores = ours.metadata.get("tokenizer.ggml.scores");
-    expect(scores?.type === "array" && Array.from(scores.value as Float32Array)).toEqual(nested(theirs.metadata, "tokenizer.ggml.scores"));
+    expect(scores?.type === "array" && Array.from(scores.value as Float32Array)).toEqual(
+      nested(theirs.metadata, "tokenizer.ggml.scores"),
+    );
   });
 
   it("writes atomically: a failed write leaves neither the target nor a temp file", () => {
     const dir = mkdtempSync(join(tmp, "atomic-"));
     const path = join(dir, "bad.gguf");
-    expect(() => writeGguf(path, new Map(), [{ name: "x", shape: [2, 2], type: "F32", data: new Float32Array(3) }])).toThrow(/3 values given for shape \[2, 2\]/);
-    expect(() => writeGguf(path, new Map([["k", { type: "uint8", value: 300 }]]), [])).toThrow(/300 is not a valid uint8/);
-    expect(() => writeGguf(path, new Map(), [...sampleTensors(), sampleTensors()[0]!])).toThrow(/duplicate tensor name "a.f32"/);
+    expect(() =>
+      writeGguf(path, new Map(), [{ name: "x", shape: [2, 2], type: "F32", data: new Float32Array(3) }]),
+    ).toThrow(/3 values given for shape \[2, 2\]/);
+    expect(() => writeGguf(path, new Map([["k", { type: "uint8", value: 300 }]]), [])).toThrow(
+      /300 is not a valid uint8/,
+    );
+    expect(() => writeGguf(path, new Map(), [...sampleTensors(), sampleTensors()[0]!])).toThrow(
+      /duplicate tensor name "a.f32"/,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 });
@@ -183,10 +205,24 @@ describe("corrupt files give clear errors", () => {
 describe("F16 conversion", () => {
   it("matches hand-checked bit patterns (round to nearest even, overflow, subnormals)", () => {
     const cases: [number, number][] = [
-      [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [0.5, 0x3800], [65504, 0x7bff],
-      [65519.99, 0x7bff], [65520, 0x7c00], [1e10, 0x7c00], [-Infinity, 0xfc00],
-      [1 / 3, 0x3555], [0.1, 0x2e66], [2 ** -14, 0x0400], [2 ** -24, 0x0001],
-      [2 ** -25, 0x0000], [3 * 2 ** -25, 0x0002], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [0.5, 0x3800],
+      [65504, 0x7bff],
+      [65519.99, 0x7bff],
+      [65520, 0x7c00],
+      [1e10, 0x7c00],
+      [-Infinity, 0xfc00],
+      [1 / 3, 0x3555],
+      [0.1, 0x2e66],
+      [2 ** -14, 0x0400],
+      [2 ** -24, 0x0001],
+      [2 ** -25, 0x0000],
+      [3 * 2 ** -25, 0x0002],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
     ];
     for (const [x, bits] of cases) expect(f32ToF16Bits(x).toString(16), String(x)).toBe(bits.toString(16));
     expect(Number.isNaN(f16BitsToF32(f32ToF16Bits(NaN)))).toBe(true);
@@ -194,7 +230,7 @@ describe("F16 conversion", () => {
 
   it("every non-NaN half survives f16 → f32 → f16", () => {
     for (let h = 0; h < 0x10000; h++) {
-      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff)) continue; // NaN payloads
+      if ((h & 0x7c00) === 0x7c00 && h & 0x3ff) continue; // NaN payloads
       if (f32ToF16Bits(f16BitsToF32(h)) !== h) throw new Error(`0x${h.toString(16)} does not round-trip`);
     }
   });
@@ -205,7 +241,8 @@ describe("F16 conversion", () => {
         const h = f32ToF16Bits(x);
         const y = f16BitsToF32(h);
         // the halves one ulp away in magnitude (same sign) must not be closer
-        const sign = h & 0x8000, mag = h & 0x7fff;
+        const sign = h & 0x8000,
+          mag = h & 0x7fff;
         const neighbours = [mag + 1, mag - 1].filter((m) => m >= 0 && m <= 0x7c00).map((m) => f16BitsToF32(sign | m));
         return neighbours.every((n) => Math.abs(x - y) <= Math.abs(x - n));
       }),
@@ -227,8 +264,14 @@ describe("LoRA adapter files", () => {
       const base = model.tensors.find((t) => t.name === w)!;
       const a = info.file.tensors.find((t) => t.name === `${w}.lora_a`)!;
       const b = info.file.tensors.find((t) => t.name === `${w}.lora_b`)!;
-      expect([a.shape, b.shape], w).toEqual([[base.shape[0], 4], [4, base.shape[1]]]);
-      expect(readTensorF32(info.file, b).some((x) => x !== 0), w).toBe(true); // B is non-zero
+      expect([a.shape, b.shape], w).toEqual([
+        [base.shape[0], 4],
+        [4, base.shape[1]],
+      ]);
+      expect(
+        readTensorF32(info.file, b).some((x) => x !== 0),
+        w,
+      ).toBe(true); // B is non-zero
     }
     expect(readLoraAdapter(tinyLoraPath(2)).weights).toEqual(info.weights);
     expect(Array.from(readTensorF32(readLoraAdapter(tinyLoraPath(2)).file, "blk.0.attn_q.weight.lora_b"))).not.toEqual(
@@ -242,7 +285,9 @@ describe("LoRA adapter files", () => {
     const b = { name: "blk.0.attn_q.weight.lora_b", shape: [4, 64] as const, data: new Float32Array(256) };
     expect(() => writeLoraAdapter(out, { alpha: 8, rank: 4, tensors: [a] })).toThrow(/missing its lora_b/);
     expect(() => writeLoraAdapter(out, { alpha: 8, rank: 8, tensors: [a, b] })).toThrow(/rank 8/);
-    expect(() => writeLoraAdapter(out, { alpha: 8, rank: 4, tensors: [{ ...a, name: "blk.0.attn_q.weight" }, b] })).toThrow(/must end in .lora_a or .lora_b/);
+    expect(() =>
+      writeLoraAdapter(out, { alpha: 8, rank: 4, tensors: [{ ...a, name: "blk.0.attn_q.weight" }, b] }),
+    ).toThrow(/must end in .lora_a or .lora_b/);
     expect(existsSync(out)).toBe(false);
     writeLoraAdapter(out, { alpha: 16, rank: 4, tensors: [a, b], dtype: "F16" });
     const info = readLoraAdapter(out);
@@ -254,6 +299,11 @@ describe("LoRA adapter files", () => {
     expect(parseLoraTargets("q, v,q")).toEqual(["q", "v"]);
     expect(() => parseLoraTargets("q,x")).toThrow(/unknown LoRA target "x"/);
     const names = loraTargetWeights(llamaTensorShapes(MODEL_PRESETS.tiny, 100), ["o", "down"]).map((w) => w.name);
-    expect(names).toEqual(["blk.0.attn_output.weight", "blk.0.ffn_down.weight", "blk.1.attn_output.weight", "blk.1.ffn_down.weight"]);
+    expect(names).toEqual([
+      "blk.0.attn_output.weight",
+      "blk.0.ffn_down.weight",
+      "blk.1.attn_output.weight",
+      "blk.1.ffn_down.weight",
+    ]);
   });
 });

@@ -29,7 +29,8 @@ describe("converter layouts", () => {
     expect(f[31]).toBe(32);
     for (let i = 1; i < f.length; i++) expect(f[i]!).toBeGreaterThanOrEqual(f[i - 1]!);
     const h = MODEL_PRESETS["tiny-llama3"] as LlamaHparams;
-    const dim = 64, wavelen = (i: number) => 2 * Math.PI * h.ropeFreqBase ** ((2 * i) / dim);
+    const dim = 64,
+      wavelen = (i: number) => 2 * Math.PI * h.ropeFreqBase ** ((2 * i) / dim);
     for (let i = 0; i < 32; i++) {
       const w = wavelen(i);
       if (w < 2048) expect(f[i]).toBe(1);
@@ -71,9 +72,9 @@ describe("converter layouts", () => {
 
   it("quantized types are llama.cpp's quantizer output (Q4_K: the Q4_K_M mix)", async () => {
     const file = readGguf(await archModelPath("tiny-llama3", "Q4_K"));
-    expect(metaNumber(file.metadata, "general.file_type")).toBe(15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    expect(metaNumber(file.metadata, "general.file_type")).toBe(15); // LLAMA_FTYPE_MOSTLY_Q4_K_M
     const types = new Set(file.tensors.filter((t) => t.shape.length === 2).map((t) => t.type));
-    expect(types.has(12)).toBe(true);  // Q4_K
+    expect(types.has(12)).toBe(true); // Q4_K
     expect(shape(file, "blk.0.attn_norm.weight")).toEqual([256]);
   });
 });
@@ -81,7 +82,17 @@ describe("converter layouts", () => {
 describe("BF16 storage", () => {
   it("rounds float32 to the nearest bfloat16, ties to even, like ggml", () => {
     const bits = (u: number) => new Float32Array(new Uint32Array([u]).buffer)[0]!;
-    const x = new Float32Array([1, -2.5, bits(0x3f808000), bits(0x3f818000), bits(0x3f80c000), 1e-40, 3.3e38, Infinity, NaN]);
+    const x = new Float32Array([
+      1,
+      -2.5,
+      bits(0x3f808000),
+      bits(0x3f818000),
+      bits(0x3f80c000),
+      1e-40,
+      3.3e38,
+      Infinity,
+      NaN,
+    ]);
     const b = f32ArrayToBf16(x);
     // 0x3f808000 is halfway between 0x3f80 and 0x3f81: even (0x3f80); 0x3f818000 rounds to 0x3f82.
     expect(Array.from(b.slice(0, 5))).toEqual([0x3f80, 0xc020, 0x3f80, 0x3f82, 0x3f81]);
@@ -95,8 +106,14 @@ describe("BF16 storage", () => {
 describe("init-model command", () => {
   it("validates --arch and --weight-type and names the choices", async () => {
     const base = { preset: "tiny", seed: "0", out: "/nonexistent/x.gguf" };
-    await expect(runInitModel({ ...base, arch: "gemma" }, () => {})).rejects.toThrow(/--arch must be one of llama, qwen2, qwen3/);
-    await expect(runInitModel({ ...base, weightType: "Q3_K" }, () => {})).rejects.toThrow(/--weight-type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K/);
-    await expect(runInitModel({ ...base, preset: "llama3-70b" }, () => {})).rejects.toThrow(/--preset must be one of .*llama3-8b/);
+    await expect(runInitModel({ ...base, arch: "gemma" }, () => {})).rejects.toThrow(
+      /--arch must be one of llama, qwen2, qwen3/,
+    );
+    await expect(runInitModel({ ...base, weightType: "Q3_K" }, () => {})).rejects.toThrow(
+      /--weight-type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K/,
+    );
+    await expect(runInitModel({ ...base, preset: "llama3-70b" }, () => {})).rejects.toThrow(
+      /--preset must be one of .*llama3-8b/,
+    );
   });
 });

@@ -6,7 +6,14 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import {
+  getLlama,
+  LlamaLogLevel,
+  type ControlledEvaluateInputItem,
+  type Llama,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MODEL_PRESETS, initModel, llamaTensorShapes } from "../src/gguf/init-model.js";
@@ -28,7 +35,10 @@ function vocabTestVectors(vocab: string): { text: string; tokens: number[] }[] {
   const inputs = readFileSync(`${base}.inp`, "utf8").split("\n__ggml_vocab_test__\n");
   inputs.pop(); // the file ends with the marker
   const outputs = readFileSync(`${base}.out`, "utf8").split("\n");
-  return inputs.map((text, i) => ({ text, tokens: outputs[i]!.trim() === "" ? [] : outputs[i]!.trim().split(/\s+/).map(Number) }));
+  return inputs.map((text, i) => ({
+    text,
+    tokens: outputs[i]!.trim() === "" ? [] : outputs[i]!.trim().split(/\s+/).map(Number),
+  }));
 }
 
 describe("initModel", () => {
@@ -65,7 +75,9 @@ describe("initModel", () => {
   });
 
   it("is deterministic: same seed → identical bytes, different seed → different weights", () => {
-    const a = join(tmp, "a.gguf"), b = join(tmp, "b.gguf"), c = join(tmp, "c.gguf");
+    const a = join(tmp, "a.gguf"),
+      b = join(tmp, "b.gguf"),
+      c = join(tmp, "c.gguf");
     const t0 = performance.now();
     initModel({ preset: "tiny", vocab: "llama-spm", seed: 5, out: a });
     const elapsed = performance.now() - t0;
@@ -81,10 +93,16 @@ describe("initModel", () => {
 
   it("rejects bad options with a message naming the problem", () => {
     const out = join(tmp, "bad.gguf");
-    expect(() => initModel({ preset: "huge" as "tiny", vocab: "llama-spm", seed: 1, out })).toThrow(/unknown preset "huge"/);
-    expect(() => initModel({ preset: "tiny", vocab: "klingon" as "llama-spm", seed: 1, out })).toThrow(/unknown vocabulary "klingon"/);
+    expect(() => initModel({ preset: "huge" as "tiny", vocab: "llama-spm", seed: 1, out })).toThrow(
+      /unknown preset "huge"/,
+    );
+    expect(() => initModel({ preset: "tiny", vocab: "klingon" as "llama-spm", seed: 1, out })).toThrow(
+      /unknown vocabulary "klingon"/,
+    );
     expect(() => initModel({ preset: "tiny", vocab: "llama-spm", seed: -1, out })).toThrow(/seed/);
-    expect(() => initModel({ preset: "tiny", vocab: "llama-spm", seed: 1, out, overrides: { headCount: 3 } })).toThrow(/divisible/);
+    expect(() => initModel({ preset: "tiny", vocab: "llama-spm", seed: 1, out, overrides: { headCount: 3 } })).toThrow(
+      /divisible/,
+    );
   });
 
   it("llamaTensorShapes matches the tensors written (names and shapes)", () => {
@@ -106,9 +124,14 @@ describe("the CLI layer", () => {
     expect(info).toMatch(/layers\s+2/);
     expect(info).toMatch(/heads\s+4 \(KV 2\)/);
     expect(info).toMatch(/tokenizer\s+llama/);
-    const params = llamaTensorShapes(MODEL_PRESETS.tiny, 32000).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    const params = llamaTensorShapes(MODEL_PRESETS.tiny, 32000).reduce(
+      (a, t) => a + t.shape.reduce((x, y) => x * y, 1),
+      0,
+    );
     expect(info).toContain(params.toLocaleString("en-US"));
-    await expect(runInitModel({ preset: "tiny", vocab: "llama-spm", seed: "x", out }, () => {})).rejects.toThrow(/--seed/);
+    await expect(runInitModel({ preset: "tiny", vocab: "llama-spm", seed: "x", out }, () => {})).rejects.toThrow(
+      /--seed/,
+    );
   });
 
   it("parses the command line through commander (init-model then info)", async () => {
@@ -117,7 +140,9 @@ describe("the CLI layer", () => {
     registerInfo(program);
     const out = join(tmp, "argv.gguf");
     const written: string[] = [];
-    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
+    const spy = vi
+      .spyOn(process.stdout, "write")
+      .mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
     try {
       await program.parseAsync(["init-model", "--preset", "tiny", "--seed", "9", "--out", out], { from: "user" });
       await program.parseAsync(["info", "--model", out], { from: "user" });
@@ -160,16 +185,23 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
   it("tokenizes exactly like llama.cpp's test vectors for the llama-spm vocab", () => {
     const vectors = vocabTestVectors("llama-spm");
     expect(vectors.length).toBeGreaterThan(20);
-    for (const { text, tokens } of vectors) expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
+    for (const { text, tokens } of vectors)
+      expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
     expect(model.tokens.bos).toBe(1);
     expect(model.tokens.eos).toBe(2);
   });
 
   async function nextTokenProbabilities(lora?: string): Promise<Map<number, number>> {
-    const ctx = await model.createContext({ contextSize: 128, threads: 1, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
+    const ctx = await model.createContext({
+      contextSize: 128,
+      threads: 1,
+      ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}),
+    });
     try {
       const tokens: Token[] = [model.tokens.bos!, ...model.tokenize("The user watched Star Wars and")];
-      const input = tokens.map((t, i): ControlledEvaluateInputItem => (i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t));
+      const input = tokens.map((t, i): ControlledEvaluateInputItem =>
+        i === tokens.length - 1 ? [t, { generateNext: { probabilities: true } }] : t,
+      );
       const res = await ctx.getSequence().controlledEvaluate(input);
       const probs = res[tokens.length - 1]?.next?.probabilities;
       if (!probs) throw new Error("no probabilities returned");
@@ -214,7 +246,9 @@ describe("in llama.cpp (node-llama-cpp, CPU)", () => {
   });
 
   it("rejects an adapter made for another model", async () => {
-    await expect(model.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: otherModelLoraPath() }] } })).rejects.toThrow(/lora|adapter/i);
+    await expect(
+      model.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: otherModelLoraPath() }] } }),
+    ).rejects.toThrow(/lora|adapter/i);
   });
 });
 
@@ -222,12 +256,19 @@ describe("with the Llama-3 BPE vocabulary (128k tokens)", () => {
   it("loads and tokenizes exactly like llama.cpp's llama-bpe test vectors", async () => {
     // a narrow model (n_embd 16): the 128k-row embedding is what would make a tiny model slow here
     const path = join(tmp, "bpe.gguf");
-    const res = initModel({ preset: "tiny", vocab: "llama-bpe", seed: 1, out: path, overrides: { embeddingLength: 16, headCount: 2, headCountKv: 1, feedForwardLength: 32 } });
+    const res = initModel({
+      preset: "tiny",
+      vocab: "llama-bpe",
+      seed: 1,
+      out: path,
+      overrides: { embeddingLength: 16, headCount: 2, headCountKv: 1, feedForwardLength: 32 },
+    });
     expect(res.vocabSize).toBe(128256);
     const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
     const model = await llama.loadModel({ modelPath: path });
     try {
-      for (const { text, tokens } of vocabTestVectors("llama-bpe")) expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
+      for (const { text, tokens } of vocabTestVectors("llama-bpe"))
+        expect(Array.from(model.tokenize(text)), JSON.stringify(text)).toEqual(tokens);
       expect(model.tokens.bos).toBe(128000);
     } finally {
       await model.dispose();

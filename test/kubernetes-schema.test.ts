@@ -20,11 +20,24 @@ import { packageRoot } from "../src/util/paths.js";
 
 const MODELS = "kubernetes-models@5.1.0";
 const manifestsDir = join(packageRoot, "examples", "kubernetes");
-const manifests = readdirSync(manifestsDir).filter((f) => f.endsWith(".yaml")).sort();
+const manifests = readdirSync(manifestsDir)
+  .filter((f) => f.endsWith(".yaml"))
+  .sort();
 // The fields these tests read or break on purpose; validation sees the whole manifest.
-interface Container { command: string[]; env?: { name: string; value?: string }[]; resources?: unknown; resource?: unknown }
+interface Container {
+  command: string[];
+  env?: { name: string; value?: string }[];
+  resources?: unknown;
+  resource?: unknown;
+}
 interface JobManifest {
-  spec: { completionMode?: unknown; completions?: unknown; parallelism?: number; backoffLimitPerIndex?: number; template: { spec: { restartPolicy?: string; containers: Container[] } } };
+  spec: {
+    completionMode?: unknown;
+    completions?: unknown;
+    parallelism?: number;
+    backoffLimitPerIndex?: number;
+    template: { spec: { restartPolicy?: string; containers: Container[] } };
+  };
 }
 const load = (f: string) => parseYaml(readFileSync(join(manifestsDir, f), "utf8")) as JobManifest;
 
@@ -33,7 +46,21 @@ function modelsDir(): string | null {
   const dir = join(tmpdir(), `msr-rec-${MODELS.replace("@", "-")}`);
   if (existsSync(join(dir, "node_modules", "kubernetes-models", "package.json"))) return dir;
   const staging = mkdtempSync(`${dir}.tmp-`);
-  const r = spawnSync("npm", ["install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", staging, MODELS], { encoding: "utf8" });
+  const r = spawnSync(
+    "npm",
+    [
+      "install",
+      "--no-save",
+      "--no-package-lock",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=error",
+      "--prefix",
+      staging,
+      MODELS,
+    ],
+    { encoding: "utf8" },
+  );
   if (r.status !== 0) {
     rmSync(staging, { recursive: true, force: true });
     console.warn(`Kubernetes schema tests skipped: npm could not install ${MODELS}:\n${r.stderr}`);
@@ -54,7 +81,9 @@ let validate: Validate;
 beforeAll(async () => {
   dir = modelsDir();
   if (!dir) return;
-  const { Job } = (await import(pathToFileURL(join(dir, "node_modules", "kubernetes-models", "batch", "v1", "Job.js")).href)) as { Job: new (m: object) => { validate(): void } };
+  const { Job } = (await import(
+    pathToFileURL(join(dir, "node_modules", "kubernetes-models", "batch", "v1", "Job.js")).href
+  )) as { Job: new (m: object) => { validate(): void } };
   validate = (m) => new Job(m).validate();
 }, 300_000);
 
@@ -71,13 +100,29 @@ function schemaErrors(m: object): string {
 /** Type errors of each manifest as a kubernetes-models IJob literal: unknown fields among them. */
 function strictErrors(named: Record<string, object>): string[] {
   const file = join(dir!, `manifests-${process.pid}.ts`);
-  const lines = Object.entries(named).map(([name, m]) => `// ${name}\nexport const m${Object.keys(named).indexOf(name)}: IJob = ${JSON.stringify(m, null, 2)};`);
+  const lines = Object.entries(named).map(
+    ([name, m]) =>
+      `// ${name}\nexport const m${Object.keys(named).indexOf(name)}: IJob = ${JSON.stringify(m, null, 2)};`,
+  );
   writeFileSync(file, `import type { IJob } from "kubernetes-models/batch/v1/Job";\n${lines.join("\n")}\n`);
   try {
-    const program = ts.createProgram([file], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, skipLibCheck: true, types: [] });
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      skipLibCheck: true,
+      types: [],
+    });
     return ts.getPreEmitDiagnostics(program).map((d) => {
       const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
-      const owner = d.file ? d.file.text.split("\n").slice(0, line + 1).reverse().find((l) => l.startsWith("// ")) : undefined;
+      const owner = d.file
+        ? d.file.text
+            .split("\n")
+            .slice(0, line + 1)
+            .reverse()
+            .find((l) => l.startsWith("// "))
+        : undefined;
       return `${owner?.slice(3) ?? "?"}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`;
     });
   } finally {
@@ -88,8 +133,17 @@ function strictErrors(named: Record<string, object>): string[] {
 describe("examples/kubernetes against the Kubernetes API schema", () => {
   it("every manifest is a valid batch/v1 Job", (ctx) => {
     if (!dir) return ctx.skip(`${MODELS} could not be installed (see the printed reason)`);
-    expect(manifests).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "shard-retry.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
-    expect(manifests.map((f) => `${f}: ${schemaErrors(load(f)) || "valid"}`)).toEqual(manifests.map((f) => `${f}: valid`));
+    expect(manifests).toEqual([
+      "base.yaml",
+      "infer-merge.yaml",
+      "infer-shards.yaml",
+      "shard-retry.yaml",
+      "synthesize-merge.yaml",
+      "synthesize-shards.yaml",
+    ]);
+    expect(manifests.map((f) => `${f}: ${schemaErrors(load(f)) || "valid"}`)).toEqual(
+      manifests.map((f) => `${f}: valid`),
+    );
     expect(strictErrors(Object.fromEntries(manifests.map((f) => [f, load(f)])))).toEqual([]);
   }, 120_000);
 
@@ -107,7 +161,9 @@ describe("examples/kubernetes against the Kubernetes API schema", () => {
     container.resource = container.resources;
     delete container.resources;
     expect(schemaErrors(typo)).toBe(""); // the schema allows unknown fields ...
-    expect(strictErrors({ typo })).toEqual([expect.stringMatching(/^typo: .*'"resource"' does not exist in type 'IContainer'/)]); // ... the strict pass does not
+    expect(strictErrors({ typo })).toEqual([
+      expect.stringMatching(/^typo: .*'"resource"' does not exist in type 'IContainer'/),
+    ]); // ... the strict pass does not
   }, 120_000);
 });
 

@@ -33,14 +33,18 @@ describe("title matching", () => {
   it("strict never reports more titles than LLaRA's rule, and agrees when no title contains another", () => {
     const word = fc.constantFrom("ab", "abc", "b", "cd", "d", "x");
     fc.assert(
-      fc.property(fc.array(word, { minLength: 1, maxLength: 6 }), fc.array(word, { maxLength: 8 }), (titles, answerWords) => {
-        const answer = answerWords.join(" ");
-        const loose = matchTitle(answer, titles);
-        const strict = matchTitleStrict(answer, titles);
-        expect(strict.matched.every((i) => loose.matched.includes(i))).toBe(true);
-        const nested = titles.some((a, i) => titles.some((b, j) => i !== j && b.length > a.length && b.includes(a)));
-        if (!nested) expect(strict.matched).toEqual(loose.matched);
-      }),
+      fc.property(
+        fc.array(word, { minLength: 1, maxLength: 6 }),
+        fc.array(word, { maxLength: 8 }),
+        (titles, answerWords) => {
+          const answer = answerWords.join(" ");
+          const loose = matchTitle(answer, titles);
+          const strict = matchTitleStrict(answer, titles);
+          expect(strict.matched.every((i) => loose.matched.includes(i))).toBe(true);
+          const nested = titles.some((a, i) => titles.some((b, j) => i !== j && b.length > a.length && b.includes(a)));
+          if (!nested) expect(strict.matched).toEqual(loose.matched);
+        },
+      ),
     );
   });
 });
@@ -83,17 +87,24 @@ describe("HitRatio@1 and ValidRatio", () => {
   it("agrees with the naive loop on random answers", () => {
     const title = fc.constantFrom(...cands, "Other");
     fc.assert(
-      fc.property(fc.array(fc.record({ words: fc.array(title, { maxLength: 3 }), target: fc.integer({ min: 0, max: 5 }) }), { maxLength: 30 }), (raw) => {
-        const rows = raw.map((r) => ({ answer: r.words.join(" and "), candidates: cands, target: r.target }));
-        const m = recommendationMetrics(rows);
-        const n = naive(rows);
-        expect([m.valid, m.hits]).toEqual([n.valid, n.hits]);
-        expect(m.hitRatioAll).toBeCloseTo(rows.length ? n.hits / rows.length : 0, 12);
-      }),
+      fc.property(
+        fc.array(fc.record({ words: fc.array(title, { maxLength: 3 }), target: fc.integer({ min: 0, max: 5 }) }), {
+          maxLength: 30,
+        }),
+        (raw) => {
+          const rows = raw.map((r) => ({ answer: r.words.join(" and "), candidates: cands, target: r.target }));
+          const m = recommendationMetrics(rows);
+          const n = naive(rows);
+          expect([m.valid, m.hits]).toEqual([n.valid, n.hits]);
+          expect(m.hitRatioAll).toBeCloseTo(rows.length ? n.hits / rows.length : 0, 12);
+        },
+      ),
     );
   });
 
   it("refuses a ground-truth index outside the candidates", () => {
-    expect(() => recommendationMetrics([{ answer: "x", candidates: ["a"], target: 3 }])).toThrow(/outside the 1 candidates/);
+    expect(() => recommendationMetrics([{ answer: "x", candidates: ["a"], target: 3 }])).toThrow(
+      /outside the 1 candidates/,
+    );
   });
 });

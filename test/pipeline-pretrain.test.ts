@@ -29,7 +29,11 @@ describe("pretraining corpus", () => {
       const ds = loadRunDataset(c);
       const title = (id: string) => ds.items.get(id)!.title;
       // The default corpus shape (an open step, an exercise, no lists) for comparison.
-      const plain = pretrainCorpus({ ...c, model: { ...c.model, pretrainListExercises: 0, pretrainOpenSteps: true } }, ds, 0);
+      const plain = pretrainCorpus(
+        { ...c, model: { ...c.model, pretrainListExercises: 0, pretrainOpenSteps: true } },
+        ds,
+        0,
+      );
       const docs = pretrainCorpus(c, ds, 0);
       // No document is behavior-only (an empty reasoning teaches skipping it), and the catalog's
       // facts answer with the title their reasoning starts with.

@@ -18,7 +18,11 @@ let authorized = 0;
 // Answers with a complete five-step chain recommending the first candidate title it finds.
 function answer(prompt: string): string {
   const line = prompt.split("\n").find((l) => l.startsWith("Candidate items:")) ?? "";
-  const first = line.replace("Candidate items:", "").split(/[;,|]/)[0]!.trim().replace(/^\d+\.\s*/, "");
+  const first = line
+    .replace("Candidate items:", "")
+    .split(/[;,|]/)[0]!
+    .trim()
+    .replace(/^\d+\.\s*/, "");
   return [
     "Step 1 - Preference Recognition: the user buys devices and their accessories.",
     "Step 2 - Attribute Analysis: the candidates differ in category and brand.",
@@ -38,7 +42,12 @@ beforeAll(async () => {
       const msg = (JSON.parse(body) as { messages: { content: string }[] }).messages.at(-1)!.content;
       seen.set(msg, (seen.get(msg) ?? 0) + 1);
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ model: "fake-r1", choices: [{ message: { content: answer(msg), reasoning_content: "hidden chain" }, finish_reason: "stop" }] }));
+      res.end(
+        JSON.stringify({
+          model: "fake-r1",
+          choices: [{ message: { content: answer(msg), reasoning_content: "hidden chain" }, finish_reason: "stop" }],
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -50,7 +59,12 @@ afterAll(() => {
   delete process.env.MSR_REC_TEST_TEACHER_KEY;
 });
 
-interface RawUser { user: string; train: string[]; valid: string; test: string }
+interface RawUser {
+  user: string;
+  train: string[];
+  valid: string;
+  test: string;
+}
 
 describe("pipeline synthesize stage with an OpenAI-compatible teacher", () => {
   it("asks for every sample, retries invalid answers once (maxRetries 1), keeps the answers, and a re-run pays for nothing", async () => {
@@ -58,20 +72,37 @@ describe("pipeline synthesize stage with an OpenAI-compatible teacher", () => {
     try {
       const c = presetConfig("tiny", {
         runDir: dir,
-        teacher: { kind: "openai", endpoint: baseUrl, model: "fake-r1", apiKeyEnv: "MSR_REC_TEST_TEACHER_KEY", tau: 1, maxRetries: 1 },
+        teacher: {
+          kind: "openai",
+          endpoint: baseUrl,
+          model: "fake-r1",
+          apiKeyEnv: "MSR_REC_TEST_TEACHER_KEY",
+          tau: 1,
+          maxRetries: 1,
+        },
       });
       await prepareStage(c);
       await synthesizeStage(c);
       // The samples the stage must ask for, from users.jsonl: every user's train split, the
       // first train.validUsers users' validation split and the first infer.users users' test split.
-      const lines = (f: string) => readFileSync(join(dir, f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = (f: string) =>
+        readFileSync(join(dir, f), "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
       const users = lines("dataset/users.jsonl") as unknown as RawUser[];
       const title = new Map(lines("dataset/items.jsonl").map((i) => [String(i.id), String(i.title)]));
       const target = new Map<string, string>();
       for (const u of users) target.set(`train/${u.user}`, title.get(u.train.at(-1)!)!);
       for (const u of users.slice(0, c.train.validUsers)) target.set(`valid/${u.user}`, title.get(u.valid)!);
       for (const u of users.slice(0, c.infer.users)) target.set(`test/${u.user}`, title.get(u.test)!);
-      const records = lines("teacher/reasoning.jsonl") as Array<{ user: string; split: string; prompt: string; recommendation: string; valid: boolean }>;
+      const records = lines("teacher/reasoning.jsonl") as Array<{
+        user: string;
+        split: string;
+        prompt: string;
+        recommendation: string;
+        valid: boolean;
+      }>;
       // τ = 1: one record per sample, a kept path or the behavior-only fallback.
       expect(records.map((r) => `${r.split}/${r.user}`).sort()).toEqual([...target.keys()].sort());
       let expectedCalls = 0;

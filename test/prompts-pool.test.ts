@@ -23,11 +23,14 @@ function transpileClosure(rel: string, done = new Set<string>()): void {
   if (done.has(rel)) return;
   done.add(rel);
   const src = readFileSync(join(packageRoot, "src", rel), "utf8");
-  const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const js = ts.transpileModule(src, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
   mkdirSync(dirname(join(scratch, rel)), { recursive: true });
   writeFileSync(join(scratch, rel.replace(/\.ts$/, ".js")), js);
   // Type-only imports vanish from the output; what is left is what the worker loads.
-  for (const m of js.matchAll(/from\s+"(\.{1,2}\/[^"]+)\.js"/g)) transpileClosure(join(dirname(rel), `${m[1]}.ts`), done);
+  for (const m of js.matchAll(/from\s+"(\.{1,2}\/[^"]+)\.js"/g))
+    transpileClosure(join(dirname(rel), `${m[1]}.ts`), done);
 }
 
 beforeAll(() => {
@@ -43,7 +46,14 @@ function synthetic(users: number): { setup: PromptSetup; samples: PromptSample[]
   const pick = () => `i${(seed = (seed * 48271) % 2147483647) % 500}`;
   const samples = Array.from({ length: users }, (_, u): PromptSample => {
     const candidates = Array.from({ length: 6 }, pick);
-    return { user: `u${u}`, split: "test", history: Array.from({ length: 1 + (u % 10) }, pick), candidates, target: candidates[u % 6]!, targetIndex: u % 6 };
+    return {
+      user: `u${u}`,
+      split: "test",
+      history: Array.from({ length: 1 + (u % 10) }, pick),
+      candidates,
+      target: candidates[u % 6]!,
+      targetIndex: u % 6,
+    };
   });
   return { setup: { dataset: "Synthetic", kind: "item", template: loadTemplates().item, titles }, samples };
 }
@@ -60,18 +70,40 @@ describe("prompt pool", () => {
   it("workers reading a dataset folder give the same JSONL, and a warm pool builds again", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-pool-"));
     const { setup, samples } = synthetic(1200);
-    writeFileSync(join(dir, "items.jsonl"), [...setup.titles].map(([id, title]) => JSON.stringify({ id, title })).join("\n") + "\n");
+    writeFileSync(
+      join(dir, "items.jsonl"),
+      [...setup.titles].map(([id, title]) => JSON.stringify({ id, title })).join("\n") + "\n",
+    );
     // The users a prepared folder can hold (the reader checks them): no repeated item, the target once among the candidates.
     const users = samples
-      .filter((s) => new Set([...s.history, s.target]).size === s.history.length + 1 && s.candidates.filter((c) => c === s.target).length === 1)
-      .map((s) => ({ user: s.user, train: s.history.slice(0, -1), valid: s.history.at(-1)!, test: s.target, candidates: { valid: [s.history.at(-1)!], test: s.candidates } }));
+      .filter(
+        (s) =>
+          new Set([...s.history, s.target]).size === s.history.length + 1 &&
+          s.candidates.filter((c) => c === s.target).length === 1,
+      )
+      .map((s) => ({
+        user: s.user,
+        train: s.history.slice(0, -1),
+        valid: s.history.at(-1)!,
+        test: s.target,
+        candidates: { valid: [s.history.at(-1)!], test: s.candidates },
+      }));
     writeFileSync(join(dir, "users.jsonl"), users.map((u) => JSON.stringify(u)).join("\n") + "\n");
-    writeFileSync(join(dir, "stats.json"), JSON.stringify({ users: users.length, items: setup.titles.size, interactions: 0, density: 0, source: "test" }));
-    const pool = PromptPool.fromFolder({ dataDir: dir, split: "test", historyLength: 10, kind: "user", template: loadTemplates().user }, { threads: 2, chunkSize: 250, workerFile });
+    writeFileSync(
+      join(dir, "stats.json"),
+      JSON.stringify({ users: users.length, items: setup.titles.size, interactions: 0, density: 0, source: "test" }),
+    );
+    const pool = PromptPool.fromFolder(
+      { dataDir: dir, split: "test", historyLength: 10, kind: "user", template: loadTemplates().user },
+      { threads: 2, chunkSize: 250, workerFile },
+    );
     try {
       expect(pool.parallel).toBe(true);
       const ds = readPreparedDataset(dir);
-      const expected = promptJsonl({ ...setup, dataset: ds.name, kind: "user", template: loadTemplates().user }, samplesFor(ds, "test"));
+      const expected = promptJsonl(
+        { ...setup, dataset: ds.name, kind: "user", template: loadTemplates().user },
+        samplesFor(ds, "test"),
+      );
       expect((await pool.build()).join("")).toBe(expected);
       expect((await pool.build()).join("")).toBe(expected);
     } finally {
@@ -81,14 +113,21 @@ describe("prompt pool", () => {
 
   it("each record holds the filled template and the ground truth", () => {
     const { setup, samples } = synthetic(3);
-    const lines = promptJsonl(setup, samples).trim().split("\n").map((l) => JSON.parse(l) as PromptRecord);
+    const lines = promptJsonl(setup, samples)
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as PromptRecord);
     const s = samples[2]!;
     const cands = s.candidates.map((id) => setup.titles.get(id)!);
     expect(lines[2]).toEqual({
       user: "u2",
       split: "test",
       kind: "item",
-      prompt: fillTemplate(setup.template, { dataset: "Synthetic", history: s.history.map((id) => setup.titles.get(id)!), candidates: cands }),
+      prompt: fillTemplate(setup.template, {
+        dataset: "Synthetic",
+        history: s.history.map((id) => setup.titles.get(id)!),
+        candidates: cands,
+      }),
       candidates: cands,
       targetIndex: 2,
       target: cands[2],
@@ -102,6 +141,8 @@ describe("prompt pool", () => {
     const counted = withTokenCounts(one[0]!, (t) => t.split(/\s+/).length);
     const first = JSON.parse(counted.split("\n")[0]!) as PromptRecord;
     expect(first.tokens).toBe(first.prompt.split(/\s+/).length);
-    await expect(buildPromptsParallel(setup, samples, { threads: 2, chunkSize: 4, workerFile: join(scratch, "missing.js") })).rejects.toThrow(/not found; build with/);
+    await expect(
+      buildPromptsParallel(setup, samples, { threads: 2, chunkSize: 4, workerFile: join(scratch, "missing.js") }),
+    ).rejects.toThrow(/not found; build with/);
   });
 });

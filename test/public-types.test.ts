@@ -11,10 +11,20 @@ import { packageRoot } from "../src/util/paths.js";
 
 // Names of the development surface, and the test hooks the public wrappers used to carry.
 const DEV_NAMES = [
-  "devAddon", "NativeDevAddon", "nativeAddon",
-  "outProdCheck", "denseCrossEntropyGgml", "fusedCrossEntropy",
-  "decodeOnly", "scorerDecodeOnly", "scorerLogits",
-  "referenceLogits", "trainerReferenceLogits", "trainerLogits", "getGrad", "trainerGrad",
+  "devAddon",
+  "NativeDevAddon",
+  "nativeAddon",
+  "outProdCheck",
+  "denseCrossEntropyGgml",
+  "fusedCrossEntropy",
+  "decodeOnly",
+  "scorerDecodeOnly",
+  "scorerLogits",
+  "referenceLogits",
+  "trainerReferenceLogits",
+  "trainerLogits",
+  "getGrad",
+  "trainerGrad",
 ];
 
 // Inside the repository (ignored .cache/), so the declarations resolve their imports (zod,
@@ -33,9 +43,21 @@ function filesUnder(dir: string): string[] {
 /** Emits the declarations of the package's entry point with the repository's own compiler options. */
 function emitDeclarations(): { files: string[]; diagnostics: readonly ts.Diagnostic[] } {
   const configPath = join(packageRoot, "tsconfig.json");
-  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
+  const config = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} },
+  );
   if (!config) throw new Error(`cannot read ${configPath}`);
-  const options = { ...config.options, outDir: out, declarationDir: out, emitDeclarationOnly: true, declaration: true, sourceMap: false, declarationMap: false };
+  const options = {
+    ...config.options,
+    outDir: out,
+    declarationDir: out,
+    emitDeclarationOnly: true,
+    declaration: true,
+    sourceMap: false,
+    declarationMap: false,
+  };
   const program = ts.createProgram([join(packageRoot, "src", "index.ts")], options);
   const result = program.emit();
   return { files: filesUnder(out).filter((f) => f.endsWith(".d.ts")), diagnostics: result.diagnostics };
@@ -43,7 +65,9 @@ function emitDeclarations(): { files: string[]; diagnostics: readonly ts.Diagnos
 
 describe("published declarations", () => {
   it("tsconfig.json strips @internal declarations", () => {
-    const config = ts.readConfigFile(join(packageRoot, "tsconfig.json"), ts.sys.readFile).config as { compilerOptions: { stripInternal?: boolean } };
+    const config = ts.readConfigFile(join(packageRoot, "tsconfig.json"), ts.sys.readFile).config as {
+      compilerOptions: { stripInternal?: boolean };
+    };
     expect(config.compilerOptions.stripInternal).toBe(true);
   });
 
@@ -54,7 +78,8 @@ describe("published declarations", () => {
     const found: string[] = [];
     for (const f of files) {
       const text = readFileSync(f, "utf8");
-      for (const name of DEV_NAMES) if (new RegExp(`\\b${name}\\b`).test(text)) found.push(`${name} in ${f.slice(out.length + 1)}`);
+      for (const name of DEV_NAMES)
+        if (new RegExp(`\\b${name}\\b`).test(text)) found.push(`${name} in ${f.slice(out.length + 1)}`);
       // A member named `logits` (the scorer's and trainer's former test hooks), as a method or property.
       if (/^\s*logits\s*[(:?]/m.test(text)) found.push(`a logits member in ${f.slice(out.length + 1)}`);
     }
@@ -62,10 +87,17 @@ describe("published declarations", () => {
 
     // What a consumer compiling against the package sees: every declaration file, no skipLibCheck.
     const check = ts.createProgram(files, {
-      noEmit: true, skipLibCheck: false, strict: true, target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, types: ["node"],
+      noEmit: true,
+      skipLibCheck: false,
+      strict: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      types: ["node"],
     });
-    const errors = ts.getPreEmitDiagnostics(check).map((d) => `${d.file?.fileName ?? ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+    const errors = ts
+      .getPreEmitDiagnostics(check)
+      .map((d) => `${d.file?.fileName ?? ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
     expect(errors).toEqual([]);
   }, 120_000);
 

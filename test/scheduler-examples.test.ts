@@ -21,7 +21,15 @@ interface JobManifest {
     completionMode?: string;
     completions?: number;
     parallelism?: number;
-    template: { spec: { containers: { command: string[]; env?: { name: string; value?: string }[]; resources?: { limits?: Record<string, unknown> } }[] } };
+    template: {
+      spec: {
+        containers: {
+          command: string[];
+          env?: { name: string; value?: string }[];
+          resources?: { limits?: Record<string, unknown> };
+        }[];
+      };
+    };
   };
 }
 
@@ -40,17 +48,30 @@ function runFolder(name: string): string {
 
 function baseConfig() {
   // The rule teacher is deterministic and free; the given model skips pretraining.
-  return { preset: "tiny", runDir: join(work, "base"), model: { path: tinyModelPath(), pretrainEpochs: 0 }, dataset: { users: 24 } };
+  return {
+    preset: "tiny",
+    runDir: join(work, "base"),
+    model: { path: tinyModelPath(), pretrainEpochs: 0 },
+    dataset: { users: 24 },
+  };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const r = spawnSync(cmd, args, { cwd: work, env: { ...process.env, ...env }, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
-const reasoning = (config: string) => readFileSync(join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "reasoning.jsonl"), "utf8");
-const stats = (config: string) => JSON.parse(readFileSync(join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "synthesis-stats.json"), "utf8")) as { requested: number; reused: number; samples: number };
+const reasoning = (config: string) =>
+  readFileSync(join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "reasoning.jsonl"), "utf8");
+const stats = (config: string) =>
+  JSON.parse(
+    readFileSync(
+      join(JSON.parse(readFileSync(config, "utf8")).runDir as string, "teacher", "synthesis-stats.json"),
+      "utf8",
+    ),
+  ) as { requested: number; reused: number; samples: number };
 
 let single = "";
 
@@ -69,16 +90,35 @@ describe("examples/slurm", () => {
     const env = { RUN_CONFIG: config, MSR_REC: `${process.execPath} ${cli}` };
     for (const id of [1, 2, 3]) {
       run("bash", [join(examples, "slurm", "shards.sbatch"), "synthesize"], {
-        ...env, SLURM_ARRAY_JOB_ID: "77", SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: "1", SLURM_ARRAY_TASK_MAX: "3", SLURM_ARRAY_TASK_STEP: "1", SLURM_ARRAY_TASK_COUNT: "3",
+        ...env,
+        SLURM_ARRAY_JOB_ID: "77",
+        SLURM_ARRAY_TASK_ID: String(id),
+        SLURM_ARRAY_TASK_MIN: "1",
+        SLURM_ARRAY_TASK_MAX: "3",
+        SLURM_ARRAY_TASK_STEP: "1",
+        SLURM_ARRAY_TASK_COUNT: "3",
       });
     }
     const shards = readdirSync(join(work, "slurm", "teacher", "shards")).sort();
     expect(shards).toEqual(["layout.json", "shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]);
     // The first task recorded the array: ids 1-3 are shards 0-2 of 3, for any task resubmitted later.
-    expect(JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", "layout.json"), "utf8"))).toMatchObject({ scheduler: "slurm", arrayJobId: "77", min: 1, step: 1, count: 3 });
+    expect(JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", "layout.json"), "utf8"))).toMatchObject({
+      scheduler: "slurm",
+      arrayJobId: "77",
+      min: 1,
+      step: 1,
+      count: 3,
+    });
     shards.shift();
     // The tasks split the samples between them: each asked only for its own users.
-    const perShard = shards.map((d) => (JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", d, "synthesis-stats.json"), "utf8")) as { samples: number }).samples);
+    const perShard = shards.map(
+      (d) =>
+        (
+          JSON.parse(readFileSync(join(work, "slurm", "teacher", "shards", d, "synthesis-stats.json"), "utf8")) as {
+            samples: number;
+          }
+        ).samples,
+    );
     expect(perShard.every((n) => n > 0 && n < stats(single).samples)).toBe(true);
     expect(perShard.reduce((a, b) => a + b, 0)).toBe(stats(single).samples);
     run("bash", [join(examples, "slurm", "merge.sbatch"), "synthesize"], env);
@@ -100,24 +140,51 @@ describe("msr-rec synthesize outside the pipeline", () => {
   it("shards under a Slurm array, merged, equal a single run byte for byte; a shard made with another tau is refused until redone", () => {
     const data = join(work, "standalone-data");
     run(process.execPath, [cli, "prepare", "--format", "synthetic", "--users", "60", "--items", "120", "--out", data]);
-    const args = (out: string, tau = "1") => [cli, "synthesize", "--data", data, "--teacher", "rules", "--tau", tau, "--split", "train", "--out", join(work, out)];
+    const args = (out: string, tau = "1") => [
+      cli,
+      "synthesize",
+      "--data",
+      data,
+      "--teacher",
+      "rules",
+      "--tau",
+      tau,
+      "--split",
+      "train",
+      "--out",
+      join(work, out),
+    ];
     run(process.execPath, args("standalone-single"));
-    const array = (id: number) => ({ SLURM_ARRAY_JOB_ID: "88", SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: "0", SLURM_ARRAY_TASK_MAX: "2", SLURM_ARRAY_TASK_STEP: "1", SLURM_ARRAY_TASK_COUNT: "3" });
+    const array = (id: number) => ({
+      SLURM_ARRAY_JOB_ID: "88",
+      SLURM_ARRAY_TASK_ID: String(id),
+      SLURM_ARRAY_TASK_MIN: "0",
+      SLURM_ARRAY_TASK_MAX: "2",
+      SLURM_ARRAY_TASK_STEP: "1",
+      SLURM_ARRAY_TASK_COUNT: "3",
+    });
     for (const id of [2, 0, 1]) run(process.execPath, [...args("standalone-sharded"), "--shard", "auto"], array(id));
     const file = (out: string, f = "reasoning.jsonl") => readFileSync(join(work, out, f));
     // In shard order the same lines make another file: what the merge used to write.
-    const inShardOrder = Buffer.concat([0, 1, 2].map((i) => file("standalone-sharded", `shard-${i}-of-3/reasoning.jsonl`)));
+    const inShardOrder = Buffer.concat(
+      [0, 1, 2].map((i) => file("standalone-sharded", `shard-${i}-of-3/reasoning.jsonl`)),
+    );
     expect(inShardOrder.equals(file("standalone-single"))).toBe(false);
     run(process.execPath, [...args("standalone-sharded"), "--merge"]);
     expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
 
     // Shard 1 redone with tau 2: the merge with tau 1 names it and the command that redoes it.
     run(process.execPath, [...args("standalone-sharded", "2"), "--shard", "1/3"]);
-    const refused = spawnSync(process.execPath, [...args("standalone-sharded"), "--merge"], { cwd: work, encoding: "utf8" });
+    const refused = spawnSync(process.execPath, [...args("standalone-sharded"), "--merge"], {
+      cwd: work,
+      encoding: "utf8",
+    });
     expect(refused.status).not.toBe(0);
     const redo = /redo it: (msr-rec synthesize .*)$/m.exec(refused.stderr)?.[1];
     expect(refused.stderr).toMatch(/synthesize shard 1\/3 was made from other inputs \(tau: 2 then, 1 now\)/);
-    expect(redo).toBe(`msr-rec synthesize --data ${data} --teacher rules --tau 1 --split train --out ${join(work, "standalone-sharded")} --shard 1/3`);
+    expect(redo).toBe(
+      `msr-rec synthesize --data ${data} --teacher rules --tau 1 --split train --out ${join(work, "standalone-sharded")} --shard 1/3`,
+    );
     run(process.execPath, [cli, ...redo!.split(" ").slice(1)]);
     run(process.execPath, [...args("standalone-sharded"), "--merge"]);
     expect(file("standalone-sharded").equals(file("standalone-single"))).toBe(true);
@@ -142,13 +209,19 @@ describe("examples/kubernetes", () => {
     };
     // Index 1 used up its retries; the others completed.
     for (let index = 0; index < count; index++) {
-      if (index !== 1) run(process.execPath, local(container.command), { JOB_COMPLETION_INDEX: String(index), MSR_REC_SHARD_COUNT: String(count) });
+      if (index !== 1)
+        run(process.execPath, local(container.command), {
+          JOB_COMPLETION_INDEX: String(index),
+          MSR_REC_SHARD_COUNT: String(count),
+        });
     }
     const merge = manifest("synthesize-merge.yaml").spec.template.spec.containers[0]!.command;
     const [mergeStep] = merge[2]!.split(" && ");
     const refused = spawnSync(process.execPath, local(mergeStep!.split(" ")), { cwd: work, encoding: "utf8" });
     expect(refused.status).not.toBe(0);
-    expect(refused.stderr).toContain(`synthesize shard 1/${count} is missing; run it: msr-rec pipeline --config ${config} --only synthesize --shard 1/${count}`);
+    expect(refused.stderr).toContain(
+      `synthesize shard 1/${count} is missing; run it: msr-rec pipeline --config ${config} --only synthesize --shard 1/${count}`,
+    );
     // shard-retry.yaml runs it as a plain Job: Kubernetes puts the container's STAGE and SHARD
     // into its command's $(STAGE) and $(SHARD).
     const retry = manifest("shard-retry.yaml").spec.template.spec.containers[0]!;
@@ -162,9 +235,18 @@ describe("examples/kubernetes", () => {
 
   it("every manifest parses as a batch/v1 Job mounting the shared run folder", () => {
     const files = readdirSync(join(examples, "kubernetes")).filter((f) => f.endsWith(".yaml"));
-    expect(files.sort()).toEqual(["base.yaml", "infer-merge.yaml", "infer-shards.yaml", "shard-retry.yaml", "synthesize-merge.yaml", "synthesize-shards.yaml"]);
+    expect(files.sort()).toEqual([
+      "base.yaml",
+      "infer-merge.yaml",
+      "infer-shards.yaml",
+      "shard-retry.yaml",
+      "synthesize-merge.yaml",
+      "synthesize-shards.yaml",
+    ]);
     for (const f of files) {
-      const m = parseYaml(readFileSync(join(examples, "kubernetes", f), "utf8")) as JobManifest & { apiVersion: string };
+      const m = parseYaml(readFileSync(join(examples, "kubernetes", f), "utf8")) as JobManifest & {
+        apiVersion: string;
+      };
       expect(m.apiVersion, f).toBe("batch/v1");
       expect(m.kind, f).toBe("Job");
       expect(JSON.stringify(m.spec.template.spec.containers[0]!.command), f).toContain("/runs/run.json");

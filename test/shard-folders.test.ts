@@ -3,7 +3,17 @@
 // that refuses a stale, unfinished or missing shard (naming the command that redoes it), sets
 // shards of another count aside and takes the count whose shards match the current inputs.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -47,18 +57,29 @@ describe("fingerprints", () => {
     writeFileSync(a, "one\n");
     const fp1 = fingerprint({ infer: { temperature: 0.7, topK: 40 } }, { "dataset/users.jsonl": a });
     expect(fingerprint({ infer: { topK: 40, temperature: 0.7 } }, { "dataset/users.jsonl": a }).id).toBe(fp1.id);
-    expect(fp1.inputs.files["dataset/users.jsonl"]).toBe(`sha256:${createHash("sha256").update("one\n").digest("hex")}`);
+    expect(fp1.inputs.files["dataset/users.jsonl"]).toBe(
+      `sha256:${createHash("sha256").update("one\n").digest("hex")}`,
+    );
     writeFileSync(a, "two\n");
     const fp2 = fingerprint({ infer: { temperature: 0.9, topK: 40 } }, { "dataset/users.jsonl": a });
     expect(fp2.id).not.toBe(fp1.id);
-    expect(describeChange(fp1.inputs, fp2.inputs)).toBe("infer.temperature: 0.7 then, 0.9 now; dataset/users.jsonl changed");
+    expect(describeChange(fp1.inputs, fp2.inputs)).toBe(
+      "infer.temperature: 0.7 then, 0.9 now; dataset/users.jsonl changed",
+    );
     expect(describeChange({ ...fp1.inputs, version: "0.0.1" }, fp1.inputs)).toMatch(/^msr-rec 0\.0\.1 then, \S+ now$/);
-    expect(() => fingerprint({}, { adapter: join(work, "missing.gguf") })).toThrow(/missing\.gguf is missing; it is an input of this step/);
+    expect(() => fingerprint({}, { adapter: join(work, "missing.gguf") })).toThrow(
+      /missing\.gguf is missing; it is an input of this step/,
+    );
   });
 });
 
 describe("shard folders", () => {
-  const fresh = (name: string) => new ShardFolders(join(work, name), "infer", (s) => `msr-rec pipeline --config run.json --only infer --shard ${s.index}/${s.count}`);
+  const fresh = (name: string) =>
+    new ShardFolders(
+      join(work, name),
+      "infer",
+      (s) => `msr-rec pipeline --config run.json --only infer --shard ${s.index}/${s.count}`,
+    );
   const fpWith = (temperature: number) => fingerprint({ infer: { temperature } }, {});
 
   it("a merge takes all N finished shards in order, and refuses missing, unfinished and stale ones by name", () => {
@@ -99,7 +120,12 @@ describe("shard folders", () => {
     for (const index of [0, 1, 2]) f.finish({ index, count: 3 }, now);
     const said: string[] = [];
     expect(f.readyForMerge(now, (m) => said.push(m))).toHaveLength(3);
-    expect(said).toEqual([0, 1, 2, 3].map((i) => `[infer] set aside shard-${i}-of-4: this merge takes the 3 shards of 3; moved to ${join(f.root, "stale", `shard-${i}-of-4`)}`));
+    expect(said).toEqual(
+      [0, 1, 2, 3].map(
+        (i) =>
+          `[infer] set aside shard-${i}-of-4: this merge takes the 3 shards of 3; moved to ${join(f.root, "stale", `shard-${i}-of-4`)}`,
+      ),
+    );
     expect(readdirSync(f.root).sort()).toEqual(["shard-0-of-3", "shard-1-of-3", "shard-2-of-3", "stale"]);
     // Set aside again later: the earlier copy keeps its name.
     f.finish({ index: 0, count: 4 }, old);
@@ -112,7 +138,9 @@ describe("shard folders", () => {
     const now = fpWith(0.7);
     f.finish({ index: 0, count: 2 }, now);
     f.finish({ index: 0, count: 3 }, now);
-    expect(() => f.readyForMerge(now)).toThrow(/holds infer shards of 2 and 3 shards; keep one count: move the other .* into .*stale/);
+    expect(() => f.readyForMerge(now)).toThrow(
+      /holds infer shards of 2 and 3 shards; keep one count: move the other .* into .*stale/,
+    );
     expect(() => fresh("empty").readyForMerge(now)).toThrow(/no infer shards in .*empty; run the shards first/);
   });
 
@@ -126,10 +154,27 @@ describe("shard folders", () => {
     f.begin({ index: 1, count: 3 }, now, layout);
     expect(readFileSync(f.layoutFile, "utf8")).toBe(first); // not rewritten by the other tasks
     f.finish({ index: 1, count: 3 }, now, "task 1 of array 42");
-    expect(f.readMarker({ index: 1, count: 3 })).toMatchObject({ stage: "infer", index: 1, count: 3, fingerprint: now.id, scheduled: "task 1 of array 42" });
+    expect(f.readMarker({ index: 1, count: 3 })).toMatchObject({
+      stage: "infer",
+      index: 1,
+      count: 3,
+      fingerprint: now.id,
+      scheduled: "task 1 of array 42",
+    });
     f.begin({ index: 1, count: 3 }, now);
     expect(f.readMarker({ index: 1, count: 3 })).toBeNull();
     // A resubmitted task of that array finds its shard from the record.
-    expect(f.resolve({ auto: true }, { SLURM_ARRAY_JOB_ID: "43", SLURM_ARRAY_TASK_ID: "2", SLURM_ARRAY_TASK_MIN: "2", SLURM_ARRAY_TASK_MAX: "2", SLURM_ARRAY_TASK_COUNT: "1" }).shard).toEqual({ index: 2, count: 3 });
+    expect(
+      f.resolve(
+        { auto: true },
+        {
+          SLURM_ARRAY_JOB_ID: "43",
+          SLURM_ARRAY_TASK_ID: "2",
+          SLURM_ARRAY_TASK_MIN: "2",
+          SLURM_ARRAY_TASK_MAX: "2",
+          SLURM_ARRAY_TASK_COUNT: "1",
+        },
+      ).shard,
+    ).toEqual({ index: 2, count: 3 });
   });
 });

@@ -20,7 +20,14 @@ writeFileSync(config, JSON.stringify({ preset: "tiny", runDir: join(work, "run")
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function bash(script: string, args: string[], env: Record<string, string>, cwd = work) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MSR_REC|SLURM_|GPUS|CPUS|MEM|SHARDS|STOP_AFTER|PARTITION|ACCOUNT|SBATCH_EXTRA|LOG_DIR|JOB_PREFIX|MERGE_)/.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) =>
+        !/^(MSR_REC|SLURM_|GPUS|CPUS|MEM|SHARDS|STOP_AFTER|PARTITION|ACCOUNT|SBATCH_EXTRA|LOG_DIR|JOB_PREFIX|MERGE_)/.test(
+          k,
+        ),
+    ),
+  );
   return spawnSync("bash", [script, ...args], { cwd, env: { ...clean, PATH: basePath, ...env }, encoding: "utf8" });
 }
 
@@ -31,9 +38,17 @@ function dryRun(env: Record<string, string> = {}, submit = join(slurmDir, "submi
   const lines = r.stdout.split("\n").filter((l) => l.startsWith("sbatch "));
   return { stdout: r.stdout, jobs: lines.map((l) => l.split(" ").slice(1)) };
 }
-const script = (args: string[]) => args.find((a) => a.endsWith(".sbatch"))!.split("/").pop()!;
+const script = (args: string[]) =>
+  args
+    .find((a) => a.endsWith(".sbatch"))!
+    .split("/")
+    .pop()!;
 /** The job script and its arguments, e.g. "shards.sbatch synthesize auto/4". */
-const command = (args: string[]) => args.slice(args.findIndex((a) => a.endsWith(".sbatch"))).join(" ").replace(/^\S*\//, "");
+const command = (args: string[]) =>
+  args
+    .slice(args.findIndex((a) => a.endsWith(".sbatch")))
+    .join(" ")
+    .replace(/^\S*\//, "");
 const withPrefix = (args: string[], p: string) => args.filter((a) => a.startsWith(p));
 
 describe("examples/slurm/submit.sh", () => {
@@ -63,14 +78,24 @@ describe("examples/slurm/submit.sh", () => {
 
   it("asks for no GPU by default, GPUS per stage job when set, and little for the merges", () => {
     for (const a of dryRun().jobs) expect(a.filter((x) => x.includes("gres"))).toEqual([]);
-    const { jobs } = dryRun({ GPUS: "2", CPUS: "6", MEM: "20G", TIME: "3:00:00", PARTITION: "gpu", ACCOUNT: "lab", SBATCH_EXTRA: "--qos=long --constraint=a100" });
+    const { jobs } = dryRun({
+      GPUS: "2",
+      CPUS: "6",
+      MEM: "20G",
+      TIME: "3:00:00",
+      PARTITION: "gpu",
+      ACCOUNT: "lab",
+      SBATCH_EXTRA: "--qos=long --constraint=a100",
+    });
     for (const a of jobs) {
       const merge = script(a) === "merge.sbatch";
       expect(withPrefix(a, "--gres")).toEqual(merge ? [] : ["--gres=gpu:2"]);
       expect(withPrefix(a, "--cpus-per-task=")).toEqual([merge ? "--cpus-per-task=1" : "--cpus-per-task=6"]);
       expect(withPrefix(a, "--mem=")).toEqual([merge ? "--mem=4G" : "--mem=20G"]);
       expect(withPrefix(a, "--time=")).toEqual([merge ? "--time=02:00:00" : "--time=3:00:00"]);
-      expect(a).toEqual(expect.arrayContaining(["--partition=gpu", "--account=lab", "--qos=long", "--constraint=a100"]));
+      expect(a).toEqual(
+        expect.arrayContaining(["--partition=gpu", "--account=lab", "--qos=long", "--constraint=a100"]),
+      );
     }
     const merge = dryRun({ MERGE_CPUS: "2", MERGE_MEM: "1G" }).jobs[2]!;
     expect(merge).toEqual(expect.arrayContaining(["--cpus-per-task=2", "--mem=1G"]));
@@ -79,7 +104,11 @@ describe("examples/slurm/submit.sh", () => {
   it("stops after the stage STOP_AFTER names", () => {
     const names = (stop: string) => dryRun({ STOP_AFTER: stop }).jobs.map(command);
     expect(names("prepare")).toEqual(["single.sbatch prepare"]);
-    expect(names("synthesize")).toEqual(["single.sbatch base", "shards.sbatch synthesize auto/8", "merge.sbatch synthesize"]);
+    expect(names("synthesize")).toEqual([
+      "single.sbatch base",
+      "shards.sbatch synthesize auto/8",
+      "merge.sbatch synthesize",
+    ]);
     expect(names("sft").at(-1)).toBe("single.sbatch sft");
     expect(names("infer").at(-1)).toBe("merge.sbatch infer");
     expect(names("eval").at(-1)).toBe("single.sbatch eval");
@@ -92,7 +121,9 @@ describe("examples/slurm/submit.sh", () => {
       expect(r.status).toBe(2);
       return r.stderr;
     };
-    expect(fails({ STOP_AFTER: "train2" })).toMatch(/STOP_AFTER=train2 is not a stage; use one of: prepare base synthesize/);
+    expect(fails({ STOP_AFTER: "train2" })).toMatch(
+      /STOP_AFTER=train2 is not a stage; use one of: prepare base synthesize/,
+    );
     expect(fails({ SHARDS: "0" })).toMatch(/SHARDS=0 must be a positive integer/);
     expect(fails({ GPUS: "one" })).toMatch(/GPUS=one must be a non-negative integer/);
     expect(fails({ RUN_CONFIG: join(work, "missing.json") })).toMatch(/missing\.json: no such file/);
@@ -100,7 +131,8 @@ describe("examples/slurm/submit.sh", () => {
 });
 
 describe("finding the msr-rec command", () => {
-  const found = (env: Record<string, string>, submit?: string) => /^msr-rec: (.*)$/m.exec(dryRun(env, submit).stdout)![1];
+  const found = (env: Record<string, string>, submit?: string) =>
+    /^msr-rec: (.*)$/m.exec(dryRun(env, submit).stdout)![1];
 
   it("takes MSR_REC, else msr-rec on PATH, else node_modules/.bin above the run, else this repository's dist", () => {
     expect(found({ MSR_REC: "node /opt/msr-rec/main.js" })).toBe("node /opt/msr-rec/main.js");
@@ -123,7 +155,9 @@ describe("finding the msr-rec command", () => {
     cpSync(slurmDir, copy, { recursive: true }); // not inside a repository with a dist/
     const r = bash(join(copy, "submit.sh"), [], { DRY_RUN: "1", RUN_CONFIG: config });
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/cannot find msr-rec: set MSR_REC to its command .*put msr-rec on PATH.*npm install msr-rec/);
+    expect(r.stderr).toMatch(
+      /cannot find msr-rec: set MSR_REC to its command .*put msr-rec on PATH.*npm install msr-rec/,
+    );
     for (const job of ["shards.sbatch", "merge.sbatch", "single.sbatch"]) {
       const j = bash(join(slurmDir, job), ["synthesize"], { RUN_CONFIG: config });
       expect(j.status, job).toBe(127);

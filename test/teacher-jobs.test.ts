@@ -26,7 +26,12 @@ describe("synthesis jobs outside a run", () => {
       await prepareStage(c);
       const ds = loadRunDataset(c);
       const templates = loadTemplates();
-      const stagePrompts = ds.users.map((u) => fillTemplate(templates.teacher, contextFor(ds, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds)))));
+      const stagePrompts = ds.users.map((u) =>
+        fillTemplate(
+          templates.teacher,
+          contextFor(ds, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))),
+        ),
+      );
       const jobs = synthesisJobs(ds, templates, "train", undefined, c.dataset.historyLength, c.seed);
       expect(jobs.map((j) => j.prompt)).toEqual(stagePrompts);
       // Another seed draws other negatives for most users.
@@ -45,16 +50,35 @@ describe("synthesis jobs outside a run", () => {
       await prepareStage(c);
       const cli = join(process.cwd(), "dist", "src", "cli", "main.js");
       const data = runLayout(dir).dataset;
-      const ok = spawnSync(process.execPath, [cli, "synthesize", "--data", data, "--teacher", "rules", "--history-length", "1", "--out", join(dir, "synth")], { encoding: "utf8" });
+      const ok = spawnSync(
+        process.execPath,
+        [cli, "synthesize", "--data", data, "--teacher", "rules", "--history-length", "1", "--out", join(dir, "synth")],
+        { encoding: "utf8" },
+      );
       expect(ok.status, ok.stderr).toBe(0);
       // The prompts it sent are the run's synthesize-stage prompts for seed 42.
       const ds = loadRunDataset(c);
       const templates = loadTemplates();
-      const stage = new Map(ds.users.map((u) => [u.user, fillTemplate(templates.teacher, contextFor(ds, sampleFor(u, "train", 1, trainCatalog(c, ds))))] as const));
-      const sent = readFileSync(join(dir, "synth", "reasoning.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { user: string; prompt: string });
+      const stage = new Map(
+        ds.users.map(
+          (u) =>
+            [
+              u.user,
+              fillTemplate(templates.teacher, contextFor(ds, sampleFor(u, "train", 1, trainCatalog(c, ds)))),
+            ] as const,
+        ),
+      );
+      const sent = readFileSync(join(dir, "synth", "reasoning.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { user: string; prompt: string });
       expect(sent.length).toBeGreaterThan(0);
       for (const r of sent) expect(r.prompt).toBe(stage.get(r.user));
-      const bad = spawnSync(process.execPath, [cli, "synthesize", "--data", data, "--teacher", "rules", "--seed", "x", "--out", join(dir, "synth2")], { encoding: "utf8" });
+      const bad = spawnSync(
+        process.execPath,
+        [cli, "synthesize", "--data", data, "--teacher", "rules", "--seed", "x", "--out", join(dir, "synth2")],
+        { encoding: "utf8" },
+      );
       expect(bad.status).not.toBe(0);
       expect(bad.stderr).toContain("--seed must be an integer");
     } finally {
@@ -70,12 +94,27 @@ describe("synthesis jobs outside a run", () => {
       const ds = loadRunDataset(c);
       const templates = loadTemplates();
       // The run's SFT inputs: the train template on the stage's train samples.
-      const run = ds.users.map((u) => trainingPrompt(ds, templates, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))));
+      const run = ds.users.map((u) =>
+        trainingPrompt(ds, templates, sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))),
+      );
       const workerFile = join(process.cwd(), "dist", "src", "prompts", "worker.js");
       for (const threads of [1, 2]) {
-        const pool = PromptPool.fromFolder({ dataDir: runLayout(dir).dataset, split: "train", historyLength: c.dataset.historyLength, kind: "train", template: templates.train }, { threads, chunkSize: 16, workerFile });
+        const pool = PromptPool.fromFolder(
+          {
+            dataDir: runLayout(dir).dataset,
+            split: "train",
+            historyLength: c.dataset.historyLength,
+            kind: "train",
+            template: templates.train,
+          },
+          { threads, chunkSize: 16, workerFile },
+        );
         try {
-          const built = (await pool.build()).join("").trim().split("\n").map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+          const built = (await pool.build())
+            .join("")
+            .trim()
+            .split("\n")
+            .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
           expect(built, `${threads} thread(s)`).toEqual(run);
         } finally {
           await pool.destroy();

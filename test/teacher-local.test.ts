@@ -11,7 +11,10 @@ import { synthesize } from "../src/teacher/synthesize.js";
 import { packageRoot } from "../src/util/paths.js";
 
 const haveVocab = existsSync(join(packageRoot, ".cache", "llama.cpp", "models", "ggml-vocab-llama-spm.gguf"));
-if (!haveVocab) console.log("skipping local teacher smoke test: .cache/llama.cpp is missing (run `npm run build:native` to unpack it)");
+if (!haveVocab)
+  console.log(
+    "skipping local teacher smoke test: .cache/llama.cpp is missing (run `npm run build:native` to unpack it)",
+  );
 
 describe.skipIf(!haveVocab)("LocalTeacher on the tiny model", () => {
   let teacher: LocalTeacher | undefined;
@@ -19,11 +22,28 @@ describe.skipIf(!haveVocab)("LocalTeacher on the tiny model", () => {
 
   it("answers through the chat API and its answers are stored and pruned", async () => {
     const { tinyModelPath } = await import("./support/models.js");
-    teacher = await LocalTeacher.load({ modelPath: tinyModelPath(), maxTokens: 8, temperature: 0.7, contextSize: 512, gpu: false, threads: 1 });
+    teacher = await LocalTeacher.load({
+      modelPath: tinyModelPath(),
+      maxTokens: 8,
+      temperature: 0.7,
+      contextSize: 512,
+      gpu: false,
+      threads: 1,
+    });
     const titles = ["Alien", "Heat", "Fargo", "Casino", "Se7en", "Ran"];
-    const sample = { user: "u1", split: "valid" as const, history: [], candidates: titles, target: "Heat", targetIndex: 1 };
+    const sample = {
+      user: "u1",
+      split: "valid" as const,
+      history: [],
+      candidates: titles,
+      target: "Heat",
+      targetIndex: 1,
+    };
     const store = AnswerStore.open(join(mkdtempSync(join(tmpdir(), "msr-local-")), "answers.jsonl"));
-    const { stats } = await synthesize([{ sample, prompt: "Recommend one of: Alien, Heat, Fargo.", candidateTitles: titles }], { teacher, store, tau: 1, maxAttempts: 2 });
+    const { stats } = await synthesize(
+      [{ sample, prompt: "Recommend one of: Alien, Heat, Fargo.", candidateTitles: titles }],
+      { teacher, store, tau: 1, maxAttempts: 2 },
+    );
     expect(stats.requested).toBe(2);
     expect(store.get("valid/u1/0")?.model).toBe(tinyModelPath());
     expect(typeof store.get("valid/u1/1")?.content).toBe("string");
@@ -32,6 +52,8 @@ describe.skipIf(!haveVocab)("LocalTeacher on the tiny model", () => {
   });
 
   it("refuses a missing model file with advice", async () => {
-    await expect(LocalTeacher.load({ modelPath: "/nonexistent/model.gguf" })).rejects.toThrow(/not found; pass a GGUF file path/);
+    await expect(LocalTeacher.load({ modelPath: "/nonexistent/model.gguf" })).rejects.toThrow(
+      /not found; pass a GGUF file path/,
+    );
   });
 });

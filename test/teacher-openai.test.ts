@@ -8,7 +8,13 @@ import type { Socket } from "node:net";
 import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChatRequestError, OpenAIChatClient, OpenAITeacher, backoffMs, parseRetryAfter } from "../src/teacher/openai.js";
+import {
+  ChatRequestError,
+  OpenAIChatClient,
+  OpenAITeacher,
+  backoffMs,
+  parseRetryAfter,
+} from "../src/teacher/openai.js";
 import { AnswerStore, type StoredAnswer } from "../src/teacher/store.js";
 import { synthesize, type SynthesisJob } from "../src/teacher/synthesize.js";
 
@@ -39,7 +45,14 @@ afterEach(async () => {
 });
 
 /** Answers every prompt with `answerFor(prompt)` after `fault(prompt, nth)` allows it. */
-async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string) => string; delayMs?: number; port?: number; answered?: Map<string, number>; arrivals?: Map<string, number[]> }): Promise<FakeApi> {
+async function startFakeApi(opts: {
+  fault?: Handler;
+  answerFor: (prompt: string) => string;
+  delayMs?: number;
+  port?: number;
+  answered?: Map<string, number>;
+  arrivals?: Map<string, number[]>;
+}): Promise<FakeApi> {
   const answered = opts.answered ?? new Map<string, number>();
   const arrivals = opts.arrivals ?? new Map<string, number[]>();
   const sockets = new Set<Socket>();
@@ -67,14 +80,19 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
       inFlight--;
       pending.delete(res);
     };
-    await new Promise((r) => setTimeout(r, fault === "timeout" ? HANG_MS : opts.delayMs ?? 2));
+    await new Promise((r) => setTimeout(r, fault === "timeout" ? HANG_MS : (opts.delayMs ?? 2)));
     if (gone) return done();
     if (fault === "429") {
       // OpenAI's millisecond header, or the standard one in (fractional) seconds.
-      const wait = Number(/^user (\d+)/.exec(prompt)?.[1]) % 12 < 6 ? { "retry-after-ms": "40" } : { "retry-after": "0.04" };
-      res.writeHead(429, { "content-type": "application/json", ...wait }).end('{"error":{"message":"rate limited"}}', done);
+      const wait =
+        Number(/^user (\d+)/.exec(prompt)?.[1]) % 12 < 6 ? { "retry-after-ms": "40" } : { "retry-after": "0.04" };
+      res
+        .writeHead(429, { "content-type": "application/json", ...wait })
+        .end('{"error":{"message":"rate limited"}}', done);
     } else if (fault === "5xx") {
-      res.writeHead(seen.length % 2 ? 503 : 500, { "content-type": "application/json" }).end('{"error":{"message":"overloaded"}}', done);
+      res
+        .writeHead(seen.length % 2 ? 503 : 500, { "content-type": "application/json" })
+        .end('{"error":{"message":"overloaded"}}', done);
     } else if (fault === "garbage") {
       res.writeHead(200, { "content-type": "application/json" }).end('{"id":"x","choices":[{"message":', done);
     } else if (fault === "truncated") {
@@ -85,7 +103,21 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
         done();
       });
     } else {
-      const full = JSON.stringify({ id: "c1", model: body.model, choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: answerOf(prompt), reasoning_content: `thinking about ${prompt.length} chars` } }] });
+      const full = JSON.stringify({
+        id: "c1",
+        model: body.model,
+        choices: [
+          {
+            index: 0,
+            finish_reason: "stop",
+            message: {
+              role: "assistant",
+              content: answerOf(prompt),
+              reasoning_content: `thinking about ${prompt.length} chars`,
+            },
+          },
+        ],
+      });
       res.writeHead(200, { "content-type": "application/json" }).end(full, () => {
         answered.set(prompt, (answered.get(prompt) ?? 0) + 1);
         done();
@@ -121,7 +153,13 @@ async function startFakeApi(opts: { fault?: Handler; answerFor: (prompt: string)
 
 const titles = (u: number) => Array.from({ length: 6 }, (_, k) => `Item ${u}-${k}`);
 const chainFor = (title: string) =>
-  ["Step 1 - Preference Recognition: p.", "Step 2 - Attribute Analysis: a.", "Step 3 - Logic Matching: m.", "Step 4 - Summary: s.", `Step 5 - Recommendation: ${title}`].join("\n");
+  [
+    "Step 1 - Preference Recognition: p.",
+    "Step 2 - Attribute Analysis: a.",
+    "Step 3 - Logic Matching: m.",
+    "Step 4 - Summary: s.",
+    `Step 5 - Recommendation: ${title}`,
+  ].join("\n");
 
 function jobs(n: number): { jobs: SynthesisJob[]; truth: Map<string, string> } {
   const truth = new Map<string, string>();
@@ -130,7 +168,18 @@ function jobs(n: number): { jobs: SynthesisJob[]; truth: Map<string, string> } {
     const targetIndex = u % 6;
     const prompt = `user ${u}: pick one of ${cands.join(", ")}`;
     truth.set(prompt, cands[targetIndex]!);
-    return { sample: { user: `u${u}`, split: "train", history: [], candidates: cands, target: cands[targetIndex]!, targetIndex }, prompt, candidateTitles: cands };
+    return {
+      sample: {
+        user: `u${u}`,
+        split: "train",
+        history: [],
+        candidates: cands,
+        target: cands[targetIndex]!,
+        targetIndex,
+      },
+      prompt,
+      candidateTitles: cands,
+    };
   });
   return { jobs: list, truth };
 }
@@ -145,7 +194,11 @@ const faultPlan = (truth: Map<string, string>): Handler => {
   };
 };
 
-const clientFor = (urls: string[], env: string, extra: Partial<ConstructorParameters<typeof OpenAIChatClient>[0]> = {}) =>
+const clientFor = (
+  urls: string[],
+  env: string,
+  extra: Partial<ConstructorParameters<typeof OpenAIChatClient>[0]> = {},
+) =>
   new OpenAIChatClient({
     endpoints: urls.map((baseUrl) => ({ baseUrl, model: "teacher-r1", apiKeyEnv: env, concurrency: 3 })),
     timeoutMs: TIMEOUT_MS,
@@ -166,7 +219,11 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const { jobs: list, truth } = jobs(12);
     const api = await startFakeApi({ fault: faultPlan(truth), answerFor: (p) => chainFor(truth.get(p)!) });
     process.env.MSR_TEST_KEY_A = "sk-test-secret";
-    const teacher = new OpenAITeacher(clientFor([api.url], "MSR_TEST_KEY_A"), { temperature: 0.6, maxTokens: 256, model: "teacher-r1" });
+    const teacher = new OpenAITeacher(clientFor([api.url], "MSR_TEST_KEY_A"), {
+      temperature: 0.6,
+      maxTokens: 256,
+      model: "teacher-r1",
+    });
     const store = AnswerStore.open(join(mkdtempSync(join(tmpdir(), "msr-openai-")), "answers.jsonl"));
     const { records, stats } = await synthesize(list, { teacher, store, tau: 1, concurrency: 6 });
     expect(stats).toMatchObject({ samples: 12, requested: 12, accepted: 12, behaviorOnly: 0 });
@@ -181,7 +238,10 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
       const [a, b] = api.arrivals.get(j.prompt)!;
       expect(b! - a!).toBeGreaterThanOrEqual(38);
     }
-    expect(store.get("train/u0/0")).toMatchObject({ reasoningContent: expect.stringMatching(/^thinking about/), model: "teacher-r1" });
+    expect(store.get("train/u0/0")).toMatchObject({
+      reasoningContent: expect.stringMatching(/^thinking about/),
+      model: "teacher-r1",
+    });
     expect(new Set(api.authHeaders)).toEqual(new Set(["Bearer sk-test-secret"]));
     store.close();
   });
@@ -207,7 +267,12 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const file = join(dir, "answers.jsonl");
     delete process.env.MSR_TEST_KEY_B; // loopback endpoints may run without a key
     const store1 = AnswerStore.open(file);
-    const first = synthesize(list, { teacher: new OpenAITeacher(clientFor([api.url], "MSR_TEST_KEY_B")), store: store1, tau: 1, concurrency: 4 });
+    const first = synthesize(list, {
+      teacher: new OpenAITeacher(clientFor([api.url], "MSR_TEST_KEY_B")),
+      store: store1,
+      tau: 1,
+      concurrency: 4,
+    });
     await expect(first).rejects.toThrow(ChatRequestError);
     store1.close();
     const storedBefore = readFileSync(file, "utf8").trim().split("\n").length;
@@ -215,15 +280,29 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     expect(storedBefore).toBeLessThan(30);
     appendFileSync(file, '{"key":"train/u99/0","content":"torn'); // and the writer died mid-line
 
-    const api2 = await startFakeApi({ answered, arrivals, answerFor: (p) => chainFor(truth.get(p)!), port: api.port, fault });
+    const api2 = await startFakeApi({
+      answered,
+      arrivals,
+      answerFor: (p) => chainFor(truth.get(p)!),
+      port: api.port,
+      fault,
+    });
     const store2 = AnswerStore.open(file);
-    const { records, stats } = await synthesize(list, { teacher: new OpenAITeacher(clientFor([api2.url], "MSR_TEST_KEY_B")), store: store2, tau: 1, concurrency: 4 });
+    const { records, stats } = await synthesize(list, {
+      teacher: new OpenAITeacher(clientFor([api2.url], "MSR_TEST_KEY_B")),
+      store: store2,
+      tau: 1,
+      concurrency: 4,
+    });
     store2.close();
     expect(stats.reused).toBe(storedBefore);
     expect(stats.requested).toBe(30 - storedBefore);
     expect(records.filter((r) => r.valid)).toHaveLength(30);
     for (const p of truth.keys()) expect(answered.get(p), p).toBe(1);
-    const keys = readFileSync(file, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as StoredAnswer).key);
+    const keys = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as StoredAnswer).key);
     expect(new Set(keys).size).toBe(30);
     expect(keys).toHaveLength(30);
   });
@@ -232,33 +311,56 @@ describe("OpenAIChatClient against a faulty 127.0.0.1 server", () => {
     const answer = () => chainFor("x");
     const a = await startFakeApi({ answerFor: answer, delayMs: 15 });
     const b = await startFakeApi({ answerFor: answer, delayMs: 15 });
-    const client = clientFor([a.url, b.url], "MSR_TEST_KEY_C", { endpoints: [a.url, b.url].map((baseUrl) => ({ baseUrl, model: "m", apiKeyEnv: "MSR_TEST_KEY_C", concurrency: 2 })) });
-    const results = await Promise.all(Array.from({ length: 16 }, (_, i) => client.chat({ messages: [{ role: "user", content: `q${i}` }] })));
+    const client = clientFor([a.url, b.url], "MSR_TEST_KEY_C", {
+      endpoints: [a.url, b.url].map((baseUrl) => ({
+        baseUrl,
+        model: "m",
+        apiKeyEnv: "MSR_TEST_KEY_C",
+        concurrency: 2,
+      })),
+    });
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => client.chat({ messages: [{ role: "user", content: `q${i}` }] })),
+    );
     expect(a.maxInFlight).toBe(2);
     expect(b.maxInFlight).toBe(2);
     // The first four take free slots in turn; later ones take whichever slot frees first.
     expect(results.slice(0, 4).map((r) => r.endpoint)).toEqual([a.url, b.url, a.url, b.url]);
-    const byEndpoint = results.reduce((m, r) => m.set(r.endpoint, (m.get(r.endpoint) ?? 0) + 1), new Map<string, number>());
+    const byEndpoint = results.reduce(
+      (m, r) => m.set(r.endpoint, (m.get(r.endpoint) ?? 0) + 1),
+      new Map<string, number>(),
+    );
     expect(byEndpoint.get(a.url)! + byEndpoint.get(b.url)!).toBe(16);
     expect(Math.min(byEndpoint.get(a.url)!, byEndpoint.get(b.url)!)).toBeGreaterThanOrEqual(4);
   });
 
   it("does not retry client errors and keeps the key out of the message", async () => {
     const api = await startFakeApi({ answerFor: () => "" });
-    const server = createServer((_req, res) => res.writeHead(401, { "content-type": "application/json" }).end('{"error":"invalid key"}'));
+    const server = createServer((_req, res) =>
+      res.writeHead(401, { "content-type": "application/json" }).end('{"error":"invalid key"}'),
+    );
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     process.env.MSR_TEST_KEY_D = "sk-do-not-print";
     const client = clientFor([url], "MSR_TEST_KEY_D");
-    const err = (await client.chat({ messages: [{ role: "user", content: "hi" }] }).catch((e: unknown) => e)) as ChatRequestError;
+    const err = (await client
+      .chat({ messages: [{ role: "user", content: "hi" }] })
+      .catch((e: unknown) => e)) as ChatRequestError;
     expect(err).toBeInstanceOf(ChatRequestError);
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/HTTP 401 \(check the key in MSR_TEST_KEY_D\)/);
     expect(err.message).not.toContain("sk-do-not-print");
     server.close();
     // An empty content string is still an answer; a remote endpoint without a key is refused early.
-    expect((await clientFor([api.url], "MSR_TEST_KEY_D").chat({ messages: [{ role: "user", content: "x" }] })).content).toBe("");
-    expect(() => new OpenAIChatClient({ endpoints: [{ baseUrl: "https://api.example.com", model: "m", apiKeyEnv: "MSR_TEST_UNSET_KEY" }] })).toThrow(/set the environment variable MSR_TEST_UNSET_KEY/);
+    expect(
+      (await clientFor([api.url], "MSR_TEST_KEY_D").chat({ messages: [{ role: "user", content: "x" }] })).content,
+    ).toBe("");
+    expect(
+      () =>
+        new OpenAIChatClient({
+          endpoints: [{ baseUrl: "https://api.example.com", model: "m", apiKeyEnv: "MSR_TEST_UNSET_KEY" }],
+        }),
+    ).toThrow(/set the environment variable MSR_TEST_UNSET_KEY/);
   });
 });
 

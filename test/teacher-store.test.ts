@@ -5,7 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AnswerStore, parseStoreText, type StoredAnswer } from "../src/teacher/store.js";
 
-const ans = (key: string, content = `answer ${key}`): StoredAnswer => ({ key, promptHash: "h", teacher: "t", model: "m", content, at: "2026-01-01T00:00:00.000Z" });
+const ans = (key: string, content = `answer ${key}`): StoredAnswer => ({
+  key,
+  promptHash: "h",
+  teacher: "t",
+  model: "m",
+  content,
+  at: "2026-01-01T00:00:00.000Z",
+});
 
 describe("AnswerStore", () => {
   it("re-reads every appended answer after reopening", () => {
@@ -46,7 +53,9 @@ describe("AnswerStore", () => {
   });
 
   it("refuses corruption in the middle of the file, naming the line", () => {
-    expect(() => parseStoreText(`${JSON.stringify(ans("a"))}\n{oops\n${JSON.stringify(ans("c"))}\n`, "f.jsonl")).toThrow(/f\.jsonl:2 is corrupt/);
+    expect(() =>
+      parseStoreText(`${JSON.stringify(ans("a"))}\n{oops\n${JSON.stringify(ans("c"))}\n`, "f.jsonl"),
+    ).toThrow(/f\.jsonl:2 is corrupt/);
     expect(parseStoreText("", "f").answers).toEqual([]);
   });
 });

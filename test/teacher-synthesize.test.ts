@@ -8,7 +8,14 @@ import type { Item, UserSplit } from "../src/data/types.js";
 import type { PromptSample } from "../src/prompts/dataset.js";
 import { sampleFor } from "../src/prompts/dataset.js";
 import { AnswerStore } from "../src/teacher/store.js";
-import { inShard, mergeShards, parseShard, synthesize, writeSynthesisOutput, type SynthesisJob } from "../src/teacher/synthesize.js";
+import {
+  inShard,
+  mergeShards,
+  parseShard,
+  synthesize,
+  writeSynthesisOutput,
+  type SynthesisJob,
+} from "../src/teacher/synthesize.js";
 import { ShardFolders } from "../src/util/shard-folders.js";
 import { fingerprint } from "../src/util/fingerprint.js";
 import { RulesTeacher, itemFeatures } from "../src/teacher/rules.js";
@@ -17,7 +24,15 @@ import type { Teacher, TeacherAnswer, TeacherRequest } from "../src/teacher/type
 
 const titles = ["Alien", "Heat", "Fargo", "Toy Story", "Se7en", "Casino"];
 const chain = (rec: string, complete = true) =>
-  ["Step 1 - Preference Recognition: p", "Step 2 - Attribute Analysis: a", complete ? "Step 3 - Logic Matching: m" : "", "Step 4 - Summary: s", `Step 5 - Recommendation: ${rec}`].filter(Boolean).join("\n");
+  [
+    "Step 1 - Preference Recognition: p",
+    "Step 2 - Attribute Analysis: a",
+    complete ? "Step 3 - Logic Matching: m" : "",
+    "Step 4 - Summary: s",
+    `Step 5 - Recommendation: ${rec}`,
+  ]
+    .filter(Boolean)
+    .join("\n");
 
 /** Answers from a per-user script, attempt by attempt; counts every call. */
 class ScriptedTeacher implements Teacher {
@@ -32,7 +47,14 @@ class ScriptedTeacher implements Teacher {
 }
 
 function job(user: string, target = 1): SynthesisJob {
-  const sample: PromptSample = { user, split: "valid", history: [], candidates: titles, target: titles[target]!, targetIndex: target };
+  const sample: PromptSample = {
+    user,
+    split: "valid",
+    history: [],
+    candidates: titles,
+    target: titles[target]!,
+    targetIndex: target,
+  };
   return { sample, prompt: `prompt for ${user}`, candidateTitles: titles };
 }
 
@@ -49,13 +71,59 @@ describe("synthesize", () => {
       c: [chain("Fargo"), chain("nothing"), chain("Heat or Alien")], // never valid (then empty answers): behavior-only
     });
     const { store } = tmpStore();
-    const { records, stats } = await synthesize([job("a"), job("b"), job("c")], { teacher, store, tau: 2, concurrency: 2 });
+    const { records, stats } = await synthesize([job("a"), job("b"), job("c")], {
+      teacher,
+      store,
+      tau: 2,
+      concurrency: 2,
+    });
     // τ + 3 = 5 calls at most: b needs 4 to find its two valid paths, c spends all 5.
-    expect(teacher.calls.sort()).toEqual(["valid/a/0", "valid/a/1", "valid/b/0", "valid/b/1", "valid/b/2", "valid/b/3", "valid/c/0", "valid/c/1", "valid/c/2", "valid/c/3", "valid/c/4"]);
-    expect(records.map((r) => [r.user, r.valid])).toEqual([["a", true], ["a", true], ["b", true], ["b", true], ["c", false]]);
-    expect(records[4]).toEqual({ user: "c", split: "valid", prompt: "prompt for c", reasoning: null, recommendation: "Heat", teacher: "scripted", valid: false });
-    expect(stats).toMatchObject({ samples: 3, maxAttempts: 5, attempts: 11, requested: 11, reused: 0, accepted: 4, samplesWithPaths: 2, behaviorOnly: 1 });
-    expect(stats.rejected).toEqual({ empty: 2, "missing-steps": 1, "no-candidate-named": 1, "several-candidates-named": 1, "wrong-item": 2 });
+    expect(teacher.calls.sort()).toEqual([
+      "valid/a/0",
+      "valid/a/1",
+      "valid/b/0",
+      "valid/b/1",
+      "valid/b/2",
+      "valid/b/3",
+      "valid/c/0",
+      "valid/c/1",
+      "valid/c/2",
+      "valid/c/3",
+      "valid/c/4",
+    ]);
+    expect(records.map((r) => [r.user, r.valid])).toEqual([
+      ["a", true],
+      ["a", true],
+      ["b", true],
+      ["b", true],
+      ["c", false],
+    ]);
+    expect(records[4]).toEqual({
+      user: "c",
+      split: "valid",
+      prompt: "prompt for c",
+      reasoning: null,
+      recommendation: "Heat",
+      teacher: "scripted",
+      valid: false,
+    });
+    expect(stats).toMatchObject({
+      samples: 3,
+      maxAttempts: 5,
+      attempts: 11,
+      requested: 11,
+      reused: 0,
+      accepted: 4,
+      samplesWithPaths: 2,
+      behaviorOnly: 1,
+    });
+    expect(stats.rejected).toEqual({
+      empty: 2,
+      "missing-steps": 1,
+      "no-candidate-named": 1,
+      "several-candidates-named": 1,
+      "wrong-item": 2,
+    });
     expect(store.size).toBe(11);
   });
 
@@ -75,7 +143,10 @@ describe("synthesize", () => {
       const { records } = await synthesize([job("a")], { teacher, store: tmpStore().store, tau, maxRetries });
       const label = `tau ${tau}, retries ${maxRetries}, ${script.map((x) => (x === good ? "+" : "-")).join("")}`;
       expect(teacher.calls, label).toHaveLength(calls);
-      expect(records.filter((r) => r.valid), label).toHaveLength(valid);
+      expect(
+        records.filter((r) => r.valid),
+        label,
+      ).toHaveLength(valid);
     }
   });
 
@@ -85,7 +156,16 @@ describe("synthesize", () => {
     const first = new ScriptedTeacher(script);
     const ac = new AbortController();
     // Stop after the first stored answer: a run cut short.
-    await expect(synthesize([job("a"), job("b")], { teacher: first, store, tau: 1, concurrency: 1, signal: ac.signal, onSampleDone: () => ac.abort() })).rejects.toThrow(/aborted/);
+    await expect(
+      synthesize([job("a"), job("b")], {
+        teacher: first,
+        store,
+        tau: 1,
+        concurrency: 1,
+        signal: ac.signal,
+        onSampleDone: () => ac.abort(),
+      }),
+    ).rejects.toThrow(/aborted/);
     store.close();
     const resumed = AnswerStore.open(join(dir, "answers.jsonl"));
     const second = new ScriptedTeacher(script);
@@ -99,8 +179,12 @@ describe("synthesize", () => {
     const { store } = tmpStore();
     await synthesize([job("a")], { teacher: new ScriptedTeacher({ a: [chain("Heat")] }), store, tau: 1 });
     const changed = { ...job("a"), prompt: "edited template" };
-    await expect(synthesize([changed], { teacher: new ScriptedTeacher({ a: [chain("Heat")] }), store, tau: 1 })).rejects.toThrow(/different prompt/);
-    await expect(synthesize([job("a")], { teacher: new ScriptedTeacher({}), store, tau: 4, maxAttempts: 3 })).rejects.toThrow(/maxAttempts \(3\) must be an integer >= tau/);
+    await expect(
+      synthesize([changed], { teacher: new ScriptedTeacher({ a: [chain("Heat")] }), store, tau: 1 }),
+    ).rejects.toThrow(/different prompt/);
+    await expect(
+      synthesize([job("a")], { teacher: new ScriptedTeacher({}), store, tau: 4, maxAttempts: 3 }),
+    ).rejects.toThrow(/maxAttempts \(3\) must be an integer >= tau/);
   });
 
   it("shards partition users deterministically and merge back into the single run's lines, byte for byte", async () => {
@@ -109,10 +193,17 @@ describe("synthesize", () => {
     for (const u of users) expect(shards.filter((s) => inShard(u, s)).length).toBe(1);
     expect(() => parseShard("3/3")).toThrow(/0 <= i < N/);
     // Some users get two valid paths (tau 2), some none: the lines per sample vary.
-    const script = Object.fromEntries(users.map((u, i) => [u, i % 3 === 0 ? [chain("Fargo")] : [chain("Heat"), chain("Heat")]]));
+    const script = Object.fromEntries(
+      users.map((u, i) => [u, i % 3 === 0 ? [chain("Fargo")] : [chain("Heat"), chain("Heat")]]),
+    );
     const jobs = users.map((u) => job(u));
     const single = tmpStore();
-    const one = await synthesize(jobs, { teacher: new ScriptedTeacher(script), store: single.store, tau: 2, maxRetries: 0 });
+    const one = await synthesize(jobs, {
+      teacher: new ScriptedTeacher(script),
+      store: single.store,
+      tau: 2,
+      maxRetries: 0,
+    });
     writeSynthesisOutput(single.dir, one.records, one.stats);
 
     const out = mkdtempSync(join(tmpdir(), "msr-shards-"));
@@ -120,13 +211,23 @@ describe("synthesize", () => {
     const current = fingerprint({ tau: 2 }, {});
     const runShard = async (s: { index: number; count: number }) => {
       const dir = folders.begin(s, current);
-      const r = await synthesize(jobs.filter((j) => inShard(j.sample.user, s)), { teacher: new ScriptedTeacher(script), store: AnswerStore.open(join(dir, "answers.jsonl")), tau: 2, maxRetries: 0 });
+      const r = await synthesize(
+        jobs.filter((j) => inShard(j.sample.user, s)),
+        {
+          teacher: new ScriptedTeacher(script),
+          store: AnswerStore.open(join(dir, "answers.jsonl")),
+          tau: 2,
+          maxRetries: 0,
+        },
+      );
       writeSynthesisOutput(dir, r.records, r.stats);
       folders.finish(s, current);
     };
     // Shard 1 first: the merge must not take the order in which shards finished.
     for (const s of [shards[1]!, shards[0]!]) await runShard(s);
-    expect(() => mergeShards(folders, jobs, current, out)).toThrow(/synthesize shard 2\/3 is missing; run it: redo 2\/3/);
+    expect(() => mergeShards(folders, jobs, current, out)).toThrow(
+      /synthesize shard 2\/3 is missing; run it: redo 2\/3/,
+    );
     await runShard(shards[2]!);
     const merged = mergeShards(folders, jobs, current, out);
     expect(merged.records).toBe(one.records.length);
@@ -143,11 +244,24 @@ describe("rule-based teacher features", () => {
     const f = itemFeatures({
       id: "x",
       title: "Armorly Slim Case for Sonix Phones",
-      attributes: { brand: "Armorly", forBrand: "Sonix", kind: "accessory", price: "$12.99", categories: ["Electronics", "Cases"], description: "A slim case." },
+      attributes: {
+        brand: "Armorly",
+        forBrand: "Sonix",
+        kind: "accessory",
+        price: "$12.99",
+        categories: ["Electronics", "Cases"],
+        description: "A slim case.",
+      },
     });
     expect([...f.categorical].sort()).toEqual(["Armorly", "Cases", "Electronics", "Sonix"]);
     expect(f.numeric).toEqual(new Map([["price", 12.99]]));
-    expect([...itemFeatures({ id: "m", title: "Toy Story", attributes: { class: "Animation Children's Comedy", release_year: 1995 } }).categorical]).toEqual(["Animation", "Children's", "Comedy"]);
+    expect([
+      ...itemFeatures({
+        id: "m",
+        title: "Toy Story",
+        attributes: { class: "Animation Children's Comedy", release_year: 1995 },
+      }).categorical,
+    ]).toEqual(["Animation", "Children's", "Comedy"]);
   });
 
   it("prefers the candidate that shares attributes with a recent item, and explains why", () => {
@@ -156,10 +270,20 @@ describe("rule-based teacher features", () => {
         ["p", "Sonix Phone", { brand: "Sonix", category: "Phones" }],
         ["c", "Case for Sonix Phones", { forBrand: "Sonix", category: "Cases" }],
         ["t", "Apexa Tablet", { brand: "Apexa", category: "Tablets" }],
-      ].map(([id, title, attributes]) => [id as string, { id: id as string, title: title as string, attributes: attributes as Item["attributes"] }]),
+      ].map(([id, title, attributes]) => [
+        id as string,
+        { id: id as string, title: title as string, attributes: attributes as Item["attributes"] },
+      ]),
     );
     const teacher = new RulesTeacher(items, []);
-    const s: PromptSample = { user: "u", split: "test", history: ["p"], candidates: ["t", "c"], target: "c", targetIndex: 1 };
+    const s: PromptSample = {
+      user: "u",
+      split: "test",
+      history: ["p"],
+      candidates: ["t", "c"],
+      target: "c",
+      targetIndex: 1,
+    };
     expect(teacher.choose(teacher.scoreCandidates(s), s, 0)).toBe(1);
     const chain = teacher.writeChain(s, 0);
     expect(chain).toContain('"Case for Sonix Phones" shares Sonix with the history');
@@ -181,12 +305,15 @@ function movielens(): { items: Map<string, Item>; users: UserSplit[] } {
     if (id && title) items.set(id, { id, title, attributes: { release_year: year ?? "", class: cls ?? "" } });
   }
   const seqs = new Map<string, [number, number, string][]>();
-  readFileSync(join(ML, "ml-100k.inter"), "utf8").split("\n").slice(1).forEach((line, order) => {
-    const [u, i, , t] = line.split("\t");
-    if (u && i) (seqs.get(u) ?? seqs.set(u, []).get(u)!).push([Number(t), order, i]);
-  });
+  readFileSync(join(ML, "ml-100k.inter"), "utf8")
+    .split("\n")
+    .slice(1)
+    .forEach((line, order) => {
+      const [u, i, , t] = line.split("\t");
+      if (u && i) (seqs.get(u) ?? seqs.set(u, []).get(u)!).push([Number(t), order, i]);
+    });
   let seed = 42;
-  const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const ids = [...items.keys()];
   const users: UserSplit[] = [];
   for (const [user, s] of seqs) {
@@ -200,7 +327,13 @@ function movielens(): { items: Map<string, Item>; users: UserSplit[] } {
       }
       return c.sort(() => rnd() - 0.5);
     };
-    users.push({ user, train: seq.slice(0, -2), valid: seq.at(-2)!, test: seq.at(-1)!, candidates: { valid: cand(seq.at(-2)!), test: cand(seq.at(-1)!) } });
+    users.push({
+      user,
+      train: seq.slice(0, -2),
+      valid: seq.at(-2)!,
+      test: seq.at(-1)!,
+      candidates: { valid: cand(seq.at(-2)!), test: cand(seq.at(-1)!) },
+    });
   }
   return (cached = { items, users });
 }
@@ -216,7 +349,11 @@ describe.skipIf(!existsSync(ML))("RulesTeacher on ml-100k", () => {
     let complete = 0;
     for (const s of sample) {
       const { content } = await teacher.ask({ key: "", prompt: "", sample: s, attempt: 0 });
-      const r = prunePath(content, s.candidates.map((id) => items.get(id)!.title), s.targetIndex);
+      const r = prunePath(
+        content,
+        s.candidates.map((id) => items.get(id)!.title),
+        s.targetIndex,
+      );
       if (r.valid) hits++;
       if (r.valid || r.reason === "wrong-item") complete++;
     }

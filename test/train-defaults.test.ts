@@ -19,7 +19,12 @@ async function cliDefaults(): Promise<TrainCliOptions> {
   return got!;
 }
 
-const paper = { seed: 0, dataset: { source: "amazon-2014", path: "r.json.gz" }, model: { path: "m.gguf" }, teacher: { kind: "rule" } } as const;
+const paper = {
+  seed: 0,
+  dataset: { source: "amazon-2014", path: "r.json.gz" },
+  model: { path: "m.gguf" },
+  teacher: { kind: "rule" },
+} as const;
 
 describe("one set of training defaults", () => {
   it("the command line and the pipeline give the trainer the same options, the stated ones", async () => {
@@ -39,7 +44,8 @@ describe("one set of training defaults", () => {
   });
 
   it("auto warmup is a tenth of a short run, at most 10 steps; an explicit one is kept", () => {
-    const o = (warmupSteps: number | "auto", steps: number) => variantTrainerOptions(parseRunConfig({ ...paper, train: { warmupSteps } }), steps).optimizer!.warmupSteps;
+    const o = (warmupSteps: number | "auto", steps: number) =>
+      variantTrainerOptions(parseRunConfig({ ...paper, train: { warmupSteps } }), steps).optimizer!.warmupSteps;
     expect([o("auto", 25), o("auto", 100), o("auto", 5000), o(0, 100), o(3, 100)]).toEqual([3, 10, 10, 0, 3]);
   });
 });

@@ -20,9 +20,28 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function cliOptions(over: Partial<TrainCliOptions>): TrainCliOptions {
   return {
-    model: "", data: "", out: "", mode: "full", epochs: "1", batch: "2", alpha: "0.7", beta: "0.3", lr: "1e-3", warmup: "0",
-    schedule: "constant", rank: "8", loraAlpha: "32", targets: "q,k,v,o,gate,up,down", seed: "0", microBatchTokens: "512",
-    weightDecay: "0", clip: "1", device: "cpu", checkpointEvery: "50", threads: "2", ...over,
+    model: "",
+    data: "",
+    out: "",
+    mode: "full",
+    epochs: "1",
+    batch: "2",
+    alpha: "0.7",
+    beta: "0.3",
+    lr: "1e-3",
+    warmup: "0",
+    schedule: "constant",
+    rank: "8",
+    loraAlpha: "32",
+    targets: "q,k,v,o,gate,up,down",
+    seed: "0",
+    microBatchTokens: "512",
+    weightDecay: "0",
+    clip: "1",
+    device: "cpu",
+    checkpointEvery: "50",
+    threads: "2",
+    ...over,
   };
 }
 
@@ -36,7 +55,9 @@ describe.skipIf(missing !== null)("msr-rec train --dequantize", () => {
     writeFileSync(data, `${JSON.stringify(rec)}\n${JSON.stringify({ ...rec, recommendation: "Sonix Charger" })}\n`);
     const out = join(dir, "full.gguf");
 
-    await expect(runTraining(trainRunOptions(cliOptions({ model: q8, data, out })))).rejects.toThrow(/full mode on a quantized model .*dequantize: true.*\(msr-rec train: --dequantize\)/s);
+    await expect(runTraining(trainRunOptions(cliOptions({ model: q8, data, out })))).rejects.toThrow(
+      /full mode on a quantized model .*dequantize: true.*\(msr-rec train: --dequantize\)/s,
+    );
 
     const { logs } = await runTraining(trainRunOptions(cliOptions({ model: q8, data, out, dequantize: true })));
     expect(logs.length).toBeGreaterThan(0);
@@ -46,7 +67,9 @@ describe.skipIf(missing !== null)("msr-rec train --dequantize", () => {
     expect(types.has("Q8_0")).toBe(false);
     expect(types.has("F32")).toBe(true);
     const m = await loadModel(out, { threads: 2 });
-    const [r] = await m.createScorer({ contextSize: 256 }).score([{ prompt: rec.prompt, continuation: ` ${rec.recommendation}` }]);
+    const [r] = await m
+      .createScorer({ contextSize: 256 })
+      .score([{ prompt: rec.prompt, continuation: ` ${rec.recommendation}` }]);
     expect(Number.isFinite(r!.logprob)).toBe(true);
     m.dispose();
   });

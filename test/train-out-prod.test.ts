@@ -26,29 +26,38 @@ const SHAPES: [number, number, number, number, "dy" | "act"][] = [
 describe.skipIf(missing)("out_prod_cpu", () => {
   const isas = ["avx512", "avx2", "generic"] as const;
 
-  it.each(TYPES)("%s: equals float64 sums and ggml's F32 path, in the graph and with every kernel this CPU runs", (type) => {
-    for (const [m, k, n, threads, layout] of SHAPES) {
-      for (const isa of isas) {
-        let r;
-        try {
-          r = devAddon().outProdCheck({ type, m, k, n, threads, layout, isa, seed: m + k + n });
-        } catch (e) {
-          expect(String(e)).toMatch(/cannot run the/);  // a kernel this CPU lacks
-          continue;
-        }
-        const what = `${type} ${m}x${k}x${n} ${layout} ${threads} threads`;
-        for (const err of [r.errTerms, r.isaErrTerms!]) {
-          expect(err, `${what} (${isa} / graph ${r.isa})`).toBeLessThan(1e-6);
-          expect(err, `${what} (${isa} / graph ${r.isa}) vs ggml ${r.ggmlErrTerms}`).toBeLessThan(4 * r.ggmlErrTerms + 2e-7);
+  it.each(TYPES)(
+    "%s: equals float64 sums and ggml's F32 path, in the graph and with every kernel this CPU runs",
+    (type) => {
+      for (const [m, k, n, threads, layout] of SHAPES) {
+        for (const isa of isas) {
+          let r;
+          try {
+            r = devAddon().outProdCheck({ type, m, k, n, threads, layout, isa, seed: m + k + n });
+          } catch (e) {
+            expect(String(e)).toMatch(/cannot run the/); // a kernel this CPU lacks
+            continue;
+          }
+          const what = `${type} ${m}x${k}x${n} ${layout} ${threads} threads`;
+          for (const err of [r.errTerms, r.isaErrTerms!]) {
+            expect(err, `${what} (${isa} / graph ${r.isa})`).toBeLessThan(1e-6);
+            expect(err, `${what} (${isa} / graph ${r.isa}) vs ggml ${r.ggmlErrTerms}`).toBeLessThan(
+              4 * r.ggmlErrTerms + 2e-7,
+            );
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   it("broadcasts a over b's dim 2 as ggml's out_prod does (the attention products: query heads sharing a K/V head)", () => {
     for (const type of ["F32", "F16"]) {
       for (const layout of ["dy", "act"] as const) {
-        for (const [m, k, n, batches, groups] of [[32, 100, 90, 8, 2], [64, 64, 64, 4, 4], [16, 512, 512, 6, 3]]) {
+        for (const [m, k, n, batches, groups] of [
+          [32, 100, 90, 8, 2],
+          [64, 64, 64, 4, 4],
+          [16, 512, 512, 6, 3],
+        ]) {
           const r = devAddon().outProdCheck({ type, m: m!, k: k!, n: n!, batches, groups, threads: 2, layout });
           const what = `${type} ${layout} ${m}x${k}x${n} batches ${batches} groups ${groups}`;
           expect(r.errTerms, what).toBeLessThan(1e-6);
@@ -59,6 +68,8 @@ describe.skipIf(missing)("out_prod_cpu", () => {
   });
 
   it("refuses a shape whose rows are not whole blocks", () => {
-    expect(() => devAddon().outProdCheck({ type: "Q4_K", m: 300, k: 8, n: 2 })).toThrow(/multiple of the type's block size/);
+    expect(() => devAddon().outProdCheck({ type: "Q4_K", m: 300, k: 8, n: 2 })).toThrow(
+      /multiple of the type's block size/,
+    );
   });
 });

@@ -37,7 +37,10 @@ function randomizeLora(t: Trainer, seed: number, std: number): void {
 
 /** Largest |a - b| relative to the largest |b|, and the RMS of a - b relative to the RMS of b. */
 function relDiff(a: Float32Array, b: Float32Array): { max: number; rms: number } {
-  let d = 0, scale = 0, d2 = 0, b2 = 0;
+  let d = 0,
+    scale = 0,
+    d2 = 0,
+    b2 = 0;
   for (let i = 0; i < b.length; i++) {
     if (!Number.isFinite(a[i]!)) return { max: Infinity, rms: Infinity };
     d = Math.max(d, Math.abs(a[i]! - b[i]!));
@@ -97,7 +100,9 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     // The adapter must matter, or the comparison would not test it.
     for (const n of t.paramNames()) if (n.endsWith("lora_b")) t.setParam(n, new Float32Array(t.getParam(n).length));
     const without = relDiff(await trainingLogits(t, tokens), ref);
-    console.log(`forward ${preset} ${type}: max ${diff.max.toExponential(2)}, rms ${diff.rms.toExponential(2)} (without the adapter: ${without.rms.toExponential(2)})`);
+    console.log(
+      `forward ${preset} ${type}: max ${diff.max.toExponential(2)}, rms ${diff.rms.toExponential(2)} (without the adapter: ${without.rms.toExponential(2)})`,
+    );
     expect(diff.max).toBeLessThan(tolMax);
     expect(diff.rms).toBeLessThan(tolRms);
     expect(without.rms).toBeGreaterThan(10 * tolRms);
@@ -117,14 +122,16 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
     // the largest, gradients within 1e-5 of each tensor's largest.
     expect(b.info.weightCopyBytes).toBe(0);
     expect(b.info.mappedWeightBytes).toBe(0);
-    if (a.info.mappedWeightBytes + a.info.weightCopyBytes > 0) expect(a.info.mappedWeightBytes).toBeGreaterThan(4 * a.info.weightCopyBytes);
+    if (a.info.mappedWeightBytes + a.info.weightCopyBytes > 0)
+      expect(a.info.mappedWeightBytes).toBeGreaterThan(4 * a.info.weightCopyBytes);
     const tokens = sample(22, 20, 0, 0).tokens;
     const dl = maxRelDiff(await trainingLogits(a, tokens), await trainingLogits(b, tokens));
     expect(dl).toBeLessThan(1e-5);
     randomizeLora(a, 5, 0.05);
     randomizeLora(b, 5, 0.05);
     const samples = [sample(23, 6, 5, 4)];
-    const la = (await a.gradients(samples)).loss, lb = (await b.gradients(samples)).loss;
+    const la = (await a.gradients(samples)).loss,
+      lb = (await b.gradients(samples)).loss;
     expect(Math.abs(la - lb)).toBeLessThan(1e-5 * lb);
     let worst = 0;
     for (const n of a.paramNames()) {
@@ -143,17 +150,28 @@ describe("training forward equals llama_decode (LoRA on every target)", () => {
 describe("gradients match finite differences on float bases", () => {
   // As in trainer.test.ts: central differences, h = 1e-2, float32 loss noise ~1e-6 (the loss is
   // ~15 here), tolerance 2e-4 + 2e-2·|fd|; the checked gradients are 1e-3 to 1e-1.
-  const TOL_ABS = 3e-4, TOL_REL = 2e-2, H = 1e-2;
+  const TOL_ABS = 3e-4,
+    TOL_REL = 2e-2,
+    H = 1e-2;
   const close = (a: number, b: number) => Math.abs(a - b) <= TOL_ABS + TOL_REL * Math.abs(b);
 
-  async function check(t: Trainer, names: string[], samples: ReturnType<typeof sample>[], h = H, picks = 2): Promise<string[]> {
+  async function check(
+    t: Trainer,
+    names: string[],
+    samples: ReturnType<typeof sample>[],
+    h = H,
+    picks = 2,
+  ): Promise<string[]> {
     await t.gradients(samples);
     const rand = rng(77);
     const failures: string[] = [];
     for (const name of names) {
       const grad = gradient(t, name);
       const value = t.getParam(name);
-      expect(grad.some((g) => g !== 0), `${name} has a non-zero gradient`).toBe(true);
+      expect(
+        grad.some((g) => g !== 0),
+        `${name} has a non-zero gradient`,
+      ).toBe(true);
       for (let k = 0; k < picks; k++) {
         // the entry with the largest gradient, then random ones
         let i = 0;
@@ -168,15 +186,18 @@ describe("gradients match finite differences on float bases", () => {
 
   const TARGETS = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
-  it.each(["tiny-llama3", "tiny-qwen2", "tiny-qwen3"] as ArchPreset[])("%s F32: A and B of every LoRA target", async (preset) => {
-    const model = await load(preset, "F32");
-    const t = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
-    randomizeLora(t, 2, 0.1);
-    const names = TARGETS.flatMap((x) => [`blk.1.${x}.weight.lora_a`, `blk.1.${x}.weight.lora_b`]);
-    expect(await check(t, names, [sample(1, 5, 6, 4), sample(2, 4, 0, 5)])).toEqual([]);
-    t.dispose();
-    model.dispose();
-  });
+  it.each(["tiny-llama3", "tiny-qwen2", "tiny-qwen3"] as ArchPreset[])(
+    "%s F32: A and B of every LoRA target",
+    async (preset) => {
+      const model = await load(preset, "F32");
+      const t = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
+      randomizeLora(t, 2, 0.1);
+      const names = TARGETS.flatMap((x) => [`blk.1.${x}.weight.lora_a`, `blk.1.${x}.weight.lora_b`]);
+      expect(await check(t, names, [sample(1, 5, 6, 4), sample(2, 4, 0, 5)])).toEqual([]);
+      t.dispose();
+      model.dispose();
+    },
+  );
 
   it("full mode: Qwen2 biases and Qwen3 Q/K norms get the gradients finite differences give", async () => {
     for (const [preset, names] of [
@@ -198,49 +219,52 @@ describe("LoRA training on quantized bases", () => {
     ["tiny-llama3", "Q4_K"],
     ["tiny-qwen2", "Q4_0"],
     ["tiny-qwen3", "Q8_0"],
-  ] as [ArchPreset, WeightType][])("%s %s: a short run halves the loss; the adapter scores like the trainer", async (preset, type) => {
-    const model = await load(preset, type);
-    const t = createTrainer(model, { lora: { rank: 8, alpha: 32, seed: 1 }, optimizer: { lr: 3e-3 } });
-    const set = [sample(70, 4, 3, 2), sample(71, 4, 3, 2)];
-    const first = (await t.evaluate(set)).loss;
-    for (let i = 0; i < 3; i++) await t.step(set);
+  ] as [ArchPreset, WeightType][])(
+    "%s %s: a short run halves the loss; the adapter scores like the trainer",
+    async (preset, type) => {
+      const model = await load(preset, type);
+      const t = createTrainer(model, { lora: { rank: 8, alpha: 32, seed: 1 }, optimizer: { lr: 3e-3 } });
+      const set = [sample(70, 4, 3, 2), sample(71, 4, 3, 2)];
+      const first = (await t.evaluate(set)).loss;
+      for (let i = 0; i < 3; i++) await t.step(set);
 
-    // The adapter after 3 steps through llama.cpp's loader and msr-rec's scorer: the loss it gives
-    // equals the trainer's. The scorer keeps K/V in F16 and uses llama.cpp's (repacked) kernels,
-    // so quantized activations can land on other Q8_0 steps (see FORWARD_CASES): 1e-2 relative.
-    const ev = await t.evaluate(set, { alpha: 0.7, beta: 0.3 });
-    const path = join(dir, `${preset}-${type}.gguf`);
-    await t.saveAdapter(path);
-    const adapter = await model.loadLora(path);
-    const scorer = new (native().Scorer)(model, { contextSize: 64, sequences: 2, batchSize: 64 });
-    const reqs = set.map((s) => {
-      const cut = s.segments.findIndex((g) => g !== Segment.prompt);
-      return { prompt: s.tokens.slice(0, cut), continuation: s.tokens.slice(cut) };
-    });
-    const scored = await scorer.score(reqs, { lora: [{ adapter, scale: 1 }] });
-    const terms = { rea: [] as number[], rec: [] as number[] };
-    scored.forEach((r, i) => {
-      const seg = set[i]!.segments.slice(reqs[i]!.prompt.length);
-      for (const k of ["rea", "rec"] as const) {
-        const code = k === "rea" ? Segment.reasoning : Segment.recommendation;
-        const lps = Array.from(r.tokenLogprobs).filter((_, j) => seg[j] === code);
-        if (lps.length) terms[k].push(-lps.reduce((a, b) => a + b, 0) / lps.length);
-      }
-    });
-    const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
-    const scoredLoss = 0.7 * mean(terms.rea) + 0.3 * mean(terms.rec);
-    console.log(`adapter ${preset} ${type}: trainer loss ${ev.loss.toFixed(5)}, scorer ${scoredLoss.toFixed(5)}`);
-    expect(Math.abs(scoredLoss - ev.loss)).toBeLessThan(1e-2 * ev.loss);
-    scorer.dispose();
-    adapter.dispose();
+      // The adapter after 3 steps through llama.cpp's loader and msr-rec's scorer: the loss it gives
+      // equals the trainer's. The scorer keeps K/V in F16 and uses llama.cpp's (repacked) kernels,
+      // so quantized activations can land on other Q8_0 steps (see FORWARD_CASES): 1e-2 relative.
+      const ev = await t.evaluate(set, { alpha: 0.7, beta: 0.3 });
+      const path = join(dir, `${preset}-${type}.gguf`);
+      await t.saveAdapter(path);
+      const adapter = await model.loadLora(path);
+      const scorer = new (native().Scorer)(model, { contextSize: 64, sequences: 2, batchSize: 64 });
+      const reqs = set.map((s) => {
+        const cut = s.segments.findIndex((g) => g !== Segment.prompt);
+        return { prompt: s.tokens.slice(0, cut), continuation: s.tokens.slice(cut) };
+      });
+      const scored = await scorer.score(reqs, { lora: [{ adapter, scale: 1 }] });
+      const terms = { rea: [] as number[], rec: [] as number[] };
+      scored.forEach((r, i) => {
+        const seg = set[i]!.segments.slice(reqs[i]!.prompt.length);
+        for (const k of ["rea", "rec"] as const) {
+          const code = k === "rea" ? Segment.reasoning : Segment.recommendation;
+          const lps = Array.from(r.tokenLogprobs).filter((_, j) => seg[j] === code);
+          if (lps.length) terms[k].push(-lps.reduce((a, b) => a + b, 0) / lps.length);
+        }
+      });
+      const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / x.length;
+      const scoredLoss = 0.7 * mean(terms.rea) + 0.3 * mean(terms.rec);
+      console.log(`adapter ${preset} ${type}: trainer loss ${ev.loss.toFixed(5)}, scorer ${scoredLoss.toFixed(5)}`);
+      expect(Math.abs(scoredLoss - ev.loss)).toBeLessThan(1e-2 * ev.loss);
+      scorer.dispose();
+      adapter.dispose();
 
-    for (let i = 3; i < 15; i++) await t.step(set);
-    const last = (await t.evaluate(set)).loss;
-    console.log(`memorise ${preset} ${type}: loss ${first.toFixed(3)} -> ${last.toFixed(3)} in 15 steps`);
-    expect(last).toBeLessThan(first / 2);
-    t.dispose();
-    model.dispose();
-  });
+      for (let i = 3; i < 15; i++) await t.step(set);
+      const last = (await t.evaluate(set)).loss;
+      console.log(`memorise ${preset} ${type}: loss ${first.toFixed(3)} -> ${last.toFixed(3)} in 15 steps`);
+      expect(last).toBeLessThan(first / 2);
+      t.dispose();
+      model.dispose();
+    },
+  );
 });
 
 describe("backward reading the weights as stored", () => {
@@ -267,7 +291,11 @@ describe("backward reading the weights as stored", () => {
     const cached = await openDevTrainer(model, options, { transposedBackward: true });
     // No cached transposes, and slices of 64 KB (64 rows at width 256), so weights and the LM head
     // are transposed in several slices each.
-    const inGraph = await openDevTrainer(model, { ...options, transposeBudgetMb: 0 }, { transposedBackward: true, sliceMb: 0.0625 });
+    const inGraph = await openDevTrainer(
+      model,
+      { ...options, transposeBudgetMb: 0 },
+      { transposedBackward: true, sliceMb: 0.0625 },
+    );
     expect(stored.info.transposeBytes).toBe(0);
     expect(cached.info.transposeBytes).toBeGreaterThan(0);
     expect(inGraph.info.transposeBytes).toBe(0);
@@ -289,7 +317,9 @@ describe("backward reading the weights as stored", () => {
         worst = Math.max(worst, d);
         expect(d, n).toBeLessThan(1e-4);
       }
-      console.log(`${preset} ${type} ${t === stored ? "as stored" : "sliced in the graph"} vs cached transposes: max ${worst.toExponential(2)}`);
+      console.log(
+        `${preset} ${type} ${t === stored ? "as stored" : "sliced in the graph"} vs cached transposes: max ${worst.toExponential(2)}`,
+      );
     }
     for (const t of [stored, cached, inGraph]) t.dispose();
     model.dispose();
@@ -313,7 +343,9 @@ describe("refusals", () => {
     for (const kind of ["fused", "gemma"] as const) {
       const model = await native().loadModel(refusedModelPath(kind), { threads: 2 });
       for (const mode of ["lora", "full"] as const) {
-        expect(() => createTrainer(model, { mode }), `${kind} ${mode}`).toThrow(kind === "fused" ? /fused QKV/ : /architecture is 'gemma'/);
+        expect(() => createTrainer(model, { mode }), `${kind} ${mode}`).toThrow(
+          kind === "fused" ? /fused QKV/ : /architecture is 'gemma'/,
+        );
         expect(() => createTrainer(model, { mode })).toThrow(/Qwen2\/Qwen2\.5 \('qwen2'\) and dense Qwen3/);
       }
       model.dispose();
@@ -321,9 +353,15 @@ describe("refusals", () => {
   });
 
   it("info --model says whether and how a model can be trained", async () => {
-    expect(await describeTrainability(await archModelPath("tiny-llama3", "Q4_K"))).toMatch(/trainable \(lora\)\s+yes\ntrainable \(full\)\s+only as F32 copies/);
-    expect(await describeTrainability(await archModelPath("tiny-qwen2", "F32"))).toMatch(/trainable \(lora\)\s+yes\ntrainable \(full\)\s+yes/);
-    expect(await describeTrainability(refusedModelPath("fused"))).toMatch(/trainable \(lora\)\s+no: training: fused QKV/);
+    expect(await describeTrainability(await archModelPath("tiny-llama3", "Q4_K"))).toMatch(
+      /trainable \(lora\)\s+yes\ntrainable \(full\)\s+only as F32 copies/,
+    );
+    expect(await describeTrainability(await archModelPath("tiny-qwen2", "F32"))).toMatch(
+      /trainable \(lora\)\s+yes\ntrainable \(full\)\s+yes/,
+    );
+    expect(await describeTrainability(refusedModelPath("fused"))).toMatch(
+      /trainable \(lora\)\s+no: training: fused QKV/,
+    );
     expect(await describeTrainability(refusedModelPath("gemma"))).toMatch(/trainable \(full\)\s+no: .*'gemma'/);
   });
 });

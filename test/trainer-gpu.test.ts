@@ -54,7 +54,10 @@ describe("training device", () => {
 
 describe.skipIf(gpuError !== null)("GPU training against CPU training", () => {
   it("logits, loss, gradients and five steps agree (scripts/cuda-train-check.mjs)", () => {
-    const run = spawnSync(process.execPath, [join(packageRoot, "scripts", "cuda-train-check.mjs")], { encoding: "utf8", env: process.env });
+    const run = spawnSync(process.execPath, [join(packageRoot, "scripts", "cuda-train-check.mjs")], {
+      encoding: "utf8",
+      env: process.env,
+    });
     console.log(run.stdout);
     expect(run.status, run.stdout + run.stderr).toBe(0);
     expect(run.stdout).toContain("all ok");

@@ -88,7 +88,7 @@ describe("learning", () => {
     const check = createTrainer(reloaded, { mode: "full" });
     const tokens = data[0]!.tokens;
     const a = await trainingLogits(t, tokens);
-    const b = await referenceLogits(check, tokens);  // llama_decode on the saved model
+    const b = await referenceLogits(check, tokens); // llama_decode on the saved model
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-4 + 1e-3 * Math.abs(b[i]!));
     expect(reloaded.info().vocabSize).toBe(VOCAB);
     expect(reloaded.tokenize("hello world")).toEqual(model.tokenize("hello world"));
@@ -122,7 +122,10 @@ describe("learning", () => {
 
 describe("checkpoints", () => {
   it("a resumed run continues exactly (parameters, AdamW moments and step restored)", async () => {
-    const opts = { lora: { rank: 4, seed: 5 }, optimizer: { lr: 5e-3, warmupSteps: 2, schedule: "cosine" as const, totalSteps: 6 } };
+    const opts = {
+      lora: { rank: 4, seed: 5 },
+      optimizer: { lr: 5e-3, warmupSteps: 2, schedule: "cosine" as const, totalSteps: 6 },
+    };
     const straight = createTrainer(model, opts);
     const want: number[] = [];
     for (let i = 0; i < 6; i++) want.push((await straight.step(data)).loss);
@@ -133,7 +136,7 @@ describe("checkpoints", () => {
     const ckpt = join(dir, "run.ckpt");
     await a.saveCheckpoint(ckpt, "state-3");
     a.dispose();
-    const b = createTrainer(model, { ...opts, lora: { rank: 4, seed: 999 } });  // other init: the checkpoint must overwrite it
+    const b = createTrainer(model, { ...opts, lora: { rank: 4, seed: 999 } }); // other init: the checkpoint must overwrite it
     expect(await b.loadCheckpoint(ckpt)).toBe("state-3");
     expect(b.steps).toBe(3);
     const got: number[] = [];
@@ -147,8 +150,27 @@ describe("checkpoints", () => {
     const child = await buildChild();
     const sft = join(dir, "sft.jsonl");
     const words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
-    writeFileSync(sft, words.map((w, i) => JSON.stringify({ prompt: `User liked ${w}. Next?`, reasoning: i % 3 ? `Because ${w} is similar to ${words[(i + 1) % 8]}.` : "", recommendation: words[(i + 1) % 8] })).join("\n") + "\n");
-    const base = { model: tinyModelPath(), data: sft, epochs: 6, batchSize: 2, seed: 3, checkpointEvery: 1, threads: 2 };
+    writeFileSync(
+      sft,
+      words
+        .map((w, i) =>
+          JSON.stringify({
+            prompt: `User liked ${w}. Next?`,
+            reasoning: i % 3 ? `Because ${w} is similar to ${words[(i + 1) % 8]}.` : "",
+            recommendation: words[(i + 1) % 8],
+          }),
+        )
+        .join("\n") + "\n",
+    );
+    const base = {
+      model: tinyModelPath(),
+      data: sft,
+      epochs: 6,
+      batchSize: 2,
+      seed: 3,
+      checkpointEvery: 1,
+      threads: 2,
+    };
     const full = join(dir, "full-run");
     const killed = join(dir, "killed-run");
     mkdirSync(full);
@@ -158,7 +180,11 @@ describe("checkpoints", () => {
     expect(want.length).toBe(24);
 
     // Kill as soon as a few steps are logged (checkpoints are written after every step).
-    await runChild(child, { ...base, out: join(killed, "a.gguf"), logPath: join(killed, "log.jsonl") }, (log) => readLog(log).length >= 4);
+    await runChild(
+      child,
+      { ...base, out: join(killed, "a.gguf"), logPath: join(killed, "log.jsonl") },
+      (log) => readLog(log).length >= 4,
+    );
     expect(existsSync(join(killed, "a.gguf.ckpt"))).toBe(true);
     expect(readLog(join(killed, "log.jsonl")).length).toBeLessThan(24);
     await runChild(child, { ...base, out: join(killed, "a.gguf"), logPath: join(killed, "log.jsonl"), resume: true });
@@ -177,7 +203,9 @@ describe("bad input", () => {
     await expect(t.step([bad])).rejects.toThrow(/token id 32005 .* outside the model's vocabulary/);
     await expect(t.step([])).rejects.toThrow(/batch is empty/);
     await expect(t.step([sample(2, 10, 5, 5)])).rejects.toThrow(/20 tokens, more than the training context \(16\)/);
-    expect(() => createTrainer(model, { lora: { targets: ["q", "nope" as "q"] } })).toThrow(/unknown LoRA target 'nope'/);
+    expect(() => createTrainer(model, { lora: { targets: ["q", "nope" as "q"] } })).toThrow(
+      /unknown LoRA target 'nope'/,
+    );
     expect(t.steps).toBe(0);
     t.dispose();
   });
@@ -185,7 +213,15 @@ describe("bad input", () => {
   it("a non-finite loss (absurd learning rate) stops with a clear error and the last checkpoint stays intact", async () => {
     const t = createTrainer(model, { lora: { rank: 4, seed: 1 }, optimizer: { lr: 1e30 } });
     const ckpt = join(dir, "bad.ckpt");
-    const err = await runTrainingLoop(t, data, { epochs: 50, batchSize: 4, seed: 0, alpha: 0.7, beta: 0.3, checkpointPath: ckpt, checkpointEvery: 1 }).catch((e: Error) => e);
+    const err = await runTrainingLoop(t, data, {
+      epochs: 50,
+      batchSize: 4,
+      seed: 0,
+      alpha: 0.7,
+      beta: 0.3,
+      checkpointPath: ckpt,
+      checkpointEvery: 1,
+    }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/not finite.*learning rate/);
     const good = t.steps;
@@ -228,13 +264,22 @@ async function buildChild(): Promise<string> {
   );
   const { build } = await import("rolldown");
   const file = join(out, "train-child.mjs");
-  await build({ input: entry, platform: "node", external: [/node_modules/, /^node:/, "commander", "zod"], output: { file, format: "esm" }, logLevel: "silent" });
+  await build({
+    input: entry,
+    platform: "node",
+    external: [/node_modules/, /^node:/, "commander", "zod"],
+    output: { file, format: "esm" },
+    logLevel: "silent",
+  });
   return file;
 }
 
 function runChild(file: string, opts: ChildOptions, killWhen?: (logPath: string) => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [file, JSON.stringify(opts)], { stdio: ["ignore", "ignore", "pipe"], env: process.env });
+    const p = spawn(process.execPath, [file, JSON.stringify(opts)], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: process.env,
+    });
     let stderr = "";
     p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = killWhen

@@ -12,7 +12,9 @@ import { parseSftJsonl } from "../src/train/sft-data.js";
 describe("learningRate", () => {
   const base = { lr: 1e-3, warmupSteps: 4, totalSteps: 14, minLrRatio: 0.1 };
   it("warms up linearly to the peak", () => {
-    expect([0, 1, 2, 3].map((s) => learningRate(s, { ...base, schedule: "cosine" }))).toEqual([2.5e-4, 5e-4, 7.5e-4, 1e-3]);
+    expect([0, 1, 2, 3].map((s) => learningRate(s, { ...base, schedule: "cosine" }))).toEqual([
+      2.5e-4, 5e-4, 7.5e-4, 1e-3,
+    ]);
   });
   it("cosine goes from the peak to the floor at totalSteps, halfway at the midpoint", () => {
     const o = { ...base, schedule: "cosine" as const };
@@ -44,9 +46,17 @@ describe("epochOrder", () => {
 
 describe("parseSftJsonl", () => {
   it("reads records, defaults a missing reasoning to empty, and names the bad line", () => {
-    const rows = parseSftJsonl('{"prompt":"p","reasoning":"r","recommendation":"x"}\n\n{"prompt":"q","recommendation":"y"}\n', "f.jsonl");
-    expect(rows).toEqual([{ prompt: "p", reasoning: "r", recommendation: "x" }, { prompt: "q", reasoning: "", recommendation: "y" }]);
-    expect(() => parseSftJsonl('{"prompt":"p","recommendation":"x"}\nnot json', "f.jsonl")).toThrow(/f\.jsonl:2: not valid JSON/);
+    const rows = parseSftJsonl(
+      '{"prompt":"p","reasoning":"r","recommendation":"x"}\n\n{"prompt":"q","recommendation":"y"}\n',
+      "f.jsonl",
+    );
+    expect(rows).toEqual([
+      { prompt: "p", reasoning: "r", recommendation: "x" },
+      { prompt: "q", reasoning: "", recommendation: "y" },
+    ]);
+    expect(() => parseSftJsonl('{"prompt":"p","recommendation":"x"}\nnot json', "f.jsonl")).toThrow(
+      /f\.jsonl:2: not valid JSON/,
+    );
     expect(() => parseSftJsonl('{"prompt":"p","recommendation":""}', "f.jsonl")).toThrow(/f\.jsonl:1: recommendation/);
   });
 });
@@ -57,7 +67,14 @@ class ScriptedTrainer implements LoopTrainer {
   async step(samples: readonly TokenizedSample[]) {
     this.steps++;
     const ids = samples.map((s) => s.tokens[0]!);
-    return { loss: this.steps * 1000 + ids.reduce((a, b) => a * 31 + b, 0), lossReasoning: 0, lossRecommendation: 0, tokens: ids.length, gradNorm: 1, lr: 1 };
+    return {
+      loss: this.steps * 1000 + ids.reduce((a, b) => a * 31 + b, 0),
+      lossReasoning: 0,
+      lossRecommendation: 0,
+      tokens: ids.length,
+      gradNorm: 1,
+      lr: 1,
+    };
   }
   async saveCheckpoint(path: string, state: string) {
     writeFileSync(path, JSON.stringify({ steps: this.steps, state }));
@@ -70,7 +87,10 @@ class ScriptedTrainer implements LoopTrainer {
 }
 
 describe("runTrainingLoop", () => {
-  const samples = Array.from({ length: 7 }, (_, i): TokenizedSample => ({ tokens: Int32Array.of(i), segments: Uint8Array.of(2) }));
+  const samples = Array.from({ length: 7 }, (_, i): TokenizedSample => ({
+    tokens: Int32Array.of(i),
+    segments: Uint8Array.of(2),
+  }));
   it("visits every sample once per epoch and resumes exactly where a stopped run left off", async () => {
     const dir = mkdtempSync(join(tmpdir(), "msr-loop-"));
     try {
@@ -78,13 +98,28 @@ describe("runTrainingLoop", () => {
       const full = await runTrainingLoop(new ScriptedTrainer(), samples, { ...opts, logPath: join(dir, "a.jsonl") });
       expect(full.length).toBe(9);
       const ckpt = join(dir, "b.ckpt");
-      const first = await runTrainingLoop(new ScriptedTrainer(), samples, { ...opts, checkpointPath: ckpt, logPath: join(dir, "b.jsonl"), maxSteps: 4 });
+      const first = await runTrainingLoop(new ScriptedTrainer(), samples, {
+        ...opts,
+        checkpointPath: ckpt,
+        logPath: join(dir, "b.jsonl"),
+        maxSteps: 4,
+      });
       expect(first.length).toBe(4);
-      const rest = await runTrainingLoop(new ScriptedTrainer(), samples, { ...opts, checkpointPath: ckpt, logPath: join(dir, "b.jsonl"), resume: true });
+      const rest = await runTrainingLoop(new ScriptedTrainer(), samples, {
+        ...opts,
+        checkpointPath: ckpt,
+        logPath: join(dir, "b.jsonl"),
+        resume: true,
+      });
       expect([...first, ...rest].map((l) => l.loss)).toEqual(full.map((l) => l.loss));
-      const log = readFileSync(join(dir, "b.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number });
+      const log = readFileSync(join(dir, "b.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step: number });
       expect(log.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      await expect(runTrainingLoop(new ScriptedTrainer(), samples.slice(1), { ...opts, checkpointPath: ckpt, resume: true })).rejects.toThrow(/same data and seed/);
+      await expect(
+        runTrainingLoop(new ScriptedTrainer(), samples.slice(1), { ...opts, checkpointPath: ckpt, resume: true }),
+      ).rejects.toThrow(/same data and seed/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -98,7 +133,14 @@ describe("runTrainingLoop", () => {
         let sum = 0;
         let restored: unknown = "none";
         const p = runTrainingLoop(new ScriptedTrainer(), samples, {
-          epochs: 2, batchSize: 3, seed: 9, alpha: 1, beta: 1, checkpointPath: ckpt, checkpointEvery: 100, resume: true,
+          epochs: 2,
+          batchSize: 3,
+          seed: 9,
+          alpha: 1,
+          beta: 1,
+          checkpointPath: ckpt,
+          checkpointEvery: 100,
+          resume: true,
           checkpointState: () => ({ sum }),
           onResume: (st, at) => {
             restored = st;
@@ -133,7 +175,11 @@ describe("runTrainingLoop", () => {
   });
 
   it("rejects empty data and bad sizes", async () => {
-    await expect(runTrainingLoop(new ScriptedTrainer(), [], { epochs: 1, batchSize: 2, seed: 0, alpha: 1, beta: 1 })).rejects.toThrow(/no training samples/);
-    await expect(runTrainingLoop(new ScriptedTrainer(), samples, { epochs: 1, batchSize: 0, seed: 0, alpha: 1, beta: 1 })).rejects.toThrow(/batch size/);
+    await expect(
+      runTrainingLoop(new ScriptedTrainer(), [], { epochs: 1, batchSize: 2, seed: 0, alpha: 1, beta: 1 }),
+    ).rejects.toThrow(/no training samples/);
+    await expect(
+      runTrainingLoop(new ScriptedTrainer(), samples, { epochs: 1, batchSize: 0, seed: 0, alpha: 1, beta: 1 }),
+    ).rejects.toThrow(/batch size/);
   });
 });

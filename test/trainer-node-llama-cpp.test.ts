@@ -36,7 +36,9 @@ afterAll(() => {
 
 it("node-llama-cpp with the saved adapter gives the trainer's next-token probabilities", async () => {
   const tokens = Int32Array.from([1, 450, 1404, 20654, 7813, 29879, 322, 13, 1576, 3001, 1023]);
-  const segments = Uint8Array.from(tokens, (_, i) => (i < 5 ? Segment.prompt : i < 8 ? Segment.reasoning : Segment.recommendation));
+  const segments = Uint8Array.from(tokens, (_, i) =>
+    i < 5 ? Segment.prompt : i < 8 ? Segment.reasoning : Segment.recommendation,
+  );
   const { ours, top } = await compareTrainedAdapter(wide, widePath, { tokens, segments }, join(dir, "trained.gguf"));
   for (const [tok, p] of top) expect(Math.abs(ours(tok) - Math.log(p))).toBeLessThan(2e-3);
 });

@@ -34,7 +34,9 @@ describe.skipIf(missing !== null)("openTrainer", () => {
 
   it("waits for the model's running call while the event loop goes on", async () => {
     const order: string[] = [];
-    const gen = model.generate(["The user bought"], { maxTokens: 48, temperature: 0 }).then(() => order.push("generate"));
+    const gen = model
+      .generate(["The user bought"], { maxTokens: 48, temperature: 0 })
+      .then(() => order.push("generate"));
     const opening = model.openTrainer(opts).then((t) => {
       order.push("trainer");
       return t;

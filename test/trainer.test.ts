@@ -91,7 +91,10 @@ async function jsLoss(t: Trainer, samples: TokenizedSample[], alpha: number, bet
       sums[k][0] += nll;
       sums[k][1] += 1;
     }
-    per.push({ rea: sums.rea[1] ? sums.rea[0]! / sums.rea[1]! : undefined, rec: sums.rec[1] ? sums.rec[0]! / sums.rec[1]! : undefined });
+    per.push({
+      rea: sums.rea[1] ? sums.rea[0]! / sums.rea[1]! : undefined,
+      rec: sums.rec[1] ? sums.rec[0]! / sums.rec[1]! : undefined,
+    });
   }
   const mean = (xs: (number | undefined)[]) => {
     const v = xs.filter((x): x is number => x !== undefined);
@@ -151,7 +154,9 @@ describe("gradients", () => {
   // that. tol = 2e-4 + 2e-2*|fd| leaves 2x headroom over the noise and still catches a wrong
   // scale, sign, missing term (e.g. no gradient through K/V) or a zero gradient: the checked
   // gradients are 1e-3 to 1e-1.
-  const TOL_ABS = 2e-4, TOL_REL = 2e-2, H = 1e-2;
+  const TOL_ABS = 2e-4,
+    TOL_REL = 2e-2,
+    H = 1e-2;
 
   it("match finite differences for A and B of every target type (q, k, v, o, gate, up, down)", async () => {
     const t = createTrainer(model, { lora: { rank: 2, alpha: 8, seed: 1 } });
@@ -172,7 +177,10 @@ describe("gradients", () => {
           checked++;
           if (!close(grad[i]!, fd, TOL_ABS, TOL_REL)) failures.push(`${name}[${i}]: analytic ${grad[i]} vs fd ${fd}`);
         }
-        expect(grad.some((g) => g !== 0), `${name} has a non-zero gradient`).toBe(true);
+        expect(
+          grad.some((g) => g !== 0),
+          `${name} has a non-zero gradient`,
+        ).toBe(true);
       }
     }
     expect(checked).toBe(42);
@@ -204,7 +212,7 @@ describe("gradients", () => {
     const failures: string[] = [];
     for (const [name, i] of picks) {
       const g = gradient(t, name)[i]!;
-      const h = name.endsWith("norm.weight") ? 1e-2 : 2e-3;  // norms are ~1, projections ~0.02
+      const h = name.endsWith("norm.weight") ? 1e-2 : 2e-3; // norms are ~1, projections ~0.02
       const fd = await centralDifference(t, name, i, h, samples);
       // Loss noise ~1e-6 over 2h = 4e-3 gives ~2.5e-4 of FD noise; 3e-4 + 2e-2·|fd| covers it.
       if (!close(g, fd, 3e-4, 2e-2)) failures.push(`${name}[${i}]: analytic ${g} vs fd ${fd}`);
@@ -217,10 +225,14 @@ describe("gradients", () => {
     const t = createTrainer(model, { lora: { rank: 4, alpha: 16, seed: 4 }, optimizer: { lr: 1e-2 } });
     const before = new Map(t.paramNames().map((n) => [n, t.getParam(n)]));
     await t.step([sample(3, 4, 6, 4)]);
-    await t.step([sample(3, 4, 6, 4)]);  // B starts at 0, so A moves from the second step on
+    await t.step([sample(3, 4, 6, 4)]); // B starts at 0, so A moves from the second step on
     for (const n of t.paramNames()) {
-      const a = before.get(n)!, b = t.getParam(n);
-      expect(a.some((x, i) => x !== b[i]), `${n} changed`).toBe(true);
+      const a = before.get(n)!,
+        b = t.getParam(n);
+      expect(
+        a.some((x, i) => x !== b[i]),
+        `${n} changed`,
+      ).toBe(true);
     }
     t.dispose();
   });
@@ -230,7 +242,7 @@ describe("loss definition", () => {
   it("equals α·mean_i(mean reasoning NLL) + β·mean_i(mean recommendation NLL) computed in JS", async () => {
     const t = createTrainer(model, { lora: { rank: 4, seed: 5 } });
     randomizeLora(t, 6, 0.05);
-    const samples = [sample(10, 5, 7, 3), sample(11, 3, 0, 6), sample(12, 6, 2, 2)];  // the 2nd has no reasoning
+    const samples = [sample(10, 5, 7, 3), sample(11, 3, 0, 6), sample(12, 6, 2, 2)]; // the 2nd has no reasoning
     const r = await t.evaluate(samples, { alpha: 0.6, beta: 0.4 });
     const js = await jsLoss(t, samples, 0.6, 0.4);
     expect(close(r.lossReasoning, js.rea, 1e-5, 1e-5)).toBe(true);
@@ -244,7 +256,10 @@ describe("loss definition", () => {
     const t = createTrainer(model, { lora: { rank: 2, seed: 6 } });
     randomizeLora(t, 7);
     const s = [sample(20, 4, 6, 4), sample(21, 3, 5, 3)];
-    const asPrompt = s.map((x) => ({ tokens: x.tokens, segments: x.segments.map((g) => (g === Segment.reasoning ? Segment.prompt : g)) }));
+    const asPrompt = s.map((x) => ({
+      tokens: x.tokens,
+      segments: x.segments.map((g) => (g === Segment.reasoning ? Segment.prompt : g)),
+    }));
     const a = await t.gradients(s, { alpha: 0, beta: 0.3 });
     const ga = t.paramNames().map((n) => gradient(t, n));
     const b = await t.gradients(asPrompt, { alpha: 0.9, beta: 0.3 });
@@ -273,7 +288,11 @@ describe("loss definition", () => {
 
   it("tokenizes {prompt, reasoning, recommendation} strings into the right segments", () => {
     const tok = { tokenize: (x: string, o?: { addBos?: boolean }) => model.tokenize(x, o), eosToken: model.info().eos };
-    const s = tokenizeSample(tok, { prompt: "History: A, B. Candidates: C, D.", reasoning: "Step 1 - the user likes C.", recommendation: "C" });
+    const s = tokenizeSample(tok, {
+      prompt: "History: A, B. Candidates: C, D.",
+      reasoning: "Step 1 - the user likes C.",
+      recommendation: "C",
+    });
     const text = (seg: number) => model.detokenize(s.tokens.filter((_, i) => s.segments[i] === seg));
     expect(s.tokens[0]).toBe(model.info().bos);
     expect(text(Segment.prompt)).toMatch(/Candidates: C, D\.\s*\[reasoning_start\]\s*$/);
@@ -281,13 +300,17 @@ describe("loss definition", () => {
     expect(text(Segment.recommendation)).toMatch(/^\s*\[reasoning_end\] C/);
     expect(s.tokens[s.tokens.length - 1]).toBe(model.info().eos);
     // The target is tokenized as one string, the way the scorer sees a continuation.
-    const target = model.tokenize("[reasoning_start]\nStep 1 - the user likes C.\n[reasoning_end] C", { addBos: false });
+    const target = model.tokenize("[reasoning_start]\nStep 1 - the user likes C.\n[reasoning_end] C", {
+      addBos: false,
+    });
     const prompt = model.tokenize("History: A, B. Candidates: C, D.");
     expect(Array.from(s.tokens.slice(prompt.length, -1))).toEqual(Array.from(target));
     // Behavior-only: markers kept (as at inference), nothing in the reasoning term.
     const plain = tokenizeSample(tok, { prompt: "p", reasoning: "", recommendation: "C" });
     expect(plain.segments.includes(Segment.reasoning)).toBe(false);
-    expect(model.detokenize(plain.tokens.filter((_, i) => plain.segments[i] === Segment.recommendation))).toMatch(/^\s*\[reasoning_end\] C/);
+    expect(model.detokenize(plain.tokens.filter((_, i) => plain.segments[i] === Segment.recommendation))).toMatch(
+      /^\s*\[reasoning_end\] C/,
+    );
   });
 });
 
@@ -301,7 +324,8 @@ describe("packing and reproducibility", () => {
     const a = await packed.gradients(samples);
     const b = await single.gradients(samples);
     expect(close(a.loss, b.loss, 1e-6, 1e-5)).toBe(true);
-    for (const n of packed.paramNames()) expect(sameGradient(gradient(packed, n), gradient(single, n), 1e-3), n).toBeNull();
+    for (const n of packed.paramNames())
+      expect(sameGradient(gradient(packed, n), gradient(single, n), 1e-3), n).toBeNull();
     // The packed/unpacked difference is the size of a change of summation order alone: the same
     // packed batch with its samples in reverse order (same math, other sums) differs as much.
     const reversed = createTrainer(model, { lora: { rank: 2, seed: 8 }, microBatchTokens: 512 });
@@ -313,7 +337,9 @@ describe("packing and reproducibility", () => {
       packing = Math.max(packing, relativeRms(gradient(packed, n), gradient(single, n)));
       reordering = Math.max(reordering, relativeRms(gradient(reversed, n), gradient(packed, n)));
     }
-    console.log(`packed vs one sample per micro-batch: ${packing.toExponential(2)} relative RMS; packed vs packed reversed: ${reordering.toExponential(2)}`);
+    console.log(
+      `packed vs one sample per micro-batch: ${packing.toExponential(2)} relative RMS; packed vs packed reversed: ${reordering.toExponential(2)}`,
+    );
     expect(packing).toBeLessThan(4 * reordering + 1e-6);
     packed.dispose();
     single.dispose();

@@ -48,21 +48,34 @@ export interface ChildResult {
   gpuMemoryUsedMiB: number | null;
 }
 
-const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+const kib = (key: string) =>
+  Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
 
 async function scorerRate(model: Model, gpu: boolean): Promise<{ tokens: number; ms: number }> {
-  const reqs: ScoreRequest[] = randomTrainSamples(16, 512, model.info.vocabSize).map((s) => ({ prompt: s.tokens.subarray(0, 256), continuation: s.tokens.subarray(256) }));
+  const reqs: ScoreRequest[] = randomTrainSamples(16, 512, model.info.vocabSize).map((s) => ({
+    prompt: s.tokens.subarray(0, 256),
+    continuation: s.tokens.subarray(256),
+  }));
   const scorer = model.createScorer({ contextSize: gpu ? 8192 : 2048, sequences: 16, batchSize: 512 });
   const ms = await medianMs(() => scorer.score(reqs), gpu ? 5 : 2, 1);
   scorer.dispose();
   return { tokens: 16 * 512, ms };
 }
 
-async function generationRate(model: Model): Promise<{ prompts: number; tokens: number; ms: number; tokens1: number; ms1: number }> {
+async function generationRate(
+  model: Model,
+): Promise<{ prompts: number; tokens: number; ms: number; tokens1: number; ms1: number }> {
   const prompts = randomTrainSamples(64, 128, model.info.vocabSize).map((s) => s.tokens);
   const gen = async (maxTokens: number) => {
     const t0 = performance.now();
-    const rs = await model.generate(prompts, { maxTokens, temperature: 0.7, topK: 40, topP: 0.95, seed: 1, parallel: 64 });
+    const rs = await model.generate(prompts, {
+      maxTokens,
+      temperature: 0.7,
+      topK: 40,
+      topP: 0.95,
+      seed: 1,
+      parallel: 64,
+    });
     return { tokens: rs.reduce((n, r) => n + r.tokens.length, 0), ms: performance.now() - t0 };
   };
   await gen(1); // warm-up: pages the weights in, builds the graphs
@@ -82,7 +95,12 @@ const gr = await generationRate(model);
 const c0 = performance.now();
 const cases = (await benchUsers(args.users)).map((u) => u.kase);
 const casesMs = performance.now() - c0;
-const promptTokensMean = cases.reduce((n, c) => n + model.tokenize(c.prompts.user as string).length + model.tokenize(c.prompts.item as string).length, 0) / (2 * cases.length);
+const promptTokensMean =
+  cases.reduce(
+    (n, c) => n + model.tokenize(c.prompts.user as string).length + model.tokenize(c.prompts.item as string).length,
+    0,
+  ) /
+  (2 * cases.length);
 // The real inference path, with its two engine calls timed where they happen.
 let inferGenerateMs = 0;
 let inferScoreMs = 0;
@@ -97,7 +115,9 @@ const generator: TextGenerator<never> = {
     return rs;
   },
 };
-const inferScorer = model.createScorer(gpu ? { contextSize: 16384, sequences: 64, batchSize: 2048 } : { contextSize: 4096, sequences: 16, batchSize: 512 });
+const inferScorer = model.createScorer(
+  gpu ? { contextSize: 16384, sequences: 64, batchSize: 2048 } : { contextSize: 4096, sequences: 16, batchSize: 512 },
+);
 const scorer: ContinuationScorer<never> = {
   async score(requests) {
     const t = performance.now();

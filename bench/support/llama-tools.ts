@@ -39,21 +39,46 @@ export function toolsIn(dir: string, backend: "cpu" | "cuda"): LlamaTools | null
  * fails. `extraArgs` go to the configure step (e.g. -DGGML_CUDA_FA=OFF, as the addon's CUDA build
  * may use, so both sides run the same kernels).
  */
-export function buildLlamaTools(backend: "cpu" | "cuda" = cudaAvailable() ? "cuda" : "cpu", extraArgs: string[] = []): LlamaTools {
+export function buildLlamaTools(
+  backend: "cpu" | "cuda" = cudaAvailable() ? "cuda" : "cpu",
+  extraArgs: string[] = [],
+): LlamaTools {
   const src = llamaCppSourceDir();
   const out = join(packageRoot, ".cache", `llama-tools-${backend}`);
   // An existing build keeps its generator; CMake refuses a different -G on a configured folder.
   const generator = !existsSync(join(out, "CMakeCache.txt")) && onPath("ninja", ["--version"]) ? ["-G", "Ninja"] : [];
   const configure = [
-    "-S", src, "-B", out, ...generator,
+    "-S",
+    src,
+    "-B",
+    out,
+    ...generator,
     "-DCMAKE_BUILD_TYPE=Release",
     `-DGGML_CUDA=${backend === "cuda" ? "ON" : "OFF"}`,
     // Nothing here needs the network, a server, tests or examples: fewer targets, no downloads.
-    "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
     ...extraArgs,
   ];
-  const steps = [configure, ["--build", out, "--config", "Release", "--target", "llama-bench", "llama-batched-bench", "-j", String(availableParallelism())]];
+  const steps = [
+    configure,
+    [
+      "--build",
+      out,
+      "--config",
+      "Release",
+      "--target",
+      "llama-bench",
+      "llama-batched-bench",
+      "-j",
+      String(availableParallelism()),
+    ],
+  ];
   for (const args of steps) {
     const r = spawnSync("cmake", args, { encoding: "utf8", maxBuffer: 1 << 28 });
     if (r.status !== 0) {
@@ -113,13 +138,38 @@ export function parseBatchedBench(output: string): BatchedBenchRow[] {
     const s = line.trim();
     if (s.startsWith("{") && s.includes('"speed_tg"')) {
       const j = JSON.parse(s) as Record<string, number>;
-      rows.push({ pp: j.pp!, tg: j.tg!, pl: j.pl!, nKv: j.n_kv!, tPp: j.t_pp!, speedPp: j.speed_pp!, tTg: j.t_tg!, speedTg: j.speed_tg!, t: j.t!, speed: j.speed! });
+      rows.push({
+        pp: j.pp!,
+        tg: j.tg!,
+        pl: j.pl!,
+        nKv: j.n_kv!,
+        tPp: j.t_pp!,
+        speedPp: j.speed_pp!,
+        tTg: j.t_tg!,
+        speedTg: j.speed_tg!,
+        t: j.t!,
+        speed: j.speed!,
+      });
       continue;
     }
     if (!s.startsWith("|")) continue;
-    const cells = s.split("|").slice(1, -1).map((c) => c.trim());
+    const cells = s
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
     if (cells.length !== 10 || !cells.every((c) => /^-?\d+(\.\d+)?$/.test(c))) continue; // header, rule
-    const [pp, tg, pl, nKv, tPp, speedPp, tTg, speedTg, t, speed] = cells.map(Number) as [number, number, number, number, number, number, number, number, number, number];
+    const [pp, tg, pl, nKv, tPp, speedPp, tTg, speedTg, t, speed] = cells.map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     rows.push({ pp, tg, pl, nKv, tPp, speedPp, tTg, speedTg, t, speed });
   }
   return rows;
@@ -127,7 +177,9 @@ export function parseBatchedBench(output: string): BatchedBenchRow[] {
 
 /** S_TG (generated tokens/s over all sequences) of the row with `pl` parallel sequences. */
 export function batchedBenchTgSpeed(output: string, pl: number, pp?: number, tg?: number): number {
-  const row = parseBatchedBench(output).find((r) => r.pl === pl && (pp === undefined || r.pp === pp) && (tg === undefined || r.tg === tg));
+  const row = parseBatchedBench(output).find(
+    (r) => r.pl === pl && (pp === undefined || r.pp === pp) && (tg === undefined || r.tg === tg),
+  );
   if (!row) throw new Error(`llama-batched-bench output has no row for ${pl} parallel sequences`);
   return row.speedTg;
 }
@@ -140,6 +192,9 @@ export interface ToolRun {
 /** Runs a tool; throws with its stderr's tail when it fails. */
 export function runTool(bin: string, args: string[], timeoutMs = 20 * 60_000): ToolRun {
   const r = spawnSync(bin, args, { encoding: "utf8", maxBuffer: 1 << 26, timeout: timeoutMs });
-  if (r.status !== 0) throw new Error(`${bin} ${args.join(" ")} failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? String(r.error)).slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${bin} ${args.join(" ")} failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? String(r.error)).slice(-2000)}`,
+    );
   return { stdout: r.stdout, stderr: r.stderr };
 }

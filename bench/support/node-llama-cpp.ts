@@ -2,12 +2,25 @@
 // continuation through its public API, the way a user of that library would. It has no log-prob
 // API, so each continuation position asks controlledEvaluate for next-token probabilities (it
 // sorts the whole vocabulary in JS per position) and the target's probability is looked up.
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel, type Token } from "node-llama-cpp";
+import {
+  getLlama,
+  LlamaLogLevel,
+  type ControlledEvaluateInputItem,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 
 export class NodeLlamaCppScorer {
   private readonly seq: LlamaContextSequence;
 
-  private constructor(private readonly llama: Llama, private readonly model: LlamaModel, private readonly ctx: LlamaContext) {
+  private constructor(
+    private readonly llama: Llama,
+    private readonly model: LlamaModel,
+    private readonly ctx: LlamaContext,
+  ) {
     this.seq = ctx.getSequence();
   }
 

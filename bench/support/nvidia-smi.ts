@@ -26,7 +26,9 @@ export function gpuMemoryUsedMiB(): number | null {
 /** Polls the first GPU's used memory (MiB) every 50 ms until stopped; resolves to the samples seen. */
 export function pollGpuMemory(): { stop(): Promise<number[]> } {
   const samples: number[] = [];
-  const p = spawn("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "50"], { stdio: ["ignore", "pipe", "ignore"] });
+  const p = spawn("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-lms", "50"], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   p.on("error", () => {}); // no nvidia-smi: no samples
   let rest = "";
   p.stdout.on("data", (d: Buffer) => {

@@ -10,7 +10,9 @@ export function randomTrainSamples(n: number, len: number, vocab: number): Token
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
       return j === 0 ? 1 : 3 + (s % (vocab - 3));
     });
-    const segments = Uint8Array.from({ length: len }, (_, j) => (j < len / 2 ? Segment.prompt : j < (3 * len) / 4 ? Segment.reasoning : Segment.recommendation));
+    const segments = Uint8Array.from({ length: len }, (_, j) =>
+      j < len / 2 ? Segment.prompt : j < (3 * len) / 4 ? Segment.reasoning : Segment.recommendation,
+    );
     out.push({ tokens, segments });
   }
   return out;

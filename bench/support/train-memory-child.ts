@@ -13,7 +13,8 @@ import { createTrainer } from "../../src/engine/trainer.js";
 import { pollGpuMemory } from "./nvidia-smi.js";
 import { randomTrainSamples } from "./samples.js";
 
-const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
+const kib = (key: string) =>
+  Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
 
 const [path, repack, nSamples, len, steps, threads, gpuLayersArg] = process.argv.slice(2);
 const gpuLayers = Number(gpuLayersArg ?? 0);
@@ -25,7 +26,12 @@ const model = await native().loadModel(path!, { threads: Number(threads), repack
 const rssLoaded = kib("VmRSS");
 const data = randomTrainSamples(Number(nSamples), Number(len), Math.min(model.info().vocabSize, 100000));
 const tokens = data.reduce((a, s) => a + s.tokens.length, 0);
-const trainer = createTrainer(model, { lora: { rank: 8, alpha: 32 }, microBatchTokens: 512, optimizer: { lr: 1e-4 }, device: gpuLayers > 0 ? "gpu" : "cpu" });
+const trainer = createTrainer(model, {
+  lora: { rank: 8, alpha: 32 },
+  microBatchTokens: 512,
+  optimizer: { lr: 1e-4 },
+  device: gpuLayers > 0 ? "gpu" : "cpu",
+});
 const rssTrainer = kib("VmRSS");
 const times: number[] = [];
 for (let i = 0; i < Number(steps); i++) {
@@ -38,8 +44,14 @@ const gpuSamples = poll ? await poll.stop() : [];
 const info = trainer.info;
 trainer.dispose();
 // Scoring the same tokens (prompt = first half), after the peak was read: its KV cache is not training's.
-const scorer = new (native().Scorer)(model, { contextSize: Math.max(256, Number(len) * 2), sequences: Math.min(8, Number(nSamples)) });
-const reqs = data.map((d) => ({ prompt: d.tokens.slice(0, Number(len) / 2), continuation: d.tokens.slice(Number(len) / 2) }));
+const scorer = new (native().Scorer)(model, {
+  contextSize: Math.max(256, Number(len) * 2),
+  sequences: Math.min(8, Number(nSamples)),
+});
+const reqs = data.map((d) => ({
+  prompt: d.tokens.slice(0, Number(len) / 2),
+  continuation: d.tokens.slice(Number(len) / 2),
+}));
 await scorer.score(reqs);
 const t0 = performance.now();
 await scorer.score(reqs);

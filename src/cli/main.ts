@@ -20,7 +20,9 @@ async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   const dir = join(dirname(fileURLToPath(import.meta.url)), "commands");
   const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(ext) && !f.endsWith(".d.ts")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(ext) && !f.endsWith(".d.ts"))
+    .sort()) {
     const mod = (await import(pathToFileURL(join(dir, file)).href)) as CommandModule;
     mod.register(program);
   }

@@ -21,12 +21,17 @@ const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace
  * The command that runs shard `i/N` of what this process merges: this very command line with
  * `--merge` (and any --shard) replaced by `--shard i/N`, for the messages that name a shard to redo.
  */
-export function shardCommandLine(argv: readonly string[] = process.argv): (shard: { index: number; count: number }) => string {
+export function shardCommandLine(
+  argv: readonly string[] = process.argv,
+): (shard: { index: number; count: number }) => string {
   const args: string[] = [];
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--merge") continue;
-    if (a === "--shard") { i++; continue; }
+    if (a === "--shard") {
+      i++;
+      continue;
+    }
     if (a.startsWith("--shard=")) continue;
     args.push(a);
   }

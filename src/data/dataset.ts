@@ -68,11 +68,20 @@ function itemToLine(item: Item): string {
 }
 
 function userToLine(u: UserSplit): string {
-  return JSON.stringify({ user: u.user, train: u.train, valid: u.valid, test: u.test, candidates: { valid: u.candidates.valid, test: u.candidates.test } });
+  return JSON.stringify({
+    user: u.user,
+    train: u.train,
+    valid: u.valid,
+    test: u.test,
+    candidates: { valid: u.candidates.valid, test: u.candidates.test },
+  });
 }
 
 /** Writes the three files of a prepared dataset into `dir` (created if missing). */
-export function writeDataset(dir: string, data: { items: readonly Item[]; users: readonly UserSplit[]; stats: DatasetFileStats }): void {
+export function writeDataset(
+  dir: string,
+  data: { items: readonly Item[]; users: readonly UserSplit[]; stats: DatasetFileStats },
+): void {
   const lines = (xs: readonly string[]): string => (xs.length ? xs.join("\n") + "\n" : "");
   writeFileAtomic(join(dir, ITEMS_FILE), lines(data.items.map(itemToLine)));
   writeFileAtomic(join(dir, USERS_FILE), lines(data.users.map(userToLine)));
@@ -88,7 +97,9 @@ function* jsonLines(path: string): Generator<{ value: unknown; line: number }> {
     try {
       value = JSON.parse(text);
     } catch (e) {
-      throw new Error(`${path}:${line}: not valid JSON (${(e as Error).message}); re-run \`msr-rec prepare\` to rebuild the dataset`);
+      throw new Error(
+        `${path}:${line}: not valid JSON (${(e as Error).message}); re-run \`msr-rec prepare\` to rebuild the dataset`,
+      );
     }
     yield { value, line };
   }
@@ -98,7 +109,9 @@ function check<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    throw new Error(`${where}: ${issue.path.join(".") || "(line)"}: ${issue.message}; re-run \`msr-rec prepare\` to rebuild the dataset`);
+    throw new Error(
+      `${where}: ${issue.path.join(".") || "(line)"}: ${issue.message}; re-run \`msr-rec prepare\` to rebuild the dataset`,
+    );
   }
   return r.data;
 }
@@ -111,7 +124,8 @@ export async function readDataset(dir: string): Promise<Dataset> {
 /** readDataset on this thread: for callers that cannot wait (prompt workers, run stages). */
 export function readDatasetSync(dir: string): Dataset {
   for (const f of [ITEMS_FILE, USERS_FILE, STATS_FILE]) {
-    if (!existsSync(join(dir, f))) throw new Error(`${join(dir, f)} is missing: is ${dir} a dataset folder made by \`msr-rec prepare\`?`);
+    if (!existsSync(join(dir, f)))
+      throw new Error(`${join(dir, f)} is missing: is ${dir} a dataset folder made by \`msr-rec prepare\`?`);
   }
   const items: Item[] = [];
   const itemsById = new Map<string, Item>();
@@ -132,11 +146,18 @@ export function readDatasetSync(dir: string): Dataset {
     const where = `${usersPath}:${line}`;
     const u = check(userLine, value, where);
     for (const id of [...u.train, u.valid, u.test, ...u.candidates.valid, ...u.candidates.test]) {
-      if (!itemsById.has(id)) throw new Error(`${where}: user ${u.user} references item ${id}, which is not in ${ITEMS_FILE}`);
+      if (!itemsById.has(id))
+        throw new Error(`${where}: user ${u.user} references item ${id}, which is not in ${ITEMS_FILE}`);
     }
-    if (u.train.includes(u.test) || u.train.includes(u.valid) || u.valid === u.test) throw new Error(`${where}: user ${u.user}'s valid/test item also appears earlier in the split; re-run \`msr-rec prepare\``);
+    if (u.train.includes(u.test) || u.train.includes(u.valid) || u.valid === u.test)
+      throw new Error(
+        `${where}: user ${u.user}'s valid/test item also appears earlier in the split; re-run \`msr-rec prepare\``,
+      );
     for (const split of ["valid", "test"] as const) {
-      if (u.candidates[split].filter((c) => c === u[split]).length !== 1) throw new Error(`${where}: user ${u.user}'s ${split} candidates must contain the ground truth ${u[split]} exactly once`);
+      if (u.candidates[split].filter((c) => c === u[split]).length !== 1)
+        throw new Error(
+          `${where}: user ${u.user}'s ${split} candidates must contain the ground truth ${u[split]} exactly once`,
+        );
     }
     users.push(u);
   }
@@ -158,9 +179,16 @@ export function formatStatsTable(stats: DatasetFileStats): string {
   if (stats.kcore) rows.push([`${stats.options?.kcore ?? "k"}-core`, stats.kcore]);
   rows.push(["prepared", stats]);
   const header = ["", "#users", "#items", "#interactions", "density"];
-  const body = rows.map(([name, s]) => [name, String(s.users), String(s.items), String(s.interactions), s.density.toFixed(6)]);
+  const body = rows.map(([name, s]) => [
+    name,
+    String(s.users),
+    String(s.items),
+    String(s.interactions),
+    s.density.toFixed(6),
+  ]);
   const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
-  const fmt = (r: string[]): string => r.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join("  ");
+  const fmt = (r: string[]): string =>
+    r.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join("  ");
   const lines = [fmt(header), ...body.map(fmt)];
   lines.push(`source: ${stats.source}${stats.skipped ? `  (skipped ${stats.skipped} malformed lines)` : ""}`);
   return lines.join("\n");

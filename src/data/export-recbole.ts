@@ -23,7 +23,10 @@ import { HISTORY_LENGTH } from "./protocol.js";
 const clean = (s: string): string => s.replace(/[\t\r\n]+/g, " ").trim();
 
 function checkToken(id: string, what: string): string {
-  if (/[\t\r\n ]/.test(id)) throw new Error(`${what} "${id}" contains whitespace, which RecBole token fields cannot hold; re-prepare with ids without spaces`);
+  if (/[\t\r\n ]/.test(id))
+    throw new Error(
+      `${what} "${id}" contains whitespace, which RecBole token fields cannot hold; re-prepare with ids without spaces`,
+    );
   return id;
 }
 
@@ -35,7 +38,10 @@ export interface RecboleExport {
 export function exportRecbole(dataset: Pick<Dataset, "items" | "users">, outDir: string): RecboleExport {
   const dir = resolve(outDir);
   const name = basename(dir);
-  if (!/^[\w.-]+$/.test(name)) throw new Error(`the output folder name "${name}" becomes the RecBole dataset name: use letters, digits, "_", "-" or "."`);
+  if (!/^[\w.-]+$/.test(name))
+    throw new Error(
+      `the output folder name "${name}" becomes the RecBole dataset name: use letters, digits, "_", "-" or "."`,
+    );
   const inter = ["user_id:token\titem_id:token\ttimestamp:float"];
   const cands = ["user_id:token\tsplit:token\tcandidates:token_seq"];
   for (const u of dataset.users) {
@@ -43,7 +49,10 @@ export function exportRecbole(dataset: Pick<Dataset, "items" | "users">, outDir:
     [...u.train, u.valid, u.test].forEach((item, k) => inter.push(`${user}\t${checkToken(item, "item id")}\t${k + 1}`));
     cands.push(`${user}\tvalid\t${u.candidates.valid.join(" ")}`, `${user}\ttest\t${u.candidates.test.join(" ")}`);
   }
-  const items = ["item_id:token\ttitle:token_seq", ...dataset.items.map((i) => `${checkToken(i.id, "item id")}\t${clean(i.title)}`)];
+  const items = [
+    "item_id:token\ttitle:token_seq",
+    ...dataset.items.map((i) => `${checkToken(i.id, "item id")}\t${clean(i.title)}`),
+  ];
   const yaml = [
     `# RecBole config for the msr-rec split in ${dir} (see the header of src/data/export-recbole.ts).`,
     `data_path: ${JSON.stringify(dirname(dir))}`,

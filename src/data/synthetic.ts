@@ -47,23 +47,100 @@ interface DeviceFamily {
 }
 
 const FAMILIES: DeviceFamily[] = [
-  { category: "Smartphones", short: "Phones", nouns: ["Phone", "Smartphone"], adjectives: ["Galaxy", "Nova", "Pixel", "Vista"], basePrice: 600,
-    accessories: [{ category: "Phone Cases", nouns: ["Case", "Folio Case"] }, { category: "Screen Protectors", nouns: ["Screen Protector"] }, { category: "Phone Chargers", nouns: ["Fast Charger", "Charging Cable"] }] },
-  { category: "Laptops", short: "Laptops", nouns: ["Laptop", "Notebook"], adjectives: ["Thin", "Studio", "Creator", "Travel"], basePrice: 1100,
-    accessories: [{ category: "Laptop Sleeves", nouns: ["Sleeve", "Backpack"] }, { category: "Mice", nouns: ["Wireless Mouse"] }, { category: "Laptop Stands", nouns: ["Stand", "Docking Station"] }] },
-  { category: "Headphones", short: "Headphones", nouns: ["Headphones", "Earbuds"], adjectives: ["Wireless", "Studio", "Sport", "Noise Cancelling"], basePrice: 180,
-    accessories: [{ category: "Headphone Cases", nouns: ["Carry Case"] }, { category: "Ear Tips", nouns: ["Foam Ear Tips", "Ear Cushions"] }] },
-  { category: "Cameras", short: "Cameras", nouns: ["Camera", "Mirrorless Camera"], adjectives: ["Action", "Vlog", "Compact", "Zoom"], basePrice: 800,
-    accessories: [{ category: "Camera Bags", nouns: ["Camera Bag"] }, { category: "Memory Cards", nouns: ["Memory Card"] }, { category: "Tripods", nouns: ["Tripod", "Gimbal"] }] },
-  { category: "Smartwatches", short: "Watches", nouns: ["Smartwatch", "Fitness Tracker"], adjectives: ["Active", "Classic", "Trail", "Fit"], basePrice: 250,
-    accessories: [{ category: "Watch Bands", nouns: ["Sport Band", "Leather Band"] }, { category: "Watch Chargers", nouns: ["Charging Dock"] }] },
-  { category: "Game Consoles", short: "Consoles", nouns: ["Game Console", "Handheld Console"], adjectives: ["Arcade", "Quest", "Turbo", "Pocket"], basePrice: 450,
-    accessories: [{ category: "Controllers", nouns: ["Controller", "Racing Wheel"] }, { category: "Gaming Headsets", nouns: ["Gaming Headset"] }] },
-  { category: "Tablets", short: "Tablets", nouns: ["Tablet", "E-Reader"], adjectives: ["Canvas", "Reader", "Slate", "Note"], basePrice: 400,
-    accessories: [{ category: "Tablet Cases", nouns: ["Keyboard Case", "Smart Cover"] }, { category: "Styluses", nouns: ["Stylus Pen"] }] },
+  {
+    category: "Smartphones",
+    short: "Phones",
+    nouns: ["Phone", "Smartphone"],
+    adjectives: ["Galaxy", "Nova", "Pixel", "Vista"],
+    basePrice: 600,
+    accessories: [
+      { category: "Phone Cases", nouns: ["Case", "Folio Case"] },
+      { category: "Screen Protectors", nouns: ["Screen Protector"] },
+      { category: "Phone Chargers", nouns: ["Fast Charger", "Charging Cable"] },
+    ],
+  },
+  {
+    category: "Laptops",
+    short: "Laptops",
+    nouns: ["Laptop", "Notebook"],
+    adjectives: ["Thin", "Studio", "Creator", "Travel"],
+    basePrice: 1100,
+    accessories: [
+      { category: "Laptop Sleeves", nouns: ["Sleeve", "Backpack"] },
+      { category: "Mice", nouns: ["Wireless Mouse"] },
+      { category: "Laptop Stands", nouns: ["Stand", "Docking Station"] },
+    ],
+  },
+  {
+    category: "Headphones",
+    short: "Headphones",
+    nouns: ["Headphones", "Earbuds"],
+    adjectives: ["Wireless", "Studio", "Sport", "Noise Cancelling"],
+    basePrice: 180,
+    accessories: [
+      { category: "Headphone Cases", nouns: ["Carry Case"] },
+      { category: "Ear Tips", nouns: ["Foam Ear Tips", "Ear Cushions"] },
+    ],
+  },
+  {
+    category: "Cameras",
+    short: "Cameras",
+    nouns: ["Camera", "Mirrorless Camera"],
+    adjectives: ["Action", "Vlog", "Compact", "Zoom"],
+    basePrice: 800,
+    accessories: [
+      { category: "Camera Bags", nouns: ["Camera Bag"] },
+      { category: "Memory Cards", nouns: ["Memory Card"] },
+      { category: "Tripods", nouns: ["Tripod", "Gimbal"] },
+    ],
+  },
+  {
+    category: "Smartwatches",
+    short: "Watches",
+    nouns: ["Smartwatch", "Fitness Tracker"],
+    adjectives: ["Active", "Classic", "Trail", "Fit"],
+    basePrice: 250,
+    accessories: [
+      { category: "Watch Bands", nouns: ["Sport Band", "Leather Band"] },
+      { category: "Watch Chargers", nouns: ["Charging Dock"] },
+    ],
+  },
+  {
+    category: "Game Consoles",
+    short: "Consoles",
+    nouns: ["Game Console", "Handheld Console"],
+    adjectives: ["Arcade", "Quest", "Turbo", "Pocket"],
+    basePrice: 450,
+    accessories: [
+      { category: "Controllers", nouns: ["Controller", "Racing Wheel"] },
+      { category: "Gaming Headsets", nouns: ["Gaming Headset"] },
+    ],
+  },
+  {
+    category: "Tablets",
+    short: "Tablets",
+    nouns: ["Tablet", "E-Reader"],
+    adjectives: ["Canvas", "Reader", "Slate", "Note"],
+    basePrice: 400,
+    accessories: [
+      { category: "Tablet Cases", nouns: ["Keyboard Case", "Smart Cover"] },
+      { category: "Styluses", nouns: ["Stylus Pen"] },
+    ],
+  },
 ];
 
-const DEVICE_BRANDS = ["Sonix", "Voltra", "Nimbus", "Apexa", "Kestrel", "Lumio", "Orbitron", "Zentra", "Corvid", "Halcyon"];
+const DEVICE_BRANDS = [
+  "Sonix",
+  "Voltra",
+  "Nimbus",
+  "Apexa",
+  "Kestrel",
+  "Lumio",
+  "Orbitron",
+  "Zentra",
+  "Corvid",
+  "Halcyon",
+];
 const ACCESSORY_MAKERS = ["Armorly", "Cablex", "Gripo", "Tandem", "Fieldcraft", "Polaro"];
 const ACCESSORY_ADJECTIVES = ["Slim", "Rugged", "Premium", "Compact", "Everyday", "Pro-Grade"];
 // No suffix is a prefix of another, so no title can contain another title.
@@ -87,15 +164,22 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
   const accessoryRate = options.accessoryRate ?? 0.55;
   const loyalty = options.brandLoyalty ?? 0.6;
   const seed = options.seed ?? DEFAULT_SEED;
-  if (!(nItems >= 4 * FAMILIES.length)) throw new Error(`synthetic catalog needs at least ${4 * FAMILIES.length} items, got ${nItems}`);
-  if (!(minLen >= 1 && maxLen >= minLen)) throw new Error(`synthetic sequence lengths need 1 <= minLength <= maxLength, got ${minLen}..${maxLen}`);
+  if (!(nItems >= 4 * FAMILIES.length))
+    throw new Error(`synthetic catalog needs at least ${4 * FAMILIES.length} items, got ${nItems}`);
+  if (!(minLen >= 1 && maxLen >= minLen))
+    throw new Error(`synthetic sequence lengths need 1 <= minLength <= maxLength, got ${minLen}..${maxLen}`);
 
   const rng = new Rng(seed, "synthetic:catalog");
   const items = new Map<string, Item>();
   const titles = new Set<string>();
   // Which brands make which device family (each brand makes 3–5 families).
   const makers = FAMILIES.map(() => [] as string[]);
-  for (const brand of DEVICE_BRANDS) for (const f of rng.sample(FAMILIES.map((_, i) => i), 3 + rng.int(3))) makers[f]!.push(brand);
+  for (const brand of DEVICE_BRANDS)
+    for (const f of rng.sample(
+      FAMILIES.map((_, i) => i),
+      3 + rng.int(3),
+    ))
+      makers[f]!.push(brand);
   makers.forEach((m, f) => m.length === 0 && m.push(DEVICE_BRANDS[f % DEVICE_BRANDS.length]!));
 
   // devices[f][brand] and accessories[f][brand]: item ids in popularity order (first = most popular).
@@ -127,7 +211,14 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
       const maker = rng.next() < 0.5 ? forBrand : ACCESSORY_MAKERS[rng.int(ACCESSORY_MAKERS.length)]!;
       const title = `${maker} ${ACCESSORY_ADJECTIVES[rng.int(ACCESSORY_ADJECTIVES.length)]} ${acc.nouns[rng.int(acc.nouns.length)]} for ${forBrand} ${fam.short}`;
       const accPrice = Math.round(fam.basePrice * 0.08 * (0.5 + rng.next()) * 100) / 100;
-      const id = addItem(title, { category: acc.category, brand: maker, kind: "accessory", price: accPrice, forCategory: fam.category, forBrand });
+      const id = addItem(title, {
+        category: acc.category,
+        brand: maker,
+        kind: "accessory",
+        price: accPrice,
+        forCategory: fam.category,
+        forBrand,
+      });
       if (id) (accessories[f]!.get(forBrand) ?? accessories[f]!.set(forBrand, []).get(forBrand)!).push(id);
     }
   }
@@ -137,7 +228,10 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
   for (let u = 0; u < nUsers; u++) {
     const user = `U${String(u + 1).padStart(5, "0")}`;
     const ur = new Rng(seed, `synthetic:user:${u}`);
-    const favourites = ur.sample(FAMILIES.map((_, i) => i), 2 + ur.int(2));
+    const favourites = ur.sample(
+      FAMILIES.map((_, i) => i),
+      2 + ur.int(2),
+    );
     const taste = FAMILIES.map((_, f) => (favourites.includes(f) ? 1 + 4 * ur.next() : 0.15));
     const favouriteBrand = DEVICE_BRANDS[ur.int(DEVICE_BRANDS.length)]!;
     const length = minLen + ur.int(maxLen - minLen + 1);
@@ -157,7 +251,8 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
         const f = ur.weighted(taste);
         const brands = [...devices[f]!.keys()];
         if (brands.length === 0) continue;
-        const brand = brands.includes(favouriteBrand) && ur.next() < loyalty ? favouriteBrand : brands[ur.int(brands.length)]!;
+        const brand =
+          brands.includes(favouriteBrand) && ur.next() < loyalty ? favouriteBrand : brands[ur.int(brands.length)]!;
         item = pick(devices[f]!.get(brand));
         if (item) current = { family: f, brand };
       }
@@ -172,9 +267,15 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticData
 }
 
 /** Generates synthetic data and runs it through the data protocol, ready for `writeDataset`. */
-export function prepareSynthetic(synthetic: SyntheticOptions = {}, protocol: ProtocolOptions = {}): PreparedData & { source: string } {
+export function prepareSynthetic(
+  synthetic: SyntheticOptions = {},
+  protocol: ProtocolOptions = {},
+): PreparedData & { source: string } {
   const { items, interactions } = generateSynthetic(synthetic);
   const prepared = applyProtocol(interactions, items, { ...protocol, seed: protocol.seed ?? synthetic.seed });
   const o = { users: 1500, items: 600, minLength: 8, maxLength: 20, seed: DEFAULT_SEED, ...synthetic };
-  return { ...prepared, source: `synthetic(users=${o.users}, items=${o.items}, length=${o.minLength}..${o.maxLength}, seed=${o.seed})` };
+  return {
+    ...prepared,
+    source: `synthetic(users=${o.users}, items=${o.items}, length=${o.minLength}..${o.maxLength}, seed=${o.seed})`,
+  };
 }

@@ -43,23 +43,29 @@ export interface NativeModelInfo {
   vocabOnly: boolean;
 }
 
-export type NativeModel = Brand<{
-  info(): NativeModelInfo;
-  tokenize(text: string, options?: { addBos?: boolean; special?: boolean }): Int32Array;
-  detokenize(tokens: TokenArray, options?: { special?: boolean }): string;
-  tokenPieces(tokens: TokenArray): string[];
-  loadLora(path: string): Promise<NativeLoraAdapter>;
-  generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResults>;
-  /** Last-layer hidden state (after the final norm) of every token: [tokens × embeddingSize] per text. */
-  embed(texts: TokenArray[], options?: { batchTokens?: number }): Promise<Float32Array[]>;
-  dispose(): void;
-}, "Model">;
+export type NativeModel = Brand<
+  {
+    info(): NativeModelInfo;
+    tokenize(text: string, options?: { addBos?: boolean; special?: boolean }): Int32Array;
+    detokenize(tokens: TokenArray, options?: { special?: boolean }): string;
+    tokenPieces(tokens: TokenArray): string[];
+    loadLora(path: string): Promise<NativeLoraAdapter>;
+    generate(prompts: TokenArray[], options?: NativeGenerateOptions): Promise<NativeGenerateResults>;
+    /** Last-layer hidden state (after the final norm) of every token: [tokens × embeddingSize] per text. */
+    embed(texts: TokenArray[], options?: { batchTokens?: number }): Promise<Float32Array[]>;
+    dispose(): void;
+  },
+  "Model"
+>;
 
-export type NativeLoraAdapter = Brand<{
-  readonly path: string | null;
-  readonly alpha: number | null;
-  dispose(): void;
-}, "LoraAdapter">;
+export type NativeLoraAdapter = Brand<
+  {
+    readonly path: string | null;
+    readonly alpha: number | null;
+    dispose(): void;
+  },
+  "LoraAdapter"
+>;
 
 export interface NativeLoraChoice {
   adapter: NativeLoraAdapter;
@@ -97,12 +103,24 @@ export interface NativeScoreProfile {
 /** Results in request order; `profile` only when the call asked for it. */
 export type NativeScoreResults = NativeScoreResult[] & { profile?: NativeScoreProfile };
 
-export type NativeScorer = Brand<{
-  readonly config: { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } | null;
-  /** profile: add the call's timings to the results (`results.profile`). */
-  score(requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[]; profile?: boolean }): Promise<NativeScoreResults>;
-  dispose(): void;
-}, "Scorer">;
+export type NativeScorer = Brand<
+  {
+    readonly config: {
+      contextSize: number;
+      sequences: number;
+      batchSize: number;
+      waveTokens: number;
+      kvLayout: NativeKvLayout;
+    } | null;
+    /** profile: add the call's timings to the results (`results.profile`). */
+    score(
+      requests: NativeScoreRequest[],
+      options?: { lora?: NativeLoraChoice[]; profile?: boolean },
+    ): Promise<NativeScoreResults>;
+    dispose(): void;
+  },
+  "Scorer"
+>;
 
 export interface NativeGenerateOptions {
   /** New tokens per prompt at most (default 256); a sequence also ends ("length") at the model's training context. */
@@ -209,7 +227,13 @@ export interface NativeTrainPassProfile {
    * transposedInGraph of them transposed inside the graph, past transposeBudgetMb), asMulMats (a
    * mul_mat of contiguous transposes of both operands).
    */
-  outProds: { total: number; asStored: number; transposedWeights: number; transposedInGraph: number; asMulMats: number };
+  outProds: {
+    total: number;
+    asStored: number;
+    transposedWeights: number;
+    transposedInGraph: number;
+    asMulMats: number;
+  };
   /** @internal Development setting profileNodes only: milliseconds per kind of node, largest first. */
   forwardNodes?: { kind: string; ms: number; count: number }[];
   /** @internal */
@@ -290,19 +314,22 @@ export interface NativeStepOptions {
 }
 
 /** Step, evaluate, save and load are async and exclusive: a second call while one runs throws. */
-export type NativeTrainer = Brand<{
-  step(batch: NativeTrainBatch, options?: NativeStepOptions): Promise<NativeStepStats>;
-  evaluate(batch: NativeTrainBatch, options?: { alpha?: number; beta?: number }): Promise<NativeStepStats>;
-  info(): NativeTrainerInfo;
-  paramNames(): string[];
-  getParam(name: string): Float32Array;
-  setParam(name: string, values: Float32Array): void;
-  saveAdapter(path: string): Promise<void>;
-  saveModel(path: string): Promise<void>;
-  saveCheckpoint(path: string, state?: string): Promise<void>;
-  loadCheckpoint(path: string): Promise<string>;
-  dispose(): void;
-}, "Trainer">;
+export type NativeTrainer = Brand<
+  {
+    step(batch: NativeTrainBatch, options?: NativeStepOptions): Promise<NativeStepStats>;
+    evaluate(batch: NativeTrainBatch, options?: { alpha?: number; beta?: number }): Promise<NativeStepStats>;
+    info(): NativeTrainerInfo;
+    paramNames(): string[];
+    getParam(name: string): Float32Array;
+    setParam(name: string, values: Float32Array): void;
+    saveAdapter(path: string): Promise<void>;
+    saveModel(path: string): Promise<void>;
+    saveCheckpoint(path: string, state?: string): Promise<void>;
+    loadCheckpoint(path: string): Promise<string>;
+    dispose(): void;
+  },
+  "Trainer"
+>;
 
 /** A training session built by buildTrainSession, waiting to be adopted by `new Trainer`. */
 export type NativeTrainSession = Brand<object, "TrainSession">;
@@ -321,10 +348,22 @@ export interface NativeAddon {
   /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
   reportedExternalMemory(): number;
   /** repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy of them. */
-  loadModel(path: string, options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean }): Promise<NativeModel>;
+  loadModel(
+    path: string,
+    options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean },
+  ): Promise<NativeModel>;
   /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
   quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
-  Scorer: new (model: NativeModel, options?: { contextSize?: number; sequences?: number; batchSize?: number; waveTokens?: number; kvLayout?: NativeKvLayout }) => NativeScorer;
+  Scorer: new (
+    model: NativeModel,
+    options?: {
+      contextSize?: number;
+      sequences?: number;
+      batchSize?: number;
+      waveTokens?: number;
+      kvLayout?: NativeKvLayout;
+    },
+  ) => NativeScorer;
   /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions, session?: NativeTrainSession) => NativeTrainer;
   /** Builds a trainer's session (parameters, weight copies, transposes) off the JS thread. */
@@ -401,9 +440,17 @@ export interface NativeDevAddon {
     options?: { threads?: number; backward?: boolean; runs?: number },
   ): { loss: number; ms: number; extraBytes: number };
   /** The scorer's batching with logits at every position and no log-prob work: the benchmark ceiling. */
-  scorerDecodeOnly(scorer: NativeScorer, requests: NativeScoreRequest[], options?: { lora?: NativeLoraChoice[] }): Promise<void>;
+  scorerDecodeOnly(
+    scorer: NativeScorer,
+    requests: NativeScoreRequest[],
+    options?: { lora?: NativeLoraChoice[] },
+  ): Promise<void>;
   /** Full [tokens × vocab] logits of one sequence: the naive path the scorer's reduction is tested against. */
-  scorerLogits(scorer: NativeScorer, tokens: TokenArray, options?: { lora?: NativeLoraChoice[] }): Promise<Float32Array>;
+  scorerLogits(
+    scorer: NativeScorer,
+    tokens: TokenArray,
+    options?: { lora?: NativeLoraChoice[] },
+  ): Promise<Float32Array>;
   /** [tokens × vocab] logits of the training graph (never for long inputs). */
   trainerLogits(trainer: NativeTrainer, tokens: TokenArray): Promise<Float32Array>;
   /** [tokens × vocab] logits of llama_decode with the trainer's current adapter. */
@@ -411,7 +458,11 @@ export interface NativeDevAddon {
   /** The gradient accumulated for one parameter by the last step (all of it when that step did not update). */
   trainerGrad(trainer: NativeTrainer, name: string): Float32Array;
   /** buildTrainSession with development settings; `new Trainer(model, options, session)` adopts it. */
-  buildTrainSession(model: NativeModel, options: NativeTrainerOptions, settings: NativeTrainDevSettings): Promise<NativeTrainSession>;
+  buildTrainSession(
+    model: NativeModel,
+    options: NativeTrainerOptions,
+    settings: NativeTrainDevSettings,
+  ): Promise<NativeTrainSession>;
 }
 
 /** @internal TrainDevSettings (native/src/train_graph.h). */
@@ -434,8 +485,10 @@ export function addonPath(): string {
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     // Installed as a dependency, the build is npm's install step; a script policy may have skipped it.
-    throw new Error(`the msr-rec native addon is not built (looked in ${candidates.join(", ")}); ` +
-      "run `npx msr-rec build-native` (or `npm rebuild msr-rec`; inside the msr-rec repository, `npm run build:native`)");
+    throw new Error(
+      `the msr-rec native addon is not built (looked in ${candidates.join(", ")}); ` +
+        "run `npx msr-rec build-native` (or `npm rebuild msr-rec`; inside the msr-rec repository, `npm run build:native`)",
+    );
   }
   return found;
 }
@@ -451,8 +504,10 @@ export function native(): NativeAddon {
 export function devAddon(): NativeDevAddon {
   const dev = native().dev;
   if (!dev) {
-    throw new Error(`the addon at ${addonPath()} was built without its development hooks (native/dev, only in a repository checkout); ` +
-      "build it there with `npm run build:native`");
+    throw new Error(
+      `the addon at ${addonPath()} was built without its development hooks (native/dev, only in a repository checkout); ` +
+        "build it there with `npm run build:native`",
+    );
   }
   return dev;
 }

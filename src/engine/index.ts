@@ -1,5 +1,31 @@
-export { loadModel, Model, type LoadModelOptions, type ModelInfo, type GenerateOptions, type GenerateResult, type GenerateProfile } from "./model.js";
-export { Scorer, type ScoreRequest, type ScoreResult, type ScoreOptions, type ScoreProfile, type ScorerOptions } from "./scorer.js";
+export {
+  loadModel,
+  Model,
+  type LoadModelOptions,
+  type ModelInfo,
+  type GenerateOptions,
+  type GenerateResult,
+  type GenerateProfile,
+} from "./model.js";
+export {
+  Scorer,
+  type ScoreRequest,
+  type ScoreResult,
+  type ScoreOptions,
+  type ScoreProfile,
+  type ScorerOptions,
+} from "./scorer.js";
 export { LoraAdapter, type LoraChoice } from "./lora.js";
 export { addonPath } from "./bindings.js";
-export { Trainer, createTrainer, openTrainer, DEFAULT_LORA_TARGETS, type TrainerOptions, type StepOptions, type StepResult, type EvalResult, type LoraTarget, type TrainProfile } from "./trainer.js";
+export {
+  Trainer,
+  createTrainer,
+  openTrainer,
+  DEFAULT_LORA_TARGETS,
+  type TrainerOptions,
+  type StepOptions,
+  type StepResult,
+  type EvalResult,
+  type LoraTarget,
+  type TrainProfile,
+} from "./trainer.js";

@@ -42,9 +42,11 @@ export interface LoraChoice {
 export function toNativeLora(lora: readonly LoraChoice[] | undefined): NativeLoraChoice[] | undefined {
   if (!lora) return undefined;
   return lora.map((c, i) => {
-    if (!(c?.adapter instanceof LoraAdapter)) throw new TypeError(`lora[${i}].adapter must be a LoraAdapter from model.loadLora()`);
+    if (!(c?.adapter instanceof LoraAdapter))
+      throw new TypeError(`lora[${i}].adapter must be a LoraAdapter from model.loadLora()`);
     const scale = c.scale ?? 1;
-    if (typeof scale !== "number" || !Number.isFinite(scale)) throw new RangeError(`lora[${i}].scale must be a finite number, got ${String(scale)}`);
+    if (typeof scale !== "number" || !Number.isFinite(scale))
+      throw new RangeError(`lora[${i}].scale must be a finite number, got ${String(scale)}`);
     return { adapter: c.adapter.handle(), scale };
   });
 }

@@ -1,10 +1,22 @@
 // Model: a loaded GGUF (llama.cpp) with tokenization, LoRA adapters, scorers and generation.
-import { native, type NativeGenerateOptions, type NativeGenerateProfile, type NativeModel, type NativeModelInfo, type TokenArray } from "./bindings.js";
+import {
+  native,
+  type NativeGenerateOptions,
+  type NativeGenerateProfile,
+  type NativeModel,
+  type NativeModelInfo,
+  type TokenArray,
+} from "./bindings.js";
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
 import { allowedCpus } from "../util/cpus.js";
-import { createTrainer as newTrainer, openTrainer as openNewTrainer, type Trainer, type TrainerOptions } from "./trainer.js";
+import {
+  createTrainer as newTrainer,
+  openTrainer as openNewTrainer,
+  type Trainer,
+  type TrainerOptions,
+} from "./trainer.js";
 
 export interface LoadModelOptions {
   /** CPU threads for decoding (default: the CPUs this process may use, see src/util/cpus.ts). */
@@ -52,8 +64,14 @@ export class Model {
 
   /** @internal */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    if (typeof path !== "string" || path.length === 0) throw new TypeError("loadModel(path): path must be a non-empty string");
-    return new Model(await native().loadModel(path, { ...options, threads: options.threads ?? Math.min(allowedCpus(), 512 /* native kMaxThreads */) }));
+    if (typeof path !== "string" || path.length === 0)
+      throw new TypeError("loadModel(path): path must be a non-empty string");
+    return new Model(
+      await native().loadModel(path, {
+        ...options,
+        threads: options.threads ?? Math.min(allowedCpus(), 512 /* native kMaxThreads */),
+      }),
+    );
   }
 
   tokenize(text: string, options: { addBos?: boolean; special?: boolean } = {}): Int32Array {
@@ -88,7 +106,10 @@ export class Model {
   }
 
   /** Generates a continuation for every prompt (strings are tokenized with BOS). */
-  async generate(prompts: readonly (string | TokenArray)[], options: GenerateOptions = {}): Promise<GenerateResult[] & { profile?: GenerateProfile }> {
+  async generate(
+    prompts: readonly (string | TokenArray)[],
+    options: GenerateOptions = {},
+  ): Promise<GenerateResult[] & { profile?: GenerateProfile }> {
     if (!Array.isArray(prompts)) throw new TypeError("generate() takes an array of prompts");
     const toks = prompts.map((p) => (typeof p === "string" ? this.tokenize(p) : p));
     const { lora, ...rest } = options;
@@ -101,7 +122,10 @@ export class Model {
    * the final norm ([tokens × embeddingSize], row-major), each text encoded on its own. Strings
    * are tokenized with BOS (its row comes first).
    */
-  async embed(texts: readonly (string | TokenArray)[], options: { batchTokens?: number } = {}): Promise<Float32Array[]> {
+  async embed(
+    texts: readonly (string | TokenArray)[],
+    options: { batchTokens?: number } = {},
+  ): Promise<Float32Array[]> {
     if (!Array.isArray(texts)) throw new TypeError("embed() takes an array of texts");
     const toks = texts.map((t) => (typeof t === "string" ? this.tokenize(t) : t));
     const h = this.handle();

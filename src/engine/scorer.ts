@@ -59,18 +59,30 @@ export class Scorer {
   #native: NativeScorer | undefined;
 
   /** @internal */
-  constructor(private readonly model: Model, handle: NativeScorer) {
+  constructor(
+    private readonly model: Model,
+    handle: NativeScorer,
+  ) {
     this.#native = handle;
   }
 
-  get config(): { contextSize: number; sequences: number; batchSize: number; waveTokens: number; kvLayout: NativeKvLayout } {
+  get config(): {
+    contextSize: number;
+    sequences: number;
+    batchSize: number;
+    waveTokens: number;
+    kvLayout: NativeKvLayout;
+  } {
     const c = this.handle().config;
     if (!c) throw new Error("the scorer was disposed");
     return c;
   }
 
   /** Scores every request; results come back in request order. Bad input rejects with the reason. */
-  async score(requests: readonly ScoreRequest[], options: ScoreOptions = {}): Promise<ScoreResult[] & { profile?: ScoreProfile }> {
+  async score(
+    requests: readonly ScoreRequest[],
+    options: ScoreOptions = {},
+  ): Promise<ScoreResult[] & { profile?: ScoreProfile }> {
     const reqs = this.toNative(requests);
     const lora = toNativeLora(options.lora);
     const profile = options.profile === true;
@@ -95,7 +107,8 @@ export class Scorer {
       if (r === null || typeof r !== "object") throw new TypeError(`requests[${i}] must be {prompt, continuation}`);
       return {
         prompt: typeof r.prompt === "string" ? this.model.tokenize(r.prompt) : r.prompt,
-        continuation: typeof r.continuation === "string" ? this.model.tokenize(r.continuation, { addBos: false }) : r.continuation,
+        continuation:
+          typeof r.continuation === "string" ? this.model.tokenize(r.continuation, { addBos: false }) : r.continuation,
       };
     });
   }

@@ -23,7 +23,11 @@ export interface NativeBatch {
 
 export function toNativeBatch(samples: readonly TokenizedSample[]): NativeBatch {
   const n = samples.reduce((a, s) => a + s.tokens.length, 0);
-  const out: NativeBatch = { tokens: new Int32Array(n), lengths: new Int32Array(samples.length), segments: new Uint8Array(n) };
+  const out: NativeBatch = {
+    tokens: new Int32Array(n),
+    lengths: new Int32Array(samples.length),
+    segments: new Uint8Array(n),
+  };
   let off = 0;
   samples.forEach((s, i) => {
     if (s.segments.length !== s.tokens.length) throw new Error(`sample ${i}: segments must have one entry per token`);

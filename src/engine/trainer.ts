@@ -13,7 +13,17 @@
 // src/engine/schedule.ts at the trainer's own step count, so a restored checkpoint continues it.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
-import { native, type NativeModel, type NativeTrainer, type NativeTrainerInfo, type NativeTrainerOptions, type NativeStepStats, type NativeTrainProfile, type NativeTrainSession, type TrainDevice } from "./bindings.js";
+import {
+  native,
+  type NativeModel,
+  type NativeTrainer,
+  type NativeTrainerInfo,
+  type NativeTrainerOptions,
+  type NativeStepStats,
+  type NativeTrainProfile,
+  type NativeTrainSession,
+  type TrainDevice,
+} from "./bindings.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
@@ -171,30 +181,34 @@ export class Trainer {
     const last = this.pendingCalls + 1 >= this.gradAccum;
     const lr = this.currentLr();
     const o = this.optimizer;
-    const r = await this.native.step(batch, {
-      alpha: opts.alpha ?? 0.7,
-      beta: opts.beta ?? 0.3,
-      lr,
-      beta1: o.beta1,
-      beta2: o.beta2,
-      eps: o.eps,
-      weightDecay: o.weightDecay,
-      clip: o.clipGradNorm,
-      update: last,
-      zeroGrad: first,
-      lossScale: 1 / this.gradAccum,
-    }).catch((e: Error) => {
-      if (/is not finite/.test(e.message)) this.diverged = e.message;
-      throw e;
-    });
+    const r = await this.native
+      .step(batch, {
+        alpha: opts.alpha ?? 0.7,
+        beta: opts.beta ?? 0.3,
+        lr,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: o.weightDecay,
+        clip: o.clipGradNorm,
+        update: last,
+        zeroGrad: first,
+        lossScale: 1 / this.gradAccum,
+      })
+      .catch((e: Error) => {
+        if (/is not finite/.test(e.message)) this.diverged = e.message;
+        throw e;
+      });
     this.pendingCalls = last ? 0 : this.pendingCalls + 1;
-    return { ...pickEval(r), gradNorm: last ? r.gradNorm ?? NaN : NaN, lr: last ? lr : NaN, step: this.steps };
+    return { ...pickEval(r), gradNorm: last ? (r.gradNorm ?? NaN) : NaN, lr: last ? lr : NaN, step: this.steps };
   }
 
   /** The same loss terms without any update. */
   async evaluate(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult> {
     const batch = toNativeBatch(samples);
-    const r = await this.enqueue(() => this.native.evaluate(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 }));
+    const r = await this.enqueue(() =>
+      this.native.evaluate(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3 }),
+    );
     return pickEval(r);
   }
 
@@ -212,7 +226,12 @@ export class Trainer {
 
   /** Parameters, AdamW moments, step count and an opaque caller state (atomic). */
   saveCheckpoint(path: string, state = ""): Promise<void> {
-    if (this.pendingCalls !== 0) return Promise.reject(new Error("saveCheckpoint: gradients of an unfinished accumulation group would be lost; checkpoint after the update"));
+    if (this.pendingCalls !== 0)
+      return Promise.reject(
+        new Error(
+          "saveCheckpoint: gradients of an unfinished accumulation group would be lost; checkpoint after the update",
+        ),
+      );
     if (this.diverged) return Promise.reject(this.divergedError("saveCheckpoint"));
     return this.enqueue(() => this.native.saveCheckpoint(path, state));
   }
@@ -225,7 +244,9 @@ export class Trainer {
   }
 
   private divergedError(what: string): Error {
-    return new Error(`${what}: the parameters are not finite since training diverged (${this.diverged}); load the last checkpoint (loadCheckpoint) and lower optimizer.lr`);
+    return new Error(
+      `${what}: the parameters are not finite since training diverged (${this.diverged}); load the last checkpoint (loadCheckpoint) and lower optimizer.lr`,
+    );
   }
 
   // ---- lower level: for tests, gradient checks and debugging ----
@@ -239,9 +260,14 @@ export class Trainer {
     this.native.setParam(name, values);
   }
   /** Gradients of `samples` without an update (accumulators are overwritten). */
-  async gradients(samples: readonly TokenizedSample[], opts: StepOptions = {}): Promise<EvalResult & { gradNorm: number }> {
+  async gradients(
+    samples: readonly TokenizedSample[],
+    opts: StepOptions = {},
+  ): Promise<EvalResult & { gradNorm: number }> {
     const batch = toNativeBatch(samples);
-    const r = await this.enqueue(() => this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }));
+    const r = await this.enqueue(() =>
+      this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, update: false, zeroGrad: true }),
+    );
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
 
@@ -256,7 +282,14 @@ export class Trainer {
 }
 
 function pickEval(r: NativeStepStats): EvalResult {
-  return { loss: r.loss, lossReasoning: r.lossReasoning, lossRecommendation: r.lossRecommendation, tokens: r.tokens, lossTokens: r.lossTokens, ...(r.profile ? { profile: r.profile } : {}) };
+  return {
+    loss: r.loss,
+    lossReasoning: r.lossReasoning,
+    lossRecommendation: r.lossRecommendation,
+    tokens: r.tokens,
+    lossTokens: r.lossTokens,
+    ...(r.profile ? { profile: r.profile } : {}),
+  };
 }
 
 /**
@@ -286,7 +319,14 @@ export function trainerOptionIssues(opts: TrainerOptions): OptionIssue[] {
       "optimizer.weightDecay": [o.weightDecay, rule.nonNegative],
       "optimizer.clipGradNorm": [o.clipGradNorm, rule.nonNegative],
     }),
-    ...(unknownTarget !== undefined ? [{ key: "lora.targets", problem: `has an unknown LoRA target '${unknownTarget}' (use ${DEFAULT_LORA_TARGETS.join(",")})` }] : []),
+    ...(unknownTarget !== undefined
+      ? [
+          {
+            key: "lora.targets",
+            problem: `has an unknown LoRA target '${unknownTarget}' (use ${DEFAULT_LORA_TARGETS.join(",")})`,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -297,7 +337,10 @@ function checkOptions(opts: TrainerOptions): void {
 type TrainerHost = NativeModel | { handle(): NativeModel; enqueue?<T>(op: () => Promise<T>): Promise<T> };
 
 function hostParts(modelOrHandle: TrainerHost) {
-  const model = "handle" in modelOrHandle && typeof modelOrHandle.handle === "function" ? modelOrHandle.handle() : (modelOrHandle as NativeModel);
+  const model =
+    "handle" in modelOrHandle && typeof modelOrHandle.handle === "function"
+      ? modelOrHandle.handle()
+      : (modelOrHandle as NativeModel);
   const queue = "enqueue" in modelOrHandle && typeof modelOrHandle.enqueue === "function" ? modelOrHandle : undefined;
   return { model, enqueue: queue ? <T>(op: () => Promise<T>) => queue.enqueue!(op) : undefined };
 }

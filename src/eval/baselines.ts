@@ -33,7 +33,8 @@ export function trainingTransitions(users: readonly UserSplit[]): Map<string, Ma
   const t = new Map<string, Map<string, number>>();
   for (const u of users) {
     for (let j = 1; j < u.train.length; j++) {
-      const from = u.train[j - 1]!, to = u.train[j]!;
+      const from = u.train[j - 1]!,
+        to = u.train[j]!;
       let row = t.get(from);
       if (!row) t.set(from, (row = new Map()));
       row.set(to, (row.get(to) ?? 0) + 1);
@@ -64,7 +65,13 @@ export function buildBaseline(name: BaselineName, users: readonly UserSplit[], s
   const pop = (c: string): number => counts.get(c) ?? 0;
   switch (name) {
     case "random":
-      return { name, choose: (u, split) => { const c = u.candidates[split]; return c[new Rng(seed, `random:${split}:${u.user}`).int(c.length)]!; } };
+      return {
+        name,
+        choose: (u, split) => {
+          const c = u.candidates[split];
+          return c[new Rng(seed, `random:${split}:${u.user}`).int(c.length)]!;
+        },
+      };
     case "popularity":
       return { name, choose: (u, split) => argmaxBy(u.candidates[split], pop) };
     case "markov": {
@@ -92,7 +99,12 @@ export interface BaselineResult {
 }
 
 /** HitRatio@1 of one baseline on one split. */
-export function evaluateBaseline(name: BaselineName, users: readonly UserSplit[], split: EvalSplit = "test", seed = DEFAULT_SEED): BaselineResult {
+export function evaluateBaseline(
+  name: BaselineName,
+  users: readonly UserSplit[],
+  split: EvalSplit = "test",
+  seed = DEFAULT_SEED,
+): BaselineResult {
   const model = buildBaseline(name, users, seed);
   let hits = 0;
   for (const u of users) if (model.choose(u, split) === u[split]) hits++;

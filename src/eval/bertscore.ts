@@ -26,7 +26,8 @@ function norm(v: Vector): number {
 export function cosineMatrix(cand: readonly Vector[], ref: readonly Vector[]): Float64Array[] {
   const dim = cand[0]?.length ?? ref[0]?.length ?? 0;
   for (const v of [...cand, ...ref]) {
-    if (v.length !== dim) throw new Error(`embedding vectors differ in length (${v.length} vs ${dim}); the embedder must return one size`);
+    if (v.length !== dim)
+      throw new Error(`embedding vectors differ in length (${v.length} vs ${dim}); the embedder must return one size`);
   }
   const rn = ref.map(norm);
   return cand.map((c) => {
@@ -53,7 +54,11 @@ function weightedMean(values: readonly number[], weights?: readonly number[]): n
 }
 
 /** BERTScore of one candidate against one reference, from their token vectors. */
-export function bertScoreFromVectors(cand: readonly Vector[], ref: readonly Vector[], o: { candWeights?: readonly number[]; refWeights?: readonly number[]; baseline?: number } = {}): BertScore {
+export function bertScoreFromVectors(
+  cand: readonly Vector[],
+  ref: readonly Vector[],
+  o: { candWeights?: readonly number[]; refWeights?: readonly number[]; baseline?: number } = {},
+): BertScore {
   if (cand.length === 0 || ref.length === 0) return { precision: 0, recall: 0, f1: 0 };
   const sim = cosineMatrix(cand, ref);
   const bestForCand = sim.map((row) => Math.max(...row));
@@ -70,11 +75,20 @@ export function bertScoreFromVectors(cand: readonly Vector[], ref: readonly Vect
 }
 
 /** BERTScore of each candidate text against its reference text (pairwise, same length lists). */
-export async function bertScore(candidates: readonly string[], references: readonly string[], embed: TokenEmbedder, o: { baseline?: number } = {}): Promise<BertScore[]> {
-  if (candidates.length !== references.length) throw new Error(`BERTScore pairs candidates with references: got ${candidates.length} candidates and ${references.length} references`);
+export async function bertScore(
+  candidates: readonly string[],
+  references: readonly string[],
+  embed: TokenEmbedder,
+  o: { baseline?: number } = {},
+): Promise<BertScore[]> {
+  if (candidates.length !== references.length)
+    throw new Error(
+      `BERTScore pairs candidates with references: got ${candidates.length} candidates and ${references.length} references`,
+    );
   if (candidates.length === 0) return [];
   const vectors = await embed([...candidates, ...references]);
-  if (vectors.length !== 2 * candidates.length) throw new Error(`the embedder returned ${vectors.length} results for ${2 * candidates.length} texts`);
+  if (vectors.length !== 2 * candidates.length)
+    throw new Error(`the embedder returned ${vectors.length} results for ${2 * candidates.length} texts`);
   return candidates.map((_, i) => bertScoreFromVectors(vectors[i]!, vectors[candidates.length + i]!, o));
 }
 

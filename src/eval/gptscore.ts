@@ -18,9 +18,12 @@ export type ContinuationScorer = (requests: readonly ContinuationRequest[]) => P
 
 /** Instructions per aspect; "{context}" is replaced by the sample's context. */
 export const GPTSCORE_ASPECTS = {
-  coherence: "Generate a coherent, logically connected explanation of which candidate item the user will choose next and why.\n{context}\nExplanation:",
-  consistency: "Generate an explanation that is consistent with the user's history and the candidates' attributes, without inventing facts.\n{context}\nExplanation:",
-  informativeness: "Generate an informative explanation that analyses the user's preferences and each candidate in detail.\n{context}\nExplanation:",
+  coherence:
+    "Generate a coherent, logically connected explanation of which candidate item the user will choose next and why.\n{context}\nExplanation:",
+  consistency:
+    "Generate an explanation that is consistent with the user's history and the candidates' attributes, without inventing facts.\n{context}\nExplanation:",
+  informativeness:
+    "Generate an informative explanation that analyses the user's preferences and each candidate in detail.\n{context}\nExplanation:",
   fluency: "Generate a fluent, grammatical explanation of the recommendation.\n{context}\nExplanation:",
 } as const;
 export type GptScoreAspect = keyof typeof GPTSCORE_ASPECTS;
@@ -39,12 +42,20 @@ export interface GptScoreResult {
 }
 
 /** GPTScore of each text (with its context) under one aspect. */
-export async function gptScore(items: readonly { text: string; context: string }[], scorer: ContinuationScorer, aspect: GptScoreAspect | { template: string } = "coherence"): Promise<GptScoreResult> {
+export async function gptScore(
+  items: readonly { text: string; context: string }[],
+  scorer: ContinuationScorer,
+  aspect: GptScoreAspect | { template: string } = "coherence",
+): Promise<GptScoreResult> {
   if (items.length === 0) return { scores: [], mean: NaN };
   // A leading space keeps the text's first word a separate token after "Explanation:".
-  const requests = items.map((it) => ({ prompt: gptScorePrompt(aspect, it.context), continuation: it.text.startsWith(" ") ? it.text : ` ${it.text}` }));
+  const requests = items.map((it) => ({
+    prompt: gptScorePrompt(aspect, it.context),
+    continuation: it.text.startsWith(" ") ? it.text : ` ${it.text}`,
+  }));
   const results = await scorer(requests);
-  if (results.length !== items.length) throw new Error(`the scorer returned ${results.length} results for ${items.length} texts`);
+  if (results.length !== items.length)
+    throw new Error(`the scorer returned ${results.length} results for ${items.length} texts`);
   const scores = results.map((r) => {
     const n = r.tokenLogprobs.length;
     let s = 0;

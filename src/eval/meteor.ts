@@ -43,7 +43,11 @@ function matchEnums(hyp: Enum, ref: Enum, equal: (h: string, r: string) => boole
 }
 
 /** The alignment, sorted by hypothesis position. */
-export function meteorAlign(hypothesis: readonly string[], reference: readonly string[], o: MeteorOptions = {}): Match[] {
+export function meteorAlign(
+  hypothesis: readonly string[],
+  reference: readonly string[],
+  o: MeteorOptions = {},
+): Match[] {
   let hyp: Enum = hypothesis.map((w, i) => [i, w.toLowerCase()]);
   let ref: Enum = reference.map((w, i) => [i, w.toLowerCase()]);
   const exact = matchEnums(hyp, ref, (h, r) => h === r);
@@ -66,7 +70,11 @@ export function countChunks(matches: readonly Match[]): number {
 }
 
 /** METEOR of one hypothesis against one reference (token lists). */
-export function singleMeteorScore(reference: readonly string[], hypothesis: readonly string[], o: MeteorOptions = {}): number {
+export function singleMeteorScore(
+  reference: readonly string[],
+  hypothesis: readonly string[],
+  o: MeteorOptions = {},
+): number {
   const alpha = o.alpha ?? 0.9;
   const beta = o.beta ?? 3;
   const gamma = o.gamma ?? 0.5;
@@ -81,7 +89,11 @@ export function singleMeteorScore(reference: readonly string[], hypothesis: read
 }
 
 /** NLTK's meteor_score: the best score over the references. */
-export function meteorScore(references: readonly (readonly string[])[], hypothesis: readonly string[], o: MeteorOptions = {}): number {
+export function meteorScore(
+  references: readonly (readonly string[])[],
+  hypothesis: readonly string[],
+  o: MeteorOptions = {},
+): number {
   if (references.length === 0) throw new Error("METEOR needs at least one reference");
   return Math.max(...references.map((r) => singleMeteorScore(r, hypothesis, o)));
 }

@@ -28,12 +28,17 @@ export interface RecommendationMetrics extends HitMetrics {
   strict: HitMetrics;
 }
 
-function tally(outcomes: readonly RecommendationOutcome[], match: (a: string, c: readonly string[]) => TitleMatch): HitMetrics {
+function tally(
+  outcomes: readonly RecommendationOutcome[],
+  match: (a: string, c: readonly string[]) => TitleMatch,
+): HitMetrics {
   let valid = 0;
   let hits = 0;
   for (const o of outcomes) {
     if (o.target < 0 || o.target >= o.candidates.length) {
-      throw new Error(`ground-truth index ${o.target} is outside the ${o.candidates.length} candidates; pass the index of the true item in the candidate list`);
+      throw new Error(
+        `ground-truth index ${o.target} is outside the ${o.candidates.length} candidates; pass the index of the true item in the candidate list`,
+      );
     }
     const m = match(o.answer, o.candidates);
     if (!m.valid) continue;

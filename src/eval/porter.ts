@@ -4,9 +4,22 @@
 // two-letter cvc case, and no stemming of words of one or two letters.
 
 const IRREGULAR: Record<string, string> = {
-  sky: "sky", skies: "sky", dying: "die", lying: "lie", tying: "tie", news: "news",
-  innings: "inning", inning: "inning", outings: "outing", outing: "outing",
-  cannings: "canning", canning: "canning", howe: "howe", proceed: "proceed", exceed: "exceed", succeed: "succeed",
+  sky: "sky",
+  skies: "sky",
+  dying: "die",
+  lying: "lie",
+  tying: "tie",
+  news: "news",
+  innings: "inning",
+  inning: "inning",
+  outings: "outing",
+  outing: "outing",
+  cannings: "canning",
+  canning: "canning",
+  howe: "howe",
+  proceed: "proceed",
+  exceed: "exceed",
+  succeed: "succeed",
 };
 
 type Condition = ((stem: string) => boolean) | null;
@@ -41,7 +54,11 @@ function endsDoubleConsonant(w: string): boolean {
 function endsCvc(w: string): boolean {
   const n = w.length;
   return (
-    (n >= 3 && isConsonant(w, n - 3) && !isConsonant(w, n - 2) && isConsonant(w, n - 1) && !"wxy".includes(w[n - 1]!)) ||
+    (n >= 3 &&
+      isConsonant(w, n - 3) &&
+      !isConsonant(w, n - 2) &&
+      isConsonant(w, n - 1) &&
+      !"wxy".includes(w[n - 1]!)) ||
     (n === 2 && !isConsonant(w, 0) && isConsonant(w, 1))
   );
 }
@@ -63,7 +80,12 @@ function applyRules(word: string, rules: Rule[]): string {
 
 function step1a(w: string): string {
   if (w.endsWith("ies") && w.length === 4) return w.slice(0, -3) + "ie";
-  return applyRules(w, [["sses", "ss", null], ["ies", "i", null], ["ss", "ss", null], ["s", "", null]]);
+  return applyRules(w, [
+    ["sses", "ss", null],
+    ["ies", "i", null],
+    ["ss", "ss", null],
+    ["s", "", null],
+  ]);
 }
 
 function step1b(w: string): string {

@@ -13,9 +13,33 @@ const FILE: Record<Pos, string> = { n: "noun", v: "verb", a: "adj", r: "adv" };
 
 // NLTK's MORPHOLOGICAL_SUBSTITUTIONS.
 const SUBSTITUTIONS: Record<Pos, [string, string][]> = {
-  n: [["s", ""], ["ses", "s"], ["ves", "f"], ["xes", "x"], ["zes", "z"], ["ches", "ch"], ["shes", "sh"], ["men", "man"], ["ies", "y"]],
-  v: [["s", ""], ["ies", "y"], ["es", "e"], ["es", ""], ["ed", "e"], ["ed", ""], ["ing", "e"], ["ing", ""]],
-  a: [["er", ""], ["est", ""], ["er", "e"], ["est", "e"]],
+  n: [
+    ["s", ""],
+    ["ses", "s"],
+    ["ves", "f"],
+    ["xes", "x"],
+    ["zes", "z"],
+    ["ches", "ch"],
+    ["shes", "sh"],
+    ["men", "man"],
+    ["ies", "y"],
+  ],
+  v: [
+    ["s", ""],
+    ["ies", "y"],
+    ["es", "e"],
+    ["es", ""],
+    ["ed", "e"],
+    ["ed", ""],
+    ["ing", "e"],
+    ["ing", ""],
+  ],
+  a: [
+    ["er", ""],
+    ["est", ""],
+    ["er", "e"],
+    ["est", "e"],
+  ],
   r: [],
 };
 
@@ -41,7 +65,10 @@ export class WordNet {
 
   /** Base forms of `form` for one part of speech that WordNet knows (NLTK's _morphy, no exceptions). */
   morphy(form: string, pos: Pos): string[] {
-    const candidates = [form, ...SUBSTITUTIONS[pos].filter(([old]) => form.endsWith(old)).map(([old, rep]) => form.slice(0, -old.length) + rep)];
+    const candidates = [
+      form,
+      ...SUBSTITUTIONS[pos].filter(([old]) => form.endsWith(old)).map(([old, rep]) => form.slice(0, -old.length) + rep),
+    ];
     const out: string[] = [];
     for (const c of candidates) if (this.index.get(c)?.[pos] && !out.includes(c)) out.push(c);
     return out;

@@ -1,9 +1,27 @@
 // Public surface of msr-rec's GGUF support: read/write GGUF v3, generate LLaMA models with a real
 // tokenizer, and write/read LoRA adapters in llama.cpp's layout.
-export { readGguf, readTensorBytes, readTensorF32, findTensor, metaNumber, metaString, metaArrayLength, GgufFormatError, type GgufFile } from "./reader.js";
+export {
+  readGguf,
+  readTensorBytes,
+  readTensorF32,
+  findTensor,
+  metaNumber,
+  metaString,
+  metaArrayLength,
+  GgufFormatError,
+  type GgufFile,
+} from "./reader.js";
 export { writeGguf, gguf, type GgufTensorInput } from "./writer.js";
 export { f32ToF16Bits, f16BitsToF32, f32ArrayToF16, f16ArrayToF32, bf16ArrayToF32 } from "./f16.js";
-export { GGML_TYPES, ggmlTypeName, ggmlTensorBytes, type GgufMetadata, type GgufValue, type GgufTensorInfo, type GgufScalarType } from "./types.js";
+export {
+  GGML_TYPES,
+  ggmlTypeName,
+  ggmlTensorBytes,
+  type GgufMetadata,
+  type GgufValue,
+  type GgufTensorInfo,
+  type GgufScalarType,
+} from "./types.js";
 export { createModel, type CreateModelOptions } from "./quantize.js";
 export {
   initModel,

@@ -52,7 +52,12 @@ export interface LlamaHparams {
 }
 
 const LLAMA31_ROPE: Llama3RopeScaling = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 };
-const LLAMA32_ROPE: Llama3RopeScaling = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 8192 };
+const LLAMA32_ROPE: Llama3RopeScaling = {
+  factor: 32,
+  lowFreqFactor: 1,
+  highFreqFactor: 4,
+  originalContextLength: 8192,
+};
 
 /**
  * `tiny`/`small`: the project's own LLaMA models. `tiny-*`: test fixtures in each converter layout
@@ -60,15 +65,114 @@ const LLAMA32_ROPE: Llama3RopeScaling = { factor: 32, lowFreqFactor: 1, highFreq
  * weights, for benches only (hundreds of MB to 16 GB).
  */
 export const MODEL_PRESETS = {
-  tiny: { contextLength: 512, embeddingLength: 64, blockCount: 2, feedForwardLength: 128, headCount: 4, headCountKv: 2, ropeFreqBase: 10000, rmsEps: 1e-5 },
-  small: { contextLength: 2048, embeddingLength: 256, blockCount: 4, feedForwardLength: 704, headCount: 8, headCountKv: 4, ropeFreqBase: 10000, rmsEps: 1e-5 },
-  "tiny-llama3": { contextLength: 512, embeddingLength: 256, blockCount: 2, feedForwardLength: 512, headCount: 4, headCountKv: 2, ropeFreqBase: 500000, rmsEps: 1e-5, tiedOutput: true, llama3Rope: LLAMA32_ROPE, outputNormWeight: 8 },
-  "tiny-qwen2": { arch: "qwen2", contextLength: 512, embeddingLength: 256, blockCount: 2, feedForwardLength: 512, headCount: 4, headCountKv: 2, ropeFreqBase: 1000000, rmsEps: 1e-6, tiedOutput: true, outputNormWeight: 8 },
-  "tiny-qwen3": { arch: "qwen3", contextLength: 512, embeddingLength: 256, blockCount: 2, feedForwardLength: 512, headCount: 4, headCountKv: 2, headDim: 128, ropeFreqBase: 1000000, rmsEps: 1e-6, tiedOutput: true, outputNormWeight: 8 },
-  "llama3-1b": { contextLength: 131072, embeddingLength: 2048, blockCount: 16, feedForwardLength: 8192, headCount: 32, headCountKv: 8, ropeFreqBase: 500000, rmsEps: 1e-5, tiedOutput: true, llama3Rope: LLAMA32_ROPE },
-  "llama3-8b": { contextLength: 131072, embeddingLength: 4096, blockCount: 32, feedForwardLength: 14336, headCount: 32, headCountKv: 8, ropeFreqBase: 500000, rmsEps: 1e-5, llama3Rope: LLAMA31_ROPE },
-  "qwen3-0.6b": { arch: "qwen3", contextLength: 40960, embeddingLength: 1024, blockCount: 28, feedForwardLength: 3072, headCount: 16, headCountKv: 8, headDim: 128, ropeFreqBase: 1000000, rmsEps: 1e-6, tiedOutput: true },
-  "qwen2.5-0.5b": { arch: "qwen2", contextLength: 32768, embeddingLength: 896, blockCount: 24, feedForwardLength: 4864, headCount: 14, headCountKv: 2, ropeFreqBase: 1000000, rmsEps: 1e-6, tiedOutput: true },
+  tiny: {
+    contextLength: 512,
+    embeddingLength: 64,
+    blockCount: 2,
+    feedForwardLength: 128,
+    headCount: 4,
+    headCountKv: 2,
+    ropeFreqBase: 10000,
+    rmsEps: 1e-5,
+  },
+  small: {
+    contextLength: 2048,
+    embeddingLength: 256,
+    blockCount: 4,
+    feedForwardLength: 704,
+    headCount: 8,
+    headCountKv: 4,
+    ropeFreqBase: 10000,
+    rmsEps: 1e-5,
+  },
+  "tiny-llama3": {
+    contextLength: 512,
+    embeddingLength: 256,
+    blockCount: 2,
+    feedForwardLength: 512,
+    headCount: 4,
+    headCountKv: 2,
+    ropeFreqBase: 500000,
+    rmsEps: 1e-5,
+    tiedOutput: true,
+    llama3Rope: LLAMA32_ROPE,
+    outputNormWeight: 8,
+  },
+  "tiny-qwen2": {
+    arch: "qwen2",
+    contextLength: 512,
+    embeddingLength: 256,
+    blockCount: 2,
+    feedForwardLength: 512,
+    headCount: 4,
+    headCountKv: 2,
+    ropeFreqBase: 1000000,
+    rmsEps: 1e-6,
+    tiedOutput: true,
+    outputNormWeight: 8,
+  },
+  "tiny-qwen3": {
+    arch: "qwen3",
+    contextLength: 512,
+    embeddingLength: 256,
+    blockCount: 2,
+    feedForwardLength: 512,
+    headCount: 4,
+    headCountKv: 2,
+    headDim: 128,
+    ropeFreqBase: 1000000,
+    rmsEps: 1e-6,
+    tiedOutput: true,
+    outputNormWeight: 8,
+  },
+  "llama3-1b": {
+    contextLength: 131072,
+    embeddingLength: 2048,
+    blockCount: 16,
+    feedForwardLength: 8192,
+    headCount: 32,
+    headCountKv: 8,
+    ropeFreqBase: 500000,
+    rmsEps: 1e-5,
+    tiedOutput: true,
+    llama3Rope: LLAMA32_ROPE,
+  },
+  "llama3-8b": {
+    contextLength: 131072,
+    embeddingLength: 4096,
+    blockCount: 32,
+    feedForwardLength: 14336,
+    headCount: 32,
+    headCountKv: 8,
+    ropeFreqBase: 500000,
+    rmsEps: 1e-5,
+    llama3Rope: LLAMA31_ROPE,
+  },
+  "qwen3-0.6b": {
+    arch: "qwen3",
+    contextLength: 40960,
+    embeddingLength: 1024,
+    blockCount: 28,
+    feedForwardLength: 3072,
+    headCount: 16,
+    headCountKv: 8,
+    headDim: 128,
+    ropeFreqBase: 1000000,
+    rmsEps: 1e-6,
+    tiedOutput: true,
+  },
+  "qwen2.5-0.5b": {
+    arch: "qwen2",
+    contextLength: 32768,
+    embeddingLength: 896,
+    blockCount: 24,
+    feedForwardLength: 4864,
+    headCount: 14,
+    headCountKv: 2,
+    ropeFreqBase: 1000000,
+    rmsEps: 1e-6,
+    tiedOutput: true,
+  },
 } as const satisfies Record<string, LlamaHparams>;
 
 export type ModelPreset = keyof typeof MODEL_PRESETS;
@@ -106,7 +210,7 @@ export interface InitModelResult {
 }
 
 const INIT_STD = 0.02;
-const FILE_TYPE: Record<FloatWeightType, number> = { F32: 0, F16: 1, BF16: 32 };  // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
+const FILE_TYPE: Record<FloatWeightType, number> = { F32: 0, F16: 1, BF16: 32 }; // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16
 
 type Shape = [number] | [number, number];
 
@@ -120,13 +224,20 @@ export function llamaTensorShapes(h: LlamaHparams, vocabSize: number): { name: s
   const shapes: { name: string; shape: Shape }[] = [{ name: "token_embd.weight", shape: [e, vocabSize] }];
   if (h.llama3Rope) shapes.push({ name: "rope_freqs.weight", shape: [headDim / 2] });
   for (let i = 0; i < h.blockCount; i++) {
-    shapes.push({ name: `blk.${i}.attn_norm.weight`, shape: [e] }, { name: `blk.${i}.attn_q.weight`, shape: [e, qDim] });
+    shapes.push(
+      { name: `blk.${i}.attn_norm.weight`, shape: [e] },
+      { name: `blk.${i}.attn_q.weight`, shape: [e, qDim] },
+    );
     if (arch === "qwen2") shapes.push({ name: `blk.${i}.attn_q.bias`, shape: [qDim] });
     shapes.push({ name: `blk.${i}.attn_k.weight`, shape: [e, kvDim] });
     if (arch === "qwen2") shapes.push({ name: `blk.${i}.attn_k.bias`, shape: [kvDim] });
     shapes.push({ name: `blk.${i}.attn_v.weight`, shape: [e, kvDim] });
     if (arch === "qwen2") shapes.push({ name: `blk.${i}.attn_v.bias`, shape: [kvDim] });
-    if (arch === "qwen3") shapes.push({ name: `blk.${i}.attn_q_norm.weight`, shape: [headDim] }, { name: `blk.${i}.attn_k_norm.weight`, shape: [headDim] });
+    if (arch === "qwen3")
+      shapes.push(
+        { name: `blk.${i}.attn_q_norm.weight`, shape: [headDim] },
+        { name: `blk.${i}.attn_k_norm.weight`, shape: [headDim] },
+      );
     shapes.push(
       { name: `blk.${i}.attn_output.weight`, shape: [qDim, e] },
       { name: `blk.${i}.ffn_norm.weight`, shape: [e] },
@@ -162,12 +273,19 @@ export function llama3RopeFactors(h: LlamaHparams): Float32Array {
 
 function validateHparams(h: LlamaHparams): void {
   const positive = Object.entries(h).filter(([, v]) => typeof v === "number" && !(v > 0 && Number.isFinite(v)));
-  if (positive.length) throw new Error(`model hyper-parameters must be positive numbers: ${positive.map(([k, v]) => `${k}=${v}`).join(", ")}`);
-  if (h.headDim === undefined && h.embeddingLength % h.headCount !== 0) throw new Error(`embeddingLength ${h.embeddingLength} is not divisible by headCount ${h.headCount}; set headDim`);
-  if (h.headCount % h.headCountKv !== 0) throw new Error(`headCount ${h.headCount} is not divisible by headCountKv ${h.headCountKv}`);
+  if (positive.length)
+    throw new Error(
+      `model hyper-parameters must be positive numbers: ${positive.map(([k, v]) => `${k}=${v}`).join(", ")}`,
+    );
+  if (h.headDim === undefined && h.embeddingLength % h.headCount !== 0)
+    throw new Error(`embeddingLength ${h.embeddingLength} is not divisible by headCount ${h.headCount}; set headDim`);
+  if (h.headCount % h.headCountKv !== 0)
+    throw new Error(`headCount ${h.headCount} is not divisible by headCountKv ${h.headCountKv}`);
   const headDim = h.headDim ?? h.embeddingLength / h.headCount;
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`the head size ${headDim} must be an even integer for RoPE`);
-  if (h.arch !== undefined && !MODEL_ARCHS.includes(h.arch)) throw new Error(`unknown architecture "${h.arch}"; choose one of ${MODEL_ARCHS.join(", ")}`);
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0)
+    throw new Error(`the head size ${headDim} must be an even integer for RoPE`);
+  if (h.arch !== undefined && !MODEL_ARCHS.includes(h.arch))
+    throw new Error(`unknown architecture "${h.arch}"; choose one of ${MODEL_ARCHS.join(", ")}`);
 }
 
 // Parsed once per process: the BPE vocabulary's header (400k strings) takes most of a second.
@@ -175,7 +293,8 @@ const tokenizerCache = new Map<VocabName, { metadata: GgufMetadata; vocabSize: n
 
 /** All `tokenizer.*` keys of llama.cpp's bundled vocab file, with their exact types. */
 export function readBundledTokenizer(vocab: VocabName): { metadata: GgufMetadata; vocabSize: number } {
-  if (!VOCAB_NAMES.includes(vocab)) throw new Error(`unknown vocabulary "${vocab}"; choose one of ${VOCAB_NAMES.join(", ")}`);
+  if (!VOCAB_NAMES.includes(vocab))
+    throw new Error(`unknown vocabulary "${vocab}"; choose one of ${VOCAB_NAMES.join(", ")}`);
   const hit = tokenizerCache.get(vocab);
   if (hit) return hit;
   const file = readGguf(join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`));
@@ -190,10 +309,15 @@ export function readBundledTokenizer(vocab: VocabName): { metadata: GgufMetadata
 
 export function initModel(opts: InitModelOptions): InitModelResult {
   const base = MODEL_PRESETS[opts.preset] as LlamaHparams | undefined;
-  if (!base) throw new Error(`unknown preset "${String(opts.preset)}"; choose one of ${Object.keys(MODEL_PRESETS).join(", ")}`);
-  if (!Number.isSafeInteger(opts.seed) || opts.seed < 0) throw new Error(`seed must be a non-negative integer, got ${opts.seed}`);
+  if (!base)
+    throw new Error(`unknown preset "${String(opts.preset)}"; choose one of ${Object.keys(MODEL_PRESETS).join(", ")}`);
+  if (!Number.isSafeInteger(opts.seed) || opts.seed < 0)
+    throw new Error(`seed must be a non-negative integer, got ${opts.seed}`);
   const weightType = opts.weightType ?? "F32";
-  if (!isFloatWeightType(weightType)) throw new Error(`initModel writes F32, F16 or BF16 weights, got "${String(weightType)}"; use createModel for quantized types`);
+  if (!isFloatWeightType(weightType))
+    throw new Error(
+      `initModel writes F32, F16 or BF16 weights, got "${String(weightType)}"; use createModel for quantized types`,
+    );
   const h: LlamaHparams = { ...base, ...opts.overrides };
   validateHparams(h);
   const arch = h.arch ?? "llama";
@@ -215,7 +339,8 @@ export function initModel(opts: InitModelOptions): InitModelResult {
   ]);
   // The keys each converter writes: llama adds the rotary dimension and vocabulary size; a head
   // size other than width / heads is stated as key/value length (Qwen3).
-  if (h.headDim !== undefined) metadata.set(k("attention.key_length"), gguf.u32(headDim)).set(k("attention.value_length"), gguf.u32(headDim));
+  if (h.headDim !== undefined)
+    metadata.set(k("attention.key_length"), gguf.u32(headDim)).set(k("attention.value_length"), gguf.u32(headDim));
   if (arch === "llama") metadata.set(k("rope.dimension_count"), gguf.u32(headDim));
   metadata.set(k("rope.freq_base"), gguf.f32(h.ropeFreqBase));
   metadata.set(k("attention.layer_norm_rms_epsilon"), gguf.f32(h.rmsEps));
@@ -239,7 +364,10 @@ export function initModel(opts: InitModelOptions): InitModelResult {
     const rng = () => new Rng(opts.seed, hashString(name));
     let data: Float32Array | (() => Float32Array);
     if (name === "rope_freqs.weight") data = llama3RopeFactors(h);
-    else if (/attn_[qk]_norm/.test(name)) data = rng().normalArray(n, 0.1).map((x) => 1 + x);
+    else if (/attn_[qk]_norm/.test(name))
+      data = rng()
+        .normalArray(n, 0.1)
+        .map((x) => 1 + x);
     else if (name === "output_norm.weight") data = new Float32Array(n).fill(h.outputNormWeight ?? 1);
     else if (name.endsWith("_norm.weight")) data = new Float32Array(n).fill(1);
     else if (name.endsWith(".bias")) data = rng().normalArray(n, 0.1);

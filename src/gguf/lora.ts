@@ -43,7 +43,13 @@ export interface LoraAdapterSpec {
 }
 
 export function parseLoraTargets(spec: string | readonly string[]): LoraTarget[] {
-  const items = typeof spec === "string" ? spec.split(",").map((s) => s.trim()).filter(Boolean) : [...spec];
+  const items =
+    typeof spec === "string"
+      ? spec
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [...spec];
   if (items.length === 0) throw new Error(`no LoRA targets given; choose from ${ALL_LORA_TARGETS.join(",")}`);
   for (const t of items) {
     if (!(t in LORA_TARGETS)) throw new Error(`unknown LoRA target "${t}"; choose from ${ALL_LORA_TARGETS.join(",")}`);
@@ -53,7 +59,8 @@ export function parseLoraTargets(spec: string | readonly string[]): LoraTarget[]
 
 /** Checks the pairing and shapes llama.cpp checks, so a bad adapter fails here and not at load. */
 function validateLoraTensors(spec: LoraAdapterSpec): void {
-  if (!Number.isInteger(spec.rank) || spec.rank <= 0) throw new Error(`LoRA rank must be a positive integer, got ${spec.rank}`);
+  if (!Number.isInteger(spec.rank) || spec.rank <= 0)
+    throw new Error(`LoRA rank must be a positive integer, got ${spec.rank}`);
   if (!Number.isFinite(spec.alpha)) throw new Error(`LoRA alpha must be a finite number, got ${spec.alpha}`);
   if (spec.tensors.length === 0) throw new Error("a LoRA adapter needs at least one tensor pair");
   const pairs = new Map<string, { a?: LoraTensor; b?: LoraTensor }>();
@@ -67,7 +74,9 @@ function validateLoraTensors(spec: LoraAdapterSpec): void {
   for (const [base, { a, b }] of pairs) {
     if (!a || !b) throw new Error(`LoRA tensor pair for "${base}" is missing its lora_${a ? "b" : "a"}`);
     if (a.shape[1] !== spec.rank || b.shape[0] !== spec.rank) {
-      throw new Error(`LoRA "${base}": lora_a [${a.shape.join(", ")}] / lora_b [${b.shape.join(", ")}] do not have rank ${spec.rank} (expected [in, ${spec.rank}] and [${spec.rank}, out])`);
+      throw new Error(
+        `LoRA "${base}": lora_a [${a.shape.join(", ")}] / lora_b [${b.shape.join(", ")}] do not have rank ${spec.rank} (expected [in, ${spec.rank}] and [${spec.rank}, out])`,
+      );
     }
   }
 }
@@ -82,7 +91,12 @@ export function writeLoraAdapter(path: string, spec: LoraAdapterSpec): void {
     ["msr_rec.lora.rank", gguf.u32(spec.rank)],
     ...(spec.metadata ?? new Map()),
   ]);
-  const tensors: GgufTensorInput[] = spec.tensors.map((t) => ({ name: t.name, shape: t.shape, type: spec.dtype ?? "F32", data: t.data }));
+  const tensors: GgufTensorInput[] = spec.tensors.map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    type: spec.dtype ?? "F32",
+    data: t.data,
+  }));
   writeGguf(path, metadata, tensors);
 }
 
@@ -97,23 +111,41 @@ export interface RandomLoraOptions {
 }
 
 /** The weight names and ggml shapes [in, out] that the given targets adapt, from a tensor list. */
-export function loraTargetWeights(tensors: readonly Pick<GgufTensorInfo, "name" | "shape">[], targets: readonly LoraTarget[]): { name: string; shape: [number, number] }[] {
+export function loraTargetWeights(
+  tensors: readonly Pick<GgufTensorInfo, "name" | "shape">[],
+  targets: readonly LoraTarget[],
+): { name: string; shape: [number, number] }[] {
   const stems = new Set(targets.map((t) => LORA_TARGETS[t]));
   const out: { name: string; shape: [number, number] }[] = [];
   for (const t of tensors) {
     const m = /^blk\.\d+\.([a-z_]+)\.weight$/.exec(t.name);
-    if (m && stems.has(m[1] as (typeof LORA_TARGETS)[LoraTarget]) && t.shape.length === 2) out.push({ name: t.name, shape: [t.shape[0]!, t.shape[1]!] });
+    if (m && stems.has(m[1] as (typeof LORA_TARGETS)[LoraTarget]) && t.shape.length === 2)
+      out.push({ name: t.name, shape: [t.shape[0]!, t.shape[1]!] });
   }
   return out;
 }
 
 /** Random A and random non-zero B for the given weights: an adapter that visibly changes outputs. */
-export function randomLoraTensors(weights: readonly { name: string; shape: readonly [number, number] }[], opts: Omit<RandomLoraOptions, "out" | "targets" | "alpha">): LoraTensor[] {
+export function randomLoraTensors(
+  weights: readonly { name: string; shape: readonly [number, number] }[],
+  opts: Omit<RandomLoraOptions, "out" | "targets" | "alpha">,
+): LoraTensor[] {
   const tensors: LoraTensor[] = [];
-  for (const { name, shape: [inDim, outDim] } of weights) {
+  for (const {
+    name,
+    shape: [inDim, outDim],
+  } of weights) {
     tensors.push(
-      { name: `${name}.lora_a`, shape: [inDim, opts.rank], data: new Rng(opts.seed, hashString(`${name}.lora_a`)).normalArray(inDim * opts.rank, 1 / Math.sqrt(inDim)) },
-      { name: `${name}.lora_b`, shape: [opts.rank, outDim], data: new Rng(opts.seed, hashString(`${name}.lora_b`)).normalArray(opts.rank * outDim, opts.scale) },
+      {
+        name: `${name}.lora_a`,
+        shape: [inDim, opts.rank],
+        data: new Rng(opts.seed, hashString(`${name}.lora_a`)).normalArray(inDim * opts.rank, 1 / Math.sqrt(inDim)),
+      },
+      {
+        name: `${name}.lora_b`,
+        shape: [opts.rank, outDim],
+        data: new Rng(opts.seed, hashString(`${name}.lora_b`)).normalArray(opts.rank * outDim, opts.scale),
+      },
     );
   }
   return tensors;
@@ -151,14 +183,18 @@ export interface LoraAdapterInfo {
 }
 
 export function isLoraAdapter(file: GgufFile): boolean {
-  return metaString(file.metadata, "general.type") === "adapter" && metaString(file.metadata, "adapter.type") === "lora";
+  return (
+    metaString(file.metadata, "general.type") === "adapter" && metaString(file.metadata, "adapter.type") === "lora"
+  );
 }
 
 /** Reads an adapter's header; tensor data via readTensorF32(info.file, name). */
 export function readLoraAdapter(path: string): LoraAdapterInfo {
   const file = readGguf(path);
   if (!isLoraAdapter(file)) {
-    throw new Error(`${path} is not a LoRA adapter (general.type="${metaString(file.metadata, "general.type") ?? ""}", adapter.type="${metaString(file.metadata, "adapter.type") ?? ""}")`);
+    throw new Error(
+      `${path} is not a LoRA adapter (general.type="${metaString(file.metadata, "general.type") ?? ""}", adapter.type="${metaString(file.metadata, "adapter.type") ?? ""}")`,
+    );
   }
   const weights = [...new Set(file.tensors.map((t) => t.name.replace(/\.lora_[ab]$/, "")))];
   const aTensor = file.tensors.find((t) => t.name.endsWith(".lora_a"));

@@ -5,7 +5,14 @@
 import { renameSync, rmSync } from "node:fs";
 import { quantizeModel } from "../engine/model-files.js";
 import { allowedCpus } from "../util/cpus.js";
-import { WEIGHT_TYPES, initModel, isFloatWeightType, type InitModelOptions, type InitModelResult, type WeightType } from "./init-model.js";
+import {
+  WEIGHT_TYPES,
+  initModel,
+  isFloatWeightType,
+  type InitModelOptions,
+  type InitModelResult,
+  type WeightType,
+} from "./init-model.js";
 
 export interface CreateModelOptions extends Omit<InitModelOptions, "weightType"> {
   /** Default F32. */
@@ -17,7 +24,8 @@ export interface CreateModelOptions extends Omit<InitModelOptions, "weightType">
 /** initModel for every weight type (quantized types need the native addon). */
 export async function createModel(opts: CreateModelOptions): Promise<InitModelResult> {
   const type = opts.weightType ?? "F32";
-  if (!WEIGHT_TYPES.includes(type)) throw new Error(`unknown weight type "${String(type)}"; choose one of ${WEIGHT_TYPES.join(", ")}`);
+  if (!WEIGHT_TYPES.includes(type))
+    throw new Error(`unknown weight type "${String(type)}"; choose one of ${WEIGHT_TYPES.join(", ")}`);
   if (isFloatWeightType(type)) return initModel({ ...opts, weightType: type });
   const tag = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   const f16 = `${opts.out}.f16-${tag}`;

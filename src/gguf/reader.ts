@@ -67,16 +67,62 @@ class FileCursor {
     }
   }
 
-  u8(): number { this.ensure(1); return this.buf.readUInt8(this.pos++); }
-  i8(): number { this.ensure(1); return this.buf.readInt8(this.pos++); }
-  u16(): number { this.ensure(2); const v = this.buf.readUInt16LE(this.pos); this.pos += 2; return v; }
-  i16(): number { this.ensure(2); const v = this.buf.readInt16LE(this.pos); this.pos += 2; return v; }
-  u32(): number { this.ensure(4); const v = this.buf.readUInt32LE(this.pos); this.pos += 4; return v; }
-  i32(): number { this.ensure(4); const v = this.buf.readInt32LE(this.pos); this.pos += 4; return v; }
-  f32(): number { this.ensure(4); const v = this.buf.readFloatLE(this.pos); this.pos += 4; return v; }
-  f64(): number { this.ensure(8); const v = this.buf.readDoubleLE(this.pos); this.pos += 8; return v; }
-  u64(): bigint { this.ensure(8); const v = this.buf.readBigUInt64LE(this.pos); this.pos += 8; return v; }
-  i64(): bigint { this.ensure(8); const v = this.buf.readBigInt64LE(this.pos); this.pos += 8; return v; }
+  u8(): number {
+    this.ensure(1);
+    return this.buf.readUInt8(this.pos++);
+  }
+  i8(): number {
+    this.ensure(1);
+    return this.buf.readInt8(this.pos++);
+  }
+  u16(): number {
+    this.ensure(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  i16(): number {
+    this.ensure(2);
+    const v = this.buf.readInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(): number {
+    this.ensure(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  i32(): number {
+    this.ensure(4);
+    const v = this.buf.readInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  f32(): number {
+    this.ensure(4);
+    const v = this.buf.readFloatLE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  f64(): number {
+    this.ensure(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  u64(): bigint {
+    this.ensure(8);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  i64(): bigint {
+    this.ensure(8);
+    const v = this.buf.readBigInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
 
   /** A u64 count or size that must fit a JS number (and be plausible for this file). */
   size(what: string): number {
@@ -85,7 +131,9 @@ class FileCursor {
     const hi = this.u32();
     const v = hi * 2 ** 32 + lo;
     if (v > this.fileSize) {
-      throw new GgufFormatError(`${what} is ${v}, more than the file's ${this.fileSize} bytes: the file is truncated or its header is corrupt; re-create it`);
+      throw new GgufFormatError(
+        `${what} is ${v}, more than the file's ${this.fileSize} bytes: the file is truncated or its header is corrupt; re-create it`,
+      );
     }
     return v;
   }
@@ -110,18 +158,30 @@ class FileCursor {
 
 function readScalar(c: FileCursor, type: GgufScalarType): GgufValue {
   switch (type) {
-    case "uint8": return { type, value: c.u8() };
-    case "int8": return { type, value: c.i8() };
-    case "uint16": return { type, value: c.u16() };
-    case "int16": return { type, value: c.i16() };
-    case "uint32": return { type, value: c.u32() };
-    case "int32": return { type, value: c.i32() };
-    case "float32": return { type, value: c.f32() };
-    case "float64": return { type, value: c.f64() };
-    case "uint64": return { type, value: c.u64() };
-    case "int64": return { type, value: c.i64() };
-    case "bool": return { type, value: c.u8() !== 0 };
-    case "string": return { type, value: c.string() };
+    case "uint8":
+      return { type, value: c.u8() };
+    case "int8":
+      return { type, value: c.i8() };
+    case "uint16":
+      return { type, value: c.u16() };
+    case "int16":
+      return { type, value: c.i16() };
+    case "uint32":
+      return { type, value: c.u32() };
+    case "int32":
+      return { type, value: c.i32() };
+    case "float32":
+      return { type, value: c.f32() };
+    case "float64":
+      return { type, value: c.f64() };
+    case "uint64":
+      return { type, value: c.u64() };
+    case "int64":
+      return { type, value: c.i64() };
+    case "bool":
+      return { type, value: c.u8() !== 0 };
+    case "string":
+      return { type, value: c.string() };
   }
 }
 
@@ -132,17 +192,28 @@ function readArray(c: FileCursor, key: string): GgufValue {
   if (itemType === "array") throw new GgufFormatError(`metadata key "${key}": nested arrays are not supported`);
   const n = c.size(`the length of array "${key}"`);
   switch (itemType) {
-    case "uint8": return { type: "array", itemType, value: c.bytes(n) };
-    case "int8": return { type: "array", itemType, value: new Int8Array(c.bytes(n).buffer) };
-    case "uint16": return { type: "array", itemType, value: new Uint16Array(c.bytes(n * 2).buffer) };
-    case "int16": return { type: "array", itemType, value: new Int16Array(c.bytes(n * 2).buffer) };
-    case "uint32": return { type: "array", itemType, value: new Uint32Array(c.bytes(n * 4).buffer) };
-    case "int32": return { type: "array", itemType, value: new Int32Array(c.bytes(n * 4).buffer) };
-    case "float32": return { type: "array", itemType, value: new Float32Array(c.bytes(n * 4).buffer) };
-    case "float64": return { type: "array", itemType, value: new Float64Array(c.bytes(n * 8).buffer) };
-    case "uint64": return { type: "array", itemType, value: new BigUint64Array(c.bytes(n * 8).buffer) };
-    case "int64": return { type: "array", itemType, value: new BigInt64Array(c.bytes(n * 8).buffer) };
-    case "bool": return { type: "array", itemType, value: Array.from(c.bytes(n), (b) => b !== 0) };
+    case "uint8":
+      return { type: "array", itemType, value: c.bytes(n) };
+    case "int8":
+      return { type: "array", itemType, value: new Int8Array(c.bytes(n).buffer) };
+    case "uint16":
+      return { type: "array", itemType, value: new Uint16Array(c.bytes(n * 2).buffer) };
+    case "int16":
+      return { type: "array", itemType, value: new Int16Array(c.bytes(n * 2).buffer) };
+    case "uint32":
+      return { type: "array", itemType, value: new Uint32Array(c.bytes(n * 4).buffer) };
+    case "int32":
+      return { type: "array", itemType, value: new Int32Array(c.bytes(n * 4).buffer) };
+    case "float32":
+      return { type: "array", itemType, value: new Float32Array(c.bytes(n * 4).buffer) };
+    case "float64":
+      return { type: "array", itemType, value: new Float64Array(c.bytes(n * 8).buffer) };
+    case "uint64":
+      return { type: "array", itemType, value: new BigUint64Array(c.bytes(n * 8).buffer) };
+    case "int64":
+      return { type: "array", itemType, value: new BigInt64Array(c.bytes(n * 8).buffer) };
+    case "bool":
+      return { type: "array", itemType, value: Array.from(c.bytes(n), (b) => b !== 0) };
     case "string": {
       const items: string[] = new Array<string>(n);
       for (let i = 0; i < n; i++) items[i] = c.string();
@@ -180,14 +251,18 @@ export function readGguf(path: string): GgufFile {
 
 function parseHeader(c: FileCursor, path: string, fileSize: number): GgufFile {
   if (fileSize < 4 || c.u32() !== GGUF_MAGIC) {
-    throw new GgufFormatError("not a GGUF file (the first 4 bytes are not \"GGUF\"); pass a .gguf model or adapter");
+    throw new GgufFormatError('not a GGUF file (the first 4 bytes are not "GGUF"); pass a .gguf model or adapter');
   }
   const version = c.u32();
   if (version === 0x03000000 || version === 0x02000000) {
-    throw new GgufFormatError("is a big-endian GGUF file; only little-endian GGUF is supported (re-convert it without --bigendian)");
+    throw new GgufFormatError(
+      "is a big-endian GGUF file; only little-endian GGUF is supported (re-convert it without --bigendian)",
+    );
   }
   if (version !== GGUF_VERSION && version !== 2) {
-    throw new GgufFormatError(`unsupported GGUF version ${version} (supported: 2 and 3); convert the file with a current llama.cpp`);
+    throw new GgufFormatError(
+      `unsupported GGUF version ${version} (supported: 2 and 3); convert the file with a current llama.cpp`,
+    );
   }
   const nTensors = c.size("the tensor count");
   const nKv = c.size("the metadata count");
@@ -230,14 +305,16 @@ function parseHeader(c: FileCursor, path: string, fileSize: number): GgufFile {
 /** Reads one tensor's raw bytes. */
 export function readTensorBytes(file: GgufFile, tensor: GgufTensorInfo): Uint8Array {
   const bytes = ggmlTensorBytes(tensor.type, tensor.shape);
-  if (bytes === undefined) throw new GgufFormatError(`tensor "${tensor.name}" has ggml type ${tensor.type}, which this reader does not know`);
+  if (bytes === undefined)
+    throw new GgufFormatError(`tensor "${tensor.name}" has ggml type ${tensor.type}, which this reader does not know`);
   const out = new Uint8Array(bytes);
   const fd = openSync(file.path, "r");
   try {
     let done = 0;
     while (done < bytes) {
       const got = readSync(fd, out, done, bytes - done, file.dataOffset + tensor.offset + done);
-      if (got === 0) throw new GgufFormatError(`${file.path} is truncated inside tensor "${tensor.name}"; re-create the file`);
+      if (got === 0)
+        throw new GgufFormatError(`${file.path} is truncated inside tensor "${tensor.name}"; re-create the file`);
       done += got;
     }
   } finally {
@@ -251,9 +328,12 @@ export function readTensorF32(file: GgufFile, tensorOrName: GgufTensorInfo | str
   const tensor = typeof tensorOrName === "string" ? findTensor(file, tensorOrName) : tensorOrName;
   const raw = readTensorBytes(file, tensor);
   switch (tensor.type) {
-    case GGML_TYPE_F32: return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-    case GGML_TYPE_F16: return f16ArrayToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
-    case GGML_TYPE_BF16: return bf16ArrayToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
+    case GGML_TYPE_F32:
+      return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    case GGML_TYPE_F16:
+      return f16ArrayToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
+    case GGML_TYPE_BF16:
+      return bf16ArrayToF32(new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2));
     default:
       throw new GgufFormatError(
         `tensor "${tensor.name}" is ${ggmlTypeName(tensor.type)}; only F32, F16 and BF16 tensors can be read as floats (use an unquantized model)`,

@@ -41,16 +41,56 @@ class ByteWriter {
     this.buf = grown;
   }
 
-  u8(v: number): void { this.reserve(1); this.buf.writeUInt8(v, this.length); this.length += 1; }
-  i8(v: number): void { this.reserve(1); this.buf.writeInt8(v, this.length); this.length += 1; }
-  u16(v: number): void { this.reserve(2); this.buf.writeUInt16LE(v, this.length); this.length += 2; }
-  i16(v: number): void { this.reserve(2); this.buf.writeInt16LE(v, this.length); this.length += 2; }
-  u32(v: number): void { this.reserve(4); this.buf.writeUInt32LE(v, this.length); this.length += 4; }
-  i32(v: number): void { this.reserve(4); this.buf.writeInt32LE(v, this.length); this.length += 4; }
-  f32(v: number): void { this.reserve(4); this.buf.writeFloatLE(v, this.length); this.length += 4; }
-  f64(v: number): void { this.reserve(8); this.buf.writeDoubleLE(v, this.length); this.length += 8; }
-  u64(v: bigint | number): void { this.reserve(8); this.buf.writeBigUInt64LE(BigInt(v), this.length); this.length += 8; }
-  i64(v: bigint): void { this.reserve(8); this.buf.writeBigInt64LE(v, this.length); this.length += 8; }
+  u8(v: number): void {
+    this.reserve(1);
+    this.buf.writeUInt8(v, this.length);
+    this.length += 1;
+  }
+  i8(v: number): void {
+    this.reserve(1);
+    this.buf.writeInt8(v, this.length);
+    this.length += 1;
+  }
+  u16(v: number): void {
+    this.reserve(2);
+    this.buf.writeUInt16LE(v, this.length);
+    this.length += 2;
+  }
+  i16(v: number): void {
+    this.reserve(2);
+    this.buf.writeInt16LE(v, this.length);
+    this.length += 2;
+  }
+  u32(v: number): void {
+    this.reserve(4);
+    this.buf.writeUInt32LE(v, this.length);
+    this.length += 4;
+  }
+  i32(v: number): void {
+    this.reserve(4);
+    this.buf.writeInt32LE(v, this.length);
+    this.length += 4;
+  }
+  f32(v: number): void {
+    this.reserve(4);
+    this.buf.writeFloatLE(v, this.length);
+    this.length += 4;
+  }
+  f64(v: number): void {
+    this.reserve(8);
+    this.buf.writeDoubleLE(v, this.length);
+    this.length += 8;
+  }
+  u64(v: bigint | number): void {
+    this.reserve(8);
+    this.buf.writeBigUInt64LE(BigInt(v), this.length);
+    this.length += 8;
+  }
+  i64(v: bigint): void {
+    this.reserve(8);
+    this.buf.writeBigInt64LE(v, this.length);
+    this.length += 8;
+  }
 
   string(s: string): void {
     const bytes = Buffer.from(s, "utf8");
@@ -82,18 +122,36 @@ function checkInt(key: string, type: string, v: number, lo: number, hi: number):
 
 function writeScalar(w: ByteWriter, key: string, type: GgufScalarType, v: number | bigint | boolean | string): void {
   switch (type) {
-    case "uint8": checkInt(key, type, v as number, 0, 0xff); return w.u8(v as number);
-    case "int8": checkInt(key, type, v as number, -0x80, 0x7f); return w.i8(v as number);
-    case "uint16": checkInt(key, type, v as number, 0, 0xffff); return w.u16(v as number);
-    case "int16": checkInt(key, type, v as number, -0x8000, 0x7fff); return w.i16(v as number);
-    case "uint32": checkInt(key, type, v as number, 0, 0xffffffff); return w.u32(v as number);
-    case "int32": checkInt(key, type, v as number, -0x80000000, 0x7fffffff); return w.i32(v as number);
-    case "float32": return w.f32(v as number);
-    case "float64": return w.f64(v as number);
-    case "uint64": return w.u64(v as bigint);
-    case "int64": return w.i64(v as bigint);
-    case "bool": return w.u8(v ? 1 : 0);
-    case "string": return w.string(v as string);
+    case "uint8":
+      checkInt(key, type, v as number, 0, 0xff);
+      return w.u8(v as number);
+    case "int8":
+      checkInt(key, type, v as number, -0x80, 0x7f);
+      return w.i8(v as number);
+    case "uint16":
+      checkInt(key, type, v as number, 0, 0xffff);
+      return w.u16(v as number);
+    case "int16":
+      checkInt(key, type, v as number, -0x8000, 0x7fff);
+      return w.i16(v as number);
+    case "uint32":
+      checkInt(key, type, v as number, 0, 0xffffffff);
+      return w.u32(v as number);
+    case "int32":
+      checkInt(key, type, v as number, -0x80000000, 0x7fffffff);
+      return w.i32(v as number);
+    case "float32":
+      return w.f32(v as number);
+    case "float64":
+      return w.f64(v as number);
+    case "uint64":
+      return w.u64(v as bigint);
+    case "int64":
+      return w.i64(v as bigint);
+    case "bool":
+      return w.u8(v ? 1 : 0);
+    case "string":
+      return w.string(v as string);
   }
 }
 
@@ -125,7 +183,8 @@ function tensorPayload(t: GgufTensorInput): Uint8Array {
     return t.raw;
   }
   const data = typeof t.data === "function" ? t.data() : t.data;
-  if (data.length !== n) throw new Error(`tensor "${t.name}": ${data.length} values given for shape [${t.shape.join(", ")}] (${n})`);
+  if (data.length !== n)
+    throw new Error(`tensor "${t.name}": ${data.length} values given for shape [${t.shape.join(", ")}] (${n})`);
   if (t.type === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const h = t.type === "F16" ? f32ArrayToF16(data) : f32ArrayToBf16(data);
   return new Uint8Array(h.buffer);
@@ -182,7 +241,8 @@ export function writeGguf(path: string, metadata: GgufMetadata, tensors: readonl
       const zeros = new Uint8Array(alignment);
       for (const t of tensors) {
         const bytes = tensorPayload(t);
-        if (bytes.length !== tensorBytes(t)) throw new Error(`tensor "${t.name}": ${bytes.length} bytes, its header says ${tensorBytes(t)}`);
+        if (bytes.length !== tensorBytes(t))
+          throw new Error(`tensor "${t.name}": ${bytes.length} bytes, its header says ${tensorBytes(t)}`);
         writeAll(fd, bytes);
         const pad = (alignment - (bytes.length % alignment)) % alignment;
         if (pad) writeAll(fd, zeros.subarray(0, pad));

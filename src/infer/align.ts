@@ -11,7 +11,8 @@ export type Detokenize = (tokens: Int32Array) => string;
 
 /** Smallest k with len(text of tokens[0:k]) >= pos (tokens.length when none). */
 function firstReaching(tokens: Int32Array, detok: Detokenize, pos: number): number {
-  let lo = 0, hi = tokens.length;
+  let lo = 0,
+    hi = tokens.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (detok(tokens.subarray(0, mid)).length >= pos) hi = mid;
@@ -22,7 +23,8 @@ function firstReaching(tokens: Int32Array, detok: Detokenize, pos: number): numb
 
 /** Largest k with len(text of tokens[0:k]) <= pos. */
 function lastWithin(tokens: Int32Array, detok: Detokenize, pos: number): number {
-  let lo = 0, hi = tokens.length;
+  let lo = 0,
+    hi = tokens.length;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
     if (detok(tokens.subarray(0, mid)).length <= pos) lo = mid;
@@ -82,7 +84,11 @@ export interface TokenCodec {
  * The tokens of one side's reasoning inside what was generated, and the tokens before it; null
  * when there is no reasoning.
  */
-export function reasoningTokens(gen: GeneratedText, parsed: ParsedOutput, detok: Detokenize): { before: Int32Array; reasoning: Int32Array } | null {
+export function reasoningTokens(
+  gen: GeneratedText,
+  parsed: ParsedOutput,
+  detok: Detokenize,
+): { before: Int32Array; reasoning: Int32Array } | null {
   if (parsed.reasoning.length === 0) return null;
   const [a, b] = tokenSpan(gen.tokens, detok, parsed.reasoningStart, parsed.reasoningStart + parsed.reasoning.length);
   if (b <= a) return null;
@@ -94,12 +100,18 @@ export function reasoningTokens(gen: GeneratedText, parsed: ParsedOutput, detok:
  * through `[reasoning_end]` when the model wrote the marker; otherwise the generated tokens of
  * the reasoning followed by `\n[reasoning_end]` as training tokenizes it.
  */
-export function constrainedPrefix(prompt: Prompt, gen: GeneratedText, parsed: ParsedOutput, codec: TokenCodec): Int32Array {
+export function constrainedPrefix(
+  prompt: Prompt,
+  gen: GeneratedText,
+  parsed: ParsedOutput,
+  codec: TokenCodec,
+): Int32Array {
   const e = gen.text.indexOf(REASONING_END);
   if (e >= 0) {
     const end = e + REASONING_END.length;
     const k = firstReaching(gen.tokens, codec.detokenize, end);
-    if (codec.detokenize(gen.tokens.subarray(0, k)).length === end) return concatTokens(prompt, codec.tokenize, gen.tokens.subarray(0, k));
+    if (codec.detokenize(gen.tokens.subarray(0, k)).length === end)
+      return concatTokens(prompt, codec.tokenize, gen.tokens.subarray(0, k));
   }
   const reasoningEnd = parsed.reasoningStart + parsed.reasoning.length;
   const [, b] = tokenSpan(gen.tokens, codec.detokenize, parsed.reasoningStart, reasoningEnd);

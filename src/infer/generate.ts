@@ -49,13 +49,25 @@ export interface ContinuationScorer<L> {
 }
 
 /** Generates for every prompt, `batchSize` prompts per call; the seed (and per-prompt grammars) follow each batch. */
-export async function generateAll<L>(model: TextGenerator<L>, prompts: Prompt[], opts: GenerateOptions<L>, batchSize: number, label: string, quiet = false): Promise<GeneratedText[]> {
+export async function generateAll<L>(
+  model: TextGenerator<L>,
+  prompts: Prompt[],
+  opts: GenerateOptions<L>,
+  batchSize: number,
+  label: string,
+  quiet = false,
+): Promise<GeneratedText[]> {
   const out: GeneratedText[] = [];
   const bar = quiet || prompts.length === 0 ? null : new ProgressBar(label, prompts.length);
   for (let i = 0; i < prompts.length; i += batchSize) {
     const batch = prompts.slice(i, i + batchSize);
-    const res = await model.generate(batch, { ...opts, seed: opts.seed + i, ...(opts.grammars ? { grammars: opts.grammars.slice(i, i + batchSize) } : {}) });
-    if (res.length !== batch.length) throw new Error(`generate returned ${res.length} outputs for ${batch.length} prompts`);
+    const res = await model.generate(batch, {
+      ...opts,
+      seed: opts.seed + i,
+      ...(opts.grammars ? { grammars: opts.grammars.slice(i, i + batchSize) } : {}),
+    });
+    if (res.length !== batch.length)
+      throw new Error(`generate returned ${res.length} outputs for ${batch.length} prompts`);
     out.push(...res);
     bar?.tick(batch.length);
   }

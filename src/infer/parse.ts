@@ -45,6 +45,7 @@ export function parseOutput(text: string, candidateTitles: readonly string[]): P
  */
 export function candidateGrammar(candidateTitles: readonly string[]): string {
   if (candidateTitles.length === 0) throw new Error("candidateGrammar needs at least one candidate title");
-  const lit = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`;
+  const lit = (s: string) =>
+    `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`;
   return `root ::= " "? (${candidateTitles.map(lit).join(" | ")})\n`;
 }

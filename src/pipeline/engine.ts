@@ -19,7 +19,10 @@ export async function loadAdapter(model: Model, path: string): Promise<LoraSelec
 }
 
 /** The engine view inference uses, with adapters cached by path. */
-export async function openInferenceEngine(c: RunConfig, modelPath: string): Promise<InferenceEngine<LoraSelection> & { threads: number; dispose(): void }> {
+export async function openInferenceEngine(
+  c: RunConfig,
+  modelPath: string,
+): Promise<InferenceEngine<LoraSelection> & { threads: number; dispose(): void }> {
   const model = await openModel(modelPath, c);
   const scorer = model.createScorer({ contextSize: c.model.contextSize });
   const adapters = new Map<string, LoraSelection>();

@@ -28,12 +28,18 @@ export interface EpochLoopOptions {
 }
 
 /** The trainer's loop (seeded epoch order, one update per batch) with a progress bar and epoch means. */
-export async function runEpochs(trainer: Trainer, tokenized: readonly TokenizedSample[], o: EpochLoopOptions): Promise<void> {
+export async function runEpochs(
+  trainer: Trainer,
+  tokenized: readonly TokenizedSample[],
+  o: EpochLoopOptions,
+): Promise<void> {
   const perEpoch = stepsPerEpoch(tokenized.length, o.batchSize);
   let bar: ProgressBar | null = null;
   // The running mean of the epoch's loss travels in the checkpoint, so a resumed epoch reports
   // the mean over all its steps.
-  let sum = 0, n = 0, resumedBatch = 0;
+  let sum = 0,
+    n = 0,
+    resumedBatch = 0;
   const ck = o.checkpoint;
   await runTrainingLoop(trainer, tokenized, {
     epochs: o.epochs,

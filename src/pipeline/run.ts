@@ -13,7 +13,16 @@ import type { RunConfig } from "./config.js";
 import { fingerprint } from "../util/fingerprint.js";
 import type { Shard, ShardSpec } from "../util/scheduler-shard.js";
 import { ShardFolders } from "../util/shard-folders.js";
-import { STAGES, hashInputs, markerPath, readMarker, runStage, type StageContext, type StageName, type StageSpec } from "./stages.js";
+import {
+  STAGES,
+  hashInputs,
+  markerPath,
+  readMarker,
+  runStage,
+  type StageContext,
+  type StageName,
+  type StageSpec,
+} from "./stages.js";
 import { prepareSpec } from "./stages/prepare.js";
 import { baseSpec } from "./stages/base.js";
 import { synthesizeSpec } from "./stages/synthesize.js";
@@ -82,14 +91,20 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
   const split = o.shard !== undefined || o.mergeShards === true;
   const target = split ? specs.find((s) => s.stage === o.only)?.sharded : undefined;
   if (split && !target) {
-    throw new Error("shards split the synthesize and infer stages only: use --shard / --merge with --only synthesize or --only infer");
+    throw new Error(
+      "shards split the synthesize and infer stages only: use --shard / --merge with --only synthesize or --only infer",
+    );
   }
   if (o.shard && o.mergeShards) throw new Error("use --shard to run a shard and --merge afterwards, not both at once");
-  const shardCommand = o.shardCommand ?? ((stage: StageName, s: Shard) => `msr-rec pipeline --config ${L.config} --only ${stage} --shard ${s.index}/${s.count}`);
+  const shardCommand =
+    o.shardCommand ??
+    ((stage: StageName, s: Shard) =>
+      `msr-rec pipeline --config ${L.config} --only ${stage} --shard ${s.index}/${s.count}`);
   const folders = target ? new ShardFolders(target.root, o.only!, (s) => shardCommand(o.only!, s)) : undefined;
   // Found before anything runs, so that a task of a badly shaped array stops at once.
   const resolved = o.shard && folders ? folders.resolve(o.shard, o.env) : undefined;
-  if (o.to && STAGES.indexOf(o.to) < startAt) throw new Error(`--to ${o.to} comes before --from ${first}; stages, in order: ${STAGES.join(", ")}`);
+  if (o.to && STAGES.indexOf(o.to) < startAt)
+    throw new Error(`--to ${o.to} comes before --from ${first}; stages, in order: ${STAGES.join(", ")}`);
   const summary: RunSummary = { ran: [], skipped: [], metrics: null };
   let hash = "";
   let upstreamRan = false;
@@ -101,12 +116,15 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       hash = hashInputs(hash, spec.stage, spec.inputs);
       const m = readMarker(c.runDir, spec.stage);
       if (!m || m.inputsHash !== hash) {
-        throw new Error(`stage "${spec.stage}" has not finished with this config in ${c.runDir}; run \`msr-rec pipeline --from ${spec.stage}\` (or without --only/--from) first`);
+        throw new Error(
+          `stage "${spec.stage}" has not finished with this config in ${c.runDir}; run \`msr-rec pipeline --from ${spec.stage}\` (or without --only/--from) first`,
+        );
       }
       continue;
     }
     // Written once the prerequisites hold, so a refused run leaves the folder's config alone.
-    if (i === startAt || (o.only && spec.stage === o.only)) writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
+    if (i === startAt || (o.only && spec.stage === o.only))
+      writeFileAtomic(L.config, JSON.stringify(c, null, 2) + "\n");
     if (folders && spec.sharded) {
       // The shards' inputs: this stage's settings, the earlier stages' (their chained hash) and the files it reads.
       const current = fingerprint({ ...(spec.inputs as object), "earlier stages": hash }, spec.sharded.files());
@@ -142,6 +160,7 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
     // What came after the re-run stage is stale now: a later full run must redo it.
     for (const later of STAGES.slice(STAGES.indexOf(o.only) + 1)) rmSync(markerPath(c.runDir, later), { force: true });
   }
-  summary.metrics = state.metrics ?? (existsSync(L.metrics) ? (JSON.parse(readFileSync(L.metrics, "utf8")) as MetricsFile) : null);
+  summary.metrics =
+    state.metrics ?? (existsSync(L.metrics) ? (JSON.parse(readFileSync(L.metrics, "utf8")) as MetricsFile) : null);
   return summary;
 }

@@ -33,7 +33,10 @@ export async function fitToTokenBudget(
   let over = tokens.flatMap((t, i) => (t.tokens.length > maxTokens ? [i] : []));
   while (over.length > 0) {
     for (const i of over) {
-      if (h[i] === 0) throw new Error(`the training sample of user ${records[i]!.user} is ${tokens[i]!.tokens.length} tokens with no history left, over train.maxSampleTokens (${maxTokens}); raise it`);
+      if (h[i] === 0)
+        throw new Error(
+          `the training sample of user ${records[i]!.user} is ${tokens[i]!.tokens.length} tokens with no history left, over train.maxSampleTokens (${maxTokens}); raise it`,
+        );
       h[i]!--;
       records[i] = build(i, h[i]!);
     }
@@ -51,8 +54,16 @@ export function truncationNotes(trainDir: string): string[] {
   for (const split of ["train", "valid"] as const) {
     const f = join(trainDir, `fit-${split}.json`);
     if (!existsSync(f)) continue;
-    const r = JSON.parse(readFileSync(f, "utf8")) as { samples: number; cut: number; itemsDropped: number; maxSampleTokens: number };
-    if (r.cut > 0) notes.push(`${r.cut} of ${r.samples} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${r.maxSampleTokens}`);
+    const r = JSON.parse(readFileSync(f, "utf8")) as {
+      samples: number;
+      cut: number;
+      itemsDropped: number;
+      maxSampleTokens: number;
+    };
+    if (r.cut > 0)
+      notes.push(
+        `${r.cut} of ${r.samples} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${r.maxSampleTokens}`,
+      );
   }
   return notes;
 }

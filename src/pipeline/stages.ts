@@ -120,7 +120,13 @@ function startedHash(runDir: string, stage: StageName): string | null {
  * `rerun` is false (a boolean `flags` sets both rerun and fresh). Returns the outcome and the
  * hash downstream stages chain on.
  */
-export async function runStage(runDir: string, upstreamHash: string, spec: StageSpec, flags: boolean | RunStageFlags, log: (msg: string) => void): Promise<{ outcome: StageOutcome; hash: string }> {
+export async function runStage(
+  runDir: string,
+  upstreamHash: string,
+  spec: StageSpec,
+  flags: boolean | RunStageFlags,
+  log: (msg: string) => void,
+): Promise<{ outcome: StageOutcome; hash: string }> {
   const { rerun, fresh } = typeof flags === "boolean" ? { rerun: flags, fresh: flags } : flags;
   const hash = hashInputs(upstreamHash, spec.stage, spec.inputs);
   const marker = readMarker(runDir, spec.stage);
@@ -134,14 +140,24 @@ export async function runStage(runDir: string, upstreamHash: string, spec: Stage
   rmSync(markerPath(runDir, spec.stage), { force: true });
   if (!resume) {
     for (const o of spec.outputs) rmSync(join(runDir, o), { recursive: true, force: true });
-    if (spec.resumable) writeFileAtomic(startedPath(runDir, spec.stage), JSON.stringify({ stage: spec.stage, inputsHash: hash, startedAt: new Date().toISOString() }) + "\n");
+    if (spec.resumable)
+      writeFileAtomic(
+        startedPath(runDir, spec.stage),
+        JSON.stringify({ stage: spec.stage, inputsHash: hash, startedAt: new Date().toISOString() }) + "\n",
+      );
   }
   log(`[${spec.stage}] ${resume ? "resuming from its checkpoints" : "running"}`);
   const t0 = Date.now();
   await spec.run();
   rmSync(startedPath(runDir, spec.stage), { force: true });
   const seconds = (Date.now() - t0) / 1000;
-  const done: StageMarker = { stage: spec.stage, inputsHash: hash, finishedAt: new Date().toISOString(), seconds, outputs: spec.outputs };
+  const done: StageMarker = {
+    stage: spec.stage,
+    inputsHash: hash,
+    finishedAt: new Date().toISOString(),
+    seconds,
+    outputs: spec.outputs,
+  };
   writeFileAtomic(markerPath(runDir, spec.stage), JSON.stringify(done, null, 2) + "\n");
   log(`[${spec.stage}] done in ${seconds.toFixed(1)} s`);
   return { outcome: "ran", hash };

@@ -18,7 +18,10 @@ export function synthesisShardsRoot(runDir: string): string {
 
 /** The files a shard's answers depend on besides the config: the dataset, the teacher template, a local teacher's model. */
 export function synthesisInputFiles(c: RunConfig): Record<string, string> {
-  const files: Record<string, string> = { ...datasetFiles(runLayout(c.runDir).dataset), "teacher template": join(defaultTemplatesDir(), "teacher.txt") };
+  const files: Record<string, string> = {
+    ...datasetFiles(runLayout(c.runDir).dataset),
+    "teacher template": join(defaultTemplatesDir(), "teacher.txt"),
+  };
   if (c.teacher.kind === "local" && c.teacher.model) files["teacher model"] = c.teacher.model;
   return files;
 }

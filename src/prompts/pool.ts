@@ -76,20 +76,33 @@ export class PromptPool {
     const threads = Math.min(wanted, Math.ceil(size / (o.chunkSize ?? 1024)));
     const workerFile = threads > 1 ? (o.workerFile ?? defaultPromptWorker()) : undefined;
     if (!workerFile) return null;
-    if (!existsSync(workerFile)) throw new Error(`prompt worker ${workerFile} not found; build with \`npm run build:ts\``);
-    return new Piscina<[number, number], string>({ filename: pathToFileURL(workerFile).href, minThreads: threads, maxThreads: threads, workerData: job });
+    if (!existsSync(workerFile))
+      throw new Error(`prompt worker ${workerFile} not found; build with \`npm run build:ts\``);
+    return new Piscina<[number, number], string>({
+      filename: pathToFileURL(workerFile).href,
+      minThreads: threads,
+      maxThreads: threads,
+      workerData: job,
+    });
   }
 
   private static chunkSize(o: PromptPoolOptions): number {
     const size = o.chunkSize ?? 1024;
-    if (!Number.isInteger(size) || size < 1) throw new Error(`chunkSize must be a positive integer, got ${o.chunkSize}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new Error(`chunkSize must be a positive integer, got ${o.chunkSize}`);
     return size;
   }
 
   /** A pool over samples held in memory (cloned to each worker once). */
   static fromSamples(setup: PromptSetup, samples: readonly PromptSample[], o: PromptPoolOptions = {}): PromptPool {
     const chunk = PromptPool.chunkSize(o);
-    const job: WorkerJob = { dataset: setup.dataset, kind: setup.kind, template: setup.template, titles: [...setup.titles], samples: [...samples] };
+    const job: WorkerJob = {
+      dataset: setup.dataset,
+      kind: setup.kind,
+      template: setup.template,
+      titles: [...setup.titles],
+      samples: [...samples],
+    };
     const pool = PromptPool.start(job, samples.length, o);
     return new PromptPool(pool ? null : { setup, samples }, pool, samples.length, chunk);
   }
@@ -101,7 +114,12 @@ export class PromptPool {
     const ds = readPreparedDataset(src.dataDir, src.datasetName);
     const samples = samplesFor(ds, src.split, src.historyLength, src.seed);
     const pool = PromptPool.start(src, samples.length, o);
-    const setup: PromptSetup = { dataset: ds.name, kind: src.kind, template: src.template, titles: new Map([...ds.items].map(([id, it]) => [id, it.title])) };
+    const setup: PromptSetup = {
+      dataset: ds.name,
+      kind: src.kind,
+      template: src.template,
+      titles: new Map([...ds.items].map(([id, it]) => [id, it.title])),
+    };
     return new PromptPool(pool ? null : { setup, samples }, pool, samples.length, chunk);
   }
 
@@ -126,7 +144,11 @@ export class PromptPool {
 }
 
 /** One-shot build over samples in memory: starts a pool, builds, stops it. */
-export async function buildPromptsParallel(setup: PromptSetup, samples: readonly PromptSample[], o: PromptPoolOptions = {}): Promise<string[]> {
+export async function buildPromptsParallel(
+  setup: PromptSetup,
+  samples: readonly PromptSample[],
+  o: PromptPoolOptions = {},
+): Promise<string[]> {
   const pool = PromptPool.fromSamples(setup, samples, o);
   try {
     return await pool.build();

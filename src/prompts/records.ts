@@ -35,8 +35,20 @@ function title(setup: PromptSetup, id: string): string {
 
 export function promptRecord(setup: PromptSetup, s: PromptSample): PromptRecord {
   const candidates = s.candidates.map((id) => title(setup, id));
-  const prompt = fillTemplate(setup.template, { dataset: setup.dataset, history: s.history.map((id) => title(setup, id)), candidates });
-  return { user: s.user, split: s.split, kind: setup.kind, prompt, candidates, targetIndex: s.targetIndex, target: candidates[s.targetIndex]! };
+  const prompt = fillTemplate(setup.template, {
+    dataset: setup.dataset,
+    history: s.history.map((id) => title(setup, id)),
+    candidates,
+  });
+  return {
+    user: s.user,
+    split: s.split,
+    kind: setup.kind,
+    prompt,
+    candidates,
+    targetIndex: s.targetIndex,
+    target: candidates[s.targetIndex]!,
+  };
 }
 
 /** Records for a chunk of samples as JSON lines, each ending in "\n". */

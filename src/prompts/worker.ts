@@ -33,9 +33,15 @@ function load(job: WorkerJob): { setup: PromptSetup; samples: PromptSample[] } {
   if ("dataDir" in job) {
     const ds = readPreparedDataset(job.dataDir, job.datasetName);
     const titles = new Map([...ds.items].map(([id, it]) => [id, it.title]));
-    return { setup: { dataset: ds.name, kind: job.kind, template: job.template, titles }, samples: samplesFor(ds, job.split, job.historyLength, job.seed) };
+    return {
+      setup: { dataset: ds.name, kind: job.kind, template: job.template, titles },
+      samples: samplesFor(ds, job.split, job.historyLength, job.seed),
+    };
   }
-  return { setup: { dataset: job.dataset, kind: job.kind, template: job.template, titles: new Map(job.titles) }, samples: job.samples };
+  return {
+    setup: { dataset: job.dataset, kind: job.kind, template: job.template, titles: new Map(job.titles) },
+    samples: job.samples,
+  };
 }
 
 const { setup, samples } = load(workerData as WorkerJob);

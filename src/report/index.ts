@@ -27,7 +27,10 @@ function readLines<T>(path: string): T[] {
 export function collectReportData(runDir: string): ReportData {
   const L = runLayout(runDir);
   const metrics = readJson<MetricsFile>(L.metrics);
-  if (!metrics) throw new Error(`${L.metrics} not found: run \`msr-rec pipeline --config <run.json> --only eval\` (or \`msr-rec evaluate\`) first`);
+  if (!metrics)
+    throw new Error(
+      `${L.metrics} not found: run \`msr-rec pipeline --config <run.json> --only eval\` (or \`msr-rec evaluate\`) first`,
+    );
   return {
     title: `MSR-Rec run: ${basename(runDir)}`,
     stats: readJson<Record<string, unknown>>(`${L.dataset}/stats.json`) ?? {},

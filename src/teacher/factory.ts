@@ -20,16 +20,27 @@ export interface TeacherConfig {
 
 export async function createTeacher(c: TeacherConfig): Promise<Teacher> {
   if (c.kind === "rules") return new RulesTeacher(c.dataset.items, c.dataset.users);
-  if (!c.model) throw new Error(`--model is required for --teacher ${c.kind} (${c.kind === "local" ? "a GGUF file path" : "the endpoint's model name"})`);
+  if (!c.model)
+    throw new Error(
+      `--model is required for --teacher ${c.kind} (${c.kind === "local" ? "a GGUF file path" : "the endpoint's model name"})`,
+    );
   if (c.kind === "local") {
     const { LocalTeacher } = await import("./local.js");
     return LocalTeacher.load({ modelPath: c.model, temperature: c.temperature, maxTokens: c.maxTokens });
   }
   const urls = c.baseUrls ?? [];
-  if (urls.length === 0) throw new Error("--base-url is required for --teacher openai (e.g. https://api.deepseek.com or http://127.0.0.1:8000/v1)");
+  if (urls.length === 0)
+    throw new Error(
+      "--base-url is required for --teacher openai (e.g. https://api.deepseek.com or http://127.0.0.1:8000/v1)",
+    );
   const { OpenAIChatClient, OpenAITeacher } = await import("./openai.js");
   const client = new OpenAIChatClient({
-    endpoints: urls.map((baseUrl) => ({ baseUrl, model: c.model!, apiKeyEnv: c.apiKeyEnv, concurrency: c.concurrency })),
+    endpoints: urls.map((baseUrl) => ({
+      baseUrl,
+      model: c.model!,
+      apiKeyEnv: c.apiKeyEnv,
+      concurrency: c.concurrency,
+    })),
   });
   return new OpenAITeacher(client, { temperature: c.temperature, maxTokens: c.maxTokens, model: c.model });
 }

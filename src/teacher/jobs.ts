@@ -6,7 +6,14 @@ import type { PromptTemplates } from "../prompts/templates.js";
 import { inShard, type Shard, type SynthesisJob } from "./synthesize.js";
 
 /** `seed` draws the train split's negative candidates (a run's `seed`), so the prompts match the run's. */
-export function synthesisJobs(ds: PreparedDataset, templates: PromptTemplates, split: Split, shard?: Shard, historyLength?: number, seed?: number): SynthesisJob[] {
+export function synthesisJobs(
+  ds: PreparedDataset,
+  templates: PromptTemplates,
+  split: Split,
+  shard?: Shard,
+  historyLength?: number,
+  seed?: number,
+): SynthesisJob[] {
   return samplesFor(ds, split, historyLength, seed)
     .filter((s) => !shard || inShard(s.user, shard))
     .map((sample) => {

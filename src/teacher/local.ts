@@ -34,11 +34,15 @@ export class LocalTeacher implements Teacher {
   ) {}
 
   static async load(o: LocalTeacherOptions): Promise<LocalTeacher> {
-    if (!existsSync(o.modelPath)) throw new Error(`teacher model ${o.modelPath} not found; pass a GGUF file path with --model`);
+    if (!existsSync(o.modelPath))
+      throw new Error(`teacher model ${o.modelPath} not found; pass a GGUF file path with --model`);
     const { getLlama, LlamaChatSession, LlamaLogLevel } = await import("node-llama-cpp");
     const llama = await getLlama({ gpu: o.gpu ?? "auto", logLevel: LlamaLogLevel.error });
     const llm = await llama.loadModel({ modelPath: o.modelPath, gpuLayers: o.gpuLayers ?? "auto" });
-    const context = await llm.createContext({ contextSize: o.contextSize ?? 4096, threads: o.threads ?? allowedCpus() });
+    const context = await llm.createContext({
+      contextSize: o.contextSize ?? 4096,
+      threads: o.threads ?? allowedCpus(),
+    });
     const session = new LlamaChatSession({ contextSequence: context.getSequence() });
     return new LocalTeacher(o.modelPath, llama, llm, context, session, o);
   }

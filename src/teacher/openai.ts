@@ -58,7 +58,12 @@ export interface ChatResult {
 
 /** A failed chat request; `retryable` says whether trying again could help. */
 export class ChatRequestError extends Error {
-  constructor(message: string, readonly retryable: boolean, readonly status?: number, readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = "ChatRequestError";
   }
@@ -117,11 +122,14 @@ class Endpoint {
     }
     this.url = config.baseUrl.replace(/\/+$/, "") + "/chat/completions";
     this.limit = config.concurrency ?? 4;
-    if (!Number.isInteger(this.limit) || this.limit < 1) throw new Error(`endpoint concurrency must be a positive integer, got ${config.concurrency}`);
+    if (!Number.isInteger(this.limit) || this.limit < 1)
+      throw new Error(`endpoint concurrency must be a positive integer, got ${config.concurrency}`);
     const env = config.apiKeyEnv ?? "OPENAI_API_KEY";
     this.apiKey = process.env[env] || undefined;
     if (!this.apiKey && (config.requireApiKey ?? !isLoopback(parsed))) {
-      throw new Error(`no API key for ${config.baseUrl}: set the environment variable ${env} (or name another with --api-key-env)`);
+      throw new Error(
+        `no API key for ${config.baseUrl}: set the environment variable ${env} (or name another with --api-key-env)`,
+      );
     }
   }
 }
@@ -185,7 +193,10 @@ export class OpenAIChatClient {
         // Never sooner than the server asked, and never sooner than the backoff (a "Retry-After: 0"
         // from a busy server must not turn into a tight loop).
         const backoff = backoffMs(retry, this.o.baseDelayMs, this.o.maxDelayMs, this.o.random);
-        wait = last.retryAfterMs !== undefined ? Math.max(backoff, Math.min(last.retryAfterMs, this.o.maxRetryAfterMs)) : backoff;
+        wait =
+          last.retryAfterMs !== undefined
+            ? Math.max(backoff, Math.min(last.retryAfterMs, this.o.maxRetryAfterMs))
+            : backoff;
       } finally {
         this.release(e);
       }
@@ -212,17 +223,31 @@ export class OpenAIChatClient {
       text = await res.text();
     } catch (err) {
       if (signal?.aborted) throw new ChatRequestError("request aborted", false);
-      if (timeout.aborted) throw new ChatRequestError(`${where}: no complete answer within ${this.o.timeoutMs} ms`, true);
+      if (timeout.aborted)
+        throw new ChatRequestError(`${where}: no complete answer within ${this.o.timeoutMs} ms`, true);
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const what = status ? `the answer body broke off (HTTP ${status})` : "connection failed";
       throw new ChatRequestError(`${where}: ${what}: ${cause?.code ?? cause?.message ?? String(err)}`, true);
     }
     if (!res.ok) {
       const excerpt = text.slice(0, 300).replace(/\s+/g, " ");
-      const hint = status === 401 || status === 403 ? ` (check the key in ${e.config.apiKeyEnv ?? "OPENAI_API_KEY"})` : status === 404 ? " (check --base-url and --model)" : "";
-      throw new ChatRequestError(`${where}: HTTP ${status}${hint}: ${excerpt}`, RETRYABLE_STATUS.has(status), status, parseRetryAfter(res.headers));
+      const hint =
+        status === 401 || status === 403
+          ? ` (check the key in ${e.config.apiKeyEnv ?? "OPENAI_API_KEY"})`
+          : status === 404
+            ? " (check --base-url and --model)"
+            : "";
+      throw new ChatRequestError(
+        `${where}: HTTP ${status}${hint}: ${excerpt}`,
+        RETRYABLE_STATUS.has(status),
+        status,
+        parseRetryAfter(res.headers),
+      );
     }
-    let json: { model?: string; choices?: { message?: { content?: string | null; reasoning_content?: string | null }; finish_reason?: string }[] };
+    let json: {
+      model?: string;
+      choices?: { message?: { content?: string | null; reasoning_content?: string | null }; finish_reason?: string }[];
+    };
     try {
       json = JSON.parse(text) as typeof json;
     } catch {
@@ -230,7 +255,8 @@ export class OpenAIChatClient {
     }
     const choice = json.choices?.[0];
     const content = choice?.message?.content;
-    if (typeof content !== "string") throw new ChatRequestError(`${where}: the answer has no choices[0].message.content`, true, status);
+    if (typeof content !== "string")
+      throw new ChatRequestError(`${where}: the answer has no choices[0].message.content`, true, status);
     const reasoning = choice?.message?.reasoning_content;
     return {
       content,
@@ -247,12 +273,26 @@ export class OpenAITeacher implements Teacher {
   readonly name = "openai";
   readonly model: string;
 
-  constructor(private readonly client: OpenAIChatClient, private readonly params: { temperature?: number; maxTokens?: number; model?: string } = {}) {
+  constructor(
+    private readonly client: OpenAIChatClient,
+    private readonly params: { temperature?: number; maxTokens?: number; model?: string } = {},
+  ) {
     this.model = params.model ?? "openai-compatible";
   }
 
   async ask(req: TeacherRequest, signal?: AbortSignal): Promise<TeacherAnswer> {
-    const r = await this.client.chat({ messages: [{ role: "user", content: req.prompt }], temperature: this.params.temperature, maxTokens: this.params.maxTokens }, signal);
-    return { content: r.content, model: r.model, ...(r.reasoningContent ? { reasoningContent: r.reasoningContent } : {}) };
+    const r = await this.client.chat(
+      {
+        messages: [{ role: "user", content: req.prompt }],
+        temperature: this.params.temperature,
+        maxTokens: this.params.maxTokens,
+      },
+      signal,
+    );
+    return {
+      content: r.content,
+      model: r.model,
+      ...(r.reasoningContent ? { reasoningContent: r.reasoningContent } : {}),
+    };
   }
 }

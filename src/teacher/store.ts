@@ -3,7 +3,17 @@
 // and skips every key already answered. A crash mid-write can leave only a truncated last line;
 // opening the store drops that partial line (it was never acknowledged) before appending again.
 // A lock file beside the store keeps two runs from buying the same answers at once.
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 
@@ -24,7 +34,10 @@ export function hashPrompt(prompt: string): string {
 }
 
 /** Parses store text: complete lines only; a final line without "\n" is a torn write and ignored. */
-export function parseStoreText(text: string, file = "answer store"): { answers: StoredAnswer[]; completeBytes: number } {
+export function parseStoreText(
+  text: string,
+  file = "answer store",
+): { answers: StoredAnswer[]; completeBytes: number } {
   const answers: StoredAnswer[] = [];
   const lastNl = text.lastIndexOf("\n");
   const complete = lastNl === -1 ? "" : text.slice(0, lastNl + 1);
@@ -34,9 +47,12 @@ export function parseStoreText(text: string, file = "answer store"): { answers: 
     try {
       rec = JSON.parse(line) as StoredAnswer;
     } catch {
-      throw new Error(`${file}:${i + 1} is corrupt (not JSON) in the middle of the file; fix or remove that line, the others are intact`);
+      throw new Error(
+        `${file}:${i + 1} is corrupt (not JSON) in the middle of the file; fix or remove that line, the others are intact`,
+      );
     }
-    if (typeof rec.key !== "string" || typeof rec.content !== "string") throw new Error(`${file}:${i + 1} lacks "key"/"content"`);
+    if (typeof rec.key !== "string" || typeof rec.content !== "string")
+      throw new Error(`${file}:${i + 1} lacks "key"/"content"`);
     answers.push(rec);
   });
   return { answers, completeBytes: Buffer.byteLength(complete) };
@@ -63,9 +79,12 @@ function takeLock(lockPath: string, storePath: string): void {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const owner = Number(readFileSync(lockPath, "utf8").trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && pidAlive(owner)) {
-        throw new Error(`${storePath} is in use by another run (pid ${owner}); wait for it to finish or write to another --out folder`);
+        throw new Error(
+          `${storePath} is in use by another run (pid ${owner}); wait for it to finish or write to another --out folder`,
+        );
       }
-      if (owner === process.pid) throw new Error(`${storePath} is already open in this process; close it before opening it again`);
+      if (owner === process.pid)
+        throw new Error(`${storePath} is already open in this process; close it before opening it again`);
       rmSync(lockPath, { force: true }); // stale: its process is gone
     }
   }
@@ -76,7 +95,11 @@ export class AnswerStore {
   private readonly byKey = new Map<string, StoredAnswer>();
   private fd: number;
 
-  private constructor(readonly path: string, fd: number, answers: StoredAnswer[]) {
+  private constructor(
+    readonly path: string,
+    fd: number,
+    answers: StoredAnswer[],
+  ) {
     this.fd = fd;
     for (const a of answers) this.byKey.set(a.key, a);
   }
@@ -120,7 +143,8 @@ export class AnswerStore {
   /** Appends one answer and fsyncs; returns only once it is on disk. */
   append(a: StoredAnswer): void {
     if (this.fd === -1) throw new Error(`answer store ${this.path} is closed`);
-    if (this.byKey.has(a.key)) throw new Error(`answer store already holds "${a.key}"; refusing to store a second answer for it`);
+    if (this.byKey.has(a.key))
+      throw new Error(`answer store already holds "${a.key}"; refusing to store a second answer for it`);
     const buf = Buffer.from(JSON.stringify(a) + "\n");
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);

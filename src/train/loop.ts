@@ -20,7 +20,10 @@ import type { TokenizedSample } from "../engine/train-batch.js";
 /** What the loop needs from a Trainer (src/engine/trainer.ts). */
 export interface LoopTrainer {
   readonly steps: number;
-  step(samples: readonly TokenizedSample[], opts: { alpha: number; beta: number }): Promise<{
+  step(
+    samples: readonly TokenizedSample[],
+    opts: { alpha: number; beta: number },
+  ): Promise<{
     loss: number;
     lossReasoning: number;
     lossRecommendation: number;
@@ -107,7 +110,9 @@ export const DEFAULT_CHECKPOINT_EVERY = 50;
  * What is wrong with the loop's options, keyed by their names here: the one check of epochs,
  * batch size, checkpoint interval, step bound and loss weights, wherever they come from.
  */
-export function loopOptionIssues(o: Partial<Pick<TrainLoopOptions, "epochs" | "batchSize" | "checkpointEvery" | "maxSteps" | "alpha" | "beta">>): OptionIssue[] {
+export function loopOptionIssues(
+  o: Partial<Pick<TrainLoopOptions, "epochs" | "batchSize" | "checkpointEvery" | "maxSteps" | "alpha" | "beta">>,
+): OptionIssue[] {
   const issues = issuesOf({
     alpha: [o.alpha, rule.nonNegative],
     beta: [o.beta, rule.nonNegative],
@@ -117,13 +122,18 @@ export function loopOptionIssues(o: Partial<Pick<TrainLoopOptions, "epochs" | "b
     maxSteps: [o.maxSteps, rule.positiveInteger],
   });
   // Both weights 0: every token's loss weight is 0 and nothing is learnt.
-  if (o.alpha === 0 && o.beta === 0) issues.push({ key: "alpha", problem: "must be > 0 when beta is 0 (with both loss weights 0 nothing is learnt)" });
+  if (o.alpha === 0 && o.beta === 0)
+    issues.push({ key: "alpha", problem: "must be > 0 when beta is 0 (with both loss weights 0 nothing is learnt)" });
   return issues;
 }
 
 const LOOP_WORDS: Record<string, string> = { batchSize: "batch size" };
 
-export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly TokenizedSample[], o: TrainLoopOptions): Promise<StepLog[]> {
+export async function runTrainingLoop(
+  trainer: LoopTrainer,
+  samples: readonly TokenizedSample[],
+  o: TrainLoopOptions,
+): Promise<StepLog[]> {
   if (samples.length === 0) throw new Error("no training samples: the data file is empty");
   throwIssues(loopOptionIssues(o), (k) => LOOP_WORDS[k] ?? k);
   const every = o.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
@@ -132,7 +142,9 @@ export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly To
   if (o.resume && o.checkpointPath && existsSync(o.checkpointPath)) {
     const st = JSON.parse(await trainer.loadCheckpoint(o.checkpointPath)) as LoopState;
     if (st.seed !== o.seed || st.samples !== samples.length) {
-      throw new Error(`the checkpoint ${o.checkpointPath} was made with seed ${st.seed} on ${st.samples} samples; resume with the same data and seed`);
+      throw new Error(
+        `the checkpoint ${o.checkpointPath} was made with seed ${st.seed} on ${st.samples} samples; resume with the same data and seed`,
+      );
     }
     start = { epoch: st.epoch, batch: st.batch };
     if (o.logPath) truncateLog(o.logPath, trainer.steps);
@@ -144,7 +156,14 @@ export async function runTrainingLoop(trainer: LoopTrainer, samples: readonly To
   const t0 = Date.now();
   const saveAt = (epoch: number, batch: number) => {
     if (!o.checkpointPath) return Promise.resolve();
-    const state: LoopState = { version: 1, seed: o.seed, epoch, batch, samples: samples.length, ...(o.checkpointState ? { caller: o.checkpointState() } : {}) };
+    const state: LoopState = {
+      version: 1,
+      seed: o.seed,
+      epoch,
+      batch,
+      samples: samples.length,
+      ...(o.checkpointState ? { caller: o.checkpointState() } : {}),
+    };
     return trainer.saveCheckpoint(o.checkpointPath, JSON.stringify(state));
   };
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {

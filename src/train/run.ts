@@ -17,16 +17,25 @@ export async function runTraining(o: TrainRunOptions): Promise<{ logs: StepLog[]
   const device = o.device ?? "auto";
   // Offloading every layer is a no-op without a GPU backend, so "auto" trains on the CPU there.
   // repack: false: the trainer uses quantized weights in place instead of copying repacked ones.
-  const model = await loadModel(o.model, { ...(o.threads ? { threads: o.threads } : {}), gpuLayers: device === "cpu" ? 0 : 999, repack: false });
+  const model = await loadModel(o.model, {
+    ...(o.threads ? { threads: o.threads } : {}),
+    gpuLayers: device === "cpu" ? 0 : 999,
+    repack: false,
+  });
   const totalSteps = o.epochs * stepsPerEpoch(records.length, o.batchSize);
   let trainer: Trainer;
   try {
     // Built off the JS thread: a progress bar or a host application keeps running meanwhile.
-    trainer = await openTrainer(model, { ...trainerOptionsFor(o, totalSteps), device, ...(o.dequantize ? { dequantize: true } : {}) });
+    trainer = await openTrainer(model, {
+      ...trainerOptionsFor(o, totalSteps),
+      device,
+      ...(o.dequantize ? { dequantize: true } : {}),
+    });
   } catch (e) {
     model.dispose();
     // The engine's refusal names the library option; say the command line's too.
-    if (e instanceof Error && /dequantize: true/.test(e.message)) throw new Error(`${e.message} (msr-rec train: --dequantize)`);
+    if (e instanceof Error && /dequantize: true/.test(e.message))
+      throw new Error(`${e.message} (msr-rec train: --dequantize)`);
     throw e;
   }
   try {

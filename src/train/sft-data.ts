@@ -18,12 +18,16 @@ export function parseSftJsonl(text: string, source = "<input>"): SftRecord[] {
     try {
       value = JSON.parse(line);
     } catch {
-      throw new Error(`${source}:${i + 1}: not valid JSON; each line must be {"prompt", "reasoning", "recommendation"}`);
+      throw new Error(
+        `${source}:${i + 1}: not valid JSON; each line must be {"prompt", "reasoning", "recommendation"}`,
+      );
     }
     const r = SftLine.safeParse(value);
     if (!r.success) {
       const issue = r.error.issues[0];
-      throw new Error(`${source}:${i + 1}: ${issue?.path.join(".") || "line"}: ${issue?.message ?? "invalid"} (need a non-empty prompt and recommendation; reasoning may be "")`);
+      throw new Error(
+        `${source}:${i + 1}: ${issue?.path.join(".") || "line"}: ${issue?.message ?? "invalid"} (need a non-empty prompt and recommendation; reasoning may be "")`,
+      );
     }
     out.push(r.data);
   });

@@ -32,14 +32,19 @@ function defaultWorker(): string | undefined {
 /** The worker threads a job of `n` records gets with these options (1 = this thread). */
 export function tokenizeThreads(n: number, o: TokenizePoolOptions = {}): number {
   const chunk = o.chunkSize ?? 256;
-  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`chunkSize must be a positive integer, got ${o.chunkSize}`);
+  if (!Number.isInteger(chunk) || chunk < 1)
+    throw new Error(`chunkSize must be a positive integer, got ${o.chunkSize}`);
   const wanted = o.threads ?? Math.min(8, allowedCpus(), Math.ceil(n / RECORDS_PER_TOKENIZER));
   const threads = Math.max(1, Math.min(wanted, Math.ceil(n / chunk)));
   return threads > 1 && (o.workerFile ?? defaultWorker()) !== undefined ? threads : 1;
 }
 
 /** Tokenizes `records` with the tokenizer of the GGUF at `modelPath`, in order. */
-export async function tokenizeRecords(modelPath: string, records: readonly SftRecord[], o: TokenizePoolOptions = {}): Promise<TokenizedSample[]> {
+export async function tokenizeRecords(
+  modelPath: string,
+  records: readonly SftRecord[],
+  o: TokenizePoolOptions = {},
+): Promise<TokenizedSample[]> {
   const threads = tokenizeThreads(records.length, o);
   if (threads === 1) {
     const m = await loadModel(modelPath, { vocabOnly: true, threads: 1 });
@@ -51,9 +56,15 @@ export async function tokenizeRecords(modelPath: string, records: readonly SftRe
     }
   }
   const workerFile = o.workerFile ?? defaultWorker()!;
-  if (!existsSync(workerFile)) throw new Error(`tokenize worker ${workerFile} not found; build with \`npm run build:ts\``);
+  if (!existsSync(workerFile))
+    throw new Error(`tokenize worker ${workerFile} not found; build with \`npm run build:ts\``);
   const job: TokenizeJob = { modelPath };
-  const pool = new Piscina<SftRecord[], TokenizedSample[]>({ filename: pathToFileURL(workerFile).href, minThreads: threads, maxThreads: threads, workerData: job });
+  const pool = new Piscina<SftRecord[], TokenizedSample[]>({
+    filename: pathToFileURL(workerFile).href,
+    minThreads: threads,
+    maxThreads: threads,
+    workerData: job,
+  });
   try {
     const chunk = o.chunkSize ?? 256;
     const tasks: Promise<TokenizedSample[]>[] = [];

@@ -161,6 +161,10 @@ export function allowedCpus(o: CpuSources = {}): number {
 
 /** One line saying how many CPUs and why, for logs: "2 CPUs (affinity 8, cgroup quota 2)". */
 export function describeCpus(l: CpuLimits = cpuLimits()): string {
-  const parts = [`affinity ${l.affinity}`, ...(l.quota !== null ? [`cgroup quota ${l.quota}`] : []), ...(l.slurm !== null ? [`Slurm job ${l.slurm}`] : [])];
+  const parts = [
+    `affinity ${l.affinity}`,
+    ...(l.quota !== null ? [`cgroup quota ${l.quota}`] : []),
+    ...(l.slurm !== null ? [`Slurm job ${l.slurm}`] : []),
+  ];
   return `${l.cpus} CPU${l.cpus === 1 ? "" : "s"} (${parts.join(", ")})`;
 }

@@ -83,11 +83,18 @@ export function fingerprint(config: unknown, files: Readonly<Record<string, stri
     try {
       digests[name] = fileDigest(files[name]!);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new Error(`${files[name]} is missing; it is an input of this step (has the stage that writes it finished?)`);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT")
+        throw new Error(
+          `${files[name]} is missing; it is an input of this step (has the stage that writes it finished?)`,
+        );
       throw e;
     }
   }
-  const inputs: FingerprintInputs = { version: packageVersion(), config: JSON.parse(stableStringify(config)) as unknown, files: digests };
+  const inputs: FingerprintInputs = {
+    version: packageVersion(),
+    config: JSON.parse(stableStringify(config)) as unknown,
+    files: digests,
+  };
   return { id: fingerprintId(inputs), inputs };
 }
 
@@ -117,7 +124,8 @@ export function describeChange(then: FingerprintInputs, now: FingerprintInputs, 
   }
   for (const f of [...new Set([...Object.keys(then.files ?? {}), ...Object.keys(now.files)])].sort()) {
     const [x, y] = [then.files?.[f], now.files[f]];
-    if (x !== y) out.push(x === undefined ? `${f} not read then` : y === undefined ? `${f} not read now` : `${f} changed`);
+    if (x !== y)
+      out.push(x === undefined ? `${f} not read then` : y === undefined ? `${f} not read now` : `${f} changed`);
   }
   if (out.length === 0) return "inputs differ";
   return out.length > limit ? `${out.slice(0, limit).join("; ")}; and ${out.length - limit} more` : out.join("; ");

@@ -1,5 +1,16 @@
 // JSON-lines input and atomic output for CLI commands and run logs.
-import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, type WriteStream } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  type WriteStream,
+} from "node:fs";
 import { createInterface } from "node:readline";
 import { StringDecoder } from "node:string_decoder";
 import { writeFileAtomic } from "./atomic-write.js";
@@ -14,7 +25,7 @@ export function* readLinesSync(path: string): Generator<string> {
     const buf = Buffer.allocUnsafe(1 << 20);
     const decoder = new StringDecoder("utf8");
     let rest = "";
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) {
       const lines = (rest + decoder.write(buf.subarray(0, n))).split("\n");
       rest = lines.pop()!;
       for (const l of lines) yield l.endsWith("\r") ? l.slice(0, -1) : l;
@@ -58,7 +69,9 @@ export class AtomicJsonlWriter {
   }
 
   async commit(): Promise<void> {
-    await new Promise<void>((resolve, reject) => this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      this.stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
     renameSync(this.tmp, this.path);
   }
 
@@ -69,7 +82,10 @@ export class AtomicJsonlWriter {
 }
 
 /** Runs `fill` with a line writer for `path`; the file appears whole when `fill` succeeds, else not at all. */
-export async function writeJsonlAtomically(path: string, fill: (write: (record: unknown) => void) => Promise<void>): Promise<void> {
+export async function writeJsonlAtomically(
+  path: string,
+  fill: (write: (record: unknown) => void) => Promise<void>,
+): Promise<void> {
   const out = new AtomicJsonlWriter(path);
   try {
     await fill((record) => out.write(record));
@@ -108,7 +124,9 @@ export function parseJsonLines<T>(text: string, path: string): T[] {
     try {
       out.push(JSON.parse(line) as T);
     } catch (e) {
-      throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete the file and re-run its stage`);
+      throw new Error(
+        `${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete the file and re-run its stage`,
+      );
     }
   });
   return out;

@@ -27,19 +27,30 @@ const got = (v: unknown) => `(got ${typeof v === "string" ? JSON.stringify(v) : 
 /** The rules owners apply: each returns the problem, or null when `v` passes. */
 export const rule = {
   integer: (v: unknown) => (Number.isSafeInteger(v) ? null : `must be an integer ${got(v)}`),
-  positiveInteger: (v: unknown) => (Number.isSafeInteger(v) && (v as number) > 0 ? null : `must be a positive integer ${got(v)}`),
-  integerAtLeast: (min: number) => (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= min ? null : `must be an integer >= ${min} ${got(v)}`),
-  positive: (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? null : `must be a positive number ${got(v)}`),
-  nonNegative: (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : `must be a finite number >= 0 ${got(v)}`),
+  positiveInteger: (v: unknown) =>
+    Number.isSafeInteger(v) && (v as number) > 0 ? null : `must be a positive integer ${got(v)}`,
+  integerAtLeast: (min: number) => (v: unknown) =>
+    Number.isSafeInteger(v) && (v as number) >= min ? null : `must be an integer >= ${min} ${got(v)}`,
+  positive: (v: unknown) =>
+    typeof v === "number" && Number.isFinite(v) && v > 0 ? null : `must be a positive number ${got(v)}`,
+  nonNegative: (v: unknown) =>
+    typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : `must be a finite number >= 0 ${got(v)}`,
   oneOf: (values: readonly string[]) => (v: unknown) =>
-    typeof v === "string" && values.includes(v) ? null : `must be ${values.map((x) => JSON.stringify(x)).join(", ").replace(/, ([^,]*)$/, " or $1")} ${got(v)}`,
+    typeof v === "string" && values.includes(v)
+      ? null
+      : `must be ${values
+          .map((x) => JSON.stringify(x))
+          .join(", ")
+          .replace(/, ([^,]*)$/, " or $1")} ${got(v)}`,
 };
 
 /**
  * Applies `check` to each option that is set (undefined = the owner's default, never an issue)
  * and collects the issues: `checks` maps an option key to [value, rule].
  */
-export function issuesOf(checks: Readonly<Record<string, readonly [unknown, (v: unknown) => string | null]>>): OptionIssue[] {
+export function issuesOf(
+  checks: Readonly<Record<string, readonly [unknown, (v: unknown) => string | null]>>,
+): OptionIssue[] {
   const out: OptionIssue[] = [];
   for (const [key, [value, check]] of Object.entries(checks)) {
     if (value === undefined) continue;

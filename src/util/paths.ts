@@ -26,7 +26,9 @@ export function nodeLlamaCppDir(): string {
 export function llamaCppSourceDir(): string {
   const dir = join(packageRoot, ".cache", "llama.cpp");
   if (!existsSync(join(dir, "models"))) {
-    throw new Error(`llama.cpp source not found at ${dir}: run \`npm run build:native\` (it unpacks node-llama-cpp's bundle)`);
+    throw new Error(
+      `llama.cpp source not found at ${dir}: run \`npm run build:native\` (it unpacks node-llama-cpp's bundle)`,
+    );
   }
   return dir;
 }

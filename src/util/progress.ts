@@ -12,7 +12,11 @@ export class ProgressBar {
   private lastDrawnDone = -1;
   private fields: ProgressFields = {};
 
-  constructor(private readonly label: string, private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr) {}
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
 
   tick(n = 1, fields?: ProgressFields): void {
     this.done += n;
@@ -38,7 +42,9 @@ export class ProgressBar {
     const eta = rate > 0 ? (this.total - this.done) / rate : 0;
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, "-");
-    const extra = Object.entries(this.fields).map(([k, v]) => `${k} ${typeof v === "number" ? formatNumber(v) : v}`).join("  ");
+    const extra = Object.entries(this.fields)
+      .map(([k, v]) => `${k} ${typeof v === "number" ? formatNumber(v) : v}`)
+      .join("  ");
     const line = `${this.label} [${bar}] ${this.done}/${this.total} ${rate.toFixed(1)}/s eta ${formatSeconds(eta)}${extra ? "  " + extra : ""}`;
     if (this.stream.isTTY) this.stream.write(`\r\x1b[2K${line}`);
     else this.stream.write(`${line}\n`);
@@ -54,5 +60,9 @@ function formatNumber(v: number): string {
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s)) return "?";
   const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${Math.round(s % 60).toString().padStart(2, "0")}s` : `${s.toFixed(0)}s`;
+  return m > 0
+    ? `${m}m${Math.round(s % 60)
+        .toString()
+        .padStart(2, "0")}s`
+    : `${s.toFixed(0)}s`;
 }

@@ -36,7 +36,7 @@ export function mulberry32(seed: number): () => number {
  */
 function seedWord(seed: number, label: string | number): number {
   if (!Number.isSafeInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
-  if (typeof label === "string") return ((seed ^ hashString(label)) ^ Math.trunc(seed / 2 ** 32)) | 0;
+  if (typeof label === "string") return (seed ^ hashString(label) ^ Math.trunc(seed / 2 ** 32)) | 0;
   const hi = Math.floor(seed / 2 ** 32) >>> 0;
   return (seed >>> 0) ^ Math.imul(hi, 0x27d4eb2f) ^ Math.imul(label >>> 0, 0x165667b1);
 }
@@ -87,7 +87,8 @@ export class Rng {
 
   /** A uniform integer in [0, n), exact (rejection sampling, no modulo bias). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 4294967296) throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 4294967296)
+      throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
     const limit = 4294967296 - (4294967296 % n);
     for (;;) {
       const x = this.nextUint32();

@@ -63,7 +63,8 @@ export function parseShardSpec(s: string): ShardSpec {
   const m = /^(\d+)\/(\d+)$/.exec(t);
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), or auto, got "${s}"`);
+  if (!m || count < 1 || index >= count)
+    throw new Error(`--shard must look like i/N with 0 <= i < N (e.g. 0/4), or auto, got "${s}"`);
   return { index, count };
 }
 
@@ -108,12 +109,23 @@ function slurmShard(env: Env, given: number | undefined, recorded: ArrayLayout |
   // 1. An array inside the recorded one (a resubmitted part of it): the recorded positions. The
   // test looks at the array, not the task, so that all tasks of one array decide alike; without
   // a count, an array reaching past the record is a new split.
-  if (recorded && recorded.scheduler === "slurm" && recorded.arrayJobId !== jobId && (given === undefined || given === recorded.count)) {
-    const inside = given !== undefined || (positionIn(recorded, min) !== null && (max === undefined || positionIn(recorded, max) !== null) && (tasks === 1 || listed || step % recorded.step === 0));
+  if (
+    recorded &&
+    recorded.scheduler === "slurm" &&
+    recorded.arrayJobId !== jobId &&
+    (given === undefined || given === recorded.count)
+  ) {
+    const inside =
+      given !== undefined ||
+      (positionIn(recorded, min) !== null &&
+        (max === undefined || positionIn(recorded, max) !== null) &&
+        (tasks === 1 || listed || step % recorded.step === 0));
     if (inside) {
       const k = positionIn(recorded, id);
       if (k === null) {
-        throw new Error(`--shard auto: task ${id} is not a task of array ${recorded.arrayJobId ?? "?"} (--array=${layoutText(recorded)}), whose layout this stage recorded; resubmit one of its ids, or give --shard i/${recorded.count}`);
+        throw new Error(
+          `--shard auto: task ${id} is not a task of array ${recorded.arrayJobId ?? "?"} (--array=${layoutText(recorded)}), whose layout this stage recorded; resubmit one of its ids, or give --shard i/${recorded.count}`,
+        );
       }
       return {
         shard: { index: k, count: recorded.count, scheduler: "slurm" },
@@ -130,7 +142,11 @@ function slurmShard(env: Env, given: number | undefined, recorded: ArrayLayout |
           `resubmit with the task ids of the original array (numbered from 0 they are the shard numbers), or give --shard i/${given}`,
       );
     }
-    return { shard: { index: id, count: given, scheduler: "slurm" }, how: `task id ${id} as the shard number (no recorded array this task belongs to)`, layout: null };
+    return {
+      shard: { index: id, count: given, scheduler: "slurm" },
+      how: `task id ${id} as the shard number (no recorded array this task belongs to)`,
+      layout: null,
+    };
   }
   // 3. This array is the whole split.
   if (listed) {
@@ -142,33 +158,54 @@ function slurmShard(env: Env, given: number | undefined, recorded: ArrayLayout |
   }
   const n = given ?? tasks;
   if (n === undefined) {
-    throw new Error("--shard auto under a Slurm array needs the array's size: Slurm sets SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MAX; or give it as --shard auto/N");
+    throw new Error(
+      "--shard auto under a Slurm array needs the array's size: Slurm sets SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MAX; or give it as --shard auto/N",
+    );
   }
   if (given !== undefined && tasks !== undefined && tasks > given) {
-    throw new Error(`--shard auto/${given}: this array has ${tasks} tasks, more than the ${given} shards; submit --array=0-${given - 1} or give the array's size`);
+    throw new Error(
+      `--shard auto/${given}: this array has ${tasks} tasks, more than the ${given} shards; submit --array=0-${given - 1} or give the array's size`,
+    );
   }
   const shard = checked({ index: (id - min) / step, count: n, scheduler: "slurm" }, "the Slurm array");
-  return { shard, how: `task ${id} of array ${jobId ?? "?"} (--array=${min}-${max ?? "?"}${step > 1 ? `:${step}` : ""})`, layout: { scheduler: "slurm", arrayJobId: jobId, min, step, count: n } };
+  return {
+    shard,
+    how: `task ${id} of array ${jobId ?? "?"} (--array=${min}-${max ?? "?"}${step > 1 ? `:${step}` : ""})`,
+    layout: { scheduler: "slurm", arrayJobId: jobId, min, step, count: n },
+  };
 }
 
 function kubernetesShard(env: Env, given: number | undefined): ResolvedShard {
   const index = int(env, "JOB_COMPLETION_INDEX")!;
   const n = given ?? int(env, "MSR_REC_SHARD_COUNT");
   if (n === undefined) {
-    throw new Error("--shard auto under a Kubernetes Indexed Job needs the completion count: give --shard auto/N or set MSR_REC_SHARD_COUNT to the Job's `completions`");
+    throw new Error(
+      "--shard auto under a Kubernetes Indexed Job needs the completion count: give --shard auto/N or set MSR_REC_SHARD_COUNT to the Job's `completions`",
+    );
   }
   const shard = checked({ index, count: n, scheduler: "kubernetes" }, "the Kubernetes Indexed Job");
-  return { shard, how: `completion index ${index} of ${n}`, layout: { scheduler: "kubernetes", arrayJobId: null, min: 0, step: 1, count: n } };
+  return {
+    shard,
+    how: `completion index ${index} of ${n}`,
+    layout: { scheduler: "kubernetes", arrayJobId: null, min: 0, step: 1, count: n },
+  };
 }
 
 /**
  * The shard of this process from its scheduler's environment and, for a resubmitted task, the
  * layout its original array recorded (see the top of this file).
  */
-export function resolveSchedulerShard(spec: { count?: number }, env: Env, recorded: ArrayLayout | null = null): ResolvedShard {
+export function resolveSchedulerShard(
+  spec: { count?: number },
+  env: Env,
+  recorded: ArrayLayout | null = null,
+): ResolvedShard {
   const slurm = env.SLURM_ARRAY_TASK_ID !== undefined && env.SLURM_ARRAY_TASK_ID !== "";
   const k8s = env.JOB_COMPLETION_INDEX !== undefined && env.JOB_COMPLETION_INDEX !== "";
-  if (slurm && k8s) throw new Error("--shard auto found both a Slurm array task and a Kubernetes completion index; give --shard i/N explicitly");
+  if (slurm && k8s)
+    throw new Error(
+      "--shard auto found both a Slurm array task and a Kubernetes completion index; give --shard i/N explicitly",
+    );
   if (slurm) return slurmShard(env, spec.count, recorded);
   if (k8s) return kubernetesShard(env, spec.count);
   throw new Error(

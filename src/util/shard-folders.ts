@@ -80,8 +80,19 @@ export class ShardFolders {
   begin(shard: Shard, fp: Fingerprint, layout: ArrayLayout | null = null): string {
     if (layout) {
       const r = this.readLayout();
-      const same = r && r.scheduler === layout.scheduler && r.arrayJobId === layout.arrayJobId && r.min === layout.min && r.step === layout.step && r.count === layout.count && r.fingerprint === fp.id;
-      if (!same) writeFileAtomic(this.layoutFile, JSON.stringify({ ...layout, fingerprint: fp.id, recordedAt: new Date().toISOString() }, null, 2) + "\n");
+      const same =
+        r &&
+        r.scheduler === layout.scheduler &&
+        r.arrayJobId === layout.arrayJobId &&
+        r.min === layout.min &&
+        r.step === layout.step &&
+        r.count === layout.count &&
+        r.fingerprint === fp.id;
+      if (!same)
+        writeFileAtomic(
+          this.layoutFile,
+          JSON.stringify({ ...layout, fingerprint: fp.id, recordedAt: new Date().toISOString() }, null, 2) + "\n",
+        );
     }
     const dir = this.dir(shard);
     mkdirSync(dir, { recursive: true });
@@ -91,7 +102,15 @@ export class ShardFolders {
 
   /** Marks shard `shard` finished, made from the inputs `fp`. */
   finish(shard: Shard, fp: Fingerprint, scheduled?: string | null): void {
-    const marker: ShardMarker = { stage: this.stage, index: shard.index, count: shard.count, fingerprint: fp.id, inputs: fp.inputs, finishedAt: new Date().toISOString(), ...(scheduled ? { scheduled } : {}) };
+    const marker: ShardMarker = {
+      stage: this.stage,
+      index: shard.index,
+      count: shard.count,
+      fingerprint: fp.id,
+      inputs: fp.inputs,
+      finishedAt: new Date().toISOString(),
+      ...(scheduled ? { scheduled } : {}),
+    };
     writeFileAtomic(join(this.dir(shard), "shard.json"), JSON.stringify(marker, null, 2) + "\n");
   }
 
@@ -121,7 +140,9 @@ export class ShardFolders {
     if (matching.length === 1) return matching[0]!;
     const candidates = matching.length > 0 ? matching : counts;
     if (recorded !== undefined && candidates.includes(recorded)) return recorded;
-    throw new Error(`${this.root} holds ${this.stage} shards of ${candidates.join(" and ")} shards; keep one count: move the other shard-*-of-N folders into ${join(this.root, "stale")}`);
+    throw new Error(
+      `${this.root} holds ${this.stage} shards of ${candidates.join(" and ")} shards; keep one count: move the other shard-*-of-N folders into ${join(this.root, "stale")}`,
+    );
   }
 
   /**
@@ -131,7 +152,10 @@ export class ShardFolders {
    */
   readyForMerge(fp: Fingerprint, log: (m: string) => void = () => {}): string[] {
     const all = this.list();
-    if (all.length === 0) throw new Error(`no ${this.stage} shards in ${this.root}; run the shards first (--shard i/N, or --shard auto in a job array)`);
+    if (all.length === 0)
+      throw new Error(
+        `no ${this.stage} shards in ${this.root}; run the shards first (--shard i/N, or --shard auto in a job array)`,
+      );
     const n = this.chooseCount(all, fp);
     for (const s of all.filter((x) => x.count !== n)) this.setAside(s, n, log);
     const problems: string[] = [];
@@ -142,14 +166,17 @@ export class ShardFolders {
       const m = this.readMarker(shard);
       const name = `${this.stage} shard ${index}/${n}`;
       if (!existsSync(this.dir(shard))) problems.push(`${name} is missing; run it: ${this.redo(shard)}`);
-      else if (!m) problems.push(`${name} did not finish (${this.dir(shard)} has no shard.json); run it: ${this.redo(shard)}`);
+      else if (!m)
+        problems.push(`${name} did not finish (${this.dir(shard)} has no shard.json); run it: ${this.redo(shard)}`);
       else if (m.fingerprint !== fp.id) {
         const why = m.inputs ? describeChange(m.inputs, fp.inputs) : "made before shards carried their inputs";
         problems.push(`${name} was made from other inputs (${why}); redo it: ${this.redo(shard)}`);
       }
     }
     if (problems.length > 0) {
-      throw new Error(`cannot merge the ${this.stage} shards in ${this.root}:\n  ${problems.join("\n  ")}\nthen merge again`);
+      throw new Error(
+        `cannot merge the ${this.stage} shards in ${this.root}:\n  ${problems.join("\n  ")}\nthen merge again`,
+      );
     }
     return dirs;
   }

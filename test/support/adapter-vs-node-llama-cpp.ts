@@ -15,7 +15,12 @@ export interface AdapterComparison {
   top: [number, number][];
 }
 
-export async function compareTrainedAdapter(model: NativeModel, modelPath: string, sample: { tokens: Int32Array; segments: Uint8Array }, adapterPath: string): Promise<AdapterComparison> {
+export async function compareTrainedAdapter(
+  model: NativeModel,
+  modelPath: string,
+  sample: { tokens: Int32Array; segments: Uint8Array },
+  adapterPath: string,
+): Promise<AdapterComparison> {
   const { tokens } = sample;
   const t = createTrainer(model, { lora: { rank: 8, alpha: 32, seed: 2 }, optimizer: { lr: 3e-3 } });
   try {
@@ -33,8 +38,14 @@ export async function compareTrainedAdapter(model: NativeModel, modelPath: strin
 
     const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
     const theirs = await llama.loadModel({ modelPath });
-    const ctx = await theirs.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: adapterPath }] } });
-    const input = Array.from(prefix, (tok, i): ControlledEvaluateInputItem => (i === prefix.length - 1 ? [tok as Token, { generateNext: { probabilities: true } }] : (tok as Token)));
+    const ctx = await theirs.createContext({
+      contextSize: 64,
+      threads: 1,
+      lora: { adapters: [{ filePath: adapterPath }] },
+    });
+    const input = Array.from(prefix, (tok, i): ControlledEvaluateInputItem =>
+      i === prefix.length - 1 ? [tok as Token, { generateNext: { probabilities: true } }] : (tok as Token),
+    );
     const res = await ctx.getSequence().controlledEvaluate(input);
     const probs = res[prefix.length - 1]?.next?.probabilities;
     expect(probs).toBeDefined();
@@ -50,4 +61,3 @@ export async function compareTrainedAdapter(model: NativeModel, modelPath: strin
     t.dispose();
   }
 }
-

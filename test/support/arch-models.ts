@@ -5,7 +5,13 @@
 // .cache/test-models/ like support/models.ts; writes are atomic.
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { MODEL_GENERATOR_VERSION, defaultVocab, initModel, type ModelPreset, type WeightType } from "../../src/gguf/init-model.js";
+import {
+  MODEL_GENERATOR_VERSION,
+  defaultVocab,
+  initModel,
+  type ModelPreset,
+  type WeightType,
+} from "../../src/gguf/init-model.js";
 import { createModel } from "../../src/gguf/quantize.js";
 import { readGguf, readTensorBytes } from "../../src/gguf/reader.js";
 import { GGML_TYPE_F32 } from "../../src/gguf/types.js";
@@ -21,7 +27,10 @@ const pending = new Map<string, Promise<string>>();
 export function archModelPath(preset: ArchPreset, weightType: WeightType = "F32", seed = 0): Promise<string> {
   const vocab = defaultVocab(preset);
   const vocabBytes = statSync(join(llamaCppSourceDir(), "models", `ggml-vocab-${vocab}.gguf`)).size;
-  const path = join(testModelsDir, `model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}${vocabBytes}-s${seed}-${weightType.toLowerCase()}.gguf`);
+  const path = join(
+    testModelsDir,
+    `model-v${MODEL_GENERATOR_VERSION}-${preset}-${vocab}${vocabBytes}-s${seed}-${weightType.toLowerCase()}.gguf`,
+  );
   if (existsSync(path)) return Promise.resolve(path);
   let p = pending.get(path);
   if (!p) {
@@ -42,9 +51,19 @@ export function refusedModelPath(kind: "fused" | "gemma"): string {
   if (existsSync(path)) return path;
   mkdirSync(testModelsDir, { recursive: true });
   const src = `${path}.src-${process.pid}.gguf`;
-  initModel({ preset: "tiny", vocab: "llama-spm", seed: 4, out: src, ...(kind === "gemma" ? { overrides: { tiedOutput: true } } : {}) });
+  initModel({
+    preset: "tiny",
+    vocab: "llama-spm",
+    seed: 4,
+    out: src,
+    ...(kind === "gemma" ? { overrides: { tiedOutput: true } } : {}),
+  });
   const file = readGguf(src);
-  const bytes = (name: string) => readTensorBytes(file, file.tensors.find((t) => t.name === name)!);
+  const bytes = (name: string) =>
+    readTensorBytes(
+      file,
+      file.tensors.find((t) => t.name === name)!,
+    );
   const tensors: GgufTensorInput[] = [];
   for (const t of file.tensors) {
     const m = /^blk\.(\d+)\.attn_([qkv])\.weight$/.exec(t.name);
@@ -56,7 +75,12 @@ export function refusedModelPath(kind: "fused" | "gemma"): string {
       raw.set(q!, 0);
       raw.set(k!, q!.length);
       raw.set(v!, q!.length + k!.length);
-      tensors.push({ name: `blk.${m[1]}.attn_qkv.weight`, shape: [t.shape[0]!, rows(q!) + rows(k!) + rows(v!)], ggmlType: GGML_TYPE_F32, raw });
+      tensors.push({
+        name: `blk.${m[1]}.attn_qkv.weight`,
+        shape: [t.shape[0]!, rows(q!) + rows(k!) + rows(v!)],
+        ggmlType: GGML_TYPE_F32,
+        raw,
+      });
       continue;
     }
     tensors.push({ name: t.name, shape: t.shape, ggmlType: t.type, raw: bytes(t.name) });

@@ -62,7 +62,11 @@ async function mistypedCheckpoint(f: Fixtures, key: string, value: GgufValue): P
     await t.saveCheckpoint(path);
     const file = readGguf(path);
     file.metadata.set(key, value);
-    writeGguf(path, file.metadata, file.tensors.map((x) => ({ name: x.name, shape: x.shape, ggmlType: x.type, raw: readTensorBytes(file, x) })));
+    writeGguf(
+      path,
+      file.metadata,
+      file.tensors.map((x) => ({ name: x.name, shape: x.shape, ggmlType: x.type, raw: readTensorBytes(file, x) })),
+    );
     try {
       return await t.loadCheckpoint(path);
     } finally {
@@ -76,7 +80,9 @@ async function trainQuantized(f: Fixtures, mode: "lora" | "full"): Promise<unkno
   const m = await loadModel(f.quantized, TINY);
   try {
     const t = m.createTrainer({ mode, lora: { rank: 2 } });
-    const r = await t.step([{ tokens: Int32Array.from([1, 500, 600, 700, 800]), segments: Uint8Array.from([0, 0, 1, 2, 2]) }]);
+    const r = await t.step([
+      { tokens: Int32Array.from([1, 500, 600, 700, 800]), segments: Uint8Array.from([0, 0, 1, 2, 2]) },
+    ]);
     t.dispose();
     return r.loss;
   } catch (e) {
@@ -87,19 +93,32 @@ async function trainQuantized(f: Fixtures, mode: "lora" | "full"): Promise<unkno
 }
 
 function checkTrainResult(v: unknown): void {
-  if (typeof v === "string" ? !v.startsWith("error: ") : !Number.isFinite(v)) throw new Error(`unexpected: ${String(v)}`);
+  if (typeof v === "string" ? !v.startsWith("error: ") : !Number.isFinite(v))
+    throw new Error(`unexpected: ${String(v)}`);
 }
 
 export const CASES: Record<string, CrashCase> = {
   // ---- generation ----
   "generate: contextSize smaller than parallel": {
-    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 40 }, () => [1, 2]), { parallel: 40, contextSize: 8, maxTokens: 2, temperature: 0 })),
+    run: (f) =>
+      withModel(f, (m) =>
+        m.generate(
+          Array.from({ length: 40 }, () => [1, 2]),
+          { parallel: 40, contextSize: 8, maxTokens: 2, temperature: 0 },
+        ),
+      ),
     check: (v) => {
       if ((v as unknown[]).length !== 40) throw new Error("expected 40 results");
     },
   },
   "generate: parallel 256 with a tiny context": {
-    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 300 }, () => [1]), { parallel: 256, contextSize: 16, maxTokens: 1, temperature: 0 })),
+    run: (f) =>
+      withModel(f, (m) =>
+        m.generate(
+          Array.from({ length: 300 }, () => [1]),
+          { parallel: 256, contextSize: 16, maxTokens: 1, temperature: 0 },
+        ),
+      ),
   },
   "generate: seed + i reaching 0xFFFFFFFF stays reproducible": {
     run: (f) =>
@@ -125,7 +144,8 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) => withModel(f, stopAtStart),
     check: (v) => {
       const r = v as { text: string; tokens: number; finishReason: string };
-      if (r.finishReason !== "stop" || r.text !== "" || r.tokens !== 0) throw new Error(`not trimmed: ${JSON.stringify(r)}`);
+      if (r.finishReason !== "stop" || r.text !== "" || r.tokens !== 0)
+        throw new Error(`not trimmed: ${JSON.stringify(r)}`);
     },
   },
   "generate: prompt longer than the model's training context": {
@@ -135,12 +155,17 @@ export const CASES: Record<string, CrashCase> = {
   "generate: generation stops at the model's training context": {
     run: (f) =>
       withModel(f, async (m) => {
-        const [r] = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i)], { maxTokens: 50, temperature: 0, grammar: 'root ::= [a-z]+' });
+        const [r] = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i)], {
+          maxTokens: 50,
+          temperature: 0,
+          grammar: "root ::= [a-z]+",
+        });
         return { finishReason: r!.finishReason, tokens: r!.tokens.length };
       }),
     check: (v) => {
       const r = v as { finishReason: string; tokens: number };
-      if (r.finishReason !== "length" || r.tokens > 512 - 505) throw new Error(`ran past the training context: ${JSON.stringify(r)}`);
+      if (r.finishReason !== "length" || r.tokens > 512 - 505)
+        throw new Error(`ran past the training context: ${JSON.stringify(r)}`);
     },
   },
   "generate: maxTokens 1e12": {
@@ -156,24 +181,37 @@ export const CASES: Record<string, CrashCase> = {
     error: /minP/,
   },
   "generate: per-sequence streams at llama.cpp's most sequences (256), more prompts than slots": {
-    run: (f) => withModel(f, (m) => m.generate(Array.from({ length: 300 }, (_, i) => [1, 100 + i]), { parallel: 256, maxTokens: 2, temperature: 0, kvLayout: "per-sequence" })),
+    run: (f) =>
+      withModel(f, (m) =>
+        m.generate(
+          Array.from({ length: 300 }, (_, i) => [1, 100 + i]),
+          { parallel: 256, maxTokens: 2, temperature: 0, kvLayout: "per-sequence" },
+        ),
+      ),
     check: (v) => {
       if ((v as unknown[]).length !== 300) throw new Error("expected 300 results");
     },
   },
   "generate: per-sequence with a contextSize smaller than one stream": {
-    run: (f) => withModel(f, (m) => m.generate([[1, 2, 3]], { maxTokens: 4, contextSize: 100, kvLayout: "per-sequence" })),
+    run: (f) =>
+      withModel(f, (m) => m.generate([[1, 2, 3]], { maxTokens: 4, contextSize: 100, kvLayout: "per-sequence" })),
     error: /stream of 256 cells.*raise contextSize to at least 256/,
   },
   "generate: per-sequence, generation stops at the model's training context in its stream": {
     run: (f) =>
       withModel(f, async (m) => {
-        const rs = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i), [1, 2]], { maxTokens: 5000, temperature: 0, kvLayout: "per-sequence", grammar: "root ::= [a-z]+" });
+        const rs = await m.generate([Array.from({ length: 505 }, (_, i) => 100 + i), [1, 2]], {
+          maxTokens: 5000,
+          temperature: 0,
+          kvLayout: "per-sequence",
+          grammar: "root ::= [a-z]+",
+        });
         return rs.map((r) => ({ finishReason: r.finishReason, tokens: r.tokens.length }));
       }),
     check: (v) => {
       const [r] = v as { finishReason: string; tokens: number }[];
-      if (r!.finishReason !== "length" || r!.tokens > 512 - 505) throw new Error(`ran past the training context: ${JSON.stringify(v)}`);
+      if (r!.finishReason !== "length" || r!.tokens > 512 - 505)
+        throw new Error(`ran past the training context: ${JSON.stringify(v)}`);
     },
   },
   "generate: kvLayout not a string": {
@@ -193,7 +231,9 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) =>
       withModel(f, async (m) => {
         const a = await m.loadLora(f.lora);
-        return m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e39 }] });
+        return m
+          .createScorer({ contextSize: 64 })
+          .score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e39 }] });
       }),
     error: /scale/,
   },
@@ -201,7 +241,9 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) =>
       withModel(f, async (m) => {
         const a = await m.loadLora(f.lora);
-        return m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 3e38 }] });
+        return m
+          .createScorer({ contextSize: 64 })
+          .score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 3e38 }] });
       }),
     error: /scale/,
   },
@@ -209,7 +251,9 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) =>
       withModel(f, async (m) => {
         const a = await m.loadLora(f.lora);
-        const r = await m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e30 }] });
+        const r = await m
+          .createScorer({ contextSize: 64 })
+          .score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 1e30 }] });
         assertFinite([...r[0]!.tokenLogprobs, r[0]!.logprob, r[0]!.ppl], "log-prob");
         return r;
       }),
@@ -228,7 +272,12 @@ export const CASES: Record<string, CrashCase> = {
       withModel(f, async (m) => {
         const a = await m.loadLora(f.lora);
         const s = m.createScorer({ contextSize: 64 });
-        const twice = await s.score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a, scale: 0.5 }, { adapter: a, scale: 0.5 }] });
+        const twice = await s.score([{ prompt: [1, 5], continuation: [6, 7] }], {
+          lora: [
+            { adapter: a, scale: 0.5 },
+            { adapter: a, scale: 0.5 },
+          ],
+        });
         assertFinite([twice[0]!.logprob], "log-prob");
         a.dispose();
         return s.score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a }] });
@@ -255,7 +304,11 @@ export const CASES: Record<string, CrashCase> = {
   // ---- scorer ----
   "score: a request past the model's training context": {
     run: (f) =>
-      withModel(f, (m) => m.createScorer({ contextSize: 1024 }).score([{ prompt: [1], continuation: Array.from({ length: 600 }, (_, i) => 100 + i) }])),
+      withModel(f, (m) =>
+        m
+          .createScorer({ contextSize: 1024 })
+          .score([{ prompt: [1], continuation: Array.from({ length: 600 }, (_, i) => 100 + i) }]),
+      ),
     error: /training context/,
   },
   "score: a sparse token array of length 2^32-1": {
@@ -268,8 +321,18 @@ export const CASES: Record<string, CrashCase> = {
     error: /token/,
   },
   "score: more sequences than batch tokens": {
-    run: (f) => withModel(f, (m) => m.createScorer({ contextSize: 16, sequences: 256, batchSize: 1 }).score([{ prompt: [1], continuation: [5, 6] }, { prompt: [1, 3], continuation: [5, 6] }])),
-    check: (v) => assertFinite((v as { logprob: number }[]).map((r) => r.logprob), "log-prob"),
+    run: (f) =>
+      withModel(f, (m) =>
+        m.createScorer({ contextSize: 16, sequences: 256, batchSize: 1 }).score([
+          { prompt: [1], continuation: [5, 6] },
+          { prompt: [1, 3], continuation: [5, 6] },
+        ]),
+      ),
+    check: (v) =>
+      assertFinite(
+        (v as { logprob: number }[]).map((r) => r.logprob),
+        "log-prob",
+      ),
   },
   "score: the model disposed while a call is queued": {
     run: async (f) => {
@@ -290,7 +353,13 @@ export const CASES: Record<string, CrashCase> = {
   },
 
   "score: logits past the model's training context": {
-    run: (f) => withModel(f, (m) => devAddon().scorerLogits(m.createScorer({ contextSize: 1024 }).handle(), Int32Array.from({ length: 600 }, (_, i) => 100 + i))),
+    run: (f) =>
+      withModel(f, (m) =>
+        devAddon().scorerLogits(
+          m.createScorer({ contextSize: 1024 }).handle(),
+          Int32Array.from({ length: 600 }, (_, i) => 100 + i),
+        ),
+      ),
     error: /training context/,
   },
   "score: contextSize NaN": {
@@ -309,7 +378,10 @@ export const CASES: Record<string, CrashCase> = {
       const a = await m.loadLora(f.lora);
       const s = m.createScorer({ contextSize: 64 });
       await s.score([{ prompt: [1, 5], continuation: [6, 7] }]); // its context exists now
-      const g = m.generate(Array.from({ length: 8 }, () => [1, 5]), { maxTokens: 48, temperature: 0, lora: [{ adapter: a }] });
+      const g = m.generate(
+        Array.from({ length: 8 }, () => [1, 5]),
+        { maxTokens: 48, temperature: 0, lora: [{ adapter: a }] },
+      );
       await new Promise((r) => setImmediate(r));
       s.dispose();
       a.dispose();
@@ -323,7 +395,8 @@ export const CASES: Record<string, CrashCase> = {
       );
     },
     check: (v) => {
-      if (v !== 8 && !/disposed/.test(String(v))) throw new Error(`expected 8 results or a disposal error, got ${String(v)}`);
+      if (v !== 8 && !/disposed/.test(String(v)))
+        throw new Error(`expected 8 results or a disposal error, got ${String(v)}`);
     },
   },
   "dispose: objects dropped without dispose() and collected": {
@@ -331,7 +404,9 @@ export const CASES: Record<string, CrashCase> = {
       for (let i = 0; i < 3; i++) {
         const m = await loadModel(f.model, TINY);
         const a = await m.loadLora(f.lora);
-        await m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a }] });
+        await m
+          .createScorer({ contextSize: 64 })
+          .score([{ prompt: [1, 5], continuation: [6, 7] }], { lora: [{ adapter: a }] });
       }
       (globalThis as { gc?: () => void }).gc?.();
       return "ok";
@@ -361,7 +436,11 @@ export const CASES: Record<string, CrashCase> = {
       // The main thread's own model still works after the worker's environment is gone.
       return withModel(f, (m) => m.createScorer({ contextSize: 64 }).score([{ prompt: [1, 5], continuation: [6, 7] }]));
     },
-    check: (v) => assertFinite((v as { logprob: number }[]).map((r) => r.logprob), "log-prob"),
+    check: (v) =>
+      assertFinite(
+        (v as { logprob: number }[]).map((r) => r.logprob),
+        "log-prob",
+      ),
   },
 
   // ---- loading ----
@@ -373,7 +452,11 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) =>
       withModel(f, async (m) => {
         const errors: string[] = [];
-        for (const call of [() => m.tokenize(5 as unknown as string), () => m.detokenize([2 ** 31 - 1]), () => m.tokenPieces([-7])]) {
+        for (const call of [
+          () => m.tokenize(5 as unknown as string),
+          () => m.detokenize([2 ** 31 - 1]),
+          () => m.tokenPieces([-7]),
+        ]) {
           try {
             call();
           } catch (e) {
@@ -384,7 +467,8 @@ export const CASES: Record<string, CrashCase> = {
       }),
     check: (v) => {
       const e = v as string[];
-      if (e.length !== 3 || !/string/.test(e[0]!) || !/out of range/.test(e[1]!) || !/out of range/.test(e[2]!)) throw new Error(JSON.stringify(e));
+      if (e.length !== 3 || !/string/.test(e[0]!) || !/out of range/.test(e[1]!) || !/out of range/.test(e[2]!))
+        throw new Error(JSON.stringify(e));
     },
   },
   "loadModel: threads 100000": {
@@ -426,15 +510,30 @@ export const CASES: Record<string, CrashCase> = {
     error: /disposed/,
   },
   "trainer: AdamW eps 0": {
-    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { eps: 0 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 }, optimizer: { eps: 0 } })
+          .step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }]),
+      ),
     error: /eps/,
   },
   "trainer: AdamW beta2 1": {
-    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { beta2: 1 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 }, optimizer: { beta2: 1 } })
+          .step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }]),
+      ),
     error: /beta2/,
   },
   "trainer: AdamW beta1 -0.5": {
-    run: (f) => withModel(f, (m) => m.createTrainer({ lora: { rank: 2 }, optimizer: { beta1: -0.5 } }).step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }])),
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 }, optimizer: { beta1: -0.5 } })
+          .step([{ tokens: Int32Array.from([1, 5, 6, 7]), segments: Uint8Array.from([0, 1, 2, 2]) }]),
+      ),
     error: /beta1/,
   },
   "trainer: LoRA on Q4_0 weights in repacked CPU buffers": {
@@ -468,12 +567,25 @@ export const CASES: Record<string, CrashCase> = {
     run: (f) =>
       withModel(f, async (m) => {
         const t = m.createTrainer({ lora: { rank: 2 }, optimizer: { lr: 1e30 } });
-        const sample = { tokens: Int32Array.from([1, 500, 600, 700, 800, 900]), segments: Uint8Array.from([0, 0, 1, 1, 2, 2]) };
+        const sample = {
+          tokens: Int32Array.from([1, 500, 600, 700, 800, 900]),
+          segments: Uint8Array.from([0, 0, 1, 1, 2, 2]),
+        };
         const outcomes: string[] = [];
         for (let i = 0; i < 4; i++) {
-          outcomes.push(await t.step([sample]).then((r) => `loss ${r.loss}`, (e: Error) => e.message));
+          outcomes.push(
+            await t.step([sample]).then(
+              (r) => `loss ${r.loss}`,
+              (e: Error) => e.message,
+            ),
+          );
         }
-        outcomes.push(await t.saveAdapter(`${f.dir}/diverged.gguf`).then(() => "saved", (e: Error) => e.message));
+        outcomes.push(
+          await t.saveAdapter(`${f.dir}/diverged.gguf`).then(
+            () => "saved",
+            (e: Error) => e.message,
+          ),
+        );
         t.dispose();
         return outcomes;
       }),
@@ -481,7 +593,8 @@ export const CASES: Record<string, CrashCase> = {
       const o = v as string[];
       // Each step either reports a finite loss or the divergence; once diverged, saving is refused.
       const bad = o.slice(0, 4).filter((x) => !(/not finite/.test(x) || /^loss -?\d/.test(x)));
-      if (bad.length || !o.some((x) => /not finite/.test(x)) || !/diverged/.test(o[4]!)) throw new Error(JSON.stringify(o));
+      if (bad.length || !o.some((x) => /not finite/.test(x)) || !/diverged/.test(o[4]!))
+        throw new Error(JSON.stringify(o));
     },
   },
   "trainer: threads 100000": {
@@ -515,37 +628,45 @@ export const CASES: Record<string, CrashCase> = {
     error: /grammars has 1 entries for 2 prompts/,
   },
   "generate: grammar and grammars at once": {
-    run: (f) => withModel(f, (m) => m.generate(["a"], { maxTokens: 2, grammar: 'root ::= "x"', grammars: ['root ::= "y"'] })),
+    run: (f) =>
+      withModel(f, (m) => m.generate(["a"], { maxTokens: 2, grammar: 'root ::= "x"', grammars: ['root ::= "y"'] })),
     error: /either grammar .* or grammars/,
   },
   "generate: grammars with an entry that is not GBNF, and one that is a number": {
-    run: (f) => withModel(f, async (m) => {
-      await m.generate(["a", "b"], { maxTokens: 2, grammars: [null, "root ::= ("] }).then(() => { throw new Error("accepted bad GBNF"); }, (e: Error) => {
-        if (!/grammars\[1\] is not valid GBNF/.test(e.message)) throw e;
-      });
-      return m.generate(["a"], { maxTokens: 2, grammars: [42 as unknown as string] });
-    }),
+    run: (f) =>
+      withModel(f, async (m) => {
+        await m.generate(["a", "b"], { maxTokens: 2, grammars: [null, "root ::= ("] }).then(
+          () => {
+            throw new Error("accepted bad GBNF");
+          },
+          (e: Error) => {
+            if (!/grammars\[1\] is not valid GBNF/.test(e.message)) throw e;
+          },
+        );
+        return m.generate(["a"], { maxTokens: 2, grammars: [42 as unknown as string] });
+      }),
     error: /grammars\[i\] must be a string/,
   },
   "trainer: a prebuilt session adopted by another model, then twice": {
-    run: (f) => withModel(f, async (m) => {
-      const other = await loadModel(f.model, TINY);
-      try {
-        const opts = { mode: "lora" as const, rank: 2 };
-        const session = await native().buildTrainSession(m.handle(), opts);
-        const Ctor = native().Trainer;
+    run: (f) =>
+      withModel(f, async (m) => {
+        const other = await loadModel(f.model, TINY);
         try {
-          new Ctor(other.handle(), opts, session);
-          throw new Error("adopted by another model");
-        } catch (e) {
-          if (!/belongs to another model/.test((e as Error).message)) throw e;
+          const opts = { mode: "lora" as const, rank: 2 };
+          const session = await native().buildTrainSession(m.handle(), opts);
+          const Ctor = native().Trainer;
+          try {
+            new Ctor(other.handle(), opts, session);
+            throw new Error("adopted by another model");
+          } catch (e) {
+            if (!/belongs to another model/.test((e as Error).message)) throw e;
+          }
+          new Ctor(m.handle(), opts, session).dispose();
+          new Ctor(m.handle(), opts, session);
+        } finally {
+          other.dispose();
         }
-        new Ctor(m.handle(), opts, session).dispose();
-        new Ctor(m.handle(), opts, session);
-      } finally {
-        other.dispose();
-      }
-    }),
+      }),
     error: /already used/,
   },
   "trainer: a session argument that is not from buildTrainSession": {
@@ -556,9 +677,14 @@ export const CASES: Record<string, CrashCase> = {
     run: async (f) => {
       const m = await loadModel(f.model, TINY);
       m.dispose();
-      await m.openTrainer({ lora: { rank: 2 } }).then(() => { throw new Error("opened on a disposed model"); }, (e: Error) => {
-        if (!/dispos/.test(e.message)) throw e;
-      });
+      await m.openTrainer({ lora: { rank: 2 } }).then(
+        () => {
+          throw new Error("opened on a disposed model");
+        },
+        (e: Error) => {
+          if (!/dispos/.test(e.message)) throw e;
+        },
+      );
       const q = await loadModel(f.fusedQkv, TINY);
       try {
         return await q.openTrainer({ lora: { rank: 2 } });
@@ -571,25 +697,39 @@ export const CASES: Record<string, CrashCase> = {
 
   // ---- fusedCrossEntropy ----
   "fusedCrossEntropy: Float64Array logits": {
-    run: async () => devAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
+    run: async () =>
+      devAddon().fusedCrossEntropy(new Float64Array(8) as unknown as Float32Array, 2, 4, Int32Array.from([0, 1]), null),
     error: /Float32Array/,
   },
   "fusedCrossEntropy: Int32Array weights": {
-    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, Int32Array.from([0, 1]), new Int32Array(2) as unknown as Float32Array),
+    run: async () =>
+      devAddon().fusedCrossEntropy(
+        new Float32Array(8),
+        2,
+        4,
+        Int32Array.from([0, 1]),
+        new Int32Array(2) as unknown as Float32Array,
+      ),
     error: /weights/,
   },
   "fusedCrossEntropy: Float32Array targets": {
-    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, new Float32Array([0, 1]) as unknown as Int32Array, null),
+    run: async () =>
+      devAddon().fusedCrossEntropy(new Float32Array(8), 2, 4, new Float32Array([0, 1]) as unknown as Int32Array, null),
     error: /targets/,
   },
   "fusedCrossEntropy: rows as a string": {
-    run: async () => devAddon().fusedCrossEntropy(new Float32Array(8), "2" as unknown as number, 4, Int32Array.from([0, 1]), null),
+    run: async () =>
+      devAddon().fusedCrossEntropy(new Float32Array(8), "2" as unknown as number, 4, Int32Array.from([0, 1]), null),
     error: /rows/,
   },
   "fusedCrossEntropy: threads 100000": {
     run: async () => {
-      const rows = 64, vocab = 1 << 18;
-      const r = devAddon().fusedCrossEntropy(new Float32Array(rows * vocab), rows, vocab, new Int32Array(rows), null, { threads: 100000, grad: false });
+      const rows = 64,
+        vocab = 1 << 18;
+      const r = devAddon().fusedCrossEntropy(new Float32Array(rows * vocab), rows, vocab, new Int32Array(rows), null, {
+        threads: 100000,
+        grad: false,
+      });
       return r.loss;
     },
     check: (v) => {

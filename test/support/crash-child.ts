@@ -38,14 +38,19 @@ async function main(): Promise<ChildOutcome> {
 }
 
 process.on("unhandledRejection", (e) => {
-  process.stdout.write(JSON.stringify({ outcome: "rejected", message: `unhandled rejection: ${String((e as Error)?.message ?? e)}` }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ outcome: "rejected", message: `unhandled rejection: ${String((e as Error)?.message ?? e)}` }) +
+      "\n",
+  );
   process.exitCode = 3;
 });
 
 main().then(
   (r) => process.stdout.write(JSON.stringify(r) + "\n"),
   (e) => {
-    process.stdout.write(JSON.stringify({ outcome: "rejected", message: `runner: ${String((e as Error)?.message ?? e)}` }) + "\n");
+    process.stdout.write(
+      JSON.stringify({ outcome: "rejected", message: `runner: ${String((e as Error)?.message ?? e)}` }) + "\n",
+    );
     process.exitCode = 2;
   },
 );

@@ -27,7 +27,13 @@ export function buildChild(): Promise<string> {
     mkdirSync(out, { recursive: true });
     const { build } = await import("rolldown");
     const file = join(out, "crash-child.mjs");
-    await build({ input: join(packageRoot, "test", "support", "crash-child.ts"), platform: "node", external: [/node_modules/, /^node:/], output: { file, format: "esm" }, logLevel: "silent" });
+    await build({
+      input: join(packageRoot, "test", "support", "crash-child.ts"),
+      platform: "node",
+      external: [/node_modules/, /^node:/],
+      output: { file, format: "esm" },
+      logLevel: "silent",
+    });
     return file;
   })();
   return bundled;
@@ -39,7 +45,12 @@ export async function makeFixtures(dir: string): Promise<Fixtures> {
   const weights = loraTargetWeights(readGguf(model).tensors, ["q", "v"]);
   const tensors = randomLoraTensors(weights, { rank: 4, seed: 3, scale: 0.05 });
   const loraAlphaU32 = join(dir, "alpha-u32.gguf");
-  writeLoraAdapter(loraAlphaU32, { alpha: 8, rank: 4, tensors, metadata: new Map([["adapter.lora.alpha", gguf.u32(8)]]) });
+  writeLoraAdapter(loraAlphaU32, {
+    alpha: 8,
+    rank: 4,
+    tensors,
+    metadata: new Map([["adapter.lora.alpha", gguf.u32(8)]]),
+  });
   const loraTypeU32 = join(dir, "type-u32.gguf");
   writeLoraAdapter(loraTypeU32, { alpha: 8, rank: 4, tensors, metadata: new Map([["general.type", gguf.u32(1)]]) });
   // The last pair's rank patched to 2^30 in the header, consistently (lora_a [in, r], lora_b
@@ -49,9 +60,11 @@ export async function makeFixtures(dir: string): Promise<Fixtures> {
   writeLoraAdapter(good, { alpha: 8, rank: 4, tensors });
   const bytes = readFileSync(good);
   const info = (name: string) => bytes.indexOf(Buffer.from(name, "utf8")) + Buffer.byteLength(name);
-  const a = tensors[tensors.length - 2]!, b = tensors[tensors.length - 1]!;
+  const a = tensors[tensors.length - 2]!,
+    b = tensors[tensors.length - 1]!;
   const rank = 1n << 30n;
-  const aAt = info(a.name), bAt = info(b.name);
+  const aAt = info(a.name),
+    bAt = info(b.name);
   bytes.writeBigUInt64LE(rank, aAt + 4 + 8);
   bytes.writeBigUInt64LE(rank, bAt + 4);
   const aOffset = bytes.readBigUInt64LE(aAt + 4 + 16 + 4);
@@ -72,7 +85,10 @@ export async function makeFixtures(dir: string): Promise<Fixtures> {
 
 export function runChild(file: string, args: string[], fixtures: Fixtures, timeoutMs = 90_000): Promise<ChildResult> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ["--expose-gc", file, ...args, JSON.stringify(fixtures)], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    const p = spawn(process.execPath, ["--expose-gc", file, ...args, JSON.stringify(fixtures)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: process.env,
+    });
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -6,7 +6,11 @@ import type { Scorer } from "../../src/engine/scorer.js";
 import { openTrainerWith, type Trainer, type TrainerOptions } from "../../src/engine/trainer.js";
 
 /** Full [tokens × vocab] logits of one sequence at every position, row-major: the naive reference of the scorer. */
-export function scorerLogits(scorer: Scorer, tokens: TokenArray, options: { lora?: readonly LoraChoice[] } = {}): Promise<Float32Array> {
+export function scorerLogits(
+  scorer: Scorer,
+  tokens: TokenArray,
+  options: { lora?: readonly LoraChoice[] } = {},
+): Promise<Float32Array> {
   return devAddon().scorerLogits(scorer.handle(), tokens, { lora: toNativeLora(options.lora) });
 }
 
@@ -21,7 +25,11 @@ export function referenceLogits(trainer: Trainer, tokens: TokenArray): Promise<F
 }
 
 /** A trainer whose session has development settings (e.g. the GPU's transposed backward on the CPU). */
-export function openDevTrainer(model: NativeModel, options: TrainerOptions, settings: NativeTrainDevSettings): Promise<Trainer> {
+export function openDevTrainer(
+  model: NativeModel,
+  options: TrainerOptions,
+  settings: NativeTrainDevSettings,
+): Promise<Trainer> {
   return openTrainerWith(model, options, (m, o) => devAddon().buildTrainSession(m, o, settings));
 }
 

@@ -12,21 +12,42 @@ const VOCAB = 32000;
 
 // Each input is valid most of the time and abusive otherwise, so a run usually gets past option
 // checking into native code (about half the runs return a result) while every check still gets hit.
-const mostly = <T>(valid: fc.Arbitrary<T>, abusive: fc.Arbitrary<T>, weight = 9) => fc.oneof({ weight, arbitrary: valid }, { weight: 1, arbitrary: abusive });
+const mostly = <T>(valid: fc.Arbitrary<T>, abusive: fc.Arbitrary<T>, weight = 9) =>
+  fc.oneof({ weight, arbitrary: valid }, { weight: 1, arbitrary: abusive });
 // fc.option builds nil with probability 1/freq: each option is left out half of the time.
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
 
 const tokenId = mostly(fc.integer({ min: 3, max: VOCAB - 1 }), fc.constantFrom(-1, 0, 1, 2, VOCAB, 2 ** 31 - 1), 60);
-const tokens = (max: number) => mostly(fc.array(tokenId, { minLength: 1, maxLength: max }), fc.array(tokenId, { maxLength: 0 }));
-const size = (lo: number, hi: number) => mostly(fc.integer({ min: lo, max: hi }), fc.constantFrom(0, -1, 1e7, 1e12, NaN, Infinity, 2.5));
+const tokens = (max: number) =>
+  mostly(fc.array(tokenId, { minLength: 1, maxLength: max }), fc.array(tokenId, { maxLength: 0 }));
+const size = (lo: number, hi: number) =>
+  mostly(fc.integer({ min: lo, max: hi }), fc.constantFrom(0, -1, 1e7, 1e12, NaN, Infinity, 2.5));
 // Scales are abusive a third of the time: huge finite ones are the way to non-finite logits.
-const scale = mostly(fc.double({ min: -4, max: 4, noNaN: true }), fc.constantFrom(1e30, -1e30, 1e20, 3e38, 1e39, NaN, Infinity), 2);
-const grammar = mostly(fc.constantFrom('root ::= "Apex" | "Zen"', "root ::= [a-z]+", 'root ::= ""', 'root ::= [a-z] " " [0-9]*'), fc.constantFrom("root ::= (", "x ::= y", 'root ::= "\\x00"'));
+const scale = mostly(
+  fc.double({ min: -4, max: 4, noNaN: true }),
+  fc.constantFrom(1e30, -1e30, 1e20, 3e38, 1e39, NaN, Infinity),
+  2,
+);
+const grammar = mostly(
+  fc.constantFrom('root ::= "Apex" | "Zen"', "root ::= [a-z]+", 'root ::= ""', 'root ::= [a-z] " " [0-9]*'),
+  fc.constantFrom("root ::= (", "x ::= y", 'root ::= "\\x00"'),
+);
 
 const scoreOp = fc.record({
   kind: fc.constant("score" as const),
-  options: fc.record({ contextSize: maybe(size(16, 1024)), sequences: maybe(size(1, 64)), batchSize: maybe(size(1, 512)), waveTokens: maybe(size(1, 1024)) }, { requiredKeys: [] }),
-  requests: mostly(fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 1, maxLength: 5 }), fc.constant([] as { prompt: number[]; continuation: number[] }[])),
+  options: fc.record(
+    {
+      contextSize: maybe(size(16, 1024)),
+      sequences: maybe(size(1, 64)),
+      batchSize: maybe(size(1, 512)),
+      waveTokens: maybe(size(1, 1024)),
+    },
+    { requiredKeys: [] },
+  ),
+  requests: mostly(
+    fc.array(fc.record({ prompt: tokens(24), continuation: tokens(12) }), { minLength: 1, maxLength: 5 }),
+    fc.constant([] as { prompt: number[]; continuation: number[] }[]),
+  ),
   scale: maybe(scale),
   disposeEarly: mostly(fc.constant(false), fc.constant(true)),
 });
@@ -41,7 +62,12 @@ const generateOp = fc.record({
       topP: maybe(mostly(fc.constantFrom(0.1, 0.5, 1), fc.constantFrom(0, 1.5))),
       topK: maybe(mostly(fc.constantFrom(0, 1, 40, 1e6), fc.constantFrom(-5, 2.5))),
       minP: maybe(mostly(fc.constantFrom(0, 0.05, 1), fc.constantFrom(-1, 2))),
-      seed: maybe(mostly(fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(0xfffffffe, 0xfffffffd)), fc.constantFrom(0xffffffff, -1, 2 ** 32, 1.5))),
+      seed: maybe(
+        mostly(
+          fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(0xfffffffe, 0xfffffffd)),
+          fc.constantFrom(0xffffffff, -1, 2 ** 32, 1.5),
+        ),
+      ),
       grammar: maybe(grammar),
       stop: maybe(fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 })),
       contextSize: maybe(size(1, 256)),
@@ -62,7 +88,14 @@ const trainOp = fc.record({
   kind: fc.constant("train" as const),
   rank: mostly(fc.constantFrom(1, 2), fc.constantFrom(0, -1)),
   sample: tokens(12),
-  optimizer: fc.record({ eps: maybe(mostly(fc.constant(1e-8), fc.constantFrom(0, -1))), beta1: maybe(mostly(fc.constant(0.9), fc.constantFrom(1, -0.1))), beta2: maybe(mostly(fc.constant(0.999), fc.constant(1))) }, { requiredKeys: [] }),
+  optimizer: fc.record(
+    {
+      eps: maybe(mostly(fc.constant(1e-8), fc.constantFrom(0, -1))),
+      beta1: maybe(mostly(fc.constant(0.9), fc.constantFrom(1, -0.1))),
+      beta2: maybe(mostly(fc.constant(0.999), fc.constant(1))),
+    },
+    { requiredKeys: [] },
+  ),
   disposeModel: mostly(fc.constant(false), fc.constant(true)),
 });
 
@@ -70,14 +103,23 @@ const trainOp = fc.record({
 // after any number of them started (with or without waiting for those first), then a GC.
 const lifecycleOp = fc.record({
   kind: fc.constant("lifecycle" as const),
-  calls: fc.array(fc.constantFrom("score", "scoreLora", "generate", "generateLora", "embed", "loadLora", "createScorer"), { minLength: 1, maxLength: 4 }),
+  calls: fc.array(
+    fc.constantFrom("score", "scoreLora", "generate", "generateLora", "embed", "loadLora", "createScorer"),
+    { minLength: 1, maxLength: 4 },
+  ),
   disposeOrder: fc.shuffledSubarray(["model", "scorer", "adapter"] as const, { minLength: 0, maxLength: 3 }),
   disposeAfter: fc.integer({ min: 0, max: 4 }),
   settleFirst: fc.boolean(),
   gc: fc.boolean(),
 });
 
-const op = fc.oneof({ weight: 4, arbitrary: scoreOp }, { weight: 4, arbitrary: generateOp }, { weight: 2, arbitrary: embedOp }, { weight: 1, arbitrary: trainOp }, { weight: 2, arbitrary: lifecycleOp });
+const op = fc.oneof(
+  { weight: 4, arbitrary: scoreOp },
+  { weight: 4, arbitrary: generateOp },
+  { weight: 2, arbitrary: embedOp },
+  { weight: 1, arbitrary: trainOp },
+  { weight: 2, arbitrary: lifecycleOp },
+);
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 
 /** A broken property (not an ordinary Error from the engine, which is an allowed outcome). */
@@ -161,14 +203,18 @@ async function lifecycle(o: Extract<Op, { kind: "lifecycle" }>, f: Fixtures): Pr
   s.dispose();
   m.dispose();
   for (const r of settled) {
-    if (r.status === "rejected" && !(r.reason instanceof Error)) throw new Violation(`a call rejected with a non-Error: ${String(r.reason)}`);
+    if (r.status === "rejected" && !(r.reason instanceof Error))
+      throw new Violation(`a call rejected with a non-Error: ${String(r.reason)}`);
   }
   const values = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
   finiteDeep(values);
   return values;
 }
 
-export async function runFuzz(f: Fixtures, opts: { seed: number; runs: number; timeLimitMs?: number }): Promise<ChildOutcome> {
+export async function runFuzz(
+  f: Fixtures,
+  opts: { seed: number; runs: number; timeLimitMs?: number },
+): Promise<ChildOutcome> {
   const model = await loadModel(f.model, { threads: 1 });
   const lora = await model.loadLora(f.lora);
   let runs = 0;

@@ -9,6 +9,8 @@ export function randomSample(seed: number, p: number, r: number, c: number, voca
   const rand = mulberry32(seed);
   const n = p + r + c;
   const tokens = Int32Array.from({ length: n }, (_, i) => (i === 0 ? 1 : 3 + Math.floor(rand() * (vocab - 3))));
-  const segments = Uint8Array.from({ length: n }, (_, i) => (i < p ? Segment.prompt : i < p + r ? Segment.reasoning : Segment.recommendation));
+  const segments = Uint8Array.from({ length: n }, (_, i) =>
+    i < p ? Segment.prompt : i < p + r ? Segment.reasoning : Segment.recommendation,
+  );
   return { tokens, segments };
 }

@@ -28,7 +28,17 @@ export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, abs: num
  * The central difference (L(θ+h) − L(θ−h)) / 2h of the loss in entry `i` of parameter `name`;
  * the parameter is restored afterwards.
  */
-export async function centralDifference<S>(t: { getParam(n: string): Float32Array; setParam(n: string, v: Float32Array): void; evaluate(s: S): Promise<{ loss: number }> }, name: string, i: number, h: number, samples: S): Promise<number> {
+export async function centralDifference<S>(
+  t: {
+    getParam(n: string): Float32Array;
+    setParam(n: string, v: Float32Array): void;
+    evaluate(s: S): Promise<{ loss: number }>;
+  },
+  name: string,
+  i: number,
+  h: number,
+  samples: S,
+): Promise<number> {
   const value = t.getParam(name);
   const orig = value[i]!;
   value[i] = orig + h;

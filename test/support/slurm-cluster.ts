@@ -16,7 +16,17 @@ import { packageRoot } from "../../src/util/paths.js";
 const script = join(packageRoot, "scripts", "slurm-local.sh");
 
 /** The states a job leaves only if someone requeues it. */
-export const FINAL_STATES = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"]);
+export const FINAL_STATES = new Set([
+  "COMPLETED",
+  "FAILED",
+  "CANCELLED",
+  "TIMEOUT",
+  "NODE_FAIL",
+  "OUT_OF_MEMORY",
+  "BOOT_FAIL",
+  "DEADLINE",
+  "PREEMPTED",
+]);
 
 /** One line of `scontrol show job -o`: one job, or one task of an array (or its pending rest). */
 export interface SlurmJob {
@@ -39,7 +49,10 @@ export function parseJobRecord(line: string): SlurmJob {
   // Values never contain spaces except the last ones we do not read (Command may: keep it whole).
   for (const m of line.matchAll(/(?:^|\s)([A-Za-z/:]+)=(\S*)/g)) fields[m[1]!] ??= m[2]!;
   const task = fields.ArrayTaskId;
-  const id = fields.ArrayJobId && task !== undefined ? `${fields.ArrayJobId}_${/^\d+$/.test(task) ? task : `[${task}]`}` : fields.JobId!;
+  const id =
+    fields.ArrayJobId && task !== undefined
+      ? `${fields.ArrayJobId}_${/^\d+$/.test(task) ? task : `[${task}]`}`
+      : fields.JobId!;
   return {
     id,
     jobId: fields.JobId!,
@@ -55,9 +68,19 @@ export function parseJobRecord(line: string): SlurmJob {
 
 /** The jobs as a table: id, name, state, elapsed, exit code, reason. */
 export function jobTable(jobs: SlurmJob[]): string {
-  const rows = [["JOBID", "NAME", "STATE", "ELAPSED", "EXIT", "REASON"], ...jobs.map((j) => [j.id, j.name, j.state, j.elapsed, j.exitCode, j.reason])];
+  const rows = [
+    ["JOBID", "NAME", "STATE", "ELAPSED", "EXIT", "REASON"],
+    ...jobs.map((j) => [j.id, j.name, j.state, j.elapsed, j.exitCode, j.reason]),
+  ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((v, c) => v.padEnd(widths[c]!)).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((v, c) => v.padEnd(widths[c]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,8 +95,13 @@ export class SlurmCluster {
 
   /** Runs a command against this cluster; throws with its output when it fails. */
   run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): string {
-    const r = spawnSync(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env, ...this.env }, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
+    const r = spawnSync(cmd, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env, ...this.env },
+      encoding: "utf8",
+    });
+    if (r.status !== 0)
+      throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
     return r.stdout;
   }
 
@@ -83,7 +111,9 @@ export class SlurmCluster {
 
   /** Submits a job; returns its id. */
   sbatch(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): string {
-    return this.run("sbatch", ["--parsable", ...args], { env, cwd }).trim().split(";")[0]!;
+    return this.run("sbatch", ["--parsable", ...args], { env, cwd })
+      .trim()
+      .split(";")[0]!;
   }
 
   /** The records of a job: one per array task once the tasks started. */
@@ -96,12 +126,18 @@ export class SlurmCluster {
   }
 
   /** Polls until `done` holds for the jobs' records; throws with the job table on timeout. */
-  async waitFor(ids: string[], done: (jobs: SlurmJob[]) => boolean, timeoutMs: number, what = "the condition"): Promise<SlurmJob[]> {
+  async waitFor(
+    ids: string[],
+    done: (jobs: SlurmJob[]) => boolean,
+    timeoutMs: number,
+    what = "the condition",
+  ): Promise<SlurmJob[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const jobs = ids.flatMap((id) => this.jobs(id));
       if (done(jobs)) return jobs;
-      if (Date.now() > deadline) throw new Error(`jobs ${ids.join(", ")}: no ${what} after ${timeoutMs / 1000} s:\n${jobTable(jobs)}`);
+      if (Date.now() > deadline)
+        throw new Error(`jobs ${ids.join(", ")}: no ${what} after ${timeoutMs / 1000} s:\n${jobTable(jobs)}`);
       await sleep(500);
     }
   }
@@ -133,7 +169,9 @@ export function startSlurmCluster(opts: { fakeGpus?: number } = {}): SlurmCluste
   spawnSync("bash", [script, "stop", dir]);
   rmSync(dir, { recursive: true, force: true });
   if (r.status === 3 || r.status === 4) {
-    console.warn(`Slurm tests skipped: no one-node Slurm cluster on this machine (scripts/slurm-local.sh start exited ${r.status}):\n${why}`);
+    console.warn(
+      `Slurm tests skipped: no one-node Slurm cluster on this machine (scripts/slurm-local.sh start exited ${r.status}):\n${why}`,
+    );
     return null;
   }
   throw new Error(`scripts/slurm-local.sh start exited ${r.status ?? r.signal}:\n${why}`);

@@ -21,8 +21,13 @@ export function register(program: Command): void {
       const ds = await readDataset(o.data);
       const rows = BASELINES.map((b) => evaluateBaseline(b, ds.users, o.split as EvalSplit, seed));
       const k = ds.users[0]?.candidates.test.length ?? 0;
-      const lines = [`baseline     hits  users  HitRatio@1   (${o.split} split, ${k} candidates: random expects ${(1 / Math.max(1, k)).toFixed(4)})`];
-      for (const r of rows) lines.push(`${r.name.padEnd(10)} ${String(r.hits).padStart(6)} ${String(r.users).padStart(6)}  ${r.hitRatio1.toFixed(4)}`);
+      const lines = [
+        `baseline     hits  users  HitRatio@1   (${o.split} split, ${k} candidates: random expects ${(1 / Math.max(1, k)).toFixed(4)})`,
+      ];
+      for (const r of rows)
+        lines.push(
+          `${r.name.padEnd(10)} ${String(r.hits).padStart(6)} ${String(r.users).padStart(6)}  ${r.hitRatio1.toFixed(4)}`,
+        );
       process.stdout.write(lines.join("\n") + "\n");
     });
 }

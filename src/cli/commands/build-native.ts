@@ -11,7 +11,7 @@ export function register(program: Command): void {
     .command("build-native")
     .description("build the native addon from llama.cpp source (the step npm runs at install)")
     .option("--cuda", "build with the CUDA backend (needs nvcc); same as MSR_REC_CUDA=1")
-    .option("--cuda-arch <list>", "CUDA architectures, e.g. \"80;90\" (default: native)")
+    .option("--cuda-arch <list>", 'CUDA architectures, e.g. "80;90" (default: native)')
     .option("--force", "rebuild even when the addon is up to date")
     .action((opts: { cuda?: boolean; cudaArch?: string; force?: boolean }) => {
       const args = [join(packageRoot, "scripts", "build-native.mjs")];

@@ -8,7 +8,9 @@ import { renderResultsTable } from "../../run/results.js";
 export function register(program: Command): void {
   program
     .command("evaluate")
-    .description("score a run's inference outputs: HitRatio@1 (hits/all, hits/valid), ValidRatio, METEOR, BERTScore, GPTScore, baselines")
+    .description(
+      "score a run's inference outputs: HitRatio@1 (hits/all, hits/valid), ValidRatio, METEOR, BERTScore, GPTScore, baselines",
+    )
     .option("--config <file>", "run config JSON")
     .option("--preset <name>", "paper | demo | tiny, when no --config is given", "paper")
     .option("--run-dir <dir>", "override the config's runDir")

@@ -28,10 +28,13 @@ function num(v: string, flag: string): number {
 export async function runGenerate(opts: GenerateCliOptions): Promise<void> {
   const rows = await readJsonl<{ prompt?: unknown; stop?: unknown }>(opts.input);
   rows.forEach((r, i) => {
-    if (typeof r.prompt !== "string") throw new Error(`${opts.input}:${i + 1}: each line needs a string field "prompt"`);
+    if (typeof r.prompt !== "string")
+      throw new Error(`${opts.input}:${i + 1}: each line needs a string field "prompt"`);
   });
   const model = await loadModel(opts.model, { threads: opts.threads ? num(opts.threads, "--threads") : undefined });
-  const lora = opts.lora ? [{ adapter: await model.loadLora(opts.lora), scale: num(opts.loraScale, "--lora-scale") }] : undefined;
+  const lora = opts.lora
+    ? [{ adapter: await model.loadLora(opts.lora), scale: num(opts.loraScale, "--lora-scale") }]
+    : undefined;
   const parallel = num(opts.parallel, "--parallel");
   const seed = num(opts.seed, "--seed");
   const bar = new ProgressBar("generate", rows.length);

@@ -24,7 +24,10 @@ export function register(program: Command): void {
     .option("--config <file>", "run config JSON")
     .option("--preset <name>", "paper | demo | tiny, when no --config is given", "paper")
     .option("--run-dir <dir>", "override the config's runDir")
-    .option("--shard <i/N|auto>", "infer only shard i of N (0-based; auto: from a Slurm array or Kubernetes Indexed Job) into infer/shards/")
+    .option(
+      "--shard <i/N|auto>",
+      "infer only shard i of N (0-based; auto: from a Slurm array or Kubernetes Indexed Job) into infer/shards/",
+    )
     .option("--merge", "merge the N finished shards into infer/<variant>.jsonl")
     .option("--force", "re-run even when the infer stage is finished")
     .action(async (o: InferCliOptions) => {

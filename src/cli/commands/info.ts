@@ -9,7 +9,10 @@ import { ggmlTypeName } from "../../gguf/types.js";
 function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
@@ -54,10 +57,18 @@ export function describeGguf(path: string): string {
     ["layers", hp("block_count")],
     ["embedding size", hp("embedding_length")],
     ["feed-forward size", hp("feed_forward_length")],
-    ["heads", heads === undefined ? undefined : `${heads}${headsKv !== undefined && headsKv !== heads ? ` (KV ${headsKv})` : ""}`],
+    [
+      "heads",
+      heads === undefined
+        ? undefined
+        : `${heads}${headsKv !== undefined && headsKv !== heads ? ` (KV ${headsKv})` : ""}`,
+    ],
     ["parameters", params],
     ["tensor types", types],
-    ["tokenizer", [metaString(m, "tokenizer.ggml.model"), metaString(m, "tokenizer.ggml.pre")].filter(Boolean).join(" / ")],
+    [
+      "tokenizer",
+      [metaString(m, "tokenizer.ggml.model"), metaString(m, "tokenizer.ggml.pre")].filter(Boolean).join(" / "),
+    ],
     ["GGUF version", file.version],
     ["file size", formatBytes(file.fileSize)],
   ]);
@@ -69,7 +80,12 @@ export function describeGguf(path: string): string {
  */
 export async function describeTrainability(path: string): Promise<string> {
   const t = await trainability(path);
-  const full = t.full === null ? "yes" : t.fullWithDequantize === null ? "only as F32 copies of the quantized weights (dequantize: true)" : `no: ${t.full}`;
+  const full =
+    t.full === null
+      ? "yes"
+      : t.fullWithDequantize === null
+        ? "only as F32 copies of the quantized weights (dequantize: true)"
+        : `no: ${t.full}`;
   return table([
     ["trainable (lora)", t.lora === null ? "yes" : `no: ${t.lora}`],
     ["trainable (full)", full],

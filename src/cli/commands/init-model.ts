@@ -31,19 +31,26 @@ export interface InitModelCliOptions {
 }
 
 /** Validates the CLI's strings, generates the model and reports what it wrote. */
-export async function runInitModel(opts: InitModelCliOptions, log: (line: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<void> {
-  if (!(opts.preset in MODEL_PRESETS)) throw new Error(`--preset must be one of ${Object.keys(MODEL_PRESETS).join(", ")}, got "${opts.preset}"`);
+export async function runInitModel(
+  opts: InitModelCliOptions,
+  log: (line: string) => void = (s) => process.stdout.write(`${s}\n`),
+): Promise<void> {
+  if (!(opts.preset in MODEL_PRESETS))
+    throw new Error(`--preset must be one of ${Object.keys(MODEL_PRESETS).join(", ")}, got "${opts.preset}"`);
   const preset = opts.preset as ModelPreset;
-  if (opts.arch !== undefined && !MODEL_ARCHS.includes(opts.arch as ModelArch)) throw new Error(`--arch must be one of ${MODEL_ARCHS.join(", ")}, got "${opts.arch}"`);
+  if (opts.arch !== undefined && !MODEL_ARCHS.includes(opts.arch as ModelArch))
+    throw new Error(`--arch must be one of ${MODEL_ARCHS.join(", ")}, got "${opts.arch}"`);
   const presetArch = (MODEL_PRESETS[preset] as LlamaHparams).arch ?? "llama";
   const arch = (opts.arch ?? presetArch) as ModelArch;
   const vocab = opts.vocab ?? (arch === presetArch ? defaultVocab(preset) : arch === "llama" ? "llama-bpe" : "qwen2");
-  if (!VOCAB_NAMES.includes(vocab as VocabName)) throw new Error(`--vocab must be one of ${VOCAB_NAMES.join(", ")}, got "${vocab}"`);
+  if (!VOCAB_NAMES.includes(vocab as VocabName))
+    throw new Error(`--vocab must be one of ${VOCAB_NAMES.join(", ")}, got "${vocab}"`);
   const seed = typeof opts.seed === "number" ? opts.seed : /^\d+$/.test(opts.seed) ? Number(opts.seed) : NaN;
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be a non-negative integer, got "${opts.seed}"`);
   if (!opts.out) throw new Error("--out is required: the .gguf file to write");
   const weightType = (opts.weightType ?? "F32").toUpperCase();
-  if (!WEIGHT_TYPES.includes(weightType as WeightType)) throw new Error(`--weight-type must be one of ${WEIGHT_TYPES.join(", ")}, got "${opts.weightType}"`);
+  if (!WEIGHT_TYPES.includes(weightType as WeightType))
+    throw new Error(`--weight-type must be one of ${WEIGHT_TYPES.join(", ")}, got "${opts.weightType}"`);
   const t0 = performance.now();
   const res = await createModel({
     preset,
@@ -63,12 +70,18 @@ export async function runInitModel(opts: InitModelCliOptions, log: (line: string
 export function register(program: Command): void {
   program
     .command("init-model")
-    .description("write a GGUF (llama, qwen2 or qwen3 layout) with deterministic random weights and a real llama.cpp tokenizer")
+    .description(
+      "write a GGUF (llama, qwen2 or qwen3 layout) with deterministic random weights and a real llama.cpp tokenizer",
+    )
     .option("--preset <name>", `model shape: ${Object.keys(MODEL_PRESETS).join(" | ")}`, "tiny")
     .option("--arch <name>", `layout: ${MODEL_ARCHS.join(" | ")} (default: the preset's)`)
     .option("--vocab <name>", `tokenizer: ${VOCAB_NAMES.join(" | ")} (default: the preset's)`)
     .option("--seed <n>", "random seed (same seed → identical file)", "0")
-    .option("--weight-type <type>", `storage of the weight matrices: ${WEIGHT_TYPES.join(" | ")} (quantized types via llama.cpp's quantizer)`, "F32")
+    .option(
+      "--weight-type <type>",
+      `storage of the weight matrices: ${WEIGHT_TYPES.join(" | ")} (quantized types via llama.cpp's quantizer)`,
+      "F32",
+    )
     .requiredOption("--out <file>", "output .gguf path")
     .action(async (opts: InitModelCliOptions) => runInitModel(opts));
 }

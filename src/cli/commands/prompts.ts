@@ -34,15 +34,23 @@ export function register(program: Command): void {
     .requiredOption("--kind <kind>", PROMPT_KINDS.join(" | "))
     .option("--split <split>", SPLITS.join(" | "), "test")
     .requiredOption("--out <file>", "output JSONL file")
-    .option("--threads <n>", `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`)
+    .option(
+      "--threads <n>",
+      `worker threads (default: one per ${SAMPLES_PER_WORKER} prompts, at most ${defaultPromptThreads()})`,
+    )
     .option("--history <n>", "most recent history items shown", String(HISTORY_LENGTH))
-    .option("--seed <n>", "draws the train split's negative candidates (a run's seed), so train prompts match the run's", String(DEFAULT_SEED))
+    .option(
+      "--seed <n>",
+      "draws the train split's negative candidates (a run's seed), so train prompts match the run's",
+      String(DEFAULT_SEED),
+    )
     .option("--dataset-name <name>", "domain name shown in prompts (default: stats.json name or folder name)")
     .option("--templates <dir>", "folder with edited prompt templates")
     .option("--count-tokens <gguf>", "add each prompt's token count under this model's tokenizer")
     .action(async (o: PromptsOptions) => {
       if (!isPromptKind(o.kind)) throw new Error(`--kind must be one of ${PROMPT_KINDS.join(", ")}, got "${o.kind}"`);
-      if (!(SPLITS as readonly string[]).includes(o.split)) throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
+      if (!(SPLITS as readonly string[]).includes(o.split))
+        throw new Error(`--split must be one of ${SPLITS.join(", ")}, got "${o.split}"`);
       const threads = numberArg(o.threads);
       const history = numberArg(o.history);
       const seed = numberArg(o.seed);
@@ -50,7 +58,18 @@ export function register(program: Command): void {
       throwIssues(sampleOptionIssues({ historyLength: history, seed }), flagNames({ historyLength: "--history" }));
       const template = loadTemplates(o.templates)[o.kind];
       const t0 = Date.now();
-      const pool = PromptPool.fromFolder({ dataDir: o.data, datasetName: o.datasetName, split: o.split as Split, historyLength: history, seed, kind: o.kind, template }, { threads });
+      const pool = PromptPool.fromFolder(
+        {
+          dataDir: o.data,
+          datasetName: o.datasetName,
+          split: o.split as Split,
+          historyLength: history,
+          seed,
+          kind: o.kind,
+          template,
+        },
+        { threads },
+      );
       let chunks: string[];
       try {
         chunks = await pool.build();

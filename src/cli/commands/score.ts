@@ -33,7 +33,9 @@ export async function runScore(opts: ScoreCliOptions): Promise<void> {
   try {
     await writeJsonlAtomically(opts.out, async (write) => {
       for (let i = 0; i < rows.length; i += chunk) {
-        const part = rows.slice(i, i + chunk).map((r) => ({ prompt: r.prompt as string, continuation: r.continuation as string }));
+        const part = rows
+          .slice(i, i + chunk)
+          .map((r) => ({ prompt: r.prompt as string, continuation: r.continuation as string }));
         const results = await scorer.score(part, { lora });
         results.forEach((r, k) => {
           const tokens = Array.from(model.tokenize(part[k]!.continuation, { addBos: false }));

@@ -60,7 +60,10 @@ export function trainRunOptions(o: TrainCliOptions): TrainRunOptions {
     schedule: o.schedule as ScheduleKind,
     rank: numberArg(o.rank),
     loraAlpha: numberArg(o.loraAlpha),
-    targets: o.targets.split(",").map((t) => t.trim()).filter(Boolean) as LoraTarget[],
+    targets: o.targets
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean) as LoraTarget[],
     seed: numberArg(o.seed),
     microBatchTokens: numberArg(o.microBatchTokens),
     weightDecay: numberArg(o.weightDecay),
@@ -87,7 +90,13 @@ export async function runTrainCli(o: TrainCliOptions): Promise<void> {
     ...trainRunOptions(o),
     onStep: (l, total) => {
       bar ??= new ProgressBar("train", total);
-      bar.tick(1, { loss: l.loss, rea: l.lossReasoning, rec: l.lossRecommendation, "tok/s": l.tokensPerSecond, lr: l.lr });
+      bar.tick(1, {
+        loss: l.loss,
+        rea: l.lossReasoning,
+        rec: l.lossRecommendation,
+        "tok/s": l.tokensPerSecond,
+        lr: l.lr,
+      });
     },
   });
   bar?.finish();

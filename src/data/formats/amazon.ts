@@ -16,35 +16,70 @@ export interface AmazonRawDataset extends RawDataset {
   untitled: number;
 }
 
-export async function readAmazon(version: AmazonVersion, reviewsPath: string, metaPath: string | undefined, options: ReadOptions = {}): Promise<AmazonRawDataset> {
+export async function readAmazon(
+  version: AmazonVersion,
+  reviewsPath: string,
+  metaPath: string | undefined,
+  options: ReadOptions = {},
+): Promise<AmazonRawDataset> {
   assertFile(reviewsPath, `amazon${version} reviews file`);
-  if (!metaPath) throw new Error(`amazon${version} needs the metadata file too (--meta meta_<Category>...): titles come from it`);
+  if (!metaPath)
+    throw new Error(`amazon${version} needs the metadata file too (--meta meta_<Category>...): titles come from it`);
   assertFile(metaPath, `amazon${version} metadata file`);
   const pool = openParsePool(options.threads ?? autoThreads(statSync(reviewsPath).size + statSync(metaPath).size));
   try {
-    return await readWithPool(version, reviewsPath, metaPath, { skipBad: options.skipBad, pool, threads: options.threads }, options.onProgress);
+    return await readWithPool(
+      version,
+      reviewsPath,
+      metaPath,
+      { skipBad: options.skipBad, pool, threads: options.threads },
+      options.onProgress,
+    );
   } finally {
     await pool?.close();
   }
 }
 
-async function readWithPool(version: AmazonVersion, reviewsPath: string, metaPath: string, parseOpts: ParseOptions, onProgress: ReadOptions["onProgress"]): Promise<AmazonRawDataset> {
+async function readWithPool(
+  version: AmazonVersion,
+  reviewsPath: string,
+  metaPath: string,
+  parseOpts: ParseOptions,
+  onProgress: ReadOptions["onProgress"],
+): Promise<AmazonRawDataset> {
   const interactions: RawDataset["interactions"] = [];
   const reviewed = new Set<string>();
-  const progress = (file: string): ParseOptions["onProgress"] => onProgress && ((done, total) => onProgress(file, done, total));
-  const r = await parseFile(reviewsPath, `amazon${version}-review` as LineKind, { ...parseOpts, onProgress: progress(reviewsPath) }, (rec) => {
-    if (rec.kind !== "review") return;
-    interactions.push({ user: rec.user, item: rec.item, time: rec.time, rating: rec.rating, order: interactions.length });
-    reviewed.add(rec.item);
-  });
+  const progress = (file: string): ParseOptions["onProgress"] =>
+    onProgress && ((done, total) => onProgress(file, done, total));
+  const r = await parseFile(
+    reviewsPath,
+    `amazon${version}-review` as LineKind,
+    { ...parseOpts, onProgress: progress(reviewsPath) },
+    (rec) => {
+      if (rec.kind !== "review") return;
+      interactions.push({
+        user: rec.user,
+        item: rec.item,
+        time: rec.time,
+        rating: rec.rating,
+        order: interactions.length,
+      });
+      reviewed.add(rec.item);
+    },
+  );
 
   const items = new Map<string, Item>();
   const seen = new Set<string>();
-  const m = await parseFile(metaPath, `amazon${version}-meta` as LineKind, { ...parseOpts, onProgress: progress(metaPath) }, (rec) => {
-    if (rec.kind !== "meta" || !reviewed.has(rec.id) || seen.has(rec.id)) return;
-    seen.add(rec.id);
-    if (rec.item) items.set(rec.id, rec.item);
-  });
+  const m = await parseFile(
+    metaPath,
+    `amazon${version}-meta` as LineKind,
+    { ...parseOpts, onProgress: progress(metaPath) },
+    (rec) => {
+      if (rec.kind !== "meta" || !reviewed.has(rec.id) || seen.has(rec.id)) return;
+      seen.add(rec.id);
+      if (rec.item) items.set(rec.id, rec.item);
+    },
+  );
   return {
     interactions,
     items,

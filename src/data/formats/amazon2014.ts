@@ -4,12 +4,25 @@
 // literal parser. Attributes kept: brand, categories (flattened), price, description.
 import type { Item } from "../types.js";
 import { parsePythonLiteral } from "./python-literal.js";
-import { optionalNumber, parseJsonObject, requireNumber, requireString, type MetaRecord, type ReviewRecord } from "./records.js";
+import {
+  optionalNumber,
+  parseJsonObject,
+  requireNumber,
+  requireString,
+  type MetaRecord,
+  type ReviewRecord,
+} from "./records.js";
 import { cleanText, cleanTitle, parsePrice, shortText, stringList } from "./text.js";
 
 export function parseAmazon2014Review(line: string): ReviewRecord {
   const o = parseJsonObject(line);
-  return { kind: "review", user: requireString(o, "reviewerID"), item: requireString(o, "asin"), time: requireNumber(o, "unixReviewTime"), rating: optionalNumber(o, "overall") };
+  return {
+    kind: "review",
+    user: requireString(o, "reviewerID"),
+    item: requireString(o, "asin"),
+    time: requireNumber(o, "unixReviewTime"),
+    rating: optionalNumber(o, "overall"),
+  };
 }
 
 export function parseAmazon2014Meta(line: string): MetaRecord {

@@ -4,12 +4,25 @@
 // HTML or JavaScript left over from scraping: they are cleaned, and dropped when nothing usable
 // remains (see text.ts).
 import type { Item } from "../types.js";
-import { optionalNumber, parseJsonObject, requireNumber, requireString, type MetaRecord, type ReviewRecord } from "./records.js";
+import {
+  optionalNumber,
+  parseJsonObject,
+  requireNumber,
+  requireString,
+  type MetaRecord,
+  type ReviewRecord,
+} from "./records.js";
 import { cleanText, cleanTitle, parsePrice, shortText, stringList } from "./text.js";
 
 export function parseAmazon2018Review(line: string): ReviewRecord {
   const o = parseJsonObject(line);
-  return { kind: "review", user: requireString(o, "reviewerID"), item: requireString(o, "asin"), time: requireNumber(o, "unixReviewTime"), rating: optionalNumber(o, "overall") };
+  return {
+    kind: "review",
+    user: requireString(o, "reviewerID"),
+    item: requireString(o, "asin"),
+    time: requireNumber(o, "unixReviewTime"),
+    rating: optionalNumber(o, "overall"),
+  };
 }
 
 export function parseAmazon2018Meta(line: string): MetaRecord {

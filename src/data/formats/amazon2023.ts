@@ -2,12 +2,25 @@
 // `timestamp` in **milliseconds**, converted to seconds, `rating`) and `meta_<Cat>.jsonl`
 // (`parent_asin`, `title`, `store`, `categories`, `features`, `description`, `price`).
 import type { Item } from "../types.js";
-import { optionalNumber, parseJsonObject, requireNumber, requireString, type MetaRecord, type ReviewRecord } from "./records.js";
+import {
+  optionalNumber,
+  parseJsonObject,
+  requireNumber,
+  requireString,
+  type MetaRecord,
+  type ReviewRecord,
+} from "./records.js";
 import { cleanText, cleanTitle, parsePrice, shortText, stringList } from "./text.js";
 
 export function parseAmazon2023Review(line: string): ReviewRecord {
   const o = parseJsonObject(line);
-  return { kind: "review", user: requireString(o, "user_id"), item: requireString(o, "parent_asin"), time: requireNumber(o, "timestamp") / 1000, rating: optionalNumber(o, "rating") };
+  return {
+    kind: "review",
+    user: requireString(o, "user_id"),
+    item: requireString(o, "parent_asin"),
+    time: requireNumber(o, "timestamp") / 1000,
+    rating: optionalNumber(o, "rating"),
+  };
 }
 
 export function parseAmazon2023Meta(line: string): MetaRecord {

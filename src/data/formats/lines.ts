@@ -38,7 +38,9 @@ export async function* readLines(path: string): AsyncGenerator<{ text: string; l
   try {
     for await (const text of rl) yield { text, line: ++line };
   } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as Error).message})${isGzip(path) ? "; is the .gz file complete?" : ""}`);
+    throw new Error(
+      `${path}: cannot read (${(e as Error).message})${isGzip(path) ? "; is the .gz file complete?" : ""}`,
+    );
   }
 }
 
@@ -62,7 +64,10 @@ function countNewlines(b: Uint8Array): number {
  * of its first line and the file bytes read so far (compressed bytes for .gz), which reaches the
  * file size exactly with the last chunk.
  */
-export async function* readByteChunks(path: string, chunkBytes = 1 << 20): AsyncGenerator<{ firstLine: number; bytes: Uint8Array; fileBytesRead: number }> {
+export async function* readByteChunks(
+  path: string,
+  chunkBytes = 1 << 20,
+): AsyncGenerator<{ firstLine: number; bytes: Uint8Array; fileBytesRead: number }> {
   const total = statSync(path).size;
   const gz = isGzip(path);
   const { stream, file } = openBytes(path);

@@ -25,16 +25,29 @@ export function continuesSequence(sequence: readonly string[], history: readonly
   return history.every((id, j) => sequence[off + j] === id);
 }
 
-export async function readLlaraNames(path: string, options: ReadOptions, onSkip: () => void): Promise<Map<string, Item>> {
+export async function readLlaraNames(
+  path: string,
+  options: ReadOptions,
+  onSkip: () => void,
+): Promise<Map<string, Item>> {
   assertFile(path, "LLaRA id2name.txt");
   const items = new Map<string, Item>();
   for await (const { text, line } of readLines(path)) {
     if (text.trim() === "") continue;
     const sep = text.indexOf("::");
     const id = sep > 0 ? text.slice(0, sep).trim() : "";
-    const title = sep > 0 ? text.slice(sep + 2).trim().replace(/\s+/g, " ") : "";
+    const title =
+      sep > 0
+        ? text
+            .slice(sep + 2)
+            .trim()
+            .replace(/\s+/g, " ")
+        : "";
     if (!id || !title) {
-      if (options.skipBad) { onSkip(); continue; }
+      if (options.skipBad) {
+        onSkip();
+        continue;
+      }
       throw new Error(`${path}:${line}: expected "id::name" (pass --skip-bad to skip malformed lines)`);
     }
     if (!items.has(id)) items.set(id, { id, title, attributes: {} });
@@ -48,7 +61,9 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
   let skipped = 0;
   const items = await readLlaraNames(join(folder, "id2name.txt"), options, () => void skipped++);
   const interactions: Interaction[] = [];
-  const pool = openParsePool(options.threads ?? autoThreads(splits.reduce((n, s) => n + statSync(join(folder, `${s}.jsonl`)).size, 0)));
+  const pool = openParsePool(
+    options.threads ?? autoThreads(splits.reduce((n, s) => n + statSync(join(folder, `${s}.jsonl`)).size, 0)),
+  );
   try {
     for (const split of splits) {
       let users = 0;
@@ -58,14 +73,19 @@ export async function readLlara(folder: string, options: ReadOptions = {}): Prom
         const user = `${split}-${++users}`;
         sequence.forEach((item, time) => interactions.push({ user, item, time, order: interactions.length }));
       };
-      const r = await parseFile(join(folder, `${split}.jsonl`), "llara", { threads: options.threads, skipBad: options.skipBad, pool }, (rec) => {
-        if (rec.kind !== "sequence") return;
-        if (continuesSequence(sequence, rec.history)) sequence.push(rec.next);
-        else {
-          emit();
-          sequence = [...rec.history, rec.next];
-        }
-      });
+      const r = await parseFile(
+        join(folder, `${split}.jsonl`),
+        "llara",
+        { threads: options.threads, skipBad: options.skipBad, pool },
+        (rec) => {
+          if (rec.kind !== "sequence") return;
+          if (continuesSequence(sequence, rec.history)) sequence.push(rec.next);
+          else {
+            emit();
+            sequence = [...rec.history, rec.next];
+          }
+        },
+      );
       emit();
       skipped += r.skipped;
     }

@@ -7,7 +7,14 @@ import { parseAmazon2023Meta, parseAmazon2023Review } from "./amazon2023.js";
 import { parseLlaraLine } from "./llara-line.js";
 import type { LineRecord } from "./records.js";
 
-export type LineKind = "amazon2014-review" | "amazon2014-meta" | "amazon2018-review" | "amazon2018-meta" | "amazon2023-review" | "amazon2023-meta" | "llara";
+export type LineKind =
+  | "amazon2014-review"
+  | "amazon2014-meta"
+  | "amazon2018-review"
+  | "amazon2018-meta"
+  | "amazon2023-review"
+  | "amazon2023-meta"
+  | "llara";
 
 export interface ChunkTask {
   kind: LineKind;
@@ -27,14 +34,22 @@ export interface ChunkResult {
 // A switch, not a table built at load time, so import cycles can never see it half-initialised.
 function parserFor(kind: LineKind): (line: string) => LineRecord {
   switch (kind) {
-    case "amazon2014-review": return parseAmazon2014Review;
-    case "amazon2014-meta": return parseAmazon2014Meta;
-    case "amazon2018-review": return parseAmazon2018Review;
-    case "amazon2018-meta": return parseAmazon2018Meta;
-    case "amazon2023-review": return parseAmazon2023Review;
-    case "amazon2023-meta": return parseAmazon2023Meta;
-    case "llara": return parseLlaraLine;
-    default: throw new Error(`unknown line kind "${kind as string}"`);
+    case "amazon2014-review":
+      return parseAmazon2014Review;
+    case "amazon2014-meta":
+      return parseAmazon2014Meta;
+    case "amazon2018-review":
+      return parseAmazon2018Review;
+    case "amazon2018-meta":
+      return parseAmazon2018Meta;
+    case "amazon2023-review":
+      return parseAmazon2023Review;
+    case "amazon2023-meta":
+      return parseAmazon2023Meta;
+    case "llara":
+      return parseLlaraLine;
+    default:
+      throw new Error(`unknown line kind "${kind as string}"`);
   }
 }
 

@@ -31,8 +31,16 @@ export interface ParseOptions {
 /** Worker threads running parse-worker.js; `undefined` from openParsePool means parse inline. */
 export class ParsePool {
   private readonly piscina: Piscina<ChunkTask, ChunkResult>;
-  constructor(workerFile: string, readonly threads: number) {
-    this.piscina = new Piscina<ChunkTask, ChunkResult>({ filename: pathToFileURL(workerFile).href, maxThreads: threads, minThreads: threads, idleTimeout: 60_000 });
+  constructor(
+    workerFile: string,
+    readonly threads: number,
+  ) {
+    this.piscina = new Piscina<ChunkTask, ChunkResult>({
+      filename: pathToFileURL(workerFile).href,
+      maxThreads: threads,
+      minThreads: threads,
+      idleTimeout: 60_000,
+    });
   }
   run(task: ChunkTask): Promise<ChunkResult> {
     return this.piscina.run(task, { transferList: [task.bytes.buffer as ArrayBuffer] });
@@ -73,10 +81,16 @@ export function autoThreads(inputBytes: number): number {
  * Calls `onRecord` for every parsed line of `path` in file order; returns how many malformed
  * lines were skipped.
  */
-export async function parseFile(path: string, kind: LineKind, options: ParseOptions, onRecord: (record: LineRecord, line: number) => void): Promise<{ skipped: number }> {
+export async function parseFile(
+  path: string,
+  kind: LineKind,
+  options: ParseOptions,
+  onRecord: (record: LineRecord, line: number) => void,
+): Promise<{ skipped: number }> {
   let skipped = 0;
   const handleError = (err: { line: number; message: string }): void => {
-    if (!options.skipBad) throw new Error(`${path}:${err.line}: ${err.message} (pass --skip-bad to skip malformed lines)`);
+    if (!options.skipBad)
+      throw new Error(`${path}:${err.line}: ${err.message} (pass --skip-bad to skip malformed lines)`);
     skipped++;
   };
   const fileBytes = statSync(path).size;
@@ -91,9 +105,11 @@ export async function parseFile(path: string, kind: LineKind, options: ParseOpti
     options.onProgress?.(bytesRead, fileBytes);
   };
   const chunks = readByteChunks(path, options.chunkBytes ?? 1 << 20);
-  const pool = options.pool ?? openParsePool(options.threads ?? autoThreads(fileBytes), options.workerFile ?? defaultWorkerFile());
+  const pool =
+    options.pool ?? openParsePool(options.threads ?? autoThreads(fileBytes), options.workerFile ?? defaultWorkerFile());
   if (!pool) {
-    for await (const c of chunks) consume(parseChunk({ kind, firstLine: c.firstLine, bytes: c.bytes }), c.fileBytesRead);
+    for await (const c of chunks)
+      consume(parseChunk({ kind, firstLine: c.firstLine, bytes: c.bytes }), c.fileBytesRead);
     return { skipped };
   }
   const inFlight: { result: Promise<ChunkResult>; bytesRead: number }[] = [];

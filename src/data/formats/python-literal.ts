@@ -14,7 +14,19 @@ export function parsePythonLiteral(text: string): PyValue {
   return v;
 }
 
-const SIMPLE_ESCAPES: Record<string, string> = { "\\": "\\", "'": "'", '"': '"', n: "\n", t: "\t", r: "\r", b: "\b", f: "\f", v: "\v", a: "\x07", "\n": "" };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+  n: "\n",
+  t: "\t",
+  r: "\r",
+  b: "\b",
+  f: "\f",
+  v: "\v",
+  a: "\x07",
+  "\n": "",
+};
 
 class Parser {
   pos = 0;
@@ -35,13 +47,20 @@ class Parser {
     if (c === "[") return this.sequence("[", "]");
     if (c === "(") return this.sequence("(", ")");
     if (c === "'" || c === '"') return this.string(false);
-    if ((c === "u" || c === "U" || c === "b" || c === "B" || c === "r" || c === "R") && /^[uUbBrR]{1,2}['"]/.test(this.s.slice(this.pos, this.pos + 3))) {
+    if (
+      (c === "u" || c === "U" || c === "b" || c === "B" || c === "r" || c === "R") &&
+      /^[uUbBrR]{1,2}['"]/.test(this.s.slice(this.pos, this.pos + 3))
+    ) {
       let raw = false;
       while (this.s[this.pos] !== "'" && this.s[this.pos] !== '"') raw ||= "rR".includes(this.s[this.pos++]!);
       return this.string(raw);
     }
     if (c === "-" || c === "+" || c === "." || (c >= "0" && c <= "9")) return this.number();
-    for (const [word, v] of [["True", true], ["False", false], ["None", null]] as const) {
+    for (const [word, v] of [
+      ["True", true],
+      ["False", false],
+      ["None", null],
+    ] as const) {
       if (this.s.startsWith(word, this.pos)) {
         this.pos += word.length;
         return v;

@@ -19,13 +19,20 @@ interface Field {
 function parseHeader(path: string, row: string[]): Field[] {
   return row.map((h, c) => {
     const m = /^([^:]+):(token|float|token_seq|float_seq)$/.exec(h.trim());
-    if (!m) throw new Error(`${path}:1: header column ${c + 1} "${h}" is not "name:type" with type token, float, token_seq or float_seq`);
+    if (!m)
+      throw new Error(
+        `${path}:1: header column ${c + 1} "${h}" is not "name:type" with type token, float, token_seq or float_seq`,
+      );
     return { name: m[1]!, type: m[2] as Field["type"] };
   });
 }
 
 /** Rows of a RecBole atomic file with their line numbers; blank lines skipped. */
-async function* atomicRows(path: string, options: ReadOptions, onSkip: () => void): AsyncGenerator<{ fields: Field[]; row: string[]; line: number }> {
+async function* atomicRows(
+  path: string,
+  options: ReadOptions,
+  onSkip: () => void,
+): AsyncGenerator<{ fields: Field[]; row: string[]; line: number }> {
   const text = openText(path);
   const csv = text.pipe(parse<string[], string[]>({ delimiter: "\t", quote: null, headers: false }));
   text.on("error", (e) => csv.destroy(e));
@@ -39,8 +46,13 @@ async function* atomicRows(path: string, options: ReadOptions, onSkip: () => voi
     }
     if (row.length === 0 || (row.length === 1 && row[0]!.trim() === "")) continue;
     if (row.length !== fields.length) {
-      if (options.skipBad) { onSkip(); continue; }
-      throw new Error(`${path}:${line}: expected ${fields.length} tab-separated columns, found ${row.length} (pass --skip-bad to skip malformed lines)`);
+      if (options.skipBad) {
+        onSkip();
+        continue;
+      }
+      throw new Error(
+        `${path}:${line}: expected ${fields.length} tab-separated columns, found ${row.length} (pass --skip-bad to skip malformed lines)`,
+      );
     }
     yield { fields, row, line };
   }
@@ -51,12 +63,19 @@ async function* atomicRows(path: string, options: ReadOptions, onSkip: () => voi
 export function locateRecbole(input: string): { inter: string; item?: string } {
   let inter = input;
   if (existsSync(input) && statSync(input).isDirectory()) {
-    const found = readdirSync(input).filter((f) => /\.inter(\.gz)?$/.test(f)).sort();
-    if (found.length !== 1) throw new Error(`${input}: expected exactly one .inter file, found ${found.length ? found.join(", ") : "none"}; pass the .inter path`);
+    const found = readdirSync(input)
+      .filter((f) => /\.inter(\.gz)?$/.test(f))
+      .sort();
+    if (found.length !== 1)
+      throw new Error(
+        `${input}: expected exactly one .inter file, found ${found.length ? found.join(", ") : "none"}; pass the .inter path`,
+      );
     inter = join(input, found[0]!);
   }
   assertFile(inter, "RecBole .inter file");
-  const item = [inter.replace(/\.inter(\.gz)?$/, ".item"), inter.replace(/\.inter(\.gz)?$/, ".item.gz")].find((p) => p !== inter && existsSync(p));
+  const item = [inter.replace(/\.inter(\.gz)?$/, ".item"), inter.replace(/\.inter(\.gz)?$/, ".item.gz")].find(
+    (p) => p !== inter && existsSync(p),
+  );
   return { inter, item };
 }
 
@@ -69,12 +88,18 @@ export async function readRecbole(input: string, options: ReadOptions = {}): Pro
   for await (const { fields, row, line } of atomicRows(inter, options, skip)) {
     const col = (name: string): number => fields.findIndex((f) => f.name === name);
     const [u, i, t, r] = [col("user_id"), col("item_id"), col("timestamp"), col("rating")];
-    if (u < 0 || i < 0) throw new Error(`${inter}:1: needs user_id and item_id columns (found ${fields.map((f) => f.name).join(", ")})`);
+    if (u < 0 || i < 0)
+      throw new Error(`${inter}:1: needs user_id and item_id columns (found ${fields.map((f) => f.name).join(", ")})`);
     const time = t >= 0 ? Number(row[t]) : interactions.length;
     const rating = r >= 0 ? Number(row[r]) : undefined;
     if (!row[u] || !row[i] || !Number.isFinite(time) || (rating !== undefined && !Number.isFinite(rating))) {
-      if (options.skipBad) { skipped++; continue; }
-      throw new Error(`${inter}:${line}: empty id or non-numeric timestamp/rating in ${JSON.stringify(row.join("\t"))} (pass --skip-bad to skip malformed lines)`);
+      if (options.skipBad) {
+        skipped++;
+        continue;
+      }
+      throw new Error(
+        `${inter}:${line}: empty id or non-numeric timestamp/rating in ${JSON.stringify(row.join("\t"))} (pass --skip-bad to skip malformed lines)`,
+      );
     }
     interactions.push({ user: row[u]!, item: row[i]!, time, rating, order: interactions.length });
     itemIds.add(row[i]!);
@@ -91,7 +116,10 @@ export async function readRecbole(input: string, options: ReadOptions = {}): Pro
       const id = row[idCol]!;
       const title = titleCol >= 0 ? row[titleCol]!.trim().replace(/\s+/g, " ") : `Item ${id}`;
       if (!id) {
-        if (options.skipBad) { skipped++; continue; }
+        if (options.skipBad) {
+          skipped++;
+          continue;
+        }
         throw new Error(`${item}:${line}: empty item_id`);
       }
       if (!itemIds.has(id) || items.has(id) || !title) continue;
@@ -99,11 +127,18 @@ export async function readRecbole(input: string, options: ReadOptions = {}): Pro
       fields.forEach((f, c) => {
         if (c === idCol || c === titleCol || row[c] === "" || f.name === "id" || f.name === "title") return;
         if (f.type === "token") attributes[f.name] = row[c]!;
-        else if (f.type === "float") { const v = Number(row[c]); if (Number.isFinite(v)) attributes[f.name] = v; }
-        else attributes[f.name] = row[c]!.split(" ").filter(Boolean);
+        else if (f.type === "float") {
+          const v = Number(row[c]);
+          if (Number.isFinite(v)) attributes[f.name] = v;
+        } else attributes[f.name] = row[c]!.split(" ").filter(Boolean);
       });
       items.set(id, { id, title, attributes });
     }
   }
-  return { interactions, items, skipped, source: `recbole: ${basename(inter)}${item ? ` + ${basename(item)}` : " (no .item file: titles are ids)"}` };
+  return {
+    interactions,
+    items,
+    skipped,
+    source: `recbole: ${basename(inter)}${item ? ` + ${basename(item)}` : " (no .item file: titles are ids)"}`,
+  };
 }

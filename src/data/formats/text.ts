@@ -3,7 +3,25 @@
 // whitespace collapsed, and what still looks like markup or code is rejected (the item is dropped,
 // since the model only ever sees titles).
 
-const NAMED_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " ", "#39": "'", reg: "®", trade: "™", copy: "©", hellip: "…", mdash: "—", ndash: "–", rsquo: "’", lsquo: "‘", rdquo: "”", ldquo: "“" };
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: " ",
+  "#39": "'",
+  reg: "®",
+  trade: "™",
+  copy: "©",
+  hellip: "…",
+  mdash: "—",
+  ndash: "–",
+  rsquo: "’",
+  lsquo: "‘",
+  rdquo: "”",
+  ldquo: "“",
+};
 
 export function decodeEntities(s: string): string {
   return s.replace(/&(#x[0-9a-fA-F]+|#\d+|[a-zA-Z]+);/g, (m, body: string) => {
@@ -20,7 +38,13 @@ const BLOCK_TAG = /<\/?(br|p|div|li|ul|ol|tr|td|th|table|h[1-6])\b[^>]*>/gi;
 
 /** Strips tags and entities and collapses whitespace. */
 export function cleanText(s: string): string {
-  return decodeEntities(s.replace(/<script[\s\S]*?<\/script>/gi, " ").replace(/<style[\s\S]*?<\/style>/gi, " ").replace(BLOCK_TAG, " ").replace(/<[^>]*>/g, ""))
+  return decodeEntities(
+    s
+      .replace(/<script[\s\S]*?<\/script>/gi, " ")
+      .replace(/<style[\s\S]*?<\/style>/gi, " ")
+      .replace(BLOCK_TAG, " ")
+      .replace(/<[^>]*>/g, ""),
+  )
     .replace(/\s+/g, " ")
     .trim();
 }

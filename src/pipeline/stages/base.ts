@@ -40,7 +40,10 @@ export function catalogLine(item: Item): string {
 export function itemSentence(item: Item): string {
   const a = item.attributes;
   const str = (k: string) => (typeof a[k] === "string" ? (a[k] as string) : undefined);
-  const category = str("category"), brand = str("brand"), forBrand = str("forBrand"), forCategory = str("forCategory");
+  const category = str("category"),
+    brand = str("brand"),
+    forBrand = str("forBrand"),
+    forCategory = str("forCategory");
   let s = `"${item.title}"`;
   if (category) s += ` is in ${category}`;
   if (brand) s += ` by ${brand}`;
@@ -102,22 +105,51 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
       const target = u.train[k]!;
       const history = recentHistory(u.train.slice(0, k), h);
       const ctx = { dataset: ds.name, history: history.map(title), candidates: [] as string[] };
-      if (c.model.pretrainOpenSteps) docs.push({ user: u.user, prompt: fillTemplate(historyLine, ctx), reasoning: summary(history, [target], target), recommendation: title(target) });
+      if (c.model.pretrainOpenSteps)
+        docs.push({
+          user: u.user,
+          prompt: fillTemplate(historyLine, ctx),
+          reasoning: summary(history, [target], target),
+          recommendation: title(target),
+        });
       const seen = new Set(u.train.slice(0, k + 1));
-      const candidates = rng.shuffle([target, ...rng.sample(allIds.filter((id) => !seen.has(id)), c.dataset.candidates - 1)]);
+      const candidates = rng.shuffle([
+        target,
+        ...rng.sample(
+          allIds.filter((id) => !seen.has(id)),
+          c.dataset.candidates - 1,
+        ),
+      ]);
       ctx.candidates = candidates.map(title);
       const form = rng.int(2) === 0 ? coreLines : templates[kinds[rng.int(kinds.length)]!];
-      docs.push({ user: u.user, prompt: fillTemplate(form, ctx), reasoning: summary(history, candidates, target), recommendation: title(target) });
+      docs.push({
+        user: u.user,
+        prompt: fillTemplate(form, ctx),
+        reasoning: summary(history, candidates, target),
+        recommendation: title(target),
+      });
       for (let x = 0; x < c.model.pretrainListExercises && untouched.length >= 2; x++) {
         // The same step with a list that lacks the item bought next: the teacher's choice among
         // the listed items answers, so the right title is one that only the list holds. The list
         // holds no item the user ever bought (so neither the validation nor the test target).
         const listed = rng.sample(untouched, c.dataset.candidates);
-        const sample = { user: u.user, split: "train" as const, history, candidates: listed, target: listed[0]!, targetIndex: 0 };
+        const sample = {
+          user: u.user,
+          split: "train" as const,
+          history,
+          candidates: listed,
+          target: listed[0]!,
+          targetIndex: 0,
+        };
         const pick = teacher.choose(teacher.scoreCandidates(sample), sample, 0);
         const lctx = { dataset: ds.name, history: history.map(title), candidates: listed.map(title) };
         const lform = rng.int(2) === 0 ? coreLines : templates[kinds[rng.int(kinds.length)]!];
-        docs.push({ user: u.user, prompt: fillTemplate(lform, lctx), reasoning: `Step 4 - Summary: ${teacher.summarize(sample, pick)}`, recommendation: title(listed[pick]!) });
+        docs.push({
+          user: u.user,
+          prompt: fillTemplate(lform, lctx),
+          reasoning: `Step 4 - Summary: ${teacher.summarize(sample, pick)}`,
+          recommendation: title(listed[pick]!),
+        });
       }
     }
   }
@@ -128,17 +160,29 @@ export function pretrainCorpus(c: RunConfig, ds: PreparedDataset, epoch: number)
 export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
   const L = runLayout(c.runDir);
   if (c.model.path) {
-    if (!existsSync(c.model.path)) throw new Error(`model.path ${c.model.path} does not exist; give the path of an existing GGUF file`);
+    if (!existsSync(c.model.path))
+      throw new Error(`model.path ${c.model.path} does not exist; give the path of an existing GGUF file`);
     mkdirSync(L.base, { recursive: true });
     writeFileAtomic(join(L.base, "source.json"), JSON.stringify({ path: c.model.path }) + "\n");
     return;
   }
   const initPath = join(L.base, "init.gguf");
-  if (!c.model.initSize) throw new Error("the config names neither model.path nor model.initSize; set model.path to the base GGUF model");
-  const shape = c.model.initShape ? Object.fromEntries(Object.entries(c.model.initShape).filter(([, v]) => v !== undefined)) : undefined;
-  const r = initModel({ preset: c.model.initSize, vocab: "llama-spm", seed: c.seed, out: initPath, ...(shape ? { overrides: shape } : {}) });
+  if (!c.model.initSize)
+    throw new Error("the config names neither model.path nor model.initSize; set model.path to the base GGUF model");
+  const shape = c.model.initShape
+    ? Object.fromEntries(Object.entries(c.model.initShape).filter(([, v]) => v !== undefined))
+    : undefined;
+  const r = initModel({
+    preset: c.model.initSize,
+    vocab: "llama-spm",
+    seed: c.seed,
+    out: initPath,
+    ...(shape ? { overrides: shape } : {}),
+  });
   const h = r.hparams;
-  log(`[base] initialised a ${c.model.initSize} model (${h.blockCount} layers, width ${h.embeddingLength}): ${r.parameterCount.toLocaleString("en-US")} parameters`);
+  log(
+    `[base] initialised a ${c.model.initSize} model (${h.blockCount} layers, width ${h.embeddingLength}): ${r.parameterCount.toLocaleString("en-US")} parameters`,
+  );
   const epochs = c.model.pretrainEpochs;
   if (epochs === 0) {
     renameSync(initPath, L.baseModel);
@@ -146,7 +190,12 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
   }
   const ds = loadRunDataset(c);
   const corpora = Array.from({ length: epochs }, (_, e) => pretrainCorpus(c, ds, e));
-  writeFileAtomic(L.catalogText, corpora[0]!.map((d) => [d.prompt, d.reasoning, d.recommendation].filter(Boolean).join(" ").replace(/\n/g, " ")).join("\n") + "\n");
+  writeFileAtomic(
+    L.catalogText,
+    corpora[0]!
+      .map((d) => [d.prompt, d.reasoning, d.recommendation].filter(Boolean).join(" ").replace(/\n/g, " "))
+      .join("\n") + "\n",
+  );
   const batch = c.model.pretrainBatchSize;
   const steps = corpora.reduce((a, d) => a + stepsPerEpoch(d.length, batch), 0);
   log(`[base] pretraining on ${corpora[0]!.length} documents an epoch: ${epochs} epochs, ${steps} steps`);
@@ -159,7 +208,13 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
       mode: "full",
       // A fine-tuning run's schedule, clipping and micro-batches, with the pretraining's own rate
       // and a warmup of 5% of the steps.
-      optimizer: { lr: c.model.pretrainLearningRate, schedule: TRAIN_DEFAULTS.schedule, totalSteps: steps, warmupSteps: Math.max(2, Math.round(steps * 0.05)), clipGradNorm: TRAIN_DEFAULTS.clipGradNorm },
+      optimizer: {
+        lr: c.model.pretrainLearningRate,
+        schedule: TRAIN_DEFAULTS.schedule,
+        totalSteps: steps,
+        warmupSteps: Math.max(2, Math.round(steps * 0.05)),
+        clipGradNorm: TRAIN_DEFAULTS.clipGradNorm,
+      },
       microBatchTokens: TRAIN_DEFAULTS.microBatchTokens,
     });
     try {
@@ -172,7 +227,16 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
         log(`[base] continuing after pretraining epoch ${start}`);
       }
       for (let e = start; e < epochs; e++) {
-        await runEpochs(trainer, tokenized[e]!, { epochs: 1, batchSize: batch, alpha: 0.5, beta: 0.5, seed: c.seed + e, label: `pretrain ${e + 1}/${epochs}`, quiet, onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`) });
+        await runEpochs(trainer, tokenized[e]!, {
+          epochs: 1,
+          batchSize: batch,
+          alpha: 0.5,
+          beta: 0.5,
+          seed: c.seed + e,
+          label: `pretrain ${e + 1}/${epochs}`,
+          quiet,
+          onEpoch: async (_, trainLoss) => log(`[base] pretrain epoch ${e + 1}: loss ${trainLoss.toFixed(3)}`),
+        });
         await trainer.saveCheckpoint(ckpt, JSON.stringify({ epoch: e + 1 }));
       }
       await trainer.saveModel(L.baseModel);
@@ -186,5 +250,11 @@ export async function baseStage(c: RunConfig, log: (m: string) => void, quiet = 
 }
 
 export function baseSpec({ c, log, quiet }: StageContext): StageSpec {
-  return { stage: "base", inputs: { model: c.model, seed: c.seed }, outputs: ["base"], resumable: true, run: () => baseStage(c, log, quiet) };
+  return {
+    stage: "base",
+    inputs: { model: c.model, seed: c.seed },
+    outputs: ["base"],
+    resumable: true,
+    run: () => baseStage(c, log, quiet),
+  };
 }

@@ -30,7 +30,11 @@ export async function prepareStage(c: RunConfig): Promise<void> {
       { users: Math.max(2 * c.dataset.users, 100), items: c.dataset.syntheticItems, seed: c.seed },
       protocol,
     );
-    const stats: DatasetFileStats & { name: string } = { ...prepared.stats, source: prepared.source, name: c.dataset.domain };
+    const stats: DatasetFileStats & { name: string } = {
+      ...prepared.stats,
+      source: prepared.source,
+      name: c.dataset.domain,
+    };
     writeDataset(L.dataset, { items: [...prepared.items.values()], users: prepared.users, stats });
     return;
   }
@@ -47,5 +51,10 @@ export async function prepareStage(c: RunConfig): Promise<void> {
 }
 
 export function prepareSpec({ c }: StageContext): StageSpec {
-  return { stage: "prepare", inputs: { dataset: c.dataset, seed: c.seed }, outputs: ["dataset"], run: () => prepareStage(c) };
+  return {
+    stage: "prepare",
+    inputs: { dataset: c.dataset, seed: c.seed },
+    outputs: ["dataset"],
+    run: () => prepareStage(c),
+  };
 }
