@@ -4,7 +4,6 @@
 // dist/.tsbuildinfo); when no input is newer than that file, even tsc's start-up is skipped.
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync, utimesSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { packageRoot } from "../../src/util/paths.js";
 
@@ -27,9 +26,9 @@ function newestInput(): number {
 export function setup(): void {
   const built = statSync(buildInfo, { throwIfNoEntry: false });
   if (built && built.mtimeMs > newestInput()) return;
-  const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [tsc, "-p", join(packageRoot, "tsconfig.json")], {
+  // The same build as `npm run build:ts` (tsc, then the exec bit on the package's commands).
+  const r = spawnSync(process.execPath, [join(packageRoot, "scripts", "build-ts.mjs")], {
     cwd: packageRoot,
     encoding: "utf8",
   });
