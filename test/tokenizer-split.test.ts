@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel, type Model } from "../src/engine/index.js";
-import { tokenizeSample, trainedPrefix } from "../src/train/samples.js";
+import { candidateRequests, tokenizeSample, trainedPrefix } from "../src/train/samples.js";
 import { Segment } from "../src/engine/train-batch.js";
 import { constrainedPrefix, endMarkerTokens } from "../src/infer/align.js";
 import { parseOutput } from "../src/infer/parse.js";
@@ -66,6 +66,24 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
       const firstLoss = Array.from(s.segments).findIndex((g) => g !== Segment.prompt);
       expect(Array.from(trainedPrefix(tok.tokenize, prompt, behaviorOnly)), String(behaviorOnly)).toEqual(Array.from(s.tokens.slice(0, firstLoss)));
     }
+  });
+
+  it("scores validation candidates in exactly the tokens a behavior-only sample trains on", () => {
+    // Epoch selection ranks each candidate by the likelihood of its title where training puts a
+    // recommendation: the context and continuation must be the trained sample's tokens (without
+    // EOS), not a tokenization of the target as one string (Llama-3's BPE merges "]\n" there).
+    const titles = [title, "Zen Mat", "Zen Mat Pro"];
+    const r = candidateRequests(tok.tokenize, prompt, titles);
+    expect(r.continuations).toHaveLength(titles.length);
+    titles.forEach((t, k) => {
+      const s = tokenizeSample(tok, { prompt, reasoning: "", recommendation: t });
+      const trained = Array.from(s.tokens.slice(0, -1));
+      expect([...r.context, ...r.continuations[k]!], t).toEqual(trained);
+      // Every scored token is a recommendation token of the trained sample.
+      const firstScored = r.context.length;
+      expect(Array.from(s.segments.slice(firstScored, -1)).every((g) => g === Segment.recommendation), t).toBe(true);
+      expect(r.continuations[k]!.length, t).toBeGreaterThan(0);
+    });
   });
 
   it("appends `\\n[reasoning_end]` to a cut-off reasoning as text that decodes to exactly that", () => {

@@ -105,3 +105,29 @@ export function trainedPrefix(tokenize: SampleTokenizer["tokenize"], prompt: str
   out.set(body.subarray(0, out.length - p.length), p.length);
   return out;
 }
+
+/** One user's candidates as scorer requests: a shared context and one continuation per candidate. */
+export interface CandidateRequests {
+  context: Int32Array;
+  continuations: Int32Array[];
+}
+
+/**
+ * The candidates' titles laid out as a behavior-only training sample gives a recommendation: the
+ * prompt (with BOS), `[reasoning_start]\n[reasoning_end] ` and the title, token for token as
+ * tokenizeSample builds it. What every candidate's tokens share goes into the context; at least
+ * one token of each title stays its continuation.
+ */
+export function candidateRequests(tokenize: SampleTokenizer["tokenize"], prompt: string, titles: readonly string[]): CandidateRequests {
+  if (titles.length === 0) throw new Error("candidateRequests needs at least one candidate title");
+  const p = tokenize(prompt, { addBos: true });
+  // targetLayout, as tokenizeSample: where a marker boundary falls inside a token, the parts are
+  // tokenized apart, so this is never the target tokenized as one string.
+  const targets = titles.map((t) => targetLayout(tokenize, formatTrainingTarget("", t.trim())).body);
+  let shared = Math.min(...targets.map((t) => t.length)) - 1;
+  for (let k = 0; k < shared; k++) {
+    if (targets.some((t) => t[k] !== targets[0]![k])) shared = k;
+  }
+  const context = Int32Array.from([...p, ...targets[0]!.subarray(0, shared)]);
+  return { context, continuations: targets.map((t) => t.slice(shared)) };
+}

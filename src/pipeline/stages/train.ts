@@ -5,9 +5,9 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../../engine/trainer.js";
 import { trainerOptionsFor } from "../../train/options.js";
+import { candidateRequests, type SampleTokenizer } from "../../train/samples.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { sampleFor } from "../../prompts/dataset.js";
-import { formatBehaviorTarget } from "../../prompts/build.js";
 import type { TokenizedSample } from "../../engine/train-batch.js";
 import { tokenizeRecords } from "../../train/tokenize-pool.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
@@ -28,10 +28,10 @@ import type { StageContext, StageSpec } from "../stages.js";
  * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored in
  * the layout training gives a recommendation, after `[reasoning_start]\n[reasoning_end] ` (the
  * behavior-only target every variant trains on; the title right after the prompt would follow
- * where a reasoning adapter writes `[reasoning_start]`). Token-exact: the candidates' targets are
- * tokenized whole, as training does, and what they share is the scored prefix. One batched scorer
- * call; the candidate with the lowest per-token PPL is the prediction (per token, so short titles
- * are not favoured for being short). Cheap enough for every epoch, unlike generating reasoning.
+ * where a reasoning adapter writes `[reasoning_start]`), token for token as training lays it out
+ * (candidateRequests). One batched scorer call; the candidate with the lowest per-token PPL is the
+ * prediction (per token, so short titles are not favoured for being short). Cheap enough for
+ * every epoch, unlike generating reasoning.
  */
 async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
   const ds = loadRunDataset(c);
@@ -40,20 +40,13 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
   if (users.length === 0) return Number.NaN;
   const lora = await loadAdapter(model, adapterPath);
   const scorer = model.createScorer({ contextSize: c.model.contextSize });
+  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
   const reqs: Array<{ prompt: Int32Array; continuation: Int32Array }> = [];
   const meta: Array<{ n: number; target: number }> = [];
   for (const u of users) {
     const s = sampleFor(u, "valid", c.dataset.historyLength);
-    const prompt = model.tokenize(trainingPrompt(ds, templates, s), { addBos: true });
-    const targets = s.candidates.map((id) => model.tokenize(formatBehaviorTarget((ds.items.get(id)?.title ?? id).trim()), { addBos: false }));
-    // The markers (and whatever else every candidate's target starts with) go with the prompt;
-    // at least one token of each title stays the continuation.
-    let shared = Math.min(...targets.map((t) => t.length)) - 1;
-    for (let k = 0; k < shared; k++) {
-      if (targets.some((t) => t[k] !== targets[0]![k])) shared = k;
-    }
-    const context = Int32Array.from([...prompt, ...targets[0]!.subarray(0, shared)]);
-    for (const t of targets) reqs.push({ prompt: context, continuation: t.subarray(shared) });
+    const r = candidateRequests(tokenize, trainingPrompt(ds, templates, s), s.candidates.map((id) => ds.items.get(id)?.title ?? id));
+    for (const k of r.continuations) reqs.push({ prompt: r.context, continuation: k });
     meta.push({ n: s.candidates.length, target: s.targetIndex });
   }
   const scores = await scorer.score(reqs, { lora });
