@@ -1,7 +1,7 @@
 // The run's dataset and what every stage derives from it: the prepared folder read back under the
 // run's domain name, the train split's catalog (its negatives are seeded by the run), the
 // validation users, the training prompt of a sample, and the trainer's sample shape.
-import { contextFor, readPreparedDataset, type PreparedDataset, type PromptSample, type TrainCatalog } from "../prompts/dataset.js";
+import { contextFor, readPreparedDataset, titleOf, type PreparedDataset, type PromptSample, type TrainCatalog } from "../prompts/dataset.js";
 import { fillTemplate } from "../prompts/build.js";
 import type { PromptTemplates } from "../prompts/templates.js";
 import { runLayout } from "../run/layout.js";
@@ -19,9 +19,9 @@ export function loadRunDataset(c: RunConfig): PreparedDataset {
   return readPreparedDataset(runLayout(c.runDir).dataset, c.dataset.domain);
 }
 
-/** The train split's negatives come from the whole catalog, seeded by the run (see sampleFor). */
+/** The train split's negatives come from the whole catalog, seeded by the run, no two with one title (see sampleFor). */
 export function trainCatalog(c: RunConfig, ds: PreparedDataset): TrainCatalog {
-  return { itemIds: [...ds.items.keys()], seed: c.seed };
+  return { itemIds: [...ds.items.keys()], seed: c.seed, titleOf: (id) => titleOf(ds.items, id) };
 }
 
 /** Users whose validation split is used for validation loss / HitRatio (the first N, fixed order). */

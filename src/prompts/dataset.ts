@@ -14,12 +14,14 @@ import type { Item, UserSplit } from "../data/types.js";
 import type { PromptContext } from "./build.js";
 import { Rng } from "../util/random.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
-import { DEFAULT_SEED, HISTORY_LENGTH, recentHistory } from "../data/protocol.js";
+import { DEFAULT_SEED, HISTORY_LENGTH, distinctTitles, fillDistinctTitles, recentHistory, titleKey } from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {
   itemIds: readonly string[];
   seed: number;
+  /** Item titles: with them no two candidates share a title (see titleKey); without, ids only. */
+  titleOf?: (id: string) => string;
 }
 
 /** The train split's candidates: the target and fresh negatives, shuffled (see the header). */
@@ -28,9 +30,13 @@ export function trainCandidates(u: UserSplit, target: string, catalog: TrainCata
   const shown = new Set([...u.candidates.valid, ...u.candidates.test]);
   const fresh = catalog.itemIds.filter((id) => !touched.has(id) && !shown.has(id));
   const rng = new Rng(catalog.seed, `train-candidates:${u.user}`);
-  let negatives = rng.sample(fresh, Math.min(n - 1, fresh.length));
+  const keyOf = catalog.titleOf ? (id: string) => titleKey(catalog.titleOf!(id)) : (id: string) => id;
+  const taken = new Set([keyOf(target)]);
+  // k items of `pool` whose titles are not taken: a uniform draw, a colliding one drawn again.
+  const draw = (pool: readonly string[], k: number) => fillDistinctTitles(rng, distinctTitles(rng.sample(pool, k), keyOf, taken), pool, k, keyOf, taken);
+  let negatives = draw(fresh, Math.min(n - 1, fresh.length));
   // A catalog too small for fresh negatives tops up with shown-but-never-touched items.
-  if (negatives.length < n - 1) negatives = [...negatives, ...rng.sample(catalog.itemIds.filter((id) => !touched.has(id) && shown.has(id)), n - 1 - negatives.length)];
+  if (negatives.length < n - 1) negatives = [...negatives, ...draw(catalog.itemIds.filter((id) => !touched.has(id) && shown.has(id)), n - 1 - negatives.length)];
   return rng.shuffle([target, ...negatives]);
 }
 
@@ -93,7 +99,7 @@ export function sampleOptionIssues(o: { historyLength?: number; seed?: number })
 
 export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
   throwIssues(sampleOptionIssues({ historyLength, seed }));
-  const catalog = { itemIds: [...ds.items.keys()], seed };
+  const catalog: TrainCatalog = { itemIds: [...ds.items.keys()], seed, titleOf: (id) => titleOf(ds.items, id) };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
 }
 
