@@ -116,7 +116,8 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     const out = bytes("\nStep 4 - Summary: Apex Phone fits.\n[reasoning_end] Apex Phone");
     const { engine, scored } = recordingEngine(out);
     const [rec] = await inferVariant(c, engine, variant("msr"), [kase], true);
-    expect(scored).toHaveLength(2);
+    // One call: both sides' reasonings, then both sides' whole outputs (the literal Eq. 3).
+    expect(scored).toHaveLength(4);
     const prefix = trainedInput(kase.prompts.user as string, false);
     // Reasoning = bytes 1 .. before "\n[reasoning_end]"; the leading newline conditions it.
     const reasoningEnd = 1 + "Step 4 - Summary: Apex Phone fits.".length;
@@ -124,6 +125,20 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     expect(Array.from(scored[0]!.prompt as Int32Array)).toEqual([...prefix, ...out.slice(0, 1)]);
     expect(rec!.userSide!.tokenIds).toEqual(Array.from(out));
     expect(rec!.userSide!.ppl).toBeCloseTo(Math.E, 12);
+    // Eq. 3 as written: y = every generated token (reasoning and answer) after the same prompt.
+    expect(Array.from(scored[2]!.continuation as Int32Array)).toEqual(Array.from(out));
+    expect(Array.from(scored[2]!.prompt as Int32Array)).toEqual(Array.from(prefix));
+    expect(Array.from(scored[3]!.prompt as Int32Array)).toEqual(Array.from(trainedInput(kase.prompts.item as string, false)));
+    expect(rec!.userSide!.pplOutput).toBeCloseTo(Math.E, 12);
+    expect(rec!.fusedEq3).toEqual({ side: "user", choice: "a", case: "agree" });
+  });
+
+  it("scores whole outputs for the main variant only", async () => {
+    const out = bytes("\nStep 4 - Summary: Apex Phone fits.\n[reasoning_end] Apex Phone");
+    const { engine, scored } = recordingEngine(out);
+    const [rec] = await inferVariant(c, engine, variant("wo-reason"), [kase], true);
+    expect(scored).toHaveLength(2);
+    expect(rec!.fusedEq3).toBeUndefined();
   });
 
   it("the constrained answer continues the generated tokens through [reasoning_end]", async () => {

@@ -46,7 +46,10 @@ export interface SidePrediction {
   /** The raw generated text. */
   text: string;
   choice: string | null;
+  /** PPL of the reasoning tokens. */
   ppl: number;
+  /** PPL of the reasoning and answer tokens (literal Eq. 3), when computed. */
+  pplOutput?: number;
 }
 
 /** One line of predictions.jsonl. */
@@ -56,7 +59,10 @@ export interface PredictionRecord {
   candidates: string[];
   user_side: SidePrediction;
   item_side: SidePrediction;
+  /** This project's fusion rule. */
   fused: { side: "user" | "item" | null; choice: string | null; case: string };
+  /** The literal Eq. 3 (PPL of reasoning and answer), when that row ran. */
+  eq3?: { side: "user" | "item" | null; choice: string | null; case: string };
   /** Eq. 3 over the grammar-constrained answers (same reasonings and PPLs), when that row ran. */
   constrained?: { side: "user" | "item" | null; choice: string | null; case: string };
   hit: boolean;

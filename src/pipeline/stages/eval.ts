@@ -57,6 +57,11 @@ export const pickFused: Pick = (r) => {
   const s = sideOf(r, r.fused);
   return { answer: s?.answer ?? "", reasoning: s?.reasoning ?? "" };
 };
+export const pickEq3: Pick = (r) => {
+  if (!r.fusedEq3) return null;
+  const s = sideOf(r, r.fusedEq3);
+  return { answer: s?.answer ?? "", reasoning: s?.reasoning ?? "" };
+};
 export const pickConstrained: Pick = (r) => {
   if (!r.constrained) return null;
   const s = sideOf(r, r.constrained);
@@ -104,7 +109,7 @@ function revive(rs: InferRecord[]): InferRecord[] {
 }
 
 function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] {
-  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN });
+  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN, ...(s?.pplOutput !== undefined ? { pplOutput: s.pplOutput } : {}) });
   return records.map((r) => {
     const fused = r.fused ?? { side: null, choice: null, case: "none" as const };
     const chosenTitle = fused.choice === null ? null : r.candidateTitles[r.candidateIds.indexOf(fused.choice)] ?? null;
@@ -113,6 +118,7 @@ function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] 
     if (r.itemSide && r.itemSide.choiceIndex >= 0) is.choice = r.candidateTitles[r.itemSide.choiceIndex]!;
     const title = (id: string | null) => (id === null ? null : r.candidateTitles[r.candidateIds.indexOf(id)] ?? null);
     return {
+      ...(r.fusedEq3 ? { eq3: { side: r.fusedEq3.side, choice: title(r.fusedEq3.choice), case: r.fusedEq3.case } } : {}),
       ...(r.constrained ? { constrained: { side: r.constrained.side, choice: title(r.constrained.choice), case: r.constrained.case } } : {}),
       user: r.user,
       groundTruth: r.candidateTitles[r.targetIndex]!,
@@ -167,10 +173,12 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
       continue;
     }
     const records = revive(readInferRecords(file));
-    for (const [label, kind, pick] of rowsFor(v)) {
+    for (const [label, kind, pick, note] of rowsFor(v)) {
       if (pick === pickConstrained && !records.some((r) => r.constrained)) continue;
+      if (pick === pickEq3 && !records.some((r) => r.fusedEq3)) continue;
       const row = rowMetrics(label, kind, records, pick);
       if (v.alpha !== undefined) Object.assign(row, { alpha: v.alpha, beta: v.beta });
+      if (note) row.note = note;
       await addReasoningQuality(row, records, pick, references, histories, quality);
       rows.push(row);
     }
@@ -183,11 +191,18 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
   return metrics;
 }
 
-/** The metrics rows one inference variant yields. */
-function rowsFor(v: InferVariant): Array<[string, RowKind, Pick]> {
+/** What the main fused rows are, said beside them (fusion.ts has both rules). */
+export const FUSION_NOTES = {
+  project: "this project's fusion: Eq. 3 on the PPL of the reasoning tokens, plus an extension (a side that alone names a candidate is kept)",
+  eq3: "Eq. 3 as written: PPL of reasoning and answer tokens, no rule for invalid sides",
+} as const;
+
+/** The metrics rows one inference variant yields: label, kind, what it picks, a note. */
+function rowsFor(v: InferVariant): Array<[string, RowKind, Pick, string?]> {
   if (v.mode === "single") return [[v.label, v.kind, pickSingle]];
-  const rows: Array<[string, RowKind, Pick]> = [[v.label, v.kind, pickFused]];
+  const rows: Array<[string, RowKind, Pick, string?]> = [[v.label, v.kind, pickFused, v.name === "msr" ? FUSION_NOTES.project : undefined]];
   if (v.name === "msr") {
+    rows.push(["MSR-Rec (Eq. 3 literal)", "msr", pickEq3, FUSION_NOTES.eq3]);
     rows.push(["MSR-Rec (user)", "ablation", pickUser], ["MSR-Rec (item)", "ablation", pickItem]);
     rows.push(["MSR-Rec (constrained)", "ablation", pickConstrained]);
   }

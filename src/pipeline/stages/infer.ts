@@ -92,9 +92,10 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const prompt = (p: Prompt): Prompt => variantPrompt(engine.tokenize, v, p);
   cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
   if (v.mode === "bidirectional") {
-    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", codec: engine, quiet });
+    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", eq3: v.name === "msr", codec: engine, quiet });
     return res.map((r) => {
       const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
+      if (r.fusedEq3) rec.fusedEq3 = r.fusedEq3;
       if (r.constrained) rec.constrained = r.constrained;
       return rec;
     });
