@@ -1,5 +1,6 @@
 // The eval stage's reasoning metrics: METEOR and BERTScore average over every test user with a
-// reference (a missing reasoning scores 0, the valid-only mean beside it), GPTScore over the users
+// reference (a missing reasoning scores the metric's floor: METEOR 0, BERTScore the rescaled
+// F1 = 0; the valid-only mean beside it), GPTScore over the users
 // with a reasoning, and GPTScore's context holds the user's history as well as the candidates.
 // The dataset is the tiny preset's synthetic one; the inference output is written by hand and
 // the expectations are computed here from users.jsonl and items.jsonl.
@@ -31,7 +32,7 @@ describe("reasoning metrics in the eval stage", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("averages over all users with a reference, scoring a missing reasoning 0, and gives GPTScore the history", async () => {
+  it("averages over all users with a reference, a missing reasoning scoring the floor, and gives GPTScore the history", async () => {
     // Users 0..5: user-side reasoning for 0, 1, 2 and 4; a reference for every user but 4.
     const withReasoning = new Set([0, 1, 2, 4]);
     const records: InferRecord[] = users.map((u, k) => {
@@ -54,6 +55,8 @@ describe("reasoning metrics in the eval stage", () => {
     const quality = {
       meteor: async () => 1,
       bertscore: async () => 0.5,
+      // F1 = 0 rescaled with b = 0.2: (0 − 0.2) / 0.8.
+      bertscoreMissing: async () => -0.25,
       gptscore: async (pairs: ReasoningPair[]) => (contexts.push(...pairs), -2),
     };
     const m = await evalStage(c, refs, quality, []);
@@ -61,12 +64,15 @@ describe("reasoning metrics in the eval stage", () => {
     // 5 users with a reference, 3 of them (0, 1, 2) with a reasoning.
     expect(row).toMatchObject({ referenceUsers: 5, reasoningUsers: 3, meteorValid: 1, bertscoreValid: 0.5, gptscore: -2 });
     expect(row.meteor).toBeCloseTo(3 / 5, 12);
-    expect(row.bertscore).toBeCloseTo(0.5 * (3 / 5), 12);
-    // No item-side reasoning at all: 0 over all users, nothing valid-only, no GPTScore.
+    // Two of the five score the rescaled F1 = 0, not a rescaled 0 (which would be 0 here).
+    expect(row.bertscore).toBeCloseTo((3 * 0.5 + 2 * -0.25) / 5, 12);
+    // No item-side reasoning at all: the floors over all users, nothing valid-only, no GPTScore.
     const item = m.rows.find((r) => r.name === "MSR-Rec (item)")!;
-    expect(item).toMatchObject({ meteor: 0, bertscore: 0, reasoningUsers: 0, referenceUsers: 5 });
+    expect(item).toMatchObject({ meteor: 0, bertscore: -0.25, reasoningUsers: 0, referenceUsers: 5 });
     expect(item.gptscore).toBeUndefined();
-    expect(m.skipped.some((s) => /missing reasoning scoring 0/.test(s))).toBe(true);
+    expect(m.skipped.some((s) => /missing reasoning scoring the metric's floor/.test(s))).toBe(true);
+    expect(m.skipped.some((s) => /GPTScore .*not comparable with the paper's 22–92/.test(s))).toBe(true);
+    expect(readFileSync(runLayout(dir).results, "utf8")).toContain("GPTScore (log-prob, not comparable)");
 
     // GPTScore's context: the last historyLength items before the test item, oldest first, then the candidates.
     expect(contexts.length).toBeGreaterThan(0);

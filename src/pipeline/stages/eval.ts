@@ -13,7 +13,7 @@ import type { RunConfig } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import { parseJsonLines, toJsonLines } from "../../util/jsonl.js";
 import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "../../run/results.js";
-import { renderResultsMarkdown } from "../../run/results.js";
+import { GPTSCORE_NOTE, renderResultsMarkdown } from "../../run/results.js";
 import { loadRunDataset } from "../run-data.js";
 import { sampleFor } from "../../prompts/dataset.js";
 import { truncationNotes } from "../sft-fit.js";
@@ -34,12 +34,16 @@ export interface ReasoningPair {
 /**
  * Scorers of reasoning quality; each returns the mean over the pairs it is given (users with a
  * reasoning). The eval stage turns METEOR and BERTScore into means over all users with a
- * reference, a missing reasoning scoring 0; GPTScore, a log-probability with 0 as its best
- * value, stays a mean over the users with a reasoning.
+ * reference, a missing reasoning scoring the metric's floor: METEOR 0, BERTScore the rescaled
+ * value of F1 = 0 (a rescaled 0 would be baseline-level similarity, which beats a poor
+ * reasoning). GPTScore, a log-probability with 0 as its best value, stays a mean over the users
+ * with a reasoning.
  */
 export interface ReasoningQuality {
   meteor?: (pairs: ReasoningPair[]) => Promise<number>;
   bertscore?: (pairs: ReasoningPair[]) => Promise<number>;
+  /** BERTScore of a missing reasoning in a row of these pairs: F1 = 0 rescaled as the row is (0 when absent). */
+  bertscoreMissing?: (pairs: ReasoningPair[]) => Promise<number>;
   gptscore?: (pairs: ReasoningPair[]) => Promise<number>;
 }
 
@@ -91,15 +95,16 @@ async function addReasoningQuality(row: MetricsRow, records: readonly InferRecor
   row.reasoningUsers = pairs.length;
   row.referenceUsers = scorable.length;
   if (scorable.length === 0) return;
-  // Means over every user with a reference: a user without a reasoning adds 0 to the sum.
-  const overAll = (validMean: number) => (pairs.length === 0 ? 0 : (validMean * pairs.length) / scorable.length);
+  // Means over every user with a reference: a user without a reasoning adds the metric's floor.
+  const overAll = (validMean: number, floor: number) => ((pairs.length ? validMean * pairs.length : 0) + floor * (scorable.length - pairs.length)) / scorable.length;
   if (q.meteor) {
     const m = pairs.length ? await q.meteor(pairs) : Number.NaN;
-    [row.meteor, row.meteorValid] = [overAll(m), m];
+    [row.meteor, row.meteorValid] = [overAll(m, 0), m];
   }
   if (q.bertscore) {
     const b = pairs.length ? await q.bertscore(pairs) : Number.NaN;
-    [row.bertscore, row.bertscoreValid] = [overAll(b), b];
+    const floor = q.bertscoreMissing ? await q.bertscoreMissing(pairs) : 0;
+    [row.bertscore, row.bertscoreValid] = [overAll(b, floor), b];
   }
   if (q.gptscore && pairs.length) row.gptscore = await q.gptscore(pairs);
 }
@@ -164,7 +169,8 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
   }
 
   const histories = new Map(users.map((u) => [u.user, sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id)]));
-  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring 0 (the valid-only means are in metrics.json as meteorValid / bertscoreValid); GPTScore averages over the users with a reasoning");
+  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring the metric's floor (METEOR 0; BERTScore the rescaled value of F1 = 0, −b/(1 − b)); the valid-only means are in metrics.json as meteorValid / bertscoreValid; GPTScore averages over the users with a reasoning");
+  skipped.push(GPTSCORE_NOTE);
   let fusedRecords: InferRecord[] = [];
   for (const v of inferVariants(c)) {
     const file = L.inferOutputs(v.name);
