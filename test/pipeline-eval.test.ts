@@ -50,6 +50,9 @@ describe("reasoning metrics in the eval stage", () => {
     });
     mkdirSync(runLayout(dir).infer, { recursive: true });
     writeFileSync(runLayout(dir).inferOutputs("msr"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    // w/o reason writes no reasoning by construction (its records as the infer stage writes them).
+    const bare = records.map((r) => ({ ...r, userSide: { ...r.userSide!, reasoning: "" }, itemSide: { ...r.itemSide!, reasoning: "" } }));
+    writeFileSync(runLayout(dir).inferOutputs("wo-reason"), bare.map((r) => JSON.stringify(r)).join("\n") + "\n");
     const refs = new Map(users.filter((_, k) => k !== 4).map((u) => [u.user, `reference of ${u.user}`]));
     const contexts: ReasoningPair[] = [];
     const quality = {
@@ -70,6 +73,11 @@ describe("reasoning metrics in the eval stage", () => {
     const item = m.rows.find((r) => r.name === "MSR-Rec (item)")!;
     expect(item).toMatchObject({ meteor: 0, bertscore: -0.25, reasoningUsers: 0, referenceUsers: 5 });
     expect(item.gptscore).toBeUndefined();
+    // w/o reason: the reasoning metrics do not apply, and the row says so instead of showing floors.
+    const wo = m.rows.find((r) => r.name === "MSR-Rec w/o reason")!;
+    expect(wo).toMatchObject({ hits: expect.any(Number), users: 6 });
+    for (const k of ["meteor", "bertscore", "gptscore", "reasoningUsers"] as const) expect(wo[k], k).toBeUndefined();
+    expect(wo.note).toMatch(/no reasoning to score, so METEOR, BERTScore and GPTScore do not apply/);
     expect(m.skipped.some((s) => /missing reasoning scoring the metric's floor/.test(s))).toBe(true);
     expect(m.skipped.some((s) => /GPTScore .*not comparable with the paper's 22–92/.test(s))).toBe(true);
     expect(readFileSync(runLayout(dir).results, "utf8")).toContain("GPTScore (log-prob, not comparable)");

@@ -23,21 +23,28 @@ export interface InferVariant {
   prefix: "reasoning" | "behavior" | "none";
   alpha?: number;
   beta?: number;
+  /** False where the variant writes no reasoning by construction: no reasoning metrics, `note` says why. */
+  reasoning: boolean;
+  /** Said beside the variant's row. */
+  note?: string;
 }
+
+/** Why `w/o reason` has no reasoning metrics. */
+export const WITHOUT_REASONING_NOTE = "trained without reasoning and generated past it (from `[reasoning_start]\n`): no reasoning to score, so METEOR, BERTScore and GPTScore do not apply (the paper's row scores whatever its model wrote)";
 
 export function inferVariants(c: RunConfig): InferVariant[] {
   const out: InferVariant[] = [];
   for (const t of trainVariants(c)) {
     if (t.name === "msr") {
-      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
-      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", prefix: "reasoning" });
+      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
+      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", prefix: "reasoning", reasoning: true });
     } else if (t.name === "wo-reason") {
-      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior" });
+      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior", reasoning: false, note: WITHOUT_REASONING_NOTE });
     } else {
-      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
+      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
     }
   }
-  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", prefix: "none" });
+  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", prefix: "none", reasoning: true });
   return out;
 }
 

@@ -184,8 +184,8 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
       if (pick === pickEq3 && !records.some((r) => r.fusedEq3)) continue;
       const row = rowMetrics(label, kind, records, pick);
       if (v.alpha !== undefined) Object.assign(row, { alpha: v.alpha, beta: v.beta });
-      if (note) row.note = note;
-      await addReasoningQuality(row, records, pick, references, histories, quality);
+      if (note ?? v.note) row.note = note ?? v.note;
+      if (v.reasoning) await addReasoningQuality(row, records, pick, references, histories, quality);
       rows.push(row);
     }
     if (v.name === "msr") fusedRecords = records;
