@@ -53,6 +53,21 @@ describe("reasoning metrics in the eval stage", () => {
     // w/o reason writes no reasoning by construction (its records as the infer stage writes them).
     const bare = records.map((r) => ({ ...r, userSide: { ...r.userSide!, reasoning: "" }, itemSide: { ...r.itemSide!, reasoning: "" } }));
     writeFileSync(runLayout(dir).inferOutputs("wo-reason"), bare.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    // The teacher's stored answers: attempt 0 is the zero-shot row's, judged on its Step 5.
+    const truth = (k: number) => title.get(users[k]!.test)!;
+    const other = (k: number) => title.get(users[k]!.candidates.test.find((id) => id !== users[k]!.test)!)!;
+    const chain = (k: number, step2: string, step5: string) =>
+      `Step 1 - Preference Recognition: likes things.\nStep 2 - Attribute Analysis: ${step2}\nStep 3 - Logic Matching: fits.\nStep 4 - Summary: so.\nStep 5 - Recommendation: ${step5}`;
+    const answers: Array<[number, number, string]> = [
+      [0, 0, chain(0, "plain.", `"${truth(0)}"`)], // hit
+      [1, 0, chain(1, `"${truth(1)}" is close.`, other(1))], // valid, wrong: the truth in step 2 does not count
+      [1, 1, chain(1, "plain.", truth(1))], // a retry naming the truth: not the zero-shot answer
+      [2, 0, chain(2, `"${truth(2)}" is close.`, "none of them")], // invalid
+      [3, 0, `I would pick ${truth(3)}.`], // no steps: the whole answer is judged, a hit
+      [5, 0, chain(5, "plain.", `${truth(5)} or ${other(5)}`)], // two candidates: invalid
+    ];
+    mkdirSync(runLayout(dir).teacher, { recursive: true });
+    writeFileSync(join(runLayout(dir).teacher, "answers.jsonl"), answers.map(([k, a, content]) => JSON.stringify({ key: `test/${users[k]!.user}/${a}`, promptHash: "x", teacher: "rules", model: "rules-v1", content, at: "" })).join("\n") + "\n");
     const refs = new Map(users.filter((_, k) => k !== 4).map((u) => [u.user, `reference of ${u.user}`]));
     const contexts: ReasoningPair[] = [];
     const quality = {
@@ -73,6 +88,10 @@ describe("reasoning metrics in the eval stage", () => {
     const item = m.rows.find((r) => r.name === "MSR-Rec (item)")!;
     expect(item).toMatchObject({ meteor: 0, bertscore: -0.25, reasoningUsers: 0, referenceUsers: 5 });
     expect(item.gptscore).toBeUndefined();
+    // Teacher zero-shot: hits for users 0 and 3, valid for 0, 1 and 3; user 4 has no answer.
+    const teacher = m.rows.find((r) => r.name === "Teacher zero-shot (rules-v1)")!;
+    expect(teacher).toMatchObject({ kind: "baseline", users: 6, hits: 2, valid: 3, hitRatio: 2 / 6, validRatio: 3 / 6 });
+    expect(teacher.note).toMatch(/first stored answer.*rule teacher is not an LLM.*1 users without a stored answer/);
     // w/o reason: the reasoning metrics do not apply, and the row says so instead of showing floors.
     const wo = m.rows.find((r) => r.name === "MSR-Rec w/o reason")!;
     expect(wo).toMatchObject({ hits: expect.any(Number), users: 6 });

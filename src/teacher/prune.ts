@@ -75,3 +75,12 @@ export function prunePath(answer: string, candidates: readonly string[], targetI
   if (m.index !== targetIndex) return { valid: false, reason: "wrong-item", detail: `step 5 names "${candidates[m.index]}", not the ground truth` };
   return { valid: true, reasoning: formatReasoning(steps), recommendation: candidates[m.index]!, index: m.index };
 }
+
+/**
+ * What a teacher's answer recommends, as the student's answer is judged: the body of its Step 5
+ * when it has one (the text after the reasoning, as the student's answer follows
+ * `[reasoning_end]`), else the whole answer (as a student output without an end marker).
+ */
+export function teacherRecommendation(answer: string): string {
+  return parseChain(answer).steps[4] ?? answer;
+}

@@ -1,6 +1,7 @@
 // Eval stage: every inference variant → rows of metrics.json (HitRatio@1 hits/all and hits/valid,
 // ValidRatio, strict HitRatio@1, reasoning-quality scores where computable), the classic
-// baselines on the same test users, results.md and predictions.jsonl (the fused MSR-Rec run).
+// baselines and the teacher's stored zero-shot answers on the same test users, results.md and
+// predictions.jsonl (the fused MSR-Rec run).
 // The references for the reasoning metrics are the teacher's kept test-split paths.
 import { existsSync, readFileSync } from "node:fs";
 import { buildBaseline, BASELINES } from "../../eval/baselines.js";
@@ -20,6 +21,7 @@ import { truncationNotes } from "../sft-fit.js";
 import { inferVariants, testUsers, type InferVariant } from "../variants.js";
 import type { ReasoningRecord } from "../../teacher/synthesize.js";
 import { reasoningQuality } from "../reasoning-quality.js";
+import { teacherRow } from "../teacher-row.js";
 import type { StageContext, StageSpec } from "../stages.js";
 import { selectReasoningSteps } from "./sft.js";
 
@@ -167,6 +169,10 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
     const label = name === "markov" ? "Markov (first-order)" : name[0]!.toUpperCase() + name.slice(1);
     rows.push({ name: label, kind: "baseline", users: n, hits, valid: n, hitRatio: n ? hits / n : 0, hitRatioValid: n ? hits / n : 0, validRatio: 1 });
   }
+
+  const teacher = teacherRow(c, ds, users);
+  if ("row" in teacher) rows.push(teacher.row);
+  else skipped.push(teacher.skipped);
 
   const histories = new Map(users.map((u) => [u.user, sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id)]));
   skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring the metric's floor (METEOR 0; BERTScore the rescaled value of F1 = 0, −b/(1 − b)); the valid-only means are in metrics.json as meteorValid / bertscoreValid; GPTScore averages over the users with a reasoning");
