@@ -35,7 +35,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     expect(model.detokenize(bytes("Ab\n["))).toBe("Ab\n[");
     dir = mkdtempSync(join(tmpdir(), "msr-prefix-"));
     c = presetConfig("tiny", { runDir: dir });
-    for (const name of ["msr", "wo-reason"]) {
+    for (const name of ["msr", "wo-reason", "tallrec"]) {
       const p = runLayout(dir).adapter(name);
       mkdirSync(dirname(p), { recursive: true });
       writeFileSync(p, "");
@@ -77,6 +77,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     position: 0,
     prompts: { user: "User side prompt about \"Apex Phone\".", item: "Item side prompt." },
     full: "Full chain prompt.",
+    tallrec: "TALLRec prompt.\n### Response:\n",
     candidateIds: ["a", "b", "c"],
     candidateTitles: TITLES,
     targetIndex: 0,
@@ -93,12 +94,13 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
   const variant = (name: string): InferVariant => inferVariants(c).find((v) => v.name === name)!;
 
   it("every variant generates from exactly the prefix it was trained to continue", async () => {
-    const cases: Array<[string, boolean | null]> = [["msr", false], ["wo-reason", true], ["msr-full", false], ["base-zero-shot", null]];
+    const cases: Array<[string, boolean | null]> = [["msr", false], ["wo-reason", true], ["msr-full", false], ["base-zero-shot", null], ["tallrec", null]];
     for (const [name, behaviorOnly] of cases) {
       const v = variant(name);
       const { engine, generated } = recordingEngine(bytes("\n[reasoning_end] Apex Phone"));
       await inferVariant(c, engine, v, [kase], true);
-      const texts = v.mode === "bidirectional" ? [kase.prompts.user, kase.prompts.item] : [kase.full];
+      // TALLRec was trained on the title right after its own prompt: it gets that prompt, bare.
+      const texts = v.mode === "bidirectional" ? [kase.prompts.user, kase.prompts.item] : [name === "tallrec" ? kase.tallrec : kase.full];
       expect(generated, name).toHaveLength(texts.length);
       generated.forEach((p, i) => {
         if (behaviorOnly === null) expect(p, name).toBe(texts[i]);

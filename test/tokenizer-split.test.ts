@@ -86,6 +86,21 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
     });
   });
 
+  it("lays a plain (TALLRec) sample out as prompt, then the title and EOS as y_rec, and scores candidates there", () => {
+    const s = tokenizeSample(tok, { prompt, reasoning: "", recommendation: title, layout: "plain" });
+    const p = model.tokenize(prompt, { addBos: true });
+    expect(Array.from(s.tokens)).toEqual([...p, ...model.tokenize(title, { addBos: false }), tok.eosToken]);
+    expect(Array.from(s.segments)).toEqual([...p.map(() => Segment.prompt), ...Array.from({ length: s.tokens.length - p.length }, () => Segment.recommendation)]);
+    expect(bare(text(s.tokens.slice(p.length, -1)))).toBe(title);
+    const titles = [title, "Zen Mat", "Zen Mat Pro"];
+    const r = candidateRequests(tok.tokenize, prompt, titles, "plain");
+    titles.forEach((t, k) => {
+      const trained = tokenizeSample(tok, { prompt, reasoning: "", recommendation: t, layout: "plain" });
+      expect([...r.context, ...r.continuations[k]!], t).toEqual(Array.from(trained.tokens.slice(0, -1)));
+    });
+    expect(() => tokenizeSample(tok, { prompt, reasoning: "Step 4 - Summary: no.", recommendation: title, layout: "plain" })).toThrow(/no reasoning/);
+  });
+
   it("appends `\\n[reasoning_end]` to a cut-off reasoning as text that decodes to exactly that", () => {
     expect(text(endMarkerTokens(tok.tokenize))).toBe("\n[reasoning_end]");
   });

@@ -198,6 +198,9 @@ const AblationConfig = z.object({
   full: z.boolean().default(true),
   // Table 2: the base model zero-shot.
   baseZeroShot: z.boolean().default(true),
+  // Table 2: TALLRec, instruction tuning without reasoning on its own prompt (an adapter trained
+  // like w/o reason on the title alone after prompts/templates/tallrec.txt).
+  tallrec: z.boolean().default(true),
   // Figure 6: α/β sweep; each pair trains its own adapter.
   sweep: z.boolean().default(true),
   sweepPairs: z.array(z.tuple([z.number(), z.number()])).default([
@@ -330,17 +333,23 @@ export interface TrainVariant {
   beta: number;
   /** Drop the reasoning from the samples (behavior data only), the `w/o reason` ablation. */
   withoutReasoning: boolean;
+  /**
+   * "msr": the `train` template and the marker layout; "tallrec": the TALLRec template with the
+   * title alone as the target (the plain layout of train/samples.ts).
+   */
+  format: "msr" | "tallrec";
 }
 
 export function trainVariants(c: RunConfig): TrainVariant[] {
-  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false }];
-  if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true });
+  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false, format: "msr" }];
+  if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true, format: "msr" });
   if (c.ablations.sweep) {
     for (const [a, b] of c.ablations.sweepPairs) {
       if (a === c.train.alpha && b === c.train.beta) continue; // the main adapter already covers it
-      v.push({ name: `sweep-${a}-${b}`, alpha: a, beta: b, withoutReasoning: false });
+      v.push({ name: `sweep-${a}-${b}`, alpha: a, beta: b, withoutReasoning: false, format: "msr" });
     }
   }
+  if (c.ablations.tallrec) v.push({ name: "tallrec", alpha: 0, beta: 1, withoutReasoning: true, format: "tallrec" });
   return v;
 }
 

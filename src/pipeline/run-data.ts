@@ -3,16 +3,14 @@
 // validation users, the training prompt of a sample, and the trainer's sample shape.
 import { contextFor, readPreparedDataset, titleOf, type PreparedDataset, type PromptSample, type TrainCatalog } from "../prompts/dataset.js";
 import { fillTemplate } from "../prompts/build.js";
-import type { PromptTemplates } from "../prompts/templates.js";
+import { loadTallrecTemplate, type PromptTemplates } from "../prompts/templates.js";
+import type { SftRecord } from "../train/samples.js";
 import { runLayout } from "../run/layout.js";
 import type { RunConfig } from "./config.js";
 
 /** A training sample as the trainer takes it; `reasoning` is "" for behavior-only supervision. */
-export interface SftSample {
+export interface SftSample extends SftRecord {
   user: string;
-  prompt: string;
-  reasoning: string;
-  recommendation: string;
 }
 
 export function loadRunDataset(c: RunConfig): PreparedDataset {
@@ -32,4 +30,12 @@ export function validationUsers(c: RunConfig, ds: PreparedDataset): PreparedData
 /** The Figure-4 training input for a sample (the `train` template). */
 export function trainingPrompt(ds: PreparedDataset, templates: PromptTemplates, s: PromptSample): string {
   return fillTemplate(templates.train, contextFor(ds, s));
+}
+
+let tallrecTemplate: string | undefined;
+
+/** The TALLRec baseline's input for a sample (prompts/templates/tallrec.txt). */
+export function tallrecPrompt(ds: PreparedDataset, s: PromptSample): string {
+  tallrecTemplate ??= loadTallrecTemplate();
+  return fillTemplate(tallrecTemplate, contextFor(ds, s));
 }

@@ -145,10 +145,12 @@ export function configSkips(c: RunConfig): string[] {
   if (!c.ablations.woReason) out.push("MSR-Rec w/o reason: not run (ablations.woReason is off)");
   if (!c.ablations.full) out.push("MSR-Rec (full): not run (ablations.full is off)");
   if (!c.ablations.baseZeroShot) out.push("base model zero-shot: not run (ablations.baseZeroShot is off)");
+  if (!c.ablations.tallrec) out.push("TALLRec: not run (ablations.tallrec is off; it trains its own adapter)");
   if (!c.infer.constrained) out.push("constrained decoding row: not run (infer.constrained is off)");
   if (c.infer.users > 0) out.push(`inference on the first ${c.infer.users} test users only (infer.users)`);
   if (c.train.reasoningSteps.length < 4) out.push(`reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`);
   out.push("Caser / GRU4Rec / SASRec: train them in RecBole on `msr-rec export` atomic files");
+  out.push("LLaRA and RecSAVER rows of the paper are not reproduced (LLaRA needs its hybrid item embeddings; RecSAVER a 671B reasoner)");
   return out;
 }
 

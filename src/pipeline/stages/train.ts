@@ -15,7 +15,7 @@ import { keepJsonLines } from "../../util/jsonl.js";
 import { trainSettings, trainVariants, type RunConfig, type TrainVariant } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import type { TrainLogLine } from "../../run/results.js";
-import { loadRunDataset, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "../run-data.js";
+import { loadRunDataset, tallrecPrompt, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "../run-data.js";
 import { readSftSamples } from "./sft.js";
 import { fitToTokenBudget } from "../sft-fit.js";
 import { loadAdapter, openModel, type EngineModel } from "../engine.js";
@@ -29,11 +29,11 @@ import type { StageContext, StageSpec } from "../stages.js";
  * the layout training gives a recommendation, after `[reasoning_start]\n[reasoning_end] ` (the
  * behavior-only target every variant trains on; the title right after the prompt would follow
  * where a reasoning adapter writes `[reasoning_start]`), token for token as training lays it out
- * (candidateRequests). One batched scorer call; the candidate with the lowest per-token PPL is the
+ * (candidateRequests); TALLRec's candidates follow its own prompt, as its training puts them. One batched scorer call; the candidate with the lowest per-token PPL is the
  * prediction (per token, so short titles are not favoured for being short). Cheap enough for
  * every epoch, unlike generating reasoning.
  */
-async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
+async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const users = validationUsers(c, ds);
@@ -45,7 +45,8 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
   const meta: Array<{ n: number; target: number }> = [];
   for (const u of users) {
     const s = sampleFor(u, "valid", c.dataset.historyLength);
-    const r = candidateRequests(tokenize, trainingPrompt(ds, templates, s), s.candidates.map((id) => ds.items.get(id)?.title ?? id));
+    const titles = s.candidates.map((id) => ds.items.get(id)?.title ?? id);
+    const r = v.format === "tallrec" ? candidateRequests(tokenize, tallrecPrompt(ds, s), titles, "plain") : candidateRequests(tokenize, trainingPrompt(ds, templates, s), titles);
     for (const k of r.continuations) reqs.push({ prompt: r.context, continuation: k });
     meta.push({ n: s.candidates.length, target: s.targetIndex });
   }
@@ -90,7 +91,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
     log(`[train] ${v.name}: finished before, kept`);
     return;
   }
-  const { train, valid } = v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
+  const { train, valid } = variantData(v, data);
   mkdirSync(dir, { recursive: true });
   const ckpt = join(dir, "trainer.ckpt");
   if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
@@ -130,7 +131,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
           const ev = valid.length ? await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta }) : null;
           // The variant's own weighted loss is logged (loss curves) but selects nothing.
           const validLoss = ev ? ev.loss : Number.NaN;
-          const score: EpochScore = { hitRatio: await validationHitRatio(model, epochAdapter, c), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
+          const score: EpochScore = { hitRatio: await validationHitRatio(model, epochAdapter, c, v), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
           const isBest = betterEpoch(score, best);
           if (isBest) {
             best = score;
@@ -153,49 +154,66 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
   rmSync(ckpt, { force: true });
 }
 
-/** The SFT splits as tokens: as written, and without reasoning for the `w/o reason` variant. */
+/** The SFT splits as tokens: as written, without reasoning (`w/o reason`), in TALLRec's layout. */
 interface TokenizedSft {
   withReasoning: { train: TokenizedSample[]; valid: TokenizedSample[] };
   behaviorOnly?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+  tallrec?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+}
+
+/** The samples a train variant learns from. */
+function variantData(v: TrainVariant, data: TokenizedSft): { train: TokenizedSample[]; valid: TokenizedSample[] } {
+  if (v.format === "tallrec") return data.tallrec!;
+  return v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
 }
 
 /**
  * Tokenizes every form of the SFT splits the variants need, each sample within
  * train.maxSampleTokens (oldest history items cut where needed, see sft-fit.ts); the
- * behavior-only form keeps the same, already fitted prompts.
+ * behavior-only form keeps the same, already fitted prompts. TALLRec's samples are the same users
+ * and targets under its own prompt, fitted on their own.
  */
-async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean, log: (m: string) => void): Promise<TokenizedSft> {
+async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log: (m: string) => void): Promise<TokenizedSft> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const byUser = new Map(ds.users.map((u) => [u.user, u]));
   const catalog = trainCatalog(c, ds);
   const tokenize = (records: SftSample[]) => tokenizeRecords(baseModelPath(c), records);
-  const fit = async (split: "train" | "valid") => {
+  const fit = async (split: "train" | "valid", format: TrainVariant["format"]) => {
     const written = readSftSamples(c, split);
-    const build = (i: number, h: number): SftSample => {
-      const s = written[i]!;
-      if (h === c.dataset.historyLength) return s;
+    const sampleOf = (s: SftSample, h: number) => {
       const u = byUser.get(s.user);
       if (!u) throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
-      return { ...s, prompt: trainingPrompt(ds, templates, sampleFor(u, split, h, catalog)) };
+      return sampleFor(u, split, h, catalog);
+    };
+    const build = (i: number, h: number): SftSample => {
+      const s = written[i]!;
+      if (format === "tallrec") return { user: s.user, prompt: tallrecPrompt(ds, sampleOf(s, h)), reasoning: "", recommendation: s.recommendation, layout: "plain" };
+      if (h === c.dataset.historyLength) return s;
+      return { ...s, prompt: trainingPrompt(ds, templates, sampleOf(s, h)) };
     };
     const r = await fitToTokenBudget(written.length, c.dataset.historyLength, c.train.maxSampleTokens, build, tokenize);
-    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
-    writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
+    const what = format === "tallrec" ? `${split} samples in TALLRec's prompt` : `${split} samples`;
+    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${what} lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
+    if (format === "msr") writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
     return r;
   };
-  const [train, valid] = [await fit("train"), await fit("valid")];
-  if (!needBehaviorOnly) return { withReasoning: { train: train.tokens, valid: valid.tokens } };
-  const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
-  const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
-  return { withReasoning: { train: train.tokens, valid: valid.tokens }, behaviorOnly: { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) } };
+  const [train, valid] = [await fit("train", "msr"), await fit("valid", "msr")];
+  const out: TokenizedSft = { withReasoning: { train: train.tokens, valid: valid.tokens } };
+  if (variants.some((v) => v.withoutReasoning && v.format === "msr")) {
+    const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
+    const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
+    out.behaviorOnly = { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) };
+  }
+  if (variants.some((v) => v.format === "tallrec")) out.tallrec = { train: (await fit("train", "tallrec")).tokens, valid: (await fit("valid", "tallrec")).tokens };
+  return out;
 }
 
 /** Train stage: every variant of the config, in order (main adapter first). */
 export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
   const variants = trainVariants(c);
   mkdirSync(runLayout(c.runDir).train, { recursive: true });
-  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning), log);
+  const data = await tokenizeSft(c, variants, log);
   for (const v of variants) await trainVariant(c, v, data, log, quiet);
 }
 
