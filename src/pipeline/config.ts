@@ -125,6 +125,11 @@ const TrainSection = z.object({
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
   validUsers: z.number().int().min(0).default(200),
+  // Training samples per user: "last" (this project's default) is one sample, the user's last
+  // training item; "all" is every training position with some history (LLaRA's and TALLRec's
+  // sliding windows; the paper trains on "the remaining records"). "all" multiplies the teacher
+  // prompts by the mean training length: the synthesize stage prints the count.
+  positions: z.enum(["last", "all"]).default("last"),
   // Which of the teacher's steps 1–4 go between the markers (all by default; a short demo keeps
   // only the Summary so that reasoning fits a small generation budget).
   reasoningSteps: z.array(z.number().int().min(1).max(4)).min(1).default([1, 2, 3, 4]),

@@ -147,6 +147,7 @@ export function configSkips(c: RunConfig): string[] {
   if (!c.ablations.baseZeroShot) out.push("base model zero-shot: not run (ablations.baseZeroShot is off)");
   if (!c.ablations.tallrec) out.push("TALLRec: not run (ablations.tallrec is off; it trains its own adapter)");
   if (!c.infer.constrained) out.push("constrained decoding row: not run (infer.constrained is off)");
+  if (c.train.positions === "last") out.push('training samples: one per user, its last training item (train.positions "all" trains on every position, the paper\'s "remaining records", at one teacher prompt per position)');
   if (c.infer.users > 0) out.push(`inference on the first ${c.infer.users} test users only (infer.users)`);
   if (c.train.reasoningSteps.length < 4) out.push(`reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`);
   out.push("Caser / GRU4Rec / SASRec: train them in RecBole on `msr-rec export` atomic files");

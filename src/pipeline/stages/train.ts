@@ -184,7 +184,7 @@ async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log:
     const sampleOf = (s: SftSample, h: number) => {
       const u = byUser.get(s.user);
       if (!u) throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
-      return sampleFor(u, split, h, catalog);
+      return sampleFor(u, split, h, catalog, s.position);
     };
     const build = (i: number, h: number): SftSample => {
       const s = written[i]!;
