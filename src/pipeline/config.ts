@@ -125,6 +125,13 @@ const TrainSection = z.object({
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
   validUsers: z.number().int().min(0).default(200),
+  // How an epoch's validation HitRatio@1 is measured (METHOD §4, a choice): "likelihood" ranks the
+  // candidate titles where training puts a recommendation (after an empty reasoning, for every
+  // variant: cheap, but it favours w/o reason, which trains exactly there); "generation" decodes
+  // each validation user greedily in the variant's own layout, up to selectMaxTokens new tokens,
+  // and judges the answer like inference does (a reasoning longer than that names no title).
+  selectBy: z.enum(["likelihood", "generation"]).default("likelihood"),
+  selectMaxTokens: z.number().int().positive().default(128),
   // Training samples per user: "last" (this project's default) is one sample, the user's last
   // training item; "all" is every training position with some history (LLaRA's and TALLRec's
   // sliding windows; the paper trains on "the remaining records"). "all" multiplies the teacher

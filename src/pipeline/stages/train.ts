@@ -5,7 +5,8 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../../engine/trainer.js";
 import { trainerOptionsFor } from "../../train/options.js";
-import { candidateRequests, type SampleTokenizer } from "../../train/samples.js";
+import { candidateRequests, trainedPrefix, type SampleTokenizer } from "../../train/samples.js";
+import { parseOutput } from "../../infer/parse.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { sampleFor } from "../../prompts/dataset.js";
 import type { TokenizedSample } from "../../engine/train-batch.js";
@@ -61,6 +62,42 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
     off += m.n;
   }
   return hits / users.length;
+}
+
+/**
+ * Validation HitRatio@1 by generation (train.selectBy "generation"): each validation user's
+ * prompt in the variant's own layout (the training prompt and `[reasoning_start]`, or
+ * `[reasoning_start]\n` for w/o reason; TALLRec's bare prompt), decoded greedily for up to
+ * train.selectMaxTokens tokens in one batched call, the answer judged by LLaRA's rule as the infer
+ * and eval stages judge it. An answer past the budget names no title and counts as a miss.
+ */
+export async function generatedHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
+  const ds = loadRunDataset(c);
+  const templates = loadTemplates();
+  const users = validationUsers(c, ds);
+  if (users.length === 0) return Number.NaN;
+  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
+  const samples = users.map((u) => sampleFor(u, "valid", c.dataset.historyLength));
+  const prompts = samples.map((s) => (v.format === "tallrec" ? tokenize(tallrecPrompt(ds, s), { addBos: true }) : trainedPrefix(tokenize, trainingPrompt(ds, templates, s), v.withoutReasoning)));
+  const lora = await loadAdapter(model, adapterPath);
+  try {
+    const out = await model.generate(prompts, { maxTokens: c.train.selectMaxTokens, temperature: 0, seed: c.seed, parallel: c.infer.batchSize, lora });
+    const hits = out.filter((g, i) => parseOutput(g.text, samples[i]!.candidates.map((id) => ds.items.get(id)?.title ?? id)).choiceIndex === samples[i]!.targetIndex).length;
+    return hits / users.length;
+  } finally {
+    for (const l of lora) l.adapter.dispose();
+  }
+}
+
+/** The configured validation HitRatio@1 of an epoch's adapter (train.selectBy). */
+function epochHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
+  return c.train.selectBy === "generation" ? generatedHitRatio(model, adapterPath, c, v) : validationHitRatio(model, adapterPath, c, v);
+}
+
+/** What selected a variant's epoch, as done.json records it. */
+function selectionName(c: RunConfig): string {
+  const how = c.train.selectBy === "generation" ? `greedy generations of up to ${c.train.selectMaxTokens} tokens` : "candidate likelihood";
+  return `validation HitRatio@1 (${how}), ties by recommendation NLL`;
 }
 
 /**
@@ -131,7 +168,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
           const ev = valid.length ? await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta }) : null;
           // The variant's own weighted loss is logged (loss curves) but selects nothing.
           const validLoss = ev ? ev.loss : Number.NaN;
-          const score: EpochScore = { hitRatio: await validationHitRatio(model, epochAdapter, c, v), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
+          const score: EpochScore = { hitRatio: await epochHitRatio(model, epochAdapter, c, v), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
           const isBest = betterEpoch(score, best);
           if (isBest) {
             best = score;
@@ -150,7 +187,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
     model.dispose();
   }
   const kept = best as EpochScore | null;
-  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: "validation HitRatio@1, ties by recommendation NLL", bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
+  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: selectionName(c), bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
   rmSync(ckpt, { force: true });
 }
 
