@@ -1,5 +1,6 @@
-// The run configuration: one zod schema with the paper's defaults, commented where they come from,
-// plus named presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
+// The run configuration: one zod schema whose defaults are the paper's where it gives one and this
+// project's choices elsewhere, each commented as which (docs/method.md has the table), plus named
+// presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
 // re-run with the same file reproduces (and skips) finished stages.
 //
 // The schema types every field. An option that a lower layer uses (the protocol's, the prompts',
@@ -113,8 +114,10 @@ const TrainSection = z.object({
   loraAlpha: z.number().default(T.loraAlpha),
   epochs: z.number().default(T.epochs),
   batchSize: z.number().default(T.batchSize),
+  // Not in the paper (choices, docs/method.md): AdamW at learning rate 2e-4 with a cosine decay,
+  // LoRA on all seven projections (q, k, v, o, gate, up, down).
   learningRate: z.number().default(T.lr),
-  // Not in the paper: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
+  // Not in the paper either: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
   // clipping (0 = off), AdamW weight decay, tokens per packed micro-batch.
   warmupSteps: z.union([z.number(), z.literal("auto")]).default(T.warmupSteps),
   clipGradNorm: z.number().default(T.clipGradNorm),
@@ -181,6 +184,8 @@ const InferConfig = z.object({
   // Paper: temperature 0.7, up to 1,024 new tokens.
   temperature: z.number().min(0).default(0.7),
   maxTokens: z.number().int().positive().default(1024),
+  // Not in the paper (choices): top-p 0.95 and top-k 40, applied after the temperature as Hugging
+  // Face's generate applies them (the engine's sampler order).
   topP: z.number().gt(0).max(1).default(0.95),
   topK: z.number().int().min(0).default(40),
   // Prompts per generate() call.
