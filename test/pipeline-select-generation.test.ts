@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { loadModel, type Model } from "../src/engine/index.js";
 import { presetConfig, trainVariants, type RunConfig } from "../src/pipeline/config.js";
 import { prepareStage } from "../src/pipeline/stages/prepare.js";
-import { generatedHitRatio } from "../src/pipeline/stages/train.js";
+import { generatedHitRatio } from "../src/pipeline/epoch-select.js";
 import { loadRunDataset, tallrecPrompt, trainingPrompt, validationUsers } from "../src/pipeline/run-data.js";
 import { sampleFor } from "../src/prompts/dataset.js";
 import { loadTemplates } from "../src/prompts/templates.js";

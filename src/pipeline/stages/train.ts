@@ -1,12 +1,11 @@
-// Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep). Per
-// epoch: the validation loss, the validation HitRatio@1 and the unweighted recommendation NLL;
-// the best epoch by one criterion for every variant (see epoch-select.ts) is kept.
+// Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep,
+// TALLRec). Per epoch: the validation loss, the validation HitRatio@1 and the unweighted
+// recommendation NLL; the best epoch by one criterion for every variant (see epoch-select.ts)
+// is kept.
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../../engine/trainer.js";
 import { trainerOptionsFor } from "../../train/options.js";
-import { candidateRequests, trainedPrefix, type SampleTokenizer } from "../../train/samples.js";
-import { parseOutput } from "../../infer/parse.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { sampleFor } from "../../prompts/dataset.js";
 import type { TokenizedSample } from "../../engine/train-batch.js";
@@ -16,89 +15,14 @@ import { keepJsonLines } from "../../util/jsonl.js";
 import { trainSettings, trainVariants, type RunConfig, type TrainVariant } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import type { TrainLogLine } from "../../run/results.js";
-import { loadRunDataset, tallrecPrompt, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "../run-data.js";
+import { loadRunDataset, tallrecPrompt, trainCatalog, trainingPrompt, type SftSample } from "../run-data.js";
 import { readSftSamples } from "./sft.js";
 import { fitToTokenBudget } from "../sft-fit.js";
-import { loadAdapter, openModel, type EngineModel } from "../engine.js";
+import { openModel } from "../engine.js";
 import { baseModelPath } from "./base.js";
 import { runEpochs } from "../epochs.js";
-import { betterEpoch, type EpochScore } from "../epoch-select.js";
+import { betterEpoch, epochHitRatio, selectionName, type EpochScore } from "../epoch-select.js";
 import type { StageContext, StageSpec } from "../stages.js";
-
-/**
- * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored in
- * the layout training gives a recommendation, after `[reasoning_start]\n[reasoning_end] ` (the
- * behavior-only target every variant trains on; the title right after the prompt would follow
- * where a reasoning adapter writes `[reasoning_start]`), token for token as training lays it out
- * (candidateRequests); TALLRec's candidates follow its own prompt, as its training puts them. One batched scorer call; the candidate with the lowest per-token PPL is the
- * prediction (per token, so short titles are not favoured for being short). Cheap enough for
- * every epoch, unlike generating reasoning.
- */
-async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
-  const ds = loadRunDataset(c);
-  const templates = loadTemplates();
-  const users = validationUsers(c, ds);
-  if (users.length === 0) return Number.NaN;
-  const lora = await loadAdapter(model, adapterPath);
-  const scorer = model.createScorer({ contextSize: c.model.contextSize });
-  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
-  const reqs: Array<{ prompt: Int32Array; continuation: Int32Array }> = [];
-  const meta: Array<{ n: number; target: number }> = [];
-  for (const u of users) {
-    const s = sampleFor(u, "valid", c.dataset.historyLength);
-    const titles = s.candidates.map((id) => ds.items.get(id)?.title ?? id);
-    const r = v.format === "tallrec" ? candidateRequests(tokenize, tallrecPrompt(ds, s), titles, "plain") : candidateRequests(tokenize, trainingPrompt(ds, templates, s), titles);
-    for (const k of r.continuations) reqs.push({ prompt: r.context, continuation: k });
-    meta.push({ n: s.candidates.length, target: s.targetIndex });
-  }
-  const scores = await scorer.score(reqs, { lora });
-  scorer.dispose();
-  for (const l of lora) l.adapter.dispose();
-  let off = 0, hits = 0;
-  for (const m of meta) {
-    let best = 0;
-    for (let k = 1; k < m.n; k++) if (scores[off + k]!.ppl < scores[off + best]!.ppl) best = k;
-    if (best === m.target) hits++;
-    off += m.n;
-  }
-  return hits / users.length;
-}
-
-/**
- * Validation HitRatio@1 by generation (train.selectBy "generation"): each validation user's
- * prompt in the variant's own layout (the training prompt and `[reasoning_start]`, or
- * `[reasoning_start]\n` for w/o reason; TALLRec's bare prompt), decoded greedily for up to
- * train.selectMaxTokens tokens in one batched call, the answer judged by LLaRA's rule as the infer
- * and eval stages judge it. An answer past the budget names no title and counts as a miss.
- */
-export async function generatedHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
-  const ds = loadRunDataset(c);
-  const templates = loadTemplates();
-  const users = validationUsers(c, ds);
-  if (users.length === 0) return Number.NaN;
-  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
-  const samples = users.map((u) => sampleFor(u, "valid", c.dataset.historyLength));
-  const prompts = samples.map((s) => (v.format === "tallrec" ? tokenize(tallrecPrompt(ds, s), { addBos: true }) : trainedPrefix(tokenize, trainingPrompt(ds, templates, s), v.withoutReasoning)));
-  const lora = await loadAdapter(model, adapterPath);
-  try {
-    const out = await model.generate(prompts, { maxTokens: c.train.selectMaxTokens, temperature: 0, seed: c.seed, parallel: c.infer.batchSize, lora });
-    const hits = out.filter((g, i) => parseOutput(g.text, samples[i]!.candidates.map((id) => ds.items.get(id)?.title ?? id)).choiceIndex === samples[i]!.targetIndex).length;
-    return hits / users.length;
-  } finally {
-    for (const l of lora) l.adapter.dispose();
-  }
-}
-
-/** The configured validation HitRatio@1 of an epoch's adapter (train.selectBy). */
-function epochHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
-  return c.train.selectBy === "generation" ? generatedHitRatio(model, adapterPath, c, v) : validationHitRatio(model, adapterPath, c, v);
-}
-
-/** What selected a variant's epoch, as done.json records it. */
-function selectionName(c: RunConfig): string {
-  const how = c.train.selectBy === "generation" ? `greedy generations of up to ${c.train.selectMaxTokens} tokens` : "candidate likelihood";
-  return `validation HitRatio@1 (${how}), ties by recommendation NLL`;
-}
 
 /**
  * Keeps the train log's lines of every other variant, and of `variant` only the steps up to
