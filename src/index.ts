@@ -2,8 +2,8 @@
 export * from "./engine/index.js";
 // Prompts, teachers and reasoning synthesis.
 export { fillTemplate, formatTitleList, formatTrainingTarget, formatBehaviorTarget, splitTarget, REASONING_START, REASONING_END, type PromptContext } from "./prompts/build.js";
-export { loadTemplates, PROMPT_KINDS, type PromptKind, type PromptTemplates } from "./prompts/templates.js";
-export { readPreparedDataset, sampleFor, samplesFor, contextFor, type PreparedDataset, type PromptSample, type Split } from "./prompts/dataset.js";
+export { loadTemplates, loadTallrecTemplate, PROMPT_KINDS, type PromptKind, type PromptTemplates } from "./prompts/templates.js";
+export { readPreparedDataset, sampleFor, samplesFor, contextFor, trainPositions, type PreparedDataset, type PromptSample, type Split } from "./prompts/dataset.js";
 export { PromptPool, buildPromptsParallel } from "./prompts/pool.js";
 export { OpenAIChatClient, OpenAITeacher, ChatRequestError, type EndpointConfig, type ChatResult } from "./teacher/openai.js";
 export { RulesTeacher } from "./teacher/rules.js";
@@ -46,7 +46,7 @@ export { RunConfigSchema, PRESETS, parseRunConfig, presetConfig, loadRunConfig, 
 export { runPipeline, type RunOptions, type RunSummary } from "./pipeline/run.js";
 export { STAGES, type StageName } from "./pipeline/stages.js";
 export { renderResultsMarkdown, renderResultsTable, type MetricsFile, type MetricsRow, type PredictionRecord } from "./run/results.js";
-export { fuseByPerplexity, perplexityFromLogprobs, type FusionDecision, type SideOutcome } from "./infer/fusion.js";
+export { fuseByPerplexity, fuseEq3, perplexityFromLogprobs, type FusionDecision, type SideOutcome } from "./infer/fusion.js";
 export { inferBidirectional, type InferenceCase, type BidirectionalResult } from "./infer/bidirectional.js";
 export { parseOutput, candidateGrammar } from "./infer/parse.js";
 export { renderReport, writeReport, collectReportData, type ReportData } from "./report/index.js";

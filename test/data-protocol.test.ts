@@ -145,6 +145,66 @@ describe("splits and candidates", () => {
   });
 });
 
+describe("candidate titles", () => {
+  /** Items whose titles repeat, in varying case, every `distinct` ids. */
+  const repeatedTitles = (rows: Interaction[], distinct: number) =>
+    new Map([...new Set(rows.map((r) => r.item))].map((id) => {
+      const n = Number(id.slice(1));
+      return [id, { id, title: n % 2 ? `Title ${n % distinct}` : `TITLE ${n % distinct}`, attributes: {} }];
+    }));
+  const lowerTitles = (ids: readonly string[], items: Map<string, Item>) => ids.map((id) => items.get(id)!.title.toLowerCase());
+
+  it("never repeat within a candidate set, so every set can be answered validly", () => {
+    // 300 users, 10 purchases each from 60 items with 20 distinct titles: a uniform draw of five
+    // negatives repeats a title (or the truth's) in most sets.
+    const rows: Interaction[] = [];
+    for (let u = 0; u < 300; u++) for (let j = 0; j < 10; j++) rows.push({ user: `u${u}`, item: `i${(u * 7 + j * 13) % 60}`, time: j, order: rows.length });
+    const items = repeatedTitles(rows, 20);
+    const p = applyProtocol(rows, items, { kcore: 5, users: 300, candidates: 6, seed: 5 });
+    for (const u of p.users) {
+      for (const split of ["valid", "test"] as const) {
+        const titles = lowerTitles(u.candidates[split], items);
+        expect(new Set(titles).size, `${u.user} ${split}: ${titles.join(" | ")}`).toBe(titles.length);
+        expect(u.candidates[split]).toContain(u[split]);
+      }
+    }
+  });
+
+  it("hold distinct titles on random inputs, or the protocol says too few are left", () => {
+    let checked = 0, refused = 0;
+    fc.assert(
+      fc.property(fc.integer(), fc.integer({ min: 2, max: 10 }), fc.integer({ min: 2, max: 5 }), (seed, distinct, candidates) => {
+        // 12 users, each with 8 of 20 items in a random order: dense enough for the k-core.
+        const rng = new Rng(seed, "rows");
+        const rows: Interaction[] = [];
+        for (let u = 0; u < 12; u++) rng.sample(Array.from({ length: 20 }, (_, i) => i), 8).forEach((i, t) => rows.push({ user: `u${u}`, item: `i${i}`, time: t, order: rows.length }));
+        const items = repeatedTitles(rows, distinct);
+        let prepared;
+        try {
+          prepared = applyProtocol(rows, items, { kcore: 2, users: 12, candidates, seed });
+        } catch (e) {
+          // Fewer distinct titles than a set needs: refused by name, never a set that repeats one.
+          expect((e as Error).message).toMatch(/titles distinct from the ground truth's/);
+          refused++;
+          return;
+        }
+        for (const u of prepared.users) {
+          for (const split of ["valid", "test"] as const) {
+            const titles = lowerTitles(u.candidates[split], items);
+            expect(titles).toHaveLength(candidates);
+            expect(new Set(titles).size).toBe(titles.length);
+            checked++;
+          }
+        }
+        expect(JSON.stringify(applyProtocol(rows, items, { kcore: 2, users: 12, candidates, seed }))).toBe(JSON.stringify(prepared));
+      }),
+      { numRuns: 150 },
+    );
+    expect(checked).toBeGreaterThan(1000);
+    expect(refused).toBeGreaterThan(0);
+  });
+});
+
 describe("candidate order", () => {
   it("shuffles the ground truth into every position and the negatives out of id order", () => {
     // 300 users with 10 distinct purchases each from 60 items: plenty of untouched negatives.

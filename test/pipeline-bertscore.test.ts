@@ -30,6 +30,12 @@ describe.skipIf(missing !== null)("BERTScore baseline", () => {
       // A text matched with itself is 1 on the rescaled scale, whatever else is in the row.
       expect(await quality.bertscore!([{ candidate: refs[3]!, reference: refs[3]!, context: "" }])).toBeCloseTo(1, 6);
       expect(skipped.join("\n")).toMatch(/one baseline for that model, b = 0\.\d{4} \(mean F1 of mismatched teacher references\), the same for every row/);
+      // A missing reasoning scores F1 = 0 on the same scale: (0 − b) / (1 − b), whatever the row.
+      const b = Number(/b = (0\.\d+)/.exec(skipped.join("\n"))![1]);
+      const floor = await quality.bertscoreMissing!(pairs);
+      expect(floor).toBeCloseTo(-b / (1 - b), 3);
+      expect(await quality.bertscoreMissing!(pairs.slice(0, 1))).toBe(floor);
+      expect(floor).toBeLessThan(Math.min(...alone));
       expect(skipped.join("\n")).toContain(tinyModelPath());
     } finally {
       dispose();

@@ -35,7 +35,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     expect(model.detokenize(bytes("Ab\n["))).toBe("Ab\n[");
     dir = mkdtempSync(join(tmpdir(), "msr-prefix-"));
     c = presetConfig("tiny", { runDir: dir });
-    for (const name of ["msr", "wo-reason"]) {
+    for (const name of ["msr", "wo-reason", "tallrec"]) {
       const p = runLayout(dir).adapter(name);
       mkdirSync(dirname(p), { recursive: true });
       writeFileSync(p, "");
@@ -77,6 +77,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     position: 0,
     prompts: { user: "User side prompt about \"Apex Phone\".", item: "Item side prompt." },
     full: "Full chain prompt.",
+    tallrec: "TALLRec prompt.\n### Response:\n",
     candidateIds: ["a", "b", "c"],
     candidateTitles: TITLES,
     targetIndex: 0,
@@ -93,12 +94,13 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
   const variant = (name: string): InferVariant => inferVariants(c).find((v) => v.name === name)!;
 
   it("every variant generates from exactly the prefix it was trained to continue", async () => {
-    const cases: Array<[string, boolean | null]> = [["msr", false], ["wo-reason", true], ["msr-full", false], ["base-zero-shot", null]];
+    const cases: Array<[string, boolean | null]> = [["msr", false], ["wo-reason", true], ["msr-full", false], ["base-zero-shot", null], ["tallrec", null]];
     for (const [name, behaviorOnly] of cases) {
       const v = variant(name);
       const { engine, generated } = recordingEngine(bytes("\n[reasoning_end] Apex Phone"));
       await inferVariant(c, engine, v, [kase], true);
-      const texts = v.mode === "bidirectional" ? [kase.prompts.user, kase.prompts.item] : [kase.full];
+      // TALLRec was trained on the title right after its own prompt: it gets that prompt, bare.
+      const texts = v.mode === "bidirectional" ? [kase.prompts.user, kase.prompts.item] : [name === "tallrec" ? kase.tallrec : kase.full];
       expect(generated, name).toHaveLength(texts.length);
       generated.forEach((p, i) => {
         if (behaviorOnly === null) expect(p, name).toBe(texts[i]);
@@ -116,7 +118,8 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     const out = bytes("\nStep 4 - Summary: Apex Phone fits.\n[reasoning_end] Apex Phone");
     const { engine, scored } = recordingEngine(out);
     const [rec] = await inferVariant(c, engine, variant("msr"), [kase], true);
-    expect(scored).toHaveLength(2);
+    // One call: both sides' reasonings, then both sides' whole outputs (the literal Eq. 3).
+    expect(scored).toHaveLength(4);
     const prefix = trainedInput(kase.prompts.user as string, false);
     // Reasoning = bytes 1 .. before "\n[reasoning_end]"; the leading newline conditions it.
     const reasoningEnd = 1 + "Step 4 - Summary: Apex Phone fits.".length;
@@ -124,6 +127,20 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     expect(Array.from(scored[0]!.prompt as Int32Array)).toEqual([...prefix, ...out.slice(0, 1)]);
     expect(rec!.userSide!.tokenIds).toEqual(Array.from(out));
     expect(rec!.userSide!.ppl).toBeCloseTo(Math.E, 12);
+    // Eq. 3 as written: y = every generated token (reasoning and answer) after the same prompt.
+    expect(Array.from(scored[2]!.continuation as Int32Array)).toEqual(Array.from(out));
+    expect(Array.from(scored[2]!.prompt as Int32Array)).toEqual(Array.from(prefix));
+    expect(Array.from(scored[3]!.prompt as Int32Array)).toEqual(Array.from(trainedInput(kase.prompts.item as string, false)));
+    expect(rec!.userSide!.pplOutput).toBeCloseTo(Math.E, 12);
+    expect(rec!.fusedEq3).toEqual({ side: "user", choice: "a", case: "agree" });
+  });
+
+  it("scores whole outputs for the main variant only", async () => {
+    const out = bytes("\nStep 4 - Summary: Apex Phone fits.\n[reasoning_end] Apex Phone");
+    const { engine, scored } = recordingEngine(out);
+    const [rec] = await inferVariant(c, engine, variant("wo-reason"), [kase], true);
+    expect(scored).toHaveLength(2);
+    expect(rec!.fusedEq3).toBeUndefined();
   });
 
   it("the constrained answer continues the generated tokens through [reasoning_end]", async () => {

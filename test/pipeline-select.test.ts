@@ -44,6 +44,20 @@ describe("train-split candidates", () => {
     candidates: { valid: [`i${(u + 4) % 40}`, `i${(u + 10) % 40}`, `i${(u + 11) % 40}`], test: [`i${(u + 12) % 40}`, `i${(u + 5) % 40}`, `i${(u + 13) % 40}`] },
   }));
 
+  it("never repeat a title (case aside) when the catalog has titles", () => {
+    // Titles repeat every 8 ids: a plain uniform draw repeats one in many sets.
+    const titleOf = (id: string) => (Number(id.slice(1)) % 2 ? "Cable " : "CABLE ") + (Number(id.slice(1)) % 8);
+    let sets = 0;
+    for (const u of users) {
+      const s = sampleFor(u, "train", 10, { itemIds: items, seed: 7, titleOf });
+      const titles = s.candidates.map((id) => titleOf(id).toLowerCase());
+      expect(new Set(titles).size, titles.join(" | ")).toBe(3);
+      expect(s.candidates[s.targetIndex]).toBe(u.train[3]);
+      sets++;
+    }
+    expect(sets).toBe(users.length);
+  });
+
   it("are the train target plus fresh negatives: untouched, and in neither the validation nor the test set", () => {
     const positions = new Set<number>();
     for (const u of users) {

@@ -141,9 +141,11 @@ describe("run config", () => {
   it("presets validate and the sweep adds one adapter per pair except the default", () => {
     for (const name of Object.keys(PRESETS) as Array<keyof typeof PRESETS>) expect(presetConfig(name, real).runDir).toBeTruthy();
     const c = presetConfig("paper", real);
-    expect(trainVariants(c).map((v) => v.name)).toEqual(["msr", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1"]);
-    expect(trainVariants(c).find((v) => v.name === "wo-reason")).toMatchObject({ alpha: 0, withoutReasoning: true });
-    expect(inferVariants(c).map((v) => v.name)).toEqual(["msr", "msr-full", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1", "base-zero-shot"]);
+    expect(trainVariants(c).map((v) => v.name)).toEqual(["msr", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1", "tallrec"]);
+    expect(trainVariants(c).find((v) => v.name === "wo-reason")).toMatchObject({ alpha: 0, withoutReasoning: true, format: "msr" });
+    expect(trainVariants(c).find((v) => v.name === "tallrec")).toMatchObject({ alpha: 0, beta: 1, withoutReasoning: true, format: "tallrec" });
+    expect(inferVariants(c).map((v) => v.name)).toEqual(["msr", "msr-full", "wo-reason", "sweep-0.3-0.7", "sweep-0.5-0.5", "sweep-0.9-0.1", "tallrec", "base-zero-shot"]);
+    expect(trainVariants(presetConfig("paper", { ...real, ablations: { tallrec: false } })).map((v) => v.name)).not.toContain("tallrec");
   });
 });
 

@@ -12,7 +12,7 @@ import { STAGES, markerPath } from "../src/pipeline/stages.js";
 import { runLayout } from "../src/run/layout.js";
 import { parseJsonLines } from "../src/util/jsonl.js";
 import type { MetricsFile, PredictionRecord } from "../src/run/results.js";
-import { fuseByPerplexity } from "../src/infer/fusion.js";
+import { fuseByPerplexity, fuseEq3 } from "../src/infer/fusion.js";
 import { readInferRecords, type InferRecord } from "../src/infer/records.js";
 import { tokenizeSample } from "../src/train/samples.js";
 import { Segment } from "../src/engine/train-batch.js";
@@ -50,7 +50,7 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
   it("reports every row with consistent counts", () => {
     const m = first.metrics!;
     const names = m.rows.map((r) => r.name);
-    for (const n of ["Random", "Popularity", "Markov (first-order)", "Base model (zero-shot)", "MSR-Rec", "MSR-Rec (user)", "MSR-Rec (item)", "MSR-Rec (full)", "MSR-Rec w/o reason", "MSR-Rec (constrained)"]) expect(names).toContain(n);
+    for (const n of ["Random", "Popularity", "Markov (first-order)", "Teacher zero-shot (rules-v1)", "TALLRec", "Base model (zero-shot)", "MSR-Rec", "MSR-Rec (Eq. 3 literal)", "MSR-Rec (user)", "MSR-Rec (item)", "MSR-Rec (full)", "MSR-Rec w/o reason", "MSR-Rec (constrained)"]) expect(names).toContain(n);
     for (const r of m.rows) {
       expect(r.users).toBe(c.infer.users);
       expect(r.hitRatio).toBeCloseTo(r.hits / r.users, 12);
@@ -66,6 +66,12 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     for (const r of records) {
       const side = (s: typeof r.userSide) => ({ choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null, ppl: s!.ppl ?? Number.NaN });
       expect(r.fused).toEqual(fuseByPerplexity(side(r.userSide), side(r.itemSide)));
+    }
+    // Eq. 3 as written: the PPLs of the whole outputs, no rule for invalid sides.
+    for (const r of records) {
+      const side = (s: typeof r.userSide) => ({ choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null, ppl: s!.pplOutput ?? Number.NaN });
+      expect(r.fusedEq3).toEqual(fuseEq3(side(r.userSide), side(r.itemSide)));
+      expect(r.userSide!.pplOutput).toBeGreaterThan(0);
     }
     // The constrained row fuses the grammar-constrained answers with the same PPLs.
     for (const r of records) {
@@ -119,6 +125,9 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
         });
         const [alone] = await scorer.score([{ prompt: Int32Array.from([...prefix, ...ids.slice(0, a)]), continuation: ids.slice(a, b) }], { lora });
         expect(Math.abs(alone!.ppl - s.ppl), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
+        // Eq. 3 as written: every generated token (reasoning and answer) after the same prefix.
+        const [whole] = await scorer.score([{ prompt: prefix, continuation: ids }], { lora });
+        expect(Math.abs(whole!.ppl - s.pplOutput!), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.pplOutput!);
       }
       scorer.dispose();
     } finally {

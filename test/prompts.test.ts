@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
 import { recentHistory } from "../src/data/protocol.js";
-import { checkTemplate, loadTemplates } from "../src/prompts/templates.js";
+import { checkTemplate, loadTallrecTemplate, loadTemplates } from "../src/prompts/templates.js";
 import { contextFor, readPreparedDataset, sampleFor } from "../src/prompts/dataset.js";
 
 const ctx = { dataset: "movie", history: ["Toy Story", "Heat"], candidates: ["Alien", "Fargo, Director's Cut"] };
@@ -83,6 +83,19 @@ describe("templates", () => {
 
   it("rejects a template without a placeholder, saying which", () => {
     expect(() => checkTemplate("user", "no history here [dataset] [candidates]")).toThrow(/lacks \[history\]/);
+  });
+});
+
+describe("TALLRec's prompt", () => {
+  it("is TALLRec's Alpaca layout, asking for one candidate, the response starting on its own line", () => {
+    const t = loadTallrecTemplate();
+    const filled = fillTemplate(t, { dataset: "movie", history: ["Heat"], candidates: ["Alien", "Fargo"] });
+    expect(filled).toMatch(/^Below is an instruction that describes a task, paired with an input that provides further context\./);
+    expect(filled).toContain('### Instruction:\nGiven the user\'s history of movie items, choose the one candidate item');
+    expect(filled).toContain('### Input:\nUser history: "Heat"\nCandidates: "Alien", "Fargo"\n');
+    expect(filled.endsWith("\n\n### Response:\n")).toBe(true);
+    // A templates folder without it (the method's own prompts only) falls back to the shipped one.
+    expect(loadTallrecTemplate(mkdtempSync(join(tmpdir(), "msr-tpl-")))).toBe(t);
   });
 });
 

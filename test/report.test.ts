@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { binCounts, escapeXml, histogram, lineChart, niceTicks } from "../src/report/svg.js";
+import { barChart, binCounts, escapeXml, histogram, lineChart, niceTicks } from "../src/report/svg.js";
 import { renderReport, type ReportData } from "../src/report/html.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import type { MetricsRow, PredictionRecord, TrainLogLine } from "../src/run/results.js";
@@ -64,6 +64,13 @@ describe("svg helpers", () => {
   it("niceTicks covers the range with 1-2-5 steps", () => {
     expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     expect(niceTicks(3, 97)).toEqual([0, 20, 40, 60, 80, 100]);
+    // Ticks are multiples of the step, exactly: stepping up from -0.4 by 0.1 gave -5.6e-17, not 0.
+    expect(niceTicks(-0.35, 0)).toEqual([-0.4, -0.3, -0.2, -0.1, 0]);
+    expect(niceTicks(-1e-5, 3e-5)).toEqual([-2e-5, -1e-5, 0, 1e-5, 2e-5, 3e-5]);
+    expect(niceTicks(0.0012, 0.0019)).toEqual([0.0012, 0.0014, 0.0016, 0.0018, 0.002]);
+    const sweep = barChart("GPTScore", "GPTScore", ["0.3/0.7", "0.9/0.1"], [{ name: "GPTScore", values: [-0.35, -0.22] }]);
+    const labels = [...sweep.matchAll(/text-anchor="end" font-size="11">([^<]+)</g)].map((m) => m[1]);
+    expect(labels).toEqual(["-0.4", "-0.3", "-0.2", "-0.1", "0"]);
     const t = niceTicks(-0.37, 2.2);
     expect(t[0]).toBeLessThanOrEqual(-0.37);
     expect(t[t.length - 1]).toBeGreaterThanOrEqual(2.2);
@@ -96,7 +103,7 @@ describe("report.html", () => {
   it("has every section and draws every plot", () => {
     for (const h of ["Dataset (Table 1)", "Results (Table 2)", "Ablations (Table 4)", "α/β sweep (Figure 6)", "Training", "Perplexity fusion (Eq. 3)", "Reasoning examples"]) expect(html).toContain(h);
     const plots = svgs(html);
-    expect(plots.length).toBe(7); // ablations, 2 sweep, 3 training, PPL histogram
+    expect(plots.length).toBe(8); // baselines, ablations, 2 sweep, 3 training, PPL histogram
     for (const p of plots) {
       expect(p.empty).toBe(false);
       expect(p.marks).toBeGreaterThan(0);
@@ -104,6 +111,25 @@ describe("report.html", () => {
     expect(html).not.toContain("<script");
     expect(html).toContain("test run &lt;&amp;&gt;");
     expect(html).toMatch(/user text &lt;\d+&gt;/); // examples are escaped, never raw markup
+  });
+
+  it("sets MSR-Rec beside every baseline in one chart", () => {
+    const f = fixture();
+    f.metrics.rows.splice(2, 0,
+      { name: "Popularity", kind: "baseline", users: 30, hits: 6, valid: 30, hitRatio: 0.2, hitRatioValid: 0.2, validRatio: 1 },
+      { name: "Teacher zero-shot (rules-v1)", kind: "baseline", users: 30, hits: 24, valid: 30, hitRatio: 0.8, hitRatioValid: 0.8, validRatio: 1 },
+      { name: "TALLRec", kind: "baseline", users: 30, hits: 3, valid: 15, hitRatio: 0.1, hitRatioValid: 0.2, validRatio: 0.5 },
+      { name: "Base model (zero-shot)", kind: "baseline", users: 30, hits: 0, valid: 3, hitRatio: 0, hitRatioValid: 0, validRatio: 0.1 },
+    );
+    const plot = svgs(renderReport(f)).find((p) => p.svg.includes("MSR-Rec beside the baselines"))!;
+    const names = ["Random", "Markov", "Popularity", "Teacher", "TALLRec", "Base model", "MSR-Rec"];
+    for (const n of names) expect(plot.svg).toContain(`>${n}</text>`);
+    // One bar per row and series (HitRatio@1, ValidRatio), each with its value in its tooltip.
+    expect(plot.svg).toContain("<title>HitRatio@1 Teacher: 0.8</title>");
+    expect(plot.svg).toContain("<title>ValidRatio TALLRec: 0.5</title>");
+    expect(plot.svg).toContain("<title>HitRatio@1 MSR-Rec: 0.5</title>");
+    // Wide enough that the labels do not overlap: 84 px or more per row.
+    expect(Number(/width="(\d+)"/.exec(plot.svg)![1])).toBeGreaterThanOrEqual(84 * names.length);
   });
 
   it("counts fusion cases as the fusion rule decides them", () => {

@@ -34,6 +34,30 @@ describe("parseChain", () => {
   });
 });
 
+describe("parseChain: headers at line starts only", () => {
+  it("does not split a step where its text names another step", () => {
+    const text = [
+      "Step 1 - Preference Recognition: crime, as Step 2 below confirms.",
+      "Step 2 - Attribute Analysis: Heat is crime; see Step 3 - Logic Matching for the fit.",
+      "Step 3 - Logic Matching: Heat matches.",
+      "Step 4 - Summary: Heat.",
+      "Step 5 - Recommendation: Heat",
+    ].join("\n");
+    expect(parseChain(text).steps).toEqual([
+      "crime, as Step 2 below confirms.",
+      "Heat is crime; see Step 3 - Logic Matching for the fit.",
+      "Heat matches.",
+      "Heat.",
+      "Heat",
+    ]);
+  });
+
+  it("finds a header on the line after an empty step", () => {
+    const text = "Step 1 - Preference Recognition:\n**Step 2 - Attribute Analysis:** b\nStep 3 - Logic Matching: c\nStep 4 - Summary: d\nStep 5 - Recommendation: Heat";
+    expect(parseChain(text).steps).toEqual([null, "b", "c", "d", "Heat"]);
+  });
+});
+
 describe("prunePath", () => {
   it("keeps a complete chain naming the ground truth, with normalised headers", () => {
     const r = prunePath(chain("Heat"), cands, 1);
@@ -56,6 +80,14 @@ describe("prunePath", () => {
     expect(prunePath(chain("the second one"), cands, 1)).toMatchObject({ valid: false, reason: "no-candidate-named" });
     expect(prunePath(chain("Heat or Fargo"), cands, 1)).toMatchObject({ valid: false, reason: "several-candidates-named" });
     expect(prunePath(chain("Fargo"), cands, 1)).toMatchObject({ valid: false, reason: "wrong-item" });
+  });
+
+  it("names a title in step 5 by the strict rule: one inside a longer candidate title does not count", () => {
+    const withAliens = [...cands.slice(1), "Aliens"]; // "Alien" is candidate 0, "Aliens" candidate 6
+    const both = ["Alien", ...withAliens];
+    expect(prunePath(chain("Aliens"), both, 6)).toMatchObject({ valid: true, index: 6, recommendation: "Aliens" });
+    expect(prunePath(chain("Aliens"), both, 0)).toMatchObject({ valid: false, reason: "wrong-item" });
+    expect(prunePath(chain("Alien, not Aliens"), both, 0)).toMatchObject({ valid: false, reason: "several-candidates-named" });
   });
 
   it("judges only step 5, although earlier steps mention other candidates", () => {

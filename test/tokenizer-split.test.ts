@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { loadModel, type Model } from "../src/engine/index.js";
-import { tokenizeSample, trainedPrefix } from "../src/train/samples.js";
+import { candidateRequests, tokenizeSample, trainedPrefix } from "../src/train/samples.js";
 import { Segment } from "../src/engine/train-batch.js";
 import { constrainedPrefix, endMarkerTokens } from "../src/infer/align.js";
 import { parseOutput } from "../src/infer/parse.js";
@@ -66,6 +66,39 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
       const firstLoss = Array.from(s.segments).findIndex((g) => g !== Segment.prompt);
       expect(Array.from(trainedPrefix(tok.tokenize, prompt, behaviorOnly)), String(behaviorOnly)).toEqual(Array.from(s.tokens.slice(0, firstLoss)));
     }
+  });
+
+  it("scores validation candidates in exactly the tokens a behavior-only sample trains on", () => {
+    // Epoch selection ranks each candidate by the likelihood of its title where training puts a
+    // recommendation: the context and continuation must be the trained sample's tokens (without
+    // EOS), not a tokenization of the target as one string (Llama-3's BPE merges "]\n" there).
+    const titles = [title, "Zen Mat", "Zen Mat Pro"];
+    const r = candidateRequests(tok.tokenize, prompt, titles);
+    expect(r.continuations).toHaveLength(titles.length);
+    titles.forEach((t, k) => {
+      const s = tokenizeSample(tok, { prompt, reasoning: "", recommendation: t });
+      const trained = Array.from(s.tokens.slice(0, -1));
+      expect([...r.context, ...r.continuations[k]!], t).toEqual(trained);
+      // Every scored token is a recommendation token of the trained sample.
+      const firstScored = r.context.length;
+      expect(Array.from(s.segments.slice(firstScored, -1)).every((g) => g === Segment.recommendation), t).toBe(true);
+      expect(r.continuations[k]!.length, t).toBeGreaterThan(0);
+    });
+  });
+
+  it("lays a plain (TALLRec) sample out as prompt, then the title and EOS as y_rec, and scores candidates there", () => {
+    const s = tokenizeSample(tok, { prompt, reasoning: "", recommendation: title, layout: "plain" });
+    const p = model.tokenize(prompt, { addBos: true });
+    expect(Array.from(s.tokens)).toEqual([...p, ...model.tokenize(title, { addBos: false }), tok.eosToken]);
+    expect(Array.from(s.segments)).toEqual([...p.map(() => Segment.prompt), ...Array.from({ length: s.tokens.length - p.length }, () => Segment.recommendation)]);
+    expect(bare(text(s.tokens.slice(p.length, -1)))).toBe(title);
+    const titles = [title, "Zen Mat", "Zen Mat Pro"];
+    const r = candidateRequests(tok.tokenize, prompt, titles, "plain");
+    titles.forEach((t, k) => {
+      const trained = tokenizeSample(tok, { prompt, reasoning: "", recommendation: t, layout: "plain" });
+      expect([...r.context, ...r.continuations[k]!], t).toEqual(Array.from(trained.tokens.slice(0, -1)));
+    });
+    expect(() => tokenizeSample(tok, { prompt, reasoning: "Step 4 - Summary: no.", recommendation: title, layout: "plain" })).toThrow(/no reasoning/);
   });
 
   it("appends `\\n[reasoning_end]` to a cut-off reasoning as text that decodes to exactly that", () => {

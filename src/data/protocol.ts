@@ -6,7 +6,8 @@
 //   4. sample N users (seeded) after the k-core and keep every item of the sampled users;
 //   5. leave-one-out: last = test, second last = valid, the rest = train;
 //   6. candidates: ground truth + (C-1) items the user never interacted with, drawn uniformly
-//      from the prepared item pool (seeded per user), then shuffled.
+//      from the prepared item pool (seeded per user), no two with the same title (a set with a
+//      repeated title cannot be answered validly), then shuffled.
 // Same inputs + seed give identical outputs: every random draw comes from `Rng` streams derived
 // from (seed, purpose), and every set is visited in a canonical order.
 import { Rng } from "../util/random.js";
@@ -163,24 +164,71 @@ function statsOf(sequences: Map<string, string[]>): DatasetStats {
   return computeStats(sequences.size, items.size, n);
 }
 
-/** Samples `count` negatives for one user from `pool`, never an item in `exclude`. */
-function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet<string>, exclude: ReadonlySet<string>, count: number): string[] {
+/**
+ * Two titles LLaRA's rule cannot tell apart (it lower-cases answer and titles): a candidate set
+ * holding both can never be answered validly, so negatives never share a title with the ground
+ * truth or with each other.
+ */
+export function titleKey(title: string): string {
+  return title.trim().toLowerCase();
+}
+
+/**
+ * `drawn` without the items whose title is already in `taken` (or repeats one kept before it),
+ * in order; the kept titles are added to `taken`.
+ */
+export function distinctTitles(drawn: readonly string[], keyOf: (id: string) => string, taken: Set<string>): string[] {
+  const kept: string[] = [];
+  for (const id of drawn) {
+    const k = keyOf(id);
+    if (taken.has(k)) continue;
+    taken.add(k);
+    kept.push(id);
+  }
+  return kept;
+}
+
+/**
+ * Tops `picked` up to `count` items with items of `eligible` whose titles are not yet taken,
+ * drawn uniformly (fewer when too few distinct titles are left).
+ */
+export function fillDistinctTitles(rng: Rng, picked: readonly string[], eligible: readonly string[], count: number, keyOf: (id: string) => string, taken: Set<string>): string[] {
+  if (picked.length >= count) return [...picked];
+  const rest = distinctTitles(eligible.filter((id) => !taken.has(keyOf(id))), keyOf, new Set(taken));
+  return [...picked, ...distinctTitles(rng.sample(rest, count - picked.length), keyOf, taken)];
+}
+
+/**
+ * Samples `count` negatives for one user from `pool`, never an item in `exclude` nor one whose
+ * title is in `taken` (the ground truth's) or repeats another negative's (see titleKey).
+ */
+function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet<string>, exclude: ReadonlySet<string>, count: number, keyOf: (id: string) => string, taken: Set<string>): string[] {
   let touchedInPool = 0;
   for (const i of exclude) if (poolSet.has(i)) touchedInPool++;
   const available = pool.length - touchedInPool;
   if (available < count) {
     throw new Error(`only ${available} items are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`);
   }
-  const picked = new Set<string>();
   if (available >= pool.length / 2) {
-    // Rejection sampling: cheap when most of the pool is eligible.
-    while (picked.size < count) {
+    // Rejection sampling: cheap when most of the pool is eligible. A drawn item whose title is
+    // taken is drawn again; a pool of few distinct titles ends in the exact draw below.
+    const picked: string[] = [];
+    for (let draws = 0; picked.length < count && draws < 64 * count + pool.length; draws++) {
       const item = pool[rng.int(pool.length)]!;
-      if (!exclude.has(item)) picked.add(item);
+      if (!exclude.has(item)) picked.push(...distinctTitles([item], keyOf, taken));
     }
-    return [...picked];
+    if (picked.length === count) return picked;
+    return enough(fillDistinctTitles(rng, picked, pool.filter((i) => !exclude.has(i)), count, keyOf, taken), count);
   }
-  return rng.sample(pool.filter((i) => !exclude.has(i)), count);
+  const eligible = pool.filter((i) => !exclude.has(i));
+  return enough(fillDistinctTitles(rng, distinctTitles(rng.sample(eligible, count), keyOf, taken), eligible, count, keyOf, taken), count);
+}
+
+function enough(negatives: string[], count: number): string[] {
+  if (negatives.length < count) {
+    throw new Error(`only ${negatives.length} items with titles distinct from the ground truth's and each other's are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`);
+  }
+  return negatives;
 }
 
 /** What is wrong with protocol options: the one check of them, for `prepare`, the run config and library calls. */
@@ -217,13 +265,14 @@ export function applyProtocol(interactions: readonly Interaction[], items: Reado
   for (const u of sampled) for (const i of core.get(u)!) poolSet.add(i);
   const pool = [...poolSet].sort(compareIds);
 
+  const keyOf = (id: string) => titleKey(items.get(id)!.title);
   let interactionCount = 0;
   const users: UserSplit[] = sampled.map((user) => {
     const seq = core.get(user)!;
     interactionCount += seq.length;
     const touched = new Set(seq);
     const rng = new Rng(opts.seed, `candidates:${user}`);
-    const candidatesFor = (truth: string): string[] => rng.shuffle([truth, ...sampleNegatives(rng, pool, poolSet, touched, opts.candidates - 1)]);
+    const candidatesFor = (truth: string): string[] => rng.shuffle([truth, ...sampleNegatives(rng, pool, poolSet, touched, opts.candidates - 1, keyOf, new Set([keyOf(truth)]))]);
     const valid = seq[seq.length - 2]!;
     const test = seq[seq.length - 1]!;
     return { user, train: seq.slice(0, -2), valid, test, candidates: { valid: candidatesFor(valid), test: candidatesFor(test) } };

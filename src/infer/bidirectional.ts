@@ -1,10 +1,11 @@
 // Bidirectional reasoning-based recommendation (Figure 5, Eq. 3): for every test user, generate a
 // user-side and an item-side output (one batched stream of 2N prompts), parse the recommendation
-// of each, score the PPL of both reasonings in ONE batched scorer call, and fuse. Optionally the
+// of each, score the PPL of both reasonings in ONE batched scorer call, and fuse by this project's
+// rule; optionally also by the literal Eq. 3 (PPL of reasoning and answer, in the same call). Optionally the
 // final answer is re-decoded under a GBNF grammar that admits only the candidate titles, given
 // each side's own reasoning, and fused the same way (the "constrained" row).
 import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
-import { fuseByPerplexity, type FusionDecision } from "./fusion.js";
+import { fuseByPerplexity, fuseEq3, type FusionDecision } from "./fusion.js";
 import { generateAll, type ContinuationScorer, type GeneratedText, type GenerateOptions, type Prompt, type ScoreRequest, type TextGenerator } from "./generate.js";
 import { concatTokens, constrainedPrefix, reasoningTokens, type TokenCodec } from "./align.js";
 import { matchTitle } from "../eval/title-match.js";
@@ -21,7 +22,10 @@ export interface InferenceCase {
 export interface SideResult extends ParsedOutput {
   text: string;
   finishReason: string;
+  /** PPL of the reasoning tokens (this project's fusion). */
   ppl: number;
+  /** PPL of every generated token, reasoning and answer (the literal Eq. 3), when computed. */
+  pplOutput?: number;
   /** The generated token ids (`text` is their detokenization): what PPL is computed on. */
   tokenIds?: number[];
   /** Candidate index chosen under the title grammar (constrained run only). */
@@ -36,6 +40,8 @@ export interface BidirectionalResult {
   userSide: SideResult;
   itemSide: SideResult;
   fused: FusionDecision;
+  /** The literal Eq. 3 over the output PPLs (when `eq3` was asked for). */
+  fusedEq3?: FusionDecision;
   constrained?: FusionDecision;
 }
 
@@ -45,6 +51,8 @@ export interface BidirectionalOptions<L> {
   /** "prompt": PPL conditioned on the prompt and the output before the reasoning; "none": alone. */
   pplConditioning: "prompt" | "none";
   constrained: boolean;
+  /** Also fuse by the literal Eq. 3: PPL of all generated tokens (reasoning + answer), same conditioning. */
+  eq3?: boolean;
   /** The model's tokenizer both ways: PPL and the constrained prefix work on the generated tokens. */
   codec: TokenCodec;
   quiet?: boolean;
@@ -61,7 +69,17 @@ export function reasoningScoreRequest(prompt: Prompt, gen: GeneratedText, parsed
   return { prompt: conditioning === "prompt" ? concatTokens(prompt, codec.tokenize, t.before) : "", continuation: t.reasoning.slice() };
 }
 
-/** Scores many (prompt, reasoning) pairs in one scorer call; NaN where there is nothing to score. */
+/**
+ * The scorer request for a side's whole output y = {y^rea, y^rec} (literal Eq. 3): every generated
+ * token (EOS is not among them), after the prompt ("prompt") or alone ("none"); null when nothing
+ * was generated.
+ */
+export function outputScoreRequest(prompt: Prompt, gen: GeneratedText, conditioning: "prompt" | "none"): ScoreRequest | null {
+  if (gen.tokens.length === 0) return null;
+  return { prompt: conditioning === "prompt" ? prompt : "", continuation: gen.tokens.slice() };
+}
+
+/** Scores many (prompt, continuation) pairs in one scorer call; NaN where there is nothing to score. */
 export async function scoreReasonings<L>(scorer: ContinuationScorer<L>, requests: Array<ScoreRequest | null>, lora: L | undefined): Promise<number[]> {
   const live = requests.map((r, i) => [r, i] as const).filter((x): x is readonly [ScoreRequest, number] => x[0] !== null);
   const ppl = new Array<number>(requests.length).fill(Number.NaN);
@@ -79,8 +97,10 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
   const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k >> 1]!.candidateTitles));
   const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, o.pplConditioning, o.codec));
+  // The literal Eq. 3's requests ride in the same scorer call, after the reasoning ones.
+  if (o.eq3) requests.push(...gens.map((g, k) => outputScoreRequest(prompts[k]!, g, o.pplConditioning)));
   const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
-  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]!, tokenIds: Array.from(gens[k]!.tokens) }));
+  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]!, ...(o.eq3 ? { pplOutput: ppl[gens.length + k]! } : {}), tokenIds: Array.from(gens[k]!.tokens) }));
 
   if (o.constrained) {
     // Phase 2: each side's own reasoning, then the title grammar. The output as training lays it
@@ -99,6 +119,7 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
     const is = sides[2 * u + 1]!;
     const fused = fuseByPerplexity({ choice: idOf(c, us.choiceIndex), ppl: us.ppl }, { choice: idOf(c, is.choiceIndex), ppl: is.ppl });
     const r: BidirectionalResult = { user: c.user, candidateIds: c.candidateIds, candidateTitles: c.candidateTitles, targetIndex: c.targetIndex, userSide: us, itemSide: is, fused };
+    if (o.eq3) r.fusedEq3 = fuseEq3({ choice: idOf(c, us.choiceIndex), ppl: us.pplOutput ?? Number.NaN }, { choice: idOf(c, is.choiceIndex), ppl: is.pplOutput ?? Number.NaN });
     if (o.constrained) {
       r.constrained = fuseByPerplexity({ choice: idOf(c, us.constrainedIndex ?? -1), ppl: us.ppl }, { choice: idOf(c, is.constrainedIndex ?? -1), ppl: is.ppl });
     }

@@ -15,7 +15,10 @@ export interface InferRecord {
   targetIndex: number;
   userSide?: SideResult;
   itemSide?: SideResult;
+  /** This project's fusion rule (see fusion.ts). */
   fused?: FusionDecision;
+  /** The literal Eq. 3 (the main variant only). */
+  fusedEq3?: FusionDecision;
   constrained?: FusionDecision;
   single?: SideResult;
 }
@@ -36,7 +39,10 @@ export function readInferRecords(path: string): InferRecord[] {
 
 /** NaN PPLs survive the JSON round trip as null; map them back. */
 export function reviveSide(s: SideResult | undefined): SideResult | undefined {
-  return s && { ...s, ppl: typeof s.ppl === "number" ? s.ppl : Number.NaN };
+  if (!s) return s;
+  const out: SideResult = { ...s, ppl: typeof s.ppl === "number" ? s.ppl : Number.NaN };
+  if ("pplOutput" in s) out.pplOutput = typeof s.pplOutput === "number" ? s.pplOutput : Number.NaN;
+  return out;
 }
 
 export function writeInferRecords(path: string, records: readonly InferRecord[]): void {

@@ -1,5 +1,6 @@
-// The run configuration: one zod schema with the paper's defaults, commented where they come from,
-// plus named presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
+// The run configuration: one zod schema whose defaults are the paper's where it gives one and this
+// project's choices elsewhere, each commented as which (docs/method.md has the table), plus named
+// presets (`paper`, `demo`, `tiny`). A run folder holds the resolved config.json so a
 // re-run with the same file reproduces (and skips) finished stages.
 //
 // The schema types every field. An option that a lower layer uses (the protocol's, the prompts',
@@ -113,8 +114,10 @@ const TrainSection = z.object({
   loraAlpha: z.number().default(T.loraAlpha),
   epochs: z.number().default(T.epochs),
   batchSize: z.number().default(T.batchSize),
+  // Not in the paper (choices, docs/method.md): AdamW at learning rate 2e-4 with a cosine decay,
+  // LoRA on all seven projections (q, k, v, o, gate, up, down).
   learningRate: z.number().default(T.lr),
-  // Not in the paper: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
+  // Not in the paper either: linear warmup steps ("auto" = min(10, a tenth of the steps)), gradient-norm
   // clipping (0 = off), AdamW weight decay, tokens per packed micro-batch.
   warmupSteps: z.union([z.number(), z.literal("auto")]).default(T.warmupSteps),
   clipGradNorm: z.number().default(T.clipGradNorm),
@@ -125,6 +128,18 @@ const TrainSection = z.object({
   maxSampleTokens: z.number().int().positive().default(2048),
   // Users whose validation split is scored each epoch for validation HitRatio@1 (0 = all).
   validUsers: z.number().int().min(0).default(200),
+  // How an epoch's validation HitRatio@1 is measured (METHOD §4, a choice): "likelihood" ranks the
+  // candidate titles where training puts a recommendation (after an empty reasoning, for every
+  // variant: cheap, but it favours w/o reason, which trains exactly there); "generation" decodes
+  // each validation user greedily in the variant's own layout, up to selectMaxTokens new tokens,
+  // and judges the answer like inference does (a reasoning longer than that names no title).
+  selectBy: z.enum(["likelihood", "generation"]).default("likelihood"),
+  selectMaxTokens: z.number().int().positive().default(128),
+  // Training samples per user: "last" (this project's default) is one sample, the user's last
+  // training item; "all" is every training position with some history (LLaRA's and TALLRec's
+  // sliding windows; the paper trains on "the remaining records"). "all" multiplies the teacher
+  // prompts by the mean training length: the synthesize stage prints the count.
+  positions: z.enum(["last", "all"]).default("last"),
   // Which of the teacher's steps 1–4 go between the markers (all by default; a short demo keeps
   // only the Summary so that reasoning fits a small generation budget).
   reasoningSteps: z.array(z.number().int().min(1).max(4)).min(1).default([1, 2, 3, 4]),
@@ -169,6 +184,8 @@ const InferConfig = z.object({
   // Paper: temperature 0.7, up to 1,024 new tokens.
   temperature: z.number().min(0).default(0.7),
   maxTokens: z.number().int().positive().default(1024),
+  // Not in the paper (choices): top-p 0.95 and top-k 40, applied after the temperature as Hugging
+  // Face's generate applies them (the engine's sampler order).
   topP: z.number().gt(0).max(1).default(0.95),
   topK: z.number().int().min(0).default(40),
   // Prompts per generate() call.
@@ -198,6 +215,9 @@ const AblationConfig = z.object({
   full: z.boolean().default(true),
   // Table 2: the base model zero-shot.
   baseZeroShot: z.boolean().default(true),
+  // Table 2: TALLRec, instruction tuning without reasoning on its own prompt (an adapter trained
+  // like w/o reason on the title alone after prompts/templates/tallrec.txt).
+  tallrec: z.boolean().default(true),
   // Figure 6: α/β sweep; each pair trains its own adapter.
   sweep: z.boolean().default(true),
   sweepPairs: z.array(z.tuple([z.number(), z.number()])).default([
@@ -255,7 +275,11 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
     // samples fall back to behavior-only supervision (the model learns to skip its reasoning
     // from those; 3 retries left 15 of the 64).
     teacher: { kind: "rule", maxRetries: 30 },
-    train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 8, reasoningSteps: [4] },
+    // Epochs are selected by greedy generations in each adapter's own layout, with the whole
+    // 128-token budget of inference, where candidate likelihood, blind to the reasoning, ranked
+    // the reasoning adapters near chance; 32 validation users (not 8) make the criterion's step
+    // 1/32 instead of 1/8, for about 30 s of CPU more in all.
+    train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 32, reasoningSteps: [4], selectBy: "generation", selectMaxTokens: 128 },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: true },
   },
@@ -330,17 +354,23 @@ export interface TrainVariant {
   beta: number;
   /** Drop the reasoning from the samples (behavior data only), the `w/o reason` ablation. */
   withoutReasoning: boolean;
+  /**
+   * "msr": the `train` template and the marker layout; "tallrec": the TALLRec template with the
+   * title alone as the target (the plain layout of train/samples.ts).
+   */
+  format: "msr" | "tallrec";
 }
 
 export function trainVariants(c: RunConfig): TrainVariant[] {
-  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false }];
-  if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true });
+  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false, format: "msr" }];
+  if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true, format: "msr" });
   if (c.ablations.sweep) {
     for (const [a, b] of c.ablations.sweepPairs) {
       if (a === c.train.alpha && b === c.train.beta) continue; // the main adapter already covers it
-      v.push({ name: `sweep-${a}-${b}`, alpha: a, beta: b, withoutReasoning: false });
+      v.push({ name: `sweep-${a}-${b}`, alpha: a, beta: b, withoutReasoning: false, format: "msr" });
     }
   }
+  if (c.ablations.tallrec) v.push({ name: "tallrec", alpha: 0, beta: 1, withoutReasoning: true, format: "tallrec" });
   return v;
 }
 

@@ -49,10 +49,15 @@ export async function reasoningQuality(c: RunConfig, skipped: string[], referenc
       if (fixed) return rescale(f1, await fixed);
       return pairs.length < 2 ? f1 : rescale(f1, await mismatched(cands, refs));
     };
+    // A missing reasoning matches nothing: F1 = 0, rescaled by the same baseline as the row.
+    q.bertscoreMissing = async (pairs) => {
+      if (fixed) return rescale(0, await fixed);
+      return pairs.length < 2 ? 0 : rescale(0, await mismatched(pairs.map((p) => p.candidate), pairs.map((p) => p.reference)));
+    };
     if (fixed) {
       const b = await fixed;
       fixed = Promise.resolve(b);
-      skipped.push(`BERTScore: F1 of the evaluator model's contextual last-layer token states (${path}; not the original's RoBERTa-large), rescaled by one baseline for that model, b = ${b.toFixed(4)} (mean F1 of mismatched teacher references), the same for every row`);
+      skipped.push(`BERTScore: F1 of the evaluator model's contextual last-layer token states (${path}; not the original's RoBERTa-large), rescaled by one baseline for that model, b = ${b.toFixed(4)} (mean F1 of mismatched teacher references), the same for every row; a missing reasoning scores ${rescale(0, b).toFixed(4)} (F1 = 0 rescaled)`);
     } else {
       skipped.push("BERTScore encodes with the evaluator model's contextual last-layer states (not the original's RoBERTa-large) and, without references to fix a baseline, is rescaled per row against that row's mismatched pairs");
     }

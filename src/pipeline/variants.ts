@@ -13,31 +13,46 @@ export interface InferVariant {
   kind: RowKind;
   /** Train variant whose best adapter is used; null = the base model alone. */
   adapter: string | null;
-  /** "bidirectional": user + item prompts with Eq. 3 fusion; "single": one `full` prompt. */
+  /** "bidirectional": user + item prompts with Eq. 3 fusion; "single": one prompt (`template`). */
   mode: "bidirectional" | "single";
+  /** The single prompt's template: the Figure-3 chain (`full`) or TALLRec's. */
+  template?: "full" | "tallrec";
   /**
    * The input prefix the adapter was trained to continue (see trainedPrefix): "reasoning" after
    * `[reasoning_start]`, "behavior" after `[reasoning_start]\n` (w/o reason), "none" for the
-   * base model, which was never fine-tuned and sees the bare template text.
+   * base model, which was never fine-tuned and sees the bare template text, and for TALLRec,
+   * trained on the title right after its prompt.
    */
   prefix: "reasoning" | "behavior" | "none";
   alpha?: number;
   beta?: number;
+  /** False where the variant writes no reasoning by construction: no reasoning metrics, `note` says why. */
+  reasoning: boolean;
+  /** Said beside the variant's row. */
+  note?: string;
 }
+
+/** What the TALLRec row is. */
+export const TALLREC_NOTE = "instruction tuning without reasoning on TALLRec's Alpaca prompt, with the choose-one-candidate instruction (TALLRec itself asks yes/no about one item); trained like w/o reason; no reasoning to score";
+
+/** Why `w/o reason` has no reasoning metrics. */
+export const WITHOUT_REASONING_NOTE = "trained without reasoning and generated past it (from `[reasoning_start]\n`): no reasoning to score, so METEOR, BERTScore and GPTScore do not apply (the paper's row scores whatever its model wrote)";
 
 export function inferVariants(c: RunConfig): InferVariant[] {
   const out: InferVariant[] = [];
   for (const t of trainVariants(c)) {
     if (t.name === "msr") {
-      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
-      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", prefix: "reasoning" });
+      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
+      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", template: "full", prefix: "reasoning", reasoning: true });
+    } else if (t.format === "tallrec") {
+      out.push({ name: t.name, label: "TALLRec", kind: "baseline", adapter: t.name, mode: "single", template: "tallrec", prefix: "none", reasoning: false, note: TALLREC_NOTE });
     } else if (t.name === "wo-reason") {
-      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior" });
+      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior", reasoning: false, note: WITHOUT_REASONING_NOTE });
     } else {
-      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta });
+      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
     }
   }
-  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", prefix: "none" });
+  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", template: "full", prefix: "none", reasoning: true });
   return out;
 }
 

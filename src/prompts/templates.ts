@@ -40,3 +40,17 @@ export function loadTemplates(dir: string = defaultTemplatesDir()): PromptTempla
   }
   return out;
 }
+
+/**
+ * The TALLRec baseline's prompt (Bao et al. 2023): their Alpaca layout (instruction, input,
+ * response), with the "choose one candidate" instruction LLaRA's comparison gives it in place of
+ * TALLRec's yes/no question about one item, so that HitRatio@1 and ValidRatio apply. The response
+ * starts on the line after `### Response:`. Not one of PROMPT_KINDS: a templates folder of the
+ * method's own prompts needs no baseline's.
+ */
+export function loadTallrecTemplate(dir: string = defaultTemplatesDir()): string {
+  const file = join(dir, "tallrec.txt");
+  const text = readFileSync(existsSync(file) ? file : join(defaultTemplatesDir(), "tallrec.txt"), "utf8").replace(/\s+$/, "");
+  checkTemplate("tallrec", text);
+  return `${text}\n`;
+}

@@ -1,7 +1,7 @@
 // report.html: a single self-contained page (inline CSS and SVG, no scripts, no server) with
-// Table 1, the results table beside the baselines, the ablations, the α/β sweep, loss curves,
+// Table 1, the results table and a chart of MSR-Rec beside the baselines, the ablations, the α/β sweep, loss curves,
 // the PPL distributions of agreeing vs disagreeing sides, and reasoning examples side by side.
-import type { MetricsFile, MetricsRow, PredictionRecord, TrainLogLine } from "../run/results.js";
+import { GPTSCORE_NOTE, type MetricsFile, type MetricsRow, type PredictionRecord, type TrainLogLine } from "../run/results.js";
 import { barChart, emptyPlot, escapeXml as esc, histogram, lineChart, type Series } from "./svg.js";
 
 export interface ReportData {
@@ -37,7 +37,7 @@ function statsTable(stats: Record<string, unknown>): string {
 
 function metricsTable(rows: MetricsRow[]): string {
   if (rows.length === 0) return `<p class="note">no rows</p>`;
-  const head = "<tr><th>model</th><th>HitRatio@1</th><th>HR@1 (valid)</th><th>ValidRatio</th><th>strict HR@1</th><th>METEOR</th><th>BERTScore</th><th>GPTScore</th><th>note</th></tr>";
+  const head = "<tr><th>model</th><th>HitRatio@1</th><th>HR@1 (valid)</th><th>ValidRatio</th><th>strict HR@1</th><th>METEOR</th><th>BERTScore</th><th>GPTScore (log-prob)</th><th>note</th></tr>";
   const body = rows
     .map((r) => `<tr class="${r.kind}"><td>${esc(r.name)}</td><td>${fmt(r.hitRatio)}</td><td>${fmt(r.hitRatioValid)}</td><td>${fmt(r.validRatio)}</td><td>${fmt(r.strictHitRatio)}</td><td>${fmt(r.meteor)}</td><td>${fmt(r.bertscore)}</td><td>${fmt(r.gptscore, 3)}</td><td>${esc(r.note ?? "")}</td></tr>`)
     .join("");
@@ -69,8 +69,26 @@ function sweepPlots(m: MetricsFile): string[] {
   if (pairs.length < 2) return [emptyPlot("α/β sweep", "sweep not run (ablations.sweep is off or skipped for budget)")];
   return [
     barChart("HitRatio@1 by α/β", "HitRatio@1", pairs, [{ name: "HitRatio@1", values: pairs.map((p) => byPair.get(p)!.hitRatio) }]),
-    barChart("GPTScore by α/β", "GPTScore", pairs, [{ name: "GPTScore", values: pairs.map((p) => byPair.get(p)!.gptscore ?? Number.NaN) }]),
+    barChart("GPTScore by α/β (log-prob, not the paper's scale)", "GPTScore (mean log-prob)", pairs, [{ name: "GPTScore", values: pairs.map((p) => byPair.get(p)!.gptscore ?? Number.NaN) }]),
   ];
+}
+
+/** A row's name short enough to sit under its bar. */
+function shortName(r: MetricsRow): string {
+  if (r.name.startsWith("Teacher")) return "Teacher";
+  if (r.name === "Markov (first-order)") return "Markov";
+  if (r.name === "Base model (zero-shot)") return "Base model";
+  if (r.name === "MSR-Rec (Eq. 3 literal)") return "MSR-Rec Eq. 3";
+  return r.name;
+}
+
+/** MSR-Rec beside every baseline (random, popularity, Markov, teacher, TALLRec, the base model). */
+function comparisonPlot(m: MetricsFile): string {
+  const rows = [...m.rows.filter((r) => r.kind === "baseline"), ...m.rows.filter((r) => r.kind === "msr")];
+  return barChart("MSR-Rec beside the baselines", "ratio", rows.map(shortName), [
+    { name: "HitRatio@1", values: rows.map((r) => r.hitRatio) },
+    { name: "ValidRatio", values: rows.map((r) => r.validRatio) },
+  ], 84);
 }
 
 function ablationPlot(m: MetricsFile): string {
@@ -147,9 +165,9 @@ export function renderReport(d: ReportData): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(d.title)}</title><style>${CSS}</style></head><body>
 <h1>${esc(d.title)}</h1>
-<p class="note">${m.users} test users · generated ${esc(new Date().toISOString())}. HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers.</p>
+<p class="note">${m.users} test users · generated ${esc(new Date().toISOString())}. HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers. ${esc(GPTSCORE_NOTE)}.</p>
 <h2>Dataset (Table 1)</h2>${statsTable(d.stats)}
-<h2>Results (Table 2)</h2>${metricsTable(main)}
+<h2>Results (Table 2)</h2>${metricsTable(main)}<div class="plots">${comparisonPlot(m)}</div>
 <h2>Ablations (Table 4)</h2>${metricsTable(abl)}<div class="plots">${ablationPlot(m)}</div>
 <h2>α/β sweep (Figure 6)</h2>${metricsTable(sweep)}<div class="plots">${sweepPlots(m).join("")}</div>
 <h2>Training</h2><div class="plots">${lossPlots(d.trainLog).join("")}</div>

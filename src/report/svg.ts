@@ -7,7 +7,7 @@ export interface Series {
   points: Array<[number, number]>;
 }
 
-const W = 560;
+const WIDTH = 560;
 const H = 300;
 const M = { left: 56, right: 16, top: 32, bottom: 44 };
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#7f7f7f"];
@@ -31,9 +31,14 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const raw = (hi - lo) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  // Each tick is an integer multiple of the step, rounded to the step's decimals: adding the step
+  // up would carry float error (-0.3 + 0.1 + 0.1 + 0.1 = -5.6e-17, not 0).
+  const decimals = Math.max(0, -Math.floor(Math.log10(step)) + 1);
+  const tick = (k: number) => Number((k * step).toFixed(decimals)) || 0;
   const ticks: number[] = [];
-  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
-  if (ticks[ticks.length - 1]! < hi) ticks.push(Number((ticks[ticks.length - 1]! + step).toPrecision(12)));
+  let k = Math.floor(lo / step);
+  while (tick(k) <= hi + step * 1e-9) ticks.push(tick(k++));
+  if (ticks[ticks.length - 1]! < hi) ticks.push(tick(k));
   return ticks;
 }
 
@@ -50,7 +55,7 @@ interface Frame {
 }
 
 /** Axes, grid, ticks, title and labels; returns coordinate maps for the plot area. */
-function frame(title: string, xLabel: string, yLabel: string, xTicks: number[], yTicks: number[], xTickLabels?: string[]): Frame {
+function frame(title: string, xLabel: string, yLabel: string, xTicks: number[], yTicks: number[], xTickLabels?: string[], W = WIDTH): Frame {
   const x0 = xTicks[0]!, x1 = xTicks[xTicks.length - 1]!;
   const y0 = yTicks[0]!, y1 = yTicks[yTicks.length - 1]!;
   const pw = W - M.left - M.right, ph = H - M.top - M.bottom;
@@ -82,12 +87,13 @@ function legend(names: string[]): string {
     .join("");
 }
 
-function wrap(parts: string[], aria: string): string {
+function wrap(parts: string[], aria: string, W = WIDTH): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeXml(aria)}" font-family="sans-serif">${parts.join("")}</svg>`;
 }
 
 /** A placeholder panel for a plot that has no data, saying why. */
 export function emptyPlot(title: string, reason: string): string {
+  const W = WIDTH;
   return wrap(
     [
       `<text x="${W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
@@ -114,13 +120,17 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   return wrap(f.parts, title);
 }
 
-/** Grouped bar chart: one group per category, one bar per series. */
-export function barChart(title: string, yLabel: string, categories: string[], series: Array<{ name: string; values: number[] }>): string {
+/**
+ * Grouped bar chart: one group per category, one bar per series. `minSlot` widens the chart so
+ * that each category gets at least that many pixels (long labels side by side).
+ */
+export function barChart(title: string, yLabel: string, categories: string[], series: Array<{ name: string; values: number[] }>, minSlot = 0): string {
   const vals = series.flatMap((s) => s.values.filter(Number.isFinite));
   if (categories.length === 0 || vals.length === 0) return emptyPlot(title, "no data");
+  const W = Math.max(WIDTH, M.left + M.right + minSlot * (categories.length + 1));
   const yTicks = niceTicks(Math.min(0, ...vals), Math.max(0, ...vals)); // bars start at 0
   const xTicks = categories.map((_, i) => i);
-  const f = frame(title, "", yLabel, [-0.5, ...xTicks, categories.length - 0.5], yTicks, ["", ...categories, ""]);
+  const f = frame(title, "", yLabel, [-0.5, ...xTicks, categories.length - 0.5], yTicks, ["", ...categories, ""], W);
   const slot = (W - M.left - M.right) / (categories.length + 1);
   const bw = (slot * 0.8) / series.length;
   series.forEach((s, si) => {
@@ -132,7 +142,7 @@ export function barChart(title: string, yLabel: string, categories: string[], se
     });
   });
   if (series.length > 1) f.parts.push(legend(series.map((s) => s.name)));
-  return wrap(f.parts, title);
+  return wrap(f.parts, title, W);
 }
 
 /** Bin counts of `values` over `edges` (edges.length - 1 bins, last bin closed). */

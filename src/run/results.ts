@@ -19,10 +19,10 @@ export interface MetricsRow {
   meteor?: number;
   /** The same over the users with a reasoning only. */
   meteorValid?: number;
-  /** Rescaled F1, mean over every user with a reference (missing reasoning 0), one baseline for all rows. */
+  /** Rescaled F1, mean over every user with a reference (a missing reasoning scores F1 = 0 rescaled), one baseline for all rows. */
   bertscore?: number;
   bertscoreValid?: number;
-  /** Mean over the users with a reasoning (a log-probability: 0 would be its best value). */
+  /** Mean over the users with a reasoning (a log-probability: 0 would be its best value; see GPTSCORE_NOTE). */
   gptscore?: number;
   /** Users with a reasoning and a reference / users with a reference. */
   reasoningUsers?: number;
@@ -46,7 +46,10 @@ export interface SidePrediction {
   /** The raw generated text. */
   text: string;
   choice: string | null;
+  /** PPL of the reasoning tokens. */
   ppl: number;
+  /** PPL of the reasoning and answer tokens (literal Eq. 3), when computed. */
+  pplOutput?: number;
 }
 
 /** One line of predictions.jsonl. */
@@ -56,7 +59,10 @@ export interface PredictionRecord {
   candidates: string[];
   user_side: SidePrediction;
   item_side: SidePrediction;
+  /** This project's fusion rule. */
   fused: { side: "user" | "item" | null; choice: string | null; case: string };
+  /** The literal Eq. 3 (PPL of reasoning and answer), when that row ran. */
+  eq3?: { side: "user" | "item" | null; choice: string | null; case: string };
   /** Eq. 3 over the grammar-constrained answers (same reasonings and PPLs), when that row ran. */
   constrained?: { side: "user" | "item" | null; choice: string | null; case: string };
   hit: boolean;
@@ -66,6 +72,13 @@ export interface PredictionRecord {
 export type TrainLogLine =
   | { type: "step"; variant: string; epoch: number; step: number; loss: number; lossRea?: number; lossRec?: number; tokens?: number }
   | { type: "epoch"; variant: string; epoch: number; trainLoss: number; validLoss: number; validHitRatio: number; validRecNll?: number; best: boolean };
+
+/**
+ * GPTScore (Fu et al. 2023, and their code: the negated mean token NLL) is a mean log-probability,
+ * at most 0. The paper reports 22–92 without saying how; no scale follows from the definition.
+ */
+export const GPTSCORE_NOTE =
+  "GPTScore is Fu et al.'s definition, the mean token log-probability of the reasoning under the evaluator model (at most 0, higher is better): not comparable with the paper's 22–92, whose scale neither paper defines";
 
 function num(v: number | undefined, digits = 4): string {
   return v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
@@ -82,11 +95,12 @@ const KIND_TITLE: Record<RowKind, string> = {
 export function renderResultsMarkdown(m: MetricsFile): string {
   const out: string[] = [`# Results: ${m.dataset} (${m.users} test users)`, ""];
   out.push("HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers (LLaRA code's `test_hr`).", "");
+  out.push(`GPTScore (log-prob): ${GPTSCORE_NOTE}.`, "");
   for (const kind of ["baseline", "msr", "ablation", "sweep"] as RowKind[]) {
     const rows = m.rows.filter((r) => r.kind === kind);
     if (rows.length === 0) continue;
     out.push(`## ${KIND_TITLE[kind]}`, "");
-    out.push("| model | HitRatio@1 | HR@1 (valid) | ValidRatio | strict HR@1 | METEOR | BERTScore | GPTScore | note |");
+    out.push("| model | HitRatio@1 | HR@1 (valid) | ValidRatio | strict HR@1 | METEOR | BERTScore | GPTScore (log-prob, not comparable) | note |");
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const r of rows) {
       out.push(`| ${r.name} | ${num(r.hitRatio)} | ${num(r.hitRatioValid)} | ${num(r.validRatio)} | ${num(r.strictHitRatio)} | ${num(r.meteor)} | ${num(r.bertscore)} | ${num(r.gptscore, 3)} | ${r.note ?? ""} |`);

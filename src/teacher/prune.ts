@@ -1,8 +1,8 @@
 // Parsing and pruning of a teacher's five-step chain (METHOD.md §2). A path is kept only if all
 // five steps are present and non-empty (completeness) and Step 5 names the ground truth under the
-// same title rule the metrics use (consistency). Kept reasoning is steps 1–4 with normalised
+// strict title rule of the metrics (consistency: a title contained in a longer one does not count). Kept reasoning is steps 1–4 with normalised
 // headers, so every training target reads the same way whatever markdown the teacher used.
-import { matchTitle } from "../eval/title-match.js";
+import { matchTitleStrict } from "../eval/title-match.js";
 
 export const STEP_NAMES = ["Preference Recognition", "Attribute Analysis", "Logic Matching", "Summary", "Recommendation"] as const;
 
@@ -19,10 +19,12 @@ export type PruneResult =
 
 function headerPattern(step: number): RegExp {
   // "Step 3 - Logic Matching:", "**Step 3: Logic Matching**", "### Step 3." or a bare
-  // "Logic Matching:" heading at a line start.
+  // "Logic Matching:" heading, each at a line start (after markdown marks): a step named inside a
+  // sentence ("as Step 2 shows") is not a header. The match ends on its own line, so a header
+  // with an empty body leaves the next line's header to be found.
   const name = STEP_NAMES[step - 1]!.replace(/ /g, "\\s+");
   return new RegExp(
-    `(?:\\bStep\\s*${step}\\b(?:\\s*[-–—:.)]*\\s*(?:\\*\\*)?\\s*${name})?|(?:^|\\n)[\\s#>*_-]*${name}\\b)[\\s*_]*[:.\\-–—)]?[\\s*_]*`,
+    `(?<![^\\n])[ \\t#>*_-]*(?:Step\\s*${step}\\b(?:\\s*[-–—:.)]*\\s*(?:\\*\\*)?\\s*${name})?|${name}\\b)[ \\t*_]*[:.\\-–—)]?[ \\t*_]*`,
     "gi",
   );
 }
@@ -66,9 +68,19 @@ export function prunePath(answer: string, candidates: readonly string[], targetI
   const { steps } = parseChain(answer);
   const missing = steps.flatMap((s, i) => (s === null ? [i + 1] : []));
   if (missing.length > 0) return { valid: false, reason: "missing-steps", detail: `step(s) ${missing.join(", ")} missing or empty` };
-  const m = matchTitle(steps[4]!, candidates);
+  // The strict rule: a title inside a longer candidate title ("Alien" in "Aliens") is not named.
+  const m = matchTitleStrict(steps[4]!, candidates);
   if (m.matched.length === 0) return { valid: false, reason: "no-candidate-named", detail: "step 5 names no candidate title" };
   if (!m.valid) return { valid: false, reason: "several-candidates-named", detail: `step 5 names ${m.matched.length} candidates` };
   if (m.index !== targetIndex) return { valid: false, reason: "wrong-item", detail: `step 5 names "${candidates[m.index]}", not the ground truth` };
   return { valid: true, reasoning: formatReasoning(steps), recommendation: candidates[m.index]!, index: m.index };
+}
+
+/**
+ * What a teacher's answer recommends, as the student's answer is judged: the body of its Step 5
+ * when it has one (the text after the reasoning, as the student's answer follows
+ * `[reasoning_end]`), else the whole answer (as a student output without an end marker).
+ */
+export function teacherRecommendation(answer: string): string {
+  return parseChain(answer).steps[4] ?? answer;
 }

@@ -176,7 +176,8 @@ export class RulesTeacher implements Teacher {
       if (s.score > scores[best]!.score) best = i;
     });
     if (attempt === 0) return best;
-    const rnd = mulberry32(hashString(`${sample.split}\u0000${sample.user}\u0000${attempt}`));
+    const at = sample.position === undefined ? "" : `@${sample.position}`;
+    const rnd = mulberry32(hashString(`${sample.split}\u0000${sample.user}${at}\u0000${attempt}`));
     const top = scores[best]!.score;
     const p = scores.map((s) => Math.exp((s.score - top) / SAMPLING_TEMPERATURE));
     let u = rnd() * p.reduce((a, b) => a + b, 0);

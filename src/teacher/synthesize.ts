@@ -43,6 +43,8 @@ export interface ReasoningRecord {
   teacher: string;
   /** True for a kept reasoning path, false for behavior-only supervision. */
   valid: boolean;
+  /** The sample's training position when it is not the user's last training item (see PromptSample). */
+  position?: number;
 }
 
 export interface SynthesisStats {
@@ -77,8 +79,9 @@ export interface SynthesisOptions {
   onSampleDone?: (stats: SynthesisStats) => void;
 }
 
+/** The store key of one attempt; an earlier training position is `train/<user>@<position>/<attempt>`. */
 export function answerKey(s: PromptSample, attempt: number): string {
-  return `${s.split}/${s.user}/${attempt}`;
+  return `${s.split}/${s.user}${s.position === undefined ? "" : `@${s.position}`}/${attempt}`;
 }
 
 function emptyStats(o: SynthesisOptions, samples: number): SynthesisStats {
@@ -97,6 +100,8 @@ function emptyStats(o: SynthesisOptions, samples: number): SynthesisStats {
     behaviorOnly: 0,
   };
 }
+
+const positionOf = (s: PromptSample) => (s.position === undefined ? {} : { position: s.position });
 
 /** Teacher calls one sample may cost: τ + maxRetries, unless maxAttempts says otherwise. */
 export function attemptBound(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "maxAttempts">): number {
@@ -143,7 +148,7 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
       const r = prunePath(stored.content, candidateTitles, sample.targetIndex);
       if (r.valid) {
         stats.accepted++;
-        kept.push({ user: sample.user, split: sample.split, prompt, reasoning: r.reasoning, recommendation: target, teacher: o.teacher.name, valid: true });
+        kept.push({ user: sample.user, split: sample.split, prompt, reasoning: r.reasoning, recommendation: target, teacher: o.teacher.name, valid: true, ...positionOf(sample) });
       } else {
         stats.rejected[r.reason]++;
       }
@@ -151,7 +156,7 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
     if (kept.length > 0) stats.samplesWithPaths++;
     else {
       stats.behaviorOnly++;
-      kept.push({ user: sample.user, split: sample.split, prompt, reasoning: null, recommendation: target, teacher: o.teacher.name, valid: false });
+      kept.push({ user: sample.user, split: sample.split, prompt, reasoning: null, recommendation: target, teacher: o.teacher.name, valid: false, ...positionOf(sample) });
     }
     perJob[j] = kept;
     o.onSampleDone?.(stats);

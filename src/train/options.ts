@@ -47,10 +47,10 @@ export interface TrainRunOptions {
 
 /**
  * The one set of fine-tuning defaults, read by `msr-rec train`, the run config's train section and
- * the base stage's pretraining. The paper's: LoRA rank 8, alpha 32 on every projection, 5 epochs,
- * batch 32, α/β 0.7/0.3, AdamW at 2e-4. The paper leaves open, and these choose: a cosine decay
- * after a short linear warmup (min(10, a tenth of the steps)), global gradient-norm clipping at 1,
- * no weight decay, 512-token micro-batches. (The engine Trainer's own defaults are neutral where
+ * the base stage's pretraining. The paper's: LoRA rank 8, alpha 32, 5 epochs, batch 32, α/β
+ * 0.7/0.3. The paper leaves open, and these choose (docs/method.md): LoRA on all seven projections,
+ * AdamW at learning rate 2e-4, a cosine decay after a short linear warmup (min(10, a tenth of the
+ * steps)), global gradient-norm clipping at 1, no weight decay, 512-token micro-batches. (The engine Trainer's own defaults are neutral where
  * these choose: constant rate, no warmup, no clipping; see src/engine/trainer.ts.)
  */
 export const TRAIN_DEFAULTS = {

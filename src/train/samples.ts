@@ -15,7 +15,15 @@ export interface SftRecord {
   prompt: string;
   reasoning: string;
   recommendation: string;
+  /**
+   * "markers" (default): the target is the reasoning-enhanced one above. "plain": the target is
+   * the recommendation alone, right after the prompt (instruction tuning without reasoning, the
+   * TALLRec baseline's layout); `reasoning` must be empty.
+   */
+  layout?: TargetLayout;
 }
+
+export type TargetLayout = "markers" | "plain";
 
 export type TrainSample = TokenizedSample | SftRecord;
 
@@ -76,6 +84,7 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
     throw new Error("an SFT sample needs string fields prompt, reasoning and recommendation (reasoning may be empty)");
   }
   if (r.recommendation.trim() === "") throw new Error("an SFT sample has an empty recommendation; every sample needs one");
+  if (r.layout === "plain") return tokenizePlainSample(tok, r);
   const prompt = tok.tokenize(r.prompt, { addBos: true });
   const { body, nA, nB } = targetLayout((t, o) => tok.tokenize(t, o), formatTrainingTarget(r.reasoning, r.recommendation.trim()));
   const behaviorOnly = r.reasoning.trim() === "";
@@ -87,6 +96,17 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
   const segments = new Uint8Array(n).fill(Segment.recommendation);
   segments.fill(Segment.prompt, 0, prompt.length + nA);
   segments.fill(behaviorOnly ? Segment.prompt : Segment.reasoning, prompt.length + nA, prompt.length + nB);
+  return { tokens, segments };
+}
+
+/** A "plain" record: prompt tokens (no loss), then the recommendation and EOS (y_rec). */
+function tokenizePlainSample(tok: SampleTokenizer, r: SftRecord): TokenizedSample {
+  if (r.reasoning.trim() !== "") throw new Error('an SFT sample with layout "plain" has no reasoning; leave reasoning empty');
+  const prompt = tok.tokenize(r.prompt, { addBos: true });
+  const body = tok.tokenize(r.recommendation.trim(), { addBos: false });
+  const tokens = Int32Array.from([...prompt, ...body, tok.eosToken]);
+  const segments = new Uint8Array(tokens.length).fill(Segment.recommendation);
+  segments.fill(Segment.prompt, 0, prompt.length);
   return { tokens, segments };
 }
 
@@ -104,4 +124,31 @@ export function trainedPrefix(tokenize: SampleTokenizer["tokenize"], prompt: str
   out.set(p, 0);
   out.set(body.subarray(0, out.length - p.length), p.length);
   return out;
+}
+
+/** One user's candidates as scorer requests: a shared context and one continuation per candidate. */
+export interface CandidateRequests {
+  context: Int32Array;
+  continuations: Int32Array[];
+}
+
+/**
+ * The candidates' titles laid out as a behavior-only training sample gives a recommendation: the
+ * prompt (with BOS), `[reasoning_start]\n[reasoning_end] ` and the title ("markers"), or the
+ * title right after the prompt ("plain"), token for token as tokenizeSample builds it. What every
+ * candidate's tokens share goes into the context; at least one token of each title stays its
+ * continuation.
+ */
+export function candidateRequests(tokenize: SampleTokenizer["tokenize"], prompt: string, titles: readonly string[], layout: TargetLayout = "markers"): CandidateRequests {
+  if (titles.length === 0) throw new Error("candidateRequests needs at least one candidate title");
+  const p = tokenize(prompt, { addBos: true });
+  // targetLayout, as tokenizeSample: where a marker boundary falls inside a token, the parts are
+  // tokenized apart, so this is never the target tokenized as one string.
+  const targets = titles.map((t) => (layout === "plain" ? tokenize(t.trim(), { addBos: false }) : targetLayout(tokenize, formatTrainingTarget("", t.trim())).body));
+  let shared = Math.min(...targets.map((t) => t.length)) - 1;
+  for (let k = 0; k < shared; k++) {
+    if (targets.some((t) => t[k] !== targets[0]![k])) shared = k;
+  }
+  const context = Int32Array.from([...p, ...targets[0]!.subarray(0, shared)]);
+  return { context, continuations: targets.map((t) => t.slice(shared)) };
 }

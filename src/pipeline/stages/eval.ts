@@ -1,6 +1,7 @@
 // Eval stage: every inference variant → rows of metrics.json (HitRatio@1 hits/all and hits/valid,
 // ValidRatio, strict HitRatio@1, reasoning-quality scores where computable), the classic
-// baselines on the same test users, results.md and predictions.jsonl (the fused MSR-Rec run).
+// baselines and the teacher's stored zero-shot answers on the same test users, results.md and
+// predictions.jsonl (the fused MSR-Rec run).
 // The references for the reasoning metrics are the teacher's kept test-split paths.
 import { existsSync, readFileSync } from "node:fs";
 import { buildBaseline, BASELINES } from "../../eval/baselines.js";
@@ -13,13 +14,14 @@ import type { RunConfig } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import { parseJsonLines, toJsonLines } from "../../util/jsonl.js";
 import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "../../run/results.js";
-import { renderResultsMarkdown } from "../../run/results.js";
+import { GPTSCORE_NOTE, renderResultsMarkdown } from "../../run/results.js";
 import { loadRunDataset } from "../run-data.js";
 import { sampleFor } from "../../prompts/dataset.js";
 import { truncationNotes } from "../sft-fit.js";
 import { inferVariants, testUsers, type InferVariant } from "../variants.js";
 import type { ReasoningRecord } from "../../teacher/synthesize.js";
 import { reasoningQuality } from "../reasoning-quality.js";
+import { teacherRow } from "../teacher-row.js";
 import type { StageContext, StageSpec } from "../stages.js";
 import { selectReasoningSteps } from "./sft.js";
 
@@ -34,12 +36,16 @@ export interface ReasoningPair {
 /**
  * Scorers of reasoning quality; each returns the mean over the pairs it is given (users with a
  * reasoning). The eval stage turns METEOR and BERTScore into means over all users with a
- * reference, a missing reasoning scoring 0; GPTScore, a log-probability with 0 as its best
- * value, stays a mean over the users with a reasoning.
+ * reference, a missing reasoning scoring the metric's floor: METEOR 0, BERTScore the rescaled
+ * value of F1 = 0 (a rescaled 0 would be baseline-level similarity, which beats a poor
+ * reasoning). GPTScore, a log-probability with 0 as its best value, stays a mean over the users
+ * with a reasoning.
  */
 export interface ReasoningQuality {
   meteor?: (pairs: ReasoningPair[]) => Promise<number>;
   bertscore?: (pairs: ReasoningPair[]) => Promise<number>;
+  /** BERTScore of a missing reasoning in a row of these pairs: F1 = 0 rescaled as the row is (0 when absent). */
+  bertscoreMissing?: (pairs: ReasoningPair[]) => Promise<number>;
   gptscore?: (pairs: ReasoningPair[]) => Promise<number>;
 }
 
@@ -55,6 +61,11 @@ export const pickSingle: Pick = (r) => (r.single ? { answer: r.single.answer, re
 export const pickFused: Pick = (r) => {
   if (!r.fused) return null;
   const s = sideOf(r, r.fused);
+  return { answer: s?.answer ?? "", reasoning: s?.reasoning ?? "" };
+};
+export const pickEq3: Pick = (r) => {
+  if (!r.fusedEq3) return null;
+  const s = sideOf(r, r.fusedEq3);
   return { answer: s?.answer ?? "", reasoning: s?.reasoning ?? "" };
 };
 export const pickConstrained: Pick = (r) => {
@@ -86,15 +97,16 @@ async function addReasoningQuality(row: MetricsRow, records: readonly InferRecor
   row.reasoningUsers = pairs.length;
   row.referenceUsers = scorable.length;
   if (scorable.length === 0) return;
-  // Means over every user with a reference: a user without a reasoning adds 0 to the sum.
-  const overAll = (validMean: number) => (pairs.length === 0 ? 0 : (validMean * pairs.length) / scorable.length);
+  // Means over every user with a reference: a user without a reasoning adds the metric's floor.
+  const overAll = (validMean: number, floor: number) => ((pairs.length ? validMean * pairs.length : 0) + floor * (scorable.length - pairs.length)) / scorable.length;
   if (q.meteor) {
     const m = pairs.length ? await q.meteor(pairs) : Number.NaN;
-    [row.meteor, row.meteorValid] = [overAll(m), m];
+    [row.meteor, row.meteorValid] = [overAll(m, 0), m];
   }
   if (q.bertscore) {
     const b = pairs.length ? await q.bertscore(pairs) : Number.NaN;
-    [row.bertscore, row.bertscoreValid] = [overAll(b), b];
+    const floor = q.bertscoreMissing ? await q.bertscoreMissing(pairs) : 0;
+    [row.bertscore, row.bertscoreValid] = [overAll(b, floor), b];
   }
   if (q.gptscore && pairs.length) row.gptscore = await q.gptscore(pairs);
 }
@@ -104,7 +116,7 @@ function revive(rs: InferRecord[]): InferRecord[] {
 }
 
 function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] {
-  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN });
+  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN, ...(s?.pplOutput !== undefined ? { pplOutput: s.pplOutput } : {}) });
   return records.map((r) => {
     const fused = r.fused ?? { side: null, choice: null, case: "none" as const };
     const chosenTitle = fused.choice === null ? null : r.candidateTitles[r.candidateIds.indexOf(fused.choice)] ?? null;
@@ -113,6 +125,7 @@ function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] 
     if (r.itemSide && r.itemSide.choiceIndex >= 0) is.choice = r.candidateTitles[r.itemSide.choiceIndex]!;
     const title = (id: string | null) => (id === null ? null : r.candidateTitles[r.candidateIds.indexOf(id)] ?? null);
     return {
+      ...(r.fusedEq3 ? { eq3: { side: r.fusedEq3.side, choice: title(r.fusedEq3.choice), case: r.fusedEq3.case } } : {}),
       ...(r.constrained ? { constrained: { side: r.constrained.side, choice: title(r.constrained.choice), case: r.constrained.case } } : {}),
       user: r.user,
       groundTruth: r.candidateTitles[r.targetIndex]!,
@@ -132,10 +145,13 @@ export function configSkips(c: RunConfig): string[] {
   if (!c.ablations.woReason) out.push("MSR-Rec w/o reason: not run (ablations.woReason is off)");
   if (!c.ablations.full) out.push("MSR-Rec (full): not run (ablations.full is off)");
   if (!c.ablations.baseZeroShot) out.push("base model zero-shot: not run (ablations.baseZeroShot is off)");
+  if (!c.ablations.tallrec) out.push("TALLRec: not run (ablations.tallrec is off; it trains its own adapter)");
   if (!c.infer.constrained) out.push("constrained decoding row: not run (infer.constrained is off)");
+  if (c.train.positions === "last") out.push('training samples: one per user, its last training item (train.positions "all" trains on every position, the paper\'s "remaining records", at one teacher prompt per position)');
   if (c.infer.users > 0) out.push(`inference on the first ${c.infer.users} test users only (infer.users)`);
   if (c.train.reasoningSteps.length < 4) out.push(`reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`);
   out.push("Caser / GRU4Rec / SASRec: train them in RecBole on `msr-rec export` atomic files");
+  out.push("LLaRA and RecSAVER rows of the paper are not reproduced (LLaRA needs its hybrid item embeddings; RecSAVER a 671B reasoner)");
   return out;
 }
 
@@ -157,8 +173,13 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
     rows.push({ name: label, kind: "baseline", users: n, hits, valid: n, hitRatio: n ? hits / n : 0, hitRatioValid: n ? hits / n : 0, validRatio: 1 });
   }
 
+  const teacher = teacherRow(c, ds, users);
+  if ("row" in teacher) rows.push(teacher.row);
+  else skipped.push(teacher.skipped);
+
   const histories = new Map(users.map((u) => [u.user, sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id)]));
-  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring 0 (the valid-only means are in metrics.json as meteorValid / bertscoreValid); GPTScore averages over the users with a reasoning");
+  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring the metric's floor (METEOR 0; BERTScore the rescaled value of F1 = 0, −b/(1 − b)); the valid-only means are in metrics.json as meteorValid / bertscoreValid; GPTScore averages over the users with a reasoning");
+  skipped.push(GPTSCORE_NOTE);
   let fusedRecords: InferRecord[] = [];
   for (const v of inferVariants(c)) {
     const file = L.inferOutputs(v.name);
@@ -167,11 +188,13 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
       continue;
     }
     const records = revive(readInferRecords(file));
-    for (const [label, kind, pick] of rowsFor(v)) {
+    for (const [label, kind, pick, note] of rowsFor(v)) {
       if (pick === pickConstrained && !records.some((r) => r.constrained)) continue;
+      if (pick === pickEq3 && !records.some((r) => r.fusedEq3)) continue;
       const row = rowMetrics(label, kind, records, pick);
       if (v.alpha !== undefined) Object.assign(row, { alpha: v.alpha, beta: v.beta });
-      await addReasoningQuality(row, records, pick, references, histories, quality);
+      if (note ?? v.note) row.note = note ?? v.note;
+      if (v.reasoning) await addReasoningQuality(row, records, pick, references, histories, quality);
       rows.push(row);
     }
     if (v.name === "msr") fusedRecords = records;
@@ -183,11 +206,18 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
   return metrics;
 }
 
-/** The metrics rows one inference variant yields. */
-function rowsFor(v: InferVariant): Array<[string, RowKind, Pick]> {
+/** What the main fused rows are, said beside them (fusion.ts has both rules). */
+export const FUSION_NOTES = {
+  project: "this project's fusion: Eq. 3 on the PPL of the reasoning tokens, plus an extension (a side that alone names a candidate is kept)",
+  eq3: "Eq. 3 as written: PPL of reasoning and answer tokens, no rule for invalid sides",
+} as const;
+
+/** The metrics rows one inference variant yields: label, kind, what it picks, a note. */
+function rowsFor(v: InferVariant): Array<[string, RowKind, Pick, string?]> {
   if (v.mode === "single") return [[v.label, v.kind, pickSingle]];
-  const rows: Array<[string, RowKind, Pick]> = [[v.label, v.kind, pickFused]];
+  const rows: Array<[string, RowKind, Pick, string?]> = [[v.label, v.kind, pickFused, v.name === "msr" ? FUSION_NOTES.project : undefined]];
   if (v.name === "msr") {
+    rows.push(["MSR-Rec (Eq. 3 literal)", "msr", pickEq3, FUSION_NOTES.eq3]);
     rows.push(["MSR-Rec (user)", "ablation", pickUser], ["MSR-Rec (item)", "ablation", pickItem]);
     rows.push(["MSR-Rec (constrained)", "ablation", pickConstrained]);
   }

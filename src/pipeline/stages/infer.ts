@@ -18,7 +18,7 @@ import { describeCpus } from "../../util/cpus.js";
 import { datasetFiles } from "../../data/dataset.js";
 import type { RunConfig } from "../config.js";
 import { runLayout } from "../../run/layout.js";
-import { loadRunDataset } from "../run-data.js";
+import { loadRunDataset, tallrecPrompt } from "../run-data.js";
 import { inferVariants, testUsers, type InferVariant } from "../variants.js";
 import { openInferenceEngine, type LoraSelection } from "../engine.js";
 import { baseModelPath } from "./base.js";
@@ -47,7 +47,7 @@ export function shardRange(n: number, shard: Shard): [number, number] {
   return [Math.floor((shard.index * n) / shard.count), Math.floor(((shard.index + 1) * n) / shard.count)];
 }
 
-export type TestCase = InferenceCase & { full: Prompt; position: number };
+export type TestCase = InferenceCase & { full: Prompt; tallrec: Prompt; position: number };
 
 /**
  * One case per test user (or per user of the shard). `position` is the user's index among all
@@ -65,6 +65,7 @@ export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: Pro
       position: from + k,
       prompts: { user: fillTemplate(templates.user, ctx), item: fillTemplate(templates.item, ctx) },
       full: fillTemplate(templates.full, ctx),
+      tallrec: tallrecPrompt(ds, s),
       candidateIds: s.candidates,
       candidateTitles: [...ctx.candidates],
       targetIndex: s.targetIndex,
@@ -93,16 +94,17 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const first = cases[0]?.position ?? 0;
   gen.seed += v.mode === "bidirectional" ? 2 * first : first;
   const prompt = (p: Prompt): Prompt => variantPrompt(engine.tokenize, v, p);
-  cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full) }));
+  cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full), tallrec: prompt(k.tallrec) }));
   if (v.mode === "bidirectional") {
-    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", codec: engine, quiet });
+    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", eq3: v.name === "msr", codec: engine, quiet });
     return res.map((r) => {
       const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
+      if (r.fusedEq3) rec.fusedEq3 = r.fusedEq3;
       if (r.constrained) rec.constrained = r.constrained;
       return rec;
     });
   }
-  const prompts = cases.map((k) => k.full);
+  const prompts = cases.map((k) => (v.template === "tallrec" ? k.tallrec : k.full));
   const gens = await generateAll(engine, prompts, gen, c.infer.batchSize, `infer ${v.name}`, quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k]!.candidateTitles));
   const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, c.infer.pplConditioning, engine)), lora);

@@ -35,9 +35,9 @@ export async function sftStage(c: RunConfig): Promise<void> {
     if (r.split !== "train" && r.split !== "valid") continue;
     const u = byUser.get(r.user);
     if (!u) throw new Error(`${L.reasoning}: user ${r.user} is not in the dataset; re-run the synthesize stage`);
-    const s = sampleFor(u, r.split, c.dataset.historyLength, trainCatalog(c, ds));
+    const s = sampleFor(u, r.split, c.dataset.historyLength, trainCatalog(c, ds), r.position);
     const reasoning = r.reasoning ? selectReasoningSteps(r.reasoning, c.train.reasoningSteps) : "";
-    bySplit[r.split].push({ user: r.user, prompt: trainingPrompt(ds, templates, s), reasoning, recommendation: r.recommendation });
+    bySplit[r.split].push({ user: r.user, ...(r.position !== undefined ? { position: r.position } : {}), prompt: trainingPrompt(ds, templates, s), reasoning, recommendation: r.recommendation });
   }
   if (bySplit.train.length === 0) throw new Error(`${L.reasoning} has no training records; re-run the synthesize stage`);
   writeFileAtomic(L.sftSplit("train"), toJsonLines(bySplit.train));
@@ -50,5 +50,5 @@ export function readSftSamples(c: RunConfig, split: "train" | "valid"): SftSampl
 }
 
 export function sftSpec({ c }: StageContext): StageSpec {
-  return { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps }, outputs: ["sft"], run: () => sftStage(c) };
+  return { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps, ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}) }, outputs: ["sft"], run: () => sftStage(c) };
 }

@@ -12,7 +12,7 @@ import { inShard, synthesize, writeSynthesisOutput, type Shard, type SynthesisJo
 import type { Teacher } from "../../teacher/types.js";
 import { runLayout } from "../../run/layout.js";
 import type { RunConfig } from "../config.js";
-import { loadRunDataset, trainCatalog, validationUsers } from "../run-data.js";
+import { loadRunDataset, trainSamples, validationUsers } from "../run-data.js";
 import { copyShardAnswers, synthesisInputFiles, synthesisShardsRoot } from "../synthesis-shards.js";
 import type { StageContext, StageSpec } from "../stages.js";
 import { testUsers } from "../variants.js";
@@ -31,6 +31,24 @@ async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> 
   });
 }
 
+/** Every sample the teacher is asked about: the train split (train.positions), validation and test users. */
+export function synthesisSamples(c: RunConfig, ds: PreparedDataset): PromptSample[] {
+  return [
+    ...trainSamples(c, ds),
+    ...validationUsers(c, ds).map((u) => sampleFor(u, "valid", c.dataset.historyLength)),
+    // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
+    ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
+  ];
+}
+
+/** What the synthesize stage will ask for, said before it asks (train.positions "all" multiplies it). */
+export function synthesisCost(c: RunConfig, ds: PreparedDataset): string {
+  const samples = synthesisSamples(c, ds);
+  const train = samples.filter((s) => s.split === "train").length;
+  const per = c.train.positions === "all" ? "every training position" : "one per user";
+  return `${samples.length} teacher prompts (${train} train samples, ${per}; ${samples.length - train} validation and test), at most ${samples.length * (c.teacher.tau + c.teacher.maxRetries)} teacher calls (τ ${c.teacher.tau} + ${c.teacher.maxRetries} retries each)`;
+}
+
 /**
  * Synthesis stage: teacher prompts for every user's train split, the validation users and the test
  * users. With a shard, only that shard's users, into the shard's folder (see synthesis-shards.ts).
@@ -39,12 +57,7 @@ export async function synthesizeStage(c: RunConfig, part?: { shard: Shard; dir: 
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
-  const samples: PromptSample[] = [
-    ...ds.users.filter((u) => u.train.length > 0).map((u) => sampleFor(u, "train", c.dataset.historyLength, trainCatalog(c, ds))),
-    ...validationUsers(c, ds).map((u) => sampleFor(u, "valid", c.dataset.historyLength)),
-    // Test-split paths are never trained on: they are the references for METEOR / BERTScore.
-    ...testUsers(c, ds).map((u) => sampleFor(u, "test", c.dataset.historyLength)),
-  ];
+  const samples = synthesisSamples(c, ds);
   const jobs: SynthesisJob[] = samples.filter((sample) => !part || inShard(sample.user, part.shard)).map((sample) => {
     const ctx = contextFor(ds, sample);
     return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
@@ -65,10 +78,13 @@ export async function synthesizeStage(c: RunConfig, part?: { shard: Shard; dir: 
 export function synthesizeSpec({ c, log }: StageContext): StageSpec {
   return {
     stage: "synthesize",
-    inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users },
+    inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users, ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}) },
     // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
     outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(c.teacher.kind === "rule" ? ["teacher/answers.jsonl"] : [])],
-    run: () => synthesizeStage(c),
+    run: async () => {
+      log(`[synthesize] ${synthesisCost(c, loadRunDataset(c))}`);
+      await synthesizeStage(c);
+    },
     sharded: {
       root: synthesisShardsRoot(c.runDir),
       files: () => synthesisInputFiles(c),

@@ -1,13 +1,13 @@
-// Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep). Per
-// epoch: the validation loss, the validation HitRatio@1 and the unweighted recommendation NLL;
-// the best epoch by one criterion for every variant (see epoch-select.ts) is kept.
+// Train stage: one LoRA adapter per train variant (the main one, w/o reason, the α/β sweep,
+// TALLRec). Per epoch: the validation loss, the validation HitRatio@1 and the unweighted
+// recommendation NLL; the best epoch by one criterion for every variant (see epoch-select.ts)
+// is kept.
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createTrainer, type TrainerOptions } from "../../engine/trainer.js";
 import { trainerOptionsFor } from "../../train/options.js";
 import { loadTemplates } from "../../prompts/templates.js";
 import { sampleFor } from "../../prompts/dataset.js";
-import { formatBehaviorTarget } from "../../prompts/build.js";
 import type { TokenizedSample } from "../../engine/train-batch.js";
 import { tokenizeRecords } from "../../train/tokenize-pool.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
@@ -15,59 +15,14 @@ import { keepJsonLines } from "../../util/jsonl.js";
 import { trainSettings, trainVariants, type RunConfig, type TrainVariant } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import type { TrainLogLine } from "../../run/results.js";
-import { loadRunDataset, trainCatalog, trainingPrompt, validationUsers, type SftSample } from "../run-data.js";
+import { loadRunDataset, tallrecPrompt, trainCatalog, trainingPrompt, type SftSample } from "../run-data.js";
 import { readSftSamples } from "./sft.js";
 import { fitToTokenBudget } from "../sft-fit.js";
-import { loadAdapter, openModel, type EngineModel } from "../engine.js";
+import { openModel } from "../engine.js";
 import { baseModelPath } from "./base.js";
 import { runEpochs } from "../epochs.js";
-import { betterEpoch, type EpochScore } from "../epoch-select.js";
+import { betterEpoch, epochHitRatio, selectionName, type EpochScore } from "../epoch-select.js";
 import type { StageContext, StageSpec } from "../stages.js";
-
-/**
- * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored in
- * the layout training gives a recommendation, after `[reasoning_start]\n[reasoning_end] ` (the
- * behavior-only target every variant trains on; the title right after the prompt would follow
- * where a reasoning adapter writes `[reasoning_start]`). Token-exact: the candidates' targets are
- * tokenized whole, as training does, and what they share is the scored prefix. One batched scorer
- * call; the candidate with the lowest per-token PPL is the prediction (per token, so short titles
- * are not favoured for being short). Cheap enough for every epoch, unlike generating reasoning.
- */
-async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig): Promise<number> {
-  const ds = loadRunDataset(c);
-  const templates = loadTemplates();
-  const users = validationUsers(c, ds);
-  if (users.length === 0) return Number.NaN;
-  const lora = await loadAdapter(model, adapterPath);
-  const scorer = model.createScorer({ contextSize: c.model.contextSize });
-  const reqs: Array<{ prompt: Int32Array; continuation: Int32Array }> = [];
-  const meta: Array<{ n: number; target: number }> = [];
-  for (const u of users) {
-    const s = sampleFor(u, "valid", c.dataset.historyLength);
-    const prompt = model.tokenize(trainingPrompt(ds, templates, s), { addBos: true });
-    const targets = s.candidates.map((id) => model.tokenize(formatBehaviorTarget((ds.items.get(id)?.title ?? id).trim()), { addBos: false }));
-    // The markers (and whatever else every candidate's target starts with) go with the prompt;
-    // at least one token of each title stays the continuation.
-    let shared = Math.min(...targets.map((t) => t.length)) - 1;
-    for (let k = 0; k < shared; k++) {
-      if (targets.some((t) => t[k] !== targets[0]![k])) shared = k;
-    }
-    const context = Int32Array.from([...prompt, ...targets[0]!.subarray(0, shared)]);
-    for (const t of targets) reqs.push({ prompt: context, continuation: t.subarray(shared) });
-    meta.push({ n: s.candidates.length, target: s.targetIndex });
-  }
-  const scores = await scorer.score(reqs, { lora });
-  scorer.dispose();
-  for (const l of lora) l.adapter.dispose();
-  let off = 0, hits = 0;
-  for (const m of meta) {
-    let best = 0;
-    for (let k = 1; k < m.n; k++) if (scores[off + k]!.ppl < scores[off + best]!.ppl) best = k;
-    if (best === m.target) hits++;
-    off += m.n;
-  }
-  return hits / users.length;
-}
 
 /**
  * Keeps the train log's lines of every other variant, and of `variant` only the steps up to
@@ -97,7 +52,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
     log(`[train] ${v.name}: finished before, kept`);
     return;
   }
-  const { train, valid } = v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
+  const { train, valid } = variantData(v, data);
   mkdirSync(dir, { recursive: true });
   const ckpt = join(dir, "trainer.ckpt");
   if (!existsSync(ckpt)) truncateTrainLog(L.trainLog, v.name, 0, 0);
@@ -137,7 +92,7 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
           const ev = valid.length ? await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta }) : null;
           // The variant's own weighted loss is logged (loss curves) but selects nothing.
           const validLoss = ev ? ev.loss : Number.NaN;
-          const score: EpochScore = { hitRatio: await validationHitRatio(model, epochAdapter, c), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
+          const score: EpochScore = { hitRatio: await epochHitRatio(model, epochAdapter, c, v), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
           const isBest = betterEpoch(score, best);
           if (isBest) {
             best = score;
@@ -156,53 +111,70 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
     model.dispose();
   }
   const kept = best as EpochScore | null;
-  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: "validation HitRatio@1, ties by recommendation NLL", bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
+  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: selectionName(c), bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
   rmSync(ckpt, { force: true });
 }
 
-/** The SFT splits as tokens: as written, and without reasoning for the `w/o reason` variant. */
+/** The SFT splits as tokens: as written, without reasoning (`w/o reason`), in TALLRec's layout. */
 interface TokenizedSft {
   withReasoning: { train: TokenizedSample[]; valid: TokenizedSample[] };
   behaviorOnly?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+  tallrec?: { train: TokenizedSample[]; valid: TokenizedSample[] };
+}
+
+/** The samples a train variant learns from. */
+function variantData(v: TrainVariant, data: TokenizedSft): { train: TokenizedSample[]; valid: TokenizedSample[] } {
+  if (v.format === "tallrec") return data.tallrec!;
+  return v.withoutReasoning ? data.behaviorOnly! : data.withReasoning;
 }
 
 /**
  * Tokenizes every form of the SFT splits the variants need, each sample within
  * train.maxSampleTokens (oldest history items cut where needed, see sft-fit.ts); the
- * behavior-only form keeps the same, already fitted prompts.
+ * behavior-only form keeps the same, already fitted prompts. TALLRec's samples are the same users
+ * and targets under its own prompt, fitted on their own.
  */
-async function tokenizeSft(c: RunConfig, needBehaviorOnly: boolean, log: (m: string) => void): Promise<TokenizedSft> {
+async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log: (m: string) => void): Promise<TokenizedSft> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const byUser = new Map(ds.users.map((u) => [u.user, u]));
   const catalog = trainCatalog(c, ds);
   const tokenize = (records: SftSample[]) => tokenizeRecords(baseModelPath(c), records);
-  const fit = async (split: "train" | "valid") => {
+  const fit = async (split: "train" | "valid", format: TrainVariant["format"]) => {
     const written = readSftSamples(c, split);
-    const build = (i: number, h: number): SftSample => {
-      const s = written[i]!;
-      if (h === c.dataset.historyLength) return s;
+    const sampleOf = (s: SftSample, h: number) => {
       const u = byUser.get(s.user);
       if (!u) throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
-      return { ...s, prompt: trainingPrompt(ds, templates, sampleFor(u, split, h, catalog)) };
+      return sampleFor(u, split, h, catalog, s.position);
+    };
+    const build = (i: number, h: number): SftSample => {
+      const s = written[i]!;
+      if (format === "tallrec") return { user: s.user, prompt: tallrecPrompt(ds, sampleOf(s, h)), reasoning: "", recommendation: s.recommendation, layout: "plain" };
+      if (h === c.dataset.historyLength) return s;
+      return { ...s, prompt: trainingPrompt(ds, templates, sampleOf(s, h)) };
     };
     const r = await fitToTokenBudget(written.length, c.dataset.historyLength, c.train.maxSampleTokens, build, tokenize);
-    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${split} samples lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
-    writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
+    const what = format === "tallrec" ? `${split} samples in TALLRec's prompt` : `${split} samples`;
+    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${what} lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
+    if (format === "msr") writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
     return r;
   };
-  const [train, valid] = [await fit("train"), await fit("valid")];
-  if (!needBehaviorOnly) return { withReasoning: { train: train.tokens, valid: valid.tokens } };
-  const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
-  const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
-  return { withReasoning: { train: train.tokens, valid: valid.tokens }, behaviorOnly: { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) } };
+  const [train, valid] = [await fit("train", "msr"), await fit("valid", "msr")];
+  const out: TokenizedSft = { withReasoning: { train: train.tokens, valid: valid.tokens } };
+  if (variants.some((v) => v.withoutReasoning && v.format === "msr")) {
+    const strip = (s: SftSample): SftSample => ({ ...s, reasoning: "" });
+    const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
+    out.behaviorOnly = { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) };
+  }
+  if (variants.some((v) => v.format === "tallrec")) out.tallrec = { train: (await fit("train", "tallrec")).tokens, valid: (await fit("valid", "tallrec")).tokens };
+  return out;
 }
 
 /** Train stage: every variant of the config, in order (main adapter first). */
 export async function trainStage(c: RunConfig, log: (m: string) => void, quiet = false): Promise<void> {
   const variants = trainVariants(c);
   mkdirSync(runLayout(c.runDir).train, { recursive: true });
-  const data = await tokenizeSft(c, variants.some((v) => v.withoutReasoning), log);
+  const data = await tokenizeSft(c, variants, log);
   for (const v of variants) await trainVariant(c, v, data, log, quiet);
 }
 
