@@ -6,22 +6,50 @@ import { fuseByPerplexity, fuseEq3, perplexityFromLogprobs, type SideOutcome } f
 
 describe("fuseByPerplexity", () => {
   it("agreeing sides keep the lower-PPL output", () => {
-    expect(fuseByPerplexity({ choice: "A", ppl: 3.2 }, { choice: "A", ppl: 5.1 })).toEqual({ side: "user", choice: "A", case: "agree" });
-    expect(fuseByPerplexity({ choice: "A", ppl: 9 }, { choice: "A", ppl: 2 })).toEqual({ side: "item", choice: "A", case: "agree" });
+    expect(fuseByPerplexity({ choice: "A", ppl: 3.2 }, { choice: "A", ppl: 5.1 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "agree",
+    });
+    expect(fuseByPerplexity({ choice: "A", ppl: 9 }, { choice: "A", ppl: 2 })).toEqual({
+      side: "item",
+      choice: "A",
+      case: "agree",
+    });
   });
 
   it("disagreeing sides keep the higher-PPL output", () => {
-    expect(fuseByPerplexity({ choice: "A", ppl: 3.2 }, { choice: "B", ppl: 5.1 })).toEqual({ side: "item", choice: "B", case: "disagree" });
-    expect(fuseByPerplexity({ choice: "A", ppl: 7 }, { choice: "B", ppl: 1.5 })).toEqual({ side: "user", choice: "A", case: "disagree" });
+    expect(fuseByPerplexity({ choice: "A", ppl: 3.2 }, { choice: "B", ppl: 5.1 })).toEqual({
+      side: "item",
+      choice: "B",
+      case: "disagree",
+    });
+    expect(fuseByPerplexity({ choice: "A", ppl: 7 }, { choice: "B", ppl: 1.5 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "disagree",
+    });
   });
 
   it("keeps the only side that names a valid candidate, whatever the PPLs", () => {
-    expect(fuseByPerplexity({ choice: null, ppl: 1.1 }, { choice: "B", ppl: 50 })).toEqual({ side: "item", choice: "B", case: "item-only" });
-    expect(fuseByPerplexity({ choice: "A", ppl: 50 }, { choice: null, ppl: 1.1 })).toEqual({ side: "user", choice: "A", case: "user-only" });
+    expect(fuseByPerplexity({ choice: null, ppl: 1.1 }, { choice: "B", ppl: 50 })).toEqual({
+      side: "item",
+      choice: "B",
+      case: "item-only",
+    });
+    expect(fuseByPerplexity({ choice: "A", ppl: 50 }, { choice: null, ppl: 1.1 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "user-only",
+    });
   });
 
   it("is invalid when neither side names a candidate", () => {
-    expect(fuseByPerplexity({ choice: null, ppl: 2 }, { choice: null, ppl: 3 })).toEqual({ side: null, choice: null, case: "none" });
+    expect(fuseByPerplexity({ choice: null, ppl: 2 }, { choice: null, ppl: 3 })).toEqual({
+      side: null,
+      choice: null,
+      case: "none",
+    });
   });
 
   it("never lets an unscorable side (empty reasoning) win on PPL", () => {
@@ -37,13 +65,19 @@ describe("fuseByPerplexity", () => {
   it("matches a literal transcription of Eq. 3 on random valid outcomes", () => {
     // Reference: y = argmin PPL if y_u^rec = y_i^rec else argmax PPL, over the ordered pair [user, item].
     const reference = (u: SideOutcome, i: SideOutcome): "user" | "item" => {
-      const pairs: Array<["user" | "item", number]> = [["user", u.ppl], ["item", i.ppl]];
+      const pairs: Array<["user" | "item", number]> = [
+        ["user", u.ppl],
+        ["item", i.ppl],
+      ];
       const agree = u.choice === i.choice;
       let best = pairs[0]!;
       for (const p of pairs) if (agree ? p[1] < best[1] : p[1] > best[1]) best = p;
       return best[0];
     };
-    const side = fc.record({ choice: fc.constantFrom("A", "B", "C"), ppl: fc.double({ min: 1, max: 1000, noNaN: true }) });
+    const side = fc.record({
+      choice: fc.constantFrom("A", "B", "C"),
+      ppl: fc.double({ min: 1, max: 1000, noNaN: true }),
+    });
     fc.assert(
       fc.property(side, side, (u, i) => {
         const d = fuseByPerplexity(u, i);
@@ -69,24 +103,55 @@ describe("fuseEq3 (Eq. 3 as written) against this project's rule", () => {
     expect(pplRea(user)).toBeCloseTo(2.718, 3);
     expect(pplRea(item)).toBeCloseTo(4.482, 3);
     expect(pplY(user)).toBeCloseTo(5.294, 3);
-    expect(pplY(item)).toBeCloseTo(2.810, 3);
-    expect(fuseByPerplexity({ choice: "A", ppl: pplRea(user) }, { choice: "A", ppl: pplRea(item) })).toEqual({ side: "user", choice: "A", case: "agree" });
-    expect(fuseEq3({ choice: "A", ppl: pplY(user) }, { choice: "A", ppl: pplY(item) })).toEqual({ side: "item", choice: "A", case: "agree" });
+    expect(pplY(item)).toBeCloseTo(2.81, 3);
+    expect(fuseByPerplexity({ choice: "A", ppl: pplRea(user) }, { choice: "A", ppl: pplRea(item) })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "agree",
+    });
+    expect(fuseEq3({ choice: "A", ppl: pplY(user) }, { choice: "A", ppl: pplY(item) })).toEqual({
+      side: "item",
+      choice: "A",
+      case: "agree",
+    });
   });
 
   it("has no rule for a side without a valid candidate: the sides differ, the higher PPL wins", () => {
     // The user names A (PPL_y 5.294), the item side names nothing (PPL_y 2.810).
-    expect(fuseByPerplexity({ choice: "A", ppl: 2.718 }, { choice: null, ppl: 4.482 })).toEqual({ side: "user", choice: "A", case: "user-only" });
-    expect(fuseEq3({ choice: "A", ppl: 5.294 }, { choice: null, ppl: 2.81 })).toEqual({ side: "user", choice: "A", case: "disagree" });
+    expect(fuseByPerplexity({ choice: "A", ppl: 2.718 }, { choice: null, ppl: 4.482 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "user-only",
+    });
+    expect(fuseEq3({ choice: "A", ppl: 5.294 }, { choice: null, ppl: 2.81 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "disagree",
+    });
     // With the PPLs the other way round Eq. 3 keeps the invalid side; this project's rule keeps A.
-    expect(fuseEq3({ choice: "A", ppl: 2.81 }, { choice: null, ppl: 5.294 })).toEqual({ side: "item", choice: null, case: "disagree" });
-    expect(fuseByPerplexity({ choice: "A", ppl: 2.81 }, { choice: null, ppl: 5.294 })).toEqual({ side: "user", choice: "A", case: "user-only" });
+    expect(fuseEq3({ choice: "A", ppl: 2.81 }, { choice: null, ppl: 5.294 })).toEqual({
+      side: "item",
+      choice: null,
+      case: "disagree",
+    });
+    expect(fuseByPerplexity({ choice: "A", ppl: 2.81 }, { choice: null, ppl: 5.294 })).toEqual({
+      side: "user",
+      choice: "A",
+      case: "user-only",
+    });
     // Neither side valid: the same (no) recommendation, so the lower PPL, and still no choice.
-    expect(fuseEq3({ choice: null, ppl: 3 }, { choice: null, ppl: 2 })).toEqual({ side: "item", choice: null, case: "none" });
+    expect(fuseEq3({ choice: null, ppl: 3 }, { choice: null, ppl: 2 })).toEqual({
+      side: "item",
+      choice: null,
+      case: "none",
+    });
   });
 
   it("matches the argmin / argmax transcription on random outcomes, invalid sides included", () => {
-    const side = fc.record({ choice: fc.constantFrom("A", "B", null), ppl: fc.double({ min: 1, max: 1000, noNaN: true }) });
+    const side = fc.record({
+      choice: fc.constantFrom("A", "B", null),
+      ppl: fc.double({ min: 1, max: 1000, noNaN: true }),
+    });
     fc.assert(
       fc.property(side, side, (u, i) => {
         const agree = u.choice === i.choice;

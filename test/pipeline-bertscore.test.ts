@@ -12,8 +12,16 @@ const missing = addonMissing("BERTScore baseline test");
 
 describe.skipIf(missing !== null)("BERTScore baseline", () => {
   it("is one number for the evaluator model, shared by every row", async () => {
-    const c = presetConfig("tiny", { model: { path: tinyModelPath(), threads: 2 }, eval: { bertscore: true, gptscore: false, meteor: false } });
-    const refs = ["the phone case fits the phone", "a yoga mat for running shoes", "wireless earbuds with a charging case", "a laptop sleeve for the new laptop"];
+    const c = presetConfig("tiny", {
+      model: { path: tinyModelPath(), threads: 2 },
+      eval: { bertscore: true, gptscore: false, meteor: false },
+    });
+    const refs = [
+      "the phone case fits the phone",
+      "a yoga mat for running shoes",
+      "wireless earbuds with a charging case",
+      "a laptop sleeve for the new laptop",
+    ];
     const skipped: string[] = [];
     const { quality, dispose } = await reasoningQuality(c, skipped, refs);
     try {
@@ -29,7 +37,9 @@ describe.skipIf(missing !== null)("BERTScore baseline", () => {
       expect(rowA).toBeCloseTo((alone[0]! + alone[1]!) / 2, 6);
       // A text matched with itself is 1 on the rescaled scale, whatever else is in the row.
       expect(await quality.bertscore!([{ candidate: refs[3]!, reference: refs[3]!, context: "" }])).toBeCloseTo(1, 6);
-      expect(skipped.join("\n")).toMatch(/one baseline for that model, b = 0\.\d{4} \(mean F1 of mismatched teacher references\), the same for every row/);
+      expect(skipped.join("\n")).toMatch(
+        /one baseline for that model, b = 0\.\d{4} \(mean F1 of mismatched teacher references\), the same for every row/,
+      );
       // A missing reasoning scores F1 = 0 on the same scale: (0 − b) / (1 − b), whatever the row.
       const b = Number(/b = (0\.\d+)/.exec(skipped.join("\n"))![1]);
       const floor = await quality.bertscoreMissing!(pairs);

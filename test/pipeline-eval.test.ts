@@ -14,7 +14,13 @@ import { evalStage, type ReasoningPair } from "../src/pipeline/stages/eval.js";
 import { runLayout } from "../src/run/layout.js";
 import type { InferRecord } from "../src/infer/records.js";
 
-interface RawUser { user: string; train: string[]; valid: string; test: string; candidates: { test: string[] } }
+interface RawUser {
+  user: string;
+  train: string[];
+  valid: string;
+  test: string;
+  candidates: { test: string[] };
+}
 
 describe("reasoning metrics in the eval stage", () => {
   let dir: string;
@@ -26,7 +32,11 @@ describe("reasoning metrics in the eval stage", () => {
     dir = mkdtempSync(join(tmpdir(), "msr-eval-"));
     c = presetConfig("tiny", { runDir: dir });
     await prepareStage(c);
-    const read = (f: string) => readFileSync(join(dir, "dataset", f), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const read = (f: string) =>
+      readFileSync(join(dir, "dataset", f), "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     users = (read("users.jsonl") as unknown as RawUser[]).slice(0, c.infer.users);
     title = new Map(read("items.jsonl").map((i) => [String(i.id), String(i.title)]));
   });
@@ -37,7 +47,15 @@ describe("reasoning metrics in the eval stage", () => {
     const withReasoning = new Set([0, 1, 2, 4]);
     const records: InferRecord[] = users.map((u, k) => {
       const titles = u.candidates.test.map((id) => title.get(id)!);
-      const side = (reasoning: string) => ({ reasoning, answer: titles[0]!, choiceIndex: 0, reasoningStart: 0, text: reasoning, finishReason: "eos", ppl: 2 });
+      const side = (reasoning: string) => ({
+        reasoning,
+        answer: titles[0]!,
+        choiceIndex: 0,
+        reasoningStart: 0,
+        text: reasoning,
+        finishReason: "eos",
+        ppl: 2,
+      });
       return {
         user: u.user,
         candidateIds: u.candidates.test,
@@ -51,7 +69,11 @@ describe("reasoning metrics in the eval stage", () => {
     mkdirSync(runLayout(dir).infer, { recursive: true });
     writeFileSync(runLayout(dir).inferOutputs("msr"), records.map((r) => JSON.stringify(r)).join("\n") + "\n");
     // w/o reason writes no reasoning by construction (its records as the infer stage writes them).
-    const bare = records.map((r) => ({ ...r, userSide: { ...r.userSide!, reasoning: "" }, itemSide: { ...r.itemSide!, reasoning: "" } }));
+    const bare = records.map((r) => ({
+      ...r,
+      userSide: { ...r.userSide!, reasoning: "" },
+      itemSide: { ...r.itemSide!, reasoning: "" },
+    }));
     writeFileSync(runLayout(dir).inferOutputs("wo-reason"), bare.map((r) => JSON.stringify(r)).join("\n") + "\n");
     // The teacher's stored answers: attempt 0 is the zero-shot row's, judged on its Step 5.
     const truth = (k: number) => title.get(users[k]!.test)!;
@@ -67,7 +89,21 @@ describe("reasoning metrics in the eval stage", () => {
       [5, 0, chain(5, "plain.", `${truth(5)} or ${other(5)}`)], // two candidates: invalid
     ];
     mkdirSync(runLayout(dir).teacher, { recursive: true });
-    writeFileSync(join(runLayout(dir).teacher, "answers.jsonl"), answers.map(([k, a, content]) => JSON.stringify({ key: `test/${users[k]!.user}/${a}`, promptHash: "x", teacher: "rules", model: "rules-v1", content, at: "" })).join("\n") + "\n");
+    writeFileSync(
+      join(runLayout(dir).teacher, "answers.jsonl"),
+      answers
+        .map(([k, a, content]) =>
+          JSON.stringify({
+            key: `test/${users[k]!.user}/${a}`,
+            promptHash: "x",
+            teacher: "rules",
+            model: "rules-v1",
+            content,
+            at: "",
+          }),
+        )
+        .join("\n") + "\n",
+    );
     const refs = new Map(users.filter((_, k) => k !== 4).map((u) => [u.user, `reference of ${u.user}`]));
     const contexts: ReasoningPair[] = [];
     const quality = {
@@ -80,7 +116,13 @@ describe("reasoning metrics in the eval stage", () => {
     const m = await evalStage(c, refs, quality, []);
     const row = m.rows.find((r) => r.name === "MSR-Rec (user)")!;
     // 5 users with a reference, 3 of them (0, 1, 2) with a reasoning.
-    expect(row).toMatchObject({ referenceUsers: 5, reasoningUsers: 3, meteorValid: 1, bertscoreValid: 0.5, gptscore: -2 });
+    expect(row).toMatchObject({
+      referenceUsers: 5,
+      reasoningUsers: 3,
+      meteorValid: 1,
+      bertscoreValid: 0.5,
+      gptscore: -2,
+    });
     expect(row.meteor).toBeCloseTo(3 / 5, 12);
     // Two of the five score the rescaled F1 = 0, not a rescaled 0 (which would be 0 here).
     expect(row.bertscore).toBeCloseTo((3 * 0.5 + 2 * -0.25) / 5, 12);
@@ -90,7 +132,14 @@ describe("reasoning metrics in the eval stage", () => {
     expect(item.gptscore).toBeUndefined();
     // Teacher zero-shot: hits for users 0 and 3, valid for 0, 1 and 3; user 4 has no answer.
     const teacher = m.rows.find((r) => r.name === "Teacher zero-shot (rules-v1)")!;
-    expect(teacher).toMatchObject({ kind: "baseline", users: 6, hits: 2, valid: 3, hitRatio: 2 / 6, validRatio: 3 / 6 });
+    expect(teacher).toMatchObject({
+      kind: "baseline",
+      users: 6,
+      hits: 2,
+      valid: 3,
+      hitRatio: 2 / 6,
+      validRatio: 3 / 6,
+    });
     expect(teacher.note).toMatch(/first stored answer.*rule teacher is not an LLM.*1 users without a stored answer/);
     // w/o reason: the reasoning metrics do not apply, and the row says so instead of showing floors.
     const wo = m.rows.find((r) => r.name === "MSR-Rec w/o reason")!;
@@ -107,7 +156,9 @@ describe("reasoning metrics in the eval stage", () => {
       const u = users.find((x) => p.candidate === `reasoning of ${x.user}`)!;
       const history = [...u.train, u.valid].slice(-c.dataset.historyLength).map((id) => `"${title.get(id)}"`);
       const candidates = u.candidates.test.map((id) => `"${title.get(id)}"`);
-      expect(p.context).toBe(`A user interacted with these items, oldest first: ${history.join(", ")}\nCandidate items: ${candidates.join(", ")}`);
+      expect(p.context).toBe(
+        `A user interacted with these items, oldest first: ${history.join(", ")}\nCandidate items: ${candidates.join(", ")}`,
+      );
     }
   });
 });

@@ -57,28 +57,44 @@ describe("every training position as a sample", () => {
       expect(sampleFor(u, "train", h, catalog, undefined)).toEqual(sampleFor(u, "train", h, catalog));
     }
     expect(positions).toBeGreaterThan(2 * ds.users.length);
-    expect(() => sampleFor(ds.users[0]!, "train", h, catalog, ds.users[0]!.train.length - 1)).toThrow(/leave it out for the last/);
+    expect(() => sampleFor(ds.users[0]!, "train", h, catalog, ds.users[0]!.train.length - 1)).toThrow(
+      /leave it out for the last/,
+    );
   });
 
   it("asks the teacher once per position, says so first, and reuses the last position's prompts and answers", async () => {
     const positions = ds.users.reduce((a, u) => a + trainPositions(u, "all").length, 0);
-    expect(synthesisCost(all, ds)).toMatch(new RegExp(`^\\d+ teacher prompts \\(${positions} train samples, every training position;`));
+    expect(synthesisCost(all, ds)).toMatch(
+      new RegExp(`^\\d+ teacher prompts \\(${positions} train samples, every training position;`),
+    );
     expect(synthesisCost(last, ds)).toMatch(new RegExp(`\\(${ds.users.length} train samples, one per user;`));
     await synthesizeStage(last);
     await synthesizeStage(all);
-    const read = (c: RunConfig) => readFileSync(runLayout(c.runDir).reasoning, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as ReasoningRecord);
+    const read = (c: RunConfig) =>
+      readFileSync(runLayout(c.runDir).reasoning, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ReasoningRecord);
     const trainOf = (c: RunConfig) => read(c).filter((r) => r.split === "train");
     // One record per position that kept a path or fell back to behavior-only (tau 1).
     expect(trainOf(all)).toHaveLength(positions);
     expect(trainOf(last)).toHaveLength(ds.users.length);
     // The last position's records equal the default run's, prompt and reasoning alike.
     expect(trainOf(all).filter((r) => r.position === undefined)).toEqual(trainOf(last));
-    const store = (c: RunConfig) => new Map(parseStoreText(readFileSync(join(runLayout(c.runDir).teacher, "answers.jsonl"), "utf8")).answers.map((a) => [a.key, a]));
+    const store = (c: RunConfig) =>
+      new Map(
+        parseStoreText(readFileSync(join(runLayout(c.runDir).teacher, "answers.jsonl"), "utf8")).answers.map((a) => [
+          a.key,
+          a,
+        ]),
+      );
     const [a, b] = [store(all), store(last)];
     for (const [key, ans] of b) expect(a.get(key)?.content, key).toBe(ans.content);
     const u = ds.users.find((x) => x.train.length >= 3)!;
     expect(a.has(answerKey(sampleFor(u, "train", all.dataset.historyLength, trainCatalog(all, ds), 1), 0))).toBe(true);
-    expect(answerKey(sampleFor(u, "train", all.dataset.historyLength, trainCatalog(all, ds), 1), 0)).toBe(`train/${u.user}@1/0`);
+    expect(answerKey(sampleFor(u, "train", all.dataset.historyLength, trainCatalog(all, ds), 1), 0)).toBe(
+      `train/${u.user}@1/0`,
+    );
 
     // The SFT samples keep their positions, with the prompt of that position's sample.
     await sftStage(all);
@@ -86,7 +102,14 @@ describe("every training position as a sample", () => {
     expect(sft).toHaveLength(positions);
     const templates = loadTemplates();
     const byUser = new Map(ds.users.map((x) => [x.user, x]));
-    for (const s of sft) expect(s.prompt).toBe(trainingPrompt(ds, templates, sampleFor(byUser.get(s.user)!, "train", all.dataset.historyLength, trainCatalog(all, ds), s.position)));
+    for (const s of sft)
+      expect(s.prompt).toBe(
+        trainingPrompt(
+          ds,
+          templates,
+          sampleFor(byUser.get(s.user)!, "train", all.dataset.historyLength, trainCatalog(all, ds), s.position),
+        ),
+      );
     expect(new Set(sft.map((s) => `${s.user}@${s.position}`)).size).toBe(positions);
   });
 });

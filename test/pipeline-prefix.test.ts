@@ -75,7 +75,7 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
   const kase: TestCase = {
     user: "u1",
     position: 0,
-    prompts: { user: "User side prompt about \"Apex Phone\".", item: "Item side prompt." },
+    prompts: { user: 'User side prompt about "Apex Phone".', item: "Item side prompt." },
     full: "Full chain prompt.",
     tallrec: "TALLRec prompt.\n### Response:\n",
     candidateIds: ["a", "b", "c"],
@@ -86,7 +86,11 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
   /** The prompt tokens of a trained sample and the target tokens that carry no loss (the trainer's roles). */
   function trainedInput(prompt: string, behaviorOnly: boolean): Int32Array {
     const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => model.tokenize(t, o), eosToken: 2 };
-    const s = tokenizeSample(tok, { prompt, reasoning: behaviorOnly ? "" : "Step 4 - Summary: the phone fits.", recommendation: TITLES[1]! });
+    const s = tokenizeSample(tok, {
+      prompt,
+      reasoning: behaviorOnly ? "" : "Step 4 - Summary: the phone fits.",
+      recommendation: TITLES[1]!,
+    });
     const firstLoss = s.segments.findIndex((g) => g !== Segment.prompt);
     return s.tokens.slice(0, firstLoss);
   }
@@ -94,17 +98,27 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
   const variant = (name: string): InferVariant => inferVariants(c).find((v) => v.name === name)!;
 
   it("every variant generates from exactly the prefix it was trained to continue", async () => {
-    const cases: Array<[string, boolean | null]> = [["msr", false], ["wo-reason", true], ["msr-full", false], ["base-zero-shot", null], ["tallrec", null]];
+    const cases: Array<[string, boolean | null]> = [
+      ["msr", false],
+      ["wo-reason", true],
+      ["msr-full", false],
+      ["base-zero-shot", null],
+      ["tallrec", null],
+    ];
     for (const [name, behaviorOnly] of cases) {
       const v = variant(name);
       const { engine, generated } = recordingEngine(bytes("\n[reasoning_end] Apex Phone"));
       await inferVariant(c, engine, v, [kase], true);
       // TALLRec was trained on the title right after its own prompt: it gets that prompt, bare.
-      const texts = v.mode === "bidirectional" ? [kase.prompts.user, kase.prompts.item] : [name === "tallrec" ? kase.tallrec : kase.full];
+      const texts =
+        v.mode === "bidirectional"
+          ? [kase.prompts.user, kase.prompts.item]
+          : [name === "tallrec" ? kase.tallrec : kase.full];
       expect(generated, name).toHaveLength(texts.length);
       generated.forEach((p, i) => {
         if (behaviorOnly === null) expect(p, name).toBe(texts[i]);
-        else expect(Array.from(p as Int32Array), name).toEqual(Array.from(trainedInput(texts[i] as string, behaviorOnly)));
+        else
+          expect(Array.from(p as Int32Array), name).toEqual(Array.from(trainedInput(texts[i] as string, behaviorOnly)));
       });
     }
     // The w/o reason model was trained with the newline after the start marker on its input side.
@@ -130,7 +144,9 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     // Eq. 3 as written: y = every generated token (reasoning and answer) after the same prompt.
     expect(Array.from(scored[2]!.continuation as Int32Array)).toEqual(Array.from(out));
     expect(Array.from(scored[2]!.prompt as Int32Array)).toEqual(Array.from(prefix));
-    expect(Array.from(scored[3]!.prompt as Int32Array)).toEqual(Array.from(trainedInput(kase.prompts.item as string, false)));
+    expect(Array.from(scored[3]!.prompt as Int32Array)).toEqual(
+      Array.from(trainedInput(kase.prompts.item as string, false)),
+    );
     expect(rec!.userSide!.pplOutput).toBeCloseTo(Math.E, 12);
     expect(rec!.fusedEq3).toEqual({ side: "user", choice: "a", case: "agree" });
   });
@@ -162,7 +178,11 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
     const tail = Array.from(got.slice(reasoning.length));
     expect(model.detokenize(Int32Array.from(tail))).toBe("\n[reasoning_end]");
     const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => model.tokenize(t, o), eosToken: 2 };
-    const trained = tokenizeSample(tok, { prompt: "p", reasoning: "Step 4 - Summary: it fits.", recommendation: "Zen Mat" });
+    const trained = tokenizeSample(tok, {
+      prompt: "p",
+      reasoning: "Step 4 - Summary: it fits.",
+      recommendation: "Zen Mat",
+    });
     const firstRec = trained.segments.indexOf(Segment.recommendation);
     // The newline is the reasoning's last token and [reasoning_end] opens y_rec.
     expect(Array.from(trained.tokens.slice(firstRec - 1, firstRec - 1 + tail.length))).toEqual(tail);
@@ -175,17 +195,27 @@ describe.skipIf(missing !== null)("inference inputs follow the training layout",
       const { engine } = recordingEngine(bytes("[reasoning_end] Apex Phone"));
       const inner = engine.generate;
       engine.generate = async (prompts, o) => {
-        if (!o.grammar && !o.grammars) prompts.forEach((p, j) => got.set(model.detokenize(p as Int32Array), o.seed + j));
+        if (!o.grammar && !o.grammars)
+          prompts.forEach((p, j) => got.set(model.detokenize(p as Int32Array), o.seed + j));
         return inner(prompts, o);
       };
       await inferVariant(c, engine, variant("msr"), cases, true);
       return got;
     };
     // 11 users (more than one generate batch of 8 prompts), each with its own prompts.
-    const cases: TestCase[] = Array.from({ length: 11 }, (_, k) => ({ ...kase, user: `u${k}`, position: k, prompts: { user: `User ${k} prompt.`, item: `Item ${k} prompt.` } }));
+    const cases: TestCase[] = Array.from({ length: 11 }, (_, k) => ({
+      ...kase,
+      user: `u${k}`,
+      position: k,
+      prompts: { user: `User ${k} prompt.`, item: `Item ${k} prompt.` },
+    }));
     const whole = await seeds(cases);
     expect(new Set(whole.values()).size).toBe(22);
-    for (const [from, to] of [[0, 4], [4, 9], [9, 11]]) {
+    for (const [from, to] of [
+      [0, 4],
+      [4, 9],
+      [9, 11],
+    ]) {
       const part = await seeds(cases.slice(from, to));
       expect(part.size).toBe(2 * (to - from));
       for (const [prompt, seed] of part) expect(seed, prompt).toBe(whole.get(prompt));

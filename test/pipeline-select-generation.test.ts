@@ -46,7 +46,14 @@ describe.skipIf(missing !== null)("validation HitRatio@1 by greedy generation", 
     const answer = (i: number) => {
       const truth = titles[i]![samples[i]!.targetIndex]!;
       const other = titles[i]!.find((t) => t !== truth && !t.includes(truth) && !truth.includes(t))!;
-      return ["\nStep 4 - Summary: fits.\n[reasoning_end] " + truth, "\n[reasoning_end] " + other, truth, "\nStep 4 - Summary: the user"][i] ?? "";
+      return (
+        [
+          "\nStep 4 - Summary: fits.\n[reasoning_end] " + truth,
+          "\n[reasoning_end] " + other,
+          truth,
+          "\nStep 4 - Summary: the user",
+        ][i] ?? ""
+      );
     };
     const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => vocab.tokenize(t, o), eosToken: vocab.info.eos };
     const templates = loadTemplates();
@@ -66,9 +73,14 @@ describe.skipIf(missing !== null)("validation HitRatio@1 by greedy generation", 
       expect(seen.opts, v.name).toMatchObject({ temperature: 0, maxTokens: 40 });
       samples.forEach((s, i) => {
         // The trained sample's tokens that carry no loss are exactly what the decoding starts from.
-        const record = v.format === "tallrec"
-          ? { prompt: tallrecPrompt(ds, s), reasoning: "", recommendation: "x", layout: "plain" as const }
-          : { prompt: trainingPrompt(ds, templates, s), reasoning: v.withoutReasoning ? "" : "Step 4 - Summary: fits.", recommendation: "x" };
+        const record =
+          v.format === "tallrec"
+            ? { prompt: tallrecPrompt(ds, s), reasoning: "", recommendation: "x", layout: "plain" as const }
+            : {
+                prompt: trainingPrompt(ds, templates, s),
+                reasoning: v.withoutReasoning ? "" : "Step 4 - Summary: fits.",
+                recommendation: "x",
+              };
         const t = tokenizeSample(tok, record);
         const firstLoss = t.segments.findIndex((g) => g !== Segment.prompt);
         expect(Array.from(seen.prompts[i]!), `${v.name} user ${i}`).toEqual(Array.from(t.tokens.slice(0, firstLoss)));

@@ -8,7 +8,8 @@ import type { UserSplit } from "../src/data/types.js";
 
 /** The epoch (1-based) that a run keeps, by walking its epochs through betterEpoch. */
 function kept(epochs: EpochScore[]): number {
-  let best: EpochScore | null = null, at = 0;
+  let best: EpochScore | null = null,
+    at = 0;
   epochs.forEach((e, i) => {
     if (betterEpoch(e, best)) [best, at] = [e, i + 1];
   });
@@ -29,7 +30,11 @@ describe("epoch selection", () => {
   it("ranks two variants' epochs by the same yardstick whatever their α/β", () => {
     // The same per-epoch scores must select the same epoch for every variant: the score has no
     // α/β in it, so a sweep variant and the main one cannot be judged differently.
-    const scores = [{ hitRatio: 0.25, recommendationNll: 2.1 }, { hitRatio: 0.5, recommendationNll: 2.4 }, { hitRatio: 0.5, recommendationNll: 2.2 }];
+    const scores = [
+      { hitRatio: 0.25, recommendationNll: 2.1 },
+      { hitRatio: 0.5, recommendationNll: 2.4 },
+      { hitRatio: 0.5, recommendationNll: 2.2 },
+    ];
     expect(kept(scores)).toBe(3);
   });
 });
@@ -41,7 +46,10 @@ describe("train-split candidates", () => {
     train: [0, 1, 2, 3].map((j) => `i${(u + j) % 40}`),
     valid: `i${(u + 4) % 40}`,
     test: `i${(u + 5) % 40}`,
-    candidates: { valid: [`i${(u + 4) % 40}`, `i${(u + 10) % 40}`, `i${(u + 11) % 40}`], test: [`i${(u + 12) % 40}`, `i${(u + 5) % 40}`, `i${(u + 13) % 40}`] },
+    candidates: {
+      valid: [`i${(u + 4) % 40}`, `i${(u + 10) % 40}`, `i${(u + 11) % 40}`],
+      test: [`i${(u + 12) % 40}`, `i${(u + 5) % 40}`, `i${(u + 13) % 40}`],
+    },
   }));
 
   it("never repeat a title (case aside) when the catalog has titles", () => {
@@ -77,6 +85,8 @@ describe("train-split candidates", () => {
     }
     expect(positions.size).toBe(3);
     const other = users.map((u) => sampleFor(u, "train", 10, { itemIds: items, seed: 8 }).candidates.join());
-    expect(other).not.toEqual(users.map((u) => sampleFor(u, "train", 10, { itemIds: items, seed: 7 }).candidates.join()));
+    expect(other).not.toEqual(
+      users.map((u) => sampleFor(u, "train", 10, { itemIds: items, seed: 7 }).candidates.join()),
+    );
   });
 });

@@ -20,7 +20,10 @@ import { loadModel } from "../src/engine/index.js";
 import { addonMissing } from "./support/addon.js";
 
 function readInferRecordsText(text: string): InferRecord[] {
-  return text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as InferRecord);
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as InferRecord);
 }
 
 const missing = addonMissing("pipeline end-to-end tests");
@@ -43,14 +46,39 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
   it("runs every stage and writes the run folder", () => {
     expect(first.ran).toEqual([...STAGES]);
     const L = runLayout(dir);
-    for (const f of [L.metrics, L.results, L.predictions, L.report, L.trainLog, L.adapter("msr"), L.adapter("wo-reason"), L.baseModel]) expect(existsSync(f), f).toBe(true);
+    for (const f of [
+      L.metrics,
+      L.results,
+      L.predictions,
+      L.report,
+      L.trainLog,
+      L.adapter("msr"),
+      L.adapter("wo-reason"),
+      L.baseModel,
+    ])
+      expect(existsSync(f), f).toBe(true);
     for (const s of STAGES) expect(existsSync(markerPath(dir, s)), s).toBe(true);
   });
 
   it("reports every row with consistent counts", () => {
     const m = first.metrics!;
     const names = m.rows.map((r) => r.name);
-    for (const n of ["Random", "Popularity", "Markov (first-order)", "Teacher zero-shot (rules-v1)", "TALLRec", "Base model (zero-shot)", "MSR-Rec", "MSR-Rec (Eq. 3 literal)", "MSR-Rec (user)", "MSR-Rec (item)", "MSR-Rec (full)", "MSR-Rec w/o reason", "MSR-Rec (constrained)"]) expect(names).toContain(n);
+    for (const n of [
+      "Random",
+      "Popularity",
+      "Markov (first-order)",
+      "Teacher zero-shot (rules-v1)",
+      "TALLRec",
+      "Base model (zero-shot)",
+      "MSR-Rec",
+      "MSR-Rec (Eq. 3 literal)",
+      "MSR-Rec (user)",
+      "MSR-Rec (item)",
+      "MSR-Rec (full)",
+      "MSR-Rec w/o reason",
+      "MSR-Rec (constrained)",
+    ])
+      expect(names).toContain(n);
     for (const r of m.rows) {
       expect(r.users).toBe(c.infer.users);
       expect(r.hitRatio).toBeCloseTo(r.hits / r.users, 12);
@@ -64,18 +92,27 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     const records = readInferRecords(L.inferOutputs("msr"));
     expect(records).toHaveLength(c.infer.users);
     for (const r of records) {
-      const side = (s: typeof r.userSide) => ({ choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null, ppl: s!.ppl ?? Number.NaN });
+      const side = (s: typeof r.userSide) => ({
+        choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null,
+        ppl: s!.ppl ?? Number.NaN,
+      });
       expect(r.fused).toEqual(fuseByPerplexity(side(r.userSide), side(r.itemSide)));
     }
     // Eq. 3 as written: the PPLs of the whole outputs, no rule for invalid sides.
     for (const r of records) {
-      const side = (s: typeof r.userSide) => ({ choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null, ppl: s!.pplOutput ?? Number.NaN });
+      const side = (s: typeof r.userSide) => ({
+        choice: s!.choiceIndex >= 0 ? r.candidateIds[s!.choiceIndex]! : null,
+        ppl: s!.pplOutput ?? Number.NaN,
+      });
       expect(r.fusedEq3).toEqual(fuseEq3(side(r.userSide), side(r.itemSide)));
       expect(r.userSide!.pplOutput).toBeGreaterThan(0);
     }
     // The constrained row fuses the grammar-constrained answers with the same PPLs.
     for (const r of records) {
-      const side = (s: typeof r.userSide) => ({ choice: (s!.constrainedIndex ?? -1) >= 0 ? r.candidateIds[s!.constrainedIndex!]! : null, ppl: s!.ppl ?? Number.NaN });
+      const side = (s: typeof r.userSide) => ({
+        choice: (s!.constrainedIndex ?? -1) >= 0 ? r.candidateIds[s!.constrainedIndex!]! : null,
+        ppl: s!.ppl ?? Number.NaN,
+      });
       expect(r.constrained).toEqual(fuseByPerplexity(side(r.userSide), side(r.itemSide)));
     }
     const preds = parseJsonLines<PredictionRecord>(readFileSync(L.predictions, "utf8"), L.predictions);
@@ -92,18 +129,37 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       const lora = [{ adapter: await model.loadLora(L.adapter("msr")) }];
       const scorer = model.createScorer({ contextSize: c.model.contextSize, sequences: 1 });
       // The prompt text from the template file and the dataset files, not from the pipeline's helpers.
-      const lines = (f: string) => readFileSync(join(dir, "dataset", f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-      const users = new Map((lines("users.jsonl") as unknown as Array<{ user: string; train: string[]; valid: string; candidates: { test: string[] } }>).map((u) => [u.user, u]));
+      const lines = (f: string) =>
+        readFileSync(join(dir, "dataset", f), "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const users = new Map(
+        (
+          lines("users.jsonl") as unknown as Array<{
+            user: string;
+            train: string[];
+            valid: string;
+            candidates: { test: string[] };
+          }>
+        ).map((u) => [u.user, u]),
+      );
       const title = new Map(lines("items.jsonl").map((i) => [String(i.id), String(i.title)]));
       const template = readFileSync(join(process.cwd(), "src", "prompts", "templates", "user.txt"), "utf8");
       const quoted = (ids: string[]) => ids.map((id) => `"${title.get(id)}"`).join(", ");
       const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => model.tokenize(t, o), eosToken: model.info.eos };
       for (const r of records.slice(0, 3)) {
         const u = users.get(r.user)!;
-        const text = template.replace("[dataset]", c.dataset.domain).replace("[history]", quoted([...u.train, u.valid].slice(-c.dataset.historyLength))).replace("[candidates]", quoted(u.candidates.test));
+        const text = template
+          .replace("[dataset]", c.dataset.domain)
+          .replace("[history]", quoted([...u.train, u.valid].slice(-c.dataset.historyLength)))
+          .replace("[candidates]", quoted(u.candidates.test));
         // The trained prefix: the trainer's own sample tokens up to the first token that carries loss.
         const sample = tokenizeSample(tok, { prompt: text, reasoning: "Step 4 - Summary: x.", recommendation: "y" });
-        const prefix = sample.tokens.slice(0, sample.segments.findIndex((g) => g !== Segment.prompt));
+        const prefix = sample.tokens.slice(
+          0,
+          sample.segments.findIndex((g) => g !== Segment.prompt),
+        );
         // The reasoning's tokens among the generated ones, by piece lengths: every token that
         // overlaps the reasoning's characters.
         const s = r.userSide!;
@@ -114,8 +170,11 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
         const shift = joined.length - s.text.length;
         expect(shift === 0 || (shift === 1 && joined[0] === " ")).toBe(true);
         expect(joined.slice(shift)).toBe(s.text);
-        const start = s.reasoningStart + shift, end = s.reasoningStart + shift + s.reasoning.length;
-        let pos = 0, a = -1, b = 0;
+        const start = s.reasoningStart + shift,
+          end = s.reasoningStart + shift + s.reasoning.length;
+        let pos = 0,
+          a = -1,
+          b = 0;
         pieces.forEach((p, k) => {
           if (pos + p.length > start && pos < end) {
             if (a < 0) a = k;
@@ -123,7 +182,10 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
           }
           pos += p.length;
         });
-        const [alone] = await scorer.score([{ prompt: Int32Array.from([...prefix, ...ids.slice(0, a)]), continuation: ids.slice(a, b) }], { lora });
+        const [alone] = await scorer.score(
+          [{ prompt: Int32Array.from([...prefix, ...ids.slice(0, a)]), continuation: ids.slice(a, b) }],
+          { lora },
+        );
         expect(Math.abs(alone!.ppl - s.ppl), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
         // Eq. 3 as written: every generated token (reasoning and answer) after the same prefix.
         const [whole] = await scorer.score([{ prompt: prefix, continuation: ids }], { lora });
@@ -137,17 +199,27 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
 
   it("keeps each variant's epoch by validation HitRatio@1, ties by recommendation NLL, and bounds teacher calls at τ + 3", () => {
     const L = runLayout(dir);
-    const epochs = parseJsonLines<{ type: string; variant: string; epoch: number; validHitRatio: number; validRecNll: number; best: boolean }>(readFileSync(L.trainLog, "utf8"), L.trainLog).filter((l) => l.type === "epoch");
+    const epochs = parseJsonLines<{
+      type: string;
+      variant: string;
+      epoch: number;
+      validHitRatio: number;
+      validRecNll: number;
+      best: boolean;
+    }>(readFileSync(L.trainLog, "utf8"), L.trainLog).filter((l) => l.type === "epoch");
     expect(epochs.length).toBeGreaterThan(0);
     for (const v of new Set(epochs.map((e) => e.variant))) {
-      let hr = -Infinity, nll = Infinity;
+      let hr = -Infinity,
+        nll = Infinity;
       for (const e of epochs.filter((x) => x.variant === v)) {
         const better = e.validHitRatio > hr || (e.validHitRatio === hr && e.validRecNll < nll);
         expect(e.best, `${v} epoch ${e.epoch}`).toBe(better);
         if (better) [hr, nll] = [e.validHitRatio, e.validRecNll];
       }
     }
-    const stats = JSON.parse(readFileSync(join(dir, "teacher", "synthesis-stats.json"), "utf8")) as { maxAttempts: number };
+    const stats = JSON.parse(readFileSync(join(dir, "teacher", "synthesis-stats.json"), "utf8")) as {
+      maxAttempts: number;
+    };
     expect(stats.maxAttempts).toBe(c.teacher.tau + 3);
   });
 
@@ -192,11 +264,15 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     // (PPL near the vocabulary size), and on such flat distributions a last-bit difference from
     // another batch composition flips a sample. With wrong seeds (per-shard offsets) almost none
     // would match; where texts match, PPLs and fusion decisions must match too.
-    let same = 0, total = 0;
+    let same = 0,
+      total = 0;
     variants.forEach((v, i) => {
       const a = readInferRecordsText(readFileSync(L.inferOutputs(v), "utf8"));
       const b = readInferRecordsText(single[i]!);
-      expect(a.map((r) => [r.user, r.candidateIds, r.targetIndex]), v).toEqual(b.map((r) => [r.user, r.candidateIds, r.targetIndex]));
+      expect(
+        a.map((r) => [r.user, r.candidateIds, r.targetIndex]),
+        v,
+      ).toEqual(b.map((r) => [r.user, r.candidateIds, r.targetIndex]));
       a.forEach((r, k) => {
         const o = b[k]!;
         for (const side of ["userSide", "itemSide", "single"] as const) {
@@ -208,7 +284,8 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
           if (Number.isNaN(y)) expect(x).toBeNaN();
           else expect(Math.abs(x - y)).toBeLessThanOrEqual(1e-5 * Math.abs(y));
         }
-        if (r.userSide?.text === o.userSide?.text && r.itemSide?.text === o.itemSide?.text) expect(r.fused).toEqual(o.fused);
+        if (r.userSide?.text === o.userSide?.text && r.itemSide?.text === o.itemSide?.text)
+          expect(r.fused).toEqual(o.fused);
       });
     });
     expect(same / total).toBeGreaterThan(0.5);
@@ -226,7 +303,9 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     await runPipeline(hotter, { only: "infer", shard: { index: 1, count: 2 }, quiet: true });
     const merge = () => runPipeline(c, { only: "infer", mergeShards: true, force: true, quiet: true });
     await expect(merge()).rejects.toThrow(
-      new RegExp(`infer shard 1/2 was made from other inputs \\(infer\\.temperature: ${hotter.infer.temperature} then, ${c.infer.temperature} now\\); redo it: msr-rec pipeline --config ${L.config} --only infer --shard 1/2\n`),
+      new RegExp(
+        `infer shard 1/2 was made from other inputs \\(infer\\.temperature: ${hotter.infer.temperature} then, ${c.infer.temperature} now\\); redo it: msr-rec pipeline --config ${L.config} --only infer --shard 1/2\n`,
+      ),
     );
     expect(readFileSync(L.inferOutputs("msr"), "utf8")).toBe(merged[0]); // nothing half-merged
     await runPipeline(c, { only: "infer", shard: { index: 1, count: 2 }, quiet: true });
@@ -245,7 +324,12 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       cpSync(markerPath(dir, "prepare"), markerPath(d, "prepare"));
       return d;
     };
-    const cfg = (d: string): RunConfig => ({ ...c, runDir: d, model: { ...c.model, pretrainEpochs: 2 }, train: { ...c.train, epochs: 2, checkpointEvery: 1 } });
+    const cfg = (d: string): RunConfig => ({
+      ...c,
+      runDir: d,
+      model: { ...c.model, pretrainEpochs: 2 },
+      train: { ...c.train, epochs: 2, checkpointEvery: 1 },
+    });
     const killAt = (pattern: RegExp) => (m: string) => {
       if (pattern.test(m)) throw new Error(`killed at: ${m}`);
     };
@@ -253,11 +337,19 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     try {
       await runPipeline(cfg(ref), { to: "train", quiet: true });
       // Killed after the second pretraining epoch, before its checkpoint: epoch 1's is on disk.
-      await expect(runPipeline(cfg(killed), { to: "train", quiet: true, log: killAt(/pretrain epoch 2/) })).rejects.toThrow(/killed/);
+      await expect(
+        runPipeline(cfg(killed), { to: "train", quiet: true, log: killAt(/pretrain epoch 2/) }),
+      ).rejects.toThrow(/killed/);
       expect(existsSync(join(killed, "base", "pretrain.ckpt"))).toBe(true);
       // Killed inside msr's second epoch end, after the epoch's steps (mid-epoch checkpoints only).
       const second: string[] = [];
-      await expect(runPipeline(cfg(killed), { to: "train", quiet: true, log: (m) => (second.push(m), killAt(/\] msr epoch 2/)(m)) })).rejects.toThrow(/killed/);
+      await expect(
+        runPipeline(cfg(killed), {
+          to: "train",
+          quiet: true,
+          log: (m) => (second.push(m), killAt(/\] msr epoch 2/)(m)),
+        }),
+      ).rejects.toThrow(/killed/);
       expect(second).toContain("[base] continuing after pretraining epoch 1");
       const third: string[] = [];
       const resumed = await runPipeline(cfg(killed), { to: "train", quiet: true, log: (m) => third.push(m) });
@@ -266,9 +358,13 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
       expect(third.some((m) => /\[train\] msr: continuing after step \d+ \(1 epochs finished\)/.test(m))).toBe(true);
       // The same bytes as the run that was never killed: parameters, AdamW state, data order,
       // epoch means and the best-epoch choice all came back.
-      expect(readFileSync(join(killed, "base", "model.gguf")).equals(readFileSync(join(ref, "base", "model.gguf")))).toBe(true);
+      expect(
+        readFileSync(join(killed, "base", "model.gguf")).equals(readFileSync(join(ref, "base", "model.gguf"))),
+      ).toBe(true);
       for (const v of ["msr", "wo-reason"]) {
-        expect(readFileSync(runLayout(killed).adapter(v)).equals(readFileSync(runLayout(ref).adapter(v))), v).toBe(true);
+        expect(readFileSync(runLayout(killed).adapter(v)).equals(readFileSync(runLayout(ref).adapter(v))), v).toBe(
+          true,
+        );
       }
       expect(readFileSync(runLayout(killed).trainLog, "utf8")).toBe(readFileSync(runLayout(ref).trainLog, "utf8"));
       expect(existsSync(join(killed, "train", "msr", "trainer.ckpt"))).toBe(false);
@@ -279,6 +375,8 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
 
   it("--only needs the earlier stages finished with the same config", async () => {
     const changed = { ...c, infer: { ...c.infer, temperature: 0.1 } };
-    await expect(runPipeline(changed, { only: "eval", quiet: true })).rejects.toThrow(/stage "infer" has not finished with this config/);
+    await expect(runPipeline(changed, { only: "eval", quiet: true })).rejects.toThrow(
+      /stage "infer" has not finished with this config/,
+    );
   });
 });

@@ -4,7 +4,14 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fillTemplate, formatBehaviorTarget, formatTrainingTarget, splitTarget, REASONING_END, REASONING_START } from "../src/prompts/build.js";
+import {
+  fillTemplate,
+  formatBehaviorTarget,
+  formatTrainingTarget,
+  splitTarget,
+  REASONING_END,
+  REASONING_START,
+} from "../src/prompts/build.js";
 import { recentHistory } from "../src/data/protocol.js";
 import { checkTemplate, loadTallrecTemplate, loadTemplates } from "../src/prompts/templates.js";
 import { contextFor, readPreparedDataset, sampleFor } from "../src/prompts/dataset.js";
@@ -77,7 +84,11 @@ describe("templates", () => {
   });
 
   it("inserts titles literally, even ones with $& or placeholders inside", () => {
-    const out = fillTemplate("[history] | [candidates] | [dataset]", { dataset: "d", history: ["$& $1"], candidates: ["[dataset]"] });
+    const out = fillTemplate("[history] | [candidates] | [dataset]", {
+      dataset: "d",
+      history: ["$& $1"],
+      candidates: ["[dataset]"],
+    });
     expect(out).toBe('"$& $1" | "[dataset]" | d');
   });
 
@@ -90,8 +101,12 @@ describe("TALLRec's prompt", () => {
   it("is TALLRec's Alpaca layout, asking for one candidate, the response starting on its own line", () => {
     const t = loadTallrecTemplate();
     const filled = fillTemplate(t, { dataset: "movie", history: ["Heat"], candidates: ["Alien", "Fargo"] });
-    expect(filled).toMatch(/^Below is an instruction that describes a task, paired with an input that provides further context\./);
-    expect(filled).toContain('### Instruction:\nGiven the user\'s history of movie items, choose the one candidate item');
+    expect(filled).toMatch(
+      /^Below is an instruction that describes a task, paired with an input that provides further context\./,
+    );
+    expect(filled).toContain(
+      "### Instruction:\nGiven the user's history of movie items, choose the one candidate item",
+    );
     expect(filled).toContain('### Input:\nUser history: "Heat"\nCandidates: "Alien", "Fargo"\n');
     expect(filled.endsWith("\n\n### Response:\n")).toBe(true);
     // A templates folder without it (the method's own prompts only) falls back to the shipped one.
@@ -119,20 +134,51 @@ describe("training targets", () => {
 
 describe("prepared dataset reader", () => {
   const dir = mkdtempSync(join(tmpdir(), "msr-prompts-"));
-  const items = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"].map((id) => ({ id, title: `Title ${id.toUpperCase()}`, genre: "x" }));
+  const items = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"].map((id) => ({
+    id,
+    title: `Title ${id.toUpperCase()}`,
+    genre: "x",
+  }));
   writeFileSync(join(dir, "items.jsonl"), items.map((i) => JSON.stringify(i)).join("\n") + "\n");
-  const user = { user: "u1", train: ["a", "b", "c"], valid: "d", test: "e", candidates: { valid: ["f", "d", "g", "h", "i", "j"], test: ["k", "l", "f", "e", "g", "h"] } };
+  const user = {
+    user: "u1",
+    train: ["a", "b", "c"],
+    valid: "d",
+    test: "e",
+    candidates: { valid: ["f", "d", "g", "h", "i", "j"], test: ["k", "l", "f", "e", "g", "h"] },
+  };
   writeFileSync(join(dir, "users.jsonl"), JSON.stringify(user) + "\n");
-  writeFileSync(join(dir, "stats.json"), JSON.stringify({ name: "toy", users: 1, items: 12, interactions: 5, density: 5 / 12, source: "hand-written" }));
+  writeFileSync(
+    join(dir, "stats.json"),
+    JSON.stringify({ name: "toy", users: 1, items: 12, interactions: 5, density: 5 / 12, source: "hand-written" }),
+  );
   const ds = readPreparedDataset(dir);
 
   it("builds test, valid and train samples by the documented rules", () => {
     expect(ds.name).toBe("toy");
     const u = ds.users[0]!;
-    expect(sampleFor(u, "test")).toEqual({ user: "u1", split: "test", history: ["a", "b", "c", "d"], candidates: ["k", "l", "f", "e", "g", "h"], target: "e", targetIndex: 3 });
+    expect(sampleFor(u, "test")).toEqual({
+      user: "u1",
+      split: "test",
+      history: ["a", "b", "c", "d"],
+      candidates: ["k", "l", "f", "e", "g", "h"],
+      target: "e",
+      targetIndex: 3,
+    });
     expect(sampleFor(u, "valid")).toMatchObject({ history: ["a", "b", "c"], target: "d", targetIndex: 1 });
-    expect(sampleFor(u, "train")).toEqual({ user: "u1", split: "train", history: ["a", "b"], candidates: ["f", "c", "g", "h", "i", "j"], target: "c", targetIndex: 1 });
-    expect(contextFor(ds, sampleFor(u, "valid"))).toEqual({ dataset: "toy", history: ["Title A", "Title B", "Title C"], candidates: ["Title F", "Title D", "Title G", "Title H", "Title I", "Title J"] });
+    expect(sampleFor(u, "train")).toEqual({
+      user: "u1",
+      split: "train",
+      history: ["a", "b"],
+      candidates: ["f", "c", "g", "h", "i", "j"],
+      target: "c",
+      targetIndex: 1,
+    });
+    expect(contextFor(ds, sampleFor(u, "valid"))).toEqual({
+      dataset: "toy",
+      history: ["Title A", "Title B", "Title C"],
+      candidates: ["Title F", "Title D", "Title G", "Title H", "Title I", "Title J"],
+    });
   });
 
   it("says which file and line is broken", () => {
@@ -141,6 +187,8 @@ describe("prepared dataset reader", () => {
     writeFileSync(join(bad, "users.jsonl"), "");
     writeFileSync(join(bad, "stats.json"), "{}");
     expect(() => readPreparedDataset(bad)).toThrow(/items\.jsonl:2: not valid JSON/);
-    expect(() => readPreparedDataset(join(bad, "nope"))).toThrow(/missing: is .* a dataset folder made by `msr-rec prepare`/);
+    expect(() => readPreparedDataset(join(bad, "nope"))).toThrow(
+      /missing: is .* a dataset folder made by `msr-rec prepare`/,
+    );
   });
 });

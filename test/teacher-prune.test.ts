@@ -27,7 +27,8 @@ describe("parseChain", () => {
   });
 
   it("accepts bare step names at line starts and finds steps only in order", () => {
-    const bare = "Preference Recognition: a\nAttribute Analysis: b\nLogic Matching: c\nSummary: d\nRecommendation: Heat";
+    const bare =
+      "Preference Recognition: a\nAttribute Analysis: b\nLogic Matching: c\nSummary: d\nRecommendation: Heat";
     expect(parseChain(bare).steps).toEqual(["a", "b", "c", "d", "Heat"]);
     // Step 10 is not step 1; a header with no body counts as missing.
     expect(parseChain("Step 10 - x\nStep 2 - Attribute Analysis:").steps).toEqual([null, null, null, null, null]);
@@ -53,7 +54,8 @@ describe("parseChain: headers at line starts only", () => {
   });
 
   it("finds a header on the line after an empty step", () => {
-    const text = "Step 1 - Preference Recognition:\n**Step 2 - Attribute Analysis:** b\nStep 3 - Logic Matching: c\nStep 4 - Summary: d\nStep 5 - Recommendation: Heat";
+    const text =
+      "Step 1 - Preference Recognition:\n**Step 2 - Attribute Analysis:** b\nStep 3 - Logic Matching: c\nStep 4 - Summary: d\nStep 5 - Recommendation: Heat";
     expect(parseChain(text).steps).toEqual([null, "b", "c", "d", "Heat"]);
   });
 });
@@ -76,9 +78,16 @@ describe("prunePath", () => {
 
   it("names each rejection reason", () => {
     expect(prunePath("  ", cands, 1)).toMatchObject({ valid: false, reason: "empty" });
-    expect(prunePath(chain("Heat").replace(/Step 3[^\n]*\n/, ""), cands, 1)).toMatchObject({ valid: false, reason: "missing-steps", detail: "step(s) 3 missing or empty" });
+    expect(prunePath(chain("Heat").replace(/Step 3[^\n]*\n/, ""), cands, 1)).toMatchObject({
+      valid: false,
+      reason: "missing-steps",
+      detail: "step(s) 3 missing or empty",
+    });
     expect(prunePath(chain("the second one"), cands, 1)).toMatchObject({ valid: false, reason: "no-candidate-named" });
-    expect(prunePath(chain("Heat or Fargo"), cands, 1)).toMatchObject({ valid: false, reason: "several-candidates-named" });
+    expect(prunePath(chain("Heat or Fargo"), cands, 1)).toMatchObject({
+      valid: false,
+      reason: "several-candidates-named",
+    });
     expect(prunePath(chain("Fargo"), cands, 1)).toMatchObject({ valid: false, reason: "wrong-item" });
   });
 
@@ -87,7 +96,10 @@ describe("prunePath", () => {
     const both = ["Alien", ...withAliens];
     expect(prunePath(chain("Aliens"), both, 6)).toMatchObject({ valid: true, index: 6, recommendation: "Aliens" });
     expect(prunePath(chain("Aliens"), both, 0)).toMatchObject({ valid: false, reason: "wrong-item" });
-    expect(prunePath(chain("Alien, not Aliens"), both, 0)).toMatchObject({ valid: false, reason: "several-candidates-named" });
+    expect(prunePath(chain("Alien, not Aliens"), both, 0)).toMatchObject({
+      valid: false,
+      reason: "several-candidates-named",
+    });
   });
 
   it("judges only step 5, although earlier steps mention other candidates", () => {

@@ -37,13 +37,20 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
   function roles(reasoningText: string) {
     const s = tokenizeSample(tok, { prompt, reasoning: reasoningText, recommendation: title });
     const p = model.tokenize(prompt, { addBos: true }).length;
-    const body = Array.from(s.tokens.slice(p, -1)), seg = Array.from(s.segments.slice(p, -1));
+    const body = Array.from(s.tokens.slice(p, -1)),
+      seg = Array.from(s.segments.slice(p, -1));
     const of = (g: number) => body.filter((_, i) => seg[i] === g);
     expect(Array.from(s.tokens.slice(0, p))).toEqual(Array.from(model.tokenize(prompt, { addBos: true })));
     expect(s.tokens.at(-1)).toBe(tok.eosToken);
     // Roles are contiguous: prompt, then reasoning, then recommendation.
     expect(seg).toEqual([...seg].sort((a, b) => a - b));
-    return { s, p, noLoss: bare(text(of(Segment.prompt))), rea: text(of(Segment.reasoning)), rec: bare(text(of(Segment.recommendation))) };
+    return {
+      s,
+      p,
+      noLoss: bare(text(of(Segment.prompt))),
+      rea: text(of(Segment.reasoning)),
+      rec: bare(text(of(Segment.recommendation))),
+    };
   }
 
   it("puts [reasoning_start] on the input side, the reasoning between the markers, the marker and title in y_rec", () => {
@@ -64,7 +71,9 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
     for (const behaviorOnly of [false, true]) {
       const { s } = roles(behaviorOnly ? "" : reasoning);
       const firstLoss = Array.from(s.segments).findIndex((g) => g !== Segment.prompt);
-      expect(Array.from(trainedPrefix(tok.tokenize, prompt, behaviorOnly)), String(behaviorOnly)).toEqual(Array.from(s.tokens.slice(0, firstLoss)));
+      expect(Array.from(trainedPrefix(tok.tokenize, prompt, behaviorOnly)), String(behaviorOnly)).toEqual(
+        Array.from(s.tokens.slice(0, firstLoss)),
+      );
     }
   });
 
@@ -81,7 +90,10 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
       expect([...r.context, ...r.continuations[k]!], t).toEqual(trained);
       // Every scored token is a recommendation token of the trained sample.
       const firstScored = r.context.length;
-      expect(Array.from(s.segments.slice(firstScored, -1)).every((g) => g === Segment.recommendation), t).toBe(true);
+      expect(
+        Array.from(s.segments.slice(firstScored, -1)).every((g) => g === Segment.recommendation),
+        t,
+      ).toBe(true);
       expect(r.continuations[k]!.length, t).toBeGreaterThan(0);
     });
   });
@@ -90,7 +102,10 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
     const s = tokenizeSample(tok, { prompt, reasoning: "", recommendation: title, layout: "plain" });
     const p = model.tokenize(prompt, { addBos: true });
     expect(Array.from(s.tokens)).toEqual([...p, ...model.tokenize(title, { addBos: false }), tok.eosToken]);
-    expect(Array.from(s.segments)).toEqual([...p.map(() => Segment.prompt), ...Array.from({ length: s.tokens.length - p.length }, () => Segment.recommendation)]);
+    expect(Array.from(s.segments)).toEqual([
+      ...p.map(() => Segment.prompt),
+      ...Array.from({ length: s.tokens.length - p.length }, () => Segment.recommendation),
+    ]);
     expect(bare(text(s.tokens.slice(p.length, -1)))).toBe(title);
     const titles = [title, "Zen Mat", "Zen Mat Pro"];
     const r = candidateRequests(tok.tokenize, prompt, titles, "plain");
@@ -98,7 +113,9 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
       const trained = tokenizeSample(tok, { prompt, reasoning: "", recommendation: t, layout: "plain" });
       expect([...r.context, ...r.continuations[k]!], t).toEqual(Array.from(trained.tokens.slice(0, -1)));
     });
-    expect(() => tokenizeSample(tok, { prompt, reasoning: "Step 4 - Summary: no.", recommendation: title, layout: "plain" })).toThrow(/no reasoning/);
+    expect(() =>
+      tokenizeSample(tok, { prompt, reasoning: "Step 4 - Summary: no.", recommendation: title, layout: "plain" }),
+    ).toThrow(/no reasoning/);
   });
 
   it("appends `\\n[reasoning_end]` to a cut-off reasoning as text that decodes to exactly that", () => {
@@ -113,7 +130,12 @@ describe.skipIf(missing !== null).each(VOCABS)("sample roles with the %s tokeniz
     const firstRec = seg.indexOf(Segment.recommendation);
     const generated = s.tokens.slice(seg.indexOf(Segment.reasoning), firstRec);
     const gen = { text: text(generated), tokens: generated, finishReason: "length" };
-    const prefix = constrainedPrefix(s.tokens.slice(0, seg.indexOf(Segment.reasoning)), gen, parseOutput(gen.text, [title]), { tokenize: tok.tokenize, detokenize: (t) => model.detokenize(t) });
+    const prefix = constrainedPrefix(
+      s.tokens.slice(0, seg.indexOf(Segment.reasoning)),
+      gen,
+      parseOutput(gen.text, [title]),
+      { tokenize: tok.tokenize, detokenize: (t) => model.detokenize(t) },
+    );
     let k = 1;
     while (bare(text(s.tokens.slice(firstRec, firstRec + k))) !== "[reasoning_end]") k++;
     expect(Array.from(prefix)).toEqual(Array.from(s.tokens.slice(0, firstRec + k)));

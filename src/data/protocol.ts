@@ -55,7 +55,8 @@ export interface PreparedData {
 
 /** Orders ids naturally: numbers by value ("9" < "10"), everything else by UTF-16 code units. */
 export function compareIds(a: string, b: string): number {
-  const na = /^\d+$/.test(a), nb = /^\d+$/.test(b);
+  const na = /^\d+$/.test(a),
+    nb = /^\d+$/.test(b);
   if (na && nb) {
     if (a.length !== b.length) return a.length - b.length;
   } else if (na !== nb) return na ? -1 : 1;
@@ -91,7 +92,9 @@ export function userSequences(interactions: readonly Interaction[]): Map<string,
   for (const user of [...userIndex.keys()].sort(compareIds)) {
     const u = userIndex.get(user)!;
     const events = Array.from(byUser.subarray(start[u]!, start[u + 1]!));
-    events.sort((a, b) => interactions[a]!.time - interactions[b]!.time || interactions[a]!.order - interactions[b]!.order);
+    events.sort(
+      (a, b) => interactions[a]!.time - interactions[b]!.time || interactions[a]!.order - interactions[b]!.order,
+    );
     const seen = new Set<string>();
     const seq: string[] = [];
     for (const k of events) {
@@ -192,9 +195,20 @@ export function distinctTitles(drawn: readonly string[], keyOf: (id: string) => 
  * Tops `picked` up to `count` items with items of `eligible` whose titles are not yet taken,
  * drawn uniformly (fewer when too few distinct titles are left).
  */
-export function fillDistinctTitles(rng: Rng, picked: readonly string[], eligible: readonly string[], count: number, keyOf: (id: string) => string, taken: Set<string>): string[] {
+export function fillDistinctTitles(
+  rng: Rng,
+  picked: readonly string[],
+  eligible: readonly string[],
+  count: number,
+  keyOf: (id: string) => string,
+  taken: Set<string>,
+): string[] {
   if (picked.length >= count) return [...picked];
-  const rest = distinctTitles(eligible.filter((id) => !taken.has(keyOf(id))), keyOf, new Set(taken));
+  const rest = distinctTitles(
+    eligible.filter((id) => !taken.has(keyOf(id))),
+    keyOf,
+    new Set(taken),
+  );
   return [...picked, ...distinctTitles(rng.sample(rest, count - picked.length), keyOf, taken)];
 }
 
@@ -202,12 +216,22 @@ export function fillDistinctTitles(rng: Rng, picked: readonly string[], eligible
  * Samples `count` negatives for one user from `pool`, never an item in `exclude` nor one whose
  * title is in `taken` (the ground truth's) or repeats another negative's (see titleKey).
  */
-function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet<string>, exclude: ReadonlySet<string>, count: number, keyOf: (id: string) => string, taken: Set<string>): string[] {
+function sampleNegatives(
+  rng: Rng,
+  pool: readonly string[],
+  poolSet: ReadonlySet<string>,
+  exclude: ReadonlySet<string>,
+  count: number,
+  keyOf: (id: string) => string,
+  taken: Set<string>,
+): string[] {
   let touchedInPool = 0;
   for (const i of exclude) if (poolSet.has(i)) touchedInPool++;
   const available = pool.length - touchedInPool;
   if (available < count) {
-    throw new Error(`only ${available} items are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`);
+    throw new Error(
+      `only ${available} items are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`,
+    );
   }
   if (available >= pool.length / 2) {
     // Rejection sampling: cheap when most of the pool is eligible. A drawn item whose title is
@@ -218,15 +242,30 @@ function sampleNegatives(rng: Rng, pool: readonly string[], poolSet: ReadonlySet
       if (!exclude.has(item)) picked.push(...distinctTitles([item], keyOf, taken));
     }
     if (picked.length === count) return picked;
-    return enough(fillDistinctTitles(rng, picked, pool.filter((i) => !exclude.has(i)), count, keyOf, taken), count);
+    return enough(
+      fillDistinctTitles(
+        rng,
+        picked,
+        pool.filter((i) => !exclude.has(i)),
+        count,
+        keyOf,
+        taken,
+      ),
+      count,
+    );
   }
   const eligible = pool.filter((i) => !exclude.has(i));
-  return enough(fillDistinctTitles(rng, distinctTitles(rng.sample(eligible, count), keyOf, taken), eligible, count, keyOf, taken), count);
+  return enough(
+    fillDistinctTitles(rng, distinctTitles(rng.sample(eligible, count), keyOf, taken), eligible, count, keyOf, taken),
+    count,
+  );
 }
 
 function enough(negatives: string[], count: number): string[] {
   if (negatives.length < count) {
-    throw new Error(`only ${negatives.length} items with titles distinct from the ground truth's and each other's are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`);
+    throw new Error(
+      `only ${negatives.length} items with titles distinct from the ground truth's and each other's are left that the user never interacted with, but ${count} negatives are needed: lower --candidates or prepare more users`,
+    );
   }
   return negatives;
 }
@@ -242,7 +281,11 @@ export function protocolOptionIssues(o: ProtocolOptions): OptionIssue[] {
 }
 
 /** Runs the whole protocol on raw interactions and the items that have titles. */
-export function applyProtocol(interactions: readonly Interaction[], items: ReadonlyMap<string, Item>, options: ProtocolOptions = {}): PreparedData {
+export function applyProtocol(
+  interactions: readonly Interaction[],
+  items: ReadonlyMap<string, Item>,
+  options: ProtocolOptions = {},
+): PreparedData {
   throwIssues(protocolOptionIssues(options));
   const opts: Required<ProtocolOptions> = {
     kcore: options.kcore ?? DEFAULT_KCORE,
@@ -251,14 +294,19 @@ export function applyProtocol(interactions: readonly Interaction[], items: Reado
     seed: options.seed ?? DEFAULT_SEED,
   };
 
-  const raw = computeStats(new Set(interactions.map((i) => i.user)).size, new Set(interactions.map((i) => i.item)).size, interactions.length);
+  const raw = computeStats(
+    new Set(interactions.map((i) => i.user)).size,
+    new Set(interactions.map((i) => i.item)).size,
+    interactions.length,
+  );
   const titled = interactions.filter((i) => items.has(i.item));
   const core = kcoreFilter(userSequences(titled), opts.kcore);
   const kcoreStats = statsOf(core);
 
   // Leave-one-out needs at least train, valid and test: with k < 3 shorter users are dropped.
   const eligible = [...core.keys()].filter((u) => core.get(u)!.length >= 3);
-  if (eligible.length === 0) throw new Error(`no user has >= 3 interactions after the ${opts.kcore}-core: lower --kcore or check the input`);
+  if (eligible.length === 0)
+    throw new Error(`no user has >= 3 interactions after the ${opts.kcore}-core: lower --kcore or check the input`);
   const sampled = new Rng(opts.seed, "users").sample(eligible, opts.users).sort(compareIds);
 
   const poolSet = new Set<string>();
@@ -272,10 +320,20 @@ export function applyProtocol(interactions: readonly Interaction[], items: Reado
     interactionCount += seq.length;
     const touched = new Set(seq);
     const rng = new Rng(opts.seed, `candidates:${user}`);
-    const candidatesFor = (truth: string): string[] => rng.shuffle([truth, ...sampleNegatives(rng, pool, poolSet, touched, opts.candidates - 1, keyOf, new Set([keyOf(truth)]))]);
+    const candidatesFor = (truth: string): string[] =>
+      rng.shuffle([
+        truth,
+        ...sampleNegatives(rng, pool, poolSet, touched, opts.candidates - 1, keyOf, new Set([keyOf(truth)])),
+      ]);
     const valid = seq[seq.length - 2]!;
     const test = seq[seq.length - 1]!;
-    return { user, train: seq.slice(0, -2), valid, test, candidates: { valid: candidatesFor(valid), test: candidatesFor(test) } };
+    return {
+      user,
+      train: seq.slice(0, -2),
+      valid,
+      test,
+      candidates: { valid: candidatesFor(valid), test: candidatesFor(test) },
+    };
   });
 
   return {

@@ -6,7 +6,15 @@
 // each side's own reasoning, and fused the same way (the "constrained" row).
 import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
 import { fuseByPerplexity, fuseEq3, type FusionDecision } from "./fusion.js";
-import { generateAll, type ContinuationScorer, type GeneratedText, type GenerateOptions, type Prompt, type ScoreRequest, type TextGenerator } from "./generate.js";
+import {
+  generateAll,
+  type ContinuationScorer,
+  type GeneratedText,
+  type GenerateOptions,
+  type Prompt,
+  type ScoreRequest,
+  type TextGenerator,
+} from "./generate.js";
 import { concatTokens, constrainedPrefix, reasoningTokens, type TokenCodec } from "./align.js";
 import { matchTitle } from "../eval/title-match.js";
 
@@ -63,10 +71,19 @@ export interface BidirectionalOptions<L> {
  * re-tokenization of its text), after the prompt and whatever was generated before them
  * ("prompt") or alone ("none"); null when there is no reasoning to score.
  */
-export function reasoningScoreRequest(prompt: Prompt, gen: GeneratedText, parsed: ParsedOutput, conditioning: "prompt" | "none", codec: TokenCodec): ScoreRequest | null {
+export function reasoningScoreRequest(
+  prompt: Prompt,
+  gen: GeneratedText,
+  parsed: ParsedOutput,
+  conditioning: "prompt" | "none",
+  codec: TokenCodec,
+): ScoreRequest | null {
   const t = reasoningTokens(gen, parsed, codec.detokenize);
   if (!t) return null;
-  return { prompt: conditioning === "prompt" ? concatTokens(prompt, codec.tokenize, t.before) : "", continuation: t.reasoning.slice() };
+  return {
+    prompt: conditioning === "prompt" ? concatTokens(prompt, codec.tokenize, t.before) : "",
+    continuation: t.reasoning.slice(),
+  };
 }
 
 /**
@@ -74,24 +91,42 @@ export function reasoningScoreRequest(prompt: Prompt, gen: GeneratedText, parsed
  * token (EOS is not among them), after the prompt ("prompt") or alone ("none"); null when nothing
  * was generated.
  */
-export function outputScoreRequest(prompt: Prompt, gen: GeneratedText, conditioning: "prompt" | "none"): ScoreRequest | null {
+export function outputScoreRequest(
+  prompt: Prompt,
+  gen: GeneratedText,
+  conditioning: "prompt" | "none",
+): ScoreRequest | null {
   if (gen.tokens.length === 0) return null;
   return { prompt: conditioning === "prompt" ? prompt : "", continuation: gen.tokens.slice() };
 }
 
 /** Scores many (prompt, continuation) pairs in one scorer call; NaN where there is nothing to score. */
-export async function scoreReasonings<L>(scorer: ContinuationScorer<L>, requests: Array<ScoreRequest | null>, lora: L | undefined): Promise<number[]> {
-  const live = requests.map((r, i) => [r, i] as const).filter((x): x is readonly [ScoreRequest, number] => x[0] !== null);
+export async function scoreReasonings<L>(
+  scorer: ContinuationScorer<L>,
+  requests: Array<ScoreRequest | null>,
+  lora: L | undefined,
+): Promise<number[]> {
+  const live = requests
+    .map((r, i) => [r, i] as const)
+    .filter((x): x is readonly [ScoreRequest, number] => x[0] !== null);
   const ppl = new Array<number>(requests.length).fill(Number.NaN);
   if (live.length === 0) return ppl;
-  const scores = await scorer.score(live.map(([r]) => r), lora === undefined ? undefined : { lora });
+  const scores = await scorer.score(
+    live.map(([r]) => r),
+    lora === undefined ? undefined : { lora },
+  );
   live.forEach(([, i], k) => (ppl[i] = scores[k]!.ppl));
   return ppl;
 }
 
 const idOf = (c: InferenceCase, index: number): string | null => (index >= 0 ? c.candidateIds[index]! : null);
 
-export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: ContinuationScorer<L>, cases: InferenceCase[], o: BidirectionalOptions<L>): Promise<BidirectionalResult[]> {
+export async function inferBidirectional<L>(
+  model: TextGenerator<L>,
+  scorer: ContinuationScorer<L>,
+  cases: InferenceCase[],
+  o: BidirectionalOptions<L>,
+): Promise<BidirectionalResult[]> {
   // Interleave user/item prompts so each generate() batch holds both sides of the same users.
   const prompts = cases.flatMap((c) => [c.prompts.user, c.prompts.item]);
   const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
@@ -100,7 +135,14 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
   // The literal Eq. 3's requests ride in the same scorer call, after the reasoning ones.
   if (o.eq3) requests.push(...gens.map((g, k) => outputScoreRequest(prompts[k]!, g, o.pplConditioning)));
   const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
-  const sides: SideResult[] = parsed.map((p, k) => ({ ...p, text: gens[k]!.text, finishReason: gens[k]!.finishReason, ppl: ppl[k]!, ...(o.eq3 ? { pplOutput: ppl[gens.length + k]! } : {}), tokenIds: Array.from(gens[k]!.tokens) }));
+  const sides: SideResult[] = parsed.map((p, k) => ({
+    ...p,
+    text: gens[k]!.text,
+    finishReason: gens[k]!.finishReason,
+    ppl: ppl[k]!,
+    ...(o.eq3 ? { pplOutput: ppl[gens.length + k]! } : {}),
+    tokenIds: Array.from(gens[k]!.tokens),
+  }));
 
   if (o.constrained) {
     // Phase 2: each side's own reasoning, then the title grammar. The output as training lays it
@@ -110,18 +152,43 @@ export async function inferBidirectional<L>(model: TextGenerator<L>, scorer: Con
     // cannot change an answer.
     const prefixes = sides.map((s, k) => constrainedPrefix(prompts[k]!, gens[k]!, s, o.codec));
     const grammars = sides.map((_, k) => candidateGrammar(cases[k >> 1]!.candidateTitles));
-    const answers = await generateAll(model, prefixes, { ...o.generation, maxTokens: 64, temperature: 0, grammars }, o.batchSize, "infer constrained", o.quiet);
+    const answers = await generateAll(
+      model,
+      prefixes,
+      { ...o.generation, maxTokens: 64, temperature: 0, grammars },
+      o.batchSize,
+      "infer constrained",
+      o.quiet,
+    );
     answers.forEach((g, k) => (sides[k]!.constrainedIndex = matchTitle(g.text, cases[k >> 1]!.candidateTitles).index));
   }
 
   return cases.map((c, u) => {
     const us = sides[2 * u]!;
     const is = sides[2 * u + 1]!;
-    const fused = fuseByPerplexity({ choice: idOf(c, us.choiceIndex), ppl: us.ppl }, { choice: idOf(c, is.choiceIndex), ppl: is.ppl });
-    const r: BidirectionalResult = { user: c.user, candidateIds: c.candidateIds, candidateTitles: c.candidateTitles, targetIndex: c.targetIndex, userSide: us, itemSide: is, fused };
-    if (o.eq3) r.fusedEq3 = fuseEq3({ choice: idOf(c, us.choiceIndex), ppl: us.pplOutput ?? Number.NaN }, { choice: idOf(c, is.choiceIndex), ppl: is.pplOutput ?? Number.NaN });
+    const fused = fuseByPerplexity(
+      { choice: idOf(c, us.choiceIndex), ppl: us.ppl },
+      { choice: idOf(c, is.choiceIndex), ppl: is.ppl },
+    );
+    const r: BidirectionalResult = {
+      user: c.user,
+      candidateIds: c.candidateIds,
+      candidateTitles: c.candidateTitles,
+      targetIndex: c.targetIndex,
+      userSide: us,
+      itemSide: is,
+      fused,
+    };
+    if (o.eq3)
+      r.fusedEq3 = fuseEq3(
+        { choice: idOf(c, us.choiceIndex), ppl: us.pplOutput ?? Number.NaN },
+        { choice: idOf(c, is.choiceIndex), ppl: is.pplOutput ?? Number.NaN },
+      );
     if (o.constrained) {
-      r.constrained = fuseByPerplexity({ choice: idOf(c, us.constrainedIndex ?? -1), ppl: us.ppl }, { choice: idOf(c, is.constrainedIndex ?? -1), ppl: is.ppl });
+      r.constrained = fuseByPerplexity(
+        { choice: idOf(c, us.constrainedIndex ?? -1), ppl: us.ppl },
+        { choice: idOf(c, is.constrainedIndex ?? -1), ppl: is.ppl },
+      );
     }
     return r;
   });

@@ -26,14 +26,18 @@ export interface InferRecord {
 export function readInferRecords(path: string): InferRecord[] {
   if (!existsSync(path)) throw new Error(`${path} not found: run the infer stage first`);
   const out: InferRecord[] = [];
-  readFileSync(path, "utf8").split("\n").forEach((line, i) => {
-    if (!line.trim()) return;
-    try {
-      out.push(JSON.parse(line) as InferRecord);
-    } catch (e) {
-      throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete it and re-run the infer stage`);
-    }
-  });
+  readFileSync(path, "utf8")
+    .split("\n")
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      try {
+        out.push(JSON.parse(line) as InferRecord);
+      } catch (e) {
+        throw new Error(
+          `${path}:${i + 1}: not valid JSON (${(e as Error).message}); delete it and re-run the infer stage`,
+        );
+      }
+    });
   return out;
 }
 
@@ -58,11 +62,19 @@ export function inferShardFile(shardDir: string, variant: string): string {
  * Merges a variant's file of every shard folder in `shardDirs` (all N, in shard order) into
  * `outFile`, in the user order of `order`.
  */
-export function mergeInferShards(shardDirs: readonly string[], variant: string, outFile: string, order?: readonly string[]): number {
+export function mergeInferShards(
+  shardDirs: readonly string[],
+  variant: string,
+  outFile: string,
+  order?: readonly string[],
+): number {
   const records: InferRecord[] = [];
   shardDirs.forEach((dir, i) => {
     const f = inferShardFile(dir, variant);
-    if (!existsSync(f)) throw new Error(`shard ${i}/${shardDirs.length} has no "${variant}" records (${f} is missing); redo that shard before merging`);
+    if (!existsSync(f))
+      throw new Error(
+        `shard ${i}/${shardDirs.length} has no "${variant}" records (${f} is missing); redo that shard before merging`,
+      );
     records.push(...readInferRecords(f));
   });
   if (order) {
@@ -71,7 +83,8 @@ export function mergeInferShards(shardDirs: readonly string[], variant: string, 
   }
   const seen = new Set<string>();
   for (const r of records) {
-    if (seen.has(r.user)) throw new Error(`user ${r.user} appears in two shards of "${variant}"; the shards come from different runs`);
+    if (seen.has(r.user))
+      throw new Error(`user ${r.user} appears in two shards of "${variant}"; the shards come from different runs`);
     seen.add(r.user);
   }
   writeInferRecords(outFile, records);

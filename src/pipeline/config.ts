@@ -9,7 +9,14 @@
 import { readFileSync, existsSync } from "node:fs";
 import { z } from "zod";
 import { TRAIN_DEFAULTS, trainRunOptionIssues, type TrainSettings } from "../train/options.js";
-import { DEFAULT_CANDIDATES, DEFAULT_KCORE, DEFAULT_SEED, DEFAULT_USERS, HISTORY_LENGTH, protocolOptionIssues } from "../data/protocol.js";
+import {
+  DEFAULT_CANDIDATES,
+  DEFAULT_KCORE,
+  DEFAULT_SEED,
+  DEFAULT_USERS,
+  HISTORY_LENGTH,
+  protocolOptionIssues,
+} from "../data/protocol.js";
 import { sampleOptionIssues } from "../prompts/dataset.js";
 import { synthesisOptionIssues, DEFAULT_MAX_RETRIES } from "../teacher/synthesize.js";
 import { loopOptionIssues } from "../train/loop.js";
@@ -17,7 +24,11 @@ import { trainerOptionIssues } from "../engine/trainer.js";
 import type { OptionIssue } from "../util/options.js";
 
 /** Adds an owner's issues to a zod check, each at the config path `paths[key]` names. */
-function reportIssues(ctx: z.RefinementCtx, issues: readonly OptionIssue[], paths: Readonly<Record<string, readonly (string | number)[]>>): void {
+function reportIssues(
+  ctx: z.RefinementCtx,
+  issues: readonly OptionIssue[],
+  paths: Readonly<Record<string, readonly (string | number)[]>>,
+): void {
   const seen = new Set<string>();
   for (const i of issues) {
     const path = paths[i.key] ?? [i.key];
@@ -52,56 +63,62 @@ const DatasetConfig = z.object({
   syntheticItems: z.number().int().positive().default(200),
 });
 
-const ModelConfig = z.object({
-  // An existing GGUF base model (the paper fine-tunes LLaMA-3-8B). Without it, `initSize` must be
-  // set and a fresh model with random weights is created (the demo and tiny presets do that).
-  path: z.string().optional(),
-  initSize: z.enum(["tiny", "small"]).optional(),
-  // Shape changes to the initSize preset (e.g. more layers at the same width): measured per preset.
-  initShape: z
-    .object({
-      blockCount: z.number().int().positive().optional(),
-      embeddingLength: z.number().int().positive().optional(),
-      feedForwardLength: z.number().int().positive().optional(),
-      headCount: z.number().int().positive().optional(),
-      headCountKv: z.number().int().positive().optional(),
-    })
-    .optional(),
-  // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
-  pretrainEpochs: z.number().int().min(0).default(0),
-  pretrainLearningRate: z.number().default(1e-3),
-  // Documents per pretraining update.
-  pretrainBatchSize: z.number().default(16),
-  // Pretraining exercises whose candidate list lacks the item bought next, answered with the
-  // teacher's choice among the listed items: the answer can only be copied from the list.
-  // How many per step (0 = none).
-  pretrainListExercises: z.number().int().min(0).default(0),
-  // Each step also told after the bare history line, with no candidate list: it teaches which
-  // item follows which, but also to name an item without a list to copy it from.
-  pretrainOpenSteps: z.boolean().default(true),
-  threads: z.number().int().positive().optional(),
-  gpuLayers: z.number().int().min(0).default(0),
-  contextSize: z.number().int().positive().default(4096),
-}).superRefine((m, ctx) => {
-  // The pretraining's rate is the trainer's option and its batch size the training loop's.
-  reportIssues(ctx, trainerOptionIssues({ optimizer: { lr: m.pretrainLearningRate } }), { "optimizer.lr": ["pretrainLearningRate"] });
-  reportIssues(ctx, loopOptionIssues({ batchSize: m.pretrainBatchSize }), { batchSize: ["pretrainBatchSize"] });
-});
+const ModelConfig = z
+  .object({
+    // An existing GGUF base model (the paper fine-tunes LLaMA-3-8B). Without it, `initSize` must be
+    // set and a fresh model with random weights is created (the demo and tiny presets do that).
+    path: z.string().optional(),
+    initSize: z.enum(["tiny", "small"]).optional(),
+    // Shape changes to the initSize preset (e.g. more layers at the same width): measured per preset.
+    initShape: z
+      .object({
+        blockCount: z.number().int().positive().optional(),
+        embeddingLength: z.number().int().positive().optional(),
+        feedForwardLength: z.number().int().positive().optional(),
+        headCount: z.number().int().positive().optional(),
+        headCountKv: z.number().int().positive().optional(),
+      })
+      .optional(),
+    // Full-mode pretraining on the catalog text so a freshly initialised model knows the items.
+    pretrainEpochs: z.number().int().min(0).default(0),
+    pretrainLearningRate: z.number().default(1e-3),
+    // Documents per pretraining update.
+    pretrainBatchSize: z.number().default(16),
+    // Pretraining exercises whose candidate list lacks the item bought next, answered with the
+    // teacher's choice among the listed items: the answer can only be copied from the list.
+    // How many per step (0 = none).
+    pretrainListExercises: z.number().int().min(0).default(0),
+    // Each step also told after the bare history line, with no candidate list: it teaches which
+    // item follows which, but also to name an item without a list to copy it from.
+    pretrainOpenSteps: z.boolean().default(true),
+    threads: z.number().int().positive().optional(),
+    gpuLayers: z.number().int().min(0).default(0),
+    contextSize: z.number().int().positive().default(4096),
+  })
+  .superRefine((m, ctx) => {
+    // The pretraining's rate is the trainer's option and its batch size the training loop's.
+    reportIssues(ctx, trainerOptionIssues({ optimizer: { lr: m.pretrainLearningRate } }), {
+      "optimizer.lr": ["pretrainLearningRate"],
+    });
+    reportIssues(ctx, loopOptionIssues({ batchSize: m.pretrainBatchSize }), { batchSize: ["pretrainBatchSize"] });
+  });
 
-const TeacherConfig = z.object({
-  // "rule" is the offline rule-based teacher (no network, deterministic); "openai" any
-  // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper; `endpoint` + `model`, key from the
-  // environment variable `apiKeyEnv`); "local" a GGUF chat model run by node-llama-cpp (`model` =
-  // its path). No default: the rule teacher is not an LLM, so a paper run must choose it knowingly.
-  kind: z.enum(["rule", "openai", "local"]).optional(),
-  endpoint: z.string().optional(),
-  model: z.string().optional(),
-  apiKeyEnv: z.string().default("OPENAI_API_KEY"),
-  // τ: valid reasoning paths kept per sample; METHOD §2: up to 3 invalid paths retried per
-  // sample, so at most τ + maxRetries teacher calls.
-  tau: z.number().default(1),
-  maxRetries: z.number().default(DEFAULT_MAX_RETRIES),
-}).superRefine((t, ctx) => reportIssues(ctx, synthesisOptionIssues(t), {}));
+const TeacherConfig = z
+  .object({
+    // "rule" is the offline rule-based teacher (no network, deterministic); "openai" any
+    // OpenAI-compatible chat endpoint (DeepSeek-R1 in the paper; `endpoint` + `model`, key from the
+    // environment variable `apiKeyEnv`); "local" a GGUF chat model run by node-llama-cpp (`model` =
+    // its path). No default: the rule teacher is not an LLM, so a paper run must choose it knowingly.
+    kind: z.enum(["rule", "openai", "local"]).optional(),
+    endpoint: z.string().optional(),
+    model: z.string().optional(),
+    apiKeyEnv: z.string().default("OPENAI_API_KEY"),
+    // τ: valid reasoning paths kept per sample; METHOD §2: up to 3 invalid paths retried per
+    // sample, so at most τ + maxRetries teacher calls.
+    tau: z.number().default(1),
+    maxRetries: z.number().default(DEFAULT_MAX_RETRIES),
+  })
+  .superRefine((t, ctx) => reportIssues(ctx, synthesisOptionIssues(t), {}));
 
 // The fine-tuning defaults are TRAIN_DEFAULTS (src/train/options.ts), shared with `msr-rec train`.
 const T = TRAIN_DEFAULTS;
@@ -178,7 +195,9 @@ export function trainSettings(t: z.infer<typeof TrainSection>, seed: number): Tr
 const TRAIN_FIELDS: Record<string, string[]> = { lr: ["learningRate"], rank: ["loraRank"] };
 
 // The seed is checked with the dataset (it is the protocol's too): 0 stands in for it here.
-const TrainConfig = TrainSection.superRefine((t, ctx) => reportIssues(ctx, trainRunOptionIssues(trainSettings(t, 0)), TRAIN_FIELDS));
+const TrainConfig = TrainSection.superRefine((t, ctx) =>
+  reportIssues(ctx, trainRunOptionIssues(trainSettings(t, 0)), TRAIN_FIELDS),
+);
 
 const InferConfig = z.object({
   // Paper: temperature 0.7, up to 1,024 new tokens.
@@ -208,49 +227,61 @@ const EvalConfig = z.object({
   evaluatorModel: z.string().optional(),
 });
 
-const AblationConfig = z.object({
-  // Table 4: fine-tune on y_rec only (α = 0).
-  woReason: z.boolean().default(true),
-  // Table 4: the Figure-3 chain at inference.
-  full: z.boolean().default(true),
-  // Table 2: the base model zero-shot.
-  baseZeroShot: z.boolean().default(true),
-  // Table 2: TALLRec, instruction tuning without reasoning on its own prompt (an adapter trained
-  // like w/o reason on the title alone after prompts/templates/tallrec.txt).
-  tallrec: z.boolean().default(true),
-  // Figure 6: α/β sweep; each pair trains its own adapter.
-  sweep: z.boolean().default(true),
-  sweepPairs: z.array(z.tuple([z.number(), z.number()])).default([
-    [0.3, 0.7],
-    [0.5, 0.5],
-    [0.7, 0.3],
-    [0.9, 0.1],
-  ]),
-}).superRefine((a, ctx) =>
-  // Each pair is a variant's loss weights, checked as the training loop checks its α and β.
-  a.sweepPairs.forEach(([alpha, beta], i) => reportIssues(ctx, loopOptionIssues({ alpha, beta }), { alpha: ["sweepPairs", i, 0], beta: ["sweepPairs", i, 1] })),
-);
+const AblationConfig = z
+  .object({
+    // Table 4: fine-tune on y_rec only (α = 0).
+    woReason: z.boolean().default(true),
+    // Table 4: the Figure-3 chain at inference.
+    full: z.boolean().default(true),
+    // Table 2: the base model zero-shot.
+    baseZeroShot: z.boolean().default(true),
+    // Table 2: TALLRec, instruction tuning without reasoning on its own prompt (an adapter trained
+    // like w/o reason on the title alone after prompts/templates/tallrec.txt).
+    tallrec: z.boolean().default(true),
+    // Figure 6: α/β sweep; each pair trains its own adapter.
+    sweep: z.boolean().default(true),
+    sweepPairs: z.array(z.tuple([z.number(), z.number()])).default([
+      [0.3, 0.7],
+      [0.5, 0.5],
+      [0.7, 0.3],
+      [0.9, 0.1],
+    ]),
+  })
+  .superRefine((a, ctx) =>
+    // Each pair is a variant's loss weights, checked as the training loop checks its α and β.
+    a.sweepPairs.forEach(([alpha, beta], i) =>
+      reportIssues(ctx, loopOptionIssues({ alpha, beta }), { alpha: ["sweepPairs", i, 0], beta: ["sweepPairs", i, 1] }),
+    ),
+  );
 
-export const RunConfigSchema = z.object({
-  runDir: z.string().default("runs/default"),
-  seed: z.number().default(DEFAULT_SEED),
-  dataset: DatasetConfig.prefault({}),
-  model: ModelConfig.prefault({}),
-  teacher: TeacherConfig.prefault({}),
-  train: TrainConfig.prefault({}),
-  infer: InferConfig.prefault({}),
-  eval: EvalConfig.prefault({}),
-  ablations: AblationConfig.prefault({}),
-}).superRefine((c, ctx) => {
-  // The dataset's protocol options with the run's seed, which also seeds prompts and training.
-  const d = c.dataset;
-  const issues = [
-    ...protocolOptionIssues({ users: d.users, kcore: d.kCore, candidates: d.candidates, seed: c.seed }),
-    ...sampleOptionIssues({ historyLength: d.historyLength, seed: c.seed }),
-    ...trainRunOptionIssues(trainSettings(c.train, c.seed)).filter((i) => i.key === "seed"),
-  ];
-  reportIssues(ctx, issues, { users: ["dataset", "users"], kcore: ["dataset", "kCore"], candidates: ["dataset", "candidates"], historyLength: ["dataset", "historyLength"], seed: ["seed"] });
-});
+export const RunConfigSchema = z
+  .object({
+    runDir: z.string().default("runs/default"),
+    seed: z.number().default(DEFAULT_SEED),
+    dataset: DatasetConfig.prefault({}),
+    model: ModelConfig.prefault({}),
+    teacher: TeacherConfig.prefault({}),
+    train: TrainConfig.prefault({}),
+    infer: InferConfig.prefault({}),
+    eval: EvalConfig.prefault({}),
+    ablations: AblationConfig.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // The dataset's protocol options with the run's seed, which also seeds prompts and training.
+    const d = c.dataset;
+    const issues = [
+      ...protocolOptionIssues({ users: d.users, kcore: d.kCore, candidates: d.candidates, seed: c.seed }),
+      ...sampleOptionIssues({ historyLength: d.historyLength, seed: c.seed }),
+      ...trainRunOptionIssues(trainSettings(c.train, c.seed)).filter((i) => i.key === "seed"),
+    ];
+    reportIssues(ctx, issues, {
+      users: ["dataset", "users"],
+      kcore: ["dataset", "kCore"],
+      candidates: ["dataset", "candidates"],
+      historyLength: ["dataset", "historyLength"],
+      seed: ["seed"],
+    });
+  });
 
 type ParsedConfig = z.infer<typeof RunConfigSchema>;
 /** A validated config: parseRunConfig guarantees a data source and a teacher. */
@@ -270,7 +301,15 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
   demo: {
     runDir: "runs/demo",
     dataset: { source: "synthetic", domain: "electronics", users: 64, syntheticItems: 30, historyLength: 1 },
-    model: { initSize: "tiny", pretrainEpochs: 5, pretrainLearningRate: 3e-3, pretrainBatchSize: 8, pretrainListExercises: 5, pretrainOpenSteps: false, contextSize: 1024 },
+    model: {
+      initSize: "tiny",
+      pretrainEpochs: 5,
+      pretrainLearningRate: 3e-3,
+      pretrainBatchSize: 8,
+      pretrainListExercises: 5,
+      pretrainOpenSteps: false,
+      contextSize: 1024,
+    },
     // The rule teacher costs nothing per attempt: retry up to 30 times so that few training
     // samples fall back to behavior-only supervision (the model learns to skip its reasoning
     // from those; 3 retries left 15 of the 64).
@@ -279,7 +318,18 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
     // 128-token budget of inference, where candidate likelihood, blind to the reasoning, ranked
     // the reasoning adapters near chance; 32 validation users (not 8) make the criterion's step
     // 1/32 instead of 1/8, for about 30 s of CPU more in all.
-    train: { epochs: 5, batchSize: 4, learningRate: 5e-3, loraRank: 16, loraAlpha: 32, maxSampleTokens: 512, validUsers: 32, reasoningSteps: [4], selectBy: "generation", selectMaxTokens: 128 },
+    train: {
+      epochs: 5,
+      batchSize: 4,
+      learningRate: 5e-3,
+      loraRank: 16,
+      loraAlpha: 32,
+      maxSampleTokens: 512,
+      validUsers: 32,
+      reasoningSteps: [4],
+      selectBy: "generation",
+      selectMaxTokens: 128,
+    },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
     ablations: { woReason: true, full: true, baseZeroShot: true, sweep: true },
   },
@@ -302,17 +352,33 @@ export function parseRunConfig(input: unknown, origin = "config"): RunConfig {
   const r = RunConfigSchema.safeParse(input);
   if (!r.success) {
     const issues = r.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`).join("\n");
-    throw new Error(`${origin} is not a valid run config:\n${issues}\nFix these fields (see src/pipeline/config.ts for every option and its default).`);
+    throw new Error(
+      `${origin} is not a valid run config:\n${issues}\nFix these fields (see src/pipeline/config.ts for every option and its default).`,
+    );
   }
   const c = r.data;
   // What a paper run must be given: nothing here is defaulted to the demo's stand-ins.
   const missing: string[] = [];
-  if (!c.dataset.source) missing.push(`dataset.source (one of ${DATASET_SOURCES.filter((s) => s !== "synthetic").join(", ")}) with dataset.path (the raw files or a prepared folder)`);
-  else if (c.dataset.source !== "synthetic" && !c.dataset.path) missing.push(`dataset.path: dataset.source "${c.dataset.source}" needs dataset.path (the folder with the raw files)`);
-  if (!c.model.path && !c.model.initSize) missing.push("model.path (the base GGUF model to fine-tune; model.initSize creates a random one instead, for demos)");
-  if (!c.teacher.kind) missing.push('teacher.kind ("openai" with teacher.endpoint and teacher.model for DeepSeek-R1, "local", or "rule" for the offline rule teacher)');
+  if (!c.dataset.source)
+    missing.push(
+      `dataset.source (one of ${DATASET_SOURCES.filter((s) => s !== "synthetic").join(", ")}) with dataset.path (the raw files or a prepared folder)`,
+    );
+  else if (c.dataset.source !== "synthetic" && !c.dataset.path)
+    missing.push(
+      `dataset.path: dataset.source "${c.dataset.source}" needs dataset.path (the folder with the raw files)`,
+    );
+  if (!c.model.path && !c.model.initSize)
+    missing.push(
+      "model.path (the base GGUF model to fine-tune; model.initSize creates a random one instead, for demos)",
+    );
+  if (!c.teacher.kind)
+    missing.push(
+      'teacher.kind ("openai" with teacher.endpoint and teacher.model for DeepSeek-R1, "local", or "rule" for the offline rule teacher)',
+    );
   if (missing.length) {
-    throw new Error(`${origin} is missing what a run needs:\n${missing.map((m) => `  ${m}`).join("\n")}\nThe synthetic catalog, a random model and the rule teacher are the defaults of --preset demo and --preset tiny only.`);
+    throw new Error(
+      `${origin} is missing what a run needs:\n${missing.map((m) => `  ${m}`).join("\n")}\nThe synthetic catalog, a random model and the rule teacher are the defaults of --preset demo and --preset tiny only.`,
+    );
   }
   return c as RunConfig;
 }
@@ -323,14 +389,16 @@ export function presetConfig(name: PresetName, overrides: RunConfigInput = {}): 
   const merged: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(overrides)) {
     const prev = merged[k];
-    merged[k] = v && typeof v === "object" && !Array.isArray(v) && prev && typeof prev === "object" ? { ...prev, ...v } : v;
+    merged[k] =
+      v && typeof v === "object" && !Array.isArray(v) && prev && typeof prev === "object" ? { ...prev, ...v } : v;
   }
   return parseRunConfig(merged, `preset "${name}"`);
 }
 
 /** Reads a JSON config file; `{"preset": "demo", ...}` starts from a preset. */
 export function loadRunConfig(path: string): RunConfig {
-  if (!existsSync(path)) throw new Error(`config file ${path} not found; write one (see src/pipeline/config.ts) or use --preset demo`);
+  if (!existsSync(path))
+    throw new Error(`config file ${path} not found; write one (see src/pipeline/config.ts) or use --preset demo`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));
@@ -340,7 +408,9 @@ export function loadRunConfig(path: string): RunConfig {
   if (raw && typeof raw === "object" && "preset" in raw) {
     const { preset, ...rest } = raw as { preset: unknown } & Record<string, unknown>;
     if (typeof preset !== "string" || !(preset in PRESETS)) {
-      throw new Error(`config file ${path}: unknown preset ${JSON.stringify(preset)}; known: ${Object.keys(PRESETS).join(", ")}`);
+      throw new Error(
+        `config file ${path}: unknown preset ${JSON.stringify(preset)}; known: ${Object.keys(PRESETS).join(", ")}`,
+      );
     }
     return presetConfig(preset as PresetName, rest as RunConfigInput);
   }
@@ -362,7 +432,9 @@ export interface TrainVariant {
 }
 
 export function trainVariants(c: RunConfig): TrainVariant[] {
-  const v: TrainVariant[] = [{ name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false, format: "msr" }];
+  const v: TrainVariant[] = [
+    { name: "msr", alpha: c.train.alpha, beta: c.train.beta, withoutReasoning: false, format: "msr" },
+  ];
   if (c.ablations.woReason) v.push({ name: "wo-reason", alpha: 0, beta: 1, withoutReasoning: true, format: "msr" });
   if (c.ablations.sweep) {
     for (const [a, b] of c.ablations.sweepPairs) {
@@ -375,12 +447,16 @@ export function trainVariants(c: RunConfig): TrainVariant[] {
 }
 
 /** The config a CLI command runs with: --config file, else --preset (default `fallback`), then --run-dir. */
-export function resolveCliConfig(o: { config?: string; preset?: string; runDir?: string }, fallback: PresetName = "paper"): RunConfig {
+export function resolveCliConfig(
+  o: { config?: string; preset?: string; runDir?: string },
+  fallback: PresetName = "paper",
+): RunConfig {
   let c: RunConfig;
   if (o.config) c = loadRunConfig(o.config);
   else {
     const name = o.preset ?? fallback;
-    if (!(name in PRESETS)) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(", ")}, got "${name}"`);
+    if (!(name in PRESETS))
+      throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(", ")}, got "${name}"`);
     c = presetConfig(name as PresetName);
   }
   return o.runDir ? { ...c, runDir: o.runDir } : c;

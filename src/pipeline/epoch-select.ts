@@ -38,7 +38,12 @@ export function betterEpoch(e: EpochScore, best: EpochScore | null): boolean {
  * One batched scorer call; the candidate with the lowest per-token PPL is the prediction (per
  * token, so short titles are not favoured for being short). Cheap, but blind to the reasoning.
  */
-async function validationHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
+async function validationHitRatio(
+  model: EngineModel,
+  adapterPath: string,
+  c: RunConfig,
+  v: TrainVariant,
+): Promise<number> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const users = validationUsers(c, ds);
@@ -51,14 +56,18 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
   for (const u of users) {
     const s = sampleFor(u, "valid", c.dataset.historyLength);
     const titles = s.candidates.map((id) => ds.items.get(id)?.title ?? id);
-    const r = v.format === "tallrec" ? candidateRequests(tokenize, tallrecPrompt(ds, s), titles, "plain") : candidateRequests(tokenize, trainingPrompt(ds, templates, s), titles);
+    const r =
+      v.format === "tallrec"
+        ? candidateRequests(tokenize, tallrecPrompt(ds, s), titles, "plain")
+        : candidateRequests(tokenize, trainingPrompt(ds, templates, s), titles);
     for (const k of r.continuations) reqs.push({ prompt: r.context, continuation: k });
     meta.push({ n: s.candidates.length, target: s.targetIndex });
   }
   const scores = await scorer.score(reqs, { lora });
   scorer.dispose();
   for (const l of lora) l.adapter.dispose();
-  let off = 0, hits = 0;
+  let off = 0,
+    hits = 0;
   for (const m of meta) {
     let best = 0;
     for (let k = 1; k < m.n; k++) if (scores[off + k]!.ppl < scores[off + best]!.ppl) best = k;
@@ -75,18 +84,39 @@ async function validationHitRatio(model: EngineModel, adapterPath: string, c: Ru
  * train.selectMaxTokens tokens in one batched call, the answer judged by LLaRA's rule as the infer
  * and eval stages judge it. An answer past the budget names no title and counts as a miss.
  */
-export async function generatedHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
+export async function generatedHitRatio(
+  model: EngineModel,
+  adapterPath: string,
+  c: RunConfig,
+  v: TrainVariant,
+): Promise<number> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const users = validationUsers(c, ds);
   if (users.length === 0) return Number.NaN;
   const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
   const samples = users.map((u) => sampleFor(u, "valid", c.dataset.historyLength));
-  const prompts = samples.map((s) => (v.format === "tallrec" ? tokenize(tallrecPrompt(ds, s), { addBos: true }) : trainedPrefix(tokenize, trainingPrompt(ds, templates, s), v.withoutReasoning)));
+  const prompts = samples.map((s) =>
+    v.format === "tallrec"
+      ? tokenize(tallrecPrompt(ds, s), { addBos: true })
+      : trainedPrefix(tokenize, trainingPrompt(ds, templates, s), v.withoutReasoning),
+  );
   const lora = await loadAdapter(model, adapterPath);
   try {
-    const out = await model.generate(prompts, { maxTokens: c.train.selectMaxTokens, temperature: 0, seed: c.seed, parallel: c.infer.batchSize, lora });
-    const hits = out.filter((g, i) => parseOutput(g.text, samples[i]!.candidates.map((id) => ds.items.get(id)?.title ?? id)).choiceIndex === samples[i]!.targetIndex).length;
+    const out = await model.generate(prompts, {
+      maxTokens: c.train.selectMaxTokens,
+      temperature: 0,
+      seed: c.seed,
+      parallel: c.infer.batchSize,
+      lora,
+    });
+    const hits = out.filter(
+      (g, i) =>
+        parseOutput(
+          g.text,
+          samples[i]!.candidates.map((id) => ds.items.get(id)?.title ?? id),
+        ).choiceIndex === samples[i]!.targetIndex,
+    ).length;
     return hits / users.length;
   } finally {
     for (const l of lora) l.adapter.dispose();
@@ -95,11 +125,16 @@ export async function generatedHitRatio(model: EngineModel, adapterPath: string,
 
 /** The configured validation HitRatio@1 of an epoch's adapter (train.selectBy). */
 export function epochHitRatio(model: EngineModel, adapterPath: string, c: RunConfig, v: TrainVariant): Promise<number> {
-  return c.train.selectBy === "generation" ? generatedHitRatio(model, adapterPath, c, v) : validationHitRatio(model, adapterPath, c, v);
+  return c.train.selectBy === "generation"
+    ? generatedHitRatio(model, adapterPath, c, v)
+    : validationHitRatio(model, adapterPath, c, v);
 }
 
 /** What selected a variant's epoch, as done.json records it. */
 export function selectionName(c: RunConfig): string {
-  const how = c.train.selectBy === "generation" ? `greedy generations of up to ${c.train.selectMaxTokens} tokens` : "candidate likelihood";
+  const how =
+    c.train.selectBy === "generation"
+      ? `greedy generations of up to ${c.train.selectMaxTokens} tokens`
+      : "candidate likelihood";
   return `validation HitRatio@1 (${how}), ties by recommendation NLL`;
 }

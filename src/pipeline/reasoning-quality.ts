@@ -18,29 +18,51 @@ import { baseModelPath } from "./stages/base.js";
  * once for the evaluator model, so that every row is rescaled alike; without them each call is
  * rescaled against its own mismatched pairs (for one-off use outside a run).
  */
-export async function reasoningQuality(c: RunConfig, skipped: string[], references?: readonly string[]): Promise<{ quality: ReasoningQuality; dispose(): void }> {
+export async function reasoningQuality(
+  c: RunConfig,
+  skipped: string[],
+  references?: readonly string[],
+): Promise<{ quality: ReasoningQuality; dispose(): void }> {
   const q: ReasoningQuality = {};
-  if (c.eval.meteor) q.meteor = async (pairs) => pairs.reduce((a, p) => a + meteorText(p.reference, p.candidate), 0) / pairs.length;
+  if (c.eval.meteor)
+    q.meteor = async (pairs) => pairs.reduce((a, p) => a + meteorText(p.reference, p.candidate), 0) / pairs.length;
   if (!c.eval.gptscore && !c.eval.bertscore) return { quality: q, dispose: () => {} };
   const path = c.eval.evaluatorModel ?? baseModelPath(c);
   const model = await openModel(path, c);
   const scorer = model.createScorer({ contextSize: c.model.contextSize });
   if (c.eval.gptscore) {
-    q.gptscore = async (pairs) => (await gptScore(pairs.map((p) => ({ text: p.candidate, context: p.context })), (reqs) => scorer.score(reqs.map((r) => ({ prompt: r.prompt, continuation: r.continuation }))), "coherence")).mean;
+    q.gptscore = async (pairs) =>
+      (
+        await gptScore(
+          pairs.map((p) => ({ text: p.candidate, context: p.context })),
+          (reqs) => scorer.score(reqs.map((r) => ({ prompt: r.prompt, continuation: r.continuation }))),
+          "coherence",
+        )
+      ).mean;
   }
   if (c.eval.bertscore) {
     // Contextual token vectors, as BERTScore uses: the evaluator's last-layer hidden states
     // (model.embed), each text encoded on its own, without the BOS row.
     const dim = model.info.embeddingSize;
     const embed = async (texts: readonly string[]) =>
-      (await model.embed(texts)).map((e) => Array.from({ length: e.length / dim - 1 }, (_, p) => e.subarray((p + 1) * dim, (p + 2) * dim)));
+      (await model.embed(texts)).map((e) =>
+        Array.from({ length: e.length / dim - 1 }, (_, p) => e.subarray((p + 1) * dim, (p + 2) * dim)),
+      );
     // One model's hidden states share a dominant direction, so even unrelated texts have high raw
     // cosines. As BERTScore's own rescaling does, F1 is rescaled against a baseline b:
     // (F1 − b) / (1 − b). BERTScore publishes one b per encoder model; here b is the mean F1 of
     // mismatched teacher references (each against the next user's) under the evaluator model,
     // computed once, so every row of the table is rescaled by the same b.
-    const mismatched = async (cands: readonly string[], refs: readonly string[]) => meanBertScore(await bertScore(cands, refs.map((_, i) => refs[(i + 1) % refs.length]!), embed)).f1;
-    let fixed: Promise<number> | null = references && references.length >= 2 ? mismatched(references, references) : null;
+    const mismatched = async (cands: readonly string[], refs: readonly string[]) =>
+      meanBertScore(
+        await bertScore(
+          cands,
+          refs.map((_, i) => refs[(i + 1) % refs.length]!),
+          embed,
+        ),
+      ).f1;
+    let fixed: Promise<number> | null =
+      references && references.length >= 2 ? mismatched(references, references) : null;
     const rescale = (f1: number, b: number) => (b < 1 ? (f1 - b) / (1 - b) : 0);
     q.bertscore = async (pairs) => {
       const cands = pairs.map((p) => p.candidate);
@@ -52,14 +74,26 @@ export async function reasoningQuality(c: RunConfig, skipped: string[], referenc
     // A missing reasoning matches nothing: F1 = 0, rescaled by the same baseline as the row.
     q.bertscoreMissing = async (pairs) => {
       if (fixed) return rescale(0, await fixed);
-      return pairs.length < 2 ? 0 : rescale(0, await mismatched(pairs.map((p) => p.candidate), pairs.map((p) => p.reference)));
+      return pairs.length < 2
+        ? 0
+        : rescale(
+            0,
+            await mismatched(
+              pairs.map((p) => p.candidate),
+              pairs.map((p) => p.reference),
+            ),
+          );
     };
     if (fixed) {
       const b = await fixed;
       fixed = Promise.resolve(b);
-      skipped.push(`BERTScore: F1 of the evaluator model's contextual last-layer token states (${path}; not the original's RoBERTa-large), rescaled by one baseline for that model, b = ${b.toFixed(4)} (mean F1 of mismatched teacher references), the same for every row; a missing reasoning scores ${rescale(0, b).toFixed(4)} (F1 = 0 rescaled)`);
+      skipped.push(
+        `BERTScore: F1 of the evaluator model's contextual last-layer token states (${path}; not the original's RoBERTa-large), rescaled by one baseline for that model, b = ${b.toFixed(4)} (mean F1 of mismatched teacher references), the same for every row; a missing reasoning scores ${rescale(0, b).toFixed(4)} (F1 = 0 rescaled)`,
+      );
     } else {
-      skipped.push("BERTScore encodes with the evaluator model's contextual last-layer states (not the original's RoBERTa-large) and, without references to fix a baseline, is rescaled per row against that row's mismatched pairs");
+      skipped.push(
+        "BERTScore encodes with the evaluator model's contextual last-layer states (not the original's RoBERTa-large) and, without references to fix a baseline, is rescaled per row against that row's mismatched pairs",
+      );
     }
   }
   return {
@@ -70,4 +104,3 @@ export async function reasoningQuality(c: RunConfig, skipped: string[], referenc
     },
   };
 }
-

@@ -1,7 +1,16 @@
 // The run's dataset and what every stage derives from it: the prepared folder read back under the
 // run's domain name, the train split's catalog (its negatives are seeded by the run), the
 // validation users, the training prompt of a sample, and the trainer's sample shape.
-import { contextFor, readPreparedDataset, sampleFor, titleOf, trainPositions, type PreparedDataset, type PromptSample, type TrainCatalog } from "../prompts/dataset.js";
+import {
+  contextFor,
+  readPreparedDataset,
+  sampleFor,
+  titleOf,
+  trainPositions,
+  type PreparedDataset,
+  type PromptSample,
+  type TrainCatalog,
+} from "../prompts/dataset.js";
 import { fillTemplate } from "../prompts/build.js";
 import { loadTallrecTemplate, type PromptTemplates } from "../prompts/templates.js";
 import type { SftRecord } from "../train/samples.js";
@@ -27,7 +36,9 @@ export function trainCatalog(c: RunConfig, ds: PreparedDataset): TrainCatalog {
 /** The train-split samples of the run: one per user, or one per training position (train.positions). */
 export function trainSamples(c: RunConfig, ds: PreparedDataset): PromptSample[] {
   const catalog = trainCatalog(c, ds);
-  return ds.users.flatMap((u) => trainPositions(u, c.train.positions).map((p) => sampleFor(u, "train", c.dataset.historyLength, catalog, p)));
+  return ds.users.flatMap((u) =>
+    trainPositions(u, c.train.positions).map((p) => sampleFor(u, "train", c.dataset.historyLength, catalog, p)),
+  );
 }
 
 /** Users whose validation split is used for validation loss / HitRatio (the first N, fixed order). */

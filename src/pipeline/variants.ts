@@ -33,26 +33,87 @@ export interface InferVariant {
 }
 
 /** What the TALLRec row is. */
-export const TALLREC_NOTE = "instruction tuning without reasoning on TALLRec's Alpaca prompt, with the choose-one-candidate instruction (TALLRec itself asks yes/no about one item); trained like w/o reason; no reasoning to score";
+export const TALLREC_NOTE =
+  "instruction tuning without reasoning on TALLRec's Alpaca prompt, with the choose-one-candidate instruction (TALLRec itself asks yes/no about one item); trained like w/o reason; no reasoning to score";
 
 /** Why `w/o reason` has no reasoning metrics. */
-export const WITHOUT_REASONING_NOTE = "trained without reasoning and generated past it (from `[reasoning_start]\n`): no reasoning to score, so METEOR, BERTScore and GPTScore do not apply (the paper's row scores whatever its model wrote)";
+export const WITHOUT_REASONING_NOTE =
+  "trained without reasoning and generated past it (from `[reasoning_start]\n`): no reasoning to score, so METEOR, BERTScore and GPTScore do not apply (the paper's row scores whatever its model wrote)";
 
 export function inferVariants(c: RunConfig): InferVariant[] {
   const out: InferVariant[] = [];
   for (const t of trainVariants(c)) {
     if (t.name === "msr") {
-      out.push({ name: "msr", label: "MSR-Rec", kind: "msr", adapter: "msr", mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
-      if (c.ablations.full) out.push({ name: "msr-full", label: "MSR-Rec (full)", kind: "ablation", adapter: "msr", mode: "single", template: "full", prefix: "reasoning", reasoning: true });
+      out.push({
+        name: "msr",
+        label: "MSR-Rec",
+        kind: "msr",
+        adapter: "msr",
+        mode: "bidirectional",
+        prefix: "reasoning",
+        alpha: t.alpha,
+        beta: t.beta,
+        reasoning: true,
+      });
+      if (c.ablations.full)
+        out.push({
+          name: "msr-full",
+          label: "MSR-Rec (full)",
+          kind: "ablation",
+          adapter: "msr",
+          mode: "single",
+          template: "full",
+          prefix: "reasoning",
+          reasoning: true,
+        });
     } else if (t.format === "tallrec") {
-      out.push({ name: t.name, label: "TALLRec", kind: "baseline", adapter: t.name, mode: "single", template: "tallrec", prefix: "none", reasoning: false, note: TALLREC_NOTE });
+      out.push({
+        name: t.name,
+        label: "TALLRec",
+        kind: "baseline",
+        adapter: t.name,
+        mode: "single",
+        template: "tallrec",
+        prefix: "none",
+        reasoning: false,
+        note: TALLREC_NOTE,
+      });
     } else if (t.name === "wo-reason") {
-      out.push({ name: "wo-reason", label: "MSR-Rec w/o reason", kind: "ablation", adapter: "wo-reason", mode: "bidirectional", prefix: "behavior", reasoning: false, note: WITHOUT_REASONING_NOTE });
+      out.push({
+        name: "wo-reason",
+        label: "MSR-Rec w/o reason",
+        kind: "ablation",
+        adapter: "wo-reason",
+        mode: "bidirectional",
+        prefix: "behavior",
+        reasoning: false,
+        note: WITHOUT_REASONING_NOTE,
+      });
     } else {
-      out.push({ name: t.name, label: `MSR-Rec α/β ${t.alpha}/${t.beta}`, kind: "sweep", adapter: t.name, mode: "bidirectional", prefix: "reasoning", alpha: t.alpha, beta: t.beta, reasoning: true });
+      out.push({
+        name: t.name,
+        label: `MSR-Rec α/β ${t.alpha}/${t.beta}`,
+        kind: "sweep",
+        adapter: t.name,
+        mode: "bidirectional",
+        prefix: "reasoning",
+        alpha: t.alpha,
+        beta: t.beta,
+        reasoning: true,
+      });
     }
   }
-  if (c.ablations.baseZeroShot) out.push({ name: "base-zero-shot", label: "Base model (zero-shot)", kind: "baseline", adapter: null, mode: "single", template: "full", prefix: "none", reasoning: true });
+  if (c.ablations.baseZeroShot)
+    out.push({
+      name: "base-zero-shot",
+      label: "Base model (zero-shot)",
+      kind: "baseline",
+      adapter: null,
+      mode: "single",
+      template: "full",
+      prefix: "none",
+      reasoning: true,
+    });
   return out;
 }
 

@@ -15,7 +15,14 @@ import type { Item, UserSplit } from "../data/types.js";
 import type { PromptContext } from "./build.js";
 import { Rng } from "../util/random.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
-import { DEFAULT_SEED, HISTORY_LENGTH, distinctTitles, fillDistinctTitles, recentHistory, titleKey } from "../data/protocol.js";
+import {
+  DEFAULT_SEED,
+  HISTORY_LENGTH,
+  distinctTitles,
+  fillDistinctTitles,
+  recentHistory,
+  titleKey,
+} from "../data/protocol.js";
 
 /** What the train split draws its negatives from: every item id, and the run's seed. */
 export interface TrainCatalog {
@@ -26,19 +33,36 @@ export interface TrainCatalog {
 }
 
 /** The train split's candidates: the target and fresh negatives, shuffled (see the header). */
-export function trainCandidates(u: UserSplit, target: string, catalog: TrainCatalog, n: number, position?: number): string[] {
+export function trainCandidates(
+  u: UserSplit,
+  target: string,
+  catalog: TrainCatalog,
+  n: number,
+  position?: number,
+): string[] {
   const touched = new Set([...u.train, u.valid, u.test]);
   const shown = new Set([...u.candidates.valid, ...u.candidates.test]);
   const fresh = catalog.itemIds.filter((id) => !touched.has(id) && !shown.has(id));
   // The last training item keeps the stream it always had; earlier positions get their own.
-  const rng = new Rng(catalog.seed, position === undefined ? `train-candidates:${u.user}` : `train-candidates:${u.user}@${position}`);
+  const rng = new Rng(
+    catalog.seed,
+    position === undefined ? `train-candidates:${u.user}` : `train-candidates:${u.user}@${position}`,
+  );
   const keyOf = catalog.titleOf ? (id: string) => titleKey(catalog.titleOf!(id)) : (id: string) => id;
   const taken = new Set([keyOf(target)]);
   // k items of `pool` whose titles are not taken: a uniform draw, a colliding one drawn again.
-  const draw = (pool: readonly string[], k: number) => fillDistinctTitles(rng, distinctTitles(rng.sample(pool, k), keyOf, taken), pool, k, keyOf, taken);
+  const draw = (pool: readonly string[], k: number) =>
+    fillDistinctTitles(rng, distinctTitles(rng.sample(pool, k), keyOf, taken), pool, k, keyOf, taken);
   let negatives = draw(fresh, Math.min(n - 1, fresh.length));
   // A catalog too small for fresh negatives tops up with shown-but-never-touched items.
-  if (negatives.length < n - 1) negatives = [...negatives, ...draw(catalog.itemIds.filter((id) => !touched.has(id) && shown.has(id)), n - 1 - negatives.length)];
+  if (negatives.length < n - 1)
+    negatives = [
+      ...negatives,
+      ...draw(
+        catalog.itemIds.filter((id) => !touched.has(id) && shown.has(id)),
+        n - 1 - negatives.length,
+      ),
+    ];
   return rng.shuffle([target, ...negatives]);
 }
 
@@ -90,7 +114,13 @@ export function readPreparedDataset(dir: string, name?: string): PreparedDataset
 }
 
 /** The prompt sample of one user for one split (see the header for what each split means). */
-export function sampleFor(u: UserSplit, split: Split, historyLength = HISTORY_LENGTH, catalog?: TrainCatalog, position?: number): PromptSample {
+export function sampleFor(
+  u: UserSplit,
+  split: Split,
+  historyLength = HISTORY_LENGTH,
+  catalog?: TrainCatalog,
+  position?: number,
+): PromptSample {
   let full: string[];
   let target: string;
   let candidates: string[];
@@ -105,17 +135,33 @@ export function sampleFor(u: UserSplit, split: Split, historyLength = HISTORY_LE
   } else {
     if (u.train.length < 1) throw new Error(`user ${u.user} has no training items; cannot build a train-split sample`);
     if (position !== undefined && !(Number.isInteger(position) && position >= 0 && position < u.train.length - 1)) {
-      throw new Error(`user ${u.user}: training position ${position} is not one of 0..${u.train.length - 2} (leave it out for the last training item)`);
+      throw new Error(
+        `user ${u.user}: training position ${position} is not one of 0..${u.train.length - 2} (leave it out for the last training item)`,
+      );
     }
     const at = position ?? u.train.length - 1;
     full = u.train.slice(0, at);
     target = u.train[at]!;
-    if (!catalog && position !== undefined) throw new Error("a train-split sample of an earlier position draws its own negatives: pass the catalog");
-    candidates = catalog ? trainCandidates(u, target, catalog, u.candidates.valid.length, position) : u.candidates.valid.map((id) => (id === u.valid ? target : id));
+    if (!catalog && position !== undefined)
+      throw new Error("a train-split sample of an earlier position draws its own negatives: pass the catalog");
+    candidates = catalog
+      ? trainCandidates(u, target, catalog, u.candidates.valid.length, position)
+      : u.candidates.valid.map((id) => (id === u.valid ? target : id));
   }
   const targetIndex = candidates.indexOf(target);
-  if (targetIndex === -1) throw new Error(`user ${u.user}: the ${split} candidates do not contain the ground truth ${target}; re-run the prepare step`);
-  return { user: u.user, split, history: recentHistory(full, historyLength), candidates, target, targetIndex, ...(position !== undefined ? { position } : {}) };
+  if (targetIndex === -1)
+    throw new Error(
+      `user ${u.user}: the ${split} candidates do not contain the ground truth ${target}; re-run the prepare step`,
+    );
+  return {
+    user: u.user,
+    split,
+    history: recentHistory(full, historyLength),
+    candidates,
+    target,
+    targetIndex,
+    ...(position !== undefined ? { position } : {}),
+  };
 }
 
 /** What is wrong with the options of a prompt job (the window and the train split's seed). */
@@ -123,7 +169,12 @@ export function sampleOptionIssues(o: { historyLength?: number; seed?: number })
   return issuesOf({ historyLength: [o.historyLength, rule.integerAtLeast(0)], seed: [o.seed, rule.integer] });
 }
 
-export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HISTORY_LENGTH, seed = DEFAULT_SEED): PromptSample[] {
+export function samplesFor(
+  ds: PreparedDataset,
+  split: Split,
+  historyLength = HISTORY_LENGTH,
+  seed = DEFAULT_SEED,
+): PromptSample[] {
   throwIssues(sampleOptionIssues({ historyLength, seed }));
   const catalog: TrainCatalog = { itemIds: [...ds.items.keys()], seed, titleOf: (id) => titleOf(ds.items, id) };
   return ds.users.map((u) => sampleFor(u, split, historyLength, catalog));
@@ -131,11 +182,16 @@ export function samplesFor(ds: PreparedDataset, split: Split, historyLength = HI
 
 export function titleOf(items: Map<string, Item>, id: string): string {
   const it = items.get(id);
-  if (!it) throw new Error(`item ${id} is referenced by users.jsonl but missing from items.jsonl; re-run the prepare step`);
+  if (!it)
+    throw new Error(`item ${id} is referenced by users.jsonl but missing from items.jsonl; re-run the prepare step`);
   return it.title;
 }
 
 /** Titles for a sample, ready for a template. */
 export function contextFor(ds: Pick<PreparedDataset, "name" | "items">, s: PromptSample): PromptContext {
-  return { dataset: ds.name, history: s.history.map((id) => titleOf(ds.items, id)), candidates: s.candidates.map((id) => titleOf(ds.items, id)) };
+  return {
+    dataset: ds.name,
+    history: s.history.map((id) => titleOf(ds.items, id)),
+    candidates: s.candidates.map((id) => titleOf(ds.items, id)),
+  };
 }

@@ -24,7 +24,9 @@ export function isPromptKind(s: string): s is PromptKind {
 export function checkTemplate(kind: string, text: string): void {
   const missing = PLACEHOLDERS.filter((p) => !text.includes(p));
   if (missing.length > 0) {
-    throw new Error(`prompt template "${kind}" lacks ${missing.join(", ")}; every template must contain ${PLACEHOLDERS.join(", ")}`);
+    throw new Error(
+      `prompt template "${kind}" lacks ${missing.join(", ")}; every template must contain ${PLACEHOLDERS.join(", ")}`,
+    );
   }
 }
 
@@ -33,7 +35,10 @@ export function loadTemplates(dir: string = defaultTemplatesDir()): PromptTempla
   const out = {} as PromptTemplates;
   for (const kind of PROMPT_KINDS) {
     const file = join(dir, `${kind}.txt`);
-    if (!existsSync(file)) throw new Error(`prompt template ${file} not found; a templates folder needs ${PROMPT_KINDS.map((k) => k + ".txt").join(", ")}`);
+    if (!existsSync(file))
+      throw new Error(
+        `prompt template ${file} not found; a templates folder needs ${PROMPT_KINDS.map((k) => k + ".txt").join(", ")}`,
+      );
     const text = readFileSync(file, "utf8").replace(/\s+$/, "");
     checkTemplate(kind, text);
     out[kind] = text;
@@ -50,7 +55,10 @@ export function loadTemplates(dir: string = defaultTemplatesDir()): PromptTempla
  */
 export function loadTallrecTemplate(dir: string = defaultTemplatesDir()): string {
   const file = join(dir, "tallrec.txt");
-  const text = readFileSync(existsSync(file) ? file : join(defaultTemplatesDir(), "tallrec.txt"), "utf8").replace(/\s+$/, "");
+  const text = readFileSync(existsSync(file) ? file : join(defaultTemplatesDir(), "tallrec.txt"), "utf8").replace(
+    /\s+$/,
+    "",
+  );
   checkTemplate("tallrec", text);
   return `${text}\n`;
 }

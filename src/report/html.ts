@@ -1,7 +1,13 @@
 // report.html: a single self-contained page (inline CSS and SVG, no scripts, no server) with
 // Table 1, the results table and a chart of MSR-Rec beside the baselines, the ablations, the α/β sweep, loss curves,
 // the PPL distributions of agreeing vs disagreeing sides, and reasoning examples side by side.
-import { GPTSCORE_NOTE, type MetricsFile, type MetricsRow, type PredictionRecord, type TrainLogLine } from "../run/results.js";
+import {
+  GPTSCORE_NOTE,
+  type MetricsFile,
+  type MetricsRow,
+  type PredictionRecord,
+  type TrainLogLine,
+} from "../run/results.js";
 import { barChart, emptyPlot, escapeXml as esc, histogram, lineChart, type Series } from "./svg.js";
 
 export interface ReportData {
@@ -30,29 +36,49 @@ function statsRow(name: string, s: unknown): string | null {
 }
 
 function statsTable(stats: Record<string, unknown>): string {
-  const rows = [statsRow("raw", stats.raw), statsRow("k-core", stats.kcore), statsRow("prepared", stats)].filter((r): r is string => r !== null);
+  const rows = [statsRow("raw", stats.raw), statsRow("k-core", stats.kcore), statsRow("prepared", stats)].filter(
+    (r): r is string => r !== null,
+  );
   const source = typeof stats.source === "string" ? `<p class="note">source: ${esc(stats.source)}</p>` : "";
   return `<table><tr><th></th><th>#users</th><th>#items</th><th>#interactions</th><th>density</th></tr>${rows.join("")}</table>${source}`;
 }
 
 function metricsTable(rows: MetricsRow[]): string {
   if (rows.length === 0) return `<p class="note">no rows</p>`;
-  const head = "<tr><th>model</th><th>HitRatio@1</th><th>HR@1 (valid)</th><th>ValidRatio</th><th>strict HR@1</th><th>METEOR</th><th>BERTScore</th><th>GPTScore (log-prob)</th><th>note</th></tr>";
+  const head =
+    "<tr><th>model</th><th>HitRatio@1</th><th>HR@1 (valid)</th><th>ValidRatio</th><th>strict HR@1</th><th>METEOR</th><th>BERTScore</th><th>GPTScore (log-prob)</th><th>note</th></tr>";
   const body = rows
-    .map((r) => `<tr class="${r.kind}"><td>${esc(r.name)}</td><td>${fmt(r.hitRatio)}</td><td>${fmt(r.hitRatioValid)}</td><td>${fmt(r.validRatio)}</td><td>${fmt(r.strictHitRatio)}</td><td>${fmt(r.meteor)}</td><td>${fmt(r.bertscore)}</td><td>${fmt(r.gptscore, 3)}</td><td>${esc(r.note ?? "")}</td></tr>`)
+    .map(
+      (r) =>
+        `<tr class="${r.kind}"><td>${esc(r.name)}</td><td>${fmt(r.hitRatio)}</td><td>${fmt(r.hitRatioValid)}</td><td>${fmt(r.validRatio)}</td><td>${fmt(r.strictHitRatio)}</td><td>${fmt(r.meteor)}</td><td>${fmt(r.bertscore)}</td><td>${fmt(r.gptscore, 3)}</td><td>${esc(r.note ?? "")}</td></tr>`,
+    )
     .join("");
   return `<table>${head}${body}</table>`;
 }
 
 function lossPlots(log: TrainLogLine[]): string[] {
   const variants = [...new Set(log.map((l) => l.variant))];
-  const steps: Series[] = variants.map((v) => ({ name: v, points: log.filter((l) => l.type === "step" && l.variant === v).map((l, i) => [i + 1, (l as { loss: number }).loss] as [number, number]) }));
+  const steps: Series[] = variants.map((v) => ({
+    name: v,
+    points: log
+      .filter((l) => l.type === "step" && l.variant === v)
+      .map((l, i) => [i + 1, (l as { loss: number }).loss] as [number, number]),
+  }));
   const epochs = log.filter((l): l is Extract<TrainLogLine, { type: "epoch" }> => l.type === "epoch");
   const vLoss: Series[] = variants.flatMap((v) => [
-    { name: `${v} train`, points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.trainLoss] as [number, number]) },
-    { name: `${v} valid`, points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.validLoss] as [number, number]) },
+    {
+      name: `${v} train`,
+      points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.trainLoss] as [number, number]),
+    },
+    {
+      name: `${v} valid`,
+      points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.validLoss] as [number, number]),
+    },
   ]);
-  const vHit: Series[] = variants.map((v) => ({ name: v, points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.validHitRatio] as [number, number]) }));
+  const vHit: Series[] = variants.map((v) => ({
+    name: v,
+    points: epochs.filter((e) => e.variant === v).map((e) => [e.epoch, e.validHitRatio] as [number, number]),
+  }));
   if (log.length === 0) return [emptyPlot("Training loss", "no training log (train stage not run)")];
   return [
     lineChart("Training loss per step", "step", "loss (α·rea + β·rec)", steps),
@@ -62,14 +88,25 @@ function lossPlots(log: TrainLogLine[]): string[] {
 }
 
 function sweepPlots(m: MetricsFile): string[] {
-  const rows = m.rows.filter((r) => (r.kind === "sweep" || r.kind === "msr") && r.alpha !== undefined && r.beta !== undefined && r.name.startsWith("MSR-Rec") && !r.name.includes("("));
+  const rows = m.rows.filter(
+    (r) =>
+      (r.kind === "sweep" || r.kind === "msr") &&
+      r.alpha !== undefined &&
+      r.beta !== undefined &&
+      r.name.startsWith("MSR-Rec") &&
+      !r.name.includes("("),
+  );
   const byPair = new Map<string, MetricsRow>();
   for (const r of rows) byPair.set(`${r.alpha}/${r.beta}`, r);
   const pairs = [...byPair.keys()].sort((a, b) => Number(a.split("/")[0]) - Number(b.split("/")[0]));
   if (pairs.length < 2) return [emptyPlot("α/β sweep", "sweep not run (ablations.sweep is off or skipped for budget)")];
   return [
-    barChart("HitRatio@1 by α/β", "HitRatio@1", pairs, [{ name: "HitRatio@1", values: pairs.map((p) => byPair.get(p)!.hitRatio) }]),
-    barChart("GPTScore by α/β (log-prob, not the paper's scale)", "GPTScore (mean log-prob)", pairs, [{ name: "GPTScore", values: pairs.map((p) => byPair.get(p)!.gptscore ?? Number.NaN) }]),
+    barChart("HitRatio@1 by α/β", "HitRatio@1", pairs, [
+      { name: "HitRatio@1", values: pairs.map((p) => byPair.get(p)!.hitRatio) },
+    ]),
+    barChart("GPTScore by α/β (log-prob, not the paper's scale)", "GPTScore (mean log-prob)", pairs, [
+      { name: "GPTScore", values: pairs.map((p) => byPair.get(p)!.gptscore ?? Number.NaN) },
+    ]),
   ];
 }
 
@@ -85,18 +122,29 @@ function shortName(r: MetricsRow): string {
 /** MSR-Rec beside every baseline (random, popularity, Markov, teacher, TALLRec, the base model). */
 function comparisonPlot(m: MetricsFile): string {
   const rows = [...m.rows.filter((r) => r.kind === "baseline"), ...m.rows.filter((r) => r.kind === "msr")];
-  return barChart("MSR-Rec beside the baselines", "ratio", rows.map(shortName), [
-    { name: "HitRatio@1", values: rows.map((r) => r.hitRatio) },
-    { name: "ValidRatio", values: rows.map((r) => r.validRatio) },
-  ], 84);
+  return barChart(
+    "MSR-Rec beside the baselines",
+    "ratio",
+    rows.map(shortName),
+    [
+      { name: "HitRatio@1", values: rows.map((r) => r.hitRatio) },
+      { name: "ValidRatio", values: rows.map((r) => r.validRatio) },
+    ],
+    84,
+  );
 }
 
 function ablationPlot(m: MetricsFile): string {
   const rows = m.rows.filter((r) => r.kind === "ablation" || r.kind === "msr");
-  return barChart("Ablations: HitRatio@1 and ValidRatio", "ratio", rows.map((r) => r.name.replace(/^MSR-Rec\s*/, "") || "fused"), [
-    { name: "HitRatio@1", values: rows.map((r) => r.hitRatio) },
-    { name: "ValidRatio", values: rows.map((r) => r.validRatio) },
-  ]);
+  return barChart(
+    "Ablations: HitRatio@1 and ValidRatio",
+    "ratio",
+    rows.map((r) => r.name.replace(/^MSR-Rec\s*/, "") || "fused"),
+    [
+      { name: "HitRatio@1", values: rows.map((r) => r.hitRatio) },
+      { name: "ValidRatio", values: rows.map((r) => r.validRatio) },
+    ],
+  );
 }
 
 function pplPlot(preds: PredictionRecord[]): string {
@@ -130,7 +178,12 @@ function fusionCounts(preds: PredictionRecord[]): string {
     if (p.hit) c.hits++;
     counts.set(p.fused.case, c);
   }
-  const rows = [...counts].map(([k, c]) => `<tr><td>${esc(k)}</td><td>${c.n}</td><td>${c.hits}</td><td>${fmt(c.n ? c.hits / c.n : Number.NaN)}</td></tr>`).join("");
+  const rows = [...counts]
+    .map(
+      ([k, c]) =>
+        `<tr><td>${esc(k)}</td><td>${c.n}</td><td>${c.hits}</td><td>${fmt(c.n ? c.hits / c.n : Number.NaN)}</td></tr>`,
+    )
+    .join("");
   return `<table><tr><th>fusion case</th><th>users</th><th>hits</th><th>hit rate</th></tr>${rows}</table>`;
 }
 
@@ -160,8 +213,13 @@ export function renderReport(d: ReportData): string {
   const main = m.rows.filter((r) => r.kind === "baseline" || r.kind === "msr");
   const abl = m.rows.filter((r) => r.kind === "ablation" || r.kind === "msr");
   const sweep = m.rows.filter((r) => r.kind === "sweep" || r.kind === "msr");
-  const skipped = m.skipped.length ? `<h2>Skipped / notes</h2><ul>${m.skipped.map((s) => `<li>${esc(s)}</li>`).join("")}</ul>` : "";
-  const cfg = d.config === undefined ? "" : `<details><summary>run config</summary><pre>${esc(JSON.stringify(d.config, null, 2))}</pre></details>`;
+  const skipped = m.skipped.length
+    ? `<h2>Skipped / notes</h2><ul>${m.skipped.map((s) => `<li>${esc(s)}</li>`).join("")}</ul>`
+    : "";
+  const cfg =
+    d.config === undefined
+      ? ""
+      : `<details><summary>run config</summary><pre>${esc(JSON.stringify(d.config, null, 2))}</pre></details>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(d.title)}</title><style>${CSS}</style></head><body>
 <h1>${esc(d.title)}</h1>

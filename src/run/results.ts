@@ -70,8 +70,26 @@ export interface PredictionRecord {
 
 /** One line of train.jsonl (the loss log). */
 export type TrainLogLine =
-  | { type: "step"; variant: string; epoch: number; step: number; loss: number; lossRea?: number; lossRec?: number; tokens?: number }
-  | { type: "epoch"; variant: string; epoch: number; trainLoss: number; validLoss: number; validHitRatio: number; validRecNll?: number; best: boolean };
+  | {
+      type: "step";
+      variant: string;
+      epoch: number;
+      step: number;
+      loss: number;
+      lossRea?: number;
+      lossRec?: number;
+      tokens?: number;
+    }
+  | {
+      type: "epoch";
+      variant: string;
+      epoch: number;
+      trainLoss: number;
+      validLoss: number;
+      validHitRatio: number;
+      validRecNll?: number;
+      best: boolean;
+    };
 
 /**
  * GPTScore (Fu et al. 2023, and their code: the negated mean token NLL) is a mean log-probability,
@@ -94,16 +112,23 @@ const KIND_TITLE: Record<RowKind, string> = {
 /** results.md: one table per row kind, Table-2 columns plus reasoning-quality columns. */
 export function renderResultsMarkdown(m: MetricsFile): string {
   const out: string[] = [`# Results: ${m.dataset} (${m.users} test users)`, ""];
-  out.push("HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers (LLaRA code's `test_hr`).", "");
+  out.push(
+    "HitRatio@1 = hits / all users (LLaRA's published definition); HR@1 (valid) = hits / valid answers (LLaRA code's `test_hr`).",
+    "",
+  );
   out.push(`GPTScore (log-prob): ${GPTSCORE_NOTE}.`, "");
   for (const kind of ["baseline", "msr", "ablation", "sweep"] as RowKind[]) {
     const rows = m.rows.filter((r) => r.kind === kind);
     if (rows.length === 0) continue;
     out.push(`## ${KIND_TITLE[kind]}`, "");
-    out.push("| model | HitRatio@1 | HR@1 (valid) | ValidRatio | strict HR@1 | METEOR | BERTScore | GPTScore (log-prob, not comparable) | note |");
+    out.push(
+      "| model | HitRatio@1 | HR@1 (valid) | ValidRatio | strict HR@1 | METEOR | BERTScore | GPTScore (log-prob, not comparable) | note |",
+    );
     out.push("|---|---|---|---|---|---|---|---|---|");
     for (const r of rows) {
-      out.push(`| ${r.name} | ${num(r.hitRatio)} | ${num(r.hitRatioValid)} | ${num(r.validRatio)} | ${num(r.strictHitRatio)} | ${num(r.meteor)} | ${num(r.bertscore)} | ${num(r.gptscore, 3)} | ${r.note ?? ""} |`);
+      out.push(
+        `| ${r.name} | ${num(r.hitRatio)} | ${num(r.hitRatioValid)} | ${num(r.validRatio)} | ${num(r.strictHitRatio)} | ${num(r.meteor)} | ${num(r.bertscore)} | ${num(r.gptscore, 3)} | ${r.note ?? ""} |`,
+      );
     }
     out.push("");
   }
@@ -114,8 +139,17 @@ export function renderResultsMarkdown(m: MetricsFile): string {
 /** The same table as plain text for the terminal. */
 export function renderResultsTable(m: MetricsFile): string {
   const head = ["model", "HR@1", "HR@1(valid)", "Valid", "METEOR", "BERTSc", "GPTSc"];
-  const rows = m.rows.map((r) => [r.name, num(r.hitRatio), num(r.hitRatioValid), num(r.validRatio), num(r.meteor), num(r.bertscore), num(r.gptscore, 3)]);
+  const rows = m.rows.map((r) => [
+    r.name,
+    num(r.hitRatio),
+    num(r.hitRatioValid),
+    num(r.validRatio),
+    num(r.meteor),
+    num(r.bertscore),
+    num(r.gptscore, 3),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }

@@ -4,7 +4,13 @@
 // headers, so every training target reads the same way whatever markdown the teacher used.
 import { matchTitleStrict } from "../eval/title-match.js";
 
-export const STEP_NAMES = ["Preference Recognition", "Attribute Analysis", "Logic Matching", "Summary", "Recommendation"] as const;
+export const STEP_NAMES = [
+  "Preference Recognition",
+  "Attribute Analysis",
+  "Logic Matching",
+  "Summary",
+  "Recommendation",
+] as const;
 
 export type RejectReason = "empty" | "missing-steps" | "no-candidate-named" | "several-candidates-named" | "wrong-item";
 
@@ -67,12 +73,20 @@ export function prunePath(answer: string, candidates: readonly string[], targetI
   if (answer.trim() === "") return { valid: false, reason: "empty", detail: "the answer is empty" };
   const { steps } = parseChain(answer);
   const missing = steps.flatMap((s, i) => (s === null ? [i + 1] : []));
-  if (missing.length > 0) return { valid: false, reason: "missing-steps", detail: `step(s) ${missing.join(", ")} missing or empty` };
+  if (missing.length > 0)
+    return { valid: false, reason: "missing-steps", detail: `step(s) ${missing.join(", ")} missing or empty` };
   // The strict rule: a title inside a longer candidate title ("Alien" in "Aliens") is not named.
   const m = matchTitleStrict(steps[4]!, candidates);
-  if (m.matched.length === 0) return { valid: false, reason: "no-candidate-named", detail: "step 5 names no candidate title" };
-  if (!m.valid) return { valid: false, reason: "several-candidates-named", detail: `step 5 names ${m.matched.length} candidates` };
-  if (m.index !== targetIndex) return { valid: false, reason: "wrong-item", detail: `step 5 names "${candidates[m.index]}", not the ground truth` };
+  if (m.matched.length === 0)
+    return { valid: false, reason: "no-candidate-named", detail: "step 5 names no candidate title" };
+  if (!m.valid)
+    return { valid: false, reason: "several-candidates-named", detail: `step 5 names ${m.matched.length} candidates` };
+  if (m.index !== targetIndex)
+    return {
+      valid: false,
+      reason: "wrong-item",
+      detail: `step 5 names "${candidates[m.index]}", not the ground truth`,
+    };
   return { valid: true, reasoning: formatReasoning(steps), recommendation: candidates[m.index]!, index: m.index };
 }
 

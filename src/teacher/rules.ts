@@ -84,7 +84,10 @@ export class RulesTeacher implements Teacher {
   private readonly trainOf = new Map<string, string[]>();
   private maxPopularity = 1;
 
-  constructor(private readonly items: Map<string, Item>, users: readonly UserSplit[]) {
+  constructor(
+    private readonly items: Map<string, Item>,
+    users: readonly UserSplit[],
+  ) {
     for (const [id, it] of items) this.features.set(id, itemFeatures(it));
     for (const u of users) {
       this.trainOf.set(u.user, u.train);
@@ -117,7 +120,9 @@ export class RulesTeacher implements Teacher {
       const w = h.map((_, j) => RECENCY ** (h.length - 1 - j));
       const wSum = w.reduce((a, b) => a + b, 0) || 1;
       const histNumeric = new Map<string, number[]>();
-      for (const id of h) for (const [k, v] of this.features.get(id)?.numeric ?? []) (histNumeric.get(k) ?? histNumeric.set(k, []).get(k)!).push(v);
+      for (const id of h)
+        for (const [k, v] of this.features.get(id)?.numeric ?? [])
+          (histNumeric.get(k) ?? histNumeric.set(k, []).get(k)!).push(v);
       const raw = sample.candidates.map((id): CandidateScore => {
         const f = this.features.get(id) ?? { categorical: new Set<string>(), numeric: new Map<string, number>() };
         let cooc = 0;
@@ -149,7 +154,9 @@ export class RulesTeacher implements Teacher {
           gap += Math.min(3, Math.abs(v - mean) / (sd + 0.1 * Math.abs(mean) + 1e-9)) / 3;
           gaps++;
         }
-        const sharedSorted = [...shared.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([x]) => x);
+        const sharedSorted = [...shared.entries()]
+          .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+          .map(([x]) => x);
         return {
           id,
           score: 0,
@@ -162,7 +169,12 @@ export class RulesTeacher implements Teacher {
         };
       });
       const maxCooc = Math.max(1e-9, ...raw.map((r) => r.cooc));
-      for (const r of raw) r.score = WEIGHTS.cooc * (r.cooc / maxCooc) + WEIGHTS.attr * r.attr + WEIGHTS.pop * r.pop - WEIGHTS.numeric * r.numericGap;
+      for (const r of raw)
+        r.score =
+          WEIGHTS.cooc * (r.cooc / maxCooc) +
+          WEIGHTS.attr * r.attr +
+          WEIGHTS.pop * r.pop -
+          WEIGHTS.numeric * r.numericGap;
       return raw;
     } finally {
       this.countSequence(own, +1);
@@ -199,9 +211,13 @@ export class RulesTeacher implements Teacher {
   private summaryOf(sample: PromptSample, chosen: CandidateScore): string {
     const q = (id: string) => `"${this.title(id)}"`;
     const reasons: string[] = [];
-    if (chosen.shared.length > 0) reasons.push(`it matches the user's ${chosen.shared.slice(0, 2).join(" and ")} interest`);
+    if (chosen.shared.length > 0)
+      reasons.push(`it matches the user's ${chosen.shared.slice(0, 2).join(" and ")} interest`);
     const latestId = sample.history[sample.history.length - 1];
-    if (chosen.coocBest) reasons.push(`other users took it after ${chosen.coocBest.from === latestId ? "the latest item" : q(chosen.coocBest.from)}`);
+    if (chosen.coocBest)
+      reasons.push(
+        `other users took it after ${chosen.coocBest.from === latestId ? "the latest item" : q(chosen.coocBest.from)}`,
+      );
     // Popularity is the weakest signal: named only when nothing else speaks for the choice.
     if (reasons.length === 0 && chosen.pop > 0.5) reasons.push("it is widely chosen");
     if (reasons.length === 0) reasons.push("no other candidate fits the history better");
@@ -218,20 +234,34 @@ export class RulesTeacher implements Teacher {
 
     // Step 1: what the history says.
     const counts = new Map<string, number>();
-    for (const id of sample.history) for (const x of this.features.get(id)?.categorical ?? []) counts.set(x, (counts.get(x) ?? 0) + 1);
-    const frequent = [...counts.entries()].filter(([, c]) => c >= 2).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 4);
+    for (const id of sample.history)
+      for (const x of this.features.get(id)?.categorical ?? []) counts.set(x, (counts.get(x) ?? 0) + 1);
+    const frequent = [...counts.entries()]
+      .filter(([, c]) => c >= 2)
+      .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .slice(0, 4);
     const n = sample.history.length;
     const recent = sample.history.slice(-2).map(q).join(" and ");
     const step1 = [
-      n === 0 ? "The user has no earlier interactions, so only popularity and attributes can guide the choice." : `The user has ${n} recent item${n > 1 ? "s" : ""}; the latest are ${recent}.`,
-      frequent.length > 0 ? `Recurring interests: ${frequent.map(([x, c]) => `${x} (${c} of ${n})`).join(", ")}.` : n > 0 ? "The items share few attributes, so the order of the sequence is the main signal." : "",
-    ].filter(Boolean).join(" ");
+      n === 0
+        ? "The user has no earlier interactions, so only popularity and attributes can guide the choice."
+        : `The user has ${n} recent item${n > 1 ? "s" : ""}; the latest are ${recent}.`,
+      frequent.length > 0
+        ? `Recurring interests: ${frequent.map(([x, c]) => `${x} (${c} of ${n})`).join(", ")}.`
+        : n > 0
+          ? "The items share few attributes, so the order of the sequence is the main signal."
+          : "",
+    ]
+      .filter(Boolean)
+      .join(" ");
 
     // Step 2: each candidate's attributes.
     const step2 = sample.candidates
       .map((id) => {
         const f = this.features.get(id);
-        const attrs = [...(f?.categorical ?? [])].slice(0, 4).concat([...(f?.numeric ?? [])].slice(0, 2).map(([k, v]) => `${k}: ${v}`));
+        const attrs = [...(f?.categorical ?? [])]
+          .slice(0, 4)
+          .concat([...(f?.numeric ?? [])].slice(0, 2).map(([k, v]) => `${k}: ${v}`));
         const pop = Math.max(0, this.popularity.get(id) ?? 0);
         return `${q(id)}: ${attrs.length > 0 ? attrs.join(", ") : "no listed attributes"}; ${pop} interaction${pop === 1 ? "" : "s"} by other users.`;
       })
@@ -241,8 +271,15 @@ export class RulesTeacher implements Teacher {
     const step3 = scores
       .map((s) => {
         const parts: string[] = [];
-        parts.push(s.shared.length > 0 ? `shares ${s.shared.slice(0, 3).join(", ")} with the history` : "shares no attribute with the history");
-        if (s.coocBest) parts.push(`other users ${s.coocBest.count > 1 ? "often" : "once"} took it after ${q(s.coocBest.from)}${s.coocBest.count > 1 ? ` (${s.coocBest.count} times)` : ""}`);
+        parts.push(
+          s.shared.length > 0
+            ? `shares ${s.shared.slice(0, 3).join(", ")} with the history`
+            : "shares no attribute with the history",
+        );
+        if (s.coocBest)
+          parts.push(
+            `other users ${s.coocBest.count > 1 ? "often" : "once"} took it after ${q(s.coocBest.from)}${s.coocBest.count > 1 ? ` (${s.coocBest.count} times)` : ""}`,
+          );
         if (s.numericGap > 0.5) parts.push("its numeric attributes are far from the user's usual range");
         return `${q(s.id)} ${parts.join("; ")} (match ${s.score.toFixed(2)}).`;
       })
@@ -262,4 +299,3 @@ export class RulesTeacher implements Teacher {
     return { content: this.writeChain(req.sample, req.attempt), model: this.model };
   }
 }
-

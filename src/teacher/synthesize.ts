@@ -112,11 +112,15 @@ export function attemptBound(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "m
 export function synthesisOptionIssues(o: Pick<SynthesisOptions, "tau" | "maxRetries" | "maxAttempts">): OptionIssue[] {
   const issues = issuesOf({ tau: [o.tau, rule.positiveInteger], maxRetries: [o.maxRetries, rule.integerAtLeast(0)] });
   const maxAttempts = attemptBound(o);
-  if (issues.length === 0 && (!Number.isInteger(maxAttempts) || maxAttempts < o.tau)) issues.push({ key: "maxAttempts", problem: `(${maxAttempts}) must be an integer >= tau (${o.tau})` });
+  if (issues.length === 0 && (!Number.isInteger(maxAttempts) || maxAttempts < o.tau))
+    issues.push({ key: "maxAttempts", problem: `(${maxAttempts}) must be an integer >= tau (${o.tau})` });
   return issues;
 }
 
-export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOptions): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
+export async function synthesize(
+  jobs: readonly SynthesisJob[],
+  o: SynthesisOptions,
+): Promise<{ records: ReasoningRecord[]; stats: SynthesisStats }> {
   throwIssues(synthesisOptionIssues(o));
   const maxAttempts = attemptBound(o);
   const stats = emptyStats(o, jobs.length);
@@ -134,13 +138,23 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
       let stored = o.store.get(key);
       if (stored) {
         if (stored.promptHash !== promptHash) {
-          throw new Error(`${o.store.path} holds an answer for ${key} made for a different prompt (templates or data changed); write to a new --out folder or remove that store`);
+          throw new Error(
+            `${o.store.path} holds an answer for ${key} made for a different prompt (templates or data changed); write to a new --out folder or remove that store`,
+          );
         }
         stats.reused++;
       } else {
         if (failure !== null || o.signal?.aborted) return;
         const a = await o.teacher.ask({ key, prompt, sample, attempt }, o.signal);
-        stored = { key, promptHash, teacher: o.teacher.name, model: a.model ?? o.teacher.model, content: a.content, ...(a.reasoningContent ? { reasoningContent: a.reasoningContent } : {}), at: new Date().toISOString() };
+        stored = {
+          key,
+          promptHash,
+          teacher: o.teacher.name,
+          model: a.model ?? o.teacher.model,
+          content: a.content,
+          ...(a.reasoningContent ? { reasoningContent: a.reasoningContent } : {}),
+          at: new Date().toISOString(),
+        };
         o.store.append(stored); // on disk before it is parsed
         stats.requested++;
       }
@@ -148,7 +162,16 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
       const r = prunePath(stored.content, candidateTitles, sample.targetIndex);
       if (r.valid) {
         stats.accepted++;
-        kept.push({ user: sample.user, split: sample.split, prompt, reasoning: r.reasoning, recommendation: target, teacher: o.teacher.name, valid: true, ...positionOf(sample) });
+        kept.push({
+          user: sample.user,
+          split: sample.split,
+          prompt,
+          reasoning: r.reasoning,
+          recommendation: target,
+          teacher: o.teacher.name,
+          valid: true,
+          ...positionOf(sample),
+        });
       } else {
         stats.rejected[r.reason]++;
       }
@@ -156,7 +179,16 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
     if (kept.length > 0) stats.samplesWithPaths++;
     else {
       stats.behaviorOnly++;
-      kept.push({ user: sample.user, split: sample.split, prompt, reasoning: null, recommendation: target, teacher: o.teacher.name, valid: false, ...positionOf(sample) });
+      kept.push({
+        user: sample.user,
+        split: sample.split,
+        prompt,
+        reasoning: null,
+        recommendation: target,
+        teacher: o.teacher.name,
+        valid: false,
+        ...positionOf(sample),
+      });
     }
     perJob[j] = kept;
     o.onSampleDone?.(stats);
@@ -181,7 +213,10 @@ export async function synthesize(jobs: readonly SynthesisJob[], o: SynthesisOpti
 
 /** Writes reasoning.jsonl and synthesis-stats.json into `dir` (atomically, each). */
 export function writeSynthesisOutput(dir: string, records: readonly ReasoningRecord[], stats: SynthesisStats): void {
-  writeFileAtomic(join(dir, "reasoning.jsonl"), records.map((r) => JSON.stringify(r)).join("\n") + (records.length > 0 ? "\n" : ""));
+  writeFileAtomic(
+    join(dir, "reasoning.jsonl"),
+    records.map((r) => JSON.stringify(r)).join("\n") + (records.length > 0 ? "\n" : ""),
+  );
   writeFileAtomic(join(dir, "synthesis-stats.json"), JSON.stringify(stats, null, 2) + "\n");
 }
 
@@ -214,7 +249,13 @@ const sampleKey = (r: { split: Split; user: string }) => `${r.split}/${r.user}`;
  * see util/shard-folders.ts) into `outDir`: reasoning.jsonl in the order of `jobs`, the jobs of
  * the whole run, so the file is byte for byte a single run's; their stats summed.
  */
-export function mergeShards(folders: ShardFolders, jobs: readonly SynthesisJob[], current: Fingerprint, outDir: string, log?: (m: string) => void): { records: number; stats: SynthesisStats } {
+export function mergeShards(
+  folders: ShardFolders,
+  jobs: readonly SynthesisJob[],
+  current: Fingerprint,
+  outDir: string,
+  log?: (m: string) => void,
+): { records: number; stats: SynthesisStats } {
   const dirs = folders.readyForMerge(current, log);
   const bySample = new Map<string, string[]>();
   let merged: SynthesisStats | null = null;
@@ -228,18 +269,33 @@ export function mergeShards(folders: ShardFolders, jobs: readonly SynthesisJob[]
     }
     if (!merged) merged = { ...st, rejected: { ...st.rejected } };
     else {
-      for (const k of ["samples", "attempts", "requested", "reused", "accepted", "samplesWithPaths", "behaviorOnly"] as const) merged[k] += st[k];
+      for (const k of [
+        "samples",
+        "attempts",
+        "requested",
+        "reused",
+        "accepted",
+        "samplesWithPaths",
+        "behaviorOnly",
+      ] as const)
+        merged[k] += st[k];
       for (const k of Object.keys(merged.rejected) as RejectReason[]) merged.rejected[k] += st.rejected[k] ?? 0;
     }
   }
   const lines: string[] = [];
   for (const j of jobs) {
     const own = bySample.get(sampleKey(j.sample));
-    if (!own) throw new Error(`no shard in ${folders.root} holds the sample ${sampleKey(j.sample)}; the shards were made for another sample set: redo them`);
+    if (!own)
+      throw new Error(
+        `no shard in ${folders.root} holds the sample ${sampleKey(j.sample)}; the shards were made for another sample set: redo them`,
+      );
     lines.push(...own);
     bySample.delete(sampleKey(j.sample));
   }
-  if (bySample.size > 0) throw new Error(`the shards in ${folders.root} hold samples this run does not have (${[...bySample.keys()].slice(0, 3).join(", ")}); redo them`);
+  if (bySample.size > 0)
+    throw new Error(
+      `the shards in ${folders.root} hold samples this run does not have (${[...bySample.keys()].slice(0, 3).join(", ")}); redo them`,
+    );
   writeFileAtomic(join(outDir, "reasoning.jsonl"), lines.join("\n") + (lines.length ? "\n" : ""));
   writeFileAtomic(join(outDir, "synthesis-stats.json"), JSON.stringify(merged, null, 2) + "\n");
   return { records: lines.length, stats: merged! };

@@ -81,13 +81,33 @@ export function warmupStepsFor(warmup: number | "auto", totalSteps: number): num
 
 /** What the optimizer and trainer get from the options above: one mapping for both paths. */
 export function trainerOptionsFor(
-  o: Pick<TrainRunOptions, "mode" | "rank" | "loraAlpha" | "targets" | "seed" | "lr" | "warmupSteps" | "schedule" | "weightDecay" | "clipGradNorm" | "microBatchTokens">,
+  o: Pick<
+    TrainRunOptions,
+    | "mode"
+    | "rank"
+    | "loraAlpha"
+    | "targets"
+    | "seed"
+    | "lr"
+    | "warmupSteps"
+    | "schedule"
+    | "weightDecay"
+    | "clipGradNorm"
+    | "microBatchTokens"
+  >,
   totalSteps: number,
 ): TrainerOptions {
   return {
     mode: o.mode,
     lora: { rank: o.rank, alpha: o.loraAlpha, targets: o.targets, seed: o.seed },
-    optimizer: { lr: o.lr, warmupSteps: warmupStepsFor(o.warmupSteps, totalSteps), schedule: o.schedule, totalSteps, weightDecay: o.weightDecay, clipGradNorm: o.clipGradNorm },
+    optimizer: {
+      lr: o.lr,
+      warmupSteps: warmupStepsFor(o.warmupSteps, totalSteps),
+      schedule: o.schedule,
+      totalSteps,
+      weightDecay: o.weightDecay,
+      clipGradNorm: o.clipGradNorm,
+    },
     microBatchTokens: o.microBatchTokens,
   };
 }
@@ -95,7 +115,22 @@ export function trainerOptionsFor(
 /** The options a run's check covers: the trainer's and the loop's, under the run's names. */
 export type TrainSettings = Pick<
   TrainRunOptions,
-  "mode" | "epochs" | "batchSize" | "alpha" | "beta" | "lr" | "warmupSteps" | "schedule" | "rank" | "loraAlpha" | "targets" | "seed" | "microBatchTokens" | "weightDecay" | "clipGradNorm" | "checkpointEvery"
+  | "mode"
+  | "epochs"
+  | "batchSize"
+  | "alpha"
+  | "beta"
+  | "lr"
+  | "warmupSteps"
+  | "schedule"
+  | "rank"
+  | "loraAlpha"
+  | "targets"
+  | "seed"
+  | "microBatchTokens"
+  | "weightDecay"
+  | "clipGradNorm"
+  | "checkpointEvery"
 > &
   Partial<Pick<TrainRunOptions, "device" | "maxSteps">>;
 

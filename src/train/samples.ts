@@ -40,7 +40,10 @@ export function sampleTokenizer(tokenize: SampleTokenizer["tokenize"], eos: numb
 }
 
 /** A loaded model's tokenizer (src/engine/model.ts) as training uses it. */
-export function modelSampleTokenizer(model: { tokenize: SampleTokenizer["tokenize"]; info: { eos: number; path: string } }): SampleTokenizer {
+export function modelSampleTokenizer(model: {
+  tokenize: SampleTokenizer["tokenize"];
+  info: { eos: number; path: string };
+}): SampleTokenizer {
   return sampleTokenizer((t, o) => model.tokenize(t, o), model.info.eos, model.info.path);
 }
 
@@ -59,7 +62,10 @@ export function tokenizeSamples(tok: SampleTokenizer, samples: readonly TrainSam
  * marker boundary does not fall on a token boundary (Llama-3's BPE merges `]\n`), the three parts
  * are tokenized separately so the roles stay exact.
  */
-export function targetLayout(tokenize: SampleTokenizer["tokenize"], target: string): { body: Int32Array; nA: number; nB: number } {
+export function targetLayout(
+  tokenize: SampleTokenizer["tokenize"],
+  target: string,
+): { body: Int32Array; nA: number; nB: number } {
   const full = tokenize(target, { addBos: false });
   const startEnd = target.indexOf(REASONING_START) + REASONING_START.length;
   const endStart = target.indexOf(REASONING_END, startEnd);
@@ -83,10 +89,14 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
   if (typeof r.prompt !== "string" || typeof r.reasoning !== "string" || typeof r.recommendation !== "string") {
     throw new Error("an SFT sample needs string fields prompt, reasoning and recommendation (reasoning may be empty)");
   }
-  if (r.recommendation.trim() === "") throw new Error("an SFT sample has an empty recommendation; every sample needs one");
+  if (r.recommendation.trim() === "")
+    throw new Error("an SFT sample has an empty recommendation; every sample needs one");
   if (r.layout === "plain") return tokenizePlainSample(tok, r);
   const prompt = tok.tokenize(r.prompt, { addBos: true });
-  const { body, nA, nB } = targetLayout((t, o) => tok.tokenize(t, o), formatTrainingTarget(r.reasoning, r.recommendation.trim()));
+  const { body, nA, nB } = targetLayout(
+    (t, o) => tok.tokenize(t, o),
+    formatTrainingTarget(r.reasoning, r.recommendation.trim()),
+  );
   const behaviorOnly = r.reasoning.trim() === "";
   const n = prompt.length + body.length + 1;
   const tokens = new Int32Array(n);
@@ -101,7 +111,8 @@ export function tokenizeSample(tok: SampleTokenizer, r: SftRecord): TokenizedSam
 
 /** A "plain" record: prompt tokens (no loss), then the recommendation and EOS (y_rec). */
 function tokenizePlainSample(tok: SampleTokenizer, r: SftRecord): TokenizedSample {
-  if (r.reasoning.trim() !== "") throw new Error('an SFT sample with layout "plain" has no reasoning; leave reasoning empty');
+  if (r.reasoning.trim() !== "")
+    throw new Error('an SFT sample with layout "plain" has no reasoning; leave reasoning empty');
   const prompt = tok.tokenize(r.prompt, { addBos: true });
   const body = tok.tokenize(r.recommendation.trim(), { addBos: false });
   const tokens = Int32Array.from([...prompt, ...body, tok.eosToken]);
@@ -116,10 +127,17 @@ function tokenizePlainSample(tok: SampleTokenizer, r: SftRecord): TokenizedSampl
  * behavior-only samples (`w/o reason`) it is `[reasoning_start]\n`, so such a model is asked for
  * exactly what it learnt to write next: `[reasoning_end] <title>`.
  */
-export function trainedPrefix(tokenize: SampleTokenizer["tokenize"], prompt: string, behaviorOnly: boolean): Int32Array {
+export function trainedPrefix(
+  tokenize: SampleTokenizer["tokenize"],
+  prompt: string,
+  behaviorOnly: boolean,
+): Int32Array {
   const p = tokenize(prompt, { addBos: true });
   // Any reasoning and title give the same prefix: the markers' tokens do not depend on them.
-  const { body, nA, nB } = targetLayout(tokenize, formatTrainingTarget(behaviorOnly ? "" : "Step 4 - Summary: it fits.", "Item"));
+  const { body, nA, nB } = targetLayout(
+    tokenize,
+    formatTrainingTarget(behaviorOnly ? "" : "Step 4 - Summary: it fits.", "Item"),
+  );
   const out = new Int32Array(p.length + (behaviorOnly ? nB : nA));
   out.set(p, 0);
   out.set(body.subarray(0, out.length - p.length), p.length);
@@ -139,12 +157,21 @@ export interface CandidateRequests {
  * candidate's tokens share goes into the context; at least one token of each title stays its
  * continuation.
  */
-export function candidateRequests(tokenize: SampleTokenizer["tokenize"], prompt: string, titles: readonly string[], layout: TargetLayout = "markers"): CandidateRequests {
+export function candidateRequests(
+  tokenize: SampleTokenizer["tokenize"],
+  prompt: string,
+  titles: readonly string[],
+  layout: TargetLayout = "markers",
+): CandidateRequests {
   if (titles.length === 0) throw new Error("candidateRequests needs at least one candidate title");
   const p = tokenize(prompt, { addBos: true });
   // targetLayout, as tokenizeSample: where a marker boundary falls inside a token, the parts are
   // tokenized apart, so this is never the target tokenized as one string.
-  const targets = titles.map((t) => (layout === "plain" ? tokenize(t.trim(), { addBos: false }) : targetLayout(tokenize, formatTrainingTarget("", t.trim())).body));
+  const targets = titles.map((t) =>
+    layout === "plain"
+      ? tokenize(t.trim(), { addBos: false })
+      : targetLayout(tokenize, formatTrainingTarget("", t.trim())).body,
+  );
   let shared = Math.min(...targets.map((t) => t.length)) - 1;
   for (let k = 0; k < shared; k++) {
     if (targets.some((t) => t[k] !== targets[0]![k])) shared = k;

@@ -55,8 +55,10 @@ type Pick = (r: InferRecord) => { answer: string; reasoning: string } | null;
 const sideOf = (r: InferRecord, d: FusionDecision | undefined): SideResult | undefined =>
   d?.side === "user" ? r.userSide : d?.side === "item" ? r.itemSide : undefined;
 
-export const pickUser: Pick = (r) => (r.userSide ? { answer: r.userSide.answer, reasoning: r.userSide.reasoning } : null);
-export const pickItem: Pick = (r) => (r.itemSide ? { answer: r.itemSide.answer, reasoning: r.itemSide.reasoning } : null);
+export const pickUser: Pick = (r) =>
+  r.userSide ? { answer: r.userSide.answer, reasoning: r.userSide.reasoning } : null;
+export const pickItem: Pick = (r) =>
+  r.itemSide ? { answer: r.itemSide.answer, reasoning: r.itemSide.reasoning } : null;
 export const pickSingle: Pick = (r) => (r.single ? { answer: r.single.answer, reasoning: r.single.reasoning } : null);
 export const pickFused: Pick = (r) => {
   if (!r.fused) return null;
@@ -77,9 +79,23 @@ export const pickConstrained: Pick = (r) => {
 
 /** HitRatio@1 / ValidRatio of one row over the records (every record counts in the denominator). */
 export function rowMetrics(name: string, kind: RowKind, records: readonly InferRecord[], pick: Pick): MetricsRow {
-  const outcomes: RecommendationOutcome[] = records.map((r) => ({ answer: pick(r)?.answer ?? "", candidates: r.candidateTitles, target: r.targetIndex }));
+  const outcomes: RecommendationOutcome[] = records.map((r) => ({
+    answer: pick(r)?.answer ?? "",
+    candidates: r.candidateTitles,
+    target: r.targetIndex,
+  }));
   const m = recommendationMetrics(outcomes);
-  return { name, kind, users: m.users, hits: m.hits, valid: m.valid, hitRatio: m.hitRatioAll, hitRatioValid: m.hitRatioValid, validRatio: m.validRatio, strictHitRatio: m.strict.hitRatioAll };
+  return {
+    name,
+    kind,
+    users: m.users,
+    hits: m.hits,
+    valid: m.valid,
+    hitRatio: m.hitRatioAll,
+    hitRatioValid: m.hitRatioValid,
+    validRatio: m.validRatio,
+    strictHitRatio: m.strict.hitRatioAll,
+  };
 }
 
 /** The context GPTScore conditions on: the user's history and the candidates, in the teacher prompt's words. */
@@ -88,17 +104,33 @@ export function reasoningContext(historyTitles: readonly string[], r: InferRecor
   return `A user interacted with these items, oldest first: ${list(historyTitles)}\nCandidate items: ${list(r.candidateTitles)}`;
 }
 
-async function addReasoningQuality(row: MetricsRow, records: readonly InferRecord[], pick: Pick, refs: Map<string, string>, histories: Map<string, string[]>, q: ReasoningQuality): Promise<void> {
+async function addReasoningQuality(
+  row: MetricsRow,
+  records: readonly InferRecord[],
+  pick: Pick,
+  refs: Map<string, string>,
+  histories: Map<string, string[]>,
+  q: ReasoningQuality,
+): Promise<void> {
   const scorable = records.filter((r) => refs.has(r.user));
   const pairs: ReasoningPair[] = scorable.flatMap((r) => {
     const p = pick(r);
-    return p && p.reasoning ? [{ candidate: p.reasoning, reference: refs.get(r.user)!, context: reasoningContext(histories.get(r.user) ?? [], r) }] : [];
+    return p && p.reasoning
+      ? [
+          {
+            candidate: p.reasoning,
+            reference: refs.get(r.user)!,
+            context: reasoningContext(histories.get(r.user) ?? [], r),
+          },
+        ]
+      : [];
   });
   row.reasoningUsers = pairs.length;
   row.referenceUsers = scorable.length;
   if (scorable.length === 0) return;
   // Means over every user with a reference: a user without a reasoning adds the metric's floor.
-  const overAll = (validMean: number, floor: number) => ((pairs.length ? validMean * pairs.length : 0) + floor * (scorable.length - pairs.length)) / scorable.length;
+  const overAll = (validMean: number, floor: number) =>
+    ((pairs.length ? validMean * pairs.length : 0) + floor * (scorable.length - pairs.length)) / scorable.length;
   if (q.meteor) {
     const m = pairs.length ? await q.meteor(pairs) : Number.NaN;
     [row.meteor, row.meteorValid] = [overAll(m, 0), m];
@@ -112,21 +144,38 @@ async function addReasoningQuality(row: MetricsRow, records: readonly InferRecor
 }
 
 function revive(rs: InferRecord[]): InferRecord[] {
-  return rs.map((r) => ({ ...r, userSide: reviveSide(r.userSide), itemSide: reviveSide(r.itemSide), single: reviveSide(r.single) }));
+  return rs.map((r) => ({
+    ...r,
+    userSide: reviveSide(r.userSide),
+    itemSide: reviveSide(r.itemSide),
+    single: reviveSide(r.single),
+  }));
 }
 
 function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] {
-  const side = (s: SideResult | undefined) => ({ reasoning: s?.reasoning ?? "", text: s?.text ?? "", choice: s && s.choiceIndex >= 0 ? s.answer : null, ppl: s?.ppl ?? Number.NaN, ...(s?.pplOutput !== undefined ? { pplOutput: s.pplOutput } : {}) });
+  const side = (s: SideResult | undefined) => ({
+    reasoning: s?.reasoning ?? "",
+    text: s?.text ?? "",
+    choice: s && s.choiceIndex >= 0 ? s.answer : null,
+    ppl: s?.ppl ?? Number.NaN,
+    ...(s?.pplOutput !== undefined ? { pplOutput: s.pplOutput } : {}),
+  });
   return records.map((r) => {
     const fused = r.fused ?? { side: null, choice: null, case: "none" as const };
-    const chosenTitle = fused.choice === null ? null : r.candidateTitles[r.candidateIds.indexOf(fused.choice)] ?? null;
-    const us = side(r.userSide), is = side(r.itemSide);
+    const chosenTitle =
+      fused.choice === null ? null : (r.candidateTitles[r.candidateIds.indexOf(fused.choice)] ?? null);
+    const us = side(r.userSide),
+      is = side(r.itemSide);
     if (r.userSide && r.userSide.choiceIndex >= 0) us.choice = r.candidateTitles[r.userSide.choiceIndex]!;
     if (r.itemSide && r.itemSide.choiceIndex >= 0) is.choice = r.candidateTitles[r.itemSide.choiceIndex]!;
-    const title = (id: string | null) => (id === null ? null : r.candidateTitles[r.candidateIds.indexOf(id)] ?? null);
+    const title = (id: string | null) => (id === null ? null : (r.candidateTitles[r.candidateIds.indexOf(id)] ?? null));
     return {
-      ...(r.fusedEq3 ? { eq3: { side: r.fusedEq3.side, choice: title(r.fusedEq3.choice), case: r.fusedEq3.case } } : {}),
-      ...(r.constrained ? { constrained: { side: r.constrained.side, choice: title(r.constrained.choice), case: r.constrained.case } } : {}),
+      ...(r.fusedEq3
+        ? { eq3: { side: r.fusedEq3.side, choice: title(r.fusedEq3.choice), case: r.fusedEq3.case } }
+        : {}),
+      ...(r.constrained
+        ? { constrained: { side: r.constrained.side, choice: title(r.constrained.choice), case: r.constrained.case } }
+        : {}),
       user: r.user,
       groundTruth: r.candidateTitles[r.targetIndex]!,
       candidates: r.candidateTitles,
@@ -141,22 +190,38 @@ function predictionRecords(records: readonly InferRecord[]): PredictionRecord[] 
 /** What the config turned off, said in the results so a reader knows the table is partial. */
 export function configSkips(c: RunConfig): string[] {
   const out: string[] = [];
-  if (!c.ablations.sweep) out.push(`α/β sweep (${c.ablations.sweepPairs.map(([a, b]) => `${a}/${b}`).join(", ")}): not run (ablations.sweep is off; each pair trains its own adapter)`);
+  if (!c.ablations.sweep)
+    out.push(
+      `α/β sweep (${c.ablations.sweepPairs.map(([a, b]) => `${a}/${b}`).join(", ")}): not run (ablations.sweep is off; each pair trains its own adapter)`,
+    );
   if (!c.ablations.woReason) out.push("MSR-Rec w/o reason: not run (ablations.woReason is off)");
   if (!c.ablations.full) out.push("MSR-Rec (full): not run (ablations.full is off)");
   if (!c.ablations.baseZeroShot) out.push("base model zero-shot: not run (ablations.baseZeroShot is off)");
   if (!c.ablations.tallrec) out.push("TALLRec: not run (ablations.tallrec is off; it trains its own adapter)");
   if (!c.infer.constrained) out.push("constrained decoding row: not run (infer.constrained is off)");
-  if (c.train.positions === "last") out.push('training samples: one per user, its last training item (train.positions "all" trains on every position, the paper\'s "remaining records", at one teacher prompt per position)');
+  if (c.train.positions === "last")
+    out.push(
+      'training samples: one per user, its last training item (train.positions "all" trains on every position, the paper\'s "remaining records", at one teacher prompt per position)',
+    );
   if (c.infer.users > 0) out.push(`inference on the first ${c.infer.users} test users only (infer.users)`);
-  if (c.train.reasoningSteps.length < 4) out.push(`reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`);
+  if (c.train.reasoningSteps.length < 4)
+    out.push(
+      `reasoning targets keep teacher steps ${c.train.reasoningSteps.join(", ")} of 1–4 (train.reasoningSteps), to fit the generation budget of ${c.infer.maxTokens} tokens`,
+    );
   out.push("Caser / GRU4Rec / SASRec: train them in RecBole on `msr-rec export` atomic files");
-  out.push("LLaRA and RecSAVER rows of the paper are not reproduced (LLaRA needs its hybrid item embeddings; RecSAVER a 671B reasoner)");
+  out.push(
+    "LLaRA and RecSAVER rows of the paper are not reproduced (LLaRA needs its hybrid item embeddings; RecSAVER a 671B reasoner)",
+  );
   return out;
 }
 
 /** Runs the eval stage; `references` maps user → the teacher's test-split reasoning. */
-export async function evalStage(c: RunConfig, references: Map<string, string>, quality: ReasoningQuality, skipped: string[]): Promise<MetricsFile> {
+export async function evalStage(
+  c: RunConfig,
+  references: Map<string, string>,
+  quality: ReasoningQuality,
+  skipped: string[],
+): Promise<MetricsFile> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const users = testUsers(c, ds);
@@ -170,15 +235,31 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
     for (const u of users) if (model.choose(u, "test") === u.test) hits++;
     const n = users.length;
     const label = name === "markov" ? "Markov (first-order)" : name[0]!.toUpperCase() + name.slice(1);
-    rows.push({ name: label, kind: "baseline", users: n, hits, valid: n, hitRatio: n ? hits / n : 0, hitRatioValid: n ? hits / n : 0, validRatio: 1 });
+    rows.push({
+      name: label,
+      kind: "baseline",
+      users: n,
+      hits,
+      valid: n,
+      hitRatio: n ? hits / n : 0,
+      hitRatioValid: n ? hits / n : 0,
+      validRatio: 1,
+    });
   }
 
   const teacher = teacherRow(c, ds, users);
   if ("row" in teacher) rows.push(teacher.row);
   else skipped.push(teacher.skipped);
 
-  const histories = new Map(users.map((u) => [u.user, sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id)]));
-  skipped.push("METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring the metric's floor (METEOR 0; BERTScore the rescaled value of F1 = 0, −b/(1 − b)); the valid-only means are in metrics.json as meteorValid / bertscoreValid; GPTScore averages over the users with a reasoning");
+  const histories = new Map(
+    users.map((u) => [
+      u.user,
+      sampleFor(u, "test", c.dataset.historyLength).history.map((id) => ds.items.get(id)?.title ?? id),
+    ]),
+  );
+  skipped.push(
+    "METEOR and BERTScore average over every test user with a teacher reference, a missing reasoning scoring the metric's floor (METEOR 0; BERTScore the rescaled value of F1 = 0, −b/(1 − b)); the valid-only means are in metrics.json as meteorValid / bertscoreValid; GPTScore averages over the users with a reasoning",
+  );
   skipped.push(GPTSCORE_NOTE);
   let fusedRecords: InferRecord[] = [];
   for (const v of inferVariants(c)) {
@@ -208,14 +289,17 @@ export async function evalStage(c: RunConfig, references: Map<string, string>, q
 
 /** What the main fused rows are, said beside them (fusion.ts has both rules). */
 export const FUSION_NOTES = {
-  project: "this project's fusion: Eq. 3 on the PPL of the reasoning tokens, plus an extension (a side that alone names a candidate is kept)",
+  project:
+    "this project's fusion: Eq. 3 on the PPL of the reasoning tokens, plus an extension (a side that alone names a candidate is kept)",
   eq3: "Eq. 3 as written: PPL of reasoning and answer tokens, no rule for invalid sides",
 } as const;
 
 /** The metrics rows one inference variant yields: label, kind, what it picks, a note. */
 function rowsFor(v: InferVariant): Array<[string, RowKind, Pick, string?]> {
   if (v.mode === "single") return [[v.label, v.kind, pickSingle]];
-  const rows: Array<[string, RowKind, Pick, string?]> = [[v.label, v.kind, pickFused, v.name === "msr" ? FUSION_NOTES.project : undefined]];
+  const rows: Array<[string, RowKind, Pick, string?]> = [
+    [v.label, v.kind, pickFused, v.name === "msr" ? FUSION_NOTES.project : undefined],
+  ];
   if (v.name === "msr") {
     rows.push(["MSR-Rec (Eq. 3 literal)", "msr", pickEq3, FUSION_NOTES.eq3]);
     rows.push(["MSR-Rec (user)", "ablation", pickUser], ["MSR-Rec (item)", "ablation", pickItem]);
@@ -230,7 +314,8 @@ export function testReferences(c: RunConfig): Map<string, string> {
   const refs = new Map<string, string>();
   if (!existsSync(L.reasoning)) return refs;
   for (const r of parseJsonLines<ReasoningRecord>(readFileSync(L.reasoning, "utf8"), L.reasoning)) {
-    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user)) refs.set(r.user, selectReasoningSteps(r.reasoning, c.train.reasoningSteps));
+    if (r.split === "test" && r.valid && r.reasoning && !refs.has(r.user))
+      refs.set(r.user, selectReasoningSteps(r.reasoning, c.train.reasoningSteps));
   }
   return refs;
 }

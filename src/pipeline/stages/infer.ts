@@ -8,8 +8,21 @@ import { fillTemplate } from "../../prompts/build.js";
 import { trainedPrefix } from "../../train/samples.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../../prompts/dataset.js";
 import { defaultTemplatesDir, loadTemplates, type PromptTemplates } from "../../prompts/templates.js";
-import { inferBidirectional, reasoningScoreRequest, scoreReasonings, type InferenceCase, type SideResult } from "../../infer/bidirectional.js";
-import { generateAll, type ContinuationScorer, type GenerateOptions, type Prompt, type TextGenerator, type Tokenize } from "../../infer/generate.js";
+import {
+  inferBidirectional,
+  reasoningScoreRequest,
+  scoreReasonings,
+  type InferenceCase,
+  type SideResult,
+} from "../../infer/bidirectional.js";
+import {
+  generateAll,
+  type ContinuationScorer,
+  type GenerateOptions,
+  type Prompt,
+  type TextGenerator,
+  type Tokenize,
+} from "../../infer/generate.js";
 import { parseOutput } from "../../infer/parse.js";
 import type { Detokenize } from "../../infer/align.js";
 import { inferShardFile, mergeInferShards, writeInferRecords, type InferRecord } from "../../infer/records.js";
@@ -54,7 +67,12 @@ export type TestCase = InferenceCase & { full: Prompt; tallrec: Prompt; position
  * test users: generation seeds derive from it, so a sharded run samples exactly what the
  * unsharded run samples and the merged shards equal a single-process run.
  */
-export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: PromptTemplates, shard?: Shard): TestCase[] {
+export function inferenceCases(
+  c: RunConfig,
+  ds: PreparedDataset,
+  templates: PromptTemplates,
+  shard?: Shard,
+): TestCase[] {
   const users = testUsers(c, ds);
   const [from, to] = shard ? shardRange(users.length, shard) : [0, users.length];
   return users.slice(from, to).map((u, k) => {
@@ -74,13 +92,25 @@ export function inferenceCases(c: RunConfig, ds: PreparedDataset, templates: Pro
 }
 
 function generationOptions<L>(c: RunConfig, lora: L | undefined): Omit<GenerateOptions<L>, "grammar" | "stop"> {
-  const g: Omit<GenerateOptions<L>, "grammar" | "stop"> = { maxTokens: c.infer.maxTokens, temperature: c.infer.temperature, topP: c.infer.topP, topK: c.infer.topK, seed: c.seed };
+  const g: Omit<GenerateOptions<L>, "grammar" | "stop"> = {
+    maxTokens: c.infer.maxTokens,
+    temperature: c.infer.temperature,
+    topP: c.infer.topP,
+    topK: c.infer.topK,
+    seed: c.seed,
+  };
   if (lora !== undefined) g.lora = lora;
   return g;
 }
 
 /** Runs one variant on the given cases. */
-export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, v: InferVariant, cases: TestCase[], quiet = false): Promise<InferRecord[]> {
+export async function inferVariant<L>(
+  c: RunConfig,
+  engine: InferenceEngine<L>,
+  v: InferVariant,
+  cases: TestCase[],
+  quiet = false,
+): Promise<InferRecord[]> {
   const L = runLayout(c.runDir);
   let lora: L | undefined;
   if (v.adapter !== null) {
@@ -94,11 +124,32 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const first = cases[0]?.position ?? 0;
   gen.seed += v.mode === "bidirectional" ? 2 * first : first;
   const prompt = (p: Prompt): Prompt => variantPrompt(engine.tokenize, v, p);
-  cases = cases.map((k) => ({ ...k, prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) }, full: prompt(k.full), tallrec: prompt(k.tallrec) }));
+  cases = cases.map((k) => ({
+    ...k,
+    prompts: { user: prompt(k.prompts.user), item: prompt(k.prompts.item) },
+    full: prompt(k.full),
+    tallrec: prompt(k.tallrec),
+  }));
   if (v.mode === "bidirectional") {
-    const res = await inferBidirectional(engine, engine.scorer, cases, { generation: gen, batchSize: c.infer.batchSize, pplConditioning: c.infer.pplConditioning, constrained: c.infer.constrained && v.name === "msr", eq3: v.name === "msr", codec: engine, quiet });
+    const res = await inferBidirectional(engine, engine.scorer, cases, {
+      generation: gen,
+      batchSize: c.infer.batchSize,
+      pplConditioning: c.infer.pplConditioning,
+      constrained: c.infer.constrained && v.name === "msr",
+      eq3: v.name === "msr",
+      codec: engine,
+      quiet,
+    });
     return res.map((r) => {
-      const rec: InferRecord = { user: r.user, candidateIds: r.candidateIds, candidateTitles: r.candidateTitles, targetIndex: r.targetIndex, userSide: r.userSide, itemSide: r.itemSide, fused: r.fused };
+      const rec: InferRecord = {
+        user: r.user,
+        candidateIds: r.candidateIds,
+        candidateTitles: r.candidateTitles,
+        targetIndex: r.targetIndex,
+        userSide: r.userSide,
+        itemSide: r.itemSide,
+        fused: r.fused,
+      };
       if (r.fusedEq3) rec.fusedEq3 = r.fusedEq3;
       if (r.constrained) rec.constrained = r.constrained;
       return rec;
@@ -107,15 +158,35 @@ export async function inferVariant<L>(c: RunConfig, engine: InferenceEngine<L>, 
   const prompts = cases.map((k) => (v.template === "tallrec" ? k.tallrec : k.full));
   const gens = await generateAll(engine, prompts, gen, c.infer.batchSize, `infer ${v.name}`, quiet);
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k]!.candidateTitles));
-  const ppl = await scoreReasonings(engine.scorer, parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, c.infer.pplConditioning, engine)), lora);
+  const ppl = await scoreReasonings(
+    engine.scorer,
+    parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, c.infer.pplConditioning, engine)),
+    lora,
+  );
   return cases.map((k, i) => {
-    const single: SideResult = { ...parsed[i]!, text: gens[i]!.text, finishReason: gens[i]!.finishReason, ppl: ppl[i]!, tokenIds: Array.from(gens[i]!.tokens) };
-    return { user: k.user, candidateIds: k.candidateIds, candidateTitles: k.candidateTitles, targetIndex: k.targetIndex, single };
+    const single: SideResult = {
+      ...parsed[i]!,
+      text: gens[i]!.text,
+      finishReason: gens[i]!.finishReason,
+      ppl: ppl[i]!,
+      tokenIds: Array.from(gens[i]!.tokens),
+    };
+    return {
+      user: k.user,
+      candidateIds: k.candidateIds,
+      candidateTitles: k.candidateTitles,
+      targetIndex: k.targetIndex,
+      single,
+    };
   });
 }
 
 /** The infer stage, or one shard of it into `part.dir`. `only` restricts to named variants. */
-export async function inferStage<L>(c: RunConfig, engine: InferenceEngine<L>, opts: { part?: { shard: Shard; dir: string }; only?: string[]; quiet?: boolean; log?: (m: string) => void } = {}): Promise<void> {
+export async function inferStage<L>(
+  c: RunConfig,
+  engine: InferenceEngine<L>,
+  opts: { part?: { shard: Shard; dir: string }; only?: string[]; quiet?: boolean; log?: (m: string) => void } = {},
+): Promise<void> {
   const L = runLayout(c.runDir);
   const ds = loadRunDataset(c);
   const cases = inferenceCases(c, ds, loadTemplates(), opts.part?.shard);
@@ -147,11 +218,16 @@ function inferInputFiles(c: RunConfig): Record<string, string> {
   const L = runLayout(c.runDir);
   const files: Record<string, string> = { ...datasetFiles(L.dataset), "base model": baseModelPath(c) };
   for (const kind of ["user", "item", "full"]) files[`${kind} template`] = join(defaultTemplatesDir(), `${kind}.txt`);
-  for (const v of inferVariants(c)) if (v.adapter !== null) files[`train/${v.adapter}/adapter.gguf`] = L.adapter(v.adapter);
+  for (const v of inferVariants(c))
+    if (v.adapter !== null) files[`train/${v.adapter}/adapter.gguf`] = L.adapter(v.adapter);
   return files;
 }
 
-async function withEngine(c: RunConfig, log: (m: string) => void, work: (engine: InferenceEngine<LoraSelection>) => Promise<void>): Promise<void> {
+async function withEngine(
+  c: RunConfig,
+  log: (m: string) => void,
+  work: (engine: InferenceEngine<LoraSelection>) => Promise<void>,
+): Promise<void> {
   const engine = await openInferenceEngine(c, baseModelPath(c));
   log(`[infer] ${engine.threads} engine threads; this process may use ${describeCpus()}`);
   try {
@@ -171,7 +247,8 @@ export function inferSpec({ c, log, quiet }: StageContext): StageSpec {
     sharded: {
       root: join(runLayout(c.runDir).infer, "shards"),
       files: () => inferInputFiles(c),
-      runShard: (shard, dir) => withEngine(c, log, (engine) => inferStage(c, engine, { log, quiet, part: { shard, dir } })),
+      runShard: (shard, dir) =>
+        withEngine(c, log, (engine) => inferStage(c, engine, { log, quiet, part: { shard, dir } })),
       merge: async (dirs) => log(`[infer] merged ${mergeInferStage(c, dirs)} shard records`),
     },
   };

@@ -37,9 +37,16 @@ export async function sftStage(c: RunConfig): Promise<void> {
     if (!u) throw new Error(`${L.reasoning}: user ${r.user} is not in the dataset; re-run the synthesize stage`);
     const s = sampleFor(u, r.split, c.dataset.historyLength, trainCatalog(c, ds), r.position);
     const reasoning = r.reasoning ? selectReasoningSteps(r.reasoning, c.train.reasoningSteps) : "";
-    bySplit[r.split].push({ user: r.user, ...(r.position !== undefined ? { position: r.position } : {}), prompt: trainingPrompt(ds, templates, s), reasoning, recommendation: r.recommendation });
+    bySplit[r.split].push({
+      user: r.user,
+      ...(r.position !== undefined ? { position: r.position } : {}),
+      prompt: trainingPrompt(ds, templates, s),
+      reasoning,
+      recommendation: r.recommendation,
+    });
   }
-  if (bySplit.train.length === 0) throw new Error(`${L.reasoning} has no training records; re-run the synthesize stage`);
+  if (bySplit.train.length === 0)
+    throw new Error(`${L.reasoning} has no training records; re-run the synthesize stage`);
   writeFileAtomic(L.sftSplit("train"), toJsonLines(bySplit.train));
   writeFileAtomic(L.sftSplit("valid"), toJsonLines(bySplit.valid));
 }
@@ -50,5 +57,14 @@ export function readSftSamples(c: RunConfig, split: "train" | "valid"): SftSampl
 }
 
 export function sftSpec({ c }: StageContext): StageSpec {
-  return { stage: "sft", inputs: { history: c.dataset.historyLength, steps: c.train.reasoningSteps, ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}) }, outputs: ["sft"], run: () => sftStage(c) };
+  return {
+    stage: "sft",
+    inputs: {
+      history: c.dataset.historyLength,
+      steps: c.train.reasoningSteps,
+      ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}),
+    },
+    outputs: ["sft"],
+    run: () => sftStage(c),
+  };
 }

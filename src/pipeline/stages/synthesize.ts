@@ -20,7 +20,9 @@ import { testUsers } from "../variants.js";
 async function makeTeacher(c: RunConfig, ds: PreparedDataset): Promise<Teacher> {
   if (c.teacher.kind === "rule") return new RulesTeacher(ds.items, ds.users);
   if (c.teacher.kind === "openai" && !c.teacher.endpoint) {
-    throw new Error('teacher.kind "openai" needs teacher.endpoint (e.g. "https://api.deepseek.com") and teacher.model (e.g. "deepseek-reasoner")');
+    throw new Error(
+      'teacher.kind "openai" needs teacher.endpoint (e.g. "https://api.deepseek.com") and teacher.model (e.g. "deepseek-reasoner")',
+    );
   }
   return createTeacher({
     kind: c.teacher.kind,
@@ -58,16 +60,23 @@ export async function synthesizeStage(c: RunConfig, part?: { shard: Shard; dir: 
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const samples = synthesisSamples(c, ds);
-  const jobs: SynthesisJob[] = samples.filter((sample) => !part || inShard(sample.user, part.shard)).map((sample) => {
-    const ctx = contextFor(ds, sample);
-    return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
-  });
+  const jobs: SynthesisJob[] = samples
+    .filter((sample) => !part || inShard(sample.user, part.shard))
+    .map((sample) => {
+      const ctx = contextFor(ds, sample);
+      return { sample, prompt: fillTemplate(templates.teacher, ctx), candidateTitles: [...ctx.candidates] };
+    });
   // The answer store lives outside the stage's declared outputs: paid answers survive a re-run.
   const outDir = part ? part.dir : L.teacher;
   const store = AnswerStore.open(join(outDir, "answers.jsonl"));
   const teacher = await makeTeacher(c, ds);
   try {
-    const { records, stats } = await synthesize(jobs, { teacher, store, tau: c.teacher.tau, maxRetries: c.teacher.maxRetries });
+    const { records, stats } = await synthesize(jobs, {
+      teacher,
+      store,
+      tau: c.teacher.tau,
+      maxRetries: c.teacher.maxRetries,
+    });
     writeSynthesisOutput(outDir, records, stats);
   } finally {
     store.close();
@@ -78,9 +87,19 @@ export async function synthesizeStage(c: RunConfig, part?: { shard: Shard; dir: 
 export function synthesizeSpec({ c, log }: StageContext): StageSpec {
   return {
     stage: "synthesize",
-    inputs: { teacher: c.teacher, history: c.dataset.historyLength, validUsers: c.train.validUsers, inferUsers: c.infer.users, ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}) },
+    inputs: {
+      teacher: c.teacher,
+      history: c.dataset.historyLength,
+      validUsers: c.train.validUsers,
+      inferUsers: c.infer.users,
+      ...(c.train.positions !== "last" ? { positions: c.train.positions } : {}),
+    },
     // A paid teacher's answers.jsonl is never removed: re-runs reuse it instead of paying again.
-    outputs: ["teacher/reasoning.jsonl", "teacher/synthesis-stats.json", ...(c.teacher.kind === "rule" ? ["teacher/answers.jsonl"] : [])],
+    outputs: [
+      "teacher/reasoning.jsonl",
+      "teacher/synthesis-stats.json",
+      ...(c.teacher.kind === "rule" ? ["teacher/answers.jsonl"] : []),
+    ],
     run: async () => {
       log(`[synthesize] ${synthesisCost(c, loadRunDataset(c))}`);
       await synthesizeStage(c);

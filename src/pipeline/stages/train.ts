@@ -29,7 +29,10 @@ import type { StageContext, StageSpec } from "../stages.js";
  * `steps` and the epoch lines up to `epochs`: what a resumed (or restarted) variant writes again.
  */
 function truncateTrainLog(path: string, variant: string, steps: number, epochs: number): void {
-  keepJsonLines<TrainLogLine>(path, (l) => l.variant !== variant || (l.type === "step" ? l.step <= steps : l.epoch <= epochs));
+  keepJsonLines<TrainLogLine>(
+    path,
+    (l) => l.variant !== variant || (l.type === "step" ? l.step <= steps : l.epoch <= epochs),
+  );
 }
 
 /** The trainer options of every variant: the same mapping `msr-rec train` uses (trainerOptionsFor). */
@@ -44,7 +47,13 @@ export function variantTrainerOptions(c: RunConfig, totalSteps: number): Trainer
  * position in the epoch, epoch loss so far and the best epoch's scores), so the stage resumes
  * where it stopped.
  */
-async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, log: (m: string) => void, quiet: boolean): Promise<void> {
+async function trainVariant(
+  c: RunConfig,
+  v: TrainVariant,
+  data: TokenizedSft,
+  log: (m: string) => void,
+  quiet: boolean,
+): Promise<void> {
   const L = runLayout(c.runDir);
   const dir = dirname(L.adapter(v.name));
   const done = join(dir, "done.json");
@@ -76,23 +85,44 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
           path: ckpt,
           every: c.train.checkpointEvery,
           // JSON turns NaN into null: the scores travel as strings.
-          state: () => ({ best: best && { hitRatio: String(best.hitRatio), recommendationNll: String(best.recommendationNll) }, epochsDone }),
+          state: () => ({
+            best: best && { hitRatio: String(best.hitRatio), recommendationNll: String(best.recommendationNll) },
+            epochsDone,
+          }),
           restore: (st, at) => {
-            const r = (st ?? {}) as { best?: { hitRatio: string; recommendationNll: string } | null; epochsDone?: number };
-            best = r.best ? { hitRatio: Number(r.best.hitRatio), recommendationNll: Number(r.best.recommendationNll) } : null;
+            const r = (st ?? {}) as {
+              best?: { hitRatio: string; recommendationNll: string } | null;
+              epochsDone?: number;
+            };
+            best = r.best
+              ? { hitRatio: Number(r.best.hitRatio), recommendationNll: Number(r.best.recommendationNll) }
+              : null;
             epochsDone = r.epochsDone ?? 0;
             truncateTrainLog(L.trainLog, v.name, at, epochsDone);
             log(`[train] ${v.name}: continuing after step ${at} (${epochsDone} epochs finished)`);
           },
         },
-        onStep: (epoch, r) => logLine({ type: "step", variant: v.name, epoch, step: r.step, loss: r.loss, lossRea: r.lossReasoning, lossRec: r.lossRecommendation, tokens: r.tokens }),
+        onStep: (epoch, r) =>
+          logLine({
+            type: "step",
+            variant: v.name,
+            epoch,
+            step: r.step,
+            loss: r.loss,
+            lossRea: r.lossReasoning,
+            lossRec: r.lossRecommendation,
+            tokens: r.tokens,
+          }),
         onEpoch: async (epoch, trainLoss) => {
           const epochAdapter = join(dir, `epoch-${epoch}.gguf`);
           await trainer.saveAdapter(epochAdapter);
           const ev = valid.length ? await trainer.evaluate(valid, { alpha: v.alpha, beta: v.beta }) : null;
           // The variant's own weighted loss is logged (loss curves) but selects nothing.
           const validLoss = ev ? ev.loss : Number.NaN;
-          const score: EpochScore = { hitRatio: await epochHitRatio(model, epochAdapter, c, v), recommendationNll: ev ? ev.lossRecommendation : Number.NaN };
+          const score: EpochScore = {
+            hitRatio: await epochHitRatio(model, epochAdapter, c, v),
+            recommendationNll: ev ? ev.lossRecommendation : Number.NaN,
+          };
           const isBest = betterEpoch(score, best);
           if (isBest) {
             best = score;
@@ -100,8 +130,19 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
             renameSync(`${L.adapter(v.name)}.tmp`, L.adapter(v.name));
           }
           epochsDone = epoch;
-          logLine({ type: "epoch", variant: v.name, epoch, trainLoss, validLoss, validHitRatio: score.hitRatio, validRecNll: score.recommendationNll, best: isBest });
-          log(`[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${score.hitRatio.toFixed(3)}  rec NLL ${score.recommendationNll.toFixed(3)}${isBest ? "  (best)" : ""}`);
+          logLine({
+            type: "epoch",
+            variant: v.name,
+            epoch,
+            trainLoss,
+            validLoss,
+            validHitRatio: score.hitRatio,
+            validRecNll: score.recommendationNll,
+            best: isBest,
+          });
+          log(
+            `[train] ${v.name} epoch ${epoch}: train ${trainLoss.toFixed(3)}  valid ${validLoss.toFixed(3)}  valid HR@1 ${score.hitRatio.toFixed(3)}  rec NLL ${score.recommendationNll.toFixed(3)}${isBest ? "  (best)" : ""}`,
+          );
         },
       });
     } finally {
@@ -111,7 +152,16 @@ async function trainVariant(c: RunConfig, v: TrainVariant, data: TokenizedSft, l
     model.dispose();
   }
   const kept = best as EpochScore | null;
-  writeFileAtomic(done, JSON.stringify({ variant: v.name, selectedBy: selectionName(c), bestValidHitRatio: kept?.hitRatio ?? null, bestValidRecNll: kept?.recommendationNll ?? null, epochs: c.train.epochs }) + "\n");
+  writeFileAtomic(
+    done,
+    JSON.stringify({
+      variant: v.name,
+      selectedBy: selectionName(c),
+      bestValidHitRatio: kept?.hitRatio ?? null,
+      bestValidRecNll: kept?.recommendationNll ?? null,
+      epochs: c.train.epochs,
+    }) + "\n",
+  );
   rmSync(ckpt, { force: true });
 }
 
@@ -134,7 +184,11 @@ function variantData(v: TrainVariant, data: TokenizedSft): { train: TokenizedSam
  * behavior-only form keeps the same, already fitted prompts. TALLRec's samples are the same users
  * and targets under its own prompt, fitted on their own.
  */
-async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log: (m: string) => void): Promise<TokenizedSft> {
+async function tokenizeSft(
+  c: RunConfig,
+  variants: readonly TrainVariant[],
+  log: (m: string) => void,
+): Promise<TokenizedSft> {
   const ds = loadRunDataset(c);
   const templates = loadTemplates();
   const byUser = new Map(ds.users.map((u) => [u.user, u]));
@@ -144,19 +198,39 @@ async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log:
     const written = readSftSamples(c, split);
     const sampleOf = (s: SftSample, h: number) => {
       const u = byUser.get(s.user);
-      if (!u) throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
+      if (!u)
+        throw new Error(`sft/${split}.jsonl names user ${s.user}, who is not in the dataset; re-run the sft stage`);
       return sampleFor(u, split, h, catalog, s.position);
     };
     const build = (i: number, h: number): SftSample => {
       const s = written[i]!;
-      if (format === "tallrec") return { user: s.user, prompt: tallrecPrompt(ds, sampleOf(s, h)), reasoning: "", recommendation: s.recommendation, layout: "plain" };
+      if (format === "tallrec")
+        return {
+          user: s.user,
+          prompt: tallrecPrompt(ds, sampleOf(s, h)),
+          reasoning: "",
+          recommendation: s.recommendation,
+          layout: "plain",
+        };
       if (h === c.dataset.historyLength) return s;
       return { ...s, prompt: trainingPrompt(ds, templates, sampleOf(s, h)) };
     };
     const r = await fitToTokenBudget(written.length, c.dataset.historyLength, c.train.maxSampleTokens, build, tokenize);
     const what = format === "tallrec" ? `${split} samples in TALLRec's prompt` : `${split} samples`;
-    if (r.cut > 0) log(`[train] ${r.cut} of ${written.length} ${what} lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`);
-    if (format === "msr") writeFileAtomic(join(runLayout(c.runDir).train, `fit-${split}.json`), JSON.stringify({ samples: written.length, cut: r.cut, itemsDropped: r.itemsDropped, maxSampleTokens: c.train.maxSampleTokens }) + "\n");
+    if (r.cut > 0)
+      log(
+        `[train] ${r.cut} of ${written.length} ${what} lost their oldest history items (${r.itemsDropped} in all) to fit train.maxSampleTokens = ${c.train.maxSampleTokens}`,
+      );
+    if (format === "msr")
+      writeFileAtomic(
+        join(runLayout(c.runDir).train, `fit-${split}.json`),
+        JSON.stringify({
+          samples: written.length,
+          cut: r.cut,
+          itemsDropped: r.itemsDropped,
+          maxSampleTokens: c.train.maxSampleTokens,
+        }) + "\n",
+      );
     return r;
   };
   const [train, valid] = [await fit("train", "msr"), await fit("valid", "msr")];
@@ -166,7 +240,8 @@ async function tokenizeSft(c: RunConfig, variants: readonly TrainVariant[], log:
     const stripped = await tokenize([...train.records.map(strip), ...valid.records.map(strip)]);
     out.behaviorOnly = { train: stripped.slice(0, train.records.length), valid: stripped.slice(train.records.length) };
   }
-  if (variants.some((v) => v.format === "tallrec")) out.tallrec = { train: (await fit("train", "tallrec")).tokens, valid: (await fit("valid", "tallrec")).tokens };
+  if (variants.some((v) => v.format === "tallrec"))
+    out.tallrec = { train: (await fit("train", "tallrec")).tokens, valid: (await fit("valid", "tallrec")).tokens };
   return out;
 }
 
@@ -179,5 +254,11 @@ export async function trainStage(c: RunConfig, log: (m: string) => void, quiet =
 }
 
 export function trainSpec({ c, log, quiet }: StageContext): StageSpec {
-  return { stage: "train", inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model }, outputs: ["train", "train.jsonl"], resumable: true, run: () => trainStage(c, log, quiet) };
+  return {
+    stage: "train",
+    inputs: { train: { ...c.train, checkpointEvery: undefined }, ablations: c.ablations, model: c.model },
+    outputs: ["train", "train.jsonl"],
+    resumable: true,
+    run: () => trainStage(c, log, quiet),
+  };
 }
