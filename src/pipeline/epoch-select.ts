@@ -29,6 +29,13 @@ export function betterEpoch(e: EpochScore, best: EpochScore | null): boolean {
   return orPos(e.recommendationNll) < orPos(best.recommendationNll);
 }
 
+/** What both selection rules read: the run's dataset, templates, validation users and tokenizer. */
+function validationSet(model: EngineModel, c: RunConfig) {
+  const ds = loadRunDataset(c);
+  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
+  return { ds, templates: loadTemplates(), users: validationUsers(c, ds), tokenize };
+}
+
 /**
  * Validation HitRatio@1 by candidate likelihood: each validation user's candidates are scored in
  * the layout training gives a recommendation, after `[reasoning_start]\n[reasoning_end] ` (the
@@ -44,13 +51,10 @@ async function validationHitRatio(
   c: RunConfig,
   v: TrainVariant,
 ): Promise<number> {
-  const ds = loadRunDataset(c);
-  const templates = loadTemplates();
-  const users = validationUsers(c, ds);
+  const { ds, templates, users, tokenize } = validationSet(model, c);
   if (users.length === 0) return Number.NaN;
   const lora = await loadAdapter(model, adapterPath);
   const scorer = model.createScorer({ contextSize: c.model.contextSize });
-  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
   const reqs: Array<{ prompt: Int32Array; continuation: Int32Array }> = [];
   const meta: Array<{ n: number; target: number }> = [];
   for (const u of users) {
@@ -90,11 +94,8 @@ export async function generatedHitRatio(
   c: RunConfig,
   v: TrainVariant,
 ): Promise<number> {
-  const ds = loadRunDataset(c);
-  const templates = loadTemplates();
-  const users = validationUsers(c, ds);
+  const { ds, templates, users, tokenize } = validationSet(model, c);
   if (users.length === 0) return Number.NaN;
-  const tokenize: SampleTokenizer["tokenize"] = (t, o) => model.tokenize(t, o);
   const samples = users.map((u) => sampleFor(u, "valid", c.dataset.historyLength));
   const prompts = samples.map((s) =>
     v.format === "tallrec"

@@ -4,12 +4,11 @@
 // made here: the synthesize stage stored these answers as references for the reasoning metrics.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { recommendationMetrics } from "../eval/metrics.js";
 import { sampleFor, type PreparedDataset } from "../prompts/dataset.js";
 import { teacherRecommendation } from "../teacher/prune.js";
 import { parseStoreText } from "../teacher/store.js";
 import { answerKey } from "../teacher/synthesize.js";
-import type { MetricsRow } from "../run/results.js";
+import { metricsRowOf, type MetricsRow } from "../run/results.js";
 import { runLayout } from "../run/layout.js";
 import type { RunConfig } from "./config.js";
 
@@ -35,24 +34,12 @@ export function teacherRow(
   const found = outcomes.filter((o) => o.found).length;
   if (found === 0) return { skipped: `teacher zero-shot row: ${store} holds no test-split answers` };
   const model = [...answers.values()][0]!.model;
-  const m = recommendationMetrics(outcomes);
   const notes = [
     `the teacher's first stored answer per test user (${model}), Step 5 judged by the same title rules; the paper's DeepSeek-R1 row`,
   ];
   if (c.teacher.kind === "rule") notes.push("the rule teacher is not an LLM");
   if (found < users.length) notes.push(`${users.length - found} users without a stored answer count as invalid`);
   return {
-    row: {
-      name: `Teacher zero-shot (${model})`,
-      kind: "baseline",
-      users: m.users,
-      hits: m.hits,
-      valid: m.valid,
-      hitRatio: m.hitRatioAll,
-      hitRatioValid: m.hitRatioValid,
-      validRatio: m.validRatio,
-      strictHitRatio: m.strict.hitRatioAll,
-      note: notes.join("; "),
-    },
+    row: { ...metricsRowOf(`Teacher zero-shot (${model})`, "baseline", outcomes), note: notes.join("; ") },
   };
 }

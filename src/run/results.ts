@@ -1,6 +1,8 @@
 // Shapes of the run's result files (metrics.json, predictions.jsonl, train.jsonl) and the
 // Table-2-style results.md renderer. Below the pipeline and the report, which both use them.
 
+import { recommendationMetrics, type RecommendationOutcome } from "../eval/metrics.js";
+
 export type RowKind = "baseline" | "msr" | "ablation" | "sweep";
 
 /** One row of metrics.json. HitRatio@1 is hits/all (LLaRA's published numbers); hitRatioValid is hits/valid. */
@@ -30,6 +32,22 @@ export interface MetricsRow {
   alpha?: number;
   beta?: number;
   note?: string;
+}
+
+/** A row's HitRatio@1 / ValidRatio columns from its users' outcomes (every user in the denominator). */
+export function metricsRowOf(name: string, kind: RowKind, outcomes: readonly RecommendationOutcome[]): MetricsRow {
+  const m = recommendationMetrics(outcomes);
+  return {
+    name,
+    kind,
+    users: m.users,
+    hits: m.hits,
+    valid: m.valid,
+    hitRatio: m.hitRatioAll,
+    hitRatioValid: m.hitRatioValid,
+    validRatio: m.validRatio,
+    strictHitRatio: m.strict.hitRatioAll,
+  };
 }
 
 export interface MetricsFile {

@@ -5,7 +5,7 @@
 // The references for the reasoning metrics are the teacher's kept test-split paths.
 import { existsSync, readFileSync } from "node:fs";
 import { buildBaseline, BASELINES } from "../../eval/baselines.js";
-import { recommendationMetrics, type RecommendationOutcome } from "../../eval/metrics.js";
+import type { RecommendationOutcome } from "../../eval/metrics.js";
 import { readInferRecords, reviveSide, type InferRecord } from "../../infer/records.js";
 import type { SideResult } from "../../infer/bidirectional.js";
 import type { FusionDecision } from "../../infer/fusion.js";
@@ -14,7 +14,7 @@ import type { RunConfig } from "../config.js";
 import { runLayout } from "../../run/layout.js";
 import { parseJsonLines, toJsonLines } from "../../util/jsonl.js";
 import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "../../run/results.js";
-import { GPTSCORE_NOTE, renderResultsMarkdown } from "../../run/results.js";
+import { GPTSCORE_NOTE, metricsRowOf, renderResultsMarkdown } from "../../run/results.js";
 import { loadRunDataset } from "../run-data.js";
 import { sampleFor } from "../../prompts/dataset.js";
 import { truncationNotes } from "../sft-fit.js";
@@ -84,18 +84,7 @@ export function rowMetrics(name: string, kind: RowKind, records: readonly InferR
     candidates: r.candidateTitles,
     target: r.targetIndex,
   }));
-  const m = recommendationMetrics(outcomes);
-  return {
-    name,
-    kind,
-    users: m.users,
-    hits: m.hits,
-    valid: m.valid,
-    hitRatio: m.hitRatioAll,
-    hitRatioValid: m.hitRatioValid,
-    validRatio: m.validRatio,
-    strictHitRatio: m.strict.hitRatioAll,
-  };
+  return metricsRowOf(name, kind, outcomes);
 }
 
 /** The context GPTScore conditions on: the user's history and the candidates, in the teacher prompt's words. */
