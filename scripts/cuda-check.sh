@@ -8,7 +8,9 @@
 #      benchmark (bench/train-gpu.ts -> bench/results/train-gpu.json, copied to OUTDIR);
 #   4. LoRA training of a Llama-3-8B-shaped model on the GPU, Q4_0 and F16: peak device memory
 #      against 24 GiB, tokens/s beside GPU scoring (bench/train-memory-gpu.ts);
-#   5. then the Llama-3-8B-shaped benchmark (bench/gpu-8b.ts: F16 and Q4_0, our scorer and batched
+#   5. the roofline suite on the GPU (bench/roofline.ts: llama3-1b F16/Q8_0/Q4_0 against the same
+#      llama.cpp tools -> OUTDIR/roofline-gpu.json);
+#   6. then the Llama-3-8B-shaped benchmark (bench/gpu-8b.ts: F16 and Q4_0, our scorer and batched
 #      generation against llama-bench and llama-batched-bench built from the same llama.cpp source
 #      with the same EXTRA_CMAKE_ARGS, and 1,500 users' inference -> bench/results/gpu-8b.json,
 #      copied to OUTDIR). It writes ~21 GB of model files under .cache/bench-models.
@@ -16,8 +18,8 @@
 # Env: CUDA_ARCHITECTURES (default "native"), JOBS, BUILD_TIMEOUT (seconds, default none),
 #      EXTRA_CMAKE_ARGS (e.g. "-DGGML_CUDA_FA=OFF" to skip llama.cpp's flash-attention kernels),
 #      SECTIONS (comma-separated subset of ce,build,compare,train-check,train-gpu,train-memory-gpu,
-#      gpu-8b; default all; a short booking of a GPU machine runs the ones it needs, e.g.
-#      SECTIONS=build,train-memory-gpu), TRAIN_MEMORY_GPU_ARGS and GPU_8B_ARGS (more flags for those
+#      roofline,gpu-8b; default all; a short booking of a GPU machine runs the ones it needs, e.g.
+#      SECTIONS=build,train-memory-gpu), TRAIN_MEMORY_GPU_ARGS, ROOFLINE_ARGS and GPU_8B_ARGS (more flags for those
 #      bench suites, e.g. GPU_8B_ARGS="--types Q4_0 --users 300"; `npm run bench -- gpu-8b --help`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +75,14 @@ if command -v node >/dev/null 2>&1 && [ -f dist/src/index.js ]; then
     [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js train-memory-gpu --threads "$jobs" ${TRAIN_MEMORY_GPU_ARGS:-} \
       | tee "$out/train-memory-gpu.txt" \
       && cp bench/results/train-memory-gpu.json "$out/" || status=1
+  fi
+  if want roofline; then
+    echo "== llama3-1b shapes on the GPU: ours vs llama-bench / llama-batched-bench"
+    # shellcheck disable=SC2086 # the extra flags are meant to split into words
+    [ -n "$addon" ] && MSR_REC_ADDON="$PWD/$addon" node dist/bench/run.js roofline --threads "$jobs" \
+      --llama-tools-cmake-args "-DCMAKE_CUDA_ARCHITECTURES=$arch ${EXTRA_CMAKE_ARGS:-}" ${ROOFLINE_ARGS:-} \
+      | tee "$out/roofline.txt" \
+      && cp bench/results/roofline.json "$out/roofline-gpu.json" || status=1
   fi
   if want gpu-8b; then
     echo "== Llama-3-8B-shaped model: ours vs llama-bench / llama-batched-bench, 1,500 users' inference"

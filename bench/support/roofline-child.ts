@@ -1,4 +1,4 @@
-// One model file of the gpu-8b suite in its own process, so that its peak memory is its own and a
+// One model file of a roofline suite (roofline, gpu-8b) in its own process, so that its peak memory is its own and a
 // crash on one weight type does not lose the other's numbers. Measures, with `gpuLayers` layers
 // offloaded:
 //   1. scorer prompt processing: 16 requests of 512 tokens (256 prompt + 256 scored), scored in
@@ -6,6 +6,8 @@
 //   2. batched generation: 64 prompts of 128 tokens, 128 new tokens each, 64 in parallel; the
 //      generation rate is (tokens of the 128-token run - tokens of a 1-token run) / (the
 //      difference in time), which removes prompt processing as llama-batched-bench's S_TG does;
+//      the same again under a grammar (any text without a line break: every sampled token is
+//      checked against it, so its cost is the grammar sampler's, not a shorter output's);
 //   3. the whole MSR-Rec inference of `users` synthetic users through inferBidirectional (both
 //      sides generated to `tokens` new tokens, both PPLs in one scorer call, Eq. 3 fusion), with
 //      the time spent inside generate() and inside the scorer call recorded on the way.
@@ -36,6 +38,10 @@ export interface ChildResult {
   genMs: number;
   genTokens1: number;
   genMs1: number;
+  grammarTokens: number;
+  grammarMs: number;
+  grammarTokens1: number;
+  grammarMs1: number;
   users: number;
   promptTokensMean: number;
   casesMs: number;
@@ -62,8 +68,12 @@ async function scorerRate(model: Model, gpu: boolean): Promise<{ tokens: number;
   return { tokens: 16 * 512, ms };
 }
 
+/** A grammar that admits any line: generation under it runs as long as without it. */
+const ONE_LINE_GRAMMAR = "root ::= [^\\n]*";
+
 async function generationRate(
   model: Model,
+  grammar?: string,
 ): Promise<{ prompts: number; tokens: number; ms: number; tokens1: number; ms1: number }> {
   const prompts = randomTrainSamples(64, 128, model.info.vocabSize).map((s) => s.tokens);
   const gen = async (maxTokens: number) => {
@@ -75,6 +85,7 @@ async function generationRate(
       topP: 0.95,
       seed: 1,
       parallel: 64,
+      ...(grammar ? { grammar } : {}),
     });
     return { tokens: rs.reduce((n, r) => n + r.tokens.length, 0), ms: performance.now() - t0 };
   };
@@ -91,6 +102,7 @@ const model = await loadModel(args.path, { gpuLayers: args.gpuLayers });
 const loadMs = performance.now() - t0;
 const sc = await scorerRate(model, gpu);
 const gr = await generationRate(model);
+const grg = await generationRate(model, ONE_LINE_GRAMMAR);
 
 const c0 = performance.now();
 const cases = (await benchUsers(args.users)).map((u) => u.kase);
@@ -150,6 +162,10 @@ const out: ChildResult = {
   genMs: gr.ms,
   genTokens1: gr.tokens1,
   genMs1: gr.ms1,
+  grammarTokens: grg.tokens,
+  grammarMs: grg.ms,
+  grammarTokens1: grg.tokens1,
+  grammarMs1: grg.ms1,
   users: cases.length,
   promptTokensMean,
   casesMs,
