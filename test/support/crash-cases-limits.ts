@@ -102,6 +102,19 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
     run: (f) => withModel(f, async (m) => m.detokenize(new Int32Array(2 ** 28))),
     error: /has 268435456 token ids, more than any context holds/,
   },
+  "sizes: detokenize of few enough tokens whose text passes 2 GiB": {
+    // 2^25 tokens of 301 bytes each: within the token-array limit, but ~10 GB of text, past
+    // llama.cpp's int32 byte count.
+    run: async (f) => {
+      const m = await loadModel(f.damaged.longPiece, { ...TINY, vocabOnly: true });
+      try {
+        return m.detokenize(new Int32Array(2 ** 25).fill(f.damaged.longPieceId));
+      } finally {
+        m.dispose();
+      }
+    },
+    error: /detokenize: 33554432 tokens make more than 2 GiB of text; detokenize them in parts/,
+  },
   "sizes: a token whose piece is longer than 256 bytes": {
     run: async (f) => {
       const m = await loadModel(f.damaged.longPiece, TINY);
