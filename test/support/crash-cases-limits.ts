@@ -7,7 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { devAddon, native } from "../../src/engine/bindings.js";
 import { loadModel } from "../../src/engine/index.js";
-import { readGguf, readTensorF32 } from "../../src/gguf/index.js";
+import { gguf, readGguf, readTensorF32 } from "../../src/gguf/index.js";
+import { rewrite } from "./crash-fixtures.js";
 import { assertFinite, TINY, withModel, type CrashCase } from "./crash-case-kit.js";
 
 const sample = {
@@ -101,6 +102,37 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
   "sizes: detokenize of 2^28 tokens": {
     run: (f) => withModel(f, async (m) => m.detokenize(new Int32Array(2 ** 28))),
     error: /has 268435456 token ids, more than any context holds/,
+  },
+  "sizes: a stop string inside a generated piece longer than 256 bytes": {
+    // The tiny model's first greedy token gets a 345-byte text (its logits stay as they were), so
+    // generation produces it first; stop strings are matched on the pieces, which must be whole.
+    run: async (f) => {
+      const [first] = await withModel(f, async (m) => {
+        const [r] = await m.generate([[1, 500]], { maxTokens: 1, temperature: 0 });
+        return Array.from(r!.tokens);
+      });
+      if (first === undefined) throw new Error("the tiny model ended at once; pick another prompt");
+      const long = "piece".repeat(60) + "STOP" + "tail".repeat(10);
+      const path = rewrite(f.model, join(f.dir, `long-first-${process.pid}.gguf`), {
+        metadata: (md) => {
+          const t = [...(md.get("tokenizer.ggml.tokens")!.value as string[])];
+          t[first] = "\u2581" + long;
+          md.set("tokenizer.ggml.tokens", gguf.strings(t));
+        },
+      });
+      const m = await loadModel(path, TINY);
+      try {
+        const [r] = await m.generate([[1, 500]], { maxTokens: 4, temperature: 0, stop: ["STOP"] });
+        return { first, text: r!.text, finishReason: r!.finishReason, tokens: r!.tokens.length };
+      } finally {
+        m.dispose();
+      }
+    },
+    check: (v) => {
+      const r = v as { text: string; finishReason: string; tokens: number };
+      if (r.finishReason !== "stop" || r.text.trimStart() !== "piece".repeat(60) || r.tokens !== 0)
+        throw new Error(`the stop string inside the long piece was missed: ${JSON.stringify(v).slice(0, 300)}`);
+    },
   },
   "sizes: detokenize of few enough tokens whose text passes 2 GiB": {
     // 2^25 tokens of 301 bytes each: within the token-array limit, but ~10 GB of text, past

@@ -56,7 +56,7 @@ export interface DamagedFiles {
 }
 
 /** A copy of `src` with its metadata and tensors edited. */
-function rewrite(
+export function rewrite(
   src: string,
   dst: string,
   edit: { metadata?: (m: GgufMetadata) => void; tensors?: (t: GgufTensorInput[]) => GgufTensorInput[] },
