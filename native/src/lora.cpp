@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "gguf_check.h"
 #include "path_check.h"
@@ -109,6 +111,7 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelS
   Napi::Value v = opts.Get("lora");
   if (v.IsUndefined() || v.IsNull()) return out;
   const JsArray arr = get_array(v, "lora", 1024, "lora must be an array of {adapter, scale}");
+  std::vector<std::pair<Pinned<LoraState>, float>> read;  // checked for liveness once all are read
   for (uint32_t i = 0; i < arr.n; i++) {
     const std::string where = "lora[" + std::to_string(i) + "]";
     Napi::Value e = arr[i];
@@ -127,8 +130,9 @@ std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelS
                     scale, st.alpha, static_cast<long long>(st.min_rank), FLT_MAX / std::max(1.0, std::fabs(applied / scale)));
       throw Napi::RangeError::New(env, msg);
     }
-    out.push_back({pin.ready(), static_cast<float>(scale)});
+    read.emplace_back(pin, static_cast<float>(scale));
   }
+  for (const auto& [pin, scale] : read) out.push_back({pin.ready(), scale});
   return out;
 }
 

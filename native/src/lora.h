@@ -24,8 +24,9 @@ struct LoraChoice {
   LoraPtr lora;
   float scale;
 };
-// Parses `opts.lora` (adapters pinned as they are read); checks each adapter belongs to `model`
-// and has a scale that stays a finite float. Their liveness is checked again by apply_loras.
+// Parses `opts.lora` (adapters pinned as they are read, checked alive once the list is read);
+// checks each adapter belongs to `model` and has a scale that stays a finite float. Later getters
+// of the caller's options may still dispose one: apply_loras checks them again, under the lock.
 std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelState& model);
 // Applies the choice to a context (an empty list clears all adapters), refusing an adapter
 // disposed since the call read it. Caller holds model->mutex.
