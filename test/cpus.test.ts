@@ -7,8 +7,11 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { addonPath } from "../src/engine/bindings.js";
 import { allowedCpus, cgroupCpuQuota, cpuLimits, describeCpus, quotaCpus } from "../src/util/cpus.js";
 import { packageRoot } from "../src/util/paths.js";
+import { addonMissing } from "./support/addon.js";
+import { tinyModelPath } from "./support/models.js";
 
 const work = mkdtempSync(join(tmpdir(), "msr-rec-cpus-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -50,6 +53,21 @@ describe("allowed CPUs", () => {
     expect(child(["taskset", "-c", "0"])).toBe(1);
     expect(child(["env"])).toBe(allowedCpus({ env }));
   });
+
+  it("the raw addon's default thread count (loadModel without threads) follows the affinity too", (ctx) => {
+    if (spawnSync("taskset", ["-c", "0", "true"]).status !== 0) return ctx.skip("taskset cannot set an affinity here");
+    if (addonMissing("the addon's default threads")) return ctx.skip();
+    const script = `const a = require(${JSON.stringify(addonPath())});
+      a.loadModel(${JSON.stringify(tinyModelPath())}).then((m) => { console.log(m.info().threads); m.dispose(); });`;
+    const threads = (prefix: string[]) => {
+      const r = spawnSync(prefix[0]!, [...prefix.slice(1), process.execPath, "-e", script], { encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      return Number(r.stdout.trim());
+    };
+    expect(threads(["taskset", "-c", "0"])).toBe(1);
+    // Without a mask: the CPUs of the process's affinity (the native code reads no cgroup quota).
+    expect(threads(["env"])).toBe(Math.min(512, cpuLimits({ env: {} }).affinity));
+  }, 60_000);
 
   it("reads a cgroup v2 quota at any level above the process; the tightest one counts, rounded down", () => {
     const mount = `30 22 0:27 / ${join(work, "v2", "cg")} rw,relatime - cgroup2 cgroup2 rw`;

@@ -8,7 +8,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { CASES } from "./support/crash-cases.js";
 import { buildChild, describeChild, makeFixtures, pool, runChild, type ChildResult } from "./support/crash-runner.js";
 
-const names = Object.keys(CASES);
+// MSR_REC_CRASH_ONLY=text: only the cases whose name contains it (e.g. while working on one class).
+const only = process.env.MSR_REC_CRASH_ONLY;
+const names = Object.keys(CASES).filter((n) => !only || n.includes(only));
 const results = new Map<string, ChildResult>();
 
 beforeAll(async () => {

@@ -21,7 +21,10 @@ namespace msr::dev {
 
 namespace {
 
-// What both hooks take first: logits [rows × vocab], rows, vocab and one target id per row.
+// What both hooks take first: logits [rows × vocab], rows, vocab and one target id per row. The
+// targets (a JS array may run the caller's code through its elements' getters) and the options
+// are read before the typed arrays' lengths are checked and their memory is used: code that ran in
+// between could have detached a buffer (structuredClone with transfer).
 struct CeInput {
   Napi::Float32Array logits;
   int64_t rows = 0, vocab = 0;
@@ -38,8 +41,7 @@ CeInput get_ce_input(const Napi::CallbackInfo& info) {
   if (!info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "rows and vocab must be numbers");
   const double rows = info[1].As<Napi::Number>().DoubleValue(), vocab = info[2].As<Napi::Number>().DoubleValue();
   // Integers small enough that rows × vocab is exact (the logits' length bounds them anyway).
-  if (!(rows >= 1 && vocab >= 1 && rows == std::floor(rows) && vocab == std::floor(vocab) && rows * vocab <= 9.0e15) ||
-      static_cast<double>(in.logits.ElementLength()) != rows * vocab) {
+  if (!(rows >= 1 && vocab >= 1 && rows == std::floor(rows) && vocab == std::floor(vocab) && rows * vocab <= 9.0e15)) {
     throw Napi::RangeError::New(env, "logits must hold rows × vocab values (rows, vocab positive integers)");
   }
   in.rows = static_cast<int64_t>(rows);
@@ -50,6 +52,17 @@ CeInput get_ce_input(const Napi::CallbackInfo& info) {
     if (t < 0 || t >= in.vocab) throw Napi::RangeError::New(env, "target id " + std::to_string(t) + " is outside [0, vocab)");
   }
   return in;
+}
+
+// A Float32Array's memory once no more of the caller's code will run: it must hold `n` values.
+// The handle is read again (node-addon-api keeps the length and pointer it first saw, which a
+// buffer transferred since then no longer has).
+float* float_data(const Napi::Float32Array& a, int64_t n, const char* what) {
+  Napi::Float32Array now(a.Env(), a);
+  if (static_cast<int64_t>(now.ElementLength()) != n || (n > 0 && !now.Data())) {
+    throw Napi::RangeError::New(a.Env(), std::string(what) + " must hold " + std::to_string(n) + " values (was its buffer transferred?)");
+  }
+  return now.Data();
 }
 
 Napi::Object options_at(const Napi::CallbackInfo& info, size_t i) {
@@ -63,14 +76,12 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   require_args(info, 5, "fusedCrossEntropy(logits: Float32Array, rows, vocab, targets: Int32Array, weights: Float32Array | null, options?)");
   const CeInput in = get_ce_input(info);
   const int64_t rows = in.rows, vocab = in.vocab;
-  const float* weights = nullptr;
+  Napi::Float32Array weights_a;
   if (!info[4].IsNull() && !info[4].IsUndefined()) {
     if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       throw Napi::TypeError::New(env, "weights must be a Float32Array or null");
     }
-    auto w = info[4].As<Napi::Float32Array>();
-    if (static_cast<int64_t>(w.ElementLength()) != rows) throw Napi::RangeError::New(env, "weights must have one entry per row");
-    weights = w.Data();
+    weights_a = info[4].As<Napi::Float32Array>();
   }
   Napi::Object opts = options_at(info, 5);
   const bool reference = get_bool(opts, "reference", false);
@@ -84,12 +95,13 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Float32Array grad;
   if (want_grad && out_v.IsTypedArray() && out_v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
     grad = out_v.As<Napi::Float32Array>();
-    if (static_cast<int64_t>(grad.ElementLength()) != rows * vocab) throw Napi::RangeError::New(env, "gradOut must hold rows × vocab values");
   } else if (want_grad) {
     grad = Napi::Float32Array::New(env, rows * vocab);
   }
-  float* g = want_grad ? grad.Data() : nullptr;
-  const float* logits = in.logits.Data();
+  // No more of the caller's code runs from here: the buffers' memory can be used.
+  const float* weights = weights_a.IsEmpty() ? nullptr : float_data(weights_a, rows, "weights");
+  float* g = want_grad ? float_data(grad, rows * vocab, "gradOut") : nullptr;
+  const float* logits = float_data(in.logits, rows * vocab, "logits");
   const double loss = reference ? fused_ce_reference(logits, rows, vocab, vocab, in.targets.data(), weights, logprobs.Data(), g, vocab)
                                 : fused_ce_cpu(logits, rows, vocab, vocab, in.targets.data(), weights, logprobs.Data(), g, vocab, threads);
   Napi::Object out = Napi::Object::New(env);
@@ -130,7 +142,7 @@ Napi::Value DenseCrossEntropyGgml(const Napi::CallbackInfo& info) {
   ggml_gallocr_ptr galloc(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend.get())));
   if (!ggml_gallocr_alloc_graph(galloc.get(), g)) throw UserError("denseCrossEntropyGgml: out of memory for ggml's compute buffer; use fewer rows");
   const size_t compute_bytes = ggml_gallocr_get_buffer_size(galloc.get(), 0);
-  ggml_backend_tensor_set(x, in.logits.Data(), 0, ggml_nbytes(x));
+  ggml_backend_tensor_set(x, float_data(in.logits, rows * vocab, "logits"), 0, ggml_nbytes(x));
   std::vector<float> labels(static_cast<size_t>(rows * vocab), 0.f);
   for (int64_t r = 0; r < rows; r++) labels[r * vocab + in.targets[r]] = 1.f;
   ggml_backend_tensor_set(y, labels.data(), 0, ggml_nbytes(y));

@@ -1,6 +1,7 @@
 // The scorer's development hooks (see dev.h): its batching without the log-prob reduction (the
 // benchmark's ceiling), and the full logits of one sequence (the naive reference of the tests).
 #include <algorithm>
+#include <cmath>
 
 #include "dev.h"
 #include "lora.h"
@@ -19,8 +20,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
   const size_t nv = static_cast<size_t>(s.model->n_vocab);
   std::vector<float> out(tokens.size() * nv);
   std::lock_guard<std::mutex> lock(s.model->mutex);
-  s.model->check_alive("scorer.logits");
-  if (s.disposed) throw UserError("scorer.logits: the scorer was disposed; create a new one with model.createScorer()");
+  s.check_alive("scorer.logits");
   s.ensure_context("scorer.logits");
   if (tokens.size() > s.n_ctx) throw UserError("scorer.logits: more tokens than the scorer's context of " + std::to_string(s.n_ctx) + " cells");
   ScopedLoras scoped_loras(s.ctx, loras);
@@ -41,6 +41,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
     if (llama_decode(s.ctx, batch) != 0) throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
     std::copy(llama_get_logits(s.ctx), llama_get_logits(s.ctx) + (end - start) * nv, out.begin() + start * nv);
   }
+  check_finite_logits(out, nv, "scorer.logits", !loras.empty());
   return out;
 }
 
@@ -49,9 +50,10 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
 Napi::Value ScorerDecodeOnly(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 2, "scorerDecodeOnly(scorer, requests, options?: {lora?})");
-  ScorerPtr st = scorer_from_js(info[0], "scorer.score");
-  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[1], *st));
-  auto loras = parse_lora_option(options_at(info, 2), st->model);
+  const Pinned<ScorerState> pin = scorer_from_js(info[0], "scorer.score");
+  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[1], pin.peek()));
+  auto loras = parse_lora_option(options_at(info, 2), *pin.peek().model);
+  ScorerPtr st = pin.ready();
   return PromiseWorker::Run(
       env, [st, reqs, loras]() { score_requests(*st, *reqs, loras, false); }, [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
 }
@@ -59,18 +61,20 @@ Napi::Value ScorerDecodeOnly(const Napi::CallbackInfo& info) {
 Napi::Value ScorerLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 2, "scorerLogits(scorer, tokens, options?: {lora?})");
-  ScorerPtr st = scorer_from_js(info[0], "scorer.logits");
+  const Pinned<ScorerState> pin = scorer_from_js(info[0], "scorer.logits");
   auto tokens = std::make_shared<std::vector<llama_token>>(get_tokens(info[1], "tokens"));
-  if (tokens->empty() || tokens->size() > st->n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
-  if (tokens->size() > static_cast<size_t>(st->model->n_ctx_train)) {
-    throw Napi::RangeError::New(env, "scorer.logits: more tokens than the model's training context (" + std::to_string(st->model->n_ctx_train) + ")");
+  const ScorerState& s = pin.peek();
+  if (tokens->empty() || tokens->size() > s.n_ctx) throw Napi::RangeError::New(env, "scorer.logits: need 1..contextSize tokens");
+  if (tokens->size() > static_cast<size_t>(s.model->n_ctx_train)) {
+    throw Napi::RangeError::New(env, "scorer.logits: more tokens than the model's training context (" + std::to_string(s.model->n_ctx_train) + ")");
   }
   try {
-    check_token_range(*st->model, *tokens, "scorer.logits");
+    check_token_range(*s.model, *tokens, "scorer.logits");
   } catch (const UserError& e) {
     throw Napi::RangeError::New(env, e.what());
   }
-  auto loras = parse_lora_option(options_at(info, 2), st->model);
+  auto loras = parse_lora_option(options_at(info, 2), *s.model);
+  ScorerPtr st = pin.ready();
   auto out = std::make_shared<std::vector<float>>();
   return PromiseWorker::Run(
       env, [st, tokens, loras, out]() { *out = sequence_logits(*st, *tokens, loras); },

@@ -29,15 +29,18 @@ std::vector<float> training_logits(TrainSession& s, const std::vector<int32_t>& 
     b.positions.push_back(static_cast<int32_t>(j));
     b.sample_of.push_back(0);
   }
-  return g.logits(b);
+  std::vector<float> out = g.logits(b);
+  check_finite_logits(out, static_cast<size_t>(g.n_vocab()), "trainer.logits", false);
+  return out;
 }
 
 }  // namespace
 
 Napi::Value TrainerLogits(const Napi::CallbackInfo& info) {
   require_args(info, 2, "trainerLogits(trainer, tokens)");
+  const Pinned<TrainerState> pin = trainer_from_js(info[0], "trainer.logits");
   auto tokens = get_tokens(info[1], "tokens");
-  TrainerStatePtr st = acquire_trainer(info[0], "logits");
+  TrainerStatePtr st = claim(pin);
   auto out = std::make_shared<std::vector<float>>();
   return PromiseWorker::Run(
       info.Env(),
@@ -51,14 +54,16 @@ Napi::Value TrainerLogits(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerReferenceLogits(const Napi::CallbackInfo& info) {
   require_args(info, 2, "trainerReferenceLogits(trainer, tokens)");
+  const Pinned<TrainerState> pin = trainer_from_js(info[0], "trainer.referenceLogits");
   auto tokens = get_tokens(info[1], "tokens");
-  TrainerStatePtr st = acquire_trainer(info[0], "referenceLogits");
+  TrainerStatePtr st = claim(pin);
   auto out = std::make_shared<std::vector<float>>();
   return PromiseWorker::Run(
       info.Env(),
       [st, tokens, out]() {
         BusyRelease release{st->busy};
         *out = reference_logits(*st->session, tokens);  // takes the model's lock itself
+        check_finite_logits(*out, static_cast<size_t>(st->session->graph().n_vocab()), "trainer.referenceLogits", false);
       },
       [out](Napi::Env env) -> Napi::Value { return to_f32(env, out->data(), out->size()); });
 }
@@ -66,8 +71,9 @@ Napi::Value TrainerReferenceLogits(const Napi::CallbackInfo& info) {
 Napi::Value TrainerGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 2, "trainerGrad(trainer, name)");
+  const Pinned<TrainerState> pin = trainer_from_js(info[0], "trainer.getGrad");
   const std::string name = get_string(info[1], "name");
-  TrainerStatePtr st = acquire_trainer(info[0], "getGrad");
+  TrainerStatePtr st = claim(pin);
   BusyRelease release{st->busy};
   const TrainParam* p = st->session->graph().find(name);
   if (!p) throw Napi::Error::New(env, "no trainable parameter named '" + name + "'; see trainer.paramNames()");

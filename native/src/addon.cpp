@@ -29,7 +29,10 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) { return Napi::String::Ne
 // setLogLevel(0 silent | 1 warnings | 2 info | 3 debug): llama.cpp's own log output.
 Napi::Value SetLogLevel(const Napi::CallbackInfo& info) {
   msr::require_args(info, 1, "setLogLevel(level: number)");
-  msr::install_llama_log(info[0].As<Napi::Number>().Int32Value());
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "setLogLevel(level): level must be 0, 1, 2 or 3");
+  const double level = info[0].As<Napi::Number>().DoubleValue();
+  if (!(level == 0 || level == 1 || level == 2 || level == 3)) throw Napi::RangeError::New(info.Env(), "setLogLevel(level): level must be 0, 1, 2 or 3");
+  msr::install_llama_log(static_cast<int>(level));
   return info.Env().Undefined();
 }
 

@@ -1,7 +1,5 @@
 #include "common.h"
 
-#include "gguf.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,37 +9,14 @@
 #include <system_error>
 #include <thread>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace msr {
 
 ModelState::~ModelState() {
   if (model) llama_model_free(model);
-}
-
-bool check_gguf_file(const std::string& path, std::initializer_list<GgufKey> keys, const char* what) {
-  gguf_init_params params{/*no_alloc*/ true, /*ctx*/ nullptr};
-  take_llama_errors();
-  std::unique_ptr<gguf_context, void (*)(gguf_context*)> g(gguf_init_from_file(path.c_str(), params), gguf_free);
-  take_llama_errors();
-  if (!g) return false;
-  for (const GgufKey& k : keys) {
-    const int64_t id = gguf_find_key(g.get(), k.key);
-    const gguf_type want = static_cast<gguf_type>(k.type);
-    if (id >= 0 && gguf_get_kv_type(g.get(), id) != want) {
-      throw UserError(std::string(what) + ": " + path + ": metadata " + k.key + " is stored as " + gguf_type_name(gguf_get_kv_type(g.get(), id)) +
-                      " but must be " + gguf_type_name(want) + "; the file was not written by a compatible tool, or was edited");
-    }
-  }
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
-  const uint64_t data = gguf_get_data_offset(g.get());
-  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); i++) {
-    const uint64_t off = gguf_get_tensor_offset(g.get(), i), size = gguf_get_tensor_size(g.get(), i);
-    if (ec || data > file_size || off > file_size - data || size > file_size - data - off) {
-      throw UserError(std::string(what) + ": " + path + ": tensor " + gguf_get_tensor_name(g.get(), i) + " claims " + std::to_string(size) +
-                      " bytes, larger than the file holds (truncated or damaged); copy or write the file again");
-    }
-  }
-  return true;
 }
 
 int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx) {
@@ -68,8 +43,19 @@ void free_under_model_lock(const ModelPtr& model, std::function<void()> free_fn)
   }
 }
 
-void ModelState::check_alive(const char* what) const {
-  if (disposed.load()) throw UserError(std::string(what) + ": the model was disposed; load it again with loadModel()");
+void ModelState::check_alive(const std::string& what) const {
+  if (disposed.load()) throw disposed_error(what);
+}
+
+UserError ModelState::disposed_error(const std::string& what) { return UserError(what + ": the model was disposed; load it again with loadModel()"); }
+
+int allowed_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::clamp(CPU_COUNT(&set), 1, kMaxThreads);
+#endif
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, kMaxThreads);
 }
 
 // ---- llama.cpp log capture ---------------------------------------------------------------
@@ -216,28 +202,40 @@ bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
   return v.As<Napi::Boolean>().Value();
 }
 
-std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name) {
+JsArray get_array(const Napi::Value& v, const std::string& name, uint32_t max, const char* expected) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), expected);
+  JsArray a{v.As<Napi::Array>(), 0};
+  a.n = a.array.Length();
+  if (a.n > max) {
+    throw Napi::RangeError::New(v.Env(), name + " has " + std::to_string(a.n) + " entries, more than the " + std::to_string(max) + " it may have");
+  }
+  return a;
+}
+
+std::vector<llama_token> get_tokens(const Napi::Value& v, const std::string& name) {
+  const auto too_long = [&](size_t n) {
+    return Napi::RangeError::New(v.Env(), name + " has " + std::to_string(n) + " token ids, more than any context holds (at most " +
+                                              std::to_string(kMaxTokenArray) + ")");
+  };
   if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
     auto a = v.As<Napi::Int32Array>();
+    if (a.ElementLength() > kMaxTokenArray) throw too_long(a.ElementLength());
     return std::vector<llama_token>(a.Data(), a.Data() + a.ElementLength());
   }
-  if (v.IsArray()) {
-    auto a = v.As<Napi::Array>();
-    if (a.Length() > kMaxTokenArray) {
-      throw Napi::RangeError::New(v.Env(), std::string(name) + " has " + std::to_string(a.Length()) + " token ids, more than any context holds (at most " +
-                                               std::to_string(kMaxTokenArray) + ")");
-    }
-    std::vector<llama_token> out(a.Length());
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      Napi::Value x = a.Get(i);
-      if (!x.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must hold integer token ids");
-      double d = x.As<Napi::Number>().DoubleValue();
-      if (d != std::floor(d) || d < INT32_MIN || d > INT32_MAX) throw Napi::TypeError::New(v.Env(), std::string(name) + " must hold integer token ids");
-      out[i] = static_cast<llama_token>(d);
-    }
-    return out;
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), name + " must be an Int32Array or an array of token ids");
+  auto a = v.As<Napi::Array>();
+  const uint32_t n = a.Length();  // once: an element's getter may change the array
+  if (n > kMaxTokenArray) throw too_long(n);
+  std::vector<llama_token> out(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::HandleScope scope(v.Env());  // one handle per element otherwise, for arrays of millions
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) throw Napi::TypeError::New(v.Env(), name + " must hold integer token ids");
+    double d = x.As<Napi::Number>().DoubleValue();
+    if (d != std::floor(d) || d < INT32_MIN || d > INT32_MAX) throw Napi::TypeError::New(v.Env(), name + " must hold integer token ids");
+    out[i] = static_cast<llama_token>(d);
   }
-  throw Napi::TypeError::New(v.Env(), std::string(name) + " must be an Int32Array or an array of token ids");
+  return out;
 }
 
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v) {
@@ -248,6 +246,8 @@ Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v
 
 // ---- tokens -------------------------------------------------------------------------------
 std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, bool add_bos, bool special) {
+  // llama_tokenize takes int32 sizes; a text is at most one token per byte plus BOS/EOS.
+  if (text.size() > static_cast<size_t>(INT32_MAX) - 8) throw UserError("tokenize: the text is longer than 2 GiB; tokenize it in parts");
   int32_t cap = static_cast<int32_t>(text.size()) + 8;
   std::vector<llama_token> out(cap);
   int32_t n = llama_tokenize(m.vocab, text.data(), static_cast<int32_t>(text.size()), out.data(), cap, add_bos, special);
@@ -262,20 +262,30 @@ std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, 
 
 std::string detokenize(const ModelState& m, const std::vector<llama_token>& tokens, bool special) {
   check_token_range(m, tokens, "detokenize");
-  std::string out(tokens.size() * 8 + 16, '\0');
-  int32_t n = llama_detokenize(m.vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(), static_cast<int32_t>(out.size()), false, special);
-  if (n < 0) {
-    out.resize(-n);
-    n = llama_detokenize(m.vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(), -n, false, special);
+  // llama_detokenize counts the text's bytes in int32: the pieces (their longest form, with
+  // special tokens rendered) must add up to less than 2 GiB, or it would overflow and abort.
+  int64_t bound = 16;
+  for (llama_token t : tokens) {
+    bound += static_cast<int64_t>(token_piece(m, t, true).size());
+    if (bound > INT32_MAX) {
+      throw UserError("detokenize: " + std::to_string(tokens.size()) + " tokens make more than 2 GiB of text; detokenize them in parts");
+    }
   }
-  out.resize(n < 0 ? 0 : n);
+  std::string out(static_cast<size_t>(bound), '\0');
+  int32_t n = llama_detokenize(m.vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(), static_cast<int32_t>(out.size()), false, special);
+  if (n < 0) throw UserError("detokenize: llama.cpp needed " + std::to_string(-n) + " bytes, more than the pieces add up to");
+  out.resize(n);
   return out;
 }
 
-std::string token_piece(const ModelState& m, llama_token t) {
+std::string token_piece(const ModelState& m, llama_token t, bool special) {
   char buf[256];
-  int32_t n = llama_token_to_piece(m.vocab, t, buf, sizeof(buf), 0, false);
-  return n > 0 ? std::string(buf, n) : std::string();
+  int32_t n = llama_token_to_piece(m.vocab, t, buf, sizeof(buf), 0, special);
+  if (n >= 0) return std::string(buf, n);
+  std::string piece(static_cast<size_t>(-n), '\0');  // longer than the buffer: llama.cpp said how long
+  n = llama_token_to_piece(m.vocab, t, piece.data(), static_cast<int32_t>(piece.size()), 0, special);
+  piece.resize(n > 0 ? n : 0);
+  return piece;
 }
 
 void check_token_range(const ModelState& m, const std::vector<llama_token>& tokens, const char* where) {
@@ -283,6 +293,15 @@ void check_token_range(const ModelState& m, const std::vector<llama_token>& toke
     if (tokens[i] < 0 || tokens[i] >= m.n_vocab) {
       throw UserError(std::string(where) + ": token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                       " is out of range; this model's vocabulary has ids 0.." + std::to_string(m.n_vocab - 1));
+    }
+  }
+}
+
+void check_finite_logits(const std::vector<float>& logits, size_t n_vocab, const std::string& what, bool with_loras) {
+  for (size_t i = 0; i < logits.size(); i++) {
+    if (!std::isfinite(logits[i])) {
+      throw UserError(what + ": position " + std::to_string(i / n_vocab) + " got a non-finite logit (the model's logits overflowed to inf/NaN)" +
+                      (with_loras ? "; lower the LoRA scale" : "; the model's weights may be damaged"));
     }
   }
 }

@@ -40,7 +40,9 @@ struct ModelState {
   std::mutex mutex;
 
   ~ModelState();
-  void check_alive(const char* what) const;
+  // Throws UserError naming `what` when the model was disposed (see Pinned).
+  void check_alive(const std::string& what) const;
+  static UserError disposed_error(const std::string& what);
 };
 using ModelPtr = std::shared_ptr<ModelState>;
 
@@ -94,24 +96,92 @@ auto guard(Napi::Env env, F&& f) -> decltype(f()) {
   }
 }
 
-template <typename T>
-class Wrap : public Napi::ObjectWrap<T> {
+// ---- re-entrancy: pin the state, read the arguments, check again ----------------------------
+// Reading a JS argument can run the caller's code (a getter, a Proxy trap, an array element's
+// accessor), and that code can dispose the very object the call is on, or grow the array being
+// read. So every entry point
+//   1. pins the state it works on before it reads any argument: Pinned<S> holds its own strong
+//      reference, so dispose() (which drops the wrapper's reference and marks the state) cannot
+//      free memory under the call;
+//   2. reads its arguments; while it does, it may look at the pinned state's plain fields (peek)
+//      but calls nothing in llama.cpp; arrays are read by a length taken once (get_array);
+//   3. calls ready(), which throws when the state or its model was disposed meanwhile, and only
+//      then touches llama.cpp. Workers check again under the model's lock before they run.
+// Wrap<T, S>::Method hands every method the Pinned its call made, and pin_js does the same for
+// module functions given a handle, so no entry point reads a wrapper's member after an argument.
+// S provides check_alive(what) and a static disposed_error(what).
+template <typename S>
+class Pinned {
  public:
-  using Napi::ObjectWrap<T>::ObjectWrap;
-  using Method_ = Napi::Value (T::*)(const Napi::CallbackInfo&);
-
-  template <Method_ M>
-  static Napi::ClassPropertyDescriptor<T> Method(const char* name) {
-    return Napi::ObjectWrap<T>::InstanceMethod(name, &Wrap::template Call<M>);
+  Pinned(std::shared_ptr<S> state, std::string what) : state_(std::move(state)), what_(std::move(what)) {}
+  // The state, checked: call once the arguments are read, before anything touches llama.cpp.
+  const std::shared_ptr<S>& ready() const {
+    state_->check_alive(what_);
+    return state_;
   }
-  template <Method_ M>
-  static Napi::ClassPropertyDescriptor<T> Getter(const char* name) {
-    return Napi::ObjectWrap<T>::InstanceAccessor(name, &Wrap::template Call<M>, nullptr);
-  }
+  // The state's plain fields while arguments are read (limits, sizes): nothing that calls llama.cpp.
+  const S& peek() const { return *state_; }
+  const std::string& what() const { return what_; }
 
  private:
-  template <Method_ M>
-  Napi::Value Call(const Napi::CallbackInfo& info) {
+  std::shared_ptr<S> state_;
+  std::string what_;
+};
+
+// The JS-visible wrapper of a state S. T names itself (kName: "model", "scorer", ...) and tags its
+// objects (kTypeTag) so that handles are recognised without running user code: a Proxy or an
+// object made with the class's prototype is not a handle.
+template <typename T, typename S>
+class Wrap : public Napi::ObjectWrap<T> {
+ public:
+  explicit Wrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<T>(info) { info.This().As<Napi::Object>().TypeTag(&T::kTypeTag); }
+  using PinnedMethod = Napi::Value (T::*)(const Napi::CallbackInfo&, const Pinned<S>&);
+  using PlainMethod = Napi::Value (T::*)(const Napi::CallbackInfo&);
+
+  // A method that works on the object's state: it receives the call's Pinned ("<kName>.<name>").
+  template <PinnedMethod M>
+  static Napi::ClassPropertyDescriptor<T> Method(const char* name) {
+    return Napi::ObjectWrap<T>::InstanceMethod(name, &Wrap::template CallPinned<M>, napi_default, const_cast<char*>(name));
+  }
+  // dispose() and getters that answer for a disposed object too: no pin.
+  template <PlainMethod M>
+  static Napi::ClassPropertyDescriptor<T> Plain(const char* name) {
+    return Napi::ObjectWrap<T>::InstanceMethod(name, &Wrap::template CallPlain<M>);
+  }
+  template <PlainMethod M>
+  static Napi::ClassPropertyDescriptor<T> Getter(const char* name) {
+    return Napi::ObjectWrap<T>::InstanceAccessor(name, &Wrap::template CallPlain<M>, nullptr);
+  }
+
+  // This object's state for one call named `what`; throws when it was disposed.
+  Pinned<S> pin(const std::string& what) const {
+    if (!state_) throw S::disposed_error(what);
+    return Pinned<S>(state_, what);
+  }
+  // The state behind a JS value that must be a T (a TypeError saying `expected` otherwise), pinned.
+  static Pinned<S> pin_js(const Napi::Value& v, const std::string& what, const char* expected) {
+    if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&T::kTypeTag)) throw Napi::TypeError::New(v.Env(), expected);
+    return T::Unwrap(v.As<Napi::Object>())->pin(what);
+  }
+
+ protected:
+  void hold(std::shared_ptr<S> state) { state_ = std::move(state); }
+  // dispose(): the wrapper lets go of its state and returns it (null when already disposed).
+  std::shared_ptr<S> let_go() { return std::move(state_); }
+  // For getters that answer null once disposed (they read plain fields only).
+  const std::shared_ptr<S>& held() const { return state_; }
+
+ private:
+  std::shared_ptr<S> state_;
+  template <PinnedMethod M>
+  Napi::Value CallPinned(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] {
+      const Pinned<S> pinned = pin(std::string(T::kName) + "." + static_cast<const char*>(info.Data()));
+      return (static_cast<T*>(this)->*M)(info, pinned);
+    });
+  }
+  template <PlainMethod M>
+  Napi::Value CallPlain(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&] { return (static_cast<T*>(this)->*M)(info); });
   }
 };
@@ -137,37 +207,47 @@ void adjust_external_memory(Napi::Env env, int64_t delta) noexcept;
 
 // Argument helpers: each throws a JS TypeError naming the argument and what was expected.
 void require_args(const Napi::CallbackInfo& info, size_t n, const char* signature);
+// A JS array with its length read once: reading an element may run the caller's code, which may
+// grow or shrink the array; loops go to `n`, never to a length read again. More than `max`
+// elements is a RangeError naming `name`.
+struct JsArray {
+  Napi::Array array;
+  uint32_t n = 0;
+  Napi::Value operator[](uint32_t i) const { return array.Get(i); }
+};
+JsArray get_array(const Napi::Value& v, const std::string& name, uint32_t max, const char* expected);
 std::string get_string(const Napi::Value& v, const char* name);
 double get_number(const Napi::Object& o, const char* key, double fallback);
 // An integer option in [lo, hi] (RangeError otherwise, naming the key and the range).
 int64_t get_int(const Napi::Object& o, const char* key, int64_t fallback, int64_t lo, int64_t hi);
 bool get_bool(const Napi::Object& o, const char* key, bool fallback);
-// Token arrays longer than this are refused before anything is allocated for them.
+// Token arrays (JS arrays and Int32Arrays) longer than this are refused before anything is
+// allocated for them.
 constexpr uint32_t kMaxTokenArray = 1u << 26;
-std::vector<llama_token> get_tokens(const Napi::Value& v, const char* name);
+std::vector<llama_token> get_tokens(const Napi::Value& v, const std::string& name);
 // CPU threads for llama.cpp and the kernels: ggml refuses (or crashes on) more than it supports.
 constexpr int kMaxThreads = 512;
+// The CPUs this process may run on (its affinity mask, as `taskset` or a scheduler's allocation
+// sets it), at least 1 and at most kMaxThreads: the thread count when a call gives none. In JS,
+// src/util/cpus.ts owns the same rule for the TS API (which passes an explicit count).
+int allowed_cpus();
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<llama_token>& v);
-
-// Checks a GGUF file's header before llama.cpp or our loaders read it: each listed key that is
-// present has the listed type (the typed gguf_get_val_* getters abort on any other), and every
-// tensor's data lies inside the file (loaders allocate what a header claims before reading).
-// Throws UserError naming `what`, the path and the fix; returns false when the file is not a
-// readable GGUF at all, so the caller can say that in its own words.
-struct GgufKey {
-  const char* key;
-  int type;  // a gguf_type
-};
-bool check_gguf_file(const std::string& path, std::initializer_list<GgufKey> keys, const char* what);
 
 // Bytes of an f16 KV cache of n_ctx cells on this model (what a context holds besides its buffers).
 int64_t kv_cache_bytes(const ModelState& m, uint32_t n_ctx);
 
 // Tokenize / detokenize with the model's vocabulary (used by Model and by the generator).
 std::vector<llama_token> tokenize(const ModelState& m, const std::string& text, bool add_bos, bool special);
+// Refuses (UserError) token lists whose text could outgrow llama.cpp's int32 sizes.
 std::string detokenize(const ModelState& m, const std::vector<llama_token>& tokens, bool special);
-std::string token_piece(const ModelState& m, llama_token t);
+// The token's text piece, however long (llama.cpp reports the size a piece needs); `special`
+// renders control tokens' text instead of nothing.
+std::string token_piece(const ModelState& m, llama_token t, bool special = false);
 void check_token_range(const ModelState& m, const std::vector<llama_token>& tokens, const char* where);
+
+// Logits handed to a caller follow score()'s rule: a NaN or infinite value is an error naming
+// where it is and its likely cause, never a number returned. `n_vocab` values a row.
+void check_finite_logits(const std::vector<float>& logits, size_t n_vocab, const std::string& what, bool with_loras);
 
 // Per-environment class constructors. The addon may be loaded by the main thread and by worker
 // threads at once, and each has its own JS environment: a constructor reference kept in a

@@ -31,7 +31,7 @@ std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::v
   cparams.n_threads_batch = model->n_threads;
   cparams.no_perf = true;
   std::lock_guard<std::mutex> lock(model->mutex);
-  model->check_alive("embed");
+  model->check_alive("model.embed");
   take_llama_errors();
   llama_context_ptr ctx(llama_init_from_model(model->model, cparams));
   if (!ctx) throw UserError("embed: could not create a context (" + take_llama_errors() + ")");
@@ -83,17 +83,16 @@ std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::v
 
 namespace Embedder {
 
-Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model) {
+Napi::Value Embed(const Napi::CallbackInfo& info, const Pinned<ModelState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "embed(texts: Int32Array[], options?)");
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "texts must be an array of token arrays");
-  Napi::Array arr = info[0].As<Napi::Array>();
+  const JsArray arr = get_array(info[0], "texts", kMaxTokenArray, "texts must be an array of token arrays");
   auto texts = std::make_shared<std::vector<std::vector<llama_token>>>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    auto toks = get_tokens(arr.Get(i), "texts[i]");
+  for (uint32_t i = 0; i < arr.n; i++) {
     const std::string where = "texts[" + std::to_string(i) + "]";
+    auto toks = get_tokens(arr[i], where);
     try {
-      check_token_range(*model, toks, where.c_str());
+      check_token_range(pin.peek(), toks, where.c_str());
     } catch (const UserError& e) {
       throw Napi::RangeError::New(env, e.what());
     }
@@ -101,6 +100,7 @@ Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model) {
   }
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   const int32_t batch_tokens = static_cast<int32_t>(get_int(o, "batchTokens", 2048, 1, 1 << 20));
+  const ModelPtr model = pin.ready();  // the arguments are read: nothing below runs the caller's code
   auto out = std::make_shared<std::vector<std::vector<float>>>();
   // The call's own context (KV cache of one batch and its embedding rows), reported while it runs.
   size_t longest = 0;

@@ -11,7 +11,7 @@ namespace msr {
 std::vector<std::vector<float>> embed_tokens(const ModelPtr& model, const std::vector<std::vector<llama_token>>& texts, int32_t batch_tokens);
 
 namespace Embedder {
-Napi::Value Embed(const Napi::CallbackInfo& info, const ModelPtr& model);  // model.embed(texts: Int32Array[], {batchTokens?})
+Napi::Value Embed(const Napi::CallbackInfo& info, const Pinned<ModelState>& model);  // model.embed(texts: Int32Array[], {batchTokens?})
 }
 
 }  // namespace msr

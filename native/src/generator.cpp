@@ -3,11 +3,15 @@
 #include "generator.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <set>
 
+#include "grammar_guard.h"
 #include "llama-cpp.h"
+#include "samplers.h"
 
 namespace msr {
 
@@ -34,8 +38,9 @@ SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, size_t 
     return chain;
   }
   // Hugging Face's order (the paper's implementation): temperature first, so top-p keeps the
-  // nucleus of the tempered distribution.
-  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(opt.temperature));
+  // nucleus of the tempered distribution. A temperature so small that logits would overflow is
+  // greedy (samplers.h).
+  llama_sampler_chain_add(chain.get(), temperature_sampler(opt.temperature));
   if (opt.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(opt.top_k));
   if (opt.top_p < 1.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(opt.top_p, 1));
   if (opt.min_p > 0.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(opt.min_p, 1));
@@ -337,21 +342,35 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   return results;
 }
 
+namespace {
+
+// Every distinct grammar of a call within grammar_guard.h's limits, before llama.cpp's grammar
+// code sees it. Runs on the grammar stack: parsing is the recursion being bounded.
+void check_grammars(const llama_vocab* vocab, const GenerateOptions& opt) {
+  if (!opt.grammar.empty()) check_grammar(vocab, opt.grammar, "the grammar");
+  std::set<std::string> checked;
+  for (size_t i = 0; i < opt.grammars.size(); i++) {
+    if (!opt.grammars[i].empty() && checked.insert(opt.grammars[i]).second) check_grammar(vocab, opt.grammars[i], "grammars[" + std::to_string(i) + "]");
+  }
+}
+
+}  // namespace
+
 namespace Generator {
 
-Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
+Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "generate(prompts: Int32Array[], options?)");
-  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "prompts must be an array of token arrays");
-  Napi::Array arr = info[0].As<Napi::Array>();
-  if (arr.Length() == 0) throw Napi::Error::New(env, "generate: the prompt list is empty; pass at least one prompt");
+  const ModelState& m = pin.peek();  // plain fields only until the arguments are read
+  const JsArray arr = get_array(info[0], "prompts", kMaxTokenArray, "prompts must be an array of token arrays");
+  if (arr.n == 0) throw Napi::Error::New(env, "generate: the prompt list is empty; pass at least one prompt");
   auto prompts = std::make_shared<std::vector<std::vector<llama_token>>>();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    auto toks = get_tokens(arr.Get(i), "prompt");
+  for (uint32_t i = 0; i < arr.n; i++) {
     std::string where = "prompts[" + std::to_string(i) + "]";
+    auto toks = get_tokens(arr[i], where);
     if (toks.empty()) throw Napi::Error::New(env, where + " has no tokens; give at least one (tokenize with addBos: true)");
     try {
-      check_token_range(*model, toks, where.c_str());
+      check_token_range(m, toks, where.c_str());
     } catch (const UserError& e) {
       throw Napi::RangeError::New(env, e.what());
     }
@@ -360,7 +379,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   GenerateOptions opt;
   opt.max_tokens = static_cast<int32_t>(get_int(o, "maxTokens", opt.max_tokens, 1, INT32_MAX));
-  opt.temperature = static_cast<float>(get_number(o, "temperature", opt.temperature));
+  const double temperature = get_number(o, "temperature", opt.temperature);
   opt.top_p = static_cast<float>(get_number(o, "topP", opt.top_p));
   opt.top_k = static_cast<int32_t>(get_int(o, "topK", opt.top_k, INT32_MIN, INT32_MAX));  // <= 0: off
   opt.min_p = static_cast<float>(get_number(o, "minP", opt.min_p));
@@ -368,28 +387,27 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
   opt.seed = static_cast<uint32_t>(get_int(o, "seed", 0, 0, 0xFFFFFFFEll));
   opt.parallel = static_cast<int32_t>(get_int(o, "parallel", opt.parallel, 1, 256));
   opt.context_size = static_cast<int32_t>(get_int(o, "contextSize", 0, 0, 1 << 24));
-  if (!std::isfinite(opt.temperature) || opt.temperature < 0) throw Napi::RangeError::New(env, "temperature must be a finite number >= 0");
+  // A temperature is a float in llama.cpp; a tiny one is greedy where it would overflow (samplers.h).
+  if (!(temperature >= 0 && temperature <= FLT_MAX)) throw Napi::RangeError::New(env, "temperature must be a number between 0 and 3.4e38 (0 = greedy)");
+  opt.temperature = static_cast<float>(temperature);
   if (!(opt.top_p > 0 && opt.top_p <= 1)) throw Napi::RangeError::New(env, "topP must be in (0, 1]");
   if (!(opt.min_p >= 0 && opt.min_p <= 1)) throw Napi::RangeError::New(env, "minP must be in [0, 1]");
   Napi::Value stop = o.Get("stop");
-  if (stop.IsArray()) {
-    Napi::Array s = stop.As<Napi::Array>();
-    for (uint32_t i = 0; i < s.Length(); i++) opt.stop.push_back(get_string(s.Get(i), "stop[i]"));
-  } else if (!stop.IsUndefined() && !stop.IsNull()) {
-    throw Napi::TypeError::New(env, "stop must be an array of strings");
+  if (!stop.IsUndefined() && !stop.IsNull()) {
+    const JsArray s = get_array(stop, "stop", 1024, "stop must be an array of strings");
+    for (uint32_t i = 0; i < s.n; i++) opt.stop.push_back(get_string(s[i], "stop[i]"));
   }
   Napi::Value grammar = o.Get("grammar");
   if (!grammar.IsUndefined() && !grammar.IsNull()) opt.grammar = get_string(grammar, "grammar");
   Napi::Value grammars = o.Get("grammars");
   if (!grammars.IsUndefined() && !grammars.IsNull()) {
-    if (!grammars.IsArray()) throw Napi::TypeError::New(env, "grammars must be an array with one GBNF string (or null) per prompt");
+    const JsArray g = get_array(grammars, "grammars", kMaxTokenArray, "grammars must be an array with one GBNF string (or null) per prompt");
     if (!opt.grammar.empty()) throw Napi::TypeError::New(env, "give either grammar (one for every prompt) or grammars (one per prompt), not both");
-    Napi::Array g = grammars.As<Napi::Array>();
-    if (g.Length() != prompts->size()) {
-      throw Napi::RangeError::New(env, "grammars has " + std::to_string(g.Length()) + " entries for " + std::to_string(prompts->size()) + " prompts; give one per prompt");
+    if (g.n != prompts->size()) {
+      throw Napi::RangeError::New(env, "grammars has " + std::to_string(g.n) + " entries for " + std::to_string(prompts->size()) + " prompts; give one per prompt");
     }
-    for (uint32_t i = 0; i < g.Length(); i++) {
-      Napi::Value v = g.Get(i);
+    for (uint32_t i = 0; i < g.n; i++) {
+      Napi::Value v = g[i];
       opt.grammars.push_back(v.IsUndefined() || v.IsNull() ? std::string() : get_string(v, "grammars[i]"));
     }
   }
@@ -401,8 +419,9 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
     else if (l == "per-sequence") opt.kv_layout = KvLayout::PerSequence;
     else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
-  opt.loras = parse_lora_option(o, model);
+  opt.loras = parse_lora_option(o, m);
   opt.profile = get_bool(o, "profile", false);
+  const ModelPtr model = pin.ready();  // the arguments are read: nothing below runs the caller's code
   auto results = std::make_shared<std::vector<GenerateResult>>();
   auto profile = opt.profile ? std::make_shared<GenerateProfile>() : nullptr;
   // The call's own context (KV cache and the logits rows of its slots), reported while it runs; a
@@ -413,8 +432,19 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model) {
     call_bytes = kv_cache_bytes(*model, plan.n_ctx) + static_cast<int64_t>(plan.slots) * model->n_vocab * 4;
   } catch (const UserError&) {
   }
+  const bool grammars_used = !opt.grammar.empty() || std::any_of(opt.grammars.begin(), opt.grammars.end(), [](const std::string& g) { return !g.empty(); });
   return PromiseWorker::Run(
-      env, [model, prompts, opt, results, profile]() { *results = generate_batch(model, *prompts, opt, profile.get()); },
+      env,
+      [model, prompts, opt, results, profile, grammars_used]() {
+        if (!grammars_used) {
+          *results = generate_batch(model, *prompts, opt, profile.get());
+          return;
+        }
+        run_on_grammar_stack([&] {  // llama.cpp's grammar code recurses (grammar_guard.h)
+          check_grammars(model->vocab, opt);
+          *results = generate_batch(model, *prompts, opt, profile.get());
+        });
+      },
       [results, profile](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {

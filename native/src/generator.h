@@ -24,12 +24,13 @@ struct GenerateResult {
   std::string finish_reason;  // "eos" | "stop" | "length"
 };
 
-// `profile` (when given) receives the call's timings.
+// `profile` (when given) receives the call's timings. With grammars, callers run it on the grammar
+// stack after check_grammar (grammar_guard.h), as model.generate does.
 std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vector<std::vector<llama_token>>& prompts,
                                            const GenerateOptions& opt, GenerateProfile* profile = nullptr);
 
 namespace Generator {
-Napi::Value Generate(const Napi::CallbackInfo& info, const ModelPtr& model);  // model.generate(prompts, opts)
+Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& model);  // model.generate(prompts, opts)
 }
 
 }  // namespace msr

@@ -12,7 +12,10 @@ struct LoraState {
   float alpha = 0.f;     // adapter.lora.alpha (0 = absent: llama.cpp then applies the scale as is)
   int64_t min_rank = 1;  // smallest lora_a rank: llama.cpp multiplies the scale by alpha / rank
   int64_t bytes = 0;     // tensor data held in memory
+  std::atomic<bool> disposed{false};  // set by dispose(); a call that has not started refuses the adapter
   ~LoraState();
+  void check_alive(const std::string& what) const;
+  static UserError disposed_error(const std::string& what);
 };
 using LoraPtr = std::shared_ptr<LoraState>;
 
@@ -21,9 +24,12 @@ struct LoraChoice {
   LoraPtr lora;
   float scale;
 };
-// Parses `opts.lora`; checks each adapter belongs to `model`, is alive, and has a finite scale.
-std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelPtr& model);
-// Applies the choice to a context (an empty list clears all adapters). Caller holds model->mutex.
+// Parses `opts.lora` (adapters pinned as they are read, checked alive once the list is read);
+// checks each adapter belongs to `model` and has a scale that stays a finite float. Later getters
+// of the caller's options may still dispose one: apply_loras checks them again, under the lock.
+std::vector<LoraChoice> parse_lora_option(const Napi::Object& opts, const ModelState& model);
+// Applies the choice to a context (an empty list clears all adapters), refusing an adapter
+// disposed since the call read it. Caller holds model->mutex.
 void apply_loras(llama_context* ctx, const std::vector<LoraChoice>& loras);
 
 // Applies adapters for the length of one call and clears them after, so that no context keeps a
@@ -45,20 +51,21 @@ class ScopedLoras {
   bool active_;
 };
 
-class LoraAdapter : public Wrap<LoraAdapter> {
+class LoraAdapter : public Wrap<LoraAdapter, LoraState> {
  public:
+  static constexpr const char* kName = "adapter";
+  static constexpr napi_type_tag kTypeTag = {0x6d73722d72656331ull, 0x6c6f726100000002ull};
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
-  static Napi::Value Load(const Napi::CallbackInfo& info, const ModelPtr& model);  // -> Promise<LoraAdapter>
+  // model.loadLora(path) -> Promise<LoraAdapter>, on the model its call pinned.
+  static Napi::Value Load(const Napi::CallbackInfo& info, const Pinned<ModelState>& model);
   explicit LoraAdapter(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
-  const LoraPtr& state() const { return state_; }
 
  private:
   void release(Napi::Env env);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetPath(const Napi::CallbackInfo& info);
   Napi::Value GetAlpha(const Napi::CallbackInfo& info);
-  LoraPtr state_;
   int64_t reported_bytes_ = 0;  // adapter tensors told to V8
 };
 

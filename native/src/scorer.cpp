@@ -17,6 +17,15 @@ ScorerState::~ScorerState() {
   }
 }
 
+void ScorerState::check_alive(const std::string& what) const {
+  if (disposed) throw disposed_error(what);
+  model->check_alive(what);
+}
+
+UserError ScorerState::disposed_error(const std::string& what) {
+  return UserError(what + ": the scorer was disposed; create a new one with model.createScorer()");
+}
+
 // The context is made by the first call's worker, under the model's lock, rather than by the
 // constructor on the JS thread: creating it allocates the KV cache and reserves compute graphs,
 // and the lock may be held by another object's running call. Caller holds model->mutex.
@@ -171,8 +180,7 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   std::vector<ScoreResult> results(reqs.size());
   for (size_t i = 0; i < reqs.size(); i++) results[i].token_logprobs.assign(reqs[i].continuation.size(), 0.f);
   std::lock_guard<std::mutex> lock(s.model->mutex);
-  s.model->check_alive("scorer.score");
-  if (s.disposed) throw UserError("scorer.score: the scorer was disposed; create a new one with model.createScorer()");
+  s.check_alive("scorer.score");
   const auto t_call = std::chrono::steady_clock::now();
   // The layout first (it decides the context), then the context, then the plan on its geometry.
   const LayoutChoice layout = choose_layout(reqs, layout_state(s));
@@ -207,19 +215,19 @@ Napi::Function Scorer::Init(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Scorer",
                                     {
                                         Method<&Scorer::Score>("score"),
-                                        Method<&Scorer::Dispose>("dispose"),
+                                        Plain<&Scorer::Dispose>("dispose"),
                                         Getter<&Scorer::GetConfig>("config"),
                                     });
   addon_data(env).scorer = Napi::Persistent(ctor);
   return ctor;
 }
 
-Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer>(info) { guard(info.Env(), [&] { init(info); }); }
+Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer, ScorerState>(info) { guard(info.Env(), [&] { init(info); }); }
 
 void Scorer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?, kvLayout?})");
-  ModelPtr model = model_from_js(info[0]);
+  const Pinned<ModelState> pin = model_from_js(info[0], "createScorer");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   double n_ctx = get_number(opts, "contextSize", 2048);
   double n_seq = get_number(opts, "sequences", 32);
@@ -230,6 +238,18 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   // llama.cpp sizes its output rows for max(outputs, sequences) and asserts that fits in the
   // batch, so more sequences than batch tokens could never be used: cap them.
   n_seq = std::min(n_seq, n_batch);
+  Napi::Value wave_v = opts.Get("waveTokens");  // read with the other options, used once the model is checked
+  if (!wave_v.IsUndefined() && !wave_v.IsNull() && !wave_v.IsNumber()) throw Napi::TypeError::New(env, "waveTokens must be a number");
+  KvLayout kv_layout = KvLayout::Auto;
+  Napi::Value layout = opts.Get("kvLayout");
+  if (!layout.IsUndefined() && !layout.IsNull()) {
+    std::string l = get_string(layout, "kvLayout");
+    if (l == "auto") kv_layout = KvLayout::Auto;
+    else if (l == "unified") kv_layout = KvLayout::Unified;
+    else if (l == "per-sequence") kv_layout = KvLayout::PerSequence;
+    else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
+  }
+  const ModelPtr model = pin.ready();  // the options are read: nothing below runs the caller's code
   auto cparams = llama_context_default_params();
   cparams.n_ctx = static_cast<uint32_t>(n_ctx);
   cparams.n_seq_max = static_cast<uint32_t>(n_seq);
@@ -242,6 +262,7 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   auto st = std::make_shared<ScorerState>();
   st->model = model;
   st->cparams = cparams;
+  st->layout = kv_layout;
   // What llama.cpp will make (ensure_context reads the real values): a unified cache padded to 256
   // cells, and the batch as asked (it is at most the context).
   st->n_ctx = (cparams.n_ctx + 255) / 256 * 256;
@@ -252,20 +273,13 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   // (but at least one batch) measured best: +20% on the small and tiny presets against waves the
   // size of the context, and no cap in practice for 4096-wide models.
   const double n_embd = llama_model_n_embd(model->model);
-  const double wave = get_number(opts, "waveTokens", std::max<double>(st->n_batch, std::min<double>(st->n_ctx, 4 * n_embd)));
+  const double wave = wave_v.IsNumber() ? wave_v.As<Napi::Number>().DoubleValue()
+                                        : std::max<double>(st->n_batch, std::min<double>(st->n_ctx, 4 * n_embd));
   if (!(wave >= 1)) throw Napi::RangeError::New(env, "waveTokens must be at least 1");
   st->n_wave = static_cast<uint32_t>(std::min<double>(wave, st->n_ctx));
-  Napi::Value layout = opts.Get("kvLayout");
-  if (!layout.IsUndefined() && !layout.IsNull()) {
-    std::string l = get_string(layout, "kvLayout");
-    if (l == "auto") st->layout = KvLayout::Auto;
-    else if (l == "unified") st->layout = KvLayout::Unified;
-    else if (l == "per-sequence") st->layout = KvLayout::PerSequence;
-    else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
-  }
   // The f16 KV cache plus the logits rows of a full batch: what this context holds beyond the model.
   st->native_bytes = kv_cache_bytes(*model, st->n_ctx) + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
-  state_ = st;
+  hold(st);
   reported_bytes_ = st->native_bytes;
   adjust_external_memory(env, reported_bytes_);
 }
@@ -278,13 +292,14 @@ void Scorer::release(Napi::Env env) {
 }
 
 Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
+  const ScorerPtr& st = held();
+  if (!st) return info.Env().Null();
   Napi::Object o = Napi::Object::New(info.Env());
-  if (!state_) return info.Env().Null();
-  o.Set("contextSize", state_->n_ctx.load());
-  o.Set("sequences", state_->n_seq.load());
-  o.Set("batchSize", state_->n_batch.load());
-  o.Set("waveTokens", state_->n_wave.load());
-  o.Set("kvLayout", state_->layout == KvLayout::Unified ? "unified" : state_->layout == KvLayout::PerSequence ? "per-sequence" : "auto");
+  o.Set("contextSize", st->n_ctx.load());
+  o.Set("sequences", st->n_seq.load());
+  o.Set("batchSize", st->n_batch.load());
+  o.Set("waveTokens", st->n_wave.load());
+  o.Set("kvLayout", st->layout == KvLayout::Unified ? "unified" : st->layout == KvLayout::PerSequence ? "per-sequence" : "auto");
   return o;
 }
 
@@ -304,27 +319,17 @@ Napi::Object profile_to_js(Napi::Env env, const ScoreProfile& p) {
 
 }  // namespace
 
-ScorerPtr Scorer::alive(Napi::Env env, const char* what) const {
-  if (!state_) throw Napi::Error::New(env, std::string(what) + ": the scorer was disposed; create a new one with model.createScorer()");
-  if (state_->model->disposed) throw Napi::Error::New(env, std::string(what) + ": the model was disposed; load it again with loadModel()");
-  return state_;
-}
-
-ScorerPtr scorer_from_js(const Napi::Value& v, const char* what) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).scorer.Value())) {
-    throw Napi::TypeError::New(v.Env(), "expected a Scorer (from model.createScorer)");
-  }
-  return Scorer::Unwrap(v.As<Napi::Object>())->alive(v.Env(), what);
+Pinned<ScorerState> scorer_from_js(const Napi::Value& v, const std::string& what) {
+  return Scorer::pin_js(v, what, "expected a Scorer (from model.createScorer)");
 }
 
 std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s) {
   Napi::Env env = v.Env();
-  if (!v.IsArray()) throw Napi::TypeError::New(env, "requests must be an array of {prompt, continuation}");
-  Napi::Array arr = v.As<Napi::Array>();
-  if (arr.Length() == 0) throw Napi::Error::New(env, "scorer.score: the request list is empty; pass at least one {prompt, continuation}");
-  std::vector<ScoreRequest> reqs(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value e = arr.Get(i);
+  const JsArray arr = get_array(v, "requests", kMaxTokenArray, "requests must be an array of {prompt, continuation}");
+  if (arr.n == 0) throw Napi::Error::New(env, "scorer.score: the request list is empty; pass at least one {prompt, continuation}");
+  std::vector<ScoreRequest> reqs(arr.n);
+  for (uint32_t i = 0; i < arr.n; i++) {
+    Napi::Value e = arr[i];
     if (!e.IsObject()) throw Napi::TypeError::New(env, "requests[" + std::to_string(i) + "] must be {prompt, continuation}");
     Napi::Object o = e.As<Napi::Object>();
     auto& r = reqs[i];
@@ -352,15 +357,15 @@ std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerS
   return reqs;
 }
 
-Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
+Napi::Value Scorer::Score(const Napi::CallbackInfo& info, const Pinned<ScorerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "score(requests: {prompt: Int32Array, continuation: Int32Array}[], options?: {lora?, profile?})");
-  ScorerPtr st = alive(env, "scorer.score");
-  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[0], *st));
+  auto reqs = std::make_shared<std::vector<ScoreRequest>>(get_score_requests(info[0], pin.peek()));
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto loras = parse_lora_option(opts, st->model);
-  auto results = std::make_shared<std::vector<ScoreResult>>();
+  auto loras = parse_lora_option(opts, *pin.peek().model);
   auto profile = get_bool(opts, "profile", false) ? std::make_shared<ScoreProfile>() : nullptr;
+  ScorerPtr st = pin.ready();
+  auto results = std::make_shared<std::vector<ScoreResult>>();
   return PromiseWorker::Run(
       env, [st, reqs, loras, results, profile]() { *results = score_requests(*st, *reqs, loras, true, profile.get()); },
       [results, profile](Napi::Env env) -> Napi::Value {
@@ -381,10 +386,7 @@ Napi::Value Scorer::Score(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Scorer::Dispose(const Napi::CallbackInfo& info) {
-  if (state_) {
-    state_->disposed = true;
-    state_.reset();
-  }
+  if (ScorerPtr st = let_go()) st->disposed = true;
   release(info.Env());
   return info.Env().Undefined();
 }

@@ -35,6 +35,8 @@ struct ScorerState {
   std::atomic<bool> disposed{false};
   int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
+  void check_alive(const std::string& what) const;
+  static UserError disposed_error(const std::string& what);
   // Both make `ctx` of their layout if it is not already (freeing the other). Caller holds model->mutex.
   void ensure_context(const char* what);
   // Streams of at least `cells` cells each (a multiple of 256), as many as the unified context's
@@ -57,28 +59,27 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
                                         bool reduce, ScoreProfile* profile = nullptr);
 
 // A JS request list as ScoreRequests, each checked against the scorer and the model (throws a JS
-// Error naming the request and the fix).
+// Error naming the request and the fix). Reads only the scorer's plain fields.
 std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerState& s);
 
-class Scorer : public Wrap<Scorer> {
+class Scorer : public Wrap<Scorer, ScorerState> {
  public:
+  static constexpr const char* kName = "scorer";
+  static constexpr napi_type_tag kTypeTag = {0x6d73722d72656331ull, 0x73636f7265720003ull};
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
   void Finalize(Napi::Env env) override;
-  // The state behind this scorer; throws a JS Error naming `what` when it or its model was disposed.
-  ScorerPtr alive(Napi::Env env, const char* what) const;
 
  private:
   void init(const Napi::CallbackInfo& info);
   void release(Napi::Env env);
-  Napi::Value Score(const Napi::CallbackInfo& info);
+  Napi::Value Score(const Napi::CallbackInfo& info, const Pinned<ScorerState>& pin);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value GetConfig(const Napi::CallbackInfo& info);
-  ScorerPtr state_;
   int64_t reported_bytes_ = 0;
 };
 
-// Scorer::alive on the Scorer behind a JS value (a TypeError for anything else).
-ScorerPtr scorer_from_js(const Napi::Value& v, const char* what);
+// The scorer behind a JS value, pinned for the call `what` (a TypeError for anything else).
+Pinned<ScorerState> scorer_from_js(const Napi::Value& v, const std::string& what);
 
 }  // namespace msr

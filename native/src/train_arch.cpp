@@ -3,10 +3,11 @@
 #include "train_arch.h"
 
 #include <cstdio>
-#include <filesystem>
 
+#include "gguf_check.h"
 #include "llama-cpp.h"
 #include "llama-model.h"
+#include "path_check.h"
 #include "train_config.h"
 
 namespace msr {
@@ -86,7 +87,7 @@ void check_trainable(const llama_model& m, TrainMode mode, bool dequantize) {
 Napi::Value Trainability(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   require_args(info, 1, "trainability(path: string)");
-  const std::string path = get_string(info[0], "path");
+  const std::string path = get_path(info[0], "path");
   struct Out {
     std::string arch, lora, full, full_dequantize;
   };
@@ -94,8 +95,8 @@ Napi::Value Trainability(const Napi::CallbackInfo& info) {
   return PromiseWorker::Run(
       env,
       [path, out]() {
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(path, ec)) throw UserError("trainability: no model file at " + path);
+        check_input_file(path, "trainability", "model file");
+        check_model_file(path, false, "trainability");  // llama.cpp asserts on what this refuses
         auto mp = llama_model_default_params();
         mp.n_gpu_layers = 0;
         mp.no_alloc = true;  // as llama.cpp's own memory fit does: no mapping, no reading

@@ -3,6 +3,7 @@
 //    adapter.lora.alpha, tensors "<weight>.lora_a" (in, r) and "<weight>.lora_b" (r, out));
 //  - a full model (full mode): the base GGUF's metadata and tokenizer with the trained weights;
 //  - a checkpoint: parameters, AdamW moments, step count and the caller's opaque state string.
+// None of them is written with a non-finite parameter (or moment) in it.
 #pragma once
 #include <string>
 
@@ -13,8 +14,10 @@ namespace msr {
 void save_adapter(TrainSession& s, const std::string& path);
 void save_model(TrainSession& s, const std::string& path);
 void save_checkpoint(TrainSession& s, const std::string& path, const std::string& state);
-// Restores parameters, moments and step; returns the state string. The checkpoint must come from
-// a trainer with the same model shape, mode and LoRA configuration.
+// Restores parameters, moments and step, and zeroes the gradient accumulators (an unfinished
+// accumulation group starts over); returns the state string. The checkpoint must come from a
+// trainer of the same kind: the same mode, LoRA rank and alpha, and the same parameters (model and
+// targets); values must be finite. Anything else is refused before anything changes.
 std::string load_checkpoint(TrainSession& s, const std::string& path);
 
 }  // namespace msr

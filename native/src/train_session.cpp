@@ -161,28 +161,53 @@ StepStats TrainSession::step(const SampleBatch& batch, const LossWeights& lw, co
 StepStats TrainSession::evaluate(const SampleBatch& batch, const LossWeights& lw) { return run(batch, lw, false, false); }
 
 // AdamW with decoupled weight decay (Loshchilov & Hutter; PyTorch's order: decay, then the Adam
-// step with bias-corrected moments).
+// step with bias-corrected moments). An update that would leave a parameter or moment non-finite
+// (a learning rate so high the step overflows a float) changes nothing: the first pass only
+// checks what the second writes, so the trainer never holds, trains on or saves NaN or inf.
 void TrainSession::adamw_update(const AdamW& o) {
-  steps_++;
-  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(steps_));
-  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(steps_));
+  const int64_t t = steps_ + 1;
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(t));
   const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2);
   const float step_size = static_cast<float>(o.lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float decay = static_cast<float>(1.0 - o.lr * o.weight_decay);
   const float eps = static_cast<float>(o.eps);
   auto& params = graph_->params();
+  struct Next {
+    float m, v, w;
+  };
+  const auto next = [&](float w, float g, float m, float v) {
+    Next n;
+    n.m = b1 * m + (1.f - b1) * g;
+    n.v = b2 * v + (1.f - b2) * g * g;
+    n.w = w * decay - step_size * n.m / (std::sqrt(n.v) * inv_sqrt_bc2 + eps);
+    return n;
+  };
+  for (size_t k = 0; k < params.size(); k++) {
+    const float* w = params[k].data();
+    const float* g = params[k].grad_data();
+    for (int64_t j = 0; j < params[k].numel(); j++) {
+      const Next n = next(w[j], g[j], m_[k][j], v_[k][j]);
+      if (!std::isfinite(n.w) || !std::isfinite(n.m) || !std::isfinite(n.v)) {
+        throw UserError("the AdamW update at step " + std::to_string(t) + " would overflow " + params[k].name + " to " + std::to_string(n.w) +
+                        " (learning rate " + std::to_string(o.lr) + "); nothing was changed: lower the learning rate");
+      }
+    }
+  }
   for (size_t k = 0; k < params.size(); k++) {
     float* w = params[k].data();
     const float* g = params[k].grad_data();
     float* m = m_[k].data();
     float* v = v_[k].data();
     for (int64_t j = 0; j < params[k].numel(); j++) {
-      m[j] = b1 * m[j] + (1.f - b1) * g[j];
-      v[j] = b2 * v[j] + (1.f - b2) * g[j] * g[j];
-      w[j] = w[j] * decay - step_size * m[j] / (std::sqrt(v[j]) * inv_sqrt_bc2 + eps);
+      const Next n = next(w[j], g[j], m[j], v[j]);
+      m[j] = n.m;
+      v[j] = n.v;
+      w[j] = n.w;
     }
   }
+  steps_ = t;
 }
 
 }  // namespace msr

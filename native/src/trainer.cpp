@@ -3,12 +3,15 @@
 #include "trainer.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "gguf.h"
 #include "llama-model.h"
 #include "model.h"
+#include "path_check.h"
 #include "train_arch.h"
 #include "train_io.h"
 
@@ -17,9 +20,10 @@ namespace msr {
 namespace {
 
 // AdamW settings that would turn parameters into NaN or inf (then saved as if trained) are refused.
+// The update runs in float: a learning rate past FLT_MAX is inf there.
 void check_adamw(Napi::Env env, const AdamW& o) {
   auto bad = [&](const char* what) { throw Napi::RangeError::New(env, std::string("trainer.step: ") + what); };
-  if (!std::isfinite(o.lr) || o.lr < 0) bad("lr must be a finite number >= 0");
+  if (!(o.lr >= 0 && o.lr <= FLT_MAX)) bad("lr must be a number between 0 and 3.4e38 (a float)");
   if (!(o.beta1 >= 0 && o.beta1 < 1)) bad("beta1 must be in [0, 1) (e.g. 0.9)");
   if (!(o.beta2 >= 0 && o.beta2 < 1)) bad("beta2 must be in [0, 1) (e.g. 0.999)");
   if (!(std::isfinite(o.eps) && o.eps > 0)) bad("eps must be a finite number > 0 (e.g. 1e-8)");
@@ -30,10 +34,9 @@ void check_adamw(Napi::Env env, const AdamW& o) {
 std::vector<std::string> get_string_list(const Napi::Object& o, const char* key, std::vector<std::string> fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be an array of strings");
-  auto a = v.As<Napi::Array>();
+  const JsArray a = get_array(v, key, 1024, (std::string(key) + " must be an array of strings").c_str());
   std::vector<std::string> out;
-  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(get_string(a.Get(i), key));
+  for (uint32_t i = 0; i < a.n; i++) out.push_back(get_string(a[i], key));
   return out;
 }
 
@@ -118,8 +121,7 @@ Napi::Float32Array to_f32(Napi::Env env, const float* p, size_t n) {
   return a;
 }
 
-const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const Napi::Value& v) {
-  std::string name = get_string(v, "name");
+const TrainParam& param_by_name(Napi::Env env, TrainSession& s, const std::string& name) {
   const TrainParam* p = s.graph().find(name);
   if (!p) throw Napi::Error::New(env, "no trainable parameter named '" + name + "'; see trainer.paramNames()");
   return *p;
@@ -145,36 +147,37 @@ const napi_type_tag kPrebuiltSessionTag = {0x6d73722d72656331ull, 0x747273657373
 TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature) {
   Napi::Env env = info.Env();
   require_args(info, 1, signature);
-  TrainerArgs a;
-  a.model = model_from_js(info[0]);
-  const ModelPtr& model = a.model;
+  const Pinned<ModelState> pin = model_from_js(info[0], "createTrainer");
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  TrainerArgs a;
   TrainConfig& cfg = a.cfg;
   Napi::Value mode = o.Get("mode");
   std::string mode_s = mode.IsUndefined() ? "lora" : get_string(mode, "mode");
   if (mode_s != "lora" && mode_s != "full") throw Napi::TypeError::New(env, "mode must be 'lora' or 'full'");
   cfg.mode = mode_s == "lora" ? TrainMode::Lora : TrainMode::Full;
-  cfg.rank = static_cast<int>(get_number(o, "rank", 8));
-  cfg.lora_alpha = static_cast<float>(get_number(o, "loraAlpha", 32));
+  cfg.rank = static_cast<int>(get_int(o, "rank", 8, 1, 1 << 16));
+  // llama.cpp applies an adapter with scale · alpha / rank, but reads alpha 0 as "no alpha" (scale
+  // as is): the trainer's alpha / rank would then differ from what a saved adapter scores with.
+  const double alpha = get_number(o, "loraAlpha", 32);
+  if (!(alpha > 0 && alpha <= FLT_MAX)) throw Napi::RangeError::New(env, "loraAlpha must be a number > 0 (e.g. 32; llama.cpp reads 0 as no alpha)");
+  cfg.lora_alpha = static_cast<float>(alpha);
   cfg.targets = get_string_list(o, "targets", cfg.targets);
-  cfg.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
-  cfg.n_ctx = static_cast<int>(get_number(o, "contextSize", 0));
-  cfg.n_threads = static_cast<int>(get_int(o, "threads", model->n_threads, 1, kMaxThreads));
-  a.micro = static_cast<int>(get_number(o, "microBatchTokens", 0));
+  cfg.seed = static_cast<uint64_t>(get_int(o, "seed", 0, 0, (1ll << 53)));
+  cfg.n_ctx = static_cast<int>(get_int(o, "contextSize", 0, 0, INT32_MAX));
+  cfg.n_threads = static_cast<int>(get_int(o, "threads", pin.peek().n_threads, 1, kMaxThreads));
+  a.micro = static_cast<int>(get_int(o, "microBatchTokens", 0, 0, INT32_MAX));
   cfg.dequantize = get_bool(o, "dequantize", false);
   const double budget = get_number(o, "transposeBudgetMb", -1);
   if (!(budget == -1 || (budget >= 0 && std::isfinite(budget)))) throw Napi::RangeError::New(env, "transposeBudgetMb must be a finite number >= 0");
   cfg.transpose_budget_mb = budget;
   cfg.profile = get_bool(o, "profile", false);
-  // Refused architectures and modes fail here, before anything below reads the model's layers.
-  try {
-    check_trainable(*model->model, cfg.mode, cfg.dequantize);
-  } catch (const UserError& e) {
-    throw Napi::Error::New(env, e.what());
-  }
   Napi::Value device = o.Get("device");
   const std::string device_s = device.IsUndefined() ? "auto" : get_string(device, "device");
   if (device_s != "auto" && device_s != "cpu" && device_s != "gpu") throw Napi::TypeError::New(env, "device must be 'auto', 'cpu' or 'gpu'");
+  a.model = pin.ready();  // the options are read: nothing below runs the caller's code
+  const ModelPtr& model = a.model;
+  // Refused architectures and modes fail here, before anything below reads the model's layers.
+  check_trainable(*model->model, cfg.mode, cfg.dequantize);
   if (device_s == "auto") {
     // The GPU when the first layer's weights live on one (not merely outside host memory: weights
     // llama.cpp repacked for the CPU are not in a host buffer either).
@@ -225,7 +228,7 @@ Napi::Function Trainer::Init(Napi::Env env) {
                                         Method<&Trainer::SaveModel>("saveModel"),
                                         Method<&Trainer::SaveCheckpoint>("saveCheckpoint"),
                                         Method<&Trainer::LoadCheckpoint>("loadCheckpoint"),
-                                        Method<&Trainer::Dispose>("dispose"),
+                                        Plain<&Trainer::Dispose>("dispose"),
                                     });
   addon_data(env).trainer = Napi::Persistent(ctor);
   return ctor;
@@ -233,14 +236,14 @@ Napi::Function Trainer::Init(Napi::Env env) {
 
 // new Trainer(model, options, session?): see parse_trainer_args; `session` (from
 // buildTrainSession) is adopted instead of building one here, on the JS thread.
-Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer>(info) {
+Trainer::Trainer(const Napi::CallbackInfo& info) : Wrap<Trainer, TrainerState>(info) {
   guard(info.Env(), [&] { init(info); });
 }
 
 void Trainer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   TrainerArgs a = parse_trainer_args(info, "new Trainer(model, options?, session?)");
-  state_ = std::make_shared<TrainerState>();
+  auto state = std::make_shared<TrainerState>();
   if (info.Length() > 2 && !info[2].IsUndefined()) {
     if (!info[2].IsExternal() || !info[2].As<Napi::External<PrebuiltSession>>().CheckTypeTag(&kPrebuiltSessionTag)) {
       throw Napi::TypeError::New(env, "new Trainer: the third argument must be a session from buildTrainSession");
@@ -249,13 +252,14 @@ void Trainer::init(const Napi::CallbackInfo& info) {
     if (!pre || !pre->session) throw Napi::Error::New(env, "new Trainer: this prebuilt session was already used; build another with buildTrainSession");
     if (pre->model != a.model) throw Napi::Error::New(env, "new Trainer: the prebuilt session belongs to another model");
     a.model->check_alive("createTrainer");
-    state_->session = std::move(pre->session);
+    state->session = std::move(pre->session);
   } else {
     std::lock_guard<std::mutex> lock(a.model->mutex);
     a.model->check_alive("createTrainer");
-    state_->session = std::make_unique<TrainSession>(a.model, a.cfg, a.micro);
+    state->session = std::make_unique<TrainSession>(a.model, a.cfg, a.micro);
   }
-  for (const auto& p : state_->session->graph().params()) reported_bytes_ += 4 * p.numel() * static_cast<int64_t>(sizeof(float));
+  for (const auto& p : state->session->graph().params()) reported_bytes_ += 4 * p.numel() * static_cast<int64_t>(sizeof(float));
+  hold(state);
   Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
 }
 
@@ -266,24 +270,25 @@ void Trainer::release_memory(Napi::Env env) {
 
 void Trainer::Finalize(Napi::Env env) { release_memory(env); }
 
-TrainerStatePtr Trainer::acquire(Napi::Env env, const char* what) {
-  if (!state_ || !state_->session) throw Napi::Error::New(env, std::string("trainer.") + what + ": the trainer was disposed");
-  state_->session->graph().model()->check_alive(what);
+void TrainerState::check_alive(const std::string& what) const {
+  if (!session) throw disposed_error(what);
+  session->graph().model()->check_alive(what);
+}
+
+UserError TrainerState::disposed_error(const std::string& what) { return UserError(what + ": the trainer was disposed; create a new one"); }
+
+TrainerStatePtr claim(const Pinned<TrainerState>& pin) {
+  const TrainerStatePtr& st = pin.ready();
   bool expected = false;
-  if (!state_->busy.compare_exchange_strong(expected, true)) {
-    throw Napi::Error::New(env, std::string("trainer.") + what + ": another call on this trainer is still running; await it first");
-  }
-  return state_;
+  if (!st->busy.compare_exchange_strong(expected, true)) throw UserError(pin.what() + ": another call on this trainer is still running; await it first");
+  return st;
 }
 
-TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what) {
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(addon_data(v.Env()).trainer.Value())) {
-    throw Napi::TypeError::New(v.Env(), "expected a Trainer (from createTrainer)");
-  }
-  return Trainer::Unwrap(v.As<Napi::Object>())->acquire(v.Env(), what);
+Pinned<TrainerState> trainer_from_js(const Napi::Value& v, const std::string& what) {
+  return Trainer::pin_js(v, what, "expected a Trainer (from createTrainer)");
 }
 
-Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::Step(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "trainer.step(batch, options?)");
   SampleBatch batch = get_batch(info[0]);
@@ -300,40 +305,44 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info) {
   const bool zero = get_bool(o, "zeroGrad", true);
   lw.scale = static_cast<float>(get_number(o, "lossScale", 1));
   check_adamw(env, opt);
-  auto st = acquire(env, "step");
+  auto st = claim(pin);
   auto out = std::make_shared<StepStats>();
   return PromiseWorker::Run(
       env,
       [st, batch = std::move(batch), lw, opt, update, zero, out]() {
         BusyRelease release{st->busy};
         std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        st->check_alive("trainer.step");
         *out = st->session->step(batch, lw, update ? &opt : nullptr, zero);
       },
       [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, true); });
 }
 
-Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::Evaluate(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "trainer.evaluate(batch, options?)");
   SampleBatch batch = get_batch(info[0]);
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   LossWeights lw{static_cast<float>(get_number(o, "alpha", 0.7)), static_cast<float>(get_number(o, "beta", 0.3))};
-  auto st = acquire(env, "evaluate");
+  auto st = claim(pin);
   auto out = std::make_shared<StepStats>();
   return PromiseWorker::Run(
       env,
       [st, batch = std::move(batch), lw, out]() {
         BusyRelease release{st->busy};
         std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        st->check_alive("trainer.evaluate");
         *out = st->session->evaluate(batch, lw);
       },
       [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, false); });
 }
 
-Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::Info(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
-  if (!state_ || !state_->session) throw Napi::Error::New(env, "trainer.info: the trainer was disposed");
-  TrainSession& s = *state_->session;
+  // Not the model's liveness: a trainer still describes itself after its model was disposed.
+  const TrainerState& state = pin.peek();
+  if (!state.session) throw TrainerState::disposed_error(pin.what());
+  TrainSession& s = *state.session;
   const TrainConfig& c = s.graph().config();
   Napi::Object o = Napi::Object::New(env);
   o.Set("mode", c.mode == TrainMode::Lora ? "lora" : "full");
@@ -358,108 +367,112 @@ Napi::Value Trainer::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-Napi::Value Trainer::ParamNames(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::ParamNames(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
-  if (!state_ || !state_->session) throw Napi::Error::New(env, "trainer.paramNames: the trainer was disposed");
-  auto& ps = state_->session->graph().params();
+  const TrainerState& state = pin.peek();
+  if (!state.session) throw TrainerState::disposed_error(pin.what());
+  auto& ps = state.session->graph().params();
   Napi::Array a = Napi::Array::New(env, ps.size());
   for (uint32_t i = 0; i < ps.size(); i++) a.Set(i, ps[i].name);
   return a;
 }
 
-Napi::Value Trainer::GetParam(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::GetParam(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "trainer.getParam(name)");
-  auto st = acquire(env, "getParam");
+  const std::string name = get_string(info[0], "name");
+  auto st = claim(pin);
   BusyRelease release{st->busy};
-  const TrainParam& p = param_by_name(env, *st->session, info[0]);
+  const TrainParam& p = param_by_name(env, *st->session, name);
   return to_f32(env, p.data(), static_cast<size_t>(p.numel()));
 }
 
-Napi::Value Trainer::SetParam(const Napi::CallbackInfo& info) {
+// Parameters are finite whatever a caller passes: a NaN or inf here would be trained on and saved.
+Napi::Value Trainer::SetParam(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 2, "trainer.setParam(name, values: Float32Array)");
-  auto st = acquire(env, "setParam");
+  const std::string name = get_string(info[0], "name");
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "setParam: values must be a Float32Array");
+  }
+  auto st = claim(pin);
   BusyRelease release{st->busy};
-  const TrainParam& p = param_by_name(env, *st->session, info[0]);
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      static_cast<int64_t>(info[1].As<Napi::Float32Array>().ElementLength()) != p.numel()) {
+  const TrainParam& p = param_by_name(env, *st->session, name);
+  Napi::Float32Array values = info[1].As<Napi::Float32Array>();
+  if (static_cast<int64_t>(values.ElementLength()) != p.numel()) {
     throw Napi::TypeError::New(env, "setParam: values must be a Float32Array of " + std::to_string(p.numel()) + " numbers");
   }
-  std::memcpy(p.data(), info[1].As<Napi::Float32Array>().Data(), static_cast<size_t>(p.numel()) * sizeof(float));
+  const float* v = values.Data();
+  for (int64_t j = 0; j < p.numel(); j++) {
+    if (!std::isfinite(v[j])) {
+      throw Napi::RangeError::New(env, "setParam: values[" + std::to_string(j) + "] is " + std::to_string(v[j]) + "; parameters must be finite numbers");
+    }
+  }
+  std::memcpy(p.data(), v, static_cast<size_t>(p.numel()) * sizeof(float));
   return env.Undefined();
 }
 
-Napi::Value Trainer::SaveAdapter(const Napi::CallbackInfo& info) {
+namespace {
+
+// saveAdapter, saveModel and saveCheckpoint: the path checked and the write done in a worker that
+// holds the trainer (and, against a step, the model's lock is not needed: busy excludes one).
+Napi::Value save_async(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin, const char* signature,
+                       std::function<void(TrainSession&, const std::string&, const std::string&)> write) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.saveAdapter(path)");
-  std::string path = get_string(info[0], "path");
-  auto st = acquire(env, "saveAdapter");
+  require_args(info, 1, signature);
+  const std::string path = get_path(info[0], "path");
+  const std::string state = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  auto st = claim(pin);
+  const std::string what = pin.what();
   return PromiseWorker::Run(
       env,
-      [st, path]() {
+      [st, path, state, what, write]() {
         BusyRelease release{st->busy};
-        save_adapter(*st->session, path);
+        check_output_file(path, what);
+        // The base model's own file stays as it is: it is mapped, and saveModel re-reads it.
+        check_not_same_file(st->session->graph().model()->path, path, what);
+        write(*st->session, path, state);
       },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
 }
 
-Napi::Value Trainer::SaveModel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.saveModel(path)");
-  std::string path = get_string(info[0], "path");
-  auto st = acquire(env, "saveModel");
-  return PromiseWorker::Run(
-      env,
-      [st, path]() {
-        BusyRelease release{st->busy};
-        save_model(*st->session, path);
-      },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+}  // namespace
+
+Napi::Value Trainer::SaveAdapter(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
+  return save_async(info, pin, "trainer.saveAdapter(path)", [](TrainSession& s, const std::string& path, const std::string&) { save_adapter(s, path); });
 }
 
-Napi::Value Trainer::SaveCheckpoint(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  require_args(info, 1, "trainer.saveCheckpoint(path, state?: string)");
-  std::string path = get_string(info[0], "path");
-  std::string state = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  auto st = acquire(env, "saveCheckpoint");
-  return PromiseWorker::Run(
-      env,
-      [st, path, state]() {
-        BusyRelease release{st->busy};
-        save_checkpoint(*st->session, path, state);
-      },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+Napi::Value Trainer::SaveModel(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
+  return save_async(info, pin, "trainer.saveModel(path)", [](TrainSession& s, const std::string& path, const std::string&) { save_model(s, path); });
 }
 
-Napi::Value Trainer::LoadCheckpoint(const Napi::CallbackInfo& info) {
+Napi::Value Trainer::SaveCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
+  return save_async(info, pin, "trainer.saveCheckpoint(path, state?: string)",
+                    [](TrainSession& s, const std::string& path, const std::string& state) { save_checkpoint(s, path, state); });
+}
+
+Napi::Value Trainer::LoadCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin) {
   Napi::Env env = info.Env();
   require_args(info, 1, "trainer.loadCheckpoint(path)");
-  std::string path = get_string(info[0], "path");
-  auto st = acquire(env, "loadCheckpoint");
+  const std::string path = get_path(info[0], "path");
+  auto st = claim(pin);
   auto out = std::make_shared<std::string>();
   return PromiseWorker::Run(
       env,
       [st, path, out]() {
         BusyRelease release{st->busy};
-        // Mistyped metadata would abort in gguf_get_val_*, oversized tensors in the allocation.
-        check_gguf_file(path,
-                        {{"msr.checkpoint.mode", GGUF_TYPE_STRING},
-                         {"msr.checkpoint.lora_rank", GGUF_TYPE_UINT32},
-                         {"msr.checkpoint.step", GGUF_TYPE_UINT64},
-                         {"msr.checkpoint.state", GGUF_TYPE_STRING}},
-                        "loadCheckpoint");
-        *out = load_checkpoint(*st->session, path);
+        check_input_file(path, "loadCheckpoint", "checkpoint file");
+        *out = load_checkpoint(*st->session, path);  // checks the file before it reads it
       },
       [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
 }
 
 Napi::Value Trainer::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (state_ && state_->session) {
-    if (state_->busy) throw Napi::Error::New(env, "trainer.dispose: a call is still running; await it first");
-    state_->session.reset();
+  const TrainerStatePtr& st = held();
+  if (st && st->session) {
+    if (st->busy) throw Napi::Error::New(env, "trainer.dispose: a call is still running; await it first");
+    st->session.reset();
     release_memory(env);
   }
   return env.Undefined();

@@ -13,8 +13,10 @@ namespace msr {
 // A trainer's session, shared with in-flight workers so a dispose() during a step cannot free it
 // under them. `busy` makes calls exclusive: one at a time, a second one is refused.
 struct TrainerState {
-  std::unique_ptr<TrainSession> session;
+  std::unique_ptr<TrainSession> session;  // null once disposed
   std::atomic<bool> busy{false};
+  void check_alive(const std::string& what) const;
+  static UserError disposed_error(const std::string& what);
 };
 using TrainerStatePtr = std::shared_ptr<TrainerState>;
 
@@ -24,33 +26,36 @@ struct BusyRelease {
   ~BusyRelease() { busy = false; }
 };
 
-class Trainer : public Wrap<Trainer> {
+class Trainer : public Wrap<Trainer, TrainerState> {
  public:
+  static constexpr const char* kName = "trainer";
+  static constexpr napi_type_tag kTypeTag = {0x6d73722d72656331ull, 0x747261696e000004ull};
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
   explicit Trainer(const Napi::CallbackInfo& info);
   void init(const Napi::CallbackInfo& info);
   void Finalize(Napi::Env env) override;
-  // Marks the trainer busy (throws if it already is or was disposed) and returns its state for a
-  // call; the caller releases it with BusyRelease.
-  TrainerStatePtr acquire(Napi::Env env, const char* what);
 
  private:
-  Napi::Value Step(const Napi::CallbackInfo& info);
-  Napi::Value Evaluate(const Napi::CallbackInfo& info);
-  Napi::Value Info(const Napi::CallbackInfo& info);
-  Napi::Value ParamNames(const Napi::CallbackInfo& info);
-  Napi::Value GetParam(const Napi::CallbackInfo& info);
-  Napi::Value SetParam(const Napi::CallbackInfo& info);
-  Napi::Value SaveAdapter(const Napi::CallbackInfo& info);
-  Napi::Value SaveModel(const Napi::CallbackInfo& info);
-  Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info);
-  Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info);
+  Napi::Value Step(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value Info(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value ParamNames(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value GetParam(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value SetParam(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value SaveAdapter(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value SaveModel(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   void release_memory(Napi::Env env);
-  TrainerStatePtr state_;
   int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
 };
+
+// Once a call's arguments are read: checks the pinned trainer and its model are alive, marks the
+// trainer busy (throws when another call runs) and returns its state; the caller releases it with
+// BusyRelease.
+TrainerStatePtr claim(const Pinned<TrainerState>& pin);
 
 // The trainer's arguments as plain C++: the model, the graph's config and the micro-batch size.
 struct TrainerArgs {
@@ -64,8 +69,8 @@ TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signa
 // Builds the session in a worker; resolves with the External `new Trainer(model, options, session)` adopts.
 Napi::Value build_session_async(Napi::Env env, const TrainerArgs& args);
 
-// acquire() on the Trainer behind a JS value (a TypeError for anything else).
-TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what);
+// The trainer behind a JS value, pinned for the call `what` (a TypeError for anything else).
+Pinned<TrainerState> trainer_from_js(const Napi::Value& v, const std::string& what);
 
 // buildTrainSession(model, options) -> Promise<External>, for `new Trainer(model, options, session)`.
 Napi::Value BuildTrainSession(const Napi::CallbackInfo& info);

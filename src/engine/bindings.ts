@@ -5,6 +5,12 @@
 // - Every method returning a Promise runs off the main thread (AsyncWorker); getters are sync.
 // - Token arrays cross as Int32Array; results never include vocabulary-sized arrays.
 // - Methods throw (or reject with) an Error whose message says what to do; no call aborts.
+// - Arguments may be anything, getters and Proxies included: each call holds its own reference to
+//   the native state before it reads them, and checks again afterwards, so a getter that disposes
+//   the model (or scorer, trainer, adapter) makes the call fail with "was disposed", nothing worse.
+// - Files are checked before llama.cpp reads them (native/src/gguf_check.h): a model, adapter or
+//   checkpoint it would assert on is an Error naming the key or tensor. Paths with NUL bytes,
+//   folders, missing folders and outputs that are their own input are refused (path_check.h).
 // - Environment: MSR_REC_ADDON=/path/to/msr_rec.node picks the addon (addonPath below);
 //   MSR_REC_LOG=0|1|2|3 sets llama.cpp's log level when the addon loads (silent by default; its
 //   error lines are folded into our exceptions either way; setLogLevel changes it later). The
@@ -125,7 +131,10 @@ export type NativeScorer = Brand<
 export interface NativeGenerateOptions {
   /** New tokens per prompt at most (default 256); a sequence also ends ("length") at the model's training context. */
   maxTokens?: number;
-  /** 0 = greedy (argmax). Default 0.7. */
+  /**
+   * 0 = greedy (argmax). Default 0.7; at most 3.4e38 (a float). A temperature so small that a
+   * logit divided by it overflows a float is greedy for that token (the limit as it goes to 0).
+   */
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -137,7 +146,11 @@ export interface NativeGenerateOptions {
   seed?: number;
   /** Generation ends at the first occurrence of any of these strings: cut from text, and tokens keep only the tokens before it. */
   stop?: string[];
-  /** A GBNF grammar (with a `root` rule) every output must match. */
+  /**
+   * A GBNF grammar (with a `root` rule) every output must match. Limits (llama.cpp's grammar code
+   * recurses): 4 MiB of text, parentheses nested 10,000 deep, 100,000 rules and 100,000 rule
+   * references after repetitions are expanded; past one, the call fails naming it.
+   */
   grammar?: string;
   /**
    * One GBNF grammar per prompt (null: that prompt is free), instead of `grammar`: prompts with
@@ -274,6 +287,7 @@ export type TrainDevice = "auto" | "cpu" | "gpu";
 export interface NativeTrainerOptions {
   mode?: "lora" | "full";
   rank?: number;
+  /** > 0 (llama.cpp reads an adapter alpha of 0 as "no alpha", so 0 would score differently from how it trained). */
   loraAlpha?: number;
   targets?: string[];
   seed?: number;
@@ -321,10 +335,16 @@ export type NativeTrainer = Brand<
     info(): NativeTrainerInfo;
     paramNames(): string[];
     getParam(name: string): Float32Array;
+    /** Refuses non-finite values. */
     setParam(name: string, values: Float32Array): void;
+    /** The saves refuse to write non-finite parameters (or moments), and the base model's own file. */
     saveAdapter(path: string): Promise<void>;
     saveModel(path: string): Promise<void>;
     saveCheckpoint(path: string, state?: string): Promise<void>;
+    /**
+     * The checkpoint must match the trainer (mode, LoRA rank, alpha and parameters) and hold finite
+     * values; loading zeroes the accumulated gradients.
+     */
     loadCheckpoint(path: string): Promise<string>;
     dispose(): void;
   },
@@ -347,12 +367,19 @@ export interface NativeAddon {
   setLogLevel(level: 0 | 1 | 2 | 3): void;
   /** Native bytes this JS environment has reported to V8 (weights, KV caches, adapters, trainers). */
   reportedExternalMemory(): number;
-  /** repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy of them. */
+  /**
+   * repack: false keeps quantized weights as stored (no CPU repacking): a trainer then needs no copy
+   * of them. mmap: false reads the weights into memory instead of mapping the file (see
+   * LoadModelOptions.mmap in model.ts). threads 0 or absent: the CPUs this process may use.
+   */
   loadModel(
     path: string,
-    options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean },
+    options?: { threads?: number; gpuLayers?: number; vocabOnly?: boolean; repack?: boolean; mmap?: boolean },
   ): Promise<NativeModel>;
-  /** llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M mixes). */
+  /**
+   * llama.cpp's llama_model_quantize (what `llama-quantize src dst TYPE` writes; K types are the _M
+   * mixes). dst may not be src; it is written beside itself and renamed into place.
+   */
   quantizeModel(src: string, dst: string, type: string, options?: { threads?: number }): Promise<void>;
   Scorer: new (
     model: NativeModel,

@@ -11,6 +11,7 @@ import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
 import { SerialQueue } from "./queue.js";
 import { Scorer, type ScorerOptions } from "./scorer.js";
 import { allowedCpus } from "../util/cpus.js";
+import { inputFile } from "../util/file-args.js";
 import {
   createTrainer as newTrainer,
   openTrainer as openNewTrainer,
@@ -34,6 +35,13 @@ export interface LoadModelOptions {
    * (they cannot be read back), so training loads use false (msr-rec train does). Default true.
    */
   repack?: boolean;
+  /**
+   * false: read the weights into memory instead of mapping the file (default true: mapped, shared
+   * with other processes and loaded lazily). A mapped model file that is replaced or truncated on
+   * disk while the model is loaded kills the process (docs/engine.md, "Hazards"); load with
+   * mmap: false where files may change under a running process.
+   */
+  mmap?: boolean;
 }
 
 export type ModelInfo = NativeModelInfo;
@@ -64,8 +72,7 @@ export class Model {
 
   /** @internal */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
-    if (typeof path !== "string" || path.length === 0)
-      throw new TypeError("loadModel(path): path must be a non-empty string");
+    inputFile(path, "loadModel", "model file");
     return new Model(
       await native().loadModel(path, {
         ...options,
@@ -87,6 +94,7 @@ export class Model {
   }
 
   async loadLora(path: string): Promise<LoraAdapter> {
+    inputFile(path, "loadLora", "adapter file");
     const h = this.handle();
     return new LoraAdapter(await this.#queue.run(() => h.loadLora(path)), path);
   }

@@ -26,6 +26,7 @@ import {
 } from "./bindings.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
+import { inputFile, outputFile } from "../util/file-args.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
@@ -215,13 +216,15 @@ export class Trainer {
   /** Writes the LoRA adapter as GGUF (atomic), loadable by loadLora, node-llama-cpp and llama.cpp. */
   saveAdapter(path: string): Promise<void> {
     if (this.diverged) return Promise.reject(this.divergedError("saveAdapter"));
-    return this.enqueue(() => this.native.saveAdapter(path));
+    const bad = failure(() => outputFile(path, "saveAdapter"));
+    return bad ? Promise.reject(bad) : this.enqueue(() => this.native.saveAdapter(path));
   }
 
   /** Full mode: writes the trained model as GGUF with the base's metadata and tokenizer (atomic). */
   saveModel(path: string): Promise<void> {
     if (this.diverged) return Promise.reject(this.divergedError("saveModel"));
-    return this.enqueue(() => this.native.saveModel(path));
+    const bad = failure(() => outputFile(path, "saveModel"));
+    return bad ? Promise.reject(bad) : this.enqueue(() => this.native.saveModel(path));
   }
 
   /** Parameters, AdamW moments, step count and an opaque caller state (atomic). */
@@ -233,13 +236,21 @@ export class Trainer {
         ),
       );
     if (this.diverged) return Promise.reject(this.divergedError("saveCheckpoint"));
-    return this.enqueue(() => this.native.saveCheckpoint(path, state));
+    const bad = failure(() => outputFile(path, "saveCheckpoint"));
+    return bad ? Promise.reject(bad) : this.enqueue(() => this.native.saveCheckpoint(path, state));
   }
 
-  /** Restores a checkpoint written by saveCheckpoint and returns its caller state. */
+  /**
+   * Restores a checkpoint written by saveCheckpoint and returns its caller state. The checkpoint
+   * must be of this trainer's kind (mode, LoRA rank, alpha and targets, the same model): create
+   * the trainer with the options it was written with. Loading inside a gradient-accumulation
+   * group (gradAccum > 1) drops the group's gradients: the next step starts a new group.
+   */
   async loadCheckpoint(path: string): Promise<string> {
+    inputFile(path, "loadCheckpoint", "checkpoint file");
     const state = await this.enqueue(() => this.native.loadCheckpoint(path));
     this.diverged = undefined;
+    this.pendingCalls = 0;
     return state;
   }
 
@@ -278,6 +289,16 @@ export class Trainer {
   /** @internal The native handle, for the development hooks (tests, benches). */
   handle(): NativeTrainer {
     return this.native;
+  }
+}
+
+/** The error `check` throws, if any: the save methods reject with it instead of throwing. */
+function failure(check: () => unknown): Error | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (e) {
+    return e as Error;
   }
 }
 

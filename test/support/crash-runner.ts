@@ -10,6 +10,7 @@ import { packageRoot } from "../../src/util/paths.js";
 import type { Fixtures } from "./crash-cases.js";
 import type { ChildOutcome } from "./crash-child.js";
 import { archModelPath, refusedModelPath } from "./arch-models.js";
+import { makeDamagedFiles } from "./crash-fixtures.js";
 import { tinyLoraPath, tinyModelPath } from "./models.js";
 
 export interface ChildResult {
@@ -39,7 +40,7 @@ export function buildChild(): Promise<string> {
   return bundled;
 }
 
-/** Generated models plus adapters damaged in the ways the corpus needs. */
+/** Generated models plus models and adapters damaged in the ways the corpus needs. */
 export async function makeFixtures(dir: string): Promise<Fixtures> {
   const model = tinyModelPath();
   const weights = loraTargetWeights(readGguf(model).tensors, ["q", "v"]);
@@ -79,6 +80,7 @@ export async function makeFixtures(dir: string): Promise<Fixtures> {
     loraHugeTensor,
     quantized: await archModelPath("tiny-llama3", "Q4_0"),
     fusedQkv: refusedModelPath("fused"),
+    damaged: makeDamagedFiles(dir, model),
     dir,
   };
 }

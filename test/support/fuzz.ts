@@ -1,10 +1,13 @@
 // Property-based fuzz of the engine's public API (run in a child process by
 // test/engine-fuzz.test.ts): scorer, generator, embed and trainer calls with arbitrary options and
-// inputs (lengths, token ids, scales, seeds, grammars, context and batch sizes) and arbitrary
-// dispose orders. The property: every call ends with a result whose numbers are finite, or with an
-// ordinary Error. A native abort or segfault kills this process, which the parent reports.
+// inputs (lengths, token ids, scales, seeds, grammars, context and batch sizes), arbitrary
+// dispose orders, and hostile arguments: objects and arrays whose getters (or Proxy traps) dispose
+// the model, scorer, adapter or trainer, throw, or grow the array at any step of the reading
+// (fuzz-hostile.ts). The property: every call ends with a result whose numbers are finite, or with
+// an ordinary Error. A native abort or segfault kills this process, which the parent reports.
 import fc from "fast-check";
 import { loadModel, type LoraAdapter, type Model } from "../../src/engine/index.js";
+import { hostileOp, runHostile, type HostileOp } from "./fuzz-hostile.js";
 import type { Fixtures } from "./crash-cases.js";
 import type { ChildOutcome } from "./crash-child.js";
 
@@ -119,13 +122,14 @@ const op = fc.oneof(
   { weight: 2, arbitrary: embedOp },
   { weight: 1, arbitrary: trainOp },
   { weight: 2, arbitrary: lifecycleOp },
+  { weight: 4, arbitrary: hostileOp },
 );
 type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
 
 /** A broken property (not an ordinary Error from the engine, which is an allowed outcome). */
-class Violation extends Error {}
+export class Violation extends Error {}
 
-function finiteDeep(v: unknown, path = "result"): void {
+export function finiteDeep(v: unknown, path = "result"): void {
   if (typeof v === "number") {
     if (!Number.isFinite(v)) throw new Violation(`silent non-finite number at ${path}: ${v}`);
   } else if (v instanceof Float32Array) {
@@ -156,6 +160,8 @@ async function runOp(o: Op, model: Model, lora: LoraAdapter, f: Fixtures): Promi
       return model.embed(o.texts, o.batchTokens === undefined ? {} : { batchTokens: o.batchTokens });
     case "lifecycle":
       return lifecycle(o, f);
+    case "hostile":
+      return runHostile(o as HostileOp, f);
     case "train": {
       // Its own model, so disposing it mid-way leaves the shared one alone.
       const m = await loadModel(f.model, { threads: 1 });
