@@ -431,6 +431,32 @@ export interface NativeDevAddon {
     isaErrMax?: number;
     isaMs?: number;
   };
+  /**
+   * The policy-gradient form of the kernel (fused_policy_cpu, or its naive reference) on host
+   * logits: row r's loss is coefs[r]·(−min(r·A, clip(r)·A) + klCoef·k3), gradient
+   * w·(softmax − onehot)/temperature with a per-row weight of either sign.
+   */
+  fusedPolicyLoss(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    rowsIn: {
+      advantages: Float32Array;
+      coefs: Float32Array;
+      refLogprobs?: Float32Array;
+      oldLogprobs?: Float32Array;
+    },
+    options?: {
+      klCoef?: number;
+      epsilonLow?: number;
+      epsilonHigh?: number;
+      temperature?: number;
+      reference?: boolean;
+      threads?: number;
+      grad?: boolean;
+    },
+  ): { loss: number; logprobs: Float32Array; entropy: Float32Array; grad?: Float32Array };
   /** Benchmark baseline: ggml_cross_entropy_loss with a dense one-hot label matrix. */
   denseCrossEntropyGgml(
     logits: Float32Array,
