@@ -172,6 +172,11 @@ export interface NativeGenerateProfile {
   /** The KV layout the call ran in. */
   layout: "unified" | "per-sequence";
   decodes: number;
+  /**
+   * Per-sequence layout: prompts decoded by copying the KV stream of an identical prompt just
+   * decoded (consecutive copies of a prompt, e.g. G samples of it) instead of decoding them again.
+   */
+  sharedPrompts: number;
   /** llama_decode. */
   decodeMs: number;
   /** Logit checks and the sampler chains (grammars included), stop strings. */
