@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common.h"
+#include "lora.h"
 #include "train_session.h"
 
 namespace msr {
@@ -15,6 +16,9 @@ namespace msr {
 struct TrainerState {
   std::unique_ptr<TrainSession> session;
   std::atomic<bool> busy{false};
+  // Live adapters made by liveAdapter() (live_lora.h), updated after every change of the weights
+  // while their JS handles keep them; only touched by calls that hold `busy`.
+  std::vector<std::weak_ptr<LoraState>> live;
 };
 using TrainerStatePtr = std::shared_ptr<TrainerState>;
 
@@ -46,6 +50,11 @@ class Trainer : public Wrap<Trainer> {
   Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info);
   Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // trainer_policy.cpp: policy-gradient steps and live adapters.
+  Napi::Value PolicyStep(const Napi::CallbackInfo& info);
+  Napi::Value EvaluatePolicy(const Napi::CallbackInfo& info);
+  Napi::Value LiveAdapter(const Napi::CallbackInfo& info);
+  Napi::Value SyncLiveAdapter(const Napi::CallbackInfo& info);
 
   void release_memory(Napi::Env env);
   TrainerStatePtr state_;
@@ -63,6 +72,17 @@ struct TrainerArgs {
 TrainerArgs parse_trainer_args(const Napi::CallbackInfo& info, const char* signature);
 // Builds the session in a worker; resolves with the External `new Trainer(model, options, session)` adopts.
 Napi::Value build_session_async(Napi::Env env, const TrainerArgs& args);
+
+// Argument parsers shared by trainer.cpp and trainer_policy.cpp: a {tokens, lengths, segments}
+// batch, and AdamW's settings (lr, beta1, beta2, eps, weightDecay, clip; a RangeError prefixed
+// with `what` for values that would make the parameters non-finite).
+SampleBatch batch_from_js(const Napi::Value& v);
+AdamW adamw_from_js(Napi::Env env, const Napi::Object& o, const char* what);
+// A step's pass profiles as JS ({passes: [...]}, NativeTrainProfile in src/engine/bindings.ts).
+Napi::Object train_profile_to_js(Napi::Env env, const std::vector<PassProfile>& passes);
+// Copies the trainer's weights into every live adapter still held; prunes the released ones. The
+// caller holds the model's mutex and the trainer's busy flag.
+void sync_live_loras(TrainerState& st);
 
 // acquire() on the Trainer behind a JS value (a TypeError for anything else).
 TrainerStatePtr acquire_trainer(const Napi::Value& v, const char* what);
