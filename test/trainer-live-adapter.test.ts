@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type Model, type ScoreRequest } from "../src/engine/index.js";
 import { createTrainer } from "../src/engine/trainer.js";
+import { loadAdapterWeights } from "../src/train/adapter-weights.js";
 import type { PolicySample } from "../src/engine/policy.js";
 import { tinyModelPath } from "./support/models.js";
 import { randomSample } from "./support/random.js";
@@ -125,7 +126,7 @@ describe("live adapter", () => {
     await a.saveAdapter(path);
     const b = createTrainer(model, { lora: { rank: 4, alpha: 8, seed: 9 } });
     const live = await b.liveAdapter();
-    await b.loadAdapterWeights(path);
+    await loadAdapterWeights(b, path);
     for (const n of a.paramNames()) expect(Array.from(b.getParam(n)), n).toEqual(Array.from(a.getParam(n)));
     const saved = await model.loadLora(path);
     const scorer = model.createScorer({ contextSize: 512, sequences: 2 });
@@ -133,9 +134,9 @@ describe("live adapter", () => {
       logprobsOf(await scorer.score(requests, { lora: [{ adapter: saved }] })),
     );
     const otherRank = createTrainer(model, { lora: { rank: 2, alpha: 8 } });
-    await expect(otherRank.loadAdapterWeights(path)).rejects.toThrow(/rank 4 and alpha 8, this trainer rank 2/);
+    await expect(loadAdapterWeights(otherRank, path)).rejects.toThrow(/rank 4 and alpha 8, this trainer rank 2/);
     const otherTargets = createTrainer(model, { lora: { rank: 4, alpha: 8, targets: ["q", "v"] } });
-    await expect(otherTargets.loadAdapterWeights(path)).rejects.toThrow(/adapts other weights than this trainer/);
+    await expect(loadAdapterWeights(otherTargets, path)).rejects.toThrow(/adapts other weights than this trainer/);
     for (const t of [a, b, otherRank, otherTargets]) t.dispose();
     saved.dispose();
     scorer.dispose();

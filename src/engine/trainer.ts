@@ -41,8 +41,6 @@ import {
 } from "./policy.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
-import { readLoraAdapter } from "../gguf/lora.js";
-import { readTensorF32 } from "../gguf/reader.js";
 import { issuesOf, rule, throwIssues, type OptionIssue } from "../util/options.js";
 
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down";
@@ -396,30 +394,13 @@ export class Trainer {
   }
 
   /**
-   * LoRA mode: sets every LoRA tensor from an adapter file (e.g. the SFT adapter a policy-gradient
-   * run starts from) and updates the live adapters. The file must have this trainer's rank, alpha
-   * and targets (readLoraAdapter(path) tells them, to create the trainer with); the optimizer's
-   * moments and step count stay as they are.
+   * Sets parameters by name (e.g. every LoRA tensor of an SFT adapter a policy-gradient run starts
+   * from: loadAdapterWeights in src/train/adapter-weights.ts) and then updates the live adapters,
+   * in one queued call. The optimizer's moments and step count stay as they are.
    */
-  async loadAdapterWeights(path: string): Promise<void> {
-    const info = readLoraAdapter(path);
-    const mine = this.info;
-    if (mine.mode !== "lora")
-      throw new Error("loadAdapterWeights: this trainer trains the full model; it has no LoRA tensors");
-    if (info.rank !== mine.rank || info.alpha !== mine.loraAlpha)
-      throw new Error(
-        `loadAdapterWeights: ${path} has rank ${info.rank} and alpha ${info.alpha}, this trainer rank ${mine.rank} and alpha ${mine.loraAlpha}; create the trainer with the adapter's (readLoraAdapter(path))`,
-      );
-    const names = this.paramNames();
-    const inFile = new Set(info.file.tensors.map((t) => t.name));
-    const differ = [...names.filter((n) => !inFile.has(n)), ...[...inFile].filter((n) => !names.includes(n))];
-    if (differ.length > 0)
-      throw new Error(
-        `loadAdapterWeights: ${path} adapts other weights than this trainer (e.g. ${differ[0]}); create the trainer with the adapter's targets (${info.targets.join(",")})`,
-      );
-    const values = names.map((n) => readTensorF32(info.file, n));
+  async setParams(values: ReadonlyMap<string, Float32Array>): Promise<void> {
     await this.enqueue(async () => {
-      names.forEach((n, i) => this.native.setParam(n, values[i]!));
+      for (const [n, v] of values) this.native.setParam(n, v);
       await this.native.syncLiveAdapter();
     });
   }
