@@ -4,7 +4,7 @@
 // `msr-rec pipeline --from infer` adds the "MSR-Rec + GRPO" rows to the results.
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { resolveCliConfig, type RunConfig } from "../../pipeline/config.js";
+import { parseRunConfig, resolveCliConfig, type RunConfig } from "../../pipeline/config.js";
 import { runPipeline } from "../../pipeline/run.js";
 import { runLayout, RL_VARIANT } from "../../run/layout.js";
 
@@ -50,7 +50,8 @@ export function register(program: Command): void {
       };
       const rl = { ...base.rl, enabled: true, ...(o.adapter ? { from: resolve(o.adapter) } : {}) };
       for (const [k, v] of Object.entries(over)) if (v !== undefined) Object.assign(rl, { [k]: v });
-      const c: RunConfig = { ...base, rl };
+      // Checked like a config file's rl section (a bad value names its field).
+      const c: RunConfig = parseRunConfig({ ...base, rl }, "msr-rec rl's settings");
       const log = (m: string) => process.stderr.write(`${m}\n`);
       await runPipeline(c, { only: "rl", force: o.fresh === true, log });
       const L = runLayout(c.runDir);
