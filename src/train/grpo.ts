@@ -143,7 +143,8 @@ export async function runGrpo(
     );
     // Groups whose rewards are all equal have advantages 0: no policy gradient, left out.
     const samples: PolicySample[] = [];
-    let groupsUsed = 0;
+    let groupsUsed = 0,
+      completionTokens = 0;
     for (let g = 0; g < prompts.length; g++) {
       const idx = Array.from({ length: o.group }, (_, k) => g * o.group + k);
       if (idx.every((i) => advantages[i] === 0)) continue;
@@ -153,6 +154,7 @@ export async function runGrpo(
         const gen = outs[i]!;
         // The end of sequence is one of the policy's choices: it is trained like any token.
         const completion = gen.finishReason === "eos" ? [...gen.tokens, model.info.eos] : [...gen.tokens];
+        completionTokens += completion.length;
         const tokens = Int32Array.from([...p, ...completion]);
         const segments = Uint8Array.from(tokens, (_, j) => (j < p.length ? Segment.prompt : Segment.reasoning));
         samples.push({ tokens, segments, advantage: advantages[i]! });
@@ -160,7 +162,8 @@ export async function runGrpo(
     }
     const pol = { temperature: o.temperature, lossType: o.lossType, maxTokens: o.maxTokens + 1 };
     let stats: { loss: number; kl: number; entropy: number } | null = null;
-    if (samples.some((s) => s.tokens.length > 0) && samples.length > 0) {
+    // Nothing to learn when every used completion is empty (the policy step would refuse it).
+    if (completionTokens > 0) {
       if (reference && o.beta > 0) {
         const ref = await reference.evaluatePolicy(samples, pol);
         samples.forEach((s, i) => (s.refLogprobs = ref.logprobs[i]!));
