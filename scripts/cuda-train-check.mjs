@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Training on the GPU against training on the CPU, from the same start, for the tiny and small
 // presets in LoRA and full mode: the training graph's logits, one batch's loss and every
-// parameter's gradient, and the losses of five AdamW steps. Prints one JSON line per case and
-// exits 1 when a difference exceeds its limit, relative to the largest value compared. ggml's
-// CUDA matrix products run in TF32 (10-bit mantissa, unit roundoff 2^-11 ≈ 4.9e-4), so single
-// logits and gradient entries may differ by a few 1e-4 of the largest one: limit 5e-3. Losses are
-// means over hundreds of tokens, where those errors average out: limit 1e-3.
+// parameter's gradient, and the losses of five AdamW steps; in LoRA mode also a policy-gradient
+// batch's log-probs, entropy and gradients (the CUDA policy kernel against the CPU one). Prints
+// one JSON line per case and exits 1 when a difference exceeds its limit, relative to the largest
+// value compared. ggml's CUDA matrix products run in TF32 (10-bit mantissa, unit roundoff 2^-11 ≈
+// 4.9e-4), so single logits and gradient entries may differ by a few 1e-4 of the largest one:
+// limit 5e-3. Losses and the mean entropy are means over hundreds of tokens, where those errors
+// average out: limit 1e-3.
 // Needs the CUDA addon (build-cuda/ or MSR_REC_ADDON) and the TypeScript built (dist/).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,7 +43,15 @@ function relDiff(a, b) {
 }
 
 let failed = false;
-const LIMITS = { logits: 5e-3, grad: 5e-3, loss: 1e-3, steps: 1e-3 };
+const LIMITS = {
+  logits: 5e-3,
+  grad: 5e-3,
+  loss: 1e-3,
+  steps: 1e-3,
+  policyLogprobs: 5e-3,
+  policyEntropy: 1e-3,
+  policyGrad: 5e-3,
+};
 function report(c) {
   const ok = Object.entries(c.diff).every(([k, v]) => v <= LIMITS[k]);
   failed ||= !ok;
@@ -100,6 +110,34 @@ for (const [preset, weightType] of cases) {
       diff.grad = Math.max(diff.grad, relDiff(dev.trainerGrad(g.handle(), name), dev.trainerGrad(c.handle(), name)));
     c.dispose();
     g.dispose();
+    if (mode === "lora") {
+      // A policy-gradient batch (advantages of both signs, a KL penalty, old log-probs that clip
+      // some tokens on each side, temperature 0.7): log-probs, entropy and every gradient.
+      const [pc, pg] = pair(1);
+      const now = await pc.evaluatePolicy(data, { temperature: 0.7 });
+      const policyData = data.map((d, i) => ({
+        ...d,
+        advantage: Float32Array.from(now.logprobs[i], (_, k) => (k % 2 ? 1.2 : -0.8)),
+        refLogprobs: Float32Array.from(now.logprobs[i], (lp) => lp + (rand() - 0.5)),
+        oldLogprobs: Float32Array.from(now.logprobs[i], (lp, k) => lp + [0.5, -0.5, 0.02][k % 3]),
+      }));
+      const popts = { beta: 0.1, epsilon: 0.2, epsilonHigh: 0.28, temperature: 0.7 };
+      const rc = await pc.policyGradients(policyData, popts),
+        rg = await pg.policyGradients(policyData, popts);
+      diff.policyLogprobs = relDiff(
+        rg.logprobs.flatMap((x) => Array.from(x)),
+        rc.logprobs.flatMap((x) => Array.from(x)),
+      );
+      diff.policyEntropy = Math.abs(rg.entropy - rc.entropy) / Math.abs(rc.entropy);
+      diff.policyGrad = 0;
+      for (const name of pc.paramNames())
+        diff.policyGrad = Math.max(
+          diff.policyGrad,
+          relDiff(dev.trainerGrad(pg.handle(), name), dev.trainerGrad(pc.handle(), name)),
+        );
+      pc.dispose();
+      pg.dispose();
+    }
     // Five updates from the same start.
     const [c5, g5] = pair(1);
     const lossesCpu = [],

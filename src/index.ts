@@ -121,6 +121,7 @@ export { runTrainingLoop, epochOrder, stepsPerEpoch, type TrainLoopOptions, type
 export { runTraining } from "./train/run.js";
 export { TRAIN_DEFAULTS, type TrainRunOptions } from "./train/options.js";
 export { parseSftJsonl, readSftJsonl } from "./train/sft-data.js";
+export { loadAdapterWeights } from "./train/adapter-weights.js";
 // Pipeline: run config, stages, bidirectional inference with PPL fusion, report.
 export {
   RunConfigSchema,

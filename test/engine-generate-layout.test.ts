@@ -1,8 +1,9 @@
 // Batched generation on per-sequence KV streams (kvLayout "per-sequence") gives token for token the
 // output of the unified cache: greedy and seeded sampling, more prompts than slots (a finished
 // slot's stream is cleared and reused, the last running slots move down once no prompt waits),
-// prompts of very different lengths, per-prompt grammars and stop strings. The layouts differ only
-// in which cells a token's attention reads (its own stream vs the whole cache, masked).
+// prompts of very different lengths, per-prompt grammars and stop strings; repeated prompts share
+// one decode of the prompt. The layouts differ only in which cells a token's attention reads (its
+// own stream vs the whole cache, masked).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, type GenerateOptions, type GenerateResult, type Model } from "../src/index.js";
 import { tinyModelPath } from "./support/models.js";
@@ -109,6 +110,17 @@ describe("generate KV layouts", () => {
         [gp[i]!],
       );
     }
+  });
+
+  it("decodes a repeated prompt once (G samples of one prompt) and samples each copy as if alone", async () => {
+    const prompts = [tokens(150, 7), tokens(90, 8)].flatMap((p) => [p, p, p, p]);
+    const opts: GenerateOptions = { maxTokens: 20, temperature: 1, seed: 11 };
+    const batched = await model.generate(prompts, { ...opts, parallel: 8, kvLayout: "per-sequence", profile: true });
+    // Each prompt's first copy is decoded, the three others copy its stream.
+    expect(batched.profile!.sharedPrompts).toBe(6);
+    expect(new Set(batched.slice(0, 4).map((r) => r.text)).size).toBeGreaterThan(1);
+    for (let i = 0; i < prompts.length; i++)
+      expectSame([(await model.generate([prompts[i]!], { ...opts, seed: 11 + i, parallel: 1 }))[0]!], [batched[i]!]);
   });
 
   it("refuses an unknown layout and a contextSize too small for one stream, with what to do", async () => {

@@ -1,7 +1,8 @@
 // The CUDA fused CE kernel (native/kernels/fused_ce.cu) against the naive CPU reference, through
 // the C++ driver native/tests/fused_ce_cuda_test.cu (random, weighted, in-place, ±1e4 and
-// all-equal rows; vocab 32k and 128k). Runs only where nvcc and a GPU exist; skipped otherwise
-// with the reason printed.
+// all-equal rows; vocab 32k and 128k), and its policy-gradient form against the naive policy
+// reference (both advantage signs, KL, clipping on both sides, a temperature, in place). Runs only
+// where nvcc and a GPU exist; skipped otherwise with the reason printed.
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";

@@ -244,7 +244,7 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     writeFileSync(L.inferOutputs("msr"), partial.slice(0, Math.floor(partial.length / 2)));
     const resumed = await runPipeline(c, { quiet: true });
     expect(resumed.ran).toEqual(["infer", "eval", "report"]);
-    expect(resumed.skipped).toEqual(["prepare", "base", "synthesize", "sft", "train"]);
+    expect(resumed.skipped).toEqual(["prepare", "base", "synthesize", "sft", "train", "rl"]);
     expect(readFileSync(L.metrics, "utf8")).toBe(before);
     expect(readFileSync(L.predictions, "utf8")).toBe(predsBefore);
     const m = JSON.parse(before) as MetricsFile;

@@ -2,7 +2,8 @@
 // layers) train on the CPU, a bad device name is refused, and on an addon without a GPU backend
 // device 'gpu' fails with an error that says how to get one. Where the CUDA addon and a GPU are
 // present: scripts/cuda-train-check.mjs trains on both devices from the same start and must find
-// the logits, the loss, every gradient and five steps' losses equal to float rounding.
+// the logits, the loss, every gradient and five steps' losses equal to float rounding, and in LoRA
+// mode a policy-gradient batch's log-probs, entropy and gradients.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -53,7 +54,7 @@ describe("training device", () => {
 });
 
 describe.skipIf(gpuError !== null)("GPU training against CPU training", () => {
-  it("logits, loss, gradients and five steps agree (scripts/cuda-train-check.mjs)", () => {
+  it("logits, loss, gradients, five steps and a policy-gradient batch agree (scripts/cuda-train-check.mjs)", () => {
     const run = spawnSync(process.execPath, [join(packageRoot, "scripts", "cuda-train-check.mjs")], {
       encoding: "utf8",
       env: process.env,

@@ -1,4 +1,5 @@
-// The cross-entropy hooks (see dev.h): the fused kernel on host logits, and ggml's dense
+// The cross-entropy hooks (see dev.h): the fused kernel on host logits (the cross-entropy and the
+// policy-gradient forms), and ggml's dense
 // ggml_cross_entropy_loss as bench/ce.ts's baseline. ggml's labels are a dense one-hot
 // [vocab, rows] tensor because that is what ggml_cross_entropy_loss takes; its loss is the mean
 // over rows, so it is rescaled to a sum for comparison with the fused kernel.
@@ -69,6 +70,17 @@ Napi::Object options_at(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
 }
 
+// One Float32Array of `rows` entries from `o[key]` (null when absent and optional).
+const float* row_array(const Napi::Object& o, const char* key, int64_t rows, bool optional) {
+  Napi::Value v = o.Get(key);
+  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength()) != rows) {
+    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a Float32Array with one entry per row");
+  }
+  return v.As<Napi::Float32Array>().Data();
+}
+
 }  // namespace
 
 Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
@@ -107,6 +119,44 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("loss", loss);
   out.Set("logprobs", logprobs);
+  if (want_grad) out.Set("grad", grad);
+  return out;
+}
+
+Napi::Value FusedPolicyLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  require_args(info, 5, "fusedPolicyLoss(logits: Float32Array, rows, vocab, targets: Int32Array, rowsIn: {advantages, coefs, refLogprobs?, oldLogprobs?}, options?)");
+  const CeInput in = get_ce_input(info);
+  const int64_t rows = in.rows, vocab = in.vocab;
+  if (!info[4].IsObject()) throw Napi::TypeError::New(env, "rowsIn must be {advantages, coefs, refLogprobs?, oldLogprobs?}");
+  Napi::Object r = info[4].As<Napi::Object>();
+  PolicyRows pr;
+  pr.advantages = row_array(r, "advantages", rows, false);
+  pr.coefs = row_array(r, "coefs", rows, false);
+  pr.ref_logprobs = row_array(r, "refLogprobs", rows, true);
+  pr.old_logprobs = row_array(r, "oldLogprobs", rows, true);
+  Napi::Object opts = options_at(info, 5);
+  PolicyParams p;
+  p.kl_coef = static_cast<float>(get_number(opts, "klCoef", 0));
+  p.eps_low = static_cast<float>(get_number(opts, "epsilonLow", 0.2));
+  p.eps_high = static_cast<float>(get_number(opts, "epsilonHigh", p.eps_low));
+  p.temperature = static_cast<float>(get_number(opts, "temperature", 1));
+  if (!(std::isfinite(p.temperature) && p.temperature > 0)) throw Napi::RangeError::New(env, "temperature must be a finite number > 0");
+  const bool reference = get_bool(opts, "reference", false);
+  const bool want_grad = get_bool(opts, "grad", true);
+  const int threads = static_cast<int>(get_int(opts, "threads", 1, 1, kMaxThreads));
+  auto logprobs = Napi::Float32Array::New(env, rows);
+  auto entropy = Napi::Float32Array::New(env, rows);
+  Napi::Float32Array grad;
+  if (want_grad) grad = Napi::Float32Array::New(env, rows * vocab);
+  float* g = want_grad ? grad.Data() : nullptr;
+  const float* logits = in.logits.Data();
+  const double loss = reference ? fused_policy_reference(logits, rows, vocab, vocab, in.targets.data(), pr, p, logprobs.Data(), entropy.Data(), g, vocab)
+                                : fused_policy_cpu(logits, rows, vocab, vocab, in.targets.data(), pr, p, logprobs.Data(), entropy.Data(), g, vocab, threads);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", loss);
+  out.Set("logprobs", logprobs);
+  out.Set("entropy", entropy);
   if (want_grad) out.Set("grad", grad);
   return out;
 }

@@ -20,6 +20,10 @@ namespace dev {
 //   {reference?, threads?, grad?, gradOut?}) -> {loss, logprobs, grad?}: the fused CE kernel (or its
 //   naive reference) on host logits, synchronously.
 Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info);
+// fusedPolicyLoss(logits, rows, vocab, targets, {advantages, coefs, refLogprobs?, oldLogprobs?},
+//   {klCoef?, epsilonLow?, epsilonHigh?, temperature?, reference?, threads?, grad?}) -> {loss, logprobs,
+//   entropy, grad?}: the policy-gradient form of the kernel (fused_policy_cpu, or its reference).
+Napi::Value FusedPolicyLoss(const Napi::CallbackInfo& info);
 // denseCrossEntropyGgml(logits, rows, vocab, targets, {threads?, backward?, runs?}) -> {loss, ms, extraBytes}:
 //   ggml's dense ggml_cross_entropy_loss (one-hot label matrix) on the same logits, timed: the baseline
 //   bench/ce.ts compares the fused kernel with.

@@ -14,6 +14,8 @@
 #pragma once
 #include <cstdint>
 
+#include "policy_loss.h"
+
 namespace msr {
 
 double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
@@ -24,6 +26,20 @@ double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_
 double fused_ce_reference(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
                           const float* weights, float* logprobs_out, float* grad, int64_t grad_stride);
 
+// The policy-gradient form (policy_loss.h): row r's loss is coefs[r]·loss_r(lp_r), where lp_r is
+// the target's log-prob under softmax(logits / temperature) and loss_r the clipped surrogate plus
+// the KL term; its gradient w_r·(softmax − onehot)/temperature with w_r = −coefs[r]·dloss_r/dlp_r,
+// whose sign varies by row, is written in the same two passes (the first also gives each row's
+// entropy). Extra memory O(n_rows). logprobs_out is required, entropy_out and grad may be null.
+// Returns Σ coefs[r]·loss_r.
+double fused_policy_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                        const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* grad,
+                        int64_t grad_stride, int n_threads);
+// Its plain double-precision reference (three passes, a softmax vector per row).
+double fused_policy_reference(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                              const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* grad,
+                              int64_t grad_stride);
+
 #ifdef MSR_REC_CUDA
 // Same contract on device pointers; returns the loss via a device-side reduction copied back.
 double fused_ce_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* d_targets,
@@ -33,6 +49,16 @@ double fused_ce_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int
 // logprobs_out) in host memory; runs on the legacy default stream and returns when done.
 double fused_ce_cuda_rows(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
                           const float* weights, float* logprobs_out, float* d_grad, int64_t grad_stride);
+
+// fused_policy_cpu's contract on device pointers (logits, targets, the PolicyRows arrays, the outputs
+// and grad all in device memory), on `cuda_stream`.
+double fused_policy_cuda(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* d_targets,
+                         const PolicyRows& d_in, const PolicyParams& p, float* d_logprobs_out, float* d_entropy_out, float* d_grad,
+                         int64_t grad_stride, void* cuda_stream);
+// The trainer's form: logits and grad in device memory, every per-row array in host memory.
+double fused_policy_cuda_rows(const float* d_logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                              const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* d_grad,
+                              int64_t grad_stride);
 #endif
 
 }  // namespace msr

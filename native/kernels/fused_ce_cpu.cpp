@@ -9,6 +9,10 @@
 // branch-free polynomial (Cody–Waite range reduction, degree-6 minimax on [−ln2/2, ln2/2],
 // relative error < 2e-7) that the compiler vectorises; target_clones builds AVX2/FMA and AVX-512
 // variants picked at load time, since the addon itself is compiled for baseline x86-64.
+//
+// fused_policy_cpu is the same pass for the policy-gradient loss (policy_loss.h): the first pass
+// also yields the row's entropy, the row's weight is computed from its log-prob, then the same
+// gradient pass runs with that weight.
 #include "fused_ce.h"
 
 #include <algorithm>
@@ -126,17 +130,109 @@ void rows_range(const float* logits, int64_t r0, int64_t r1, int64_t n_vocab, in
   *loss_out = loss;
 }
 
-}  // namespace
+// ---- policy-gradient rows (fused_policy_cpu) ----
+// The same single pass over a row, on z = x·s (s = 1/temperature), also accumulating
+// Σ e^(z−m)·(z−m): with the sum of exponentials S it gives the entropy of the row's softmax,
+// H = Σ p·(lse − z) = log S − (Σ e^(z−m)·(z−m)) / S, without a second pass. When the running max
+// moves from m to m', both sums are rescaled: S' = f·S and D' = f·(D + (m − m')·S), f = e^(m−m').
 
-double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads) {
+MSR_SIMD_CLONES
+float block_sum_exp_dz(const float* x, int n, float s, float m, float* dz_sum) {
+  float lane[kLanes] = {}, lane_dz[kLanes] = {};
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int k = 0; k < kLanes; k++) {
+      const float dz = x[j + k] * s - m;
+      const float e = exp_nonpos(dz);
+      lane[k] += e;
+      lane_dz[k] += e * dz;
+    }
+  }
+  float sum = 0.f, sdz = 0.f;
+  for (int k = 0; k < kLanes; k++) sum += lane[k], sdz += lane_dz[k];
+  for (; j < n; j++) {
+    const float dz = x[j] * s - m;
+    const float e = exp_nonpos(dz);
+    sum += e;
+    sdz += e * dz;
+  }
+  *dz_sum = sdz;
+  return sum;
+}
+
+MSR_SIMD_CLONES
+void write_grad_scaled(const float* x, float* g, int64_t n, float s, float lse, float w) {
+  for (int64_t j = 0; j < n; j++) g[j] = w * exp_nonpos(x[j] * s - lse);
+}
+
+struct LseEntropy {
+  double lse, entropy;
+};
+
+LseEntropy row_lse_entropy(const float* x, int64_t n, float s) {
+  float m = -std::numeric_limits<float>::infinity();
+  double sum = 0.0, sum_dz = 0.0;
+  for (int64_t j = 0; j < n; j += kBlock) {
+    const int len = static_cast<int>(std::min<int64_t>(kBlock, n - j));
+    const float bm = block_max(x + j, len) * s;  // s > 0: the max of x·s is (max x)·s, rounded alike
+    if (bm > m) {
+      if (sum > 0.0) {
+        const double shift = static_cast<double>(m) - static_cast<double>(bm);
+        const double f = std::exp(shift);
+        sum_dz = f * (sum_dz + shift * sum);
+        sum *= f;
+      }
+      m = bm;
+    }
+    float bdz = 0.f;
+    sum += block_sum_exp_dz(x + j, len, s, m, &bdz);
+    sum_dz += bdz;
+  }
+  const double log_sum = std::log(sum);
+  return {static_cast<double>(m) + log_sum, log_sum - sum_dz / sum};
+}
+
+void policy_rows_range(const float* logits, int64_t r0, int64_t r1, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                       const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* grad,
+                       int64_t grad_stride, double* loss_out) {
+  const float s = 1.f / p.temperature;
+  double loss = 0.0;
+  for (int64_t r = r0; r < r1; r++) {
+    const float* x = logits + r * row_stride;
+    const int32_t t = targets[r];
+    const LseEntropy le = row_lse_entropy(x, n_vocab, s);
+    const float zt = x[t] * s;  // read before an aliased gradient overwrites it
+    const double lp = static_cast<double>(zt) - le.lse;
+    logprobs_out[r] = static_cast<float>(lp);
+    if (entropy_out) entropy_out[r] = static_cast<float>(le.entropy);
+    const PolicyTerm term = policy_term_row(lp, in, r, p);
+    const double c = in.coefs[r];
+    loss += c * term.loss;
+    if (!grad) continue;
+    float* g = grad + r * grad_stride;
+    // d(c·loss)/dx_j = s·w·(softmax_j − [j == t]) with w = −c·dloss/dlp (policy_loss.h).
+    const float ws = static_cast<float>(-c * term.dloss_dlp * s);
+    if (ws == 0.f) {
+      std::fill(g, g + n_vocab, 0.f);
+      continue;
+    }
+    write_grad_scaled(x, g, n_vocab, s, static_cast<float>(le.lse), ws);
+    g[t] = ws * static_cast<float>(std::exp(lp)) - ws;
+  }
+  *loss_out = loss;
+}
+
+// Runs `range(r0, r1, &loss)` over row chunks on up to n_threads threads (the calling thread
+// included) and returns the sum of the chunks' losses.
+template <typename Range>
+double parallel_rows(int64_t n_rows, int64_t n_vocab, int n_threads, const Range& range) {
   if (n_rows <= 0) return 0.0;
   // A thread needs enough work to pay for its start-up (~20 us): at least ~256k logits each.
   const int64_t per_thread_min = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, n_vocab));
   int n = static_cast<int>(std::min<int64_t>(std::max(1, n_threads), (n_rows + per_thread_min - 1) / per_thread_min));
   std::vector<double> losses(n, 0.0);
   if (n == 1) {
-    rows_range(logits, 0, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[0]);
+    range(int64_t{0}, n_rows, &losses[0]);
     return losses[0];
   }
   std::vector<std::thread> threads;
@@ -149,20 +245,27 @@ double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_
     int64_t r0 = i * chunk, r1 = std::min(n_rows, r0 + chunk);
     if (r0 >= r1) break;
     try {
-      threads.emplace_back(rows_range, logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[i]);
+      threads.emplace_back(range, r0, r1, &losses[i]);
       started = i + 1;
     } catch (const std::system_error&) {
       break;
     }
   }
   double rest = 0.0;
-  if (started * chunk < n_rows) {
-    rows_range(logits, started * chunk, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &rest);
-  }
+  if (started * chunk < n_rows) range(started * chunk, n_rows, &rest);
   for (auto& th : threads) th.join();
   double total = rest;
   for (double l : losses) total += l;
   return total;
+}
+
+}  // namespace
+
+double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads) {
+  return parallel_rows(n_rows, n_vocab, n_threads, [=](int64_t r0, int64_t r1, double* loss) {
+    rows_range(logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, loss);
+  });
 }
 
 double fused_ce_reference(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
@@ -184,6 +287,47 @@ double fused_ce_reference(const float* logits, int64_t n_rows, int64_t n_vocab, 
       for (int64_t j = 0; j < n_vocab; j++) p[j] = std::exp(static_cast<double>(x[j]) - lse);
       float* g = grad + r * grad_stride;
       for (int64_t j = 0; j < n_vocab; j++) g[j] = static_cast<float>(w * (p[j] - (j == targets[r] ? 1.0 : 0.0)));
+    }
+  }
+  return loss;
+}
+
+double fused_policy_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                        const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* grad,
+                        int64_t grad_stride, int n_threads) {
+  return parallel_rows(n_rows, n_vocab, n_threads, [=, &in, &p](int64_t r0, int64_t r1, double* loss) {
+    policy_rows_range(logits, r0, r1, n_vocab, row_stride, targets, in, p, logprobs_out, entropy_out, grad, grad_stride, loss);
+  });
+}
+
+double fused_policy_reference(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
+                              const PolicyRows& in, const PolicyParams& p, float* logprobs_out, float* entropy_out, float* grad,
+                              int64_t grad_stride) {
+  double loss = 0.0;
+  const double s = 1.0 / p.temperature;
+  std::vector<double> z(n_vocab), prob(n_vocab);
+  for (int64_t r = 0; r < n_rows; r++) {
+    const float* x = logits + r * row_stride;
+    double m = -INFINITY;
+    for (int64_t j = 0; j < n_vocab; j++) m = std::max(m, z[j] = static_cast<double>(x[j]) * s);
+    double sum = 0.0;
+    for (int64_t j = 0; j < n_vocab; j++) sum += std::exp(z[j] - m);
+    const double lse = m + std::log(sum);
+    double entropy = 0.0;
+    for (int64_t j = 0; j < n_vocab; j++) {
+      prob[j] = std::exp(z[j] - lse);
+      entropy += prob[j] * (lse - z[j]);
+    }
+    const int32_t t = targets[r];
+    const double lp = z[t] - lse;
+    logprobs_out[r] = static_cast<float>(lp);
+    if (entropy_out) entropy_out[r] = static_cast<float>(entropy);
+    const PolicyTerm term = policy_term_row(lp, in, r, p);
+    loss += in.coefs[r] * term.loss;
+    if (grad) {
+      float* g = grad + r * grad_stride;
+      const double w = -in.coefs[r] * term.dloss_dlp * s;
+      for (int64_t j = 0; j < n_vocab; j++) g[j] = static_cast<float>(w * (prob[j] - (j == t ? 1.0 : 0.0)));
     }
   }
   return loss;

@@ -84,6 +84,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Development hooks (native/dev/dev.h): tests and benchmarks only, absent from installed builds.
   Napi::Object dev = Napi::Object::New(env);
   set_function<msr::dev::FusedCrossEntropy>(env, dev, "fusedCrossEntropy");
+  set_function<msr::dev::FusedPolicyLoss>(env, dev, "fusedPolicyLoss");
   set_function<msr::dev::DenseCrossEntropyGgml>(env, dev, "denseCrossEntropyGgml");
   set_function<msr::dev::OutProdCheck>(env, dev, "outProdCheck");
   set_function<msr::dev::ScorerDecodeOnly>(env, dev, "scorerDecodeOnly");

@@ -126,6 +126,7 @@ class GenerationRun {
   }
 
   size_t decodes = 0;
+  size_t shared_prompts = 0;  // prompts that took a copy of an identical prompt's stream instead of a decode
   double decode_seconds = 0, sample_seconds = 0;
 
  private:
@@ -153,12 +154,26 @@ class GenerationRun {
 
   // Per-sequence: a new prompt is decoded on its own (one stream, up to a batch per ubatch), then
   // sampled (mixed into the step it would split the step into several ubatches); then one token
-  // per running slot.
+  // per running slot. A new prompt equal to the one just decoded (several samples of one prompt,
+  // as reinforcement learning draws them) is not decoded again: its slot gets a copy of that
+  // stream (llama.cpp copies it at the next decode, before anything is written) and samples from
+  // the same logits row, which is what its own decode would have computed, bit for bit.
   void step_per_sequence() {
     if (next_req_ == prompts_.size()) make_running_slots_contiguous();
+    const Slot* donor = nullptr;  // the running slot whose prompt the last decode was
+    int32_t donor_row = -1;
     for (Slot& s : slots_) {
       if (s.req < 0 || s.fed == prompts_[s.req].size()) continue;
       const auto& p = prompts_[s.req];
+      if (donor && prompts_[donor->req] == p) {
+        llama_memory_seq_cp(mem_, seq_of(*donor), seq_of(s), -1, -1);
+        s.fed = p.size();
+        s.pos = static_cast<llama_pos>(p.size());
+        s.batch_index = donor_row;
+        shared_prompts++;
+        sample(s);
+        continue;
+      }
       while (s.fed < p.size()) {
         batch_.n_tokens = 0;
         while (s.fed < p.size() && batch_.n_tokens < static_cast<int32_t>(plan_.n_batch)) {
@@ -167,7 +182,9 @@ class GenerationRun {
         }
         decode();
       }
+      donor_row = s.batch_index;
       sample(s);
+      donor = s.req >= 0 ? &s : nullptr;  // a prompt that ended at its first token left an empty stream
     }
     batch_.n_tokens = 0;
     for (Slot& s : slots_) {
@@ -338,6 +355,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_call).count();
     *profile = GenerateProfile{plan.slots, plan.per_seq, run.decodes, 1e3 * run.decode_seconds, 1e3 * run.sample_seconds,
                                1e3 * (total - run.decode_seconds - run.sample_seconds)};
+    profile->shared_prompts = run.shared_prompts;
   }
   return results;
 }
@@ -460,6 +478,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& p
           p.Set("slots", profile->slots);
           p.Set("layout", profile->per_sequence ? "per-sequence" : "unified");
           p.Set("decodes", static_cast<double>(profile->decodes));
+          p.Set("sharedPrompts", static_cast<double>(profile->shared_prompts));
           p.Set("decodeMs", profile->decode_ms);
           p.Set("sampleMs", profile->sample_ms);
           p.Set("otherMs", profile->other_ms);

@@ -16,6 +16,9 @@ struct GenerateProfile {
   size_t decodes = 0;
   // llama_decode; sampling (logit checks, the sampler chains with their grammars, stop strings); the rest
   double decode_ms = 0, sample_ms = 0, other_ms = 0;
+  // Per-sequence layout: prompts that copied the stream of an identical prompt decoded just before
+  // instead of being decoded again.
+  size_t shared_prompts = 0;
 };
 
 struct GenerateResult {

@@ -378,7 +378,7 @@ PassResult TrainGraph::run(const PackedBatch& b, bool backward) {
   if (by_node) prof.forward_nodes = time_nodes(backend_.get(), g, 0, n_fwd, "forward", single_thread);
   else compute(backend_.get(), &fwd, "forward");
   const auto t1 = clock::now();
-  res.weighted_loss = fused_ce(logits, b, G, res.row_logprobs);
+  res.weighted_loss = b.policy ? fused_policy(logits, b, G, res) : fused_ce(logits, b, G, res.row_logprobs);
   const auto t2 = clock::now();
   if (backward) {
     ggml_cgraph bwd = ggml_graph_view(g, n_fwd, ggml_graph_n_nodes(g));

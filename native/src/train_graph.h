@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "fused_ce.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml-cpp.h"
@@ -32,11 +33,17 @@ struct PackedBatch {
   // Rows whose logits are needed, the token each predicts and its loss weight.
   std::vector<int32_t> rows, targets;
   std::vector<float> weights;
+  // Policy-gradient rows (train_policy.h): when `policy` is set, `weights` are the rows'
+  // normalisation coefficients and each row's loss is the policy term of its log-prob, with these
+  // per-row inputs (ref and old empty when absent).
+  const PolicyParams* policy = nullptr;
+  std::vector<float> advantages, ref_logprobs, old_logprobs;
 };
 
 struct PassResult {
   double weighted_loss = 0;         // sum over rows of -w * logprob
   std::vector<float> row_logprobs;  // [rows]
+  std::vector<float> row_entropy;   // [rows], policy passes only: the entropy of each row's softmax
   PassProfile profile;              // filled when TrainConfig::profile
 };
 
@@ -76,6 +83,8 @@ class TrainGraph {
   void check_ops_supported(ggml_cgraph* g) const;
   // Logits -> loss, row log-probs and (when G is given) G = dLoss/dlogits, on the compute device.
   double fused_ce(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, std::vector<float>& row_logprobs) const;
+  // The same for a policy-gradient batch (batch.policy set), with each row's entropy (train_policy.cpp).
+  double fused_policy(const ggml_tensor* logits, const PackedBatch& b, ggml_tensor* G, PassResult& res) const;
   ggml_tensor* weight(const ggml_tensor* base) const;          // the trainable copy in full mode, else the stored weight
   ggml_tensor* product_weight(const ggml_tensor* base) const;  // what a forward mul_mat uses: weight(), or a CPU-repacked base
   ggml_tensor* project(ggml_context* ctx, const ggml_tensor* w, ggml_tensor* x) const;                           // W x (+ LoRA)

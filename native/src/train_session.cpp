@@ -26,44 +26,24 @@ struct Plan {
 
 Plan plan_batch(const SampleBatch& b, const LossWeights& lw, int n_vocab, int n_ctx, int budget) {
   const size_t n = b.lengths.size();
-  if (n == 0) throw UserError("the batch is empty: pass at least one sample");
-  if (b.segments.size() != b.tokens.size()) throw UserError("segments must have one entry per token");
   if (!std::isfinite(lw.alpha) || !std::isfinite(lw.beta) || lw.alpha < 0 || lw.beta < 0) {
     throw UserError("alpha and beta must be finite and >= 0");
   }
+  const std::vector<size_t> start = check_batch(b, n_vocab, n_ctx);
   Plan p;
   p.n_rea.assign(n, 0);
   p.n_rec.assign(n, 0);
-  std::vector<size_t> start(n);
-  size_t off = 0;
   for (size_t i = 0; i < n; i++) {
-    const int L = b.lengths[i];
-    if (L < 1) throw UserError("sample " + std::to_string(i) + " has no tokens");
-    if (off + L > b.tokens.size()) throw UserError("the sample lengths add up to more tokens than were given");
-    if (L > n_ctx) {
-      throw UserError("sample " + std::to_string(i) + " has " + std::to_string(L) + " tokens, more than the training context (" +
-                      std::to_string(n_ctx) + "); shorten it or create the trainer with a larger contextSize");
-    }
-    start[i] = off;
-    for (int j = 0; j < L; j++) {
-      const int32_t t = b.tokens[off + j];
-      if (t < 0 || t >= n_vocab) {
-        throw UserError("sample " + std::to_string(i) + " has token id " + std::to_string(t) + " at position " + std::to_string(j) +
-                        ", outside the model's vocabulary [0, " + std::to_string(n_vocab) + "); tokenize with this model");
-      }
-      const uint8_t s = b.segments[off + j];
-      if (s > kRecommendation) throw UserError("segment codes must be 0 (prompt), 1 (reasoning) or 2 (recommendation)");
-      if (j == 0) continue;  // the first token is never predicted
+    for (int j = 1; j < b.lengths[i]; j++) {  // the first token is never predicted
+      const uint8_t s = b.segments[start[i] + j];
       if (s == kReasoning) p.n_rea[i]++;
       if (s == kRecommendation) p.n_rec[i]++;
     }
     p.N_rea += p.n_rea[i] > 0;
     p.N_rec += p.n_rec[i] > 0;
-    off += L;
   }
-  if (off != b.tokens.size()) throw UserError("the sample lengths add up to fewer tokens than were given");
   if (p.N_rea + p.N_rec == 0) throw UserError("no sample has reasoning or recommendation tokens, so there is nothing to learn");
-  p.tokens = static_cast<int64_t>(off);
+  p.tokens = static_cast<int64_t>(b.tokens.size());
 
   PackedBatch* cur = nullptr;
   for (size_t i = 0; i < n; i++) {
@@ -94,6 +74,35 @@ Plan plan_batch(const SampleBatch& b, const LossWeights& lw, int n_vocab, int n_
 }
 
 }  // namespace
+
+std::vector<size_t> check_batch(const SampleBatch& b, int n_vocab, int n_ctx) {
+  const size_t n = b.lengths.size();
+  if (n == 0) throw UserError("the batch is empty: pass at least one sample");
+  if (b.segments.size() != b.tokens.size()) throw UserError("segments must have one entry per token");
+  std::vector<size_t> start(n);
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    const int L = b.lengths[i];
+    if (L < 1) throw UserError("sample " + std::to_string(i) + " has no tokens");
+    if (off + L > b.tokens.size()) throw UserError("the sample lengths add up to more tokens than were given");
+    if (L > n_ctx) {
+      throw UserError("sample " + std::to_string(i) + " has " + std::to_string(L) + " tokens, more than the training context (" +
+                      std::to_string(n_ctx) + "); shorten it or create the trainer with a larger contextSize");
+    }
+    start[i] = off;
+    for (int j = 0; j < L; j++) {
+      const int32_t t = b.tokens[off + j];
+      if (t < 0 || t >= n_vocab) {
+        throw UserError("sample " + std::to_string(i) + " has token id " + std::to_string(t) + " at position " + std::to_string(j) +
+                        ", outside the model's vocabulary [0, " + std::to_string(n_vocab) + "); tokenize with this model");
+      }
+      if (b.segments[off + j] > kRecommendation) throw UserError("segment codes must be 0 (prompt), 1 (reasoning) or 2 (recommendation)");
+    }
+    off += L;
+  }
+  if (off != b.tokens.size()) throw UserError("the sample lengths add up to fewer tokens than were given");
+  return start;
+}
 
 TrainSession::TrainSession(ModelPtr model, const TrainConfig& cfg, int micro_batch_tokens)
     : graph_(std::make_unique<TrainGraph>(std::move(model), cfg)), micro_batch_tokens_(micro_batch_tokens) {
@@ -135,19 +144,24 @@ StepStats TrainSession::run(const SampleBatch& batch, const LossWeights& lw, boo
 
 StepStats TrainSession::step(const SampleBatch& batch, const LossWeights& lw, const AdamW* opt, bool zero_grads) {
   StepStats st = run(batch, lw, true, zero_grads);
+  st.grad_norm = apply_gradients(opt);
+  return st;
+}
+
+double TrainSession::apply_gradients(const AdamW* opt) {
   double sq = 0.0;
   for (const auto& p : graph_->params()) {
     const float* g = p.grad_data();
     for (int64_t j = 0; j < p.numel(); j++) sq += static_cast<double>(g[j]) * g[j];
   }
-  st.grad_norm = std::sqrt(sq);
-  if (!std::isfinite(st.grad_norm)) {
+  const double grad_norm = std::sqrt(sq);
+  if (!std::isfinite(grad_norm)) {
     throw UserError("the gradient is not finite after " + std::to_string(steps_) +
                     " steps: the learning rate is probably too high; lower it and resume from the last checkpoint");
   }
   if (opt) {
-    if (opt->clip > 0 && st.grad_norm > opt->clip) {
-      const float s = static_cast<float>(opt->clip / st.grad_norm);
+    if (opt->clip > 0 && grad_norm > opt->clip) {
+      const float s = static_cast<float>(opt->clip / grad_norm);
       for (auto& p : graph_->params()) {
         float* g = p.grad_data();
         for (int64_t j = 0; j < p.numel(); j++) g[j] *= s;
@@ -155,7 +169,7 @@ StepStats TrainSession::step(const SampleBatch& batch, const LossWeights& lw, co
     }
     adamw_update(*opt);
   }
-  return st;
+  return grad_norm;
 }
 
 StepStats TrainSession::evaluate(const SampleBatch& batch, const LossWeights& lw) { return run(batch, lw, false, false); }

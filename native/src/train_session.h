@@ -20,6 +20,11 @@ struct SampleBatch {
   std::vector<uint8_t> segments;  // one Segment per token
 };
 
+// Checks a batch against the model: token ids inside the vocabulary, segment codes, lengths that
+// add up, no sample longer than the training context. Returns each sample's offset in `tokens`;
+// throws UserError naming the sample and the fix.
+std::vector<size_t> check_batch(const SampleBatch& b, int n_vocab, int n_ctx);
+
 struct LossWeights {
   float alpha = 0.7f, beta = 0.3f;
   float scale = 1.f;  // multiplies every token weight (1/gradAccum when steps accumulate); not in the reported loss
@@ -45,8 +50,13 @@ class TrainSession {
   // UserError on bad input or a non-finite loss/gradient (then nothing is updated).
   StepStats step(const SampleBatch& batch, const LossWeights& lw, const AdamW* opt, bool zero_grads = true);
   StepStats evaluate(const SampleBatch& batch, const LossWeights& lw);
+  // The global norm of the accumulated gradients (throws UserError when it is not finite) and,
+  // when `opt` is given, clipping and one AdamW update: the end of step(), also used by steps
+  // whose passes run elsewhere (train_policy.h).
+  double apply_gradients(const AdamW* opt);
 
   TrainGraph& graph() { return *graph_; }
+  int micro_batch_tokens() const { return micro_batch_tokens_; }
   int64_t steps_done() const { return steps_; }
   void set_steps_done(int64_t s) { steps_ = s; }
   std::vector<std::vector<float>>& adam_m() { return m_; }

@@ -21,8 +21,8 @@ namespace {
 
 // AdamW settings that would turn parameters into NaN or inf (then saved as if trained) are refused.
 // The update runs in float: a learning rate past FLT_MAX is inf there.
-void check_adamw(Napi::Env env, const AdamW& o) {
-  auto bad = [&](const char* what) { throw Napi::RangeError::New(env, std::string("trainer.step: ") + what); };
+void check_adamw(Napi::Env env, const AdamW& o, const char* call) {
+  auto bad = [&](const char* what) { throw Napi::RangeError::New(env, std::string(call) + ": " + what); };
   if (!(o.lr >= 0 && o.lr <= FLT_MAX)) bad("lr must be a number between 0 and 3.4e38 (a float)");
   if (!(o.beta1 >= 0 && o.beta1 < 1)) bad("beta1 must be in [0, 1) (e.g. 0.9)");
   if (!(o.beta2 >= 0 && o.beta2 < 1)) bad("beta2 must be in [0, 1) (e.g. 0.999)");
@@ -139,6 +139,22 @@ const napi_type_tag kPrebuiltSessionTag = {0x6d73722d72656331ull, 0x747273657373
 
 }  // namespace
 
+SampleBatch batch_from_js(const Napi::Value& v) { return get_batch(v); }
+
+AdamW adamw_from_js(Napi::Env env, const Napi::Object& o, const char* what) {
+  AdamW opt;
+  opt.lr = get_number(o, "lr", 1e-4);
+  opt.beta1 = get_number(o, "beta1", 0.9);
+  opt.beta2 = get_number(o, "beta2", 0.999);
+  opt.eps = get_number(o, "eps", 1e-8);
+  opt.weight_decay = get_number(o, "weightDecay", 0);
+  opt.clip = get_number(o, "clip", 0);
+  check_adamw(env, opt, what);
+  return opt;
+}
+
+Napi::Object train_profile_to_js(Napi::Env env, const std::vector<PassProfile>& passes) { return profile_to_js(env, passes); }
+
 // Parses (model, {mode, rank, loraAlpha, targets, seed, contextSize, microBatchTokens, threads,
 // device, dequantize, transposeBudgetMb, profile}) and refuses unsupported models and modes before
 // anything is allocated. device: 'cpu', 'gpu', or 'auto' (the default): the GPU when the model was
@@ -229,6 +245,10 @@ Napi::Function Trainer::Init(Napi::Env env) {
                                         Method<&Trainer::SaveCheckpoint>("saveCheckpoint"),
                                         Method<&Trainer::LoadCheckpoint>("loadCheckpoint"),
                                         Plain<&Trainer::Dispose>("dispose"),
+                                        Method<&Trainer::PolicyStep>("policyStep"),
+                                        Method<&Trainer::EvaluatePolicy>("evaluatePolicy"),
+                                        Method<&Trainer::LiveAdapter>("liveAdapter"),
+                                        Method<&Trainer::SyncLiveAdapter>("syncLiveAdapter"),
                                     });
   addon_data(env).trainer = Napi::Persistent(ctor);
   return ctor;
@@ -294,17 +314,10 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info, const Pinned<TrainerSt
   SampleBatch batch = get_batch(info[0]);
   Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   LossWeights lw{static_cast<float>(get_number(o, "alpha", 0.7)), static_cast<float>(get_number(o, "beta", 0.3))};
-  AdamW opt;
-  opt.lr = get_number(o, "lr", 1e-4);
-  opt.beta1 = get_number(o, "beta1", 0.9);
-  opt.beta2 = get_number(o, "beta2", 0.999);
-  opt.eps = get_number(o, "eps", 1e-8);
-  opt.weight_decay = get_number(o, "weightDecay", 0);
-  opt.clip = get_number(o, "clip", 0);
+  const AdamW opt = adamw_from_js(env, o, "trainer.step");
   const bool update = get_bool(o, "update", true);
   const bool zero = get_bool(o, "zeroGrad", true);
   lw.scale = static_cast<float>(get_number(o, "lossScale", 1));
-  check_adamw(env, opt);
   auto st = claim(pin);
   auto out = std::make_shared<StepStats>();
   return PromiseWorker::Run(
@@ -314,6 +327,7 @@ Napi::Value Trainer::Step(const Napi::CallbackInfo& info, const Pinned<TrainerSt
         std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
         st->check_alive("trainer.step");
         *out = st->session->step(batch, lw, update ? &opt : nullptr, zero);
+        if (update) sync_live_loras(*st);
       },
       [out](Napi::Env env) -> Napi::Value { return stats_to_js(env, *out, true); });
 }
@@ -463,6 +477,8 @@ Napi::Value Trainer::LoadCheckpoint(const Napi::CallbackInfo& info, const Pinned
         BusyRelease release{st->busy};
         check_input_file(path, "loadCheckpoint", "checkpoint file");
         *out = load_checkpoint(*st->session, path);  // checks the file before it reads it
+        std::lock_guard<std::mutex> lock(st->session->graph().model()->mutex);
+        sync_live_loras(*st);
       },
       [out](Napi::Env env) -> Napi::Value { return Napi::String::New(env, *out); });
 }

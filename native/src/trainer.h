@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common.h"
+#include "lora.h"
 #include "train_session.h"
 
 namespace msr {
@@ -17,6 +18,9 @@ struct TrainerState {
   std::atomic<bool> busy{false};
   void check_alive(const std::string& what) const;
   static UserError disposed_error(const std::string& what);
+  // Live adapters made by liveAdapter() (live_lora.h), updated after every change of the weights
+  // while their JS handles keep them; only touched by calls that hold `busy`.
+  std::vector<std::weak_ptr<LoraState>> live;
 };
 using TrainerStatePtr = std::shared_ptr<TrainerState>;
 
@@ -47,6 +51,11 @@ class Trainer : public Wrap<Trainer, TrainerState> {
   Napi::Value SaveCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
   Napi::Value LoadCheckpoint(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // trainer_policy.cpp: policy-gradient steps and live adapters.
+  Napi::Value PolicyStep(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value EvaluatePolicy(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value LiveAdapter(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
+  Napi::Value SyncLiveAdapter(const Napi::CallbackInfo& info, const Pinned<TrainerState>& pin);
 
   void release_memory(Napi::Env env);
   int64_t reported_bytes_ = 0;  // native memory reported to V8 (parameters, gradients, AdamW moments)
@@ -71,6 +80,17 @@ Napi::Value build_session_async(Napi::Env env, const TrainerArgs& args);
 
 // The trainer behind a JS value, pinned for the call `what` (a TypeError for anything else).
 Pinned<TrainerState> trainer_from_js(const Napi::Value& v, const std::string& what);
+
+// Argument parsers shared by trainer.cpp and trainer_policy.cpp: a {tokens, lengths, segments}
+// batch, and AdamW's settings (lr, beta1, beta2, eps, weightDecay, clip; a RangeError prefixed
+// with `what` for values that would make the parameters non-finite).
+SampleBatch batch_from_js(const Napi::Value& v);
+AdamW adamw_from_js(Napi::Env env, const Napi::Object& o, const char* what);
+// A step's pass profiles as JS ({passes: [...]}, NativeTrainProfile in src/engine/bindings.ts).
+Napi::Object train_profile_to_js(Napi::Env env, const std::vector<PassProfile>& passes);
+// Copies the trainer's weights into every live adapter still held; prunes the released ones. The
+// caller holds the model's mutex and the trainer's busy flag.
+void sync_live_loras(TrainerState& st);
 
 // buildTrainSession(model, options) -> Promise<External>, for `new Trainer(model, options, session)`.
 Napi::Value BuildTrainSession(const Napi::CallbackInfo& info);

@@ -185,6 +185,11 @@ export interface NativeGenerateProfile {
   /** The KV layout the call ran in. */
   layout: "unified" | "per-sequence";
   decodes: number;
+  /**
+   * Per-sequence layout: prompts decoded by copying the KV stream of an identical prompt just
+   * decoded (consecutive copies of a prompt, e.g. G samples of it) instead of decoding them again.
+   */
+  sharedPrompts: number;
   /** llama_decode. */
   decodeMs: number;
   /** Logit checks and the sampler chains (grammars included), stop strings. */
@@ -327,6 +332,76 @@ export interface NativeStepOptions {
   lossScale?: number;
 }
 
+/**
+ * Per completion token of a policy batch (every token after a sample's first whose segment is
+ * not the prompt), sample after sample: what train_policy.h reads.
+ */
+export interface NativePolicyInputs {
+  /** A per token, either sign. Required by policyStep; evaluatePolicy counts missing ones as 0. */
+  advantages?: Float32Array;
+  /** log π_ref per token: adds the k3 KL penalty klCoef·(e^(ref−lp) − (ref−lp) − 1). */
+  refLogprobs?: Float32Array;
+  /** log π_old per token (the policy that sampled the batch): ratio e^(lp−old), clipped PPO-style. */
+  oldLogprobs?: Float32Array;
+}
+
+/** Normalisation of the per-token losses (train_policy.h): GRPO, DAPO and Dr. GRPO's choices. */
+export type NativePolicyLossType = "sequence" | "token" | "constant";
+
+export interface NativePolicyOptions {
+  /** β, the KL coefficient (default 0; needs refLogprobs to matter). */
+  klCoef?: number;
+  /** Ratio clip range below 1 (default 0.2). */
+  epsilonLow?: number;
+  /** Ratio clip range above 1 (default: epsilonLow; DAPO's clip-higher: 0.28). */
+  epsilonHigh?: number;
+  /** Logits are divided by it before the softmax: the sampling temperature (default 1). */
+  temperature?: number;
+  /** Default "sequence". */
+  lossType?: NativePolicyLossType;
+  /** "constant": the completion budget L the samples were generated with (loss = Σ / (samples·L)). */
+  maxTokens?: number;
+  /** Multiplies every coefficient (1/gradAccum); not in the reported loss. */
+  lossScale?: number;
+}
+
+export interface NativePolicyStepOptions extends NativePolicyOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Max global gradient norm (0 = no clipping). */
+  clip?: number;
+  /** false: only accumulate gradients. */
+  update?: boolean;
+  /** false: add to the gradients of the previous call. */
+  zeroGrad?: boolean;
+}
+
+export interface NativePolicyStats {
+  /** Σ c·(clipped surrogate + klCoef·kl) over completion tokens, c the normalisation. */
+  loss: number;
+  /** The clipped-surrogate part of loss. */
+  policyLoss: number;
+  /** Mean over completion tokens of the k3 estimate (0 without refLogprobs). */
+  kl: number;
+  /** Fraction of completion tokens where the clipped branch is active (no policy gradient). */
+  clipFraction: number;
+  /** Mean over completion tokens of e^(lp − old) (1 without oldLogprobs). */
+  ratioMean: number;
+  /** Mean over completion tokens of the entropy of the token's distribution (at the temperature). */
+  entropy: number;
+  tokens: number;
+  completionTokens: number;
+  samples: number;
+  /** Only from policyStep: before clipping. */
+  gradNorm?: number;
+  /** log-prob of each completion token under the weights before the update (at the temperature). */
+  logprobs: Float32Array;
+  profile?: NativeTrainProfile;
+}
+
 /** Step, evaluate, save and load are async and exclusive: a second call while one runs throws. */
 export type NativeTrainer = Brand<
   {
@@ -347,6 +422,26 @@ export type NativeTrainer = Brand<
      */
     loadCheckpoint(path: string): Promise<string>;
     dispose(): void;
+    /** One policy-gradient update (or, update: false, gradients only); see train_policy.h. */
+    policyStep(
+      batch: NativeTrainBatch,
+      policy: NativePolicyInputs,
+      options?: NativePolicyStepOptions,
+    ): Promise<NativePolicyStats>;
+    /** The policy loss, statistics and log-probs without gradients. */
+    evaluatePolicy(
+      batch: NativeTrainBatch,
+      policy?: NativePolicyInputs,
+      options?: NativePolicyOptions,
+    ): Promise<NativePolicyStats>;
+    /**
+     * LoRA mode: an adapter for scorers and generation holding the current weights, updated by
+     * every later step, policyStep and loadCheckpoint while the handle is kept (live_lora.h). Its
+     * path is "". Each call makes a new one.
+     */
+    liveAdapter(): Promise<NativeLoraAdapter>;
+    /** Copies the current weights into the live adapters now (after setParam, which does not). */
+    syncLiveAdapter(): Promise<void>;
   },
   "Trainer"
 >;
@@ -458,6 +553,32 @@ export interface NativeDevAddon {
     isaErrMax?: number;
     isaMs?: number;
   };
+  /**
+   * The policy-gradient form of the kernel (fused_policy_cpu, or its naive reference) on host
+   * logits: row r's loss is coefs[r]·(−min(r·A, clip(r)·A) + klCoef·k3), gradient
+   * w·(softmax − onehot)/temperature with a per-row weight of either sign.
+   */
+  fusedPolicyLoss(
+    logits: Float32Array,
+    rows: number,
+    vocab: number,
+    targets: Int32Array,
+    rowsIn: {
+      advantages: Float32Array;
+      coefs: Float32Array;
+      refLogprobs?: Float32Array;
+      oldLogprobs?: Float32Array;
+    },
+    options?: {
+      klCoef?: number;
+      epsilonLow?: number;
+      epsilonHigh?: number;
+      temperature?: number;
+      reference?: boolean;
+      threads?: number;
+      grad?: boolean;
+    },
+  ): { loss: number; logprobs: Float32Array; entropy: Float32Array; grad?: Float32Array };
   /** Benchmark baseline: ggml_cross_entropy_loss with a dense one-hot label matrix. */
   denseCrossEntropyGgml(
     logits: Float32Array,

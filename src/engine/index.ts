@@ -28,4 +28,14 @@ export {
   type EvalResult,
   type LoraTarget,
   type TrainProfile,
+  type PolicyEvalResult,
+  type PolicyStepResult,
 } from "./trainer.js";
+export {
+  groupAdvantages,
+  completionTokenCount,
+  type PolicySample,
+  type PolicyEvalSample,
+  type PolicyOptions,
+  type PolicyLossType,
+} from "./policy.js";

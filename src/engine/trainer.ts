@@ -13,9 +13,16 @@
 // src/engine/schedule.ts at the trainer's own step count, so a restored checkpoint continues it.
 // With gradAccum = n, gradients of n consecutive step() calls add up and the update happens on
 // the n-th (each call's loss counts 1/n).
+//
+// Reinforcement refinement (GRPO and its relatives) uses the same trainer: policyStep() takes
+// sampled completions with advantages (src/engine/policy.ts) and the same optimizer, schedule and
+// gradAccum; liveAdapter() is the trainer's LoRA as an adapter that scorers and generation use
+// without a file, following every update. See docs/training.md ("Policy-gradient steps") for a GRPO loop.
 import {
   native,
   type NativeModel,
+  type NativePolicyInputs,
+  type NativePolicyStats,
   type NativeTrainer,
   type NativeTrainerInfo,
   type NativeTrainerOptions,
@@ -24,6 +31,14 @@ import {
   type NativeTrainSession,
   type TrainDevice,
 } from "./bindings.js";
+import { LoraAdapter } from "./lora.js";
+import {
+  splitPerSample,
+  toNativePolicy,
+  type PolicyEvalSample,
+  type PolicyOptions,
+  type PolicySample,
+} from "./policy.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 import { toNativeBatch, type NativeBatch, type TokenizedSample } from "./train-batch.js";
 import { inputFile, outputFile } from "../util/file-args.js";
@@ -107,6 +122,41 @@ export interface StepResult extends EvalResult {
   step: number;
 }
 
+export interface PolicyEvalResult {
+  /** The policy loss: normalised Σ over completion tokens of (clipped surrogate + β·kl). */
+  loss: number;
+  /** Its clipped-surrogate part (loss − β·(normalised KL)). */
+  policyLoss: number;
+  /** Mean over completion tokens of the k3 KL estimate to the reference (0 without refLogprobs). */
+  kl: number;
+  /** Fraction of completion tokens whose ratio was clipped (no policy gradient from them). */
+  clipFraction: number;
+  /** Mean over completion tokens of π/π_old (1 without oldLogprobs). */
+  ratioMean: number;
+  /** Mean over completion tokens of the entropy of the policy's next-token distribution. */
+  entropy: number;
+  /** Tokens in the batch, prompts included. */
+  tokens: number;
+  completionTokens: number;
+  samples: number;
+  /** Per sample, the log-prob of each completion token under the weights before any update (at the temperature). */
+  logprobs: Float32Array[];
+  /** Only with TrainerOptions.profile. */
+  profile?: TrainProfile;
+}
+
+export interface PolicyStepResult extends PolicyEvalResult {
+  /** Global L2 norm of the gradient before clipping (NaN on an accumulate-only call). */
+  gradNorm: number;
+  /** Learning rate used by this update (NaN on an accumulate-only call). */
+  lr: number;
+  /** Optimizer updates done so far. */
+  step: number;
+}
+
+/** A live adapter's `path`: it has no file. */
+export const LIVE_ADAPTER_PATH = "(live trainer adapter)";
+
 interface ResolvedOptimizer {
   lr: number;
   beta1: number;
@@ -125,6 +175,7 @@ export class Trainer {
   private readonly optimizer: ResolvedOptimizer;
   private readonly gradAccum: number;
   private pendingCalls = 0;
+  private live: LoraAdapter | undefined;
   /**
    * Set when a step reported a non-finite loss or gradient: the update before it left the
    * parameters non-finite, so saving them is refused until a checkpoint is loaded.
@@ -178,30 +229,101 @@ export class Trainer {
   }
 
   private async stepNow(batch: NativeBatch, opts: StepOptions): Promise<StepResult> {
+    const { r, lr, last } = await this.update((u) =>
+      this.native.step(batch, { alpha: opts.alpha ?? 0.7, beta: opts.beta ?? 0.3, ...u }),
+    );
+    return { ...pickEval(r), gradNorm: last ? (r.gradNorm ?? NaN) : NaN, lr: last ? lr : NaN, step: this.steps };
+  }
+
+  /**
+   * One native call of an optimizer step (SFT or policy) with the optimizer's settings, this
+   * update's learning rate and the gradAccum bookkeeping; a non-finite loss or gradient marks the
+   * trainer diverged.
+   */
+  private async update<R>(
+    call: (u: {
+      lr: number;
+      beta1: number;
+      beta2: number;
+      eps: number;
+      weightDecay: number;
+      clip: number;
+      update: boolean;
+      zeroGrad: boolean;
+      lossScale: number;
+    }) => Promise<R>,
+  ): Promise<{ r: R; lr: number; last: boolean }> {
     const first = this.pendingCalls === 0;
     const last = this.pendingCalls + 1 >= this.gradAccum;
     const lr = this.currentLr();
     const o = this.optimizer;
-    const r = await this.native
-      .step(batch, {
-        alpha: opts.alpha ?? 0.7,
-        beta: opts.beta ?? 0.3,
-        lr,
-        beta1: o.beta1,
-        beta2: o.beta2,
-        eps: o.eps,
-        weightDecay: o.weightDecay,
-        clip: o.clipGradNorm,
-        update: last,
-        zeroGrad: first,
-        lossScale: 1 / this.gradAccum,
-      })
-      .catch((e: Error) => {
-        if (/is not finite/.test(e.message)) this.diverged = e.message;
-        throw e;
-      });
+    const r = await call({
+      lr,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      clip: o.clipGradNorm,
+      update: last,
+      zeroGrad: first,
+      lossScale: 1 / this.gradAccum,
+    }).catch((e: Error) => {
+      if (/is not finite/.test(e.message)) this.diverged = e.message;
+      throw e;
+    });
     this.pendingCalls = last ? 0 : this.pendingCalls + 1;
-    return { ...pickEval(r), gradNorm: last ? (r.gradNorm ?? NaN) : NaN, lr: last ? lr : NaN, step: this.steps };
+    return { r, lr, last };
+  }
+
+  /**
+   * One policy-gradient update (GRPO, DAPO, Dr. GRPO: see PolicyOptions) over sampled completions,
+   * with this trainer's optimizer, schedule and gradAccum. Each sample carries its advantage and,
+   * optionally, reference and old log-probs per completion token (src/engine/policy.ts).
+   */
+  async policyStep(samples: readonly PolicySample[], opts: PolicyOptions = {}): Promise<PolicyStepResult> {
+    const batch = toNativeBatch(samples);
+    const { inputs, counts } = toNativePolicy(samples, true);
+    const popts = nativePolicyOptions(opts, inputs);
+    return this.enqueue(async () => {
+      const { r, lr, last } = await this.update((u) => this.native.policyStep(batch, inputs, { ...popts, ...u }));
+      return {
+        ...pickPolicy(r, counts),
+        gradNorm: last ? (r.gradNorm ?? NaN) : NaN,
+        lr: last ? lr : NaN,
+        step: this.steps,
+      };
+    });
+  }
+
+  /**
+   * The policy loss and statistics without an update, and each completion token's log-prob under
+   * the current weights at the temperature (the old log-probs of a batch that serves several
+   * updates). Advantages may be left out (counted as 0).
+   */
+  async evaluatePolicy(samples: readonly PolicyEvalSample[], opts: PolicyOptions = {}): Promise<PolicyEvalResult> {
+    const batch = toNativeBatch(samples);
+    const { inputs, counts } = toNativePolicy(samples, false);
+    const r = await this.enqueue(() => this.native.evaluatePolicy(batch, inputs, nativePolicyOptions(opts, inputs)));
+    return pickPolicy(r, counts);
+  }
+
+  /**
+   * LoRA mode: this trainer's adapter as a LoraAdapter for scorers and generation (a call's `lora`
+   * option), held in memory and updated by every step(), policyStep() and loadCheckpoint(), so
+   * sampling from the current policy needs no saveAdapter/loadLora. It equals the adapter
+   * saveAdapter would write (the same tensors in the same buffers: scores and generations agree
+   * exactly). The same object is returned until it is disposed; calling again also copies the
+   * current weights into it (needed only after setParam). It outlives the trainer with the last
+   * weights it had.
+   */
+  async liveAdapter(): Promise<LoraAdapter> {
+    if (this.live && !this.live.disposed) {
+      await this.enqueue(() => this.native.syncLiveAdapter());
+      return this.live;
+    }
+    const handle = await this.enqueue(() => this.native.liveAdapter());
+    this.live = new LoraAdapter(handle, LIVE_ADAPTER_PATH);
+    return this.live;
   }
 
   /** The same loss terms without any update. */
@@ -282,6 +404,31 @@ export class Trainer {
     return { ...pickEval(r), gradNorm: r.gradNorm ?? NaN };
   }
 
+  /**
+   * Sets parameters by name (e.g. every LoRA tensor of an SFT adapter a policy-gradient run starts
+   * from: loadAdapterWeights in src/train/adapter-weights.ts) and then updates the live adapters,
+   * in one queued call. The optimizer's moments and step count stay as they are.
+   */
+  async setParams(values: ReadonlyMap<string, Float32Array>): Promise<void> {
+    await this.enqueue(async () => {
+      for (const [n, v] of values) this.native.setParam(n, v);
+      await this.native.syncLiveAdapter();
+    });
+  }
+
+  /** Policy-gradient gradients of `samples` without an update (accumulators are overwritten). */
+  async policyGradients(
+    samples: readonly PolicySample[],
+    opts: PolicyOptions = {},
+  ): Promise<PolicyEvalResult & { gradNorm: number }> {
+    const batch = toNativeBatch(samples);
+    const { inputs, counts } = toNativePolicy(samples, true);
+    const r = await this.enqueue(() =>
+      this.native.policyStep(batch, inputs, { ...nativePolicyOptions(opts, inputs), update: false, zeroGrad: true }),
+    );
+    return { ...pickPolicy(r, counts), gradNorm: r.gradNorm ?? NaN };
+  }
+
   dispose(): void {
     this.native.dispose();
   }
@@ -310,6 +457,38 @@ function pickEval(r: NativeStepStats): EvalResult {
     tokens: r.tokens,
     lossTokens: r.lossTokens,
     ...(r.profile ? { profile: r.profile } : {}),
+  };
+}
+
+function pickPolicy(r: NativePolicyStats, counts: readonly number[]): PolicyEvalResult {
+  return {
+    loss: r.loss,
+    policyLoss: r.policyLoss,
+    kl: r.kl,
+    clipFraction: r.clipFraction,
+    ratioMean: r.ratioMean,
+    entropy: r.entropy,
+    tokens: r.tokens,
+    completionTokens: r.completionTokens,
+    samples: r.samples,
+    logprobs: splitPerSample(r.logprobs, counts),
+    ...(r.profile ? { profile: r.profile } : {}),
+  };
+}
+
+function nativePolicyOptions(opts: PolicyOptions, inputs: NativePolicyInputs) {
+  if ((opts.beta ?? 0) !== 0 && !inputs.refLogprobs)
+    throw new TypeError(
+      "beta (the KL coefficient) needs refLogprobs on every sample; score the completions with the reference policy",
+    );
+  const epsilon = opts.epsilon ?? 0.2;
+  return {
+    klCoef: opts.beta ?? 0,
+    epsilonLow: epsilon,
+    epsilonHigh: opts.epsilonHigh ?? epsilon,
+    temperature: opts.temperature ?? 1,
+    lossType: opts.lossType ?? "sequence",
+    ...(opts.maxTokens !== undefined ? { maxTokens: opts.maxTokens } : {}),
   };
 }
 

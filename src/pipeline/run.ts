@@ -1,9 +1,10 @@
 // One MSR-Rec run in one folder:
-//   prepare → base → synthesize → sft → train → infer → eval → report
+//   prepare → base → synthesize → sft → train → rl → infer → eval → report
 // (`base` creates the base model when the config names none, and pretrains it on the catalog
-// text in full mode: the demo's model starts from random weights). Each stage is skipped when
-// its marker matches its inputs, re-run from scratch otherwise, except that a killed base or
-// train stage continues from its checkpoints; `only` / `from` pick stages. Each stage, with the
+// text in full mode: the demo's model starts from random weights; `rl` refines the MSR-Rec
+// adapter with GRPO when rl.enabled, and does nothing otherwise). Each stage is skipped when
+// its marker matches its inputs, re-run from scratch otherwise, except that a killed base,
+// train or rl stage continues from its checkpoints; `only` / `from` pick stages. Each stage, with the
 // inputs its marker hashes, lives in its own file under ./stages/.
 import { mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic-write.js";
@@ -28,6 +29,7 @@ import { baseSpec } from "./stages/base.js";
 import { synthesizeSpec } from "./stages/synthesize.js";
 import { sftSpec } from "./stages/sft.js";
 import { trainSpec } from "./stages/train.js";
+import { rlSpec } from "./stages/rl.js";
 import { inferSpec } from "./stages/infer.js";
 import { evalSpec } from "./stages/eval.js";
 import { reportSpec } from "./stages/report.js";
@@ -72,6 +74,7 @@ const STAGE_SPECS: Record<StageName, (x: StageContext) => StageSpec> = {
   synthesize: synthesizeSpec,
   sft: sftSpec,
   train: trainSpec,
+  rl: rlSpec,
   infer: inferSpec,
   eval: evalSpec,
   report: reportSpec,

@@ -3,7 +3,7 @@
 // the hash of the stage before it, so a change upstream invalidates everything downstream.
 // A stage whose marker is missing or stale is re-run from scratch: its declared outputs are
 // removed first, so a stage killed half-way never leaves files a later stage could mistake for
-// finished work. The exception is a resumable stage (base, train: the long ones) killed half-way
+// finished work. The exception is a resumable stage (base, train, rl: the long ones) killed half-way
 // with unchanged inputs: `stages/<name>.started.json` records the inputs it started with, and
 // when they still match its partial outputs are kept for it to continue from its checkpoints.
 import { createHash } from "node:crypto";
@@ -15,7 +15,7 @@ import type { MetricsFile } from "../run/results.js";
 import type { Shard } from "../util/scheduler-shard.js";
 import type { RunConfig } from "./config.js";
 
-export const STAGES = ["prepare", "base", "synthesize", "sft", "train", "infer", "eval", "report"] as const;
+export const STAGES = ["prepare", "base", "synthesize", "sft", "train", "rl", "infer", "eval", "report"] as const;
 export type StageName = (typeof STAGES)[number];
 
 export interface StageMarker {

@@ -4,6 +4,7 @@
 import type { PreparedDataset } from "../prompts/dataset.js";
 import type { RowKind } from "../run/results.js";
 import { trainVariants, type RunConfig } from "./config.js";
+import { RL_VARIANT } from "../run/layout.js";
 
 export interface InferVariant {
   /** File stem under infer/. */
@@ -11,7 +12,7 @@ export interface InferVariant {
   /** Row label in the results. */
   label: string;
   kind: RowKind;
-  /** Train variant whose best adapter is used; null = the base model alone. */
+  /** Train variant whose best adapter is used (or RL_VARIANT: the rl stage's); null = the base model alone. */
   adapter: string | null;
   /** "bidirectional": user + item prompts with Eq. 3 fusion; "single": one prompt (`template`). */
   mode: "bidirectional" | "single";
@@ -36,6 +37,10 @@ export interface InferVariant {
 export const TALLREC_NOTE =
   "instruction tuning without reasoning on TALLRec's Alpaca prompt, with the choose-one-candidate instruction (TALLRec itself asks yes/no about one item); trained like w/o reason; no reasoning to score";
 
+/** What the GRPO row is. */
+export const GRPO_NOTE =
+  "the MSR-Rec adapter refined by GRPO after SFT (the rl stage: rule rewards on the ground-truth title, KL to the SFT adapter), the best step by validation HitRatio@1";
+
 /** Why `w/o reason` has no reasoning metrics. */
 export const WITHOUT_REASONING_NOTE =
   "trained without reasoning and generated past it (from `[reasoning_start]\n`): no reasoning to score, so METEOR, BERTScore and GPTScore do not apply (the paper's row scores whatever its model wrote)";
@@ -55,6 +60,17 @@ export function inferVariants(c: RunConfig): InferVariant[] {
         beta: t.beta,
         reasoning: true,
       });
+      if (c.rl.enabled)
+        out.push({
+          name: RL_VARIANT,
+          label: "MSR-Rec + GRPO",
+          kind: "msr",
+          adapter: RL_VARIANT,
+          mode: "bidirectional",
+          prefix: "reasoning",
+          reasoning: true,
+          note: GRPO_NOTE,
+        });
       if (c.ablations.full)
         out.push({
           name: "msr-full",

@@ -1,5 +1,6 @@
 // report.html: a single self-contained page (inline CSS and SVG, no scripts, no server) with
 // Table 1, the results table and a chart of MSR-Rec beside the baselines, the ablations, the α/β sweep, loss curves,
+// GRPO's curves when the rl stage ran,
 // the PPL distributions of agreeing vs disagreeing sides, and reasoning examples side by side.
 import {
   GPTSCORE_NOTE,
@@ -9,6 +10,7 @@ import {
   type TrainLogLine,
 } from "../run/results.js";
 import { barChart, emptyPlot, escapeXml as esc, histogram, lineChart, type Series } from "./svg.js";
+import type { GrpoLogLine } from "../train/grpo.js";
 
 export interface ReportData {
   title: string;
@@ -16,6 +18,8 @@ export interface ReportData {
   stats: Record<string, unknown>;
   metrics: MetricsFile;
   trainLog: TrainLogLine[];
+  /** The rl stage's log (rl.jsonl): empty when GRPO did not run. */
+  rlLog?: GrpoLogLine[];
   predictions: PredictionRecord[];
   /** The resolved run config, shown folded at the end. */
   config?: unknown;
@@ -84,6 +88,29 @@ function lossPlots(log: TrainLogLine[]): string[] {
     lineChart("Training loss per step", "step", "loss (α·rea + β·rec)", steps),
     lineChart("Train vs validation loss per epoch", "epoch", "loss", vLoss),
     lineChart("Validation HitRatio@1 per epoch", "epoch", "HitRatio@1", vHit),
+  ];
+}
+
+/** GRPO's curves over steps: reward, KL to the SFT adapter, entropy, response length, validation HitRatio@1. */
+function rlPlots(log: readonly GrpoLogLine[]): string[] {
+  const steps = log.filter((l): l is Extract<GrpoLogLine, { type: "step" }> => l.type === "step");
+  const valid = log.filter((l): l is Extract<GrpoLogLine, { type: "valid" }> => l.type === "valid");
+  const over = (name: string, f: (l: (typeof steps)[number]) => number | null): Series => ({
+    name,
+    points: steps.map((l) => [l.step, f(l) ?? Number.NaN] as [number, number]),
+  });
+  return [
+    lineChart("Reward per step (mean over rollouts)", "step", "reward", [
+      over("reward", (l) => l.reward),
+      over("hit rate", (l) => l.hitRate),
+      over("valid rate", (l) => l.validRate),
+    ]),
+    lineChart("KL to the SFT adapter per step", "step", "KL (k3, mean per token)", [over("KL", (l) => l.kl)]),
+    lineChart("Entropy per step", "step", "entropy (nats per token)", [over("entropy", (l) => l.entropy)]),
+    lineChart("Response length per step", "step", "generated tokens", [over("length", (l) => l.length)]),
+    lineChart("Validation HitRatio@1 (both sides, greedy)", "step", "HitRatio@1", [
+      { name: "validation", points: valid.map((l) => [l.step, l.hitRatio] as [number, number]) },
+    ]),
   ];
 }
 
@@ -228,7 +255,11 @@ export function renderReport(d: ReportData): string {
 <h2>Results (Table 2)</h2>${metricsTable(main)}<div class="plots">${comparisonPlot(m)}</div>
 <h2>Ablations (Table 4)</h2>${metricsTable(abl)}<div class="plots">${ablationPlot(m)}</div>
 <h2>α/β sweep (Figure 6)</h2>${metricsTable(sweep)}<div class="plots">${sweepPlots(m).join("")}</div>
-<h2>Training</h2><div class="plots">${lossPlots(d.trainLog).join("")}</div>
+<h2>Training</h2><div class="plots">${lossPlots(d.trainLog).join("")}</div>${
+    d.rlLog?.length
+      ? `<h2>Reinforcement refinement (GRPO)</h2><div class="plots">${rlPlots(d.rlLog).join("")}</div>`
+      : ""
+  }
 <h2>Perplexity fusion (Eq. 3)</h2>${fusionCounts(d.predictions)}<div class="plots">${pplPlot(d.predictions)}</div>
 <h2>Reasoning examples: user side vs item side</h2>${examples(d.predictions, d.examples ?? 4) || '<p class="note">no predictions</p>'}
 ${skipped}${cfg}

@@ -1,4 +1,4 @@
-// Builds report.html from a run folder's files (metrics.json, predictions.jsonl, train.jsonl,
+// Builds report.html from a run folder's files (metrics.json, predictions.jsonl, train.jsonl, rl.jsonl,
 // dataset/stats.json, config.json). Missing optional files give empty panels, not errors.
 import { existsSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -7,6 +7,7 @@ import { runLayout } from "../run/layout.js";
 import type { MetricsFile, PredictionRecord, TrainLogLine } from "../run/results.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { renderReport, type ReportData } from "./html.js";
+import type { GrpoLogLine } from "../train/grpo.js";
 
 export { renderReport, type ReportData } from "./html.js";
 
@@ -36,6 +37,7 @@ export function collectReportData(runDir: string): ReportData {
     stats: readJson<Record<string, unknown>>(`${L.dataset}/stats.json`) ?? {},
     metrics,
     trainLog: readLines<TrainLogLine>(L.trainLog),
+    rlLog: readLines<GrpoLogLine>(L.rlLog),
     predictions: readLines<PredictionRecord>(L.predictions),
     config: readJson<unknown>(L.config),
   };

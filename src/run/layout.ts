@@ -2,6 +2,9 @@
 // the stages, the CLI commands and the report agree on paths.
 import { join } from "node:path";
 
+/** The inference variant of the reinforcement-refined adapter (the rl stage's output). */
+export const RL_VARIANT = "msr-grpo";
+
 export const runLayout = (runDir: string) => ({
   config: join(runDir, "config.json"),
   dataset: join(runDir, "dataset"),
@@ -13,7 +16,12 @@ export const runLayout = (runDir: string) => ({
   sft: join(runDir, "sft"),
   sftSplit: (split: "train" | "valid") => join(runDir, "sft", `${split}.jsonl`),
   train: join(runDir, "train"),
-  adapter: (variant: string) => join(runDir, "train", variant, "adapter.gguf"),
+  // The rl stage's adapter is the "msr-grpo" variant's (src/pipeline/variants.ts).
+  adapter: (variant: string) =>
+    variant === RL_VARIANT ? join(runDir, "rl", "adapter.gguf") : join(runDir, "train", variant, "adapter.gguf"),
+  rl: join(runDir, "rl"),
+  rlCheckpoint: join(runDir, "rl", "trainer.ckpt"),
+  rlLog: join(runDir, "rl.jsonl"),
   trainLog: join(runDir, "train.jsonl"),
   infer: join(runDir, "infer"),
   inferOutputs: (variant: string) => join(runDir, "infer", `${variant}.jsonl`),

@@ -189,6 +189,54 @@ const REENTRIES: Record<string, Reentry> = {
     call: ({ t }, d) =>
       t.handle().evaluate({ ...sample(), tokens: withGetter([1, 500, 600, 700], 0, d) as unknown as Int32Array }),
   },
+  "policyStep's advantages, disposing the trainer": {
+    victim: "t",
+    call: ({ t }, d) =>
+      t.handle().policyStep(sample(), {
+        get advantages() {
+          d();
+          return Float32Array.from([1, -1, 0.5]);
+        },
+      }),
+  },
+  "policyStep's batch, disposing the model": {
+    victim: "m",
+    call: ({ t }, d) =>
+      t
+        .handle()
+        .policyStep(
+          { ...sample(), tokens: withGetter([1, 500, 600, 700], 2, d) as unknown as Int32Array },
+          { advantages: Float32Array.from([1, -1, 0.5]) },
+        ),
+  },
+  "policyStep's options": {
+    victim: "t",
+    call: ({ t }, d) =>
+      t.handle().policyStep(
+        sample(),
+        { advantages: Float32Array.from([1, -1, 0.5]) },
+        {
+          get klCoef() {
+            d();
+            return 0.1;
+          },
+        },
+      ),
+  },
+  "evaluatePolicy's options": {
+    victim: "t",
+    call: ({ t }, d) =>
+      t.handle().evaluatePolicy(
+        sample(),
+        {},
+        {
+          get lossType() {
+            d();
+            return "token" as const;
+          },
+        },
+      ),
+  },
   "dev scorerLogits' tokens": {
     victim: "s",
     call: ({ s }, d) => devAddon().scorerLogits(s.handle(), withGetter([1, 5, 6], 1, d)),

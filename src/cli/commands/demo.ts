@@ -13,6 +13,7 @@ import { runLayout } from "../../run/layout.js";
 interface DemoCliOptions {
   runDir: string;
   fresh?: boolean;
+  rl?: boolean;
 }
 
 export function register(program: Command): void {
@@ -21,8 +22,9 @@ export function register(program: Command): void {
     .description("end-to-end MSR-Rec demo on a synthetic catalog (no data, model or network needed); writes runs/demo/")
     .option("--run-dir <dir>", "where to write the run", "runs/demo")
     .option("--fresh", "delete the run folder first instead of resuming it")
+    .option("--rl", "also refine the MSR-Rec adapter with GRPO (the rl stage) and report the MSR-Rec + GRPO rows")
     .action(async (o: DemoCliOptions) => {
-      const c = presetConfig("demo", { runDir: o.runDir });
+      const c = presetConfig("demo", { runDir: o.runDir, ...(o.rl ? { rl: { enabled: true } } : {}) });
       if (o.fresh) rmSync(c.runDir, { recursive: true, force: true });
       const log = (m: string) => process.stderr.write(`${m}\n`);
       log(

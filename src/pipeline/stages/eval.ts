@@ -11,7 +11,7 @@ import type { SideResult } from "../../infer/bidirectional.js";
 import type { FusionDecision } from "../../infer/fusion.js";
 import { writeFileAtomic } from "../../util/atomic-write.js";
 import type { RunConfig } from "../config.js";
-import { runLayout } from "../../run/layout.js";
+import { runLayout, RL_VARIANT } from "../../run/layout.js";
 import { parseJsonLines, toJsonLines } from "../../util/jsonl.js";
 import type { MetricsFile, MetricsRow, PredictionRecord, RowKind } from "../../run/results.js";
 import { GPTSCORE_NOTE, metricsRowOf, renderResultsMarkdown } from "../../run/results.js";
@@ -294,6 +294,8 @@ function rowsFor(v: InferVariant): Array<[string, RowKind, Pick, string?]> {
     rows.push(["MSR-Rec (user)", "ablation", pickUser], ["MSR-Rec (item)", "ablation", pickItem]);
     rows.push(["MSR-Rec (constrained)", "ablation", pickConstrained]);
   }
+  if (v.name === RL_VARIANT)
+    rows.push([`${v.label} (user)`, "ablation", pickUser], [`${v.label} (item)`, "ablation", pickItem]);
   return rows;
 }
 

@@ -3,7 +3,7 @@
 // shard (i/N) only that shard's slice of users runs, into infer/shards/shard-i-of-N/<variant>.jsonl,
 // to be merged; seeds follow each user's global position, so merged shards equal an unsharded run.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { fillTemplate } from "../../prompts/build.js";
 import { trainedPrefix } from "../../train/samples.js";
 import { contextFor, sampleFor, type PreparedDataset } from "../../prompts/dataset.js";
@@ -30,7 +30,7 @@ import type { Shard } from "../../util/scheduler-shard.js";
 import { describeCpus } from "../../util/cpus.js";
 import { datasetFiles } from "../../data/dataset.js";
 import type { RunConfig } from "../config.js";
-import { runLayout } from "../../run/layout.js";
+import { runLayout, RL_VARIANT } from "../../run/layout.js";
 import { loadRunDataset, tallrecPrompt } from "../run-data.js";
 import { inferVariants, testUsers, type InferVariant } from "../variants.js";
 import { openInferenceEngine, type LoraSelection } from "../engine.js";
@@ -115,7 +115,10 @@ export async function inferVariant<L>(
   let lora: L | undefined;
   if (v.adapter !== null) {
     const path = L.adapter(v.adapter);
-    if (!existsSync(path)) throw new Error(`adapter ${path} for "${v.label}" is missing: run the train stage first`);
+    if (!existsSync(path))
+      throw new Error(
+        `adapter ${path} for "${v.label}" is missing: run the ${v.adapter === RL_VARIANT ? "rl" : "train"} stage first`,
+      );
     lora = await engine.adapter(path);
   }
   const gen = generationOptions(c, lora);
@@ -219,7 +222,7 @@ function inferInputFiles(c: RunConfig): Record<string, string> {
   const files: Record<string, string> = { ...datasetFiles(L.dataset), "base model": baseModelPath(c) };
   for (const kind of ["user", "item", "full"]) files[`${kind} template`] = join(defaultTemplatesDir(), `${kind}.txt`);
   for (const v of inferVariants(c))
-    if (v.adapter !== null) files[`train/${v.adapter}/adapter.gguf`] = L.adapter(v.adapter);
+    if (v.adapter !== null) files[relative(c.runDir, L.adapter(v.adapter)).split(sep).join("/")] = L.adapter(v.adapter);
   return files;
 }
 
