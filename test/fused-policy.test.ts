@@ -201,7 +201,11 @@ describe("fused policy-gradient kernel", () => {
     const ok = { advantages: new Float32Array(2), coefs: new Float32Array(2) };
     expect(() =>
       devAddon().fusedPolicyLoss(logits, 2, 10, targets, { ...ok, refLogprobs: new Float32Array(3) }),
-    ).toThrow(/refLogprobs must be a Float32Array with one entry per row/);
+    ).toThrow(/refLogprobs \(one per row\) must hold 2 values, holds 3/);
+    // Too few logits for rows × vocab: refused, never read past the end.
+    expect(() => devAddon().fusedPolicyLoss(logits.subarray(0, 15), 2, 10, targets, ok)).toThrow(
+      /logits \(rows × vocab\) must hold 20 values, holds 15/,
+    );
     expect(() => devAddon().fusedPolicyLoss(logits, 2, 10, targets, ok, { temperature: 0 })).toThrow(/temperature/);
   });
 });

@@ -61,7 +61,8 @@ CeInput get_ce_input(const Napi::CallbackInfo& info) {
 float* float_data(const Napi::Float32Array& a, int64_t n, const char* what) {
   Napi::Float32Array now(a.Env(), a);
   if (static_cast<int64_t>(now.ElementLength()) != n || (n > 0 && !now.Data())) {
-    throw Napi::RangeError::New(a.Env(), std::string(what) + " must hold " + std::to_string(n) + " values (was its buffer transferred?)");
+    throw Napi::RangeError::New(a.Env(), std::string(what) + " must hold " + std::to_string(n) + " values, holds " +
+                                             std::to_string(now.ElementLength()) + " (a wrong size, or its buffer was transferred)");
   }
   return now.Data();
 }
@@ -70,15 +71,15 @@ Napi::Object options_at(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
 }
 
-// One Float32Array of `rows` entries from `o[key]` (null when absent and optional).
-const float* row_array(const Napi::Object& o, const char* key, int64_t rows, bool optional) {
+// A Float32Array from `o[key]` (empty when absent and optional); its memory is taken with
+// float_data once no more of the caller's code will run.
+Napi::Float32Array row_array(const Napi::Object& o, const char* key, bool optional) {
   Napi::Value v = o.Get(key);
-  if (optional && (v.IsUndefined() || v.IsNull())) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      static_cast<int64_t>(v.As<Napi::Float32Array>().ElementLength()) != rows) {
+  if (optional && (v.IsUndefined() || v.IsNull())) return Napi::Float32Array();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a Float32Array with one entry per row");
   }
-  return v.As<Napi::Float32Array>().Data();
+  return v.As<Napi::Float32Array>();
 }
 
 }  // namespace
@@ -113,7 +114,7 @@ Napi::Value FusedCrossEntropy(const Napi::CallbackInfo& info) {
   // No more of the caller's code runs from here: the buffers' memory can be used.
   const float* weights = weights_a.IsEmpty() ? nullptr : float_data(weights_a, rows, "weights");
   float* g = want_grad ? float_data(grad, rows * vocab, "gradOut") : nullptr;
-  const float* logits = float_data(in.logits, rows * vocab, "logits");
+  const float* logits = float_data(in.logits, rows * vocab, "logits (rows × vocab)");
   const double loss = reference ? fused_ce_reference(logits, rows, vocab, vocab, in.targets.data(), weights, logprobs.Data(), g, vocab)
                                 : fused_ce_cpu(logits, rows, vocab, vocab, in.targets.data(), weights, logprobs.Data(), g, vocab, threads);
   Napi::Object out = Napi::Object::New(env);
@@ -130,11 +131,8 @@ Napi::Value FusedPolicyLoss(const Napi::CallbackInfo& info) {
   const int64_t rows = in.rows, vocab = in.vocab;
   if (!info[4].IsObject()) throw Napi::TypeError::New(env, "rowsIn must be {advantages, coefs, refLogprobs?, oldLogprobs?}");
   Napi::Object r = info[4].As<Napi::Object>();
-  PolicyRows pr;
-  pr.advantages = row_array(r, "advantages", rows, false);
-  pr.coefs = row_array(r, "coefs", rows, false);
-  pr.ref_logprobs = row_array(r, "refLogprobs", rows, true);
-  pr.old_logprobs = row_array(r, "oldLogprobs", rows, true);
+  const Napi::Float32Array advantages = row_array(r, "advantages", false), coefs = row_array(r, "coefs", false),
+                           ref = row_array(r, "refLogprobs", true), old = row_array(r, "oldLogprobs", true);
   Napi::Object opts = options_at(info, 5);
   PolicyParams p;
   p.kl_coef = static_cast<float>(get_number(opts, "klCoef", 0));
@@ -150,7 +148,12 @@ Napi::Value FusedPolicyLoss(const Napi::CallbackInfo& info) {
   Napi::Float32Array grad;
   if (want_grad) grad = Napi::Float32Array::New(env, rows * vocab);
   float* g = want_grad ? grad.Data() : nullptr;
-  const float* logits = in.logits.Data();
+  PolicyRows pr;
+  pr.advantages = float_data(advantages, rows, "advantages (one per row)");
+  pr.coefs = float_data(coefs, rows, "coefs (one per row)");
+  pr.ref_logprobs = ref.IsEmpty() ? nullptr : float_data(ref, rows, "refLogprobs (one per row)");
+  pr.old_logprobs = old.IsEmpty() ? nullptr : float_data(old, rows, "oldLogprobs (one per row)");
+  const float* logits = float_data(in.logits, rows * vocab, "logits (rows × vocab)");
   const double loss = reference ? fused_policy_reference(logits, rows, vocab, vocab, in.targets.data(), pr, p, logprobs.Data(), entropy.Data(), g, vocab)
                                 : fused_policy_cpu(logits, rows, vocab, vocab, in.targets.data(), pr, p, logprobs.Data(), entropy.Data(), g, vocab, threads);
   Napi::Object out = Napi::Object::New(env);
@@ -192,7 +195,7 @@ Napi::Value DenseCrossEntropyGgml(const Napi::CallbackInfo& info) {
   ggml_gallocr_ptr galloc(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend.get())));
   if (!ggml_gallocr_alloc_graph(galloc.get(), g)) throw UserError("denseCrossEntropyGgml: out of memory for ggml's compute buffer; use fewer rows");
   const size_t compute_bytes = ggml_gallocr_get_buffer_size(galloc.get(), 0);
-  ggml_backend_tensor_set(x, float_data(in.logits, rows * vocab, "logits"), 0, ggml_nbytes(x));
+  ggml_backend_tensor_set(x, float_data(in.logits, rows * vocab, "logits (rows × vocab)"), 0, ggml_nbytes(x));
   std::vector<float> labels(static_cast<size_t>(rows * vocab), 0.f);
   for (int64_t r = 0; r < rows; r++) labels[r * vocab + in.targets[r]] = 1.f;
   ggml_backend_tensor_set(y, labels.data(), 0, ggml_nbytes(y));
