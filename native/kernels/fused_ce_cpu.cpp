@@ -102,13 +102,14 @@ double row_lse(const float* x, int64_t n) {
 }
 
 void rows_range(const float* logits, int64_t r0, int64_t r1, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, double* loss_out) {
+                const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, double* lse_out, double* loss_out) {
   double loss = 0.0;
   for (int64_t r = r0; r < r1; r++) {
     const float* x = logits + r * row_stride;
     const int32_t t = targets[r];
     const float w = weights ? weights[r] : 1.f;
     const double lse = row_lse(x, n_vocab);
+    if (lse_out) lse_out[r] = lse;
     const float xt = x[t];  // read before an aliased gradient overwrites it
     const double lp = static_cast<double>(xt) - lse;
     if (logprobs_out) logprobs_out[r] = static_cast<float>(lp);
@@ -129,14 +130,14 @@ void rows_range(const float* logits, int64_t r0, int64_t r1, int64_t n_vocab, in
 }  // namespace
 
 double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads) {
+                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads, double* lse_out) {
   if (n_rows <= 0) return 0.0;
   // A thread needs enough work to pay for its start-up (~20 us): at least ~256k logits each.
   const int64_t per_thread_min = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, n_vocab));
   int n = static_cast<int>(std::min<int64_t>(std::max(1, n_threads), (n_rows + per_thread_min - 1) / per_thread_min));
   std::vector<double> losses(n, 0.0);
   if (n == 1) {
-    rows_range(logits, 0, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[0]);
+    rows_range(logits, 0, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, lse_out, &losses[0]);
     return losses[0];
   }
   std::vector<std::thread> threads;
@@ -149,7 +150,8 @@ double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_
     int64_t r0 = i * chunk, r1 = std::min(n_rows, r0 + chunk);
     if (r0 >= r1) break;
     try {
-      threads.emplace_back(rows_range, logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &losses[i]);
+      threads.emplace_back(rows_range, logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, lse_out,
+                           &losses[i]);
       started = i + 1;
     } catch (const std::system_error&) {
       break;
@@ -157,7 +159,7 @@ double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_
   }
   double rest = 0.0;
   if (started * chunk < n_rows) {
-    rows_range(logits, started * chunk, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, &rest);
+    rows_range(logits, started * chunk, n_rows, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, lse_out, &rest);
   }
   for (auto& th : threads) th.join();
   double total = rest;

@@ -59,7 +59,7 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
   return plan;
 }
 
-llama_context_params context_params(const ModelState& m, const ContextPlan& plan) {
+llama_context_params context_params(const ModelState& m, const ContextPlan& plan, const GenerateOptions& opt) {
   auto cparams = llama_context_default_params();
   cparams.n_ctx = plan.n_ctx;
   cparams.n_seq_max = static_cast<uint32_t>(plan.slots);
@@ -69,6 +69,7 @@ llama_context_params context_params(const ModelState& m, const ContextPlan& plan
   cparams.n_threads = m.n_threads;
   cparams.n_threads_batch = m.n_threads;
   cparams.no_perf = true;
+  apply_numerics(cparams, opt.numerics);
   return cparams;
 }
 

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "kv_layout.h"
 #include "lora.h"
+#include "numerics.h"
 #include "score_plan.h"
 
 namespace msr {
@@ -26,6 +27,7 @@ struct ScorerState {
   llama_context* ctx = nullptr;  // made by the first call (ensure_context / ensure_per_sequence_context)
   llama_context_params cparams{};  // the unified context's parameters
   KvLayout layout = KvLayout::Auto;
+  Numerics numerics = Numerics::Invariant;  // see numerics.h; set at construction
   // What `ctx` is now: unified, or per-sequence with `streams` streams of `stream_cells` cells each.
   bool ctx_per_seq = false;
   uint32_t streams = 0, stream_cells = 0;
@@ -35,6 +37,8 @@ struct ScorerState {
   std::atomic<bool> disposed{false};
   int64_t native_bytes = 0;  // KV cache, compute and logits buffers (reported to V8 by the Scorer)
   ~ScorerState();
+  // Cells a request needs beyond its own: invariant numerics may add a pad token after its last one.
+  uint32_t spare_cells() const { return numerics == Numerics::Invariant ? 1 : 0; }
   // Both make `ctx` of their layout if it is not already (freeing the other). Caller holds model->mutex.
   void ensure_context(const char* what);
   // Streams of at least `cells` cells each (a multiple of 256), as many as the unified context's
@@ -63,7 +67,7 @@ std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerS
 class Scorer : public Wrap<Scorer> {
  public:
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
-  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
+  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout, numerics})
   void Finalize(Napi::Env env) override;
   // The state behind this scorer; throws a JS Error naming `what` when it or its model was disposed.
   ScorerPtr alive(Napi::Env env, const char* what) const;

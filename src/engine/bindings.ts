@@ -86,6 +86,16 @@ export interface NativeScoreResult {
 /** The scorer's and the generator's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
 export type NativeKvLayout = "auto" | "unified" | "per-sequence";
 
+/**
+ * The scorer's and the generator's numerics (native/src/numerics.h). "invariant" (the default on
+ * the CPU): a request's log-probs, PPL and tokens are bitwise the same whatever else is in the
+ * call, however it is batched, in either KV layout and on any thread count (same CPU kind and
+ * build); an F32 KV cache and llama.cpp's reference attention kernel. "fast": llama.cpp's default
+ * kernels (what node-llama-cpp computes), NOT batch invariant: a request's scores change in the
+ * last digits with its batch. A model with GPU layers runs "fast" only.
+ */
+export type NativeNumerics = "invariant" | "fast";
+
 /** Where one score call's time went (its `profile` option), in milliseconds. */
 export interface NativeScoreProfile {
   /** The KV layout the call ran in. */
@@ -111,6 +121,7 @@ export type NativeScorer = Brand<
       batchSize: number;
       waveTokens: number;
       kvLayout: NativeKvLayout;
+      numerics: NativeNumerics;
     } | null;
     /** profile: add the call's timings to the results (`results.profile`). */
     score(
@@ -155,6 +166,14 @@ export interface NativeGenerateOptions {
    * contextSize holds as many streams. Outputs do not depend on it.
    */
   kvLayout?: NativeKvLayout;
+  /** See NativeNumerics (default "invariant" on the CPU). */
+  numerics?: NativeNumerics;
+  /**
+   * Return each generated token's log-prob under the model (before temperature, top-k, top-p), as
+   * `tokenLogprobs`: with invariant numerics the scorer's log-probs of the same tokens after the
+   * same prompt, bit for bit.
+   */
+  logprobs?: boolean;
   lora?: NativeLoraChoice[];
   /** Add the call's timings to the results (`results.profile`). */
   profile?: boolean;
@@ -164,6 +183,8 @@ export interface NativeGenerateResult {
   text: string;
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
+  /** With the `logprobs` option: one per token of `tokens`. */
+  tokenLogprobs?: Float32Array;
 }
 
 /** Where one generate call's time went (its `profile` option), in milliseconds. */
@@ -362,6 +383,7 @@ export interface NativeAddon {
       batchSize?: number;
       waveTokens?: number;
       kvLayout?: NativeKvLayout;
+      numerics?: NativeNumerics;
     },
   ) => NativeScorer;
   /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */

@@ -47,6 +47,8 @@ export interface GenerateResult {
   text: string;
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
+  /** With the `logprobs` option: each token's log-prob under the model (see NativeGenerateOptions.logprobs). */
+  tokenLogprobs?: Float32Array;
 }
 
 /** Where a generate call's time went (its `profile` option): see NativeGenerateProfile. */
