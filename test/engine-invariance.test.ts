@@ -257,21 +257,30 @@ describe("invariant generation", () => {
     }
   });
 
-  it("returns each generated token's log-prob, bitwise the scorer's on the same tokens", async () => {
+  it("returns each generated token's log-prob, bitwise the scorer's on the same tokens, in every layout", async () => {
     const ps = prompts();
-    const got = await tiny.generate(ps, { ...sampling, parallel: 4, logprobs: true });
     const scorer = tiny.createScorer({ contextSize: 2048 });
     try {
-      const kept = got.map((r, i) => ({ r, i })).filter(({ r }) => r.tokens.length > 0);
-      expect(kept.length).toBeGreaterThan(5);
-      const scored = await scorer.score(kept.map(({ r, i }) => ({ prompt: ps[i]!, continuation: r.tokens })));
-      kept.forEach(({ r, i }, k) => {
-        expect(r.tokenLogprobs!.length, `prompt ${i}`).toBe(r.tokens.length);
-        expect(
-          Buffer.from(r.tokenLogprobs!.buffer).equals(Buffer.from(scored[k]!.tokenLogprobs.buffer)),
-          `prompt ${i}`,
-        ).toBe(true);
-      });
+      // A stop string ends prompts at different steps, so slots free and refill while others run.
+      for (const opts of [
+        { parallel: 4 },
+        { parallel: 3, kvLayout: "unified" as const, stop: ["e"] },
+        { parallel: 3, kvLayout: "per-sequence" as const, stop: ["e"] },
+      ]) {
+        const got = await tiny.generate(ps, { ...sampling, ...opts, logprobs: true });
+        const kept = got.map((r, i) => ({ r, i })).filter(({ r }) => r.tokens.length > 0);
+        expect(kept.length).toBeGreaterThan(5);
+        const scored = await scorer.score(kept.map(({ r, i }) => ({ prompt: ps[i]!, continuation: r.tokens })));
+        kept.forEach(({ r, i }, k) => {
+          const where = `${JSON.stringify(opts)}, prompt ${i}`;
+          expect(r.tokenLogprobs!.length, where).toBe(r.tokens.length);
+          expect(Buffer.from(r.tokenLogprobs!.buffer).equals(Buffer.from(scored[k]!.tokenLogprobs.buffer)), where).toBe(
+            true,
+          );
+        });
+        if (opts.stop)
+          expect(new Set(got.map((r) => r.tokens.length)).size, "prompts end at different steps").toBeGreaterThan(2);
+      }
     } finally {
       scorer.dispose();
     }

@@ -47,7 +47,9 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
     // Unified when it is as cheap: one slot (nothing to separate), or sequences so short that a
     // stream would be mostly padding (the whole unified cache then spans a few hundred cells), or a
     // contextSize that holds fewer streams than the unified cache holds sequences.
-    per_seq = slots >= 2 && need_one >= 128 && ps_slots == slots;
+    // Invariant numerics run a unified cache in waves (no continuous batching, see generator.cpp):
+    // per-sequence whenever its streams hold every slot.
+    per_seq = slots >= 2 && ps_slots == slots && (need_one >= 128 || opt.numerics == Numerics::Invariant);
   }
   if (per_seq) {
     plan.slots = ps_slots;

@@ -130,9 +130,21 @@ class GenerationRun {
 
   llama_seq_id seq_of(const Slot& s) const { return static_cast<llama_seq_id>(&s - slots_.data()); }
 
+  // A unified cache under invariant numerics runs prompts in waves (see admit).
+  bool waves() const { return !plan_.per_seq && opt_.numerics == Numerics::Invariant; }
+
   // Free slots take the next prompts. Unified: only while the cells reserved by running prompts
   // leave room for the next one's (reserved_cells); per-sequence: every stream holds any prompt.
+  //
+  // Invariant numerics, unified: in waves. The reference attention kernel sums a row's cells in
+  // cell order, which is position order only while no sequence fills cells another one freed: a
+  // wave is admitted into an empty cache, its finished sequences keep their cells (masked from the
+  // others) until the whole wave has finished, and the cache is cleared before the next wave.
   void admit() {
+    if (waves()) {
+      if (std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.req >= 0; })) return;
+      if (next_req_ < prompts_.size()) llama_memory_clear(mem_, false);
+    }
     for (Slot& s : slots_) {
       if (s.req >= 0 || next_req_ >= prompts_.size()) continue;
       if (!plan_.per_seq && reserved_ + reserved_cells(prompts_[next_req_].size(), opt_, plan_) > plan_.n_ctx) continue;
@@ -314,7 +326,7 @@ class GenerationRun {
     } else {
       r.text = detokenize(m_, r.tokens, false);
     }
-    llama_memory_seq_rm(mem_, seq_of(s), -1, -1);
+    if (!waves()) llama_memory_seq_rm(mem_, seq_of(s), -1, -1);  // waves: cleared with the wave (admit)
     reserved_ -= reserved_cells(prompts_[s.req].size(), opt_, plan_);
     s.req = -1;
     s.sampler.reset();

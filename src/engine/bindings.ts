@@ -162,8 +162,9 @@ export interface NativeGenerateOptions {
   /**
    * "per-sequence": one KV stream per slot (each token attends over its own sequence only; a
    * stream holds the longest prompt + maxTokens, rounded up to 256 cells); "unified": one cache
-   * shared by all slots; "auto" (default): per-sequence when there are 2+ slots of 128+ cells and
-   * contextSize holds as many streams. Outputs do not depend on it.
+   * shared by all slots (with invariant numerics it runs prompts in waves: no slot is refilled
+   * until all have finished); "auto" (default): per-sequence when there are 2+ slots (of 128+
+   * cells, with fast numerics) and contextSize holds as many streams. Outputs do not depend on it.
    */
   kvLayout?: NativeKvLayout;
   /** See NativeNumerics (default "invariant" on the CPU). */
