@@ -16,13 +16,23 @@ import { contextFor, sampleFor } from "../src/prompts/dataset.js";
 import { loadTemplates } from "../src/prompts/templates.js";
 import { RulesTeacher } from "../src/teacher/rules.js";
 import { prunePath, parseChain } from "../src/teacher/prune.js";
-import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
+import {
+  interleavedMedianMs,
+  medianMs,
+  newResult,
+  oneOfEach,
+  type BenchResult,
+  type FlagValues,
+  type SuiteFlags,
+} from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
 export const description =
   "PPL fusion (score both sides + fuse) vs one request at a time and node-llama-cpp; KV layouts; end-to-end users/s";
-export const flags = {} as const satisfies SuiteFlags;
+export const flags = {
+  presets: { kind: "list", default: ["tiny", "small"], help: "model presets to measure (tiny, small)" },
+} as const satisfies SuiteFlags;
 
 interface TokenRequest {
   prompt: Int32Array;
@@ -156,6 +166,18 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
     1,
   );
   const single = users.length / (singleMs / 1000);
+  // Invariant numerics (the default) against fast ones (not batch invariant), same call, same run.
+  const fastScorer = model.createScorer({ contextSize: 2048, sequences: 32, batchSize: 2048, numerics: "fast" });
+  const [invMs, fastMs] = (await interleavedMedianMs(
+    [
+      async () => fuseAll(users, await scoreReasonings(scorers.get(2048)!, requests, undefined)),
+      async () => fuseAll(users, await scoreReasonings(fastScorer, requests, undefined)),
+    ],
+    3,
+    1,
+  )) as [number, number];
+  fastScorer.dispose();
+  const fast = users.length / (fastMs / 1000);
   // The work each way, as CPU seconds of this process (all threads): unlike wall time, other
   // programs on the machine barely change it. Both ways decode the same tokens and compute the LM
   // head on the same positions, so batching can only save per-call costs and idle threads.
@@ -189,6 +211,7 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
     });
   result.results.push(
     { name: `${preset}: PPL fusion, one request at a time`, value: single, unit: "users/s" },
+    { name: `${preset}: PPL fusion, one batched scorer call (KV 2048), fast numerics`, value: fast, unit: "users/s" },
     {
       name: `${preset}: PPL fusion CPU time per user, one batched scorer call (KV ${bestCtx})`,
       value: batchedCpu / users.length,
@@ -203,38 +226,72 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   );
   const best = Math.max(...batched.values());
   result.ratios[`${preset}: best batched / one at a time`] = best / single;
+  result.ratios[`${preset}: invariant / fast numerics, one batched scorer call (KV 2048, goal >= 0.9)`] =
+    fastMs / invMs;
   result.ratios[`${preset}: best batched, unified cache forced / one at a time`] =
     Math.max(...unifiedBatched.values()) / single;
   result.ratios[`${preset}: best batched / node-llama-cpp`] = best / theirs;
   result.ratios[`${preset}: CPU time one at a time / best batched (the work batching saves)`] = singleCpu / batchedCpu;
 
-  // End to end: both sides generated (32 new tokens each), parsed, scored, fused.
+  // End to end: both sides generated (32 new tokens each), parsed, scored, fused. With invariant
+  // numerics the PPLs come from generation; with fast ones generation's log-probs are not the
+  // scorer's, so the scorer computes them (a second pass), as before.
   const e2eUsers = users.slice(0, 16).map((u) => u.kase);
-  const e2eMs = await medianMs(
-    () =>
-      inferBidirectional({ generate: (p, o) => model.generate(p, { ...o, parallel: 32 }) }, scorer, e2eUsers, {
-        generation: { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 },
+  const generation = { maxTokens: 32, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 };
+  const fastE2eScorer = model.createScorer({ contextSize: 1024, sequences: 32, batchSize: 1024, numerics: "fast" });
+  const e2e = (numerics: "invariant" | "fast") =>
+    inferBidirectional(
+      {
+        generate: async (p, o) => {
+          const rs = await model.generate(p, { ...o, parallel: 32, numerics });
+          // Fast numerics: drop generation's log-probs, so the scorer is asked.
+          return numerics === "fast" ? rs.map(({ tokenLogprobs: _, ...r }) => r) : rs;
+        },
+      },
+      numerics === "fast" ? fastE2eScorer : scorer,
+      e2eUsers,
+      {
+        generation,
         batchSize: 32,
         pplConditioning: "prompt",
         constrained: false,
         codec: { tokenize: (t, o) => model.tokenize(t, o), detokenize: (t) => model.detokenize(t) },
         quiet: true,
-      }),
+      },
+    );
+  // Generation alone, the same prompts and options: what the whole inference is compared to.
+  const genPrompts = e2eUsers.flatMap((c) => [c.prompts.user, c.prompts.item]);
+  const [e2eMs, e2eFastMs, genMs] = (await interleavedMedianMs(
+    [() => e2e("invariant"), () => e2e("fast"), () => model.generate(genPrompts, { ...generation, parallel: 32 })],
     3,
     1,
+  )) as [number, number, number];
+  fastE2eScorer.dispose();
+  result.results.push(
+    {
+      name: `${preset}: end-to-end bidirectional inference (32 new tokens per side)`,
+      value: e2eUsers.length / (e2eMs / 1000),
+      unit: "users/s",
+    },
+    {
+      name: `${preset}: end-to-end bidirectional inference, fast numerics (scorer pass for PPL)`,
+      value: e2eUsers.length / (e2eFastMs / 1000),
+      unit: "users/s",
+    },
+    {
+      name: `${preset}: generation alone (both sides, 32 new tokens)`,
+      value: e2eUsers.length / (genMs / 1000),
+      unit: "users/s",
+    },
   );
-  result.results.push({
-    name: `${preset}: end-to-end bidirectional inference (32 new tokens per side)`,
-    value: e2eUsers.length / (e2eMs / 1000),
-    unit: "users/s",
-  });
+  result.ratios[`${preset}: end-to-end, invariant / fast numerics`] = e2eFastMs / e2eMs;
+  result.ratios[`${preset}: end-to-end time / generation time (goal ~1)`] = e2eMs / genMs;
   for (const sc of scorers.values()) sc.dispose();
   model.dispose();
 }
 
-export async function run(): Promise<BenchResult> {
+export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
   const result = newResult("fusion");
-  await suiteFor("tiny", result);
-  await suiteFor("small", result);
+  for (const preset of oneOfEach("presets", args.presets, ["tiny", "small"] as const)) await suiteFor(preset, result);
   return result;
 }

@@ -65,6 +65,28 @@ export async function medianMs(fn: () => Promise<unknown> | unknown, runs = 5, w
   return (await timeRuns(fn, runs, warmup)).medianMs;
 }
 
+/**
+ * Median wall times (ms) of several functions measured in alternating rounds (each round runs every
+ * function once, in rotating order, after `warmup` unmeasured rounds): on a shared machine a load
+ * change then hits all of them alike, so their ratios stay meaningful.
+ */
+export async function interleavedMedianMs(fns: (() => Promise<unknown>)[], runs = 5, warmup = 1): Promise<number[]> {
+  const times: number[][] = fns.map(() => []);
+  for (let round = 0; round < warmup + runs; round++) {
+    for (let k = 0; k < fns.length; k++) {
+      const i = (k + round) % fns.length;
+      const t0 = performance.now();
+      await fns[i]!();
+      if (round >= warmup) times[i]!.push(performance.now() - t0);
+    }
+  }
+  return times.map((t) => {
+    const sorted = t.slice().sort((x, y) => x - y);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  });
+}
+
 // ---- arguments ---------------------------------------------------------------------------------
 
 /** One `--name value` argument of a suite. Without a default, the suite decides (its help says how). */

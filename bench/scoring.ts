@@ -2,17 +2,28 @@
 // - batched scorer vs node-llama-cpp scoring the same requests through its public API
 //   (controlledEvaluate with next-token probabilities at each continuation position);
 // - batched scorer vs a plain all-logits forward over the same tokens (decodeOnly: the ceiling);
-// - batched generation of 16 prompts vs the same prompts one after another.
-// Reported for the tiny and small presets.
+// - batched generation of 16 prompts vs the same prompts one after another;
+// - invariant numerics (the default) vs fast numerics, scorer and generation, as ratios.
+// Reported for the tiny and small presets (--presets picks).
 import { devAddon } from "../src/engine/bindings.js";
 import { loadModel, type Model, type ScoreRequest } from "../src/index.js";
-import { medianMs, newResult, type BenchResult, type SuiteFlags } from "./lib.js";
+import {
+  interleavedMedianMs,
+  medianMs,
+  newResult,
+  oneOfEach,
+  type BenchResult,
+  type FlagValues,
+  type SuiteFlags,
+} from "./lib.js";
 import { benchModelPath } from "./support/models.js";
 import { NodeLlamaCppScorer } from "./support/node-llama-cpp.js";
 
 export const description =
   "batched scorer vs node-llama-cpp and an all-logits forward; batched vs sequential generation";
-export const flags = {} as const satisfies SuiteFlags;
+export const flags = {
+  presets: { kind: "list", default: ["tiny", "small"], help: "model presets to measure (tiny, small)" },
+} as const satisfies SuiteFlags;
 
 const TITLES = [
   "Apex Phone Case",
@@ -64,7 +75,14 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   const reqs = requestsFor(preset === "tiny" ? 32 : 16);
   const tokens = countTokens(model, reqs);
   const scorer = model.createScorer({ contextSize: 4096, sequences: 64, batchSize: 2048 });
-  const oursMs = await medianMs(() => scorer.score(reqs), 5, 1);
+  // The same calls with llama.cpp's default kernels (not batch invariant), in alternating rounds.
+  const fastScorer = model.createScorer({ contextSize: 4096, sequences: 64, batchSize: 2048, numerics: "fast" });
+  const [oursMs, fastMs] = (await interleavedMedianMs(
+    [() => scorer.score(reqs), () => fastScorer.score(reqs)],
+    5,
+    1,
+  )) as [number, number];
+  fastScorer.dispose();
   // The ceiling tokenizes inside its timing too, as score() does.
   const ceilMs = await medianMs(() => devAddon().scorerDecodeOnly(scorer.handle(), scorer.toNative(reqs)), 5, 1);
   const ours = tokens / (oursMs / 1000);
@@ -74,11 +92,17 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   const theirs = await nodeLlamaCppTokensPerSecond(path, reqs.slice(0, preset === "tiny" ? 24 : 8), model);
   result.results.push(
     { name: `${preset}: ours batched scorer`, value: ours, unit: "tokens/s" },
+    {
+      name: `${preset}: ours batched scorer, fast numerics (not batch invariant)`,
+      value: tokens / (fastMs / 1000),
+      unit: "tokens/s",
+    },
     { name: `${preset}: all-logits forward (ceiling)`, value: ceiling, unit: "tokens/s" },
     { name: `${preset}: node-llama-cpp controlledEvaluate`, value: theirs, unit: "tokens/s" },
   );
   result.ratios[`${preset}: scorer / node-llama-cpp (goal >= 20)`] = ours / theirs;
   result.ratios[`${preset}: scorer / all-logits forward (goal >= 0.85)`] = ours / ceiling;
+  result.ratios[`${preset}: invariant / fast numerics, scorer (goal >= 0.9)`] = fastMs / oursMs;
 
   const prompts = Array.from(
     { length: 16 },
@@ -86,14 +110,21 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
   );
   const gen = { maxTokens: 32, temperature: 0 };
   let genTokens = 0;
-  const batchedMs = await medianMs(
-    async () => {
-      const rs = await model.generate(prompts, { ...gen, parallel: 16 });
-      genTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
-    },
-    3,
+  let fastTokens = 0;
+  const [batchedMs, fastGenMs] = (await interleavedMedianMs(
+    [
+      async () => {
+        const rs = await model.generate(prompts, { ...gen, parallel: 16 });
+        genTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
+      },
+      async () => {
+        const rs = await model.generate(prompts, { ...gen, parallel: 16, numerics: "fast" });
+        fastTokens = rs.reduce((n, r) => n + r.tokens.length, 0);
+      },
+    ],
+    5,
     1,
-  );
+  )) as [number, number];
   let seqTokens = 0;
   const sequentialMs = await medianMs(
     async () => {
@@ -104,19 +135,21 @@ async function suiteFor(preset: "tiny" | "small", result: BenchResult): Promise<
     1,
   );
   const batched = genTokens / (batchedMs / 1000);
+  const fastGen = fastTokens / (fastGenMs / 1000);
   const sequential = seqTokens / (sequentialMs / 1000);
   result.results.push(
     { name: `${preset}: generation, 16 prompts batched`, value: batched, unit: "tokens/s" },
+    { name: `${preset}: generation, 16 prompts batched, fast numerics`, value: fastGen, unit: "tokens/s" },
     { name: `${preset}: generation, 16 prompts one after another`, value: sequential, unit: "tokens/s" },
   );
   result.ratios[`${preset}: batched / sequential generation (goal >= 3)`] = batched / sequential;
+  result.ratios[`${preset}: invariant / fast numerics, batched generation (goal >= 0.9)`] = batched / fastGen;
   scorer.dispose();
   model.dispose();
 }
 
-export async function run(): Promise<BenchResult> {
+export async function run(args: FlagValues<typeof flags>): Promise<BenchResult> {
   const result = newResult("scoring");
-  await suiteFor("tiny", result);
-  await suiteFor("small", result);
+  for (const preset of oneOfEach("presets", args.presets, ["tiny", "small"] as const)) await suiteFor(preset, result);
   return result;
 }

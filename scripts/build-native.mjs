@@ -22,6 +22,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSy
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureLlamaLibraries, libraryKey } from "./llama-lib-cache.mjs";
+import { applyPatch, patchesId, readPatches } from "./llama-patches.mjs";
 import { bundleHead, unpackGitBundle } from "./unpack-git-bundle.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -33,6 +34,9 @@ const cudaArch = archIdx >= 0 ? args[archIdx + 1] : (process.env.CUDA_ARCHITECTU
 const outIdx = args.indexOf("--out");
 const outDir = outIdx >= 0 ? join(root, args[outIdx + 1]) : join(root, cuda ? "build-cuda" : "build");
 const llamaDir = join(root, ".cache", "llama.cpp");
+// msr-rec's changes to llama.cpp (scripts/llama-patches.mjs), applied to the unpacked tree.
+const patches = readPatches(join(root, "native", "patches"));
+const patchesHash = patchesId(patches);
 
 // Installed as a dependency there is no `npm run build:native`; the package's own CLI rebuilds.
 const asDependency = root.split(/[\\/]/).includes("node_modules");
@@ -94,11 +98,11 @@ function llamaBundle() {
   return { bundle, tag: info.tag, commit };
 }
 
-// The unpacked source is recorded by tag and commit: a tag names a node-llama-cpp release's
-// llama.cpp, the commit what the bundle really holds.
+// The unpacked source is recorded by tag, commit and patches: a tag names a node-llama-cpp release's
+// llama.cpp, the commit what the bundle really holds, the patches what msr-rec changed in it.
 function ensureLlamaSource({ bundle, tag, commit }) {
   const tagFile = join(llamaDir, ".msr-rec-tag");
-  const id = `${tag} ${commit}`;
+  const id = patchesHash ? `${tag} ${commit} patches ${patchesHash}` : `${tag} ${commit}`;
   if (existsSync(tagFile) && readFileSync(tagFile, "utf8") === id) return;
   mkdirSync(dirname(llamaDir), { recursive: true });
   // Unpacked beside the target and renamed into place, so a killed unpack never looks finished.
@@ -112,6 +116,12 @@ function ensureLlamaSource({ bundle, tag, commit }) {
     fail(
       `could not unpack ${bundle}: ${err.message}. Reinstall node-llama-cpp (\`npm install\`) and run ${rerun} again.`,
     );
+  }
+  try {
+    for (const p of patches) applyPatch(tmp, p.text, p.name);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    fail(`could not patch llama.cpp's source: ${err.message}`);
   }
   writeFileSync(join(tmp, ".msr-rec-tag"), id);
   renameSync(tmp, llamaDir);
@@ -132,7 +142,7 @@ const optionsFile = join(root, "cmake", "llama-options.cmake");
 function plannedLlamaPrefix(commit) {
   if (cuda) return "";
   try {
-    return libraryKey({ commit, optionsFile, ggmlNative: !portable }).dir;
+    return libraryKey({ commit, optionsFile, ggmlNative: !portable, patches: patchesHash }).dir;
   } catch {
     return "";
   }
@@ -142,7 +152,7 @@ function plannedLlamaPrefix(commit) {
 function llamaPrefix(commit, jobs) {
   if (cuda) return "";
   try {
-    return ensureLlamaLibraries({ llamaDir, commit, optionsFile, ggmlNative: !portable, jobs });
+    return ensureLlamaLibraries({ llamaDir, commit, optionsFile, ggmlNative: !portable, patches: patchesHash, jobs });
   } catch (err) {
     console.warn(
       `msr-rec: the llama.cpp library cache could not be used (${err.message}); building llama.cpp inside the addon's build instead`,
@@ -164,7 +174,7 @@ const h = createHash("sha256");
 hashTree(h, join(root, "native"));
 hashTree(h, join(root, "cmake"));
 h.update(readFileSync(join(root, "CMakeLists.txt")));
-h.update(`${bundle.tag} ${bundle.commit}`).update(
+h.update(`${bundle.tag} ${bundle.commit} ${patchesHash}`).update(
   JSON.stringify({ cuda, cudaArch, portable, node: process.versions.modules }),
 );
 const addonStamp = h.digest("hex");

@@ -7,7 +7,7 @@
 // llama.cpp/<commit>-cpu-<key>/ as an install prefix (lib/, include/, lib/cmake/) plus key.json.
 //
 // An entry is only ever served for exactly what built it: its key hashes the llama.cpp commit,
-// cmake/llama-options.cmake (static, PIC, hidden visibility, what is left out), GGML_NATIVE and,
+// msr-rec's patches to its source (their hash, "" for none), cmake/llama-options.cmake (static, PIC, hidden visibility, what is left out), GGML_NATIVE and,
 // when native, this CPU's model and feature flags, the C and C++ compilers (path and version),
 // CFLAGS/CXXFLAGS/LDFLAGS, CMake's version, the platform and this recipe's own arguments. key.json
 // holds the unhashed key and is compared in full before an entry is used.
@@ -72,10 +72,11 @@ function cmakeArgs(ggmlNative) {
  * The key of the entry for these inputs: `{ fields, id, dir }`. `fields` is everything that decides
  * the libraries' bytes; `id` names the entry folder.
  */
-export function libraryKey({ commit, optionsFile, ggmlNative, env = process.env }) {
+export function libraryKey({ commit, optionsFile, ggmlNative, patches = "", env = process.env }) {
   const fields = {
     recipe: RECIPE,
     commit,
+    patches,
     options: createHash("sha256").update(readFileSync(optionsFile)).digest("hex"),
     cmakeArgs: cmakeArgs(ggmlNative),
     cpu: ggmlNative ? cpuIdentity() : null,
@@ -86,7 +87,7 @@ export function libraryKey({ commit, optionsFile, ggmlNative, env = process.env 
     platform: `${process.platform}-${process.arch}`,
   };
   const hash = createHash("sha256").update(JSON.stringify(fields)).digest("hex").slice(0, 16);
-  const id = `${commit.slice(0, 12)}-cpu-${hash}`;
+  const id = `${commit.slice(0, 12)}${patches ? "-patched" : ""}-cpu-${hash}`;
   return { fields, id, dir: join(cacheRoot(env), "llama.cpp", id) };
 }
 
@@ -120,11 +121,12 @@ export function ensureLlamaLibraries({
   commit,
   optionsFile,
   ggmlNative,
+  patches = "",
   jobs,
   env = process.env,
   log = console.log,
 }) {
-  const key = libraryKey({ commit, optionsFile, ggmlNative, env });
+  const key = libraryKey({ commit, optionsFile, ggmlNative, patches, env });
   if (entryMatches(key.dir, key.fields)) {
     log(`msr-rec: llama.cpp's libraries from the cache (${key.dir})`);
     return key.dir;

@@ -104,10 +104,14 @@ describe("memory", () => {
     };
     let base = await baseline();
     const s = model.createScorer({ contextSize: 256, batchSize: 64 });
-    // The logits rows of one batch (64 × 32000 floats) plus the f16 KV cache: 256 cells × 2 layers
-    // × K and V × 32 values (2 KV heads of 16).
-    near(reported() - base, 64 * 32000 * 4 + 256 * 2 * 2 * 32 * 2);
+    // The logits rows of one batch (64 × 32000 floats) plus the KV cache: 256 cells × 2 layers × K
+    // and V × 32 values (2 KV heads of 16), F32 under invariant numerics (the default), F16 fast.
+    near(reported() - base, 64 * 32000 * 4 + 256 * 2 * 2 * 32 * 4);
     s.dispose();
+    near(reported(), base);
+    const f = model.createScorer({ contextSize: 256, batchSize: 64, numerics: "fast" });
+    near(reported() - base, 64 * 32000 * 4 + 256 * 2 * 2 * 32 * 2);
+    f.dispose();
     near(reported(), base);
     base = await baseline();
     const a = await model.loadLora(tinyLoraPath(1));
@@ -120,8 +124,8 @@ describe("memory", () => {
     // the call synchronously (the wrapper queues it for a later tick).
     base = await baseline();
     const gen = model.handle().generate([Int32Array.from([1, 5])], { maxTokens: 4, parallel: 1, temperature: 0 });
-    // 6 KV cells (prompt + maxTokens) and one slot's logits row.
-    near(reported() - base, 6 * 2 * 2 * 32 * 2 + 32000 * 4);
+    // 6 F32 KV cells (prompt + maxTokens) and one slot's logits row.
+    near(reported() - base, 6 * 2 * 2 * 32 * 4 + 32000 * 4);
     await gen;
     near(reported(), base);
     base = await baseline();

@@ -13,6 +13,7 @@ interface KeyInputs {
   commit: string;
   optionsFile: string;
   ggmlNative: boolean;
+  patches?: string;
   env?: NodeJS.ProcessEnv;
 }
 interface LibraryKey {
@@ -61,6 +62,9 @@ describe("llama.cpp library cache key", () => {
       key({}, { CXXFLAGS: "-fno-plt" }),
       key({}, { LDFLAGS: "-s" }),
       key({}, { CXX: "/definitely/not/a/compiler" }),
+      // msr-rec's patches to llama.cpp's source (their hash): a patched build never shares an entry.
+      key({ patches: "0123456789abcdef" }),
+      key({ patches: "fedcba9876543210" }),
     ];
     const changedOptions = join(work, "llama-options.cmake");
     writeFileSync(changedOptions, readFileSync(optionsFile, "utf8") + 'set(GGML_LLAMAFILE OFF CACHE BOOL "" FORCE)\n');

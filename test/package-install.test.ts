@@ -52,16 +52,27 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 /** The library cache entry a CPU build on this machine links (the consumer's env is this one's). */
 async function libraryCacheEntry(): Promise<string> {
   const { libraryKey } = (await import(join(packageRoot, "scripts", "llama-lib-cache.mjs"))) as {
-    libraryKey(inputs: { commit: string; optionsFile: string; ggmlNative: boolean; env?: NodeJS.ProcessEnv }): {
+    libraryKey(inputs: {
+      commit: string;
+      optionsFile: string;
+      ggmlNative: boolean;
+      patches?: string;
+      env?: NodeJS.ProcessEnv;
+    }): {
       dir: string;
     };
+  };
+  const { readPatches, patchesId } = (await import(join(packageRoot, "scripts", "llama-patches.mjs"))) as {
+    readPatches(dir: string): { name: string; text: string }[];
+    patchesId(patches: { name: string; text: string }[]): string;
   };
   const { bundleHead } = (await import(join(packageRoot, "scripts", "unpack-git-bundle.mjs"))) as {
     bundleHead(path: string): string;
   };
   const commit = bundleHead(join(nodeLlamaCppDir(), "llama", "gitRelease.bundle"));
   const optionsFile = join(packageRoot, "cmake", "llama-options.cmake");
-  return libraryKey({ commit, optionsFile, ggmlNative: env.MSR_REC_PORTABLE !== "1", env }).dir;
+  const patches = patchesId(readPatches(join(packageRoot, "native", "patches")));
+  return libraryKey({ commit, optionsFile, ggmlNative: env.MSR_REC_PORTABLE !== "1", patches, env }).dir;
 }
 
 describe.skipIf(skip)("npm install msr-rec in another project", () => {
@@ -79,6 +90,8 @@ describe.skipIf(skip)("npm install msr-rec in another project", () => {
       "cmake/llama-options.cmake",
       "scripts/build-native.mjs",
       "scripts/llama-lib-cache.mjs",
+      "scripts/llama-patches.mjs",
+      "native/patches/llama-graph-f32-kv-cache.patch",
       "native/src/scorer.cpp",
       "native/kernels/fused_ce.h",
       "dist/src/index.js",

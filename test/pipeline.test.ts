@@ -13,18 +13,11 @@ import { runLayout } from "../src/run/layout.js";
 import { parseJsonLines } from "../src/util/jsonl.js";
 import type { MetricsFile, PredictionRecord } from "../src/run/results.js";
 import { fuseByPerplexity, fuseEq3 } from "../src/infer/fusion.js";
-import { readInferRecords, type InferRecord } from "../src/infer/records.js";
+import { readInferRecords } from "../src/infer/records.js";
 import { tokenizeSample } from "../src/train/samples.js";
 import { Segment } from "../src/engine/train-batch.js";
 import { loadModel } from "../src/engine/index.js";
 import { addonMissing } from "./support/addon.js";
-
-function readInferRecordsText(text: string): InferRecord[] {
-  return text
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as InferRecord);
-}
 
 const missing = addonMissing("pipeline end-to-end tests");
 
@@ -120,7 +113,7 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     expect(preds.filter((p) => p.hit).length).toBe(msr.hits);
   });
 
-  it("the batched PPL of a side is the generated reasoning tokens scored alone after the trained prefix", async () => {
+  it("the PPL of a side (from generation's log-probs) is the generated reasoning tokens scored alone after the trained prefix", async () => {
     const L = runLayout(dir);
     const records = readInferRecords(L.inferOutputs("msr")).filter((x) => x.userSide!.reasoning.length > 0);
     expect(records.length).toBeGreaterThan(0);
@@ -145,7 +138,11 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
         ).map((u) => [u.user, u]),
       );
       const title = new Map(lines("items.jsonl").map((i) => [String(i.id), String(i.title)]));
-      const template = readFileSync(join(process.cwd(), "src", "prompts", "templates", "user.txt"), "utf8");
+      // Trailing whitespace dropped, as the template loader documents.
+      const template = readFileSync(join(process.cwd(), "src", "prompts", "templates", "user.txt"), "utf8").replace(
+        /\s+$/,
+        "",
+      );
       const quoted = (ids: string[]) => ids.map((id) => `"${title.get(id)}"`).join(", ");
       const tok = { tokenize: (t: string, o?: { addBos?: boolean }) => model.tokenize(t, o), eosToken: model.info.eos };
       for (const r of records.slice(0, 3)) {
@@ -186,10 +183,12 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
           [{ prompt: Int32Array.from([...prefix, ...ids.slice(0, a)]), continuation: ids.slice(a, b) }],
           { lora },
         );
-        expect(Math.abs(alone!.ppl - s.ppl), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.ppl);
+        // Invariant numerics: generation's log-probs are the scorer's bit for bit, so the PPLs differ
+        // at most in the last bits of exp() (taken in JS from generation, natively by the scorer).
+        expect(Math.abs(alone!.ppl - s.ppl), r.user).toBeLessThanOrEqual(1e-14 * s.ppl);
         // Eq. 3 as written: every generated token (reasoning and answer) after the same prefix.
         const [whole] = await scorer.score([{ prompt: prefix, continuation: ids }], { lora });
-        expect(Math.abs(whole!.ppl - s.pplOutput!), r.user).toBeLessThanOrEqual(1e-3 + 1e-3 * s.pplOutput!);
+        expect(Math.abs(whole!.ppl - s.pplOutput!), r.user).toBeLessThanOrEqual(1e-14 * s.pplOutput!);
       }
       scorer.dispose();
     } finally {
@@ -251,44 +250,32 @@ describe.skipIf(missing !== null)("pipeline end to end (tiny)", () => {
     expect(m.rows.length).toBeGreaterThan(5);
   });
 
-  it("sharded inference, merged, equals the single-process run", async () => {
+  it("sharded inference, merged, is byte for byte the single-process run, for any shard count and batch size", async () => {
     const L = runLayout(dir);
     const variants = ["msr", "msr-full", "wo-reason", "base-zero-shot"];
     const single = variants.map((v) => readFileSync(L.inferOutputs(v), "utf8"));
-    await runPipeline(c, { only: "infer", shard: { index: 1, count: 2 }, quiet: true });
-    await runPipeline(c, { only: "infer", shard: { index: 0, count: 2 }, quiet: true });
-    const merged = await runPipeline(c, { only: "infer", mergeShards: true, force: true, quiet: true });
-    expect(merged.ran).toEqual(["infer"]);
-    // Same users, order and candidates for every variant, and the same per-user seeds: texts
-    // sampled from the same seed match. Not all of them: the tiny test model is barely trained
-    // (PPL near the vocabulary size), and on such flat distributions a last-bit difference from
-    // another batch composition flips a sample. With wrong seeds (per-shard offsets) almost none
-    // would match; where texts match, PPLs and fusion decisions must match too.
-    let same = 0,
-      total = 0;
-    variants.forEach((v, i) => {
-      const a = readInferRecordsText(readFileSync(L.inferOutputs(v), "utf8"));
-      const b = readInferRecordsText(single[i]!);
-      expect(
-        a.map((r) => [r.user, r.candidateIds, r.targetIndex]),
-        v,
-      ).toEqual(b.map((r) => [r.user, r.candidateIds, r.targetIndex]));
-      a.forEach((r, k) => {
-        const o = b[k]!;
-        for (const side of ["userSide", "itemSide", "single"] as const) {
-          if (!r[side]) continue;
-          total++;
-          if (r[side]!.text !== o[side]!.text) continue;
-          same++;
-          const [x, y] = [r[side]!.ppl ?? NaN, o[side]!.ppl ?? NaN];
-          if (Number.isNaN(y)) expect(x).toBeNaN();
-          else expect(Math.abs(x - y)).toBeLessThanOrEqual(1e-5 * Math.abs(y));
-        }
-        if (r.userSide?.text === o.userSide?.text && r.itemSide?.text === o.itemSide?.text)
-          expect(r.fused).toEqual(o.fused);
-      });
-    });
-    expect(same / total).toBeGreaterThan(0.5);
+    // Which users share a generate or scorer call changes with the shard count and the prompts per
+    // call (3: a user's two sides fall into different calls); with invariant numerics no record
+    // changes, PPLs included. N = 2 with the run's own settings last: the next test uses its shards.
+    const odd: RunConfig = { ...c, infer: { ...c.infer, batchSize: 3 } };
+    for (const [cfg, count] of [
+      [odd, 2],
+      [c, 8],
+      [c, 3],
+      [c, 2],
+    ] as const) {
+      // One shard count at a time: the merge refuses a folder holding two.
+      rmSync(join(dir, "infer", "shards"), { recursive: true, force: true });
+      for (let index = count - 1; index >= 0; index--)
+        await runPipeline(cfg, { only: "infer", shard: { index, count }, quiet: true });
+      const merged = await runPipeline(cfg, { only: "infer", mergeShards: true, force: true, quiet: true });
+      expect(merged.ran).toEqual(["infer"]);
+      variants.forEach((v, i) =>
+        expect(readFileSync(L.inferOutputs(v), "utf8"), `${v}, ${count} shards, batch ${cfg.infer.batchSize}`).toBe(
+          single[i],
+        ),
+      );
+    }
     // The stages after a re-run stage are stale until the next full run redoes them.
     expect(existsSync(markerPath(dir, "eval"))).toBe(false);
     expect((await runPipeline(c, { quiet: true })).ran).toEqual(["eval", "report"]);

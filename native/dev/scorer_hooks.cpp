@@ -25,7 +25,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
   if (tokens.size() > s.n_ctx) throw UserError("scorer.logits: more tokens than the scorer's context of " + std::to_string(s.n_ctx) + " cells");
   ScopedLoras scoped_loras(s.ctx, loras);
   llama_memory_clear(llama_get_memory(s.ctx), true);
-  ScopedBatch scoped(static_cast<int32_t>(s.n_batch), 1);
+  ScopedBatch scoped(static_cast<int32_t>(s.n_batch) + 1, 1);  // + decode_batch's pad token
   llama_batch& batch = scoped.batch;
   for (size_t start = 0; start < tokens.size(); start += s.n_batch) {
     size_t end = std::min(tokens.size(), start + s.n_batch);
@@ -38,7 +38,7 @@ std::vector<float> sequence_logits(ScorerState& s, const std::vector<llama_token
       batch.seq_id[b][0] = 0;
       batch.logits[b] = true;
     }
-    if (llama_decode(s.ctx, batch) != 0) throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
+    if (decode_batch(s.ctx, batch, s.numerics) != 0) throw UserError("scorer.logits: llama_decode failed: " + take_llama_errors());
     std::copy(llama_get_logits(s.ctx), llama_get_logits(s.ctx) + (end - start) * nv, out.begin() + start * nv);
   }
   check_finite_logits(out, nv, "scorer.logits", !loras.empty());

@@ -8,7 +8,9 @@
 //         grad    [n_rows, n_vocab] with stride `grad_stride` (null = no gradient; may alias logits)
 // Never materialised: the softmax matrix, a one-hot label matrix or any [rows x vocab] temporary;
 // extra memory is O(n_rows). Rows with weight 0 still get their log-prob; their gradient is 0.
-// Returns sum over rows of -w * logprob (double).
+// Returns sum over rows of -w * logprob (double). lse_out [n_rows] (null = not needed) receives each
+// row's log-sum-exp, so another target t of row r has the log-prob float(double(x[t]) - lse_out[r]),
+// the same bits this function gives t as a row's own target.
 //
 // The scorer uses it without a gradient for its log-prob reduction; the trainer with one.
 #pragma once
@@ -19,7 +21,8 @@
 namespace msr {
 
 double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads);
+                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads,
+                    double* lse_out = nullptr);
 
 // Plain two-pass reference (max, then log-sum-exp in double; gradient from a second softmax pass).
 // Slow on purpose: it is what the fast kernels are tested against.

@@ -106,13 +106,14 @@ double row_lse(const float* x, int64_t n) {
 }
 
 void rows_range(const float* logits, int64_t r0, int64_t r1, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, double* loss_out) {
+                const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, double* lse_out, double* loss_out) {
   double loss = 0.0;
   for (int64_t r = r0; r < r1; r++) {
     const float* x = logits + r * row_stride;
     const int32_t t = targets[r];
     const float w = weights ? weights[r] : 1.f;
     const double lse = row_lse(x, n_vocab);
+    if (lse_out) lse_out[r] = lse;
     const float xt = x[t];  // read before an aliased gradient overwrites it
     const double lp = static_cast<double>(xt) - lse;
     if (logprobs_out) logprobs_out[r] = static_cast<float>(lp);
@@ -262,9 +263,9 @@ double parallel_rows(int64_t n_rows, int64_t n_vocab, int n_threads, const Range
 }  // namespace
 
 double fused_ce_cpu(const float* logits, int64_t n_rows, int64_t n_vocab, int64_t row_stride, const int32_t* targets,
-                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads) {
+                    const float* weights, float* logprobs_out, float* grad, int64_t grad_stride, int n_threads, double* lse_out) {
   return parallel_rows(n_rows, n_vocab, n_threads, [=](int64_t r0, int64_t r1, double* loss) {
-    rows_range(logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, loss);
+    rows_range(logits, r0, r1, n_vocab, row_stride, targets, weights, logprobs_out, grad, grad_stride, lse_out, loss);
   });
 }
 

@@ -33,6 +33,10 @@ struct ModelState {
   int32_t n_threads = 1;
   // Loaded with vocabOnly: the tokenizer without the weights (for tokenizing worker threads).
   bool vocab_only = false;
+  int32_t gpu_layers = 0;  // as loaded (0: every weight on the CPU)
+  // check_repacked_weights (numerics.h), run once: the first repacked type whose rows disagree.
+  bool repack_checked = false;
+  std::string repack_mismatch;
   std::string path;
   std::atomic<bool> disposed{false};
   // llama.cpp keeps the set of loaded adapters in the model and reads it when contexts build

@@ -47,7 +47,9 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
     // Unified when it is as cheap: one slot (nothing to separate), or sequences so short that a
     // stream would be mostly padding (the whole unified cache then spans a few hundred cells), or a
     // contextSize that holds fewer streams than the unified cache holds sequences.
-    per_seq = slots >= 2 && need_one >= 128 && ps_slots == slots;
+    // Invariant numerics run a unified cache in waves (no continuous batching, see generator.cpp):
+    // per-sequence whenever its streams hold every slot.
+    per_seq = slots >= 2 && ps_slots == slots && (need_one >= 128 || opt.numerics == Numerics::Invariant);
   }
   if (per_seq) {
     plan.slots = ps_slots;
@@ -59,7 +61,7 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
   return plan;
 }
 
-llama_context_params context_params(const ModelState& m, const ContextPlan& plan) {
+llama_context_params context_params(const ModelState& m, const ContextPlan& plan, const GenerateOptions& opt) {
   auto cparams = llama_context_default_params();
   cparams.n_ctx = plan.n_ctx;
   cparams.n_seq_max = static_cast<uint32_t>(plan.slots);
@@ -69,6 +71,7 @@ llama_context_params context_params(const ModelState& m, const ContextPlan& plan
   cparams.n_threads = m.n_threads;
   cparams.n_threads_batch = m.n_threads;
   cparams.no_perf = true;
+  apply_numerics(cparams, opt.numerics);
   return cparams;
 }
 

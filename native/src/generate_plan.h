@@ -15,6 +15,7 @@
 #include "common.h"
 #include "kv_layout.h"
 #include "lora.h"
+#include "numerics.h"
 
 namespace msr {
 
@@ -34,6 +35,10 @@ struct GenerateOptions {
   int32_t context_size = 0;  // 0 = enough for `parallel` prompts of the longest length
   std::vector<LoraChoice> loras;
   KvLayout kv_layout = KvLayout::Auto;
+  // Invariant (see numerics.h): a prompt's logits, so its tokens under its seed, do not depend on
+  // the other prompts, `parallel` or the layout, and equal the scorer's on the same tokens.
+  Numerics numerics = Numerics::Invariant;
+  bool logprobs = false;  // return each generated token's log-prob under the model (before sampling)
   bool profile = false;  // report the call's timings (GenerateProfile)
 };
 
@@ -50,8 +55,8 @@ struct ContextPlan {
 };
 ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llama_token>>& prompts, const GenerateOptions& opt);
 
-// The llama.cpp context parameters of the plan.
-llama_context_params context_params(const ModelState& m, const ContextPlan& plan);
+// The llama.cpp context parameters of the plan (under opt.numerics).
+llama_context_params context_params(const ModelState& m, const ContextPlan& plan, const GenerateOptions& opt);
 
 // Unified cache: the cells a running prompt reserves (prompt + maxTokens, at most the training
 // context), so that admission never lets the shared cache overflow whatever order prompts finish in.

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <set>
 
+#include "fused_ce.h"
 #include "grammar_guard.h"
 #include "llama-cpp.h"
 #include "samplers.h"
@@ -37,8 +38,8 @@ SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, size_t 
     llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
     return chain;
   }
-  // Hugging Face's order (the paper's implementation): temperature first, so top-p keeps the
-  // nucleus of the tempered distribution. A temperature so small that logits would overflow is
+  // Hugging Face's order (this project's choice: transformers' generate() applies them so):
+  // temperature first, so top-p keeps the nucleus of the tempered distribution. A temperature so small that logits would overflow is
   // greedy (samplers.h).
   llama_sampler_chain_add(chain.get(), temperature_sampler(opt.temperature));
   if (opt.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(opt.top_k));
@@ -91,6 +92,7 @@ void trim_at_stop(const ModelState& m, const Slot& s, size_t p, GenerateResult& 
     r.text = s.text.substr(0, p);
   }
   r.tokens.resize(keep);
+  if (r.token_logprobs.size() > keep) r.token_logprobs.resize(keep);
 }
 
 // NaN or +inf logits (an overflowing LoRA scale, damaged weights) would be sampled silently or
@@ -114,7 +116,7 @@ class GenerationRun {
   GenerationRun(const ModelState& m, llama_context* ctx, const ContextPlan& plan, const std::vector<std::vector<llama_token>>& prompts,
                 const GenerateOptions& opt, std::vector<SamplerPtr>& samplers, std::vector<GenerateResult>& results)
       : m_(m), ctx_(ctx), mem_(llama_get_memory(ctx)), plan_(plan), prompts_(prompts), opt_(opt), samplers_(samplers), results_(results),
-        slots_(plan.slots), scoped_batch_(static_cast<int32_t>(plan.n_batch), 1), batch_(scoped_batch_.batch) {}
+        slots_(plan.slots), scoped_batch_(static_cast<int32_t>(plan.n_batch) + 1, 1), batch_(scoped_batch_.batch) {}  // + decode_batch's pad
 
   // Until every prompt has finished.
   void run() {
@@ -134,9 +136,21 @@ class GenerationRun {
 
   llama_seq_id seq_of(const Slot& s) const { return static_cast<llama_seq_id>(&s - slots_.data()); }
 
+  // A unified cache under invariant numerics runs prompts in waves (see admit).
+  bool waves() const { return !plan_.per_seq && opt_.numerics == Numerics::Invariant; }
+
   // Free slots take the next prompts. Unified: only while the cells reserved by running prompts
   // leave room for the next one's (reserved_cells); per-sequence: every stream holds any prompt.
+  //
+  // Invariant numerics, unified: in waves. The reference attention kernel sums a row's cells in
+  // cell order, which is position order only while no sequence fills cells another one freed: a
+  // wave is admitted into an empty cache, its finished sequences keep their cells (masked from the
+  // others) until the whole wave has finished, and the cache is cleared before the next wave.
   void admit() {
+    if (waves()) {
+      if (std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.req >= 0; })) return;
+      if (next_req_ < prompts_.size()) llama_memory_clear(mem_, false);
+    }
     for (Slot& s : slots_) {
       if (s.req >= 0 || next_req_ >= prompts_.size()) continue;
       if (!plan_.per_seq && reserved_ + reserved_cells(prompts_[next_req_].size(), opt_, plan_) > plan_.n_ctx) continue;
@@ -186,6 +200,10 @@ class GenerationRun {
       sample(s);
       donor = s.req >= 0 ? &s : nullptr;  // a prompt that ended at its first token left an empty stream
     }
+    if (opt_.numerics == Numerics::Invariant) {
+      decode_step_in_runs();
+      return;
+    }
     batch_.n_tokens = 0;
     for (Slot& s : slots_) {
       if (s.req >= 0 && s.pending_token) {
@@ -196,6 +214,29 @@ class GenerationRun {
     if (batch_.n_tokens == 0) return;  // every new prompt ended at its first token
     decode();
     sample_all();
+  }
+
+  // Invariant numerics, per-sequence: one decode per run of consecutive slots with a pending token.
+  // A batch over non-consecutive streams would be split by llama.cpp into ubatches of one run
+  // each, and a run of one slot into a one-row ubatch that decode_batch cannot pad.
+  void decode_step_in_runs() {
+    for (size_t i = 0; i < slots_.size();) {
+      auto pending = [&](size_t k) { return k < slots_.size() && slots_[k].req >= 0 && slots_[k].pending_token; };
+      if (!pending(i)) {
+        i++;
+        continue;
+      }
+      const size_t first = i;
+      batch_.n_tokens = 0;
+      for (; pending(i); i++) {
+        push(slots_[i], slots_[i].next, true);
+        slots_[i].pending_token = false;
+      }
+      decode();
+      for (size_t k = first; k < i; k++) {
+        if (slots_[k].req >= 0 && slots_[k].batch_index >= 0) sample(slots_[k]);
+      }
+    }
   }
 
   // llama.cpp splits a multi-stream batch into ubatches of equal token counts from consecutive
@@ -250,7 +291,7 @@ class GenerationRun {
 
   void decode() {
     const auto t0 = clock::now();
-    int32_t rc = llama_decode(ctx_, batch_);
+    int32_t rc = decode_batch(ctx_, batch_, opt_.numerics);
     decode_seconds += std::chrono::duration<double>(clock::now() - t0).count();
     decodes++;
     if (rc != 0) throw UserError("generate: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors());
@@ -272,10 +313,18 @@ class GenerationRun {
     auto& r = results_[s.req];
     check_logits(m_, ctx_, s.batch_index, s.req, r.tokens.size());
     llama_token t = llama_sampler_sample(s.sampler.get(), ctx_, s.batch_index);
+    const int32_t row = s.batch_index;
     s.batch_index = -1;
     if (llama_vocab_is_eog(m_.vocab, t)) {
       finish(s, "eos");
       return;
+    }
+    if (opt_.logprobs) {
+      // The row as the model gave it (the sampler chain works on its own copy): the scorer's
+      // reduction of it, so the same bits as scoring this token after the same prefix.
+      float lp = 0.f;
+      fused_ce_cpu(llama_get_logits_ith(ctx_, row), 1, m_.n_vocab, m_.n_vocab, &t, nullptr, &lp, nullptr, 0, 1);
+      r.token_logprobs.push_back(lp);
     }
     r.tokens.push_back(t);
     s.text += token_piece(m_, t);
@@ -299,7 +348,7 @@ class GenerationRun {
     } else {
       r.text = detokenize(m_, r.tokens, false);
     }
-    llama_memory_seq_rm(mem_, seq_of(s), -1, -1);
+    if (!waves()) llama_memory_seq_rm(mem_, seq_of(s), -1, -1);  // waves: cleared with the wave (admit)
     reserved_ -= reserved_cells(prompts_[s.req].size(), opt_, plan_);
     s.req = -1;
     s.sampler.reset();
@@ -338,7 +387,8 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   std::lock_guard<std::mutex> lock(model->mutex);
   model->check_alive("generate");
   take_llama_errors();
-  llama_context_ptr ctx(llama_init_from_model(m.model, context_params(m, plan)));
+  if (opt.numerics == Numerics::Invariant) check_repacked_weights(*model, "generate");
+  llama_context_ptr ctx(init_context(m, context_params(m, plan, opt), opt.numerics));
   if (!ctx) {
     throw UserError("generate: could not create a context (" + take_llama_errors() + "); try a smaller contextSize or parallel" +
                     (plan.per_seq ? ", or kvLayout \"unified\"" : ""));
@@ -438,6 +488,8 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& p
     else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
   opt.loras = parse_lora_option(o, m);
+  opt.numerics = get_numerics(o, m);
+  opt.logprobs = get_bool(o, "logprobs", false);
   opt.profile = get_bool(o, "profile", false);
   const ModelPtr model = pin.ready();  // the arguments are read: nothing below runs the caller's code
   auto results = std::make_shared<std::vector<GenerateResult>>();
@@ -447,7 +499,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& p
   int64_t call_bytes = 0;
   try {
     const ContextPlan plan = plan_context(*model, *prompts, opt);
-    call_bytes = kv_cache_bytes(*model, plan.n_ctx) + static_cast<int64_t>(plan.slots) * model->n_vocab * 4;
+    call_bytes = kv_bytes(*model, plan.n_ctx, opt.numerics) + static_cast<int64_t>(plan.slots) * model->n_vocab * 4;
   } catch (const UserError&) {
   }
   const bool grammars_used = !opt.grammar.empty() || std::any_of(opt.grammars.begin(), opt.grammars.end(), [](const std::string& g) { return !g.empty(); });
@@ -463,7 +515,7 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& p
           *results = generate_batch(model, *prompts, opt, profile.get());
         });
       },
-      [results, profile](Napi::Env env) -> Napi::Value {
+      [results, profile, logprobs = opt.logprobs](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) {
           const auto& r = (*results)[i];
@@ -471,6 +523,11 @@ Napi::Value Generate(const Napi::CallbackInfo& info, const Pinned<ModelState>& p
           obj.Set("text", r.text);
           obj.Set("tokens", to_int32_array(env, r.tokens));
           obj.Set("finishReason", r.finish_reason);
+          if (logprobs) {
+            auto lp = Napi::Float32Array::New(env, r.token_logprobs.size());
+            std::copy(r.token_logprobs.begin(), r.token_logprobs.end(), lp.Data());
+            obj.Set("tokenLogprobs", lp);
+          }
           out.Set(static_cast<uint32_t>(i), obj);
         }
         if (profile) {

@@ -25,6 +25,9 @@ struct GenerateResult {
   std::vector<llama_token> tokens;
   std::string text;
   std::string finish_reason;  // "eos" | "stop" | "length"
+  // With GenerateOptions::logprobs: log P(token | prompt, tokens before) under the model, before
+  // temperature, top-k or top-p (the scorer's reduction of the same logits row), one per token.
+  std::vector<float> token_logprobs;
 };
 
 // `profile` (when given) receives the call's timings. With grammars, callers run it on the grammar

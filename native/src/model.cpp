@@ -89,6 +89,8 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
         st->n_ctx_train = llama_model_n_ctx_train(model);
         st->n_threads = threads;
         st->vocab_only = vocab_only;
+        // Without a GPU (a CPU build) gpuLayers offloads nothing: the model runs on the CPU.
+        st->gpu_layers = vocab_only || !llama_supports_gpu_offload() ? 0 : gpu_layers;
         st->path = path;
         *result = st;
       },

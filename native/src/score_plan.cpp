@@ -149,7 +149,7 @@ uint32_t longest_request(const std::vector<ScoreRequest>& reqs) {
 
 LayoutChoice choose_layout(const std::vector<ScoreRequest>& reqs, const ScorerLayoutState& st) {
   LayoutChoice c;
-  c.longest = longest_request(reqs);
+  c.longest = longest_request(reqs) + st.spare_cells;
   if (st.layout != KvLayout::Auto) {
     c.per_seq = st.layout == KvLayout::PerSequence;
     return c;

@@ -28,11 +28,12 @@ struct ScorerLayoutState {
   bool per_seq_context = false;      // the scorer holds a per-sequence context now ...
   uint32_t stream_cells = 0;         // ... whose streams have this many cells
   uint32_t n_ctx = 0, n_seq = 0;     // the unified context's cells and sequence slots
+  uint32_t spare_cells = 0;          // cells a request needs beyond its own (invariant numerics' pad token)
 };
 
 struct LayoutChoice {
   bool per_seq = false;
-  uint32_t longest = 0;  // cells of the longest request (prompt + continuation - 1)
+  uint32_t longest = 0;  // cells of the longest request (prompt + continuation - 1, plus the spare cells)
 };
 
 // Per call: the per-sequence layout when no two requests share a prompt (a shared prompt's tokens

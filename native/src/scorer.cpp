@@ -36,7 +36,7 @@ void ScorerState::ensure_context(const char* what) {
     ctx = nullptr;
   }
   take_llama_errors();
-  ctx = llama_init_from_model(model->model, cparams);
+  ctx = init_context(*model, cparams, numerics);
   if (!ctx) {
     throw UserError(std::string(what) + ": could not create the scorer's context (" + take_llama_errors() +
                     "); create the scorer with a smaller contextSize or batchSize");
@@ -61,7 +61,7 @@ void ScorerState::ensure_per_sequence_context(const char* what, uint32_t cells) 
   p.n_seq_max = n;
   p.n_ctx = n * want;  // llama.cpp splits n_ctx evenly: n_ctx_seq = want exactly
   take_llama_errors();
-  ctx = llama_init_from_model(model->model, p);
+  ctx = init_context(*model, p, numerics);
   if (!ctx) {
     throw UserError(std::string(what) + ": could not create the scorer's per-sequence context (" + take_llama_errors() +
                     "); create the scorer with a smaller contextSize or batchSize, or kvLayout: \"unified\"");
@@ -96,7 +96,9 @@ void check_finite_results(std::vector<ScoreResult>& results, const std::vector<L
   }
 }
 
-ScorerLayoutState layout_state(const ScorerState& s) { return {s.layout, s.ctx && s.ctx_per_seq, s.stream_cells, s.n_ctx, s.n_seq}; }
+ScorerLayoutState layout_state(const ScorerState& s) {
+  return {s.layout, s.ctx && s.ctx_per_seq, s.stream_cells, s.n_ctx, s.n_seq, s.spare_cells()};
+}
 
 // The geometry of the context the call runs in (ensure_context / ensure_per_sequence_context made it).
 ScoreGeometry geometry(const ScorerState& s, bool per_seq) {
@@ -107,8 +109,8 @@ ScoreGeometry geometry(const ScorerState& s, bool per_seq) {
     g.group_seqs = 1, g.group_cells = s.stream_cells;
     g.wave_seqs = s.streams, g.wave_cells = UINT32_MAX;
   } else {
-    g.group_seqs = s.n_seq, g.group_cells = s.n_ctx;
-    g.wave_seqs = s.n_seq, g.wave_cells = s.n_wave;
+    g.group_seqs = s.n_seq, g.group_cells = s.n_ctx - s.spare_cells();
+    g.wave_seqs = s.n_seq, g.wave_cells = std::min(s.n_wave.load(), s.n_ctx - s.spare_cells());
   }
   return g;
 }
@@ -120,16 +122,20 @@ void execute_plan(ScorerState& s, const ScorePlan& plan, const std::vector<Score
   using clock = std::chrono::steady_clock;
   const ModelState& m = *s.model;
   llama_memory_t mem = llama_get_memory(s.ctx);
-  ScopedBatch scoped(static_cast<int32_t>(llama_n_batch(s.ctx)), static_cast<int32_t>(s.n_seq));
+  // One more token than a batch holds: decode_batch's pad token.
+  ScopedBatch scoped(static_cast<int32_t>(llama_n_batch(s.ctx)) + 1, static_cast<int32_t>(s.n_seq));
   llama_batch& batch = scoped.batch;
   std::vector<const PlannedToken*> rows;
+  int32_t first_row = -1;  // batch index of rows[0]
   std::vector<int32_t> targets;
   std::vector<float> lps;
+  std::vector<double> lse;
   for (const PlannedWave& wave : plan.waves) {
     llama_memory_clear(mem, true);
     for (const std::vector<uint32_t>& sel : wave.batches) {
       batch.n_tokens = 0;
       rows.clear();
+      first_row = -1;
       for (uint32_t i : sel) {
         const PlannedToken& t = wave.tokens[i];
         int32_t b = batch.n_tokens++;
@@ -138,10 +144,13 @@ void execute_plan(ScorerState& s, const ScorePlan& plan, const std::vector<Score
         batch.n_seq_id[b] = static_cast<int32_t>(t.seqs.size());
         for (size_t k = 0; k < t.seqs.size(); k++) batch.seq_id[b][k] = t.seqs[k];
         batch.logits[b] = !t.predicts.empty();
-        if (!t.predicts.empty()) rows.push_back(&t);
+        if (!t.predicts.empty()) {
+          if (rows.empty()) first_row = b;
+          rows.push_back(&t);
+        }
       }
       const auto t0 = clock::now();
-      int32_t rc = llama_decode(s.ctx, batch);
+      int32_t rc = decode_batch(s.ctx, batch, s.numerics);
       if (rc != 0) {
         throw UserError("scorer.score: llama_decode failed (code " + std::to_string(rc) + "): " + take_llama_errors() +
                         "; try a larger contextSize or a smaller batch");
@@ -151,20 +160,23 @@ void execute_plan(ScorerState& s, const ScorePlan& plan, const std::vector<Score
       prof.decodes++;
       if (!reduce || rows.empty()) continue;
       // One fused pass over all output rows, each with its first target; extra targets of a
-      // shared prompt row reuse that row's log-sum-exp: lp_k = x[t_k] - x[t_0] + lp_0.
-      const float* logits = llama_get_logits(s.ctx);
+      // shared prompt row take the row's log-sum-exp: the same bits as a row of their own. The rows
+      // are contiguous from rows[0]'s (a lone row may follow decode_batch's extra output row).
+      const float* logits = llama_get_logits_ith(s.ctx, first_row);
       targets.resize(rows.size());
       lps.resize(rows.size());
+      lse.resize(rows.size());
       for (size_t r = 0; r < rows.size(); r++) {
         auto [req, j] = rows[r]->predicts[0];
         targets[r] = reqs[req].continuation[j];
       }
-      fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0, m.n_threads);
+      fused_ce_cpu(logits, static_cast<int64_t>(rows.size()), m.n_vocab, m.n_vocab, targets.data(), nullptr, lps.data(), nullptr, 0, m.n_threads,
+                   lse.data());
       for (size_t r = 0; r < rows.size(); r++) {
         const float* x = logits + r * static_cast<size_t>(m.n_vocab);
         for (size_t k = 0; k < rows[r]->predicts.size(); k++) {
           auto [req, j] = rows[r]->predicts[k];
-          float lp = k == 0 ? lps[r] : x[reqs[req].continuation[j]] - x[targets[r]] + lps[r];
+          float lp = k == 0 ? lps[r] : static_cast<float>(static_cast<double>(x[reqs[req].continuation[j]]) - lse[r]);
           results[req].token_logprobs[j] = lp;
         }
       }
@@ -183,11 +195,12 @@ std::vector<ScoreResult> score_requests(ScorerState& s, const std::vector<ScoreR
   s.check_alive("scorer.score");
   const auto t_call = std::chrono::steady_clock::now();
   // The layout first (it decides the context), then the context, then the plan on its geometry.
+  if (s.numerics == Numerics::Invariant) check_repacked_weights(*s.model, "scorer.score");
   const LayoutChoice layout = choose_layout(reqs, layout_state(s));
   if (layout.per_seq) s.ensure_per_sequence_context("scorer.score", layout.longest);
   else s.ensure_context("scorer.score");
   for (size_t i = 0; i < reqs.size(); i++) {
-    if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 > s.n_ctx) {
+    if (reqs[i].prompt.size() + reqs[i].continuation.size() - 1 + s.spare_cells() > s.n_ctx) {
       throw UserError("scorer.score: requests[" + std::to_string(i) + "] does not fit the context of " + std::to_string(s.n_ctx) +
                       " cells llama.cpp made; create the scorer with a larger contextSize");
     }
@@ -226,7 +239,7 @@ Scorer::Scorer(const Napi::CallbackInfo& info) : Wrap<Scorer, ScorerState>(info)
 
 void Scorer::init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?, kvLayout?})");
+  require_args(info, 1, "new Scorer(model, {contextSize?, sequences?, batchSize?, waveTokens?, kvLayout?, numerics?})");
   const Pinned<ModelState> pin = model_from_js(info[0], "createScorer");
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   double n_ctx = get_number(opts, "contextSize", 2048);
@@ -249,6 +262,7 @@ void Scorer::init(const Napi::CallbackInfo& info) {
     else if (l == "per-sequence") kv_layout = KvLayout::PerSequence;
     else throw Napi::RangeError::New(env, "kvLayout must be \"auto\", \"unified\" or \"per-sequence\" (got \"" + l + "\")");
   }
+  const Numerics numerics = get_numerics(opts, pin.peek());
   const ModelPtr model = pin.ready();  // the options are read: nothing below runs the caller's code
   auto cparams = llama_context_default_params();
   cparams.n_ctx = static_cast<uint32_t>(n_ctx);
@@ -261,6 +275,8 @@ void Scorer::init(const Napi::CallbackInfo& info) {
   cparams.no_perf = true;
   auto st = std::make_shared<ScorerState>();
   st->model = model;
+  st->numerics = numerics;
+  apply_numerics(cparams, st->numerics);
   st->cparams = cparams;
   st->layout = kv_layout;
   // What llama.cpp will make (ensure_context reads the real values): a unified cache padded to 256
@@ -277,8 +293,8 @@ void Scorer::init(const Napi::CallbackInfo& info) {
                                         : std::max<double>(st->n_batch, std::min<double>(st->n_ctx, 4 * n_embd));
   if (!(wave >= 1)) throw Napi::RangeError::New(env, "waveTokens must be at least 1");
   st->n_wave = static_cast<uint32_t>(std::min<double>(wave, st->n_ctx));
-  // The f16 KV cache plus the logits rows of a full batch: what this context holds beyond the model.
-  st->native_bytes = kv_cache_bytes(*model, st->n_ctx) + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
+  // The KV cache plus the logits rows of a full batch: what this context holds beyond the model.
+  st->native_bytes = kv_bytes(*model, st->n_ctx, st->numerics) + static_cast<int64_t>(st->n_batch) * model->n_vocab * 4;
   hold(st);
   reported_bytes_ = st->native_bytes;
   adjust_external_memory(env, reported_bytes_);
@@ -300,6 +316,7 @@ Napi::Value Scorer::GetConfig(const Napi::CallbackInfo& info) {
   o.Set("batchSize", st->n_batch.load());
   o.Set("waveTokens", st->n_wave.load());
   o.Set("kvLayout", st->layout == KvLayout::Unified ? "unified" : st->layout == KvLayout::PerSequence ? "per-sequence" : "auto");
+  o.Set("numerics", st->numerics == Numerics::Invariant ? "invariant" : "fast");
   return o;
 }
 
@@ -343,8 +360,8 @@ std::vector<ScoreRequest> get_score_requests(const Napi::Value& v, const ScorerS
       throw Napi::RangeError::New(env, where + " spans " + std::to_string(len) + " positions but the model's training context is " +
                                            std::to_string(s.model->n_ctx_train) + " (model.info.contextLength); shorten the prompt or continuation");
     }
-    if (len > s.n_ctx) {
-      throw Napi::RangeError::New(env, where + " needs " + std::to_string(len) + " context cells but the scorer's context holds " +
+    if (len + s.spare_cells() > s.n_ctx) {
+      throw Napi::RangeError::New(env, where + " needs " + std::to_string(len + s.spare_cells()) + " context cells but the scorer's context holds " +
                                            std::to_string(s.n_ctx) + "; create the scorer with a larger contextSize or shorten the request");
     }
     try {

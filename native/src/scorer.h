@@ -11,6 +11,7 @@
 #include "common.h"
 #include "kv_layout.h"
 #include "lora.h"
+#include "numerics.h"
 #include "score_plan.h"
 
 namespace msr {
@@ -26,6 +27,7 @@ struct ScorerState {
   llama_context* ctx = nullptr;  // made by the first call (ensure_context / ensure_per_sequence_context)
   llama_context_params cparams{};  // the unified context's parameters
   KvLayout layout = KvLayout::Auto;
+  Numerics numerics = Numerics::Invariant;  // see numerics.h; set at construction
   // What `ctx` is now: unified, or per-sequence with `streams` streams of `stream_cells` cells each.
   bool ctx_per_seq = false;
   uint32_t streams = 0, stream_cells = 0;
@@ -37,6 +39,8 @@ struct ScorerState {
   ~ScorerState();
   void check_alive(const std::string& what) const;
   static UserError disposed_error(const std::string& what);
+  // Cells a request needs beyond its own: invariant numerics may add a pad token after its last one.
+  uint32_t spare_cells() const { return numerics == Numerics::Invariant ? 1 : 0; }
   // Both make `ctx` of their layout if it is not already (freeing the other). Caller holds model->mutex.
   void ensure_context(const char* what);
   // Streams of at least `cells` cells each (a multiple of 256), as many as the unified context's
@@ -67,7 +71,7 @@ class Scorer : public Wrap<Scorer, ScorerState> {
   static constexpr const char* kName = "scorer";
   static constexpr napi_type_tag kTypeTag = {0x6d73722d72656331ull, 0x73636f7265720003ull};
   static Napi::Function Init(Napi::Env env);  // the constructor, registered by addon.cpp
-  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout})
+  explicit Scorer(const Napi::CallbackInfo& info);  // new Scorer(model, {contextSize, sequences, batchSize, waveTokens, kvLayout, numerics})
   void Finalize(Napi::Env env) override;
 
  private:

@@ -92,6 +92,16 @@ export interface NativeScoreResult {
 /** The scorer's and the generator's KV cache layout: see ScorerOptions.kvLayout in scorer.ts. */
 export type NativeKvLayout = "auto" | "unified" | "per-sequence";
 
+/**
+ * The scorer's and the generator's numerics (native/src/numerics.h). "invariant" (the default on
+ * the CPU): a request's log-probs, PPL and tokens are bitwise the same whatever else is in the
+ * call, however it is batched, in either KV layout and on any thread count (same CPU kind and
+ * build); an F32 KV cache and llama.cpp's reference attention kernel. "fast": llama.cpp's default
+ * kernels (what node-llama-cpp computes), NOT batch invariant: a request's scores change in the
+ * last digits with its batch. A model with GPU layers runs "fast" only.
+ */
+export type NativeNumerics = "invariant" | "fast";
+
 /** Where one score call's time went (its `profile` option), in milliseconds. */
 export interface NativeScoreProfile {
   /** The KV layout the call ran in. */
@@ -117,6 +127,7 @@ export type NativeScorer = Brand<
       batchSize: number;
       waveTokens: number;
       kvLayout: NativeKvLayout;
+      numerics: NativeNumerics;
     } | null;
     /** profile: add the call's timings to the results (`results.profile`). */
     score(
@@ -164,10 +175,19 @@ export interface NativeGenerateOptions {
   /**
    * "per-sequence": one KV stream per slot (each token attends over its own sequence only; a
    * stream holds the longest prompt + maxTokens, rounded up to 256 cells); "unified": one cache
-   * shared by all slots; "auto" (default): per-sequence when there are 2+ slots of 128+ cells and
-   * contextSize holds as many streams. Outputs do not depend on it.
+   * shared by all slots (with invariant numerics it runs prompts in waves: no slot is refilled
+   * until all have finished); "auto" (default): per-sequence when there are 2+ slots (of 128+
+   * cells, with fast numerics) and contextSize holds as many streams. Outputs do not depend on it.
    */
   kvLayout?: NativeKvLayout;
+  /** See NativeNumerics (default "invariant" on the CPU). */
+  numerics?: NativeNumerics;
+  /**
+   * Return each generated token's log-prob under the model (before temperature, top-k, top-p), as
+   * `tokenLogprobs`: with invariant numerics the scorer's log-probs of the same tokens after the
+   * same prompt, bit for bit.
+   */
+  logprobs?: boolean;
   lora?: NativeLoraChoice[];
   /** Add the call's timings to the results (`results.profile`). */
   profile?: boolean;
@@ -177,6 +197,8 @@ export interface NativeGenerateResult {
   text: string;
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
+  /** With the `logprobs` option: one per token of `tokens`. */
+  tokenLogprobs?: Float32Array;
 }
 
 /** Where one generate call's time went (its `profile` option), in milliseconds. */
@@ -484,6 +506,7 @@ export interface NativeAddon {
       batchSize?: number;
       waveTokens?: number;
       kvLayout?: NativeKvLayout;
+      numerics?: NativeNumerics;
     },
   ) => NativeScorer;
   /** `session`: what buildTrainSession made for this model and these options (adopted, not rebuilt). */

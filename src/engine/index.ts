@@ -16,7 +16,7 @@ export {
   type ScorerOptions,
 } from "./scorer.js";
 export { LoraAdapter, type LoraChoice } from "./lora.js";
-export { addonPath } from "./bindings.js";
+export { addonPath, type NativeNumerics as Numerics } from "./bindings.js";
 export {
   Trainer,
   createTrainer,

@@ -5,6 +5,7 @@ import {
   type NativeGenerateProfile,
   type NativeModel,
   type NativeModelInfo,
+  type NativeNumerics,
   type TokenArray,
 } from "./bindings.js";
 import { LoraAdapter, toNativeLora, type LoraChoice } from "./lora.js";
@@ -42,6 +43,12 @@ export interface LoadModelOptions {
    * mmap: false where files may change under a running process.
    */
   mmap?: boolean;
+  /**
+   * The numerics of this model's scorers and generate calls when they do not name one (see
+   * NativeNumerics: "invariant", the CPU default, or "fast"). A model whose repacked weights break
+   * invariance on this CPU needs `repack: false` or "fast" (the error says so).
+   */
+  numerics?: NativeNumerics;
 }
 
 export type ModelInfo = NativeModelInfo;
@@ -55,6 +62,8 @@ export interface GenerateResult {
   text: string;
   tokens: Int32Array;
   finishReason: "eos" | "stop" | "length";
+  /** With the `logprobs` option: each token's log-prob under the model (see NativeGenerateOptions.logprobs). */
+  tokenLogprobs?: Float32Array;
 }
 
 /** Where a generate call's time went (its `profile` option): see NativeGenerateProfile. */
@@ -64,20 +73,24 @@ export class Model {
   #native: NativeModel | undefined;
   readonly #queue = new SerialQueue();
   readonly info: ModelInfo;
+  readonly #numerics: NativeNumerics | undefined;
 
-  private constructor(handle: NativeModel) {
+  private constructor(handle: NativeModel, numerics: NativeNumerics | undefined) {
     this.#native = handle;
+    this.#numerics = numerics;
     this.info = handle.info();
   }
 
   /** @internal */
   static async load(path: string, options: LoadModelOptions = {}): Promise<Model> {
     inputFile(path, "loadModel", "model file");
+    const { numerics, ...load } = options;
     return new Model(
       await native().loadModel(path, {
-        ...options,
-        threads: options.threads ?? Math.min(allowedCpus(), 512 /* native kMaxThreads */),
+        ...load,
+        threads: load.threads ?? Math.min(allowedCpus(), 512 /* native kMaxThreads */),
       }),
+      numerics,
     );
   }
 
@@ -100,7 +113,9 @@ export class Model {
   }
 
   createScorer(options: ScorerOptions = {}): Scorer {
-    return new Scorer(this, new (native().Scorer)(this.handle(), options));
+    const withDefault =
+      options.numerics === undefined && this.#numerics ? { ...options, numerics: this.#numerics } : options;
+    return new Scorer(this, new (native().Scorer)(this.handle(), withDefault));
   }
 
   /** A LoRA (default) or full-weight trainer on this model; see src/engine/trainer.ts. */
@@ -121,6 +136,7 @@ export class Model {
     if (!Array.isArray(prompts)) throw new TypeError("generate() takes an array of prompts");
     const toks = prompts.map((p) => (typeof p === "string" ? this.tokenize(p) : p));
     const { lora, ...rest } = options;
+    if (rest.numerics === undefined && this.#numerics) rest.numerics = this.#numerics;
     const h = this.handle();
     return this.#queue.run(() => h.generate(toks, { ...rest, lora: toNativeLora(lora) }));
   }

@@ -1,7 +1,14 @@
 // Batched log-prob scoring: log P(continuation | prompt) per token, in as few decodes as fit.
 // Prompts are tokenized with the model's BOS rule, continuations without BOS (so the prompt's
 // tokenization never shifts); pass token arrays to control tokenization yourself.
-import type { NativeKvLayout, NativeScoreProfile, NativeScorer, NativeScoreRequest, TokenArray } from "./bindings.js";
+import type {
+  NativeKvLayout,
+  NativeNumerics,
+  NativeScoreProfile,
+  NativeScorer,
+  NativeScoreRequest,
+  TokenArray,
+} from "./bindings.js";
 import { toNativeLora, type LoraChoice } from "./lora.js";
 import type { Model } from "./model.js";
 
@@ -49,10 +56,16 @@ export interface ScorerOptions {
    * attends over its own request only; a shared prompt is then evaluated once per request.
    * "auto" picks per call: per-sequence when no two requests share a prompt and at least two
    * streams fit, unified otherwise. The scorer holds one context at a time (the same KV memory
-   * either way) and remakes it when a call needs the other layout or longer streams. Results do
-   * not depend on the layout (within float rounding, about 1e-5).
+   * either way) and remakes it when a call needs the other layout or longer streams. With
+   * invariant numerics results do not depend on the layout, bit for bit.
    */
   kvLayout?: NativeKvLayout;
+  /**
+   * "invariant" (default on the CPU): a request's scores are bitwise the same whatever else is in
+   * the call, its waves, batches, layout and thread count. "fast": llama.cpp's default kernels, not
+   * batch invariant. See NativeNumerics and docs/engine.md, "Numerics".
+   */
+  numerics?: NativeNumerics;
 }
 
 export class Scorer {
@@ -72,6 +85,7 @@ export class Scorer {
     batchSize: number;
     waveTokens: number;
     kvLayout: NativeKvLayout;
+    numerics: NativeNumerics;
   } {
     const c = this.handle().config;
     if (!c) throw new Error("the scorer was disposed");

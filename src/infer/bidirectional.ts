@@ -1,7 +1,9 @@
 // Bidirectional reasoning-based recommendation (Figure 5, Eq. 3): for every test user, generate a
 // user-side and an item-side output (one batched stream of 2N prompts), parse the recommendation
-// of each, score the PPL of both reasonings in ONE batched scorer call, and fuse by this project's
-// rule; optionally also by the literal Eq. 3 (PPL of reasoning and answer, in the same call). Optionally the
+// of each, take the PPL of both reasonings, and fuse by this project's rule; optionally also by
+// the literal Eq. 3 (PPL of reasoning and answer). With the PPL conditioned on the prompt (the
+// default) the PPLs come from the generator's own token log-probs, which are the scorer's for the
+// same tokens; unconditioned PPLs (or a generator without log-probs) take ONE batched scorer call. Optionally the
 // final answer is re-decoded under a GBNF grammar that admits only the candidate titles, given
 // each side's own reasoning, and fused the same way (the "constrained" row).
 import { candidateGrammar, parseOutput, type ParsedOutput } from "./parse.js";
@@ -119,6 +121,37 @@ export async function scoreReasonings<L>(
   return ppl;
 }
 
+/**
+ * PPL of tokens [a, b) of a generated output from the generator's log-probs of them (conditioned on
+ * the prompt and the tokens before): exp(-mean), summed in order in double as the scorer sums.
+ */
+export function pplOfSpan(tokenLogprobs: Float32Array, a: number, b: number): number {
+  let sum = 0;
+  for (let i = a; i < b; i++) sum += tokenLogprobs[i]!;
+  return Math.exp(-sum / (b - a));
+}
+
+/**
+ * The PPLs the generator's log-probs already give, by request index (undefined: the scorer must
+ * compute it): a side's reasoning (`reasoning` k) and, for Eq. 3, its whole output (`output` k).
+ */
+function pplsFromGeneration(
+  gens: GeneratedText[],
+  parsed: ParsedOutput[],
+  o: Pick<BidirectionalOptions<unknown>, "pplConditioning" | "eq3" | "codec">,
+): (number | undefined)[] {
+  const known: (number | undefined)[] = [];
+  if (o.pplConditioning !== "prompt") return known;
+  gens.forEach((g, k) => {
+    if (!g.tokenLogprobs) return;
+    const t = reasoningTokens(g, parsed[k]!, o.codec.detokenize);
+    known[k] = t ? pplOfSpan(g.tokenLogprobs, t.before.length, t.before.length + t.reasoning.length) : Number.NaN;
+    if (o.eq3)
+      known[gens.length + k] = g.tokens.length > 0 ? pplOfSpan(g.tokenLogprobs, 0, g.tokens.length) : Number.NaN;
+  });
+  return known;
+}
+
 const idOf = (c: InferenceCase, index: number): string | null => (index >= 0 ? c.candidateIds[index]! : null);
 
 export async function inferBidirectional<L>(
@@ -129,12 +162,29 @@ export async function inferBidirectional<L>(
 ): Promise<BidirectionalResult[]> {
   // Interleave user/item prompts so each generate() batch holds both sides of the same users.
   const prompts = cases.flatMap((c) => [c.prompts.user, c.prompts.item]);
-  const gens = await generateAll(model, prompts, o.generation, o.batchSize, "infer user+item", o.quiet);
+  const logprobs = o.pplConditioning === "prompt";
+  const gens = await generateAll(
+    model,
+    prompts,
+    { ...o.generation, logprobs },
+    o.batchSize,
+    "infer user+item",
+    o.quiet,
+  );
   const parsed = gens.map((g, k) => parseOutput(g.text, cases[k >> 1]!.candidateTitles));
   const requests = parsed.map((p, k) => reasoningScoreRequest(prompts[k]!, gens[k]!, p, o.pplConditioning, o.codec));
   // The literal Eq. 3's requests ride in the same scorer call, after the reasoning ones.
   if (o.eq3) requests.push(...gens.map((g, k) => outputScoreRequest(prompts[k]!, g, o.pplConditioning)));
-  const ppl = await scoreReasonings(scorer, requests, o.generation.lora);
+  // What generation already gave is not scored again.
+  const known = pplsFromGeneration(gens, parsed, o);
+  const ppl = await scoreReasonings(
+    scorer,
+    requests.map((r, i) => (known[i] === undefined ? r : null)),
+    o.generation.lora,
+  );
+  known.forEach((v, i) => {
+    if (v !== undefined) ppl[i] = v;
+  });
   const sides: SideResult[] = parsed.map((p, k) => ({
     ...p,
     text: gens[k]!.text,

@@ -13,6 +13,8 @@ export interface GenerateOptions<L> {
   grammar?: string;
   /** One grammar per prompt (see the engine's generate options). */
   grammars?: readonly (string | null)[];
+  /** Return each generated token's log-prob under the model (the engine's `logprobs` option). */
+  logprobs?: boolean;
   lora?: L;
 }
 
@@ -21,6 +23,8 @@ export interface GeneratedText {
   /** The sampled tokens; `text` is their detokenization. */
   tokens: Int32Array;
   finishReason: string;
+  /** With `logprobs`: log P(token | prompt, tokens before) per token, before sampling's changes. */
+  tokenLogprobs?: Float32Array;
 }
 
 /** A prompt as text (tokenized with BOS by the engine) or as exact token ids. */

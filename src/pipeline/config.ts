@@ -94,6 +94,13 @@ const ModelConfig = z
     threads: z.number().int().positive().optional(),
     gpuLayers: z.number().int().min(0).default(0),
     contextSize: z.number().int().positive().default(4096),
+    // Scoring and generation numerics (docs/engine.md, "Numerics"): "auto" is the engine's default,
+    // batch-invariant on the CPU (a user's scores and texts do not depend on batching or sharding)
+    // and fast with GPU layers; "fast" is llama.cpp's default path on the CPU too.
+    numerics: z.enum(["auto", "invariant", "fast"]).default("auto"),
+    // false keeps quantized weights as stored; needed for invariant numerics where this CPU's
+    // repacked kernels (e.g. Q4_K's) give a row different bits alone than among others.
+    repack: z.boolean().default(true),
   })
   .superRefine((m, ctx) => {
     // The pretraining's rate is the trainer's option and its batch size the training loop's.

@@ -1,6 +1,6 @@
 // The one place the pipeline opens the native engine: models load with the run's thread and GPU
 // settings; adapters are handed to generate/score as the engine's LoRA choice lists.
-import { loadModel, type LoraChoice, type Model } from "../engine/index.js";
+import { loadModel, type LoadModelOptions, type LoraChoice, type Model } from "../engine/index.js";
 import type { RunConfig } from "./config.js";
 import type { InferenceEngine } from "./stages/infer.js";
 
@@ -8,8 +8,9 @@ export type EngineModel = Model;
 export type LoraSelection = readonly LoraChoice[];
 
 export async function openModel(path: string, c: RunConfig): Promise<Model> {
-  const opts: { threads?: number; gpuLayers?: number } = { gpuLayers: c.model.gpuLayers };
+  const opts: LoadModelOptions = { gpuLayers: c.model.gpuLayers, repack: c.model.repack };
   if (c.model.threads !== undefined) opts.threads = c.model.threads;
+  if (c.model.numerics !== "auto") opts.numerics = c.model.numerics;
   return loadModel(path, opts);
 }
 
