@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { presetConfig, type RunConfig } from "../src/pipeline/config.js";
 import { runPipeline } from "../src/pipeline/run.js";
+import { markerPath } from "../src/pipeline/stages.js";
 import { runLayout, RL_VARIANT } from "../src/run/layout.js";
 import { parseJsonLines } from "../src/util/jsonl.js";
 import type { GrpoLogLine } from "../src/train/grpo.js";
@@ -34,6 +35,12 @@ describe.skipIf(missing !== null)("pipeline rl stage (tiny)", () => {
     expect(off.ran).toContain("rl");
     expect(existsSync(L.rl)).toBe(false);
     expect(off.metrics!.rows.some((r) => r.name.includes("GRPO"))).toBe(false);
+    // Turned off, the stage blocks nothing: infer alone runs without its marker (a scheduler's
+    // jobs may never run it), and enabling it later is a config change infer must wait for.
+    rmSync(markerPath(dir, "rl"));
+    await runPipeline(c, { quiet: true, only: "infer" });
+    const enabled: RunConfig = { ...c, rl: { ...c.rl, enabled: true } };
+    await expect(runPipeline(enabled, { quiet: true, only: "infer" })).rejects.toThrow(/stage "rl" has not finished/);
 
     const on: RunConfig = { ...c, rl: { ...c.rl, enabled: true, steps: 2, group: 2, usersPerStep: 2, evalEvery: 1 } };
     const s = await runPipeline(on, { quiet: true });

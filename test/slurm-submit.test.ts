@@ -52,14 +52,14 @@ const command = (args: string[]) =>
 const withPrefix = (args: string[], p: string) => args.filter((a) => a.startsWith(p));
 
 describe("examples/slurm/submit.sh", () => {
-  it("chains base, the synthesize array, its merge, train, the infer array, its merge and report", () => {
+  it("chains base, the synthesize array, its merge, train (and rl), the infer array, its merge and report", () => {
     const { jobs } = dryRun({ SHARDS: "4" });
     // The arrays give the shard count: a task resubmitted alone is still shard i of SHARDS.
     expect(jobs.map((a) => `${a.find((x) => x.startsWith("--job-name="))!.slice(11)} ${command(a)}`)).toEqual([
       "msr-rec-base single.sbatch base",
       "msr-rec-synthesize shards.sbatch synthesize auto/4",
       "msr-rec-synthesize-merge merge.sbatch synthesize",
-      "msr-rec-train single.sbatch train",
+      "msr-rec-train single.sbatch rl",
       "msr-rec-infer shards.sbatch infer auto/4",
       "msr-rec-infer-merge merge.sbatch infer",
       "msr-rec-report single.sbatch report",

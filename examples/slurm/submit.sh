@@ -34,7 +34,7 @@ log_dir=${LOG_DIR:-.}
 stop=${STOP_AFTER:-report}
 [[ $shards =~ ^[1-9][0-9]*$ ]] || fail "SHARDS=$shards must be a positive integer"
 [[ $gpus =~ ^[0-9]+$ ]] || fail "GPUS=$gpus must be a non-negative integer"
-stages=(prepare base synthesize sft train infer eval report)
+stages=(prepare base synthesize sft train rl infer eval report)
 stop_at=-1
 for i in "${!stages[@]}"; do [ "${stages[$i]}" = "$stop" ] && stop_at=$i; done
 [ "$stop_at" -ge 0 ] || fail "STOP_AFTER=$stop is not a stage; use one of: ${stages[*]}"
@@ -108,7 +108,8 @@ if runs synthesize; then
   submit synthesize-merge "$job" "${merge_resources[@]}" "$here/merge.sbatch" synthesize
 fi
 if runs sft; then
-  submit "$(upto sft train)" "$job" "${stage_resources[@]}" "$here/single.sbatch" "$(upto sft train)"
+  # The training job also runs the GRPO stage after it (rl; nothing when the config leaves it off).
+  submit "$(upto sft train)" "$job" "${stage_resources[@]}" "$here/single.sbatch" "$(upto sft train rl)"
 fi
 if runs infer; then
   submit infer "$job" "${stage_resources[@]}" --array=0-$((shards - 1)) "$here/shards.sbatch" infer "auto/$shards"

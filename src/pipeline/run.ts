@@ -117,6 +117,7 @@ export async function runPipeline(c: RunConfig, o: RunOptions = {}): Promise<Run
       if (i > startAt) break; // after --only's stage: nothing more to do
       // Before the selected stages: they must be finished with this config; they give the hash.
       hash = hashInputs(hash, spec.stage, spec.inputs);
+      if (spec.disabled) continue;
       const m = readMarker(c.runDir, spec.stage);
       if (!m || m.inputsHash !== hash) {
         throw new Error(

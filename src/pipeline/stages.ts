@@ -68,6 +68,11 @@ export interface StageSpec {
   outputs: string[];
   /** The stage continues its own partial outputs (checkpoints) after a kill with unchanged inputs. */
   resumable?: boolean;
+  /**
+   * Turned off by the config: it writes nothing, so a later stage run alone (--only, --from) need
+   * not wait for its marker. Its inputs still count in the later stages' hash, as in a full run.
+   */
+  disabled?: boolean;
   run: () => Promise<void>;
   /** A stage that can be split into shards of its users (`--shard i/N`, then `--merge`). */
   sharded?: ShardedStage;

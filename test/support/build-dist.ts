@@ -3,7 +3,7 @@
 // they never test a dist/ older than the sources. tsconfig.json is incremental (its build info is
 // dist/.tsbuildinfo); when no input is newer than that file, even tsc's start-up is skipped.
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync, utimesSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../../src/util/paths.js";
 
@@ -23,9 +23,23 @@ function newestInput(): number {
   return newest;
 }
 
+/** The package's `bin` files, executable (as scripts/build-ts.mjs leaves them). */
+function markCommandsExecutable(): void {
+  const { bin = {} } = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as {
+    bin?: Record<string, string>;
+  };
+  for (const file of Object.values(bin)) {
+    const path = join(packageRoot, file);
+    if (existsSync(path)) chmodSync(path, 0o755);
+  }
+}
+
 export function setup(): void {
   const built = statSync(buildInfo, { throwIfNoEntry: false });
-  if (built && built.mtimeMs > newestInput()) return;
+  if (built && built.mtimeMs > newestInput()) {
+    markCommandsExecutable(); // a dist/ compiled by a bare `tsc` lacks the exec bit build-ts.mjs sets
+    return;
+  }
   const t0 = performance.now();
   // The same build as `npm run build:ts` (tsc, then the exec bit on the package's commands).
   const r = spawnSync(process.execPath, [join(packageRoot, "scripts", "build-ts.mjs")], {

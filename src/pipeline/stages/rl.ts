@@ -142,6 +142,7 @@ export function rlSpec({ c, log }: StageContext): StageSpec {
     // Off, its settings change nothing downstream.
     inputs: c.rl.enabled ? { rl: c.rl, infer: c.infer } : { rl: { enabled: false } },
     outputs: c.rl.enabled ? ["rl", "rl.jsonl"] : [],
+    disabled: !c.rl.enabled,
     resumable: true,
     run: () => (c.rl.enabled ? rlStage(c, log) : Promise.resolve()),
   };
