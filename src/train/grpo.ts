@@ -10,11 +10,12 @@
 // functions of (seed, step): the step's prompts and the generation seed. A run killed anywhere
 // continues after its last checkpointed step and writes the same log and adapter as a run that
 // was never killed.
-import { appendFileSync, existsSync, renameSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import type { LoraChoice, Model } from "../engine/index.js";
 import { groupAdvantages, type PolicyLossType, type PolicySample } from "../engine/policy.js";
 import type { Trainer } from "../engine/trainer.js";
 import { Segment } from "../engine/train-batch.js";
+import { removeTempFiles } from "../util/atomic-write.js";
 import { keepJsonLines } from "../util/jsonl.js";
 import { hashString } from "../util/random.js";
 import type { RewardParts } from "./rl-rewards.js";
@@ -100,12 +101,12 @@ export async function runGrpo(
   const line = (l: GrpoLogLine) => appendFileSync(o.logPath, JSON.stringify(l) + "\n");
   const live = await trainer.liveAdapter();
   const lora = [{ adapter: live, scale: 1 }];
-  const saveBest = async () => {
-    await trainer.saveAdapter(`${o.adapterPath}.tmp`);
-    renameSync(`${o.adapterPath}.tmp`, o.adapterPath);
-  };
+  // The trainer writes its files whole or not at all (temp file, fsync, rename).
+  const saveBest = () => trainer.saveAdapter(o.adapterPath);
   const checkpoint = (st: GrpoState) => trainer.saveCheckpoint(o.checkpointPath, JSON.stringify(st));
 
+  // A process killed while writing one of these files left its temp file beside it.
+  for (const p of [o.checkpointPath, o.adapterPath, o.logPath]) removeTempFiles(p);
   let st: GrpoState;
   if (existsSync(o.checkpointPath)) {
     st = JSON.parse(await trainer.loadCheckpoint(o.checkpointPath)) as GrpoState;

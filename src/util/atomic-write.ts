@@ -1,5 +1,15 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  writeSync,
+  mkdirSync,
+  rmSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 /** Writes a file completely or not at all: a temp file beside it, fsync, then rename. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
@@ -18,4 +28,18 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   }
   closeSync(fd);
   renameSync(tmp, path);
+}
+
+/**
+ * Removes the temp files that writes of `path` by a killed process left beside it (this module's,
+ * the engine's `<path>.tmp-<pid>-<n>` and a plain `<path>.tmp`): call it where one process owns
+ * `path`, before writing it again, so that a run resumed after SIGKILL leaves no partial file.
+ */
+export function removeTempFiles(path: string): void {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.tmp`;
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir))
+    if (name === prefix || name.startsWith(`${prefix}-`) || name.startsWith(`${prefix}.`))
+      rmSync(join(dir, name), { force: true });
 }
