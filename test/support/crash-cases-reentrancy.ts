@@ -350,6 +350,6 @@ export const REENTRANCY_CASES: Record<string, CrashCase> = {
       const targets = withGetter([0, 1], 1, () => structuredClone(logits.buffer, { transfer: [logits.buffer] }));
       return devAddon().fusedCrossEntropy(logits, 2, 4, targets as unknown as Int32Array, null);
     },
-    error: /logits \(rows × vocab\) must hold 8 values, holds 0 \(a wrong size, or its buffer was transferred\)/
+    error: /logits \(rows × vocab\) must hold 8 values, holds 0 \(a wrong size, or its buffer was transferred\)/,
   },
 };
