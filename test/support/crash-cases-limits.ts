@@ -26,6 +26,13 @@ function ruleChain(n: number): string {
 
 const nested = (depth: number) => `root ::= ${"(".repeat(depth)}"a"${")".repeat(depth)}`;
 
+/** One sample: BOS + a prompt token, then 3 completion tokens (segments other than the prompt). */
+const POLICY_SAMPLE = () => ({
+  tokens: Int32Array.from([1, 500, 600, 700]),
+  lengths: Int32Array.from([4]),
+  segments: Uint8Array.from([0, 1, 2, 2]),
+});
+
 export const LIMIT_CASES: Record<string, CrashCase> = {
   // ---- grammars ----
   "grammar: parentheses nested 20,000 deep": {
@@ -288,5 +295,58 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
       if (r.alpha !== 3 || Math.abs(r.trainer - r.llama) > 1e-3 * Math.max(1, Math.abs(r.llama)))
         throw new Error(JSON.stringify(r));
     },
+  },
+  // ---- numerics, generation log-probs, policy-gradient inputs ----
+  "numerics: a scorer asked for a mode that does not exist": {
+    run: (f) => withModel(f, async (m) => new (native().Scorer)(m.handle(), { numerics: "exact" as "fast" })),
+    error: /numerics must be "invariant" or "fast"/,
+  },
+  "numerics: a raw generate call asked for a mode that does not exist": {
+    run: (f) => withModel(f, (m) => m.handle().generate([[1, 500]], { maxTokens: 2, numerics: "exact" as "fast" })),
+    error: /numerics must be "invariant" or "fast"/,
+  },
+  "logprobs: sampled generation returns one finite log-prob per token": {
+    run: (f) =>
+      withModel(f, (m) => m.generate([[1, 500, 600]], { maxTokens: 4, temperature: 0.9, seed: 3, logprobs: true })),
+    check: (v) => {
+      const [r] = v as Array<{ tokens: Int32Array; tokenLogprobs: Float32Array }>;
+      if (r!.tokenLogprobs.length !== r!.tokens.length) throw new Error("one log-prob per generated token");
+      assertFinite(r!.tokenLogprobs, "tokenLogprobs");
+      if (r!.tokenLogprobs.some((x) => x > 0)) throw new Error("log-probs are at most 0");
+    },
+  },
+  "policyStep: advantages of the wrong length": {
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 } })
+          .handle()
+          .policyStep(POLICY_SAMPLE(), { advantages: new Float32Array(7) }),
+      ),
+    error: /advantages has 7 entries but the batch has 3/,
+  },
+  "policyStep: a NaN advantage": {
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 } })
+          .handle()
+          .policyStep(POLICY_SAMPLE(), { advantages: Float32Array.of(1, Number.NaN, 0) }),
+      ),
+    error: /advantages\[1\] is not a finite number/,
+  },
+  "policyStep: a NaN KL coefficient": {
+    run: (f) =>
+      withModel(f, (m) =>
+        m
+          .createTrainer({ lora: { rank: 2 } })
+          .handle()
+          .policyStep(POLICY_SAMPLE(), { advantages: Float32Array.of(1, -1, 0) }, { klCoef: Number.NaN }),
+      ),
+    error: /the KL coefficient \(beta\) must be a finite number >= 0/,
+  },
+  "liveAdapter: a full-mode trainer has no adapter to share": {
+    run: (f) => withModel(f, (m) => m.createTrainer({ mode: "full" }).handle().liveAdapter()),
+    error: /a live adapter needs mode 'lora'/,
   },
 };
