@@ -122,23 +122,8 @@ export interface StepResult extends EvalResult {
   step: number;
 }
 
-export interface PolicyEvalResult {
-  /** The policy loss: normalised Σ over completion tokens of (clipped surrogate + β·kl). */
-  loss: number;
-  /** Its clipped-surrogate part (loss − β·(normalised KL)). */
-  policyLoss: number;
-  /** Mean over completion tokens of the k3 KL estimate to the reference (0 without refLogprobs). */
-  kl: number;
-  /** Fraction of completion tokens whose ratio was clipped (no policy gradient from them). */
-  clipFraction: number;
-  /** Mean over completion tokens of π/π_old (1 without oldLogprobs). */
-  ratioMean: number;
-  /** Mean over completion tokens of the entropy of the policy's next-token distribution. */
-  entropy: number;
-  /** Tokens in the batch, prompts included. */
-  tokens: number;
-  completionTokens: number;
-  samples: number;
+/** evaluatePolicy's statistics (NativePolicyStats), with the log-probs split per sample. */
+export interface PolicyEvalResult extends Omit<NativePolicyStats, "gradNorm" | "logprobs" | "profile"> {
   /** Per sample, the log-prob of each completion token under the weights before any update (at the temperature). */
   logprobs: Float32Array[];
   /** Only with TrainerOptions.profile. */
