@@ -42,6 +42,13 @@ Napi::Value ScorerDecodeOnly(const Napi::CallbackInfo& info);
 //   sequence, the naive path the fused reduction is tested against.
 Napi::Value ScorerLogits(const Napi::CallbackInfo& info);
 
+// ---- sampler_hooks.cpp ----
+// sampleRows(model, logits: Float32Array (rows × vocab), {temperature, topK?, topP?, minP?, seed?, grammar?,
+//   wholeVocabulary?}) -> Int32Array: one generator TokenSampler sampling a token from each row in turn
+//   (accepting it into its grammar), by its fast path or (wholeVocabulary) llama.cpp's chain over the
+//   whole vocabulary: the reference the fast path is tested against.
+Napi::Value SampleRows(const Napi::CallbackInfo& info);
+
 // ---- trainer_hooks.cpp ----
 // trainerLogits(trainer, tokens) -> Promise<Float32Array>: the training graph's [tokens × vocab] logits.
 Napi::Value TrainerLogits(const Napi::CallbackInfo& info);

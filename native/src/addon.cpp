@@ -89,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set_function<msr::dev::OutProdCheck>(env, dev, "outProdCheck");
   set_function<msr::dev::ScorerDecodeOnly>(env, dev, "scorerDecodeOnly");
   set_function<msr::dev::ScorerLogits>(env, dev, "scorerLogits");
+  set_function<msr::dev::SampleRows>(env, dev, "sampleRows");
   set_function<msr::dev::TrainerLogits>(env, dev, "trainerLogits");
   set_function<msr::dev::TrainerReferenceLogits>(env, dev, "trainerReferenceLogits");
   set_function<msr::dev::TrainerGrad>(env, dev, "trainerGrad");

@@ -18,42 +18,26 @@ namespace msr {
 
 namespace {
 
-struct SamplerDeleter {
-  void operator()(llama_sampler* s) const { llama_sampler_free(s); }
-};
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+using TokenSamplerPtr = std::unique_ptr<TokenSampler>;
 
-SamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, size_t prompt, uint32_t seed) {
-  SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+TokenSamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, size_t prompt, uint32_t seed) {
   const std::string& grammar = opt.grammars.empty() ? opt.grammar : opt.grammars[prompt];
+  llama_sampler* g = nullptr;
   if (!grammar.empty()) {
-    llama_sampler* g = llama_sampler_init_grammar(m.vocab, grammar.c_str(), "root");
+    g = llama_sampler_init_grammar(m.vocab, grammar.c_str(), "root");
     if (!g) {
       const std::string which = opt.grammars.empty() ? "the grammar" : "grammars[" + std::to_string(prompt) + "]";
       throw UserError("generate: " + which + " is not valid GBNF (" + take_llama_errors() + "); it needs a `root` rule");
     }
-    llama_sampler_chain_add(chain.get(), g);
   }
-  if (opt.temperature <= 0.f) {
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
-    return chain;
-  }
-  // Hugging Face's order (this project's choice: transformers' generate() applies them so):
-  // temperature first, so top-p keeps the nucleus of the tempered distribution. A temperature so small that logits would overflow is
-  // greedy (samplers.h).
-  llama_sampler_chain_add(chain.get(), temperature_sampler(opt.temperature));
-  if (opt.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(opt.top_k));
-  if (opt.top_p < 1.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(opt.top_p, 1));
-  if (opt.min_p > 0.f) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(opt.min_p, 1));
-  llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
-  return chain;
+  return std::make_unique<TokenSampler>(g, SamplingOptions{opt.temperature, opt.top_k, opt.top_p, opt.min_p}, seed);
 }
 
 struct Slot {
   int64_t req = -1;  // prompt index, -1 = free
   size_t fed = 0;    // prompt tokens already in the batch
   llama_pos pos = 0;
-  SamplerPtr sampler;
+  TokenSamplerPtr sampler;
   std::string text;                // the sampled tokens' pieces, concatenated
   std::vector<size_t> piece_ends;  // where each token's piece ends in `text`
   int32_t batch_index = -1;  // where this slot's logits are in the current batch
@@ -114,7 +98,7 @@ void check_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t 
 class GenerationRun {
  public:
   GenerationRun(const ModelState& m, llama_context* ctx, const ContextPlan& plan, const std::vector<std::vector<llama_token>>& prompts,
-                const GenerateOptions& opt, std::vector<SamplerPtr>& samplers, std::vector<GenerateResult>& results)
+                const GenerateOptions& opt, std::vector<TokenSamplerPtr>& samplers, std::vector<GenerateResult>& results)
       : m_(m), ctx_(ctx), mem_(llama_get_memory(ctx)), plan_(plan), prompts_(prompts), opt_(opt), samplers_(samplers), results_(results),
         slots_(plan.slots), scoped_batch_(static_cast<int32_t>(plan.n_batch) + 1, 1), batch_(scoped_batch_.batch) {}  // + decode_batch's pad
 
@@ -312,7 +296,7 @@ class GenerationRun {
     } add{sample_seconds, clock::now()};
     auto& r = results_[s.req];
     check_logits(m_, ctx_, s.batch_index, s.req, r.tokens.size());
-    llama_token t = llama_sampler_sample(s.sampler.get(), ctx_, s.batch_index);
+    llama_token t = s.sampler->sample(llama_get_logits_ith(ctx_, s.batch_index), m_.n_vocab);
     const int32_t row = s.batch_index;
     s.batch_index = -1;
     if (llama_vocab_is_eog(m_.vocab, t)) {
@@ -361,7 +345,7 @@ class GenerationRun {
   const ContextPlan& plan_;
   const std::vector<std::vector<llama_token>>& prompts_;
   const GenerateOptions& opt_;
-  std::vector<SamplerPtr>& samplers_;
+  std::vector<TokenSamplerPtr>& samplers_;
   std::vector<GenerateResult>& results_;
   std::vector<Slot> slots_;
   ScopedBatch scoped_batch_;
@@ -380,7 +364,7 @@ std::vector<GenerateResult> generate_batch(const ModelPtr& model, const std::vec
   const ContextPlan plan = plan_context(m, prompts, opt);
 
   // Build every sampler up front so a bad grammar fails before any work.
-  std::vector<SamplerPtr> samplers;
+  std::vector<TokenSamplerPtr> samplers;
   samplers.reserve(n);
   for (size_t i = 0; i < n; i++) samplers.push_back(make_sampler(m, opt, i, prompt_seed(opt.seed, i)));
 

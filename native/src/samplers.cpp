@@ -5,6 +5,8 @@
 #include <cfloat>
 #include <cmath>
 
+#include "common.h"
+
 namespace msr {
 
 namespace {
@@ -55,5 +57,113 @@ llama_sampler* temperature_clone(const llama_sampler* smpl) { return temperature
 }  // namespace
 
 llama_sampler* temperature_sampler(float t) { return llama_sampler_init(&kTemperatureIface, new Temperature{t}); }
+
+namespace {
+
+// (logit desc, id asc): the order greedy picks in, and a total order for ties.
+bool better(const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
+
+// The k best finite logits of a row in that order, in one pass: a buffer of up to 4k entries
+// above a threshold, cut back to the best k when full (the threshold becomes the k-th logit; a
+// later token equal to it has a larger id, so it ranks below all k and stays out).
+void best_tokens(const float* x, int32_t n, size_t k, std::vector<llama_token_data>& out) {
+  out.clear();
+  const size_t cap = std::max<size_t>(4 * k, 64);
+  float threshold = -INFINITY;
+  auto cut = [&] {
+    std::nth_element(out.begin(), out.begin() + (k - 1), out.end(), better);
+    out.resize(k);
+    threshold = out[k - 1].logit;  // the smallest of the k (nth_element puts none below it before it)
+  };
+  for (int32_t j = 0; j < n; j++) {
+    if (x[j] > threshold) {
+      out.push_back({j, x[j], 0.f});
+      if (out.size() == cap) cut();
+    }
+  }
+  std::sort(out.begin(), out.end(), better);
+  if (out.size() > k) out.resize(k);
+}
+
+}  // namespace
+
+TokenSampler::TokenSampler(llama_sampler* grammar, const SamplingOptions& o, uint32_t seed)
+    : grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {
+  if (o.temperature <= 0.f) {
+    llama_sampler_chain_add(chain_.get(), llama_sampler_init_greedy());
+    k_ = 1;
+    return;
+  }
+  // Hugging Face's order (this project's choice: transformers' generate() applies them so):
+  // temperature first, so top-p keeps the nucleus of the tempered distribution. A temperature so
+  // small that logits would overflow is greedy (samplers.h).
+  llama_sampler_chain_add(chain_.get(), temperature_sampler(o.temperature));
+  if (o.top_k > 0) llama_sampler_chain_add(chain_.get(), llama_sampler_init_top_k(o.top_k));
+  if (o.top_p < 1.f) llama_sampler_chain_add(chain_.get(), llama_sampler_init_top_p(o.top_p, 1));
+  if (o.min_p > 0.f) llama_sampler_chain_add(chain_.get(), llama_sampler_init_min_p(o.min_p, 1));
+  llama_sampler_chain_add(chain_.get(), llama_sampler_init_dist(seed));
+  k_ = std::max(o.top_k, 0);
+}
+
+// Temperature is monotonic, so the k best tempered logits are the k best logits, unless the
+// temperature sampler's overflow guard would fire over the whole row (it then keeps one token).
+bool TokenSampler::fast_path_allowed(const float* x, int32_t n) const {
+  if (k_ <= 0 || k_ >= n / 4) return false;
+  if (temperature_ <= 0.f || temperature_ >= 1.f) return true;
+  double largest = 0;
+  for (int32_t j = 0; j < n; j++) {
+    if (std::isfinite(x[j])) largest = std::max(largest, std::fabs(static_cast<double>(x[j])));
+  }
+  return largest / static_cast<double>(temperature_) <= FLT_MAX;
+}
+
+llama_token TokenSampler::pick(std::vector<llama_token_data>& cur, bool sorted) {
+  llama_token_data_array a{cur.data(), cur.size(), -1, sorted};
+  llama_sampler_apply(chain_.get(), &a);
+  if (a.selected < 0 || a.selected >= static_cast<int64_t>(a.size) || a.data[a.selected].logit == -INFINITY) {
+    throw UserError("generate: the grammar admits no token here (it can neither continue nor end); check the grammar");
+  }
+  const llama_token t = a.data[a.selected].id;
+  if (grammar_) llama_sampler_accept(grammar_.get(), t);
+  llama_sampler_accept(chain_.get(), t);
+  return t;
+}
+
+llama_token TokenSampler::sample(const float* x, int32_t n) {
+  if (fast_path_allowed(x, n)) {
+    const size_t k = static_cast<size_t>(k_);
+    if (!grammar_) {
+      best_tokens(x, n, k, cur_);
+      if (cur_.size() == k) return pick(cur_, true);
+    } else {
+      // The grammar on the best m tokens, 4k at first (on llama3-1b, 64 parallel under a one-line
+      // grammar, sampling took 1.8 s per 2,048 tokens against 2.3 s starting at 1.25k), widened
+      // 16-fold while fewer than k of them pass.
+      for (size_t m = std::max<size_t>(4 * k, 64); m < static_cast<size_t>(n) / 4; m *= 16) {
+        best_tokens(x, n, m, best_);
+        llama_token_data_array a{best_.data(), best_.size(), -1, true};
+        llama_sampler_apply(grammar_.get(), &a);  // sets the logits of tokens it rejects to -inf
+        cur_.clear();
+        for (const llama_token_data& d : best_) {
+          if (d.logit != -INFINITY && cur_.size() < k) cur_.push_back(d);
+        }
+        if (cur_.size() == k) return pick(cur_, true);
+        if (best_.size() < m) break;  // the row has fewer finite logits than m
+      }
+    }
+  }
+  return sample_whole_vocabulary(x, n);
+}
+
+llama_token TokenSampler::sample_whole_vocabulary(const float* x, int32_t n) {
+  // As llama_sampler_sample builds it, grammar first.
+  cur_.resize(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; j++) cur_[j] = {j, x[j], 0.f};
+  if (grammar_) {
+    llama_token_data_array a{cur_.data(), cur_.size(), -1, false};
+    llama_sampler_apply(grammar_.get(), &a);
+  }
+  return pick(cur_, false);
+}
 
 }  // namespace msr

@@ -616,6 +616,24 @@ export interface NativeDevAddon {
     requests: NativeScoreRequest[],
     options?: { lora?: NativeLoraChoice[] },
   ): Promise<void>;
+  /**
+   * One generator token sampler drawing a token from each [vocab] row of `logits` in turn (each
+   * accepted into its grammar): its fast top-k path, or with `wholeVocabulary` llama.cpp's own
+   * chain over the whole vocabulary, the reference the fast path is tested against.
+   */
+  sampleRows(
+    model: NativeModel,
+    logits: Float32Array,
+    options: {
+      temperature: number;
+      topK?: number;
+      topP?: number;
+      minP?: number;
+      seed?: number;
+      grammar?: string;
+      wholeVocabulary?: boolean;
+    },
+  ): Int32Array;
   /** Full [tokens × vocab] logits of one sequence: the naive path the scorer's reduction is tested against. */
   scorerLogits(
     scorer: NativeScorer,
