@@ -123,6 +123,23 @@ describe("generate KV layouts", () => {
       expectSame([(await model.generate([prompts[i]!], { ...opts, seed: 11 + i, parallel: 1 }))[0]!], [batched[i]!]);
   });
 
+  it("auto picks per-sequence streams when the unified cache would be twice as wide (fast numerics)", async () => {
+    // Streams are 256 cells; sequences of 20 + 24 = 44 cells: unified spans 44 cells a slot.
+    const layoutOf = async (n: number) => {
+      const prompts = Array.from({ length: n }, (_, i) => tokens(20, 100 + i));
+      const r = await model.generate(prompts, {
+        maxTokens: 24,
+        temperature: 0,
+        parallel: n,
+        numerics: "fast",
+        profile: true,
+      });
+      return r.profile!.layout;
+    };
+    expect(await layoutOf(4)).toBe("unified"); // 176 cells unified, 256 a stream
+    expect(await layoutOf(16)).toBe("per-sequence"); // 704 cells unified
+  });
+
   it("refuses an unknown layout and a contextSize too small for one stream, with what to do", async () => {
     const prompts = [tokens(100, 1), tokens(50, 2)];
     await expect(model.generate(prompts, { maxTokens: 8, kvLayout: "paged" as "auto" })).rejects.toThrow(

@@ -44,12 +44,16 @@ ContextPlan plan_context(const ModelState& m, const std::vector<std::vector<llam
     }
     per_seq = true;
   } else if (opt.kv_layout == KvLayout::Auto) {
-    // Unified when it is as cheap: one slot (nothing to separate), or sequences so short that a
-    // stream would be mostly padding (the whole unified cache then spans a few hundred cells), or a
-    // contextSize that holds fewer streams than the unified cache holds sequences.
-    // Invariant numerics run a unified cache in waves (no continuous batching, see generator.cpp):
-    // per-sequence whenever its streams hold every slot.
-    per_seq = slots >= 2 && ps_slots == slots && (need_one >= 128 || opt.numerics == Numerics::Invariant);
+    // Every token attends over the cells its cache spans: its own stream per-sequence, every
+    // running sequence's cells in the unified cache. Unified when that is no more than twice as
+    // wide: one slot (nothing to separate), or few sequences so short that a stream of 256 cells
+    // would be mostly padding; and when a contextSize holds fewer streams than the unified cache
+    // holds sequences. (64 sequences of 64 cells: 4096 cells unified against 256 a stream, which
+    // made generation 0.69x llama-batched-bench on llama3-1b.) Invariant numerics run a unified
+    // cache in waves (no continuous batching, see generator.cpp): per-sequence whenever its
+    // streams hold every slot.
+    const bool narrower = need_one * static_cast<size_t>(slots) >= 2 * static_cast<size_t>(stream);
+    per_seq = slots >= 2 && ps_slots == slots && (narrower || opt.numerics == Numerics::Invariant);
   }
   if (per_seq) {
     plan.slots = ps_slots;
