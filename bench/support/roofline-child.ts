@@ -1,19 +1,22 @@
-// One model file of a roofline suite (roofline, gpu-8b) in its own process, so that its peak memory is its own and a
-// crash on one weight type does not lose the other's numbers. Measures, with `gpuLayers` layers
-// offloaded:
-//   1. scorer prompt processing: 16 requests of 512 tokens (256 prompt + 256 scored), scored in
-//      one call with 512-token micro-batches (llama-bench's default n_ubatch);
-//   2. batched generation: 64 prompts of 128 tokens, 128 new tokens each, 64 in parallel; the
-//      generation rate is (tokens of the 128-token run - tokens of a 1-token run) / (the
-//      difference in time), which removes prompt processing as llama-batched-bench's S_TG does;
-//      the same again under a grammar (any text without a line break: every sampled token is
-//      checked against it, so its cost is the grammar sampler's, not a shorter output's);
+// One model file of a roofline suite (roofline, gpu-8b) in its own process, so that its peak memory
+// is its own and a crash on one weight type does not lose the other's numbers. With `gpuLayers`
+// layers offloaded, for each numerics mode asked for (fast = llama.cpp's own path, the one its
+// tools run; invariant = the batch-invariant default on the CPU):
+//   1. scorer prompt processing, `scoreRequests` requests of 512 decoded positions scored in one
+//      call with 512-token micro-batches (llama-bench's default n_ubatch), in two shapes: 512
+//      prompt tokens + 1 scored token (the work of llama-bench pp512: one output row) and 256 + 256
+//      (an output row, the 128k-vocabulary LM head and a log-softmax for half of the positions);
+//   2. batched generation: `gen.parallel` prompts of `gen.prompt` tokens, `gen.tokens` new tokens
+//      each, all in parallel; the generation rate is (tokens of the full run - tokens of a 1-token
+//      run) / (the difference in time), which removes prompt processing as llama-batched-bench's
+//      S_TG does; the same again under a grammar (any text without a line break: every sampled
+//      token is checked against it, so its cost is the grammar sampler's, not a shorter output's);
 //   3. the whole MSR-Rec inference of `users` synthetic users through inferBidirectional (both
-//      sides generated to `tokens` new tokens, both PPLs in one scorer call, Eq. 3 fusion), with
-//      the time spent inside generate() and inside the scorer call recorded on the way.
-// Prints one JSON line. Arg: a JSON object {path, gpuLayers, users, tokens, parallel}.
+//      sides generated to `tokens` new tokens, PPLs from generation's log-probs, Eq. 3 fusion),
+//      with the time spent inside generate() and inside scorer calls recorded on the way.
+// Prints one JSON line. Arg: a JSON ChildArgs object.
 import { readFileSync } from "node:fs";
-import { loadModel, type Model, type ScoreRequest } from "../../src/engine/index.js";
+import { loadModel, type Model, type Numerics as NativeNumerics, type ScoreRequest } from "../../src/engine/index.js";
 import { inferBidirectional } from "../../src/infer/bidirectional.js";
 import type { ContinuationScorer, GenerateOptions, Prompt, TextGenerator } from "../../src/infer/generate.js";
 import { benchUsers } from "../fusion.js";
@@ -21,35 +24,57 @@ import { medianMs } from "../lib.js";
 import { gpuMemoryUsedMiB } from "./nvidia-smi.js";
 import { randomTrainSamples } from "./samples.js";
 
+/** The generation shape: `parallel` prompts of `prompt` tokens, `tokens` new tokens each. */
+export interface GenShape {
+  parallel: number;
+  prompt: number;
+  tokens: number;
+}
+
 export interface ChildArgs {
   path: string;
   gpuLayers: number;
   users: number;
   tokens: number;
   parallel: number;
+  numerics: NativeNumerics[];
+  scoreRequests: number;
+  gen: GenShape;
 }
 
-export interface ChildResult {
-  loadMs: number;
-  scorerTokens: number;
-  scorerMs: number;
-  genPrompts: number;
-  genTokens: number;
-  genMs: number;
-  genTokens1: number;
-  genMs1: number;
-  grammarTokens: number;
-  grammarMs: number;
-  grammarTokens1: number;
-  grammarMs1: number;
-  users: number;
-  promptTokensMean: number;
-  casesMs: number;
+/** Tokens (decoded positions) and the median time of one call or run. */
+export interface Rate {
+  tokens: number;
+  ms: number;
+}
+
+export interface GenRate {
+  full: Rate;
+  /** The 1-token run: prompt processing and one sampled token per prompt. */
+  one: Rate;
+}
+
+export interface ModeResult {
+  numerics: NativeNumerics;
+  /** 512 prompt tokens + 1 scored: llama-bench pp512's work. */
+  scorerPrefill: Rate;
+  /** 256 prompt tokens + 256 scored. */
+  scorerHalf: Rate;
+  gen: GenRate;
+  grammar: GenRate;
   inferMs: number;
   inferGenerateMs: number;
   inferScoreMs: number;
   inferGenerated: number;
   inferScoredRequests: number;
+}
+
+export interface ChildResult {
+  loadMs: number;
+  users: number;
+  promptTokensMean: number;
+  casesMs: number;
+  modes: ModeResult[];
   peakRssBytes: number;
   gpuMemoryUsedMiB: number | null;
 }
@@ -57,15 +82,22 @@ export interface ChildResult {
 const kib = (key: string) =>
   Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"))![1]) * 1024;
 
-async function scorerRate(model: Model, gpu: boolean): Promise<{ tokens: number; ms: number }> {
-  const reqs: ScoreRequest[] = randomTrainSamples(16, 512, model.info.vocabSize).map((s) => ({
-    prompt: s.tokens.subarray(0, 256),
-    continuation: s.tokens.subarray(256),
+async function scorerRate(model: Model, a: ChildArgs, numerics: NativeNumerics, scored: number): Promise<Rate> {
+  const gpu = a.gpuLayers > 0;
+  const prompt = 512 - scored + 1; // prompt + continuation - 1 = 512 decoded positions
+  const reqs: ScoreRequest[] = randomTrainSamples(a.scoreRequests, prompt + scored, model.info.vocabSize).map((s) => ({
+    prompt: s.tokens.subarray(0, prompt),
+    continuation: s.tokens.subarray(prompt),
   }));
-  const scorer = model.createScorer({ contextSize: gpu ? 8192 : 2048, sequences: 16, batchSize: 512 });
+  const scorer = model.createScorer({
+    contextSize: gpu ? 8192 : 2048,
+    sequences: a.scoreRequests,
+    batchSize: 512,
+    numerics,
+  });
   const ms = await medianMs(() => scorer.score(reqs), gpu ? 5 : 2, 1);
   scorer.dispose();
-  return { tokens: 16 * 512, ms };
+  return { tokens: a.scoreRequests * 512, ms };
 }
 
 /** A grammar that admits any line: generation under it runs as long as without it. */
@@ -73,10 +105,12 @@ const ONE_LINE_GRAMMAR = "root ::= [^\\n]*";
 
 async function generationRate(
   model: Model,
+  shape: GenShape,
+  numerics: NativeNumerics,
   grammar?: string,
-): Promise<{ prompts: number; tokens: number; ms: number; tokens1: number; ms1: number }> {
-  const prompts = randomTrainSamples(64, 128, model.info.vocabSize).map((s) => s.tokens);
-  const gen = async (maxTokens: number) => {
+): Promise<GenRate> {
+  const prompts = randomTrainSamples(shape.parallel, shape.prompt, model.info.vocabSize).map((s) => s.tokens);
+  const gen = async (maxTokens: number): Promise<Rate> => {
     const t0 = performance.now();
     const rs = await model.generate(prompts, {
       maxTokens,
@@ -84,96 +118,112 @@ async function generationRate(
       topK: 40,
       topP: 0.95,
       seed: 1,
-      parallel: 64,
+      parallel: shape.parallel,
+      numerics,
       ...(grammar ? { grammar } : {}),
     });
     return { tokens: rs.reduce((n, r) => n + r.tokens.length, 0), ms: performance.now() - t0 };
   };
   await gen(1); // warm-up: pages the weights in, builds the graphs
   const one = await gen(1);
-  const full = await gen(128);
-  return { prompts: prompts.length, tokens: full.tokens, ms: full.ms, tokens1: one.tokens, ms1: one.ms };
+  const full = await gen(shape.tokens);
+  return { full, one };
+}
+
+/** The real inference path in one numerics mode, with its engine calls timed where they happen. */
+async function inference(
+  model: Model,
+  a: ChildArgs,
+  numerics: NativeNumerics,
+  cases: Awaited<ReturnType<typeof benchUsers>>,
+) {
+  const gpu = a.gpuLayers > 0;
+  const t = { generateMs: 0, scoreMs: 0, generated: 0, scored: 0 };
+  const generator: TextGenerator<never> = {
+    async generate(prompts: Prompt[], o: GenerateOptions<never>) {
+      const t0 = performance.now();
+      const rs = await model.generate(prompts, { ...o, parallel: a.parallel, numerics });
+      t.generateMs += performance.now() - t0;
+      t.generated += rs.reduce((n, r) => n + r.tokens.length, 0);
+      return rs;
+    },
+  };
+  const inferScorer = model.createScorer({
+    ...(gpu
+      ? { contextSize: 16384, sequences: 64, batchSize: 2048 }
+      : { contextSize: 4096, sequences: 16, batchSize: 512 }),
+    numerics,
+  });
+  const scorer: ContinuationScorer<never> = {
+    async score(requests) {
+      const t0 = performance.now();
+      const rs = await inferScorer.score(requests);
+      t.scoreMs += performance.now() - t0;
+      t.scored += requests.length;
+      return rs;
+    },
+  };
+  const i0 = performance.now();
+  await inferBidirectional(
+    generator,
+    scorer,
+    cases.map((u) => u.kase),
+    {
+      generation: { maxTokens: a.tokens, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 },
+      batchSize: a.parallel,
+      pplConditioning: "prompt",
+      constrained: false,
+      codec: { tokenize: (x, o) => model.tokenize(x, o), detokenize: (x) => model.detokenize(x) },
+      quiet: true,
+    },
+  );
+  const inferMs = performance.now() - i0;
+  inferScorer.dispose();
+  return {
+    inferMs,
+    inferGenerateMs: t.generateMs,
+    inferScoreMs: t.scoreMs,
+    inferGenerated: t.generated,
+    inferScoredRequests: t.scored,
+  };
 }
 
 const args = JSON.parse(process.argv[2]!) as ChildArgs;
-const gpu = args.gpuLayers > 0;
 const t0 = performance.now();
 const model = await loadModel(args.path, { gpuLayers: args.gpuLayers });
 const loadMs = performance.now() - t0;
-const sc = await scorerRate(model, gpu);
-const gr = await generationRate(model);
-const grg = await generationRate(model, ONE_LINE_GRAMMAR);
 
 const c0 = performance.now();
-const cases = (await benchUsers(args.users)).map((u) => u.kase);
+const users = await benchUsers(args.users);
 const casesMs = performance.now() - c0;
 const promptTokensMean =
-  cases.reduce(
-    (n, c) => n + model.tokenize(c.prompts.user as string).length + model.tokenize(c.prompts.item as string).length,
+  users.reduce(
+    (n, { kase: c }) =>
+      n + model.tokenize(c.prompts.user as string).length + model.tokenize(c.prompts.item as string).length,
     0,
   ) /
-  (2 * cases.length);
-// The real inference path, with its two engine calls timed where they happen.
-let inferGenerateMs = 0;
-let inferScoreMs = 0;
-let inferGenerated = 0;
-let inferScoredRequests = 0;
-const generator: TextGenerator<never> = {
-  async generate(prompts: Prompt[], o: GenerateOptions<never>) {
-    const t = performance.now();
-    const rs = await model.generate(prompts, { ...o, parallel: args.parallel });
-    inferGenerateMs += performance.now() - t;
-    inferGenerated += rs.reduce((n, r) => n + r.tokens.length, 0);
-    return rs;
-  },
-};
-const inferScorer = model.createScorer(
-  gpu ? { contextSize: 16384, sequences: 64, batchSize: 2048 } : { contextSize: 4096, sequences: 16, batchSize: 512 },
-);
-const scorer: ContinuationScorer<never> = {
-  async score(requests) {
-    const t = performance.now();
-    const rs = await inferScorer.score(requests);
-    inferScoreMs += performance.now() - t;
-    inferScoredRequests += requests.length;
-    return rs;
-  },
-};
-const i0 = performance.now();
-await inferBidirectional(generator, scorer, cases, {
-  generation: { maxTokens: args.tokens, temperature: 0.7, topP: 0.95, topK: 40, seed: 1 },
-  batchSize: args.parallel,
-  pplConditioning: "prompt",
-  constrained: false,
-  codec: { tokenize: (t, o) => model.tokenize(t, o), detokenize: (t) => model.detokenize(t) },
-  quiet: true,
-});
-const inferMs = performance.now() - i0;
-const gpuMem = gpu ? gpuMemoryUsedMiB() : null;
-inferScorer.dispose();
+  (2 * users.length);
+
+const modes: ModeResult[] = [];
+for (const numerics of args.numerics) {
+  modes.push({
+    numerics,
+    scorerPrefill: await scorerRate(model, args, numerics, 1),
+    scorerHalf: await scorerRate(model, args, numerics, 256),
+    gen: await generationRate(model, args.gen, numerics),
+    grammar: await generationRate(model, args.gen, numerics, ONE_LINE_GRAMMAR),
+    ...(await inference(model, args, numerics, users)),
+  });
+}
+const gpuMem = args.gpuLayers > 0 ? gpuMemoryUsedMiB() : null;
 model.dispose();
 
 const out: ChildResult = {
   loadMs,
-  scorerTokens: sc.tokens,
-  scorerMs: sc.ms,
-  genPrompts: gr.prompts,
-  genTokens: gr.tokens,
-  genMs: gr.ms,
-  genTokens1: gr.tokens1,
-  genMs1: gr.ms1,
-  grammarTokens: grg.tokens,
-  grammarMs: grg.ms,
-  grammarTokens1: grg.tokens1,
-  grammarMs1: grg.ms1,
-  users: cases.length,
+  users: users.length,
   promptTokensMean,
   casesMs,
-  inferMs,
-  inferGenerateMs,
-  inferScoreMs,
-  inferGenerated,
-  inferScoredRequests,
+  modes,
   peakRssBytes: kib("VmHWM"),
   gpuMemoryUsedMiB: gpuMem,
 };
