@@ -185,13 +185,14 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
     const batched = [baseline!.sTg, after.sTg];
     const report = (name: string, runs: (number | Error)[]) => {
       const ok = runs.filter((v): v is number => typeof v === "number");
-      runs.forEach((v, i) =>
+      runs.forEach((v, i) => {
+        const when = `${i === 0 ? "before" : "after"} ours`;
         res.results.push(
           typeof v === "number"
-            ? { name: `${tag}: ${name}, ${i === 0 ? "before" : "after"} ours`, value: v, unit: "tokens/s" }
-            : { name: `${tag}: ${name} failed: ${firstLine(v)}`, value: 0, unit: "n/a" },
-        ),
-      );
+            ? { name: `${tag}: ${name}, ${when}`, value: v, unit: "tokens/s" }
+            : { name: `${tag}: ${name}, ${when}, failed: ${firstLine(v)}`, value: 0, unit: "n/a" },
+        );
+      });
       return ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : null;
     };
     const pp = report("llama-bench pp512", bench);
