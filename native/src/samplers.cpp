@@ -121,7 +121,7 @@ llama_token TokenSampler::pick(std::vector<llama_token_data>& cur, bool sorted) 
   llama_token_data_array a{cur.data(), cur.size(), -1, sorted};
   llama_sampler_apply(chain_.get(), &a);
   if (a.selected < 0 || a.selected >= static_cast<int64_t>(a.size) || a.data[a.selected].logit == -INFINITY) {
-    throw UserError("generate: the grammar admits no token here (it can neither continue nor end); check the grammar");
+    throw UserError("generate: no token can be sampled here (the grammar admits none: it can neither continue nor end; or every logit is -inf); check the grammar");
   }
   const llama_token t = a.data[a.selected].id;
   if (grammar_) llama_sampler_accept(grammar_.get(), t);

@@ -349,4 +349,43 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
     run: (f) => withModel(f, (m) => m.createTrainer({ mode: "full" }).handle().liveAdapter()),
     error: /a live adapter needs mode 'lora'/,
   },
+  // ---- the token sampler's development hook (native/dev/sampler_hooks.cpp) ----
+  "sampleRows: rows that are not a whole number of vocabulary rows": {
+    run: (f) => withModel(f, async (m) => devAddon().sampleRows(m.handle(), new Float32Array(7), { temperature: 0 })),
+    error: /logits must hold a whole number of rows of \d+ values/,
+  },
+  "sampleRows: a NaN logit": {
+    run: (f) =>
+      withModel(f, async (m) =>
+        devAddon().sampleRows(m.handle(), new Float32Array(m.info.vocabSize).fill(Number.NaN), { temperature: 0 }),
+      ),
+    error: /logits must be finite or -inf/,
+  },
+  "sampleRows: a NaN temperature": {
+    run: (f) =>
+      withModel(f, async (m) =>
+        devAddon().sampleRows(m.handle(), new Float32Array(m.info.vocabSize), { temperature: Number.NaN }),
+      ),
+    error: /temperature must be >= 0/,
+  },
+  "sampleRows: invalid GBNF": {
+    run: (f) =>
+      withModel(f, async (m) =>
+        devAddon().sampleRows(m.handle(), new Float32Array(m.info.vocabSize), {
+          temperature: 0,
+          grammar: "root ::= (",
+        }),
+      ),
+    error: /grammar/,
+  },
+  "sampleRows: a row of -inf leaves no token to sample": {
+    run: (f) =>
+      withModel(f, async (m) =>
+        devAddon().sampleRows(m.handle(), new Float32Array(m.info.vocabSize).fill(-Infinity), {
+          temperature: 0.7,
+          topK: 40,
+        }),
+      ),
+    error: /no token can be sampled here/,
+  },
 };
