@@ -123,6 +123,30 @@ describe("generate KV layouts", () => {
       expectSame([(await model.generate([prompts[i]!], { ...opts, seed: 11 + i, parallel: 1 }))[0]!], [batched[i]!]);
   });
 
+  it("decodes new prompts together, in equal pieces of consecutive streams, each as if alone", async () => {
+    const alone = async (p: Int32Array, opts: GenerateOptions, i: number) =>
+      (await model.generate([p], { ...opts, seed: opts.seed! + i, parallel: 1 }))[0]!;
+    const expectAlone = async (prompts: Int32Array[], opts: GenerateOptions, got: GenerateResult[]) => {
+      for (let i = 0; i < prompts.length; i++) {
+        const a = await alone(prompts[i]!, opts, i);
+        expectSame([a], [got[i]!]);
+        expect(Array.from(got[i]!.tokenLogprobs!), `prompt ${i}`).toEqual(Array.from(a.tokenLogprobs!));
+      }
+    };
+    // 12 prompts of 48 tokens (576, more than a 512-token ubatch): 42 of each, then the last 6.
+    const equal = Array.from({ length: 12 }, (_, i) => tokens(48, 300 + i));
+    const first: GenerateOptions = { maxTokens: 1, temperature: 0.9, seed: 3, logprobs: true };
+    const one = await model.generate(equal, { ...first, parallel: 12, kvLayout: "per-sequence", profile: true });
+    expect(one.profile!.decodes).toBe(2);
+    await expectAlone(equal, first, one);
+    // Lengths that end at different pieces, a slot that stops early, more prompts than slots.
+    const mixed = [40, 41, 40, 12, 90, 7, 33, 64, 5].map((n, i) => tokens(n, 400 + i));
+    const opts: GenerateOptions = { maxTokens: 12, temperature: 0.9, seed: 4, logprobs: true };
+    const r = await model.generate(mixed, { ...opts, parallel: 6, kvLayout: "per-sequence", profile: true });
+    expect(r.profile!.decodes).toBeLessThan(mixed.length + 12 * 2);
+    await expectAlone(mixed, opts, r);
+  });
+
   it("auto picks per-sequence streams when the unified cache would be twice as wide (fast numerics)", async () => {
     // Streams are 256 cells; sequences of 20 + 24 = 44 cells: unified spans 44 cells a slot.
     const layoutOf = async (n: number) => {

@@ -150,40 +150,11 @@ class GenerationRun {
     }
   }
 
-  // Per-sequence: a new prompt is decoded on its own (one stream, up to a batch per ubatch), then
-  // sampled (mixed into the step it would split the step into several ubatches); then one token
-  // per running slot. A new prompt equal to the one just decoded (several samples of one prompt,
-  // as reinforcement learning draws them) is not decoded again: its slot gets a copy of that
-  // stream (llama.cpp copies it at the next decode, before anything is written) and samples from
-  // the same logits row, which is what its own decode would have computed, bit for bit.
+  // Per-sequence: new prompts are decoded first (prefill_new_prompts) and sampled, then one token
+  // per running slot (a new prompt mixed into that step would split it into several ubatches).
   void step_per_sequence() {
     if (next_req_ == prompts_.size()) make_running_slots_contiguous();
-    const Slot* donor = nullptr;  // the running slot whose prompt the last decode was
-    int32_t donor_row = -1;
-    for (Slot& s : slots_) {
-      if (s.req < 0 || s.fed == prompts_[s.req].size()) continue;
-      const auto& p = prompts_[s.req];
-      if (donor && prompts_[donor->req] == p) {
-        llama_memory_seq_cp(mem_, seq_of(*donor), seq_of(s), -1, -1);
-        s.fed = p.size();
-        s.pos = static_cast<llama_pos>(p.size());
-        s.batch_index = donor_row;
-        shared_prompts++;
-        sample(s);
-        continue;
-      }
-      while (s.fed < p.size()) {
-        batch_.n_tokens = 0;
-        while (s.fed < p.size() && batch_.n_tokens < static_cast<int32_t>(plan_.n_batch)) {
-          s.fed++;
-          push(s, p[s.fed - 1], s.fed == p.size());
-        }
-        decode();
-      }
-      donor_row = s.batch_index;
-      sample(s);
-      donor = s.req >= 0 ? &s : nullptr;  // a prompt that ended at its first token left an empty stream
-    }
+    prefill_new_prompts();
     if (opt_.numerics == Numerics::Invariant) {
       decode_step_in_runs();
       return;
@@ -198,6 +169,73 @@ class GenerationRun {
     if (batch_.n_tokens == 0) return;  // every new prompt ended at its first token
     decode();
     sample_all();
+  }
+
+  // The new prompts of the running slots, decoded together: each batch takes an equal piece of
+  // every prompt in a run of consecutive slots with prompt tokens left, within one ubatch, which is
+  // how llama.cpp cuts a batch over several streams (split_equal), so each batch is one ubatch and
+  // invariant numerics pad it as they pad any (decode_batch). A prompt ends in the batch that
+  // feeds its last token and is sampled from that batch's rows. A new prompt equal to the
+  // previous new one (several samples of one prompt, as reinforcement learning draws them) is not
+  // decoded: its slot gets a copy of that stream (llama.cpp copies it at the next decode, before
+  // anything is written) and samples from the same row, which its own decode would have computed
+  // bit for bit under invariant numerics.
+  void prefill_new_prompts() {
+    std::vector<Slot*> fresh;                // prompts to decode, in slot order
+    std::vector<std::vector<Slot*>> copies;  // per entry of `fresh`: the slots sharing its prompt
+    for (Slot& s : slots_) {
+      if (s.req < 0 || s.fed == prompts_[s.req].size()) continue;
+      if (!fresh.empty() && prompts_[fresh.back()->req] == prompts_[s.req]) {
+        copies.back().push_back(&s);
+        continue;
+      }
+      fresh.push_back(&s);
+      copies.emplace_back();
+    }
+    const size_t ubatch = std::max<size_t>(1, std::min<size_t>(plan_.n_batch, llama_n_ubatch(ctx_)));
+    std::vector<size_t> left(fresh.size());  // prompt tokens not yet in a batch (a sampled slot may end and free itself)
+    for (size_t k = 0; k < fresh.size(); k++) left[k] = prompts_[fresh[k]->req].size() - fresh[k]->fed;
+    for (bool more = !fresh.empty(); more;) {
+      more = false;
+      for (size_t i = 0; i < fresh.size();) {
+        if (left[i] == 0) {
+          i++;
+          continue;
+        }
+        size_t j = i + 1;
+        while (j < fresh.size() && j - i < ubatch && left[j] > 0 && seq_of(*fresh[j]) == seq_of(*fresh[j - 1]) + 1) j++;
+        size_t piece = ubatch / (j - i);
+        for (size_t k = i; k < j; k++) piece = std::min(piece, left[k]);
+        batch_.n_tokens = 0;
+        for (size_t k = i; k < j; k++) {
+          Slot& s = *fresh[k];
+          const auto& p = prompts_[s.req];
+          for (size_t t = 0; t < piece; t++) {
+            s.fed++;
+            push(s, p[s.fed - 1], s.fed == p.size());
+          }
+          left[k] -= piece;
+        }
+        decode();
+        for (size_t k = i; k < j; k++) {
+          Slot& s = *fresh[k];
+          if (left[k] > 0) {
+            more = true;
+            continue;
+          }
+          for (Slot* c : copies[k]) {
+            llama_memory_seq_cp(mem_, seq_of(s), seq_of(*c), -1, -1);
+            c->fed = s.fed;
+            c->pos = s.pos;
+            c->batch_index = s.batch_index;
+            shared_prompts++;
+          }
+          sample(s);  // the copies are queued: ending s now clears only its own cells' entries
+          for (Slot* c : copies[k]) sample(*c);
+        }
+        i = j;
+      }
+    }
   }
 
   // Invariant numerics, per-sequence: one decode per run of consecutive slots with a pending token.
