@@ -42,10 +42,11 @@ Napi::Value SampleRows(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "logits must hold a whole number of rows of " + std::to_string(nv) + " values (the model's vocabulary)");
   }
   const size_t n_rows = rows_a.ElementLength() / nv;
-  for (size_t i = 0; i < rows_a.ElementLength(); i++) {
-    if (std::isnan(rows_a.Data()[i]) || rows_a.Data()[i] == INFINITY) throw Napi::RangeError::New(env, "logits must be finite or -inf");
-  }
   const float* rows = rows_a.Data();
+  std::vector<float> largest_abs(n_rows);
+  for (size_t r = 0; r < n_rows; r++) {
+    if (!check_row(rows + r * nv, nv, largest_abs[r])) throw Napi::RangeError::New(env, "logits must be finite or -inf");
+  }
   std::vector<llama_token> tokens(n_rows);
   try {  // on a thread of its own (grammar code recurses): no N-API calls in here
     run_on_grammar_stack([&] {
@@ -55,7 +56,7 @@ Napi::Value SampleRows(const Napi::CallbackInfo& info) {
       TokenSampler s(gs, so, static_cast<uint32_t>(seed));
       for (size_t r = 0; r < n_rows; r++) {
         const float* row = rows + r * nv;
-        tokens[r] = whole ? s.sample_whole_vocabulary(row, nv) : s.sample(row, nv);
+        tokens[r] = whole ? s.sample_whole_vocabulary(row, nv) : s.sample(row, nv, largest_abs[r]);
       }
     });
   } catch (const UserError& e) {

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 #include <set>
+#include <utility>
 
 #include "fused_ce.h"
 #include "grammar_guard.h"
@@ -79,17 +80,17 @@ void trim_at_stop(const ModelState& m, const Slot& s, size_t p, GenerateResult& 
   if (r.token_logprobs.size() > keep) r.token_logprobs.resize(keep);
 }
 
-// NaN or +inf logits (an overflowing LoRA scale, damaged weights) would be sampled silently or
-// trip an assertion inside a sampler: they end the call with an error instead.
-void check_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t req, size_t at) {
+// NaN or +inf logits (an overflowing LoRA scale, damaged weights) end the call with an error
+// (check_row); returns the row and its largest finite |logit|, for the sampler.
+std::pair<const float*, float> checked_logits(const ModelState& m, llama_context* ctx, int32_t row, int64_t req, size_t at) {
   const float* x = llama_get_logits_ith(ctx, row);
   if (!x) throw UserError("generate: llama.cpp returned no logits for prompt " + std::to_string(req));
-  for (int32_t j = 0; j < m.n_vocab; j++) {
-    if (std::isnan(x[j]) || x[j] == INFINITY) {
-      throw UserError("generate: prompt " + std::to_string(req) + " got non-finite logits (NaN/inf) at generated token " + std::to_string(at) +
-                      "; with LoRA adapters lower their scale, otherwise the model's weights may be damaged");
-    }
+  float largest_abs = 0.f;
+  if (!check_row(x, m.n_vocab, largest_abs)) {
+    throw UserError("generate: prompt " + std::to_string(req) + " got non-finite logits (NaN/inf) at generated token " + std::to_string(at) +
+                    "; with LoRA adapters lower their scale, otherwise the model's weights may be damaged");
   }
+  return {x, largest_abs};
 }
 
 // One generate call's decoding loop on the context its plan made: prompts are admitted into free
@@ -333,9 +334,8 @@ class GenerationRun {
       ~AddTime() { t += std::chrono::duration<double>(clock::now() - t0).count(); }
     } add{sample_seconds, clock::now()};
     auto& r = results_[s.req];
-    check_logits(m_, ctx_, s.batch_index, s.req, r.tokens.size());
-    llama_token t = s.sampler->sample(llama_get_logits_ith(ctx_, s.batch_index), m_.n_vocab);
-    const int32_t row = s.batch_index;
+    const auto [logits, largest_abs] = checked_logits(m_, ctx_, s.batch_index, s.req, r.tokens.size());
+    llama_token t = s.sampler->sample(logits, m_.n_vocab, largest_abs);
     s.batch_index = -1;
     if (llama_vocab_is_eog(m_.vocab, t)) {
       finish(s, "eos");
@@ -345,7 +345,7 @@ class GenerationRun {
       // The row as the model gave it (the sampler chain works on its own copy): the scorer's
       // reduction of it, so the same bits as scoring this token after the same prefix.
       float lp = 0.f;
-      fused_ce_cpu(llama_get_logits_ith(ctx_, row), 1, m_.n_vocab, m_.n_vocab, &t, nullptr, &lp, nullptr, 0, 1);
+      fused_ce_cpu(logits, 1, m_.n_vocab, m_.n_vocab, &t, nullptr, &lp, nullptr, 0, 1);
       r.token_logprobs.push_back(lp);
     }
     r.tokens.push_back(t);

@@ -58,6 +58,18 @@ llama_sampler* temperature_clone(const llama_sampler* smpl) { return temperature
 
 llama_sampler* temperature_sampler(float t) { return llama_sampler_init(&kTemperatureIface, new Temperature{t}); }
 
+bool check_row(const float* x, int32_t n, float& largest_abs) {
+  bool bad = false;
+  float largest = 0.f;
+  for (int32_t j = 0; j < n; j++) {
+    const float v = x[j];
+    bad |= !(v <= FLT_MAX) && v != -INFINITY;  // NaN or +inf
+    largest = std::max(largest, v == -INFINITY ? 0.f : std::fabs(v));
+  }
+  largest_abs = largest;
+  return !bad;
+}
+
 namespace {
 
 // (logit desc, id asc): the order greedy picks in, and a total order for ties.
@@ -107,14 +119,9 @@ TokenSampler::TokenSampler(llama_sampler* grammar, const SamplingOptions& o, uin
 
 // Temperature is monotonic, so the k best tempered logits are the k best logits, unless the
 // temperature sampler's overflow guard would fire over the whole row (it then keeps one token).
-bool TokenSampler::fast_path_allowed(const float* x, int32_t n) const {
+bool TokenSampler::fast_path_allowed(int32_t n, float largest_abs) const {
   if (k_ <= 0 || k_ >= n / 4) return false;
-  if (temperature_ <= 0.f || temperature_ >= 1.f) return true;
-  double largest = 0;
-  for (int32_t j = 0; j < n; j++) {
-    if (std::isfinite(x[j])) largest = std::max(largest, std::fabs(static_cast<double>(x[j])));
-  }
-  return largest / static_cast<double>(temperature_) <= FLT_MAX;
+  return temperature_ <= 0.f || temperature_ >= 1.f || static_cast<double>(largest_abs) / static_cast<double>(temperature_) <= FLT_MAX;
 }
 
 llama_token TokenSampler::pick(std::vector<llama_token_data>& cur, bool sorted) {
@@ -129,8 +136,8 @@ llama_token TokenSampler::pick(std::vector<llama_token_data>& cur, bool sorted) 
   return t;
 }
 
-llama_token TokenSampler::sample(const float* x, int32_t n) {
-  if (fast_path_allowed(x, n)) {
+llama_token TokenSampler::sample(const float* x, int32_t n, float largest_abs) {
+  if (fast_path_allowed(n, largest_abs)) {
     const size_t k = static_cast<size_t>(k_);
     if (!grammar_) {
       best_tokens(x, n, k, cur_);

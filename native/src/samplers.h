@@ -28,6 +28,12 @@ namespace msr {
 // llama.cpp's temperature sampler, greedy where logits / t would overflow a float.
 llama_sampler* temperature_sampler(float t);
 
+// The one pass over a row of logits before it is sampled: false when a logit is NaN or +inf (it
+// would be sampled silently or trip an assertion inside a sampler); otherwise `largest_abs` is the
+// largest |logit| among the finite ones, which TokenSampler::sample needs for the temperature
+// guard, so it does not scan the row again.
+bool check_row(const float* logits, int32_t n_vocab, float& largest_abs);
+
 struct SamplerDeleter {
   void operator()(llama_sampler* s) const { llama_sampler_free(s); }
 };
@@ -46,14 +52,15 @@ class TokenSampler {
   TokenSampler(llama_sampler* grammar, const SamplingOptions& o, uint32_t seed);
 
   // Samples the next token from a row of n_vocab logits (finite or -inf) and accepts it into the
-  // grammar and the chain. Throws UserError when the grammar admits no token.
-  llama_token sample(const float* logits, int32_t n_vocab);
+  // grammar and the chain; `largest_abs` is check_row's. Throws UserError when the grammar admits
+  // no token.
+  llama_token sample(const float* logits, int32_t n_vocab, float largest_abs);
   // The same over the whole vocabulary always: llama.cpp's own chain, what sample() equals.
   llama_token sample_whole_vocabulary(const float* logits, int32_t n_vocab);
 
  private:
   llama_token pick(std::vector<llama_token_data>& cur, bool sorted);
-  bool fast_path_allowed(const float* logits, int32_t n_vocab) const;
+  bool fast_path_allowed(int32_t n_vocab, float largest_abs) const;
 
   SamplerPtr grammar_;
   SamplerPtr chain_;
