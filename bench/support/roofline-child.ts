@@ -11,9 +11,10 @@
 //      run) / (the difference in time), which removes prompt processing as llama-batched-bench's
 //      S_TG does; the same again under a grammar (any text without a line break: every sampled
 //      token is checked against it, so its cost is the grammar sampler's, not a shorter output's);
-//   3. the whole MSR-Rec inference of `users` synthetic users through inferBidirectional (both
-//      sides generated to `tokens` new tokens, PPLs from generation's log-probs, Eq. 3 fusion),
-//      with the time spent inside generate() and inside scorer calls recorded on the way.
+//   3. unless `inference` is false (a repetition round of the rates above): the whole MSR-Rec
+//      inference of `users` synthetic users through inferBidirectional (both sides generated to
+//      `tokens` new tokens, PPLs from generation's log-probs, Eq. 3 fusion), with the time spent
+//      inside generate() and inside scorer calls recorded on the way.
 // Prints one JSON line. Arg: a JSON ChildArgs object.
 import { readFileSync } from "node:fs";
 import { loadModel, type Model, type Numerics as NativeNumerics, type ScoreRequest } from "../../src/engine/index.js";
@@ -40,6 +41,8 @@ export interface ChildArgs {
   numerics: NativeNumerics[];
   scoreRequests: number;
   gen: GenShape;
+  /** Run the whole inference too (false: the scorer and generation rates only). */
+  inference: boolean;
 }
 
 /** Tokens (decoded positions) and the median time of one call or run. */
@@ -62,6 +65,11 @@ export interface ModeResult {
   scorerHalf: Rate;
   gen: GenRate;
   grammar: GenRate;
+  /** The whole inference, when it ran. */
+  infer: InferenceTimes | null;
+}
+
+export interface InferenceTimes {
   inferMs: number;
   inferGenerateMs: number;
   inferScoreMs: number;
@@ -136,7 +144,7 @@ async function inference(
   a: ChildArgs,
   numerics: NativeNumerics,
   cases: Awaited<ReturnType<typeof benchUsers>>,
-) {
+): Promise<InferenceTimes> {
   const gpu = a.gpuLayers > 0;
   const t = { generateMs: 0, scoreMs: 0, generated: 0, scored: 0 };
   const generator: TextGenerator<never> = {
@@ -194,15 +202,14 @@ const model = await loadModel(args.path, { gpuLayers: args.gpuLayers });
 const loadMs = performance.now() - t0;
 
 const c0 = performance.now();
-const users = await benchUsers(args.users);
+const users = args.inference ? await benchUsers(args.users) : [];
 const casesMs = performance.now() - c0;
 const promptTokensMean =
   users.reduce(
     (n, { kase: c }) =>
       n + model.tokenize(c.prompts.user as string).length + model.tokenize(c.prompts.item as string).length,
     0,
-  ) /
-  (2 * users.length);
+  ) / Math.max(1, 2 * users.length);
 
 const modes: ModeResult[] = [];
 for (const numerics of args.numerics) {
@@ -212,7 +219,7 @@ for (const numerics of args.numerics) {
     scorerHalf: await scorerRate(model, args, numerics, 256),
     gen: await generationRate(model, args.gen, numerics),
     grammar: await generationRate(model, args.gen, numerics, ONE_LINE_GRAMMAR),
-    ...(await inference(model, args, numerics, users)),
+    infer: args.inference ? await inference(model, args, numerics, users) : null,
   });
 }
 const gpuMem = args.gpuLayers > 0 ? gpuMemoryUsedMiB() : null;

@@ -11,13 +11,18 @@
 //   - the whole MSR-Rec inference of synthetic users (both sides generated, PPLs from generation,
 //     Eq. 3 fusion) through src/infer/bidirectional.ts, split into its generation part and its
 //     scoring-and-fusion part (whole / generation is what fusion costs on top of generating).
-// Each weight type runs in its own process (bench/support/roofline-child.ts). When the tools cannot
-// be built or run, our numbers are still reported and a result says why the tools' are missing.
+// Each weight type runs in its own process (bench/support/roofline-child.ts). On a shared machine
+// speed drifts by 10-25% over minutes, so ours and the tools run in turn for `--rounds` rounds
+// (the first measures everything, the others the scorer and generation rates in one numerics mode,
+// fast when measured), each round held against the tool runs just before and after it, and each
+// ratio is the median over rounds. When the tools cannot be built or run, our numbers are still
+// reported and a result says why the tools' are missing.
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { native } from "../../src/engine/bindings.js";
 import { newResult, oneOfEach, type BenchResult, type FlagValues, type SuiteFlags } from "../lib.js";
+import type { Numerics as NativeNumerics } from "../../src/engine/index.js";
 import type { ChildArgs, ChildResult, GenRate, GenShape, ModeResult, Rate } from "./roofline-child.js";
 import {
   batchedBenchTgSpeed,
@@ -60,6 +65,11 @@ export function rooflineFlags(defaults: { preset: string; types: string[]; users
     "gen-parallel": { kind: "number", default: 64, help: "sequences generated in parallel (llama-batched-bench -npl)" },
     "gen-prompt": { kind: "number", default: 128, help: "prompt tokens of each generated sequence (-npp)" },
     "gen-tokens": { kind: "number", default: 128, help: "new tokens of each generated sequence (-ntg)" },
+    rounds: {
+      kind: "number",
+      default: 3,
+      help: "rounds of ours and the llama.cpp tools in turn; the first measures everything, the others the scorer and generation rates in one numerics mode (fast when measured); ratios are medians over rounds",
+    },
     threads: { kind: "number", default: 2, help: "CPU threads of the quantizer" },
     "llama-tools": {
       kind: "string",
@@ -143,13 +153,19 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
   const scoreRequests = args["score-requests"] ?? (gpuLayers > 0 ? 16 : 4);
   const gen = { parallel: args["gen-parallel"], prompt: args["gen-prompt"], tokens: args["gen-tokens"] };
   const genShape = `${gen.parallel} prompts x ${gen.prompt} tokens, ${gen.tokens} new, ${gen.parallel} parallel`;
+  // The mode repeated in rounds 2.. (the one the goals are held in when measured).
+  const roundMode = numericsModes.includes("fast") ? "fast" : numericsModes[0]!;
+  const rounds = Math.max(1, Math.floor(args.rounds));
   for (const type of types) {
     const path = await quantizedModelPath(preset, type, args.threads);
     const tag = `${preset} ${type}`;
-    // The tools run before and after our child and are held at the mean of the two: a shared
-    // machine's speed drifts over the minutes our measurements take.
-    const baseline = tools ? baselines(tools, path, gpuLayers, gen) : null;
-    const m = runChild({ path, gpuLayers, users, tokens, parallel, numerics: numericsModes, scoreRequests, gen });
+    const child = (numerics: NativeNumerics[], inference: boolean) =>
+      runChild({ path, gpuLayers, users, tokens, parallel, numerics, scoreRequests, gen, inference });
+    // Ours and the tools in turn, each of our rounds held against the mean of the tool runs just
+    // before and after it: a shared machine's speed drifts over the minutes a round takes.
+    const toolRuns: ToolRates[] = [];
+    if (tools) toolRuns.push(baselines(tools, path, gpuLayers, gen));
+    const m = child(numericsModes, true);
     res.results.push(
       { name: `${tag}: model file`, value: statSync(path).size / 2 ** 30, unit: "GiB" },
       { name: `${tag}: load`, value: m.loadMs / 1000, unit: "s" },
@@ -168,9 +184,9 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
         value: m.gpuMemoryUsedMiB,
         unit: "MiB",
       });
-    const ours = m.modes.map((mode) => ({
-      mode,
-      ...modeResults(res, `${tag} ${mode.numerics}`, mode, m.users, goals, args, genShape),
+    const firstRound = m.modes.map((mode) => ({
+      numerics: mode.numerics,
+      rates: modeResults(res, `${tag} ${mode.numerics}`, mode, m.users, goals, args, genShape),
     }));
     if (!tools) {
       res.results.push({
@@ -180,53 +196,89 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
       });
       continue;
     }
-    const after = baselines(tools, path, gpuLayers, gen);
-    const bench = [baseline!.pp512, after.pp512];
-    const batched = [baseline!.sTg, after.sTg];
-    const report = (name: string, runs: (number | Error)[]) => {
-      const ok = runs.filter((v): v is number => typeof v === "number");
-      runs.forEach((v, i) => {
-        const when = `${i === 0 ? "before" : "after"} ours`;
-        res.results.push(
-          typeof v === "number"
-            ? { name: `${tag}: ${name}, ${when}`, value: v, unit: "tokens/s" }
-            : { name: `${tag}: ${name}, ${when}, failed: ${firstLine(v)}`, value: 0, unit: "n/a" },
+    toolRuns.push(baselines(tools, path, gpuLayers, gen));
+    const repeated: OurRates[] = [firstRound.find((o) => o.numerics === roundMode)!.rates];
+    for (let r = 2; r <= rounds; r++) {
+      const mode = child([roundMode], false).modes[0]!;
+      repeated.push(ourRates(mode));
+      roundResults(res, `${tag} ${roundMode}`, repeated.at(-1)!, r, genShape);
+      toolRuns.push(baselines(tools, path, gpuLayers, gen));
+    }
+    const pp = reportTool(
+      res,
+      `${tag}: llama-bench pp512`,
+      toolRuns.map((t) => t.pp512),
+    );
+    const tg = reportTool(
+      res,
+      `${tag}: llama-batched-bench S_TG, npp ${gen.prompt}, ntg ${gen.tokens}, npl ${gen.parallel}`,
+      toolRuns.map((t) => t.sTg),
+    );
+    for (const o of firstRound) {
+      const t = `${tag} ${o.numerics}`;
+      const ours = o.numerics === roundMode ? repeated : [o.rates];
+      // Median over rounds of ours / the mean of the tool runs around it.
+      const ratio = (pick: (x: OurRates) => number, tool: (number | null)[]) =>
+        median(
+          ours.flatMap((x, i) => {
+            const around = [tool[i], tool[i + 1]].filter((v): v is number => v !== null);
+            return around.length ? [pick(x) / (around.reduce((a, b) => a + b, 0) / around.length)] : [];
+          }),
         );
-      });
-      return ok.length ? ok.reduce((a, b) => a + b, 0) / ok.length : null;
-    };
-    const pp = report("llama-bench pp512", bench);
-    if (pp !== null)
-      for (const o of ours) {
-        const t = `${tag} ${o.mode.numerics}`;
-        res.ratios[`${t}: scorer, 512 + 1 scored / llama-bench pp512 (goal >= ${goals.scorer})`] = o.prefill / pp;
-        res.ratios[`${t}: scorer, 256 + 256 scored / llama-bench pp512 (its LM head on 256 rows is work pp512 skips)`] =
-          o.half / pp;
-      }
-    const tg = report(`llama-batched-bench S_TG, npp ${gen.prompt}, ntg ${gen.tokens}, npl ${gen.parallel}`, batched);
-    if (tg !== null)
-      for (const o of ours) {
-        const t = `${tag} ${o.mode.numerics}`;
-        res.ratios[
-          `${t}: generation ${gen.parallel} parallel / llama-batched-bench S_TG (goal >= ${goals.generation})`
-        ] = o.tg / tg;
-        res.ratios[
-          `${t}: generation ${gen.parallel} parallel under a grammar / llama-batched-bench S_TG (goal >= ${goals.generation})`
-        ] = o.tgGrammar / tg;
-      }
+      const of = ours.length > 1 ? `, median of ${ours.length} rounds` : "";
+      const put = (name: string, v: number | null) => {
+        if (v !== null) res.ratios[`${t}: ${name}${of}`] = v;
+      };
+      put(
+        `scorer, 512 + 1 scored / llama-bench pp512 (goal >= ${goals.scorer})`,
+        ratio((x) => x.prefill, pp),
+      );
+      put(
+        "scorer, 256 + 256 scored / llama-bench pp512 (its LM head on 256 rows is work pp512 skips)",
+        ratio((x) => x.half, pp),
+      );
+      put(
+        `generation ${gen.parallel} parallel / llama-batched-bench S_TG (goal >= ${goals.generation})`,
+        ratio((x) => x.tg, tg),
+      );
+      put(
+        `generation ${gen.parallel} parallel under a grammar / llama-batched-bench S_TG (goal >= ${goals.generation})`,
+        ratio((x) => x.tgGrammar, tg),
+      );
+    }
   }
   return res;
+}
+
+interface ToolRates {
+  pp512: number | Error;
+  sTg: number | Error;
+}
+
+/** Lists each run of a tool (or why it failed); returns the runs as numbers, null where failed. */
+function reportTool(res: BenchResult, name: string, runs: (number | Error)[]): (number | null)[] {
+  runs.forEach((v, i) => {
+    const when = `run ${i + 1} of ${runs.length}${i === 0 ? " (before ours)" : ""}`;
+    res.results.push(
+      typeof v === "number"
+        ? { name: `${name}, ${when}`, value: v, unit: "tokens/s" }
+        : { name: `${name}, ${when}, failed: ${firstLine(v)}`, value: 0, unit: "n/a" },
+    );
+  });
+  return runs.map((v) => (typeof v === "number" ? v : null));
+}
+
+function median(xs: number[]): number | null {
+  if (!xs.length) return null;
+  const s = xs.slice().sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 const NUMERICS = ["fast", "invariant"] as const;
 
 /** llama-bench pp512 and llama-batched-bench S_TG on the generation shape, or why each failed. */
-function baselines(
-  tools: LlamaTools,
-  path: string,
-  gpuLayers: number,
-  gen: GenShape,
-): { pp512: number | Error; sTg: number | Error } {
+function baselines(tools: LlamaTools, path: string, gpuLayers: number, gen: GenShape): ToolRates {
   const attempt = (f: () => number) => {
     try {
       return f();
@@ -257,7 +309,44 @@ function baselines(
 const tgRate = (g: GenRate) => (g.full.tokens - g.one.tokens) / ((g.full.ms - g.one.ms) / 1000);
 const rate = (r: Rate) => r.tokens / (r.ms / 1000);
 
-/** One numerics mode's results and ratios; returns the rates the llama.cpp tools are held against. */
+interface OurRates {
+  prefill: number;
+  half: number;
+  tg: number;
+  tgGrammar: number;
+  /** Generation including prompt processing. */
+  tgWhole: number;
+}
+
+function ourRates(m: ModeResult): OurRates {
+  return {
+    prefill: rate(m.scorerPrefill),
+    half: rate(m.scorerHalf),
+    tg: tgRate(m.gen),
+    tgGrammar: tgRate(m.grammar),
+    tgWhole: rate(m.gen.full),
+  };
+}
+
+function rateResults(tag: string, r: OurRates, genShape: string, suffix = "") {
+  return [
+    { name: `${tag}: ours, scorer, 512 prompt + 1 scored token, micro-batch 512${suffix}`, value: r.prefill },
+    { name: `${tag}: ours, scorer, 256 prompt + 256 scored tokens, micro-batch 512${suffix}`, value: r.half },
+    { name: `${tag}: ours, generation, ${genShape} (prompt processing removed)${suffix}`, value: r.tg },
+    {
+      name: `${tag}: ours, generation under a grammar (any text without a line break), ${genShape} (prompt processing removed)${suffix}`,
+      value: r.tgGrammar,
+    },
+    { name: `${tag}: ours, generation, ${genShape}, including prompt processing${suffix}`, value: r.tgWhole },
+  ].map((x) => ({ ...x, unit: "tokens/s" }));
+}
+
+/** A repetition round's rates. */
+function roundResults(res: BenchResult, tag: string, r: OurRates, round: number, genShape: string): void {
+  res.results.push(...rateResults(tag, r, genShape, `, round ${round}`));
+}
+
+/** One numerics mode's results and ratios of its first round; returns its rates. */
 function modeResults(
   res: BenchResult,
   tag: string,
@@ -266,56 +355,43 @@ function modeResults(
   goals: RooflineGoals,
   args: RooflineArgs,
   genShape: string,
-): { prefill: number; half: number; tg: number; tgGrammar: number } {
-  const prefill = rate(m.scorerPrefill);
-  const half = rate(m.scorerHalf);
-  const tg = tgRate(m.gen);
-  const tgGrammar = tgRate(m.grammar);
-  const scoreFuseS = (m.inferMs - m.inferGenerateMs) / 1000;
+): OurRates {
+  const rates = ourRates(m);
+  res.results.push(...rateResults(tag, rates, genShape));
+  const inf = m.infer;
+  if (!inf) return rates;
+  const scoreFuseS = (inf.inferMs - inf.inferGenerateMs) / 1000;
   res.results.push(
-    { name: `${tag}: ours, scorer, 512 prompt + 1 scored token, micro-batch 512`, value: prefill, unit: "tokens/s" },
-    { name: `${tag}: ours, scorer, 256 prompt + 256 scored tokens, micro-batch 512`, value: half, unit: "tokens/s" },
-    { name: `${tag}: ours, generation, ${genShape} (prompt processing removed)`, value: tg, unit: "tokens/s" },
-    {
-      name: `${tag}: ours, generation under a grammar (any text without a line break), ${genShape} (prompt processing removed)`,
-      value: tgGrammar,
-      unit: "tokens/s",
-    },
-    {
-      name: `${tag}: ours, generation, ${genShape}, including prompt processing`,
-      value: rate(m.gen.full),
-      unit: "tokens/s",
-    },
     {
       name: `${tag}: inference, whole (${args.tokens} new tokens per side, ${args.parallel ?? "default"} parallel)`,
-      value: m.inferMs / 1000,
+      value: inf.inferMs / 1000,
       unit: "s",
     },
-    { name: `${tag}: inference, generation part`, value: m.inferGenerateMs / 1000, unit: "s" },
+    { name: `${tag}: inference, generation part`, value: inf.inferGenerateMs / 1000, unit: "s" },
     { name: `${tag}: inference, scoring and fusion part (parse, scorer calls, Eq. 3)`, value: scoreFuseS, unit: "s" },
     {
-      name: `${tag}: inference, scorer calls alone (${m.inferScoredRequests} requests)`,
-      value: m.inferScoreMs / 1000,
+      name: `${tag}: inference, scorer calls alone (${inf.inferScoredRequests} requests)`,
+      value: inf.inferScoreMs / 1000,
       unit: "s",
     },
-    { name: `${tag}: inference, tokens generated`, value: m.inferGenerated, unit: "tokens" },
+    { name: `${tag}: inference, tokens generated`, value: inf.inferGenerated, unit: "tokens" },
     {
       name: `${tag}: inference, generation rate`,
-      value: m.inferGenerated / (m.inferGenerateMs / 1000),
+      value: inf.inferGenerated / (inf.inferGenerateMs / 1000),
       unit: "tokens/s",
     },
   );
   res.ratios[`${tag}: whole inference / its generation part (1.0 = fusion costs nothing on top)`] =
-    m.inferMs / m.inferGenerateMs;
+    inf.inferMs / inf.inferGenerateMs;
   if (goals.scaleTo) {
     // Scaled to the goal's user count when fewer were run (a linear estimate: flagged in the name).
     const { users: goalUsers, wholeS, scoreFuseS: fuseS } = goals.scaleTo;
     const scale = goalUsers / users;
     const est = scale === 1 ? "" : ` (x${scale.toFixed(1)} estimate from ${users} users)`;
     res.ratios[`${tag}: whole inference of ${goalUsers} users / ${wholeS} s goal${est}`] =
-      (scale * m.inferMs) / 1000 / wholeS;
+      (scale * inf.inferMs) / 1000 / wholeS;
     res.ratios[`${tag}: scoring and fusion of ${goalUsers} users / ${fuseS} s goal${est}`] =
       (scale * scoreFuseS) / fuseS;
   }
-  return { prefill, half, tg, tgGrammar };
+  return rates;
 }
