@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { native } from "../../src/engine/bindings.js";
 import { newResult, oneOfEach, type BenchResult, type FlagValues, type SuiteFlags } from "../lib.js";
 import type { Numerics as NativeNumerics } from "../../src/engine/index.js";
-import type { ChildArgs, ChildResult, GenRate, GenShape, ModeResult, Rate } from "./roofline-child.js";
+import type { ChildArgs, ChildResult, GenShape } from "./roofline-child.js";
 import {
   batchedBenchTgSpeed,
   buildLlamaTools,
@@ -33,6 +33,15 @@ import {
   type LlamaTools,
 } from "./llama-tools.js";
 import { presetNamed, quantizedModelPath } from "./models.js";
+import {
+  firstLine,
+  modeResults,
+  ourRates,
+  reportTool,
+  roundRatios,
+  roundResults,
+  type OurRates,
+} from "./roofline-report.js";
 import { gpuName } from "./nvidia-smi.js";
 
 export const WEIGHT_TYPES = ["F16", "Q8_0", "Q4_0"] as const;
@@ -106,10 +115,6 @@ function runChild(a: ChildArgs): ChildResult {
   });
   if (r.status !== 0) throw new Error(`roofline child failed on ${a.path} (exit ${r.status ?? r.signal})`);
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as ChildResult;
-}
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 160);
 }
 
 export async function runRoofline(suite: string, args: RooflineArgs, goals: RooflineGoals): Promise<BenchResult> {
@@ -215,36 +220,8 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
       toolRuns.map((t) => t.sTg),
     );
     for (const o of firstRound) {
-      const t = `${tag} ${o.numerics}`;
       const ours = o.numerics === roundMode ? repeated : [o.rates];
-      // Median over rounds of ours / the mean of the tool runs around it.
-      const ratio = (pick: (x: OurRates) => number, tool: (number | null)[]) =>
-        median(
-          ours.flatMap((x, i) => {
-            const around = [tool[i], tool[i + 1]].filter((v): v is number => v !== null);
-            return around.length ? [pick(x) / (around.reduce((a, b) => a + b, 0) / around.length)] : [];
-          }),
-        );
-      const of = ours.length > 1 ? `, median of ${ours.length} rounds` : "";
-      const put = (name: string, v: number | null) => {
-        if (v !== null) res.ratios[`${t}: ${name}${of}`] = v;
-      };
-      put(
-        `scorer, 512 + 1 scored / llama-bench pp512 (goal >= ${goals.scorer})`,
-        ratio((x) => x.prefill, pp),
-      );
-      put(
-        "scorer, 256 + 256 scored / llama-bench pp512 (its LM head on 256 rows is work pp512 skips)",
-        ratio((x) => x.half, pp),
-      );
-      put(
-        `generation ${gen.parallel} parallel / llama-batched-bench S_TG (goal >= ${goals.generation})`,
-        ratio((x) => x.tg, tg),
-      );
-      put(
-        `generation ${gen.parallel} parallel under a grammar / llama-batched-bench S_TG (goal >= ${goals.generation})`,
-        ratio((x) => x.tgGrammar, tg),
-      );
+      roundRatios(res, `${tag} ${o.numerics}`, ours, { pp, tg }, goals, gen);
     }
   }
   return res;
@@ -253,26 +230,6 @@ export async function runRoofline(suite: string, args: RooflineArgs, goals: Roof
 interface ToolRates {
   pp512: number | Error;
   sTg: number | Error;
-}
-
-/** Lists each run of a tool (or why it failed); returns the runs as numbers, null where failed. */
-function reportTool(res: BenchResult, name: string, runs: (number | Error)[]): (number | null)[] {
-  runs.forEach((v, i) => {
-    const when = `run ${i + 1} of ${runs.length}${i === 0 ? " (before ours)" : ""}`;
-    res.results.push(
-      typeof v === "number"
-        ? { name: `${name}, ${when}`, value: v, unit: "tokens/s" }
-        : { name: `${name}, ${when}, failed: ${firstLine(v)}`, value: 0, unit: "n/a" },
-    );
-  });
-  return runs.map((v) => (typeof v === "number" ? v : null));
-}
-
-function median(xs: number[]): number | null {
-  if (!xs.length) return null;
-  const s = xs.slice().sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 const NUMERICS = ["fast", "invariant"] as const;
@@ -303,95 +260,4 @@ function baselines(tools: LlamaTools, path: string, gpuLayers: number, gen: GenS
     return batchedBenchTgSpeed(out.stdout + out.stderr, gen.parallel, gen.prompt, gen.tokens);
   });
   return { pp512, sTg };
-}
-
-/** Generation tokens/s with prompt processing removed (the full run less the 1-token run). */
-const tgRate = (g: GenRate) => (g.full.tokens - g.one.tokens) / ((g.full.ms - g.one.ms) / 1000);
-const rate = (r: Rate) => r.tokens / (r.ms / 1000);
-
-interface OurRates {
-  prefill: number;
-  half: number;
-  tg: number;
-  tgGrammar: number;
-  /** Generation including prompt processing. */
-  tgWhole: number;
-}
-
-function ourRates(m: ModeResult): OurRates {
-  return {
-    prefill: rate(m.scorerPrefill),
-    half: rate(m.scorerHalf),
-    tg: tgRate(m.gen),
-    tgGrammar: tgRate(m.grammar),
-    tgWhole: rate(m.gen.full),
-  };
-}
-
-function rateResults(tag: string, r: OurRates, genShape: string, suffix = "") {
-  return [
-    { name: `${tag}: ours, scorer, 512 prompt + 1 scored token, micro-batch 512${suffix}`, value: r.prefill },
-    { name: `${tag}: ours, scorer, 256 prompt + 256 scored tokens, micro-batch 512${suffix}`, value: r.half },
-    { name: `${tag}: ours, generation, ${genShape} (prompt processing removed)${suffix}`, value: r.tg },
-    {
-      name: `${tag}: ours, generation under a grammar (any text without a line break), ${genShape} (prompt processing removed)${suffix}`,
-      value: r.tgGrammar,
-    },
-    { name: `${tag}: ours, generation, ${genShape}, including prompt processing${suffix}`, value: r.tgWhole },
-  ].map((x) => ({ ...x, unit: "tokens/s" }));
-}
-
-/** A repetition round's rates. */
-function roundResults(res: BenchResult, tag: string, r: OurRates, round: number, genShape: string): void {
-  res.results.push(...rateResults(tag, r, genShape, `, round ${round}`));
-}
-
-/** One numerics mode's results and ratios of its first round; returns its rates. */
-function modeResults(
-  res: BenchResult,
-  tag: string,
-  m: ModeResult,
-  users: number,
-  goals: RooflineGoals,
-  args: RooflineArgs,
-  genShape: string,
-): OurRates {
-  const rates = ourRates(m);
-  res.results.push(...rateResults(tag, rates, genShape));
-  const inf = m.infer;
-  if (!inf) return rates;
-  const scoreFuseS = (inf.inferMs - inf.inferGenerateMs) / 1000;
-  res.results.push(
-    {
-      name: `${tag}: inference, whole (${args.tokens} new tokens per side, ${args.parallel ?? "default"} parallel)`,
-      value: inf.inferMs / 1000,
-      unit: "s",
-    },
-    { name: `${tag}: inference, generation part`, value: inf.inferGenerateMs / 1000, unit: "s" },
-    { name: `${tag}: inference, scoring and fusion part (parse, scorer calls, Eq. 3)`, value: scoreFuseS, unit: "s" },
-    {
-      name: `${tag}: inference, scorer calls alone (${inf.inferScoredRequests} requests)`,
-      value: inf.inferScoreMs / 1000,
-      unit: "s",
-    },
-    { name: `${tag}: inference, tokens generated`, value: inf.inferGenerated, unit: "tokens" },
-    {
-      name: `${tag}: inference, generation rate`,
-      value: inf.inferGenerated / (inf.inferGenerateMs / 1000),
-      unit: "tokens/s",
-    },
-  );
-  res.ratios[`${tag}: whole inference / its generation part (1.0 = fusion costs nothing on top)`] =
-    inf.inferMs / inf.inferGenerateMs;
-  if (goals.scaleTo) {
-    // Scaled to the goal's user count when fewer were run (a linear estimate: flagged in the name).
-    const { users: goalUsers, wholeS, scoreFuseS: fuseS } = goals.scaleTo;
-    const scale = goalUsers / users;
-    const est = scale === 1 ? "" : ` (x${scale.toFixed(1)} estimate from ${users} users)`;
-    res.ratios[`${tag}: whole inference of ${goalUsers} users / ${wholeS} s goal${est}`] =
-      (scale * inf.inferMs) / 1000 / wholeS;
-    res.ratios[`${tag}: scoring and fusion of ${goalUsers} users / ${fuseS} s goal${est}`] =
-      (scale * scoreFuseS) / fuseS;
-  }
-  return rates;
 }
