@@ -349,6 +349,33 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
     run: (f) => withModel(f, (m) => m.createTrainer({ mode: "full" }).handle().liveAdapter()),
     error: /a live adapter needs mode 'lora'/,
   },
+  // ---- per-sequence generation decoding new prompts together (prefill_new_prompts) ----
+  "generate: prompts decoded together, repeated ones sharing a stream, under a grammar that admits no token": {
+    run: (f) =>
+      withModel(f, (m) =>
+        m.generate(["a b", "a b", "a b", "c d", "e"], {
+          maxTokens: 4,
+          temperature: 0.8,
+          parallel: 5,
+          kvLayout: "per-sequence",
+          grammar: "root ::= [\\x00]",
+        }),
+      ),
+    error: /no token can be sampled here/,
+  },
+  "lora: a huge finite scale while prompts are decoded together, repeated ones sharing a stream": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        const a = await m.loadLora(f.lora);
+        return m.generate(["a b", "a b", "c d", "e f g"], {
+          maxTokens: 3,
+          parallel: 4,
+          kvLayout: "per-sequence",
+          lora: [{ adapter: a, scale: 1e30 }],
+        });
+      }),
+    error: /non-finite/,
+  },
   // ---- the token sampler's development hook (native/dev/sampler_hooks.cpp) ----
   "sampleRows: rows that are not a whole number of vocabulary rows": {
     run: (f) => withModel(f, async (m) => devAddon().sampleRows(m.handle(), new Float32Array(7), { temperature: 0 })),
