@@ -80,11 +80,15 @@ export async function interleavedMedianMs(fns: (() => Promise<unknown>)[], runs 
       if (round >= warmup) times[i]!.push(performance.now() - t0);
     }
   }
-  return times.map((t) => {
-    const sorted = t.slice().sort((x, y) => x - y);
-    const mid = sorted.length >> 1;
-    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  });
+  return times.map((t) => median(t)!);
+}
+
+/** The median of some numbers; null for none. */
+export function median(xs: readonly number[]): number | null {
+  if (!xs.length) return null;
+  const sorted = xs.slice().sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 // ---- arguments ---------------------------------------------------------------------------------

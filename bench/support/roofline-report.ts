@@ -1,7 +1,7 @@
 // How the roofline suites report a weight type: our rates of each round, the llama.cpp tools'
 // runs, and the ratios (each the median over rounds of ours against the tool runs just before
 // and after that round). bench/support/roofline.ts runs the rounds.
-import type { BenchResult } from "../lib.js";
+import { median, type BenchResult } from "../lib.js";
 import type { RooflineArgs, RooflineGoals } from "./roofline.js";
 import type { GenRate, GenShape, ModeResult, Rate } from "./roofline-child.js";
 
@@ -111,13 +111,6 @@ export function reportTool(res: BenchResult, name: string, runs: (number | Error
     );
   });
   return runs.map((v) => (typeof v === "number" ? v : null));
-}
-
-function median(xs: number[]): number | null {
-  if (!xs.length) return null;
-  const s = xs.slice().sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Rates of a run of ours against tool runs: pp512 for the scorer, S_TG for generation. */
