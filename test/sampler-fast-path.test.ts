@@ -103,6 +103,61 @@ describe.each([
     }
   });
 
+  it("draws the same tokens in the middle of UTF-8 characters, where only continuation bytes pass", () => {
+    // Tokens whose text alone is not valid UTF-8: the first bytes of a character, or its later
+    // ones. Rows that favour them make the sampler stop mid-character (the grammar then passes
+    // only tokens starting with a continuation byte, and EOG where the grammar may end), and rows
+    // that do not favour them leave those few tokens far down the row.
+    const partial = new Set<number>();
+    for (let t = 0; t < vocab; t++) if (model.detokenize(Int32Array.of(t)) === "\uFFFD") partial.add(t);
+    expect(partial.size).toBeGreaterThan(100);
+    const eos = model.info.eos;
+    const n = 48;
+    const logits = rows(n, vocab, 11, (rand, j) => gaussian(rand) + (partial.has(j) ? 9 : 0));
+    for (let r = 0; r < n; r++) {
+      const row = logits.subarray(r * vocab, (r + 1) * vocab);
+      if (r % 4 === 3) for (const t of partial) row[t]! -= 9; // plain rows
+      if (r % 9 === 7) row[eos] = 40; // an end of text, mid-character or not
+    }
+    for (const grammar of ["root ::= [^\\x00]+", 'root ::= ("é" | "日本" | "ß" | [a-z ])+']) {
+      for (const o of [
+        { temperature: 0 },
+        { temperature: 0.8, topK: 40, topP: 0.95, seed: 4 },
+        { temperature: 0.9, topP: 0.9, seed: 5 }, // no top-k: the whole row is sampled
+      ]) {
+        const { fast, whole } = both(logits, { ...o, grammar });
+        expect(fast).toEqual(whole);
+        // Characters were really split across tokens: some sampled token is partial alone, and
+        // the text holds characters beyond ASCII that are whole.
+        expect(fast.some((t) => partial.has(t))).toBe(true);
+        const text = model.detokenize(Int32Array.from(fast.filter((t) => t !== eos)));
+        expect([...text].some((c) => c.codePointAt(0)! > 0x7f && c !== "\uFFFD")).toBe(true);
+      }
+    }
+    // EOG mid-character: llama.cpp passes it only where a grammar stack ended before the partial
+    // character (a token that adds no whole character drops the ended stacks). After "a" and a
+    // first byte it does not; after one token " " + first byte under `" " | " ꙮ"` it does (where
+    // the vocabulary has such a token: byte-level BPE).
+    const lead = Array.from(model.tokenize("ꙮ", { addBos: false })).find((t) => partial.has(t))!;
+    const a = model.tokenize("a", { addBos: false })[0]!;
+    const spaceLead = model.tokenize(" ꙮ", { addBos: false })[0]!;
+    const cases: [number[], string, (tokens: number[]) => boolean][] = [
+      [[a, lead, eos], "root ::= [^\\x00]+", (t) => t[0] === a && t[1] === lead && t[2] !== eos],
+    ];
+    if (model.detokenize(Int32Array.of(spaceLead)) === " \uFFFD") {
+      cases.push([[spaceLead, eos], 'root ::= " " | " ꙮ"', (t) => t[0] === spaceLead && t[1] === eos]);
+    }
+    for (const [favoured, grammar, expected] of cases) {
+      const end = rows(favoured.length, vocab, 12, gaussian);
+      favoured.forEach((t, r) => (end[r * vocab + t] = 60));
+      for (const o of [{ temperature: 0 }, { temperature: 0.8, topK: 40, seed: 4 }]) {
+        const { fast, whole } = both(end, { ...o, grammar });
+        expect(expected(whole)).toBe(true);
+        expect(fast).toEqual(whole);
+      }
+    }
+  });
+
   it("falls back to the whole vocabulary where the fast path cannot be sure", () => {
     // Fewer finite logits than k: the whole row, -inf entries and all.
     const sparse = rows(6, vocab, 6, (rand) => (rand() < 0.0003 ? gaussian(rand) : -Infinity));

@@ -53,7 +53,7 @@ Napi::Value SampleRows(const Napi::CallbackInfo& info) {
       if (!grammar.empty()) check_grammar(model->vocab, grammar, "grammar");
       llama_sampler* gs = grammar.empty() ? nullptr : llama_sampler_init_grammar(model->vocab, grammar.c_str(), "root");
       if (!grammar.empty() && !gs) throw UserError("sampleRows: the grammar is not valid GBNF");
-      TokenSampler s(gs, so, static_cast<uint32_t>(seed));
+      TokenSampler s(*model, gs, so, static_cast<uint32_t>(seed));
       for (size_t r = 0; r < n_rows; r++) {
         const float* row = rows + r * nv;
         tokens[r] = whole ? s.sample_whole_vocabulary(row, nv) : s.sample(row, nv, largest_abs[r]);

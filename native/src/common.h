@@ -42,6 +42,10 @@ struct ModelState {
   // llama.cpp keeps the set of loaded adapters in the model and reads it when contexts build
   // graphs, so adapter load/free and every decode on this model's contexts are serialised here.
   std::mutex mutex;
+  // The tokens a grammar can accept in the middle of a UTF-8 character, found once on first use
+  // (samplers.h: mid_char_tokens).
+  mutable std::once_flag mid_char_once;
+  mutable std::vector<llama_token> mid_char;
 
   ~ModelState();
   // Throws UserError naming `what` when the model was disposed (see Pinned).

@@ -31,7 +31,7 @@ TokenSamplerPtr make_sampler(const ModelState& m, const GenerateOptions& opt, si
       throw UserError("generate: " + which + " is not valid GBNF (" + take_llama_errors() + "); it needs a `root` rule");
     }
   }
-  return std::make_unique<TokenSampler>(g, SamplingOptions{opt.temperature, opt.top_k, opt.top_p, opt.min_p}, seed);
+  return std::make_unique<TokenSampler>(m, g, SamplingOptions{opt.temperature, opt.top_k, opt.top_p, opt.min_p}, seed);
 }
 
 struct Slot {

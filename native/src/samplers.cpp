@@ -99,8 +99,37 @@ void best_tokens(const float* x, int32_t n, size_t k, std::vector<llama_token_da
 
 }  // namespace
 
-TokenSampler::TokenSampler(llama_sampler* grammar, const SamplingOptions& o, uint32_t seed)
-    : grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {
+const std::vector<llama_token>& mid_char_tokens(const ModelState& m) {
+  std::call_once(m.mid_char_once, [&m] {
+    for (llama_token t = 0; t < m.n_vocab; t++) {
+      // The piece llama.cpp's grammar reads: token_to_piece with special tokens rendered.
+      const std::string piece = token_piece(m, t, true);
+      if (llama_vocab_is_eog(m.vocab, t) || (!piece.empty() && (static_cast<uint8_t>(piece[0]) >> 6) == 2)) m.mid_char.push_back(t);
+    }
+  });
+  return m.mid_char;
+}
+
+int utf8_remaining_after(int n_remain, const std::string& piece) {
+  // Sequence length by the high 4 bits of a first byte; 0 for a continuation byte (invalid there).
+  static const int kLength[16] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 3, 4};
+  size_t i = 0;
+  const size_t end = std::min(piece.size(), piece.find('\0'));
+  for (; i < end && n_remain > 0; i++, n_remain--) {
+    if ((static_cast<uint8_t>(piece[i]) >> 6) != 2) return -1;
+  }
+  while (i < end) {
+    n_remain = kLength[static_cast<uint8_t>(piece[i]) >> 4] - 1;
+    if (n_remain < 0) return -1;
+    // decode_utf8 takes the next n_remain bytes as this character's without checking them.
+    for (i++; i < end && n_remain > 0; i++) n_remain--;
+  }
+  return n_remain;
+}
+
+TokenSampler::TokenSampler(const ModelState& m, llama_sampler* grammar, const SamplingOptions& o, uint32_t seed)
+    : model_(m),
+      grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {
   if (o.temperature <= 0.f) {
     llama_sampler_chain_add(chain_.get(), llama_sampler_init_greedy());
     k_ = 1;
@@ -131,12 +160,17 @@ llama_token TokenSampler::pick(std::vector<llama_token_data>& cur, bool sorted) 
     throw UserError("generate: no token can be sampled here (the grammar admits none: it can neither continue nor end; or every logit is -inf); check the grammar");
   }
   const llama_token t = a.data[a.selected].id;
-  if (grammar_) llama_sampler_accept(grammar_.get(), t);
+  if (grammar_) {
+    llama_sampler_accept(grammar_.get(), t);
+    // The grammar ends at an EOG token without reading its piece.
+    if (!llama_vocab_is_eog(model_.vocab, t)) utf8_remain_ = utf8_remaining_after(utf8_remain_, token_piece(model_, t, true));
+  }
   llama_sampler_accept(chain_.get(), t);
   return t;
 }
 
 llama_token TokenSampler::sample(const float* x, int32_t n, float largest_abs) {
+  if (grammar_ && utf8_remain_ > 0) return sample_mid_char(x, n, largest_abs);
   if (fast_path_allowed(n, largest_abs)) {
     const size_t k = static_cast<size_t>(k_);
     if (!grammar_) {
@@ -160,6 +194,30 @@ llama_token TokenSampler::sample(const float* x, int32_t n, float largest_abs) {
     }
   }
   return sample_whole_vocabulary(x, n);
+}
+
+llama_token TokenSampler::sample_mid_char(const float* x, int32_t n, float largest_abs) {
+  best_.clear();
+  for (llama_token t : mid_char_tokens(model_)) best_.push_back({t, x[t], 0.f});
+  llama_token_data_array a{best_.data(), best_.size(), -1, false};
+  llama_sampler_apply(grammar_.get(), &a);  // every token not in best_ it would reject
+  if (fast_path_allowed(n, largest_abs)) {
+    cur_.clear();
+    for (const llama_token_data& d : best_) {
+      if (d.logit != -INFINITY) cur_.push_back(d);
+    }
+    const size_t k = static_cast<size_t>(k_);
+    if (cur_.size() >= k) {
+      std::partial_sort(cur_.begin(), cur_.begin() + static_cast<std::ptrdiff_t>(k), cur_.end(), better);
+      cur_.resize(k);
+      return pick(cur_, true);
+    }
+  }
+  // The row sample_whole_vocabulary would give the chain, the grammar's verdicts in place.
+  cur_.resize(static_cast<size_t>(n));
+  for (int32_t j = 0; j < n; j++) cur_[j] = {j, -INFINITY, 0.f};
+  for (const llama_token_data& d : best_) cur_[d.id].logit = d.logit;
+  return pick(cur_, false);
 }
 
 llama_token TokenSampler::sample_whole_vocabulary(const float* x, int32_t n) {

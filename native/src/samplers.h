@@ -16,6 +16,14 @@
 // parallel sequences). Equal maxima are ordered by token id, as greedy orders them. Where the fast
 // path cannot be sure of the same candidates (fewer than k pass among the best quarter of the
 // vocabulary, or a temperature so small that the guard above would fire), it takes the whole one.
+//
+// In the middle of a UTF-8 character (a token's piece ended in the first bytes of one), llama.cpp's
+// grammar rejects every token whose piece does not start with a continuation byte (10xxxxxx), EOG
+// tokens aside: its decode_utf8 reads such a piece as an invalid sequence, which no grammar stack
+// matches. Only a few hundred tokens of a 128k vocabulary start so, and the best tokens of the row
+// rarely do, so the best-first search would widen to the whole vocabulary and check the grammar
+// on every token (~50 ms a row on llama3-1b). The sampler follows the grammar's UTF-8 state from
+// the pieces it accepts, as decode_utf8 does, and there checks the grammar on those tokens only.
 #pragma once
 #include <memory>
 #include <string>
@@ -24,6 +32,8 @@
 #include "llama.h"
 
 namespace msr {
+
+struct ModelState;
 
 // llama.cpp's temperature sampler, greedy where logits / t would overflow a float.
 llama_sampler* temperature_sampler(float t);
@@ -46,10 +56,21 @@ struct SamplingOptions {
   float min_p = 0.f;
 };
 
+// The EOG tokens and the tokens whose piece (as llama.cpp's grammar reads it) starts with a UTF-8
+// continuation byte, by id: all a grammar can accept in the middle of a character. Found once per
+// model, on first use.
+const std::vector<llama_token>& mid_char_tokens(const ModelState& m);
+
+// How many continuation bytes the character being decoded still needs after `piece` is read from a
+// state needing `n_remain` (0 between characters), as llama.cpp's decode_utf8 counts them; -1 for
+// an invalid sequence. The piece ends at its first NUL byte, as there.
+int utf8_remaining_after(int n_remain, const std::string& piece);
+
 class TokenSampler {
  public:
-  // `grammar` may be null (no grammar); the sampler takes it over.
-  TokenSampler(llama_sampler* grammar, const SamplingOptions& o, uint32_t seed);
+  // `grammar` may be null (no grammar); the sampler takes it over. `m` is the model the grammar
+  // was built for.
+  TokenSampler(const ModelState& m, llama_sampler* grammar, const SamplingOptions& o, uint32_t seed);
 
   // Samples the next token from a row of n_vocab logits (finite or -inf) and accepts it into the
   // grammar and the chain; `largest_abs` is check_row's. Throws UserError when the grammar admits
@@ -61,8 +82,12 @@ class TokenSampler {
  private:
   llama_token pick(std::vector<llama_token_data>& cur, bool sorted);
   bool fast_path_allowed(int32_t n_vocab, float largest_abs) const;
+  // sample() in the middle of a UTF-8 character: the grammar on mid_char_tokens only.
+  llama_token sample_mid_char(const float* logits, int32_t n_vocab, float largest_abs);
 
+  const ModelState& model_;
   SamplerPtr grammar_;
+  int utf8_remain_ = 0;  // the grammar's UTF-8 state: continuation bytes its character still needs
   SamplerPtr chain_;
   int32_t k_ = 0;  // the chain's first truncation: 1 greedy, top_k, 0 none (the whole vocabulary)
   float temperature_ = 0.f;
