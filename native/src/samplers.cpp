@@ -128,8 +128,7 @@ int utf8_remaining_after(int n_remain, const std::string& piece) {
 }
 
 TokenSampler::TokenSampler(const ModelState& m, llama_sampler* grammar, const SamplingOptions& o, uint32_t seed)
-    : model_(m),
-      grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {
+    : model_(m), grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {
   if (o.temperature <= 0.f) {
     llama_sampler_chain_add(chain_.get(), llama_sampler_init_greedy());
     k_ = 1;

@@ -415,4 +415,18 @@ export const LIMIT_CASES: Record<string, CrashCase> = {
       ),
     error: /no token can be sampled here/,
   },
+  "sampleRows: mid-character, the one continuation the grammar admits is -inf": {
+    run: (f) =>
+      withModel(f, async (m) => {
+        // "ꙮ" is three byte tokens here; after the first, only the second can follow.
+        const bytes = Array.from(m.tokenize("ꙮ", { addBos: false })).filter(
+          (t) => m.detokenize(Int32Array.of(t)) === "\uFFFD",
+        );
+        const vocab = m.info.vocabSize;
+        const logits = new Float32Array(2 * vocab);
+        logits[vocab + bytes[1]!] = -Infinity;
+        return devAddon().sampleRows(m.handle(), logits, { temperature: 0.7, topK: 40, grammar: 'root ::= "ꙮ"' });
+      }),
+    error: /no token can be sampled here/,
+  },
 };
