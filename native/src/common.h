@@ -43,7 +43,7 @@ struct ModelState {
   // graphs, so adapter load/free and every decode on this model's contexts are serialised here.
   std::mutex mutex;
   // The tokens a grammar can accept in the middle of a UTF-8 character, found once on first use
-  // (samplers.h: mid_char_tokens).
+  // (samplers.cpp: mid_char_tokens).
   mutable std::once_flag mid_char_once;
   mutable std::vector<llama_token> mid_char;
 

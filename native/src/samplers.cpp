@@ -97,8 +97,9 @@ void best_tokens(const float* x, int32_t n, size_t k, std::vector<llama_token_da
   if (out.size() > k) out.resize(k);
 }
 
-}  // namespace
-
+// The EOG tokens and the tokens whose piece (as llama.cpp's grammar reads it) starts with a UTF-8
+// continuation byte, by id: all a grammar can accept in the middle of a character. Found once per
+// model, on first use.
 const std::vector<llama_token>& mid_char_tokens(const ModelState& m) {
   std::call_once(m.mid_char_once, [&m] {
     for (llama_token t = 0; t < m.n_vocab; t++) {
@@ -110,6 +111,9 @@ const std::vector<llama_token>& mid_char_tokens(const ModelState& m) {
   return m.mid_char;
 }
 
+// How many continuation bytes the character being decoded still needs after `piece` is read from a
+// state needing `n_remain` (0 between characters), as llama.cpp's decode_utf8 counts them; -1 for
+// an invalid sequence. The piece ends at its first NUL byte, as there.
 int utf8_remaining_after(int n_remain, const std::string& piece) {
   // Sequence length by the high 4 bits of a first byte; 0 for a continuation byte (invalid there).
   static const int kLength[16] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 3, 4};
@@ -126,6 +130,8 @@ int utf8_remaining_after(int n_remain, const std::string& piece) {
   }
   return n_remain;
 }
+
+}  // namespace
 
 TokenSampler::TokenSampler(const ModelState& m, llama_sampler* grammar, const SamplingOptions& o, uint32_t seed)
     : model_(m), grammar_(grammar), chain_(llama_sampler_chain_init(llama_sampler_chain_default_params())), temperature_(o.temperature) {

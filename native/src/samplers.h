@@ -56,16 +56,6 @@ struct SamplingOptions {
   float min_p = 0.f;
 };
 
-// The EOG tokens and the tokens whose piece (as llama.cpp's grammar reads it) starts with a UTF-8
-// continuation byte, by id: all a grammar can accept in the middle of a character. Found once per
-// model, on first use.
-const std::vector<llama_token>& mid_char_tokens(const ModelState& m);
-
-// How many continuation bytes the character being decoded still needs after `piece` is read from a
-// state needing `n_remain` (0 between characters), as llama.cpp's decode_utf8 counts them; -1 for
-// an invalid sequence. The piece ends at its first NUL byte, as there.
-int utf8_remaining_after(int n_remain, const std::string& piece);
-
 class TokenSampler {
  public:
   // `grammar` may be null (no grammar); the sampler takes it over. `m` is the model the grammar
@@ -82,7 +72,7 @@ class TokenSampler {
  private:
   llama_token pick(std::vector<llama_token_data>& cur, bool sorted);
   bool fast_path_allowed(int32_t n_vocab, float largest_abs) const;
-  // sample() in the middle of a UTF-8 character: the grammar on mid_char_tokens only.
+  // sample() in the middle of a UTF-8 character: the grammar on the tokens that can pass there.
   llama_token sample_mid_char(const float* logits, int32_t n_vocab, float largest_abs);
 
   const ModelState& model_;
