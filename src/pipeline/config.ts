@@ -371,7 +371,7 @@ export const PRESETS: Record<"paper" | "demo" | "tiny", RunConfigInput> = {
     },
     infer: { maxTokens: 128, batchSize: 16, users: 0, constrained: true },
     // GRPO is off (the demo already takes its 10 minutes without it); `msr-rec demo --rl` turns
-    // it on: 100 steps of 4 samples × 2 sides × 8 completions, about 7 minutes more on 2 cores.
+    // it on: 100 steps of 4 samples × 2 sides × 8 completions, about 6 minutes more on 2 cores.
     // The tiny model needs the steps: 12 of them moved seed 42's fused HitRatio@1 by one test user,
     // 100 by five (docs/pipeline.md); 3e-3 over-fitted the 32 validation users, 5e-4 moved less.
     rl: { steps: 100, group: 8, usersPerStep: 4, learningRate: 1e-3, evalEvery: 10 },
