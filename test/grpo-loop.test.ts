@@ -108,6 +108,24 @@ describe("GRPO loop", () => {
     expect(readFileSync(join(dir, "killed.gguf")).equals(readFileSync(join(dir, "full.gguf")))).toBe(true);
   }, 300_000);
 
+  it("trains without a reference policy when beta is 0, and logs no KL", async () => {
+    const policy = createTrainer(model, trainerOptions);
+    try {
+      const before = policy.paramNames().map((n) => policy.getParam(n).slice());
+      await runGrpo(model, policy, null, { ...options("noref"), beta: 0, steps: 2 });
+      const steps = lines("noref").filter((l) => l.type === "step");
+      expect(steps.map((l) => l.step)).toEqual([1, 2]);
+      for (const s of steps) {
+        expect(s.loss).not.toBeNull();
+        expect(s.kl).toBeNull();
+      }
+      const moved = policy.paramNames().some((n, i) => policy.getParam(n).some((v, j) => v !== before[i]![j]));
+      expect(moved).toBe(true);
+    } finally {
+      policy.dispose();
+    }
+  }, 300_000);
+
   it("seeds each step's generation differently and the same on every run", () => {
     expect(stepSeed(3, 1)).toBe(stepSeed(3, 1));
     expect(new Set([1, 2, 3, 4].map((s) => stepSeed(3, s))).size).toBe(4);

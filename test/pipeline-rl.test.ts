@@ -54,6 +54,7 @@ describe.skipIf(missing !== null)("pipeline rl stage (tiny)", () => {
     for (const n of ["MSR-Rec + GRPO", "MSR-Rec + GRPO (user)", "MSR-Rec + GRPO (item)"]) expect(names).toContain(n);
     const grpo = s.metrics!.rows.find((r) => r.name === "MSR-Rec + GRPO")!;
     expect(grpo.kind).toBe("msr");
+    expect(grpo.note).toContain(`KL ${on.rl.beta} to the SFT adapter`);
     expect(grpo.users).toBe(s.metrics!.rows.find((r) => r.name === "MSR-Rec")!.users);
     const html = readFileSync(L.report, "utf8");
     expect(html).toContain("Reinforcement refinement (GRPO)");

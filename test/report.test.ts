@@ -10,6 +10,7 @@ import { renderReport, type ReportData } from "../src/report/html.js";
 import { fuseByPerplexity } from "../src/infer/fusion.js";
 import type { MetricsRow, PredictionRecord, TrainLogLine } from "../src/run/results.js";
 import { renderResultsMarkdown } from "../src/run/results.js";
+import type { GrpoLogLine } from "../src/train/grpo.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 
@@ -256,6 +257,37 @@ describe("report.html", () => {
     });
     expect(bare).toContain("no training log");
     expect(bare).toContain("sweep not run");
+  });
+
+  it("draws GRPO's curves, and says the KL was not measured when the run had no KL penalty", () => {
+    const rlLog = (kl: (s: number) => number | null): GrpoLogLine[] => [
+      { type: "valid", step: 0, hitRatio: 0.2, best: true },
+      ...[1, 2, 3].map((step) => ({
+        type: "step" as const,
+        step,
+        reward: 0.1 * step,
+        hitRate: 0.05 * step,
+        validRate: 0.8,
+        formatRate: 1,
+        length: 40 + step,
+        groupsUsed: 4,
+        loss: 0.01,
+        kl: kl(step),
+        entropy: 0.5,
+        seconds: 1,
+      })),
+      { type: "valid", step: 3, hitRatio: 0.3, best: true },
+    ];
+    const grpo = (h: string) => svgs(h.slice(h.indexOf("Reinforcement refinement (GRPO)")));
+    const withKl = grpo(renderReport({ ...fixture(), rlLog: rlLog((s) => 0.001 * s) }));
+    const noKl = grpo(renderReport({ ...fixture(), rlLog: rlLog(() => null) }));
+    const kl = (p: ReturnType<typeof svgs>) => p.find((x) => x.svg.includes("KL to the SFT adapter"))!;
+    expect(kl(withKl).empty).toBe(false);
+    expect(kl(withKl).marks).toBeGreaterThan(0);
+    expect(kl(noKl).empty).toBe(true);
+    expect(kl(noKl).svg).toContain("rl.beta is 0");
+    // Every other GRPO curve is drawn either way.
+    for (const p of [withKl, noKl]) expect(p.filter((x) => !x.empty && x.marks > 0).length).toBeGreaterThanOrEqual(4);
   });
 
   it("falls back to the constrained answers' agreement when no free-form pair is valid", () => {

@@ -37,9 +37,11 @@ export interface InferVariant {
 export const TALLREC_NOTE =
   "instruction tuning without reasoning on TALLRec's Alpaca prompt, with the choose-one-candidate instruction (TALLRec itself asks yes/no about one item); trained like w/o reason; no reasoning to score";
 
-/** What the GRPO row is. */
-export const GRPO_NOTE =
-  "the MSR-Rec adapter refined by GRPO after SFT (the rl stage: rule rewards on the ground-truth title, KL to the SFT adapter), the best step by validation HitRatio@1";
+/** What the GRPO row is, with the run's KL weight (rl.beta). */
+export function grpoNote(beta: number): string {
+  const kl = beta > 0 ? `KL ${beta} to the SFT adapter` : "no KL penalty";
+  return `the MSR-Rec adapter refined by GRPO after SFT (the rl stage: rule rewards on the ground-truth title, ${kl}), the best step by validation HitRatio@1`;
+}
 
 /** Why `w/o reason` has no reasoning metrics. */
 export const WITHOUT_REASONING_NOTE =
@@ -69,7 +71,7 @@ export function inferVariants(c: RunConfig): InferVariant[] {
           mode: "bidirectional",
           prefix: "reasoning",
           reasoning: true,
-          note: GRPO_NOTE,
+          note: grpoNote(c.rl.beta),
         });
       if (c.ablations.full)
         out.push({

@@ -105,7 +105,9 @@ function rlPlots(log: readonly GrpoLogLine[]): string[] {
       over("hit rate", (l) => l.hitRate),
       over("valid rate", (l) => l.validRate),
     ]),
-    lineChart("KL to the SFT adapter per step", "step", "KL (k3, mean per token)", [over("KL", (l) => l.kl)]),
+    steps.some((l) => l.kl !== null)
+      ? lineChart("KL to the SFT adapter per step", "step", "KL (k3, mean per token)", [over("KL", (l) => l.kl)])
+      : emptyPlot("KL to the SFT adapter per step", "not measured: rl.beta is 0, so there is no reference policy"),
     lineChart("Entropy per step", "step", "entropy (nats per token)", [over("entropy", (l) => l.entropy)]),
     lineChart("Response length per step", "step", "generated tokens", [over("length", (l) => l.length)]),
     lineChart("Validation HitRatio@1 (both sides, greedy)", "step", "HitRatio@1", [

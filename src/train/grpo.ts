@@ -69,6 +69,7 @@ export type GrpoLogLine =
       groupsUsed: number;
       /** Of the policy step (null when no group was used and nothing was updated). */
       loss: number | null;
+      /** To the reference policy; null when nothing was updated or there is none (beta 0). */
       kl: number | null;
       entropy: number | null;
       seconds: number;
@@ -182,13 +183,14 @@ export async function runGrpo(
       length: outs.reduce((a, g) => a + g.tokens.length, 0) / outs.length,
       groupsUsed,
       loss: stats?.loss ?? null,
-      kl: stats?.kl ?? null,
+      // Measured only against a reference policy (beta > 0).
+      kl: reference && o.beta > 0 ? (stats?.kl ?? null) : null,
       entropy: stats?.entropy ?? null,
       seconds: (performance.now() - t0) / 1000,
     };
     line(entry);
     log(
-      `[rl] step ${step}/${o.steps}: reward ${entry.reward.toFixed(3)}  hit ${entry.hitRate.toFixed(3)}  valid ${entry.validRate.toFixed(3)}  KL ${(entry.kl ?? 0).toFixed(4)}  groups ${groupsUsed}/${prompts.length}`,
+      `[rl] step ${step}/${o.steps}: reward ${entry.reward.toFixed(3)}  hit ${entry.hitRate.toFixed(3)}  valid ${entry.validRate.toFixed(3)}${entry.kl === null ? "" : `  KL ${entry.kl.toFixed(4)}`}  groups ${groupsUsed}/${prompts.length}`,
     );
     if (step % o.evalEvery === 0 || step === o.steps) {
       const v = await o.validate(lora);

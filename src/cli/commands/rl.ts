@@ -30,7 +30,9 @@ function number(flag: string, v: string | undefined): number | undefined {
 export function register(program: Command): void {
   program
     .command("rl")
-    .description("refine a run's SFT adapter with GRPO (the rl stage alone): rule rewards, KL to the SFT adapter")
+    .description(
+      "refine a run's SFT adapter with GRPO (the rl stage alone): rule rewards, optional KL to the SFT adapter",
+    )
     .option("--config <file>", "run config JSON")
     .option("--preset <name>", "paper | demo | tiny, when no --config is given", "paper")
     .option("--run-dir <dir>", "override the config's runDir")
