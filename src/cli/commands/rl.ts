@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .option("--steps <n>", "optimizer steps (rl.steps)")
     .option("--group <n>", "completions per prompt, G (rl.group)")
     .option("--lr <x>", "learning rate (rl.learningRate)")
-    .option("--beta <x>", "KL coefficient (rl.beta)")
+    .option("--beta <x>", "KL coefficient to the SFT adapter (rl.beta; 0: no KL, no reference pass)")
     .option("--fresh", "start over instead of continuing a killed run")
     .action(async (o: RlCliOptions) => {
       const base = resolveCliConfig(o);
