@@ -102,6 +102,8 @@ export async function runGrpo(
   const line = (l: GrpoLogLine) => appendFileSync(o.logPath, JSON.stringify(l) + "\n");
   const live = await trainer.liveAdapter();
   const lora = [{ adapter: live, scale: 1 }];
+  // The reference policy scores the rollouts only for a KL penalty; without one no KL is measured.
+  const klReference = o.beta > 0 ? reference : null;
   // The trainer writes its files whole or not at all (temp file, fsync, rename).
   const saveBest = () => trainer.saveAdapter(o.adapterPath);
   const checkpoint = (st: GrpoState) => trainer.saveCheckpoint(o.checkpointPath, JSON.stringify(st));
@@ -166,11 +168,11 @@ export async function runGrpo(
     let stats: { loss: number; kl: number; entropy: number } | null = null;
     // Nothing to learn when every used completion is empty (the policy step would refuse it).
     if (completionTokens > 0) {
-      if (reference && o.beta > 0) {
-        const ref = await reference.evaluatePolicy(samples, pol);
+      if (klReference) {
+        const ref = await klReference.evaluatePolicy(samples, pol);
         samples.forEach((s, i) => (s.refLogprobs = ref.logprobs[i]!));
       }
-      stats = await trainer.policyStep(samples, { ...pol, beta: reference ? o.beta : 0 });
+      stats = await trainer.policyStep(samples, { ...pol, beta: klReference ? o.beta : 0 });
     }
     const mean = (f: (p: RewardParts) => number) => parts.reduce((a, p) => a + f(p), 0) / parts.length;
     const entry: GrpoLogLine = {
@@ -183,8 +185,7 @@ export async function runGrpo(
       length: outs.reduce((a, g) => a + g.tokens.length, 0) / outs.length,
       groupsUsed,
       loss: stats?.loss ?? null,
-      // Measured only against a reference policy (beta > 0).
-      kl: reference && o.beta > 0 ? (stats?.kl ?? null) : null,
+      kl: klReference ? (stats?.kl ?? null) : null,
       entropy: stats?.entropy ?? null,
       seconds: (performance.now() - t0) / 1000,
     };
